@@ -1,0 +1,52 @@
+"""User-facing errors.
+
+Every failure a user can cause or meet is one of these types. The CLI prints ``message`` and
+``hint`` as one paragraph and exits with ``exit_code`` (2: the user asked for something that
+cannot be, 1: onnxviz could not do what was asked), so scripts and CI can tell them apart.
+"""
+
+from __future__ import annotations
+
+
+class OnnxvizError(Exception):
+    """Base class: a message written for the user, and what to do about it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\nHint: {self.hint}"
+
+
+class UsageError(OnnxvizError):
+    """The request itself is wrong: bad option value, unknown node, unreadable file."""
+
+    exit_code = 2
+
+
+class ModelLoadError(UsageError):
+    """The ONNX file is missing, corrupt, truncated, or its external data cannot be found."""
+
+
+class UnknownNodeError(UsageError):
+    """``--node`` matched nothing (or more than one thing) in the graph."""
+
+
+class ImageError(UsageError):
+    """The image cannot be read, or its shape does not fit the model input."""
+
+
+class UnsupportedOpError(OnnxvizError):
+    """An op on the signal path has no inverse rule (or not for these attributes)."""
+
+
+class DeviceError(OnnxvizError):
+    """The requested execution device is not usable on this machine."""
+
+
+class InferenceError(OnnxvizError):
+    """onnxruntime refused to build or run a session."""

@@ -1,0 +1,6 @@
+"""The inverse-graph builder (deconvnet, guided backprop, saliency) and its op rules."""
+
+from onnxviz.inverse.builder import PROJECTION, SEED, InverseGraph, build_inverse, signal_path
+from onnxviz.inverse.context import MODES
+
+__all__ = ["MODES", "PROJECTION", "SEED", "InverseGraph", "build_inverse", "signal_path"]

@@ -1,0 +1,131 @@
+"""The transposer: one builder for deconvnet, guided backprop and saliency.
+
+It walks the forward graph backwards from the target tensor along the signal path, asks each
+node's rule for the signal of its inputs, and sums the signals of tensors that fan out in the
+forward graph (residual branches, Concat inputs reused…). The result is a standalone ONNX model:
+
+    inputs : seed (K, *target per-image shape), and the forward tensors the rules read (batch 1)
+    output : projection (K, *input per-image shape), in the model's input layout
+
+The modes differ only inside the ReLU-family rule (see ``rules/activation.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+from onnx import TensorProto, helper
+
+from onnxviz.errors import UnsupportedOpError
+from onnxviz.inverse.context import BATCH, FORMS, MODES, InverseContext
+from onnxviz.inverse.rules import RULES
+from onnxviz.inverse.rules.pool import switches_name
+from onnxviz.model import ModelGraph
+
+INVERSE_OPSET = 17
+INVERSE_IR_VERSION = 8
+SEED = "seed"
+PROJECTION = "projection"
+
+
+@dataclass
+class InverseGraph:
+    """An inverse model plus what the forward run must hand it."""
+
+    model: onnx.ModelProto
+    target: str
+    mode: str
+    forward_tensors: list[str]
+    switches: dict[str, str]  # MaxPool node name -> tensor holding its argmax indices
+
+
+def signal_path(graph: ModelGraph, target: str) -> list[onnx.NodeProto]:
+    """Nodes between the input and ``target`` that carry the image's signal, in topological order."""
+    on_path: set[str] = set()
+    stack = [target]
+    seen: set[str] = set()
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen or tensor == graph.input_name:
+            continue
+        seen.add(tensor)
+        node = graph.producer.get(tensor)
+        if node is None or tensor not in graph.signal:
+            continue
+        on_path.add(node.name)
+        stack.extend(node.input[i] for i in graph.signal_inputs(node))
+    return [n for n in graph.nodes if n.name in on_path]
+
+
+def build_inverse(graph: ModelGraph, target: str, input_shape: tuple[int, ...], mode: str = "deconvnet",
+                  form: str = "cpu", lrn: str = "exact") -> InverseGraph:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}")
+    shapes = dict(graph.shapes(input_shape))
+    ctx = InverseContext(graph=graph, shapes=shapes, mode=mode, form=form, lrn=lrn)
+    path = signal_path(graph, target)
+    if not path:
+        raise UnsupportedOpError(f"'{target}' is not computed from the image input.")
+    grads: dict[str, list[str]] = {target: [SEED]}
+    switches: dict[str, str] = {}
+    for node in reversed(path):
+        out_grads = [_sum(ctx, node, grads.get(o)) for o in node.output]
+        if all(g is None for g in out_grads):
+            continue
+        rule = RULES.get(node.op_type)
+        if rule is None:
+            raise _no_rule(graph, node, target)
+        ctx.begin(node)
+        in_grads = rule(ctx, node, out_grads)
+        if node.op_type == "MaxPool":
+            switches[node.name] = switches_name(node)
+        for tensor, g in zip(node.input, in_grads, strict=False):
+            if g is not None and tensor in graph.signal:
+                grads.setdefault(tensor, []).append(g)
+    final = _sum(ctx, path[0], grads.get(graph.input_name))
+    if final is None:
+        raise UnsupportedOpError(f"No signal reaches the input from '{target}'.")
+    ctx.nodes.append(helper.make_node("Identity", [final], [PROJECTION], name="projection"))
+    model = _assemble(ctx, graph, target, input_shape)
+    return InverseGraph(model=model, target=target, mode=mode, forward_tensors=list(ctx.forward_inputs),
+                        switches=switches)
+
+
+def _sum(ctx: InverseContext, node: onnx.NodeProto, terms: list[str] | None) -> str | None:
+    if not terms:
+        return None
+    if len(terms) == 1:
+        return terms[0]
+    ctx.begin(node)
+    return ctx.op("Sum", terms)
+
+
+def _assemble(ctx: InverseContext, graph: ModelGraph, target: str, input_shape: tuple[int, ...]) -> onnx.ModelProto:
+    seed = helper.make_tensor_value_info(SEED, TensorProto.FLOAT, [BATCH, *ctx.shape(target)[1:]])
+    output = helper.make_tensor_value_info(PROJECTION, TensorProto.FLOAT, [BATCH, *input_shape[1:]])
+    inverse = helper.make_graph(
+        ctx.nodes, f"inverse of {target}", [seed, *ctx.forward_inputs.values()], [output],
+        initializer=list(ctx.initializers.values()),
+    )
+    model = helper.make_model(inverse, opset_imports=[helper.make_opsetid("", INVERSE_OPSET)],
+                              producer_name="onnxviz")
+    model.ir_version = INVERSE_IR_VERSION
+    meta = model.metadata_props.add()
+    meta.key, meta.value = "onnxviz.mode", ctx.mode
+    return model
+
+
+def _no_rule(graph: ModelGraph, node: onnx.NodeProto, target: str) -> UnsupportedOpError:
+    upstream = {t for t in node.input if t}
+    ancestors = graph.ancestors(upstream)
+    candidates = [layer.alias for layer in graph.layers
+                  if graph.producer.get(layer.tensor) is not None and graph.producer[layer.tensor].name in ancestors]
+    hint = f"Project from '{candidates[-1]}' or an earlier layer instead." if candidates else "Project from an earlier layer."
+    return UnsupportedOpError(
+        f"Unsupported op {node.op_type} (node '{node.name}') on the path from '{target}' back to the "
+        "input: onnxviz has no inverse rule for it.",
+        hint,
+    )

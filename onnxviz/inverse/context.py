@@ -1,0 +1,147 @@
+"""The emitter the inverse rules write into.
+
+A rule sees the forward node and the backward signal ``g`` of each output (batch K, the
+projections being made at once) and asks the context for what it needs: weights (shared by
+name with the forward graph), forward tensors (an input of the inverse graph, batch 1, fed from
+the forward run), and fresh nodes. Node names keep the forward node's name so a user reading
+``inverse.onnx`` in Netron can tell which layer each part undoes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxviz.errors import UnsupportedOpError
+from onnxviz.model import ModelGraph, node_attr
+
+MODES = ("deconvnet", "guided", "saliency")
+FORMS = ("cpu", "portable")
+BATCH = "K"
+
+
+@dataclass
+class InverseContext:
+    """Collects the inverse graph while the builder walks the forward graph backwards.
+
+    ``form`` picks between equivalent emissions: ``cpu`` uses the ops onnxruntime's CPU provider
+    runs best (MaxUnpool, ConvTranspose with its own pads); ``portable`` avoids the ops the CUDA
+    provider lacks or sends back to the CPU (MaxUnpool, asymmetric ConvTranspose pads).
+    """
+
+    graph: ModelGraph
+    shapes: dict[str, tuple[int, ...]]
+    mode: str
+    form: str = "cpu"
+    lrn: str = "exact"
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    initializers: dict[str, TensorProto] = field(default_factory=dict)
+    forward_inputs: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
+    _used: set[str] = field(default_factory=set)
+    _node_prefix: str = "inverse"
+
+    # -- naming ---------------------------------------------------------------------------------
+
+    def begin(self, node: onnx.NodeProto) -> None:
+        self._node_prefix = f"{node.name}/inverse"
+
+    def fresh(self, hint: str) -> str:
+        base = f"{self._node_prefix}/{hint}"
+        name, i = base, 1
+        while name in self._used or name in self.graph.producer or name in self.graph.constants:
+            i += 1
+            name = f"{base}_{i}"
+        self._used.add(name)
+        return name
+
+    # -- emission -------------------------------------------------------------------------------
+
+    def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs) -> str:
+        """Add one node; returns its (first) output name."""
+        names = [self.fresh(op_type if outputs == 1 else f"{op_type}:{i}") for i in range(outputs)]
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.nodes.append(helper.make_node(op_type, inputs, names, name=self.fresh(f"{op_type}#node"), **attrs))
+        return names[0]
+
+    def const(self, value: np.ndarray | list | float | int, hint: str = "const", dtype=None) -> str:
+        array = np.asarray(value, dtype=dtype)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        name = self.fresh(hint)
+        self.initializers[name] = numpy_helper.from_array(array, name)
+        return name
+
+    def ints(self, values: list[int] | tuple[int, ...], hint: str = "shape") -> str:
+        return self.const(np.asarray(values, dtype=np.int64), hint)
+
+    def weight(self, tensor: str, node: onnx.NodeProto) -> str:
+        """A constant of the forward graph, under its own name: the inverse shares the weights."""
+        if tensor not in self.graph.constants:
+            raise UnsupportedOpError(
+                f"{node.op_type} node '{node.name}' takes '{tensor}' from the image path, not from a "
+                "constant; onnxviz can only invert it with constant weights.",
+                "Project from a layer before this node.",
+            )
+        return self.forward(tensor)
+
+    def constant(self, tensor: str) -> np.ndarray | None:
+        return self.graph.constants.get(tensor) if tensor else None
+
+    def forward(self, tensor: str, dtype: int = TensorProto.FLOAT) -> str:
+        """A forward tensor as seen by the inverse: shared constant, or an input fed (batch 1) by the
+        forward run."""
+        if tensor in self.graph.constants:
+            if tensor not in self.initializers:
+                self.initializers[tensor] = numpy_helper.from_array(self.graph.constants[tensor], tensor)
+            return tensor
+        if tensor not in self.forward_inputs:
+            self.forward_inputs[tensor] = helper.make_tensor_value_info(tensor, dtype, list(self.shapes[tensor]))
+        return tensor
+
+    # -- shapes ---------------------------------------------------------------------------------
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        try:
+            return self.shapes[tensor]
+        except KeyError:
+            raise UnsupportedOpError(f"The shape of tensor '{tensor}' is unknown.") from None
+
+    def sample_shape(self, tensor: str) -> tuple[int, ...]:
+        """Shape without the batch axis: the signal has batch K where the forward has 1."""
+        return self.shape(tensor)[1:]
+
+    def reshape_to(self, g: str, tensor: str) -> str:
+        return self.op("Reshape", [g, self.ints([-1, *self.sample_shape(tensor)])])
+
+    def zeros_like_signal(self, like: str, tensor: str) -> str:
+        """Zeros shaped (K, *sample_shape(tensor)), K taken from the signal ``like`` at run time."""
+        batch = self.op("Slice", [self.op("Shape", [like]), self.ints([0]), self.ints([1])])
+        full = self.op("Concat", [batch, self.ints(list(self.sample_shape(tensor)))], axis=0)
+        return self.op("ConstantOfShape", [full], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+
+    def add_all(self, terms: list[str]) -> str:
+        return terms[0] if len(terms) == 1 else self.op("Sum", terms)
+
+    def reduce_to(self, g: str, out_tensor: str, in_tensor: str) -> str:
+        """Sum ``g`` (shaped like out_tensor) over the axes the forward broadcast ``in_tensor`` along."""
+        out_shape = self.shape(out_tensor)
+        in_shape = self.shape(in_tensor)
+        padded = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
+        axes = [a for a in range(1, len(out_shape)) if padded[a] == 1 and out_shape[a] != 1]
+        if axes:
+            g = self.op("ReduceSum", [g, self.ints(axes, "axes")], keepdims=1)
+        if len(padded) != len(in_shape) or axes:
+            g = self.reshape_to(g, in_tensor)
+        return g
+
+    def unsupported(self, node: onnx.NodeProto, reason: str) -> UnsupportedOpError:
+        return UnsupportedOpError(
+            f"{node.op_type} node '{node.name}' cannot be inverted: {reason}.",
+            "Project from a layer before this node (see `onnxviz layers MODEL`).",
+        )
+
+    def attr(self, node: onnx.NodeProto, name: str, default=None):
+        return node_attr(node, name, default)

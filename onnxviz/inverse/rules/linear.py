@@ -1,0 +1,131 @@
+"""Linear ops: their adjoint is the same in every mode.
+
+* BatchNormalization (inference): ``x̄ = ȳ·γ/√(σ²+ε)`` per channel.
+* Add/Sum/Sub: ``ȳ`` to each input on the image path (``−ȳ`` for Sub's second), summed over the
+  axes the forward broadcast that input along.
+* Mul/Div: ``ȳ·b`` and ``ȳ/b``; when both factors are on the path (squeeze-excitation, SiLU
+  written as ``x·σ(x)``) each gets the other's forward value: the product rule.
+* Gemm: ``Ā = α·ȳ·B'ᵀ`` (with ``B' = Bᵀ`` under transB); MatMul: ``Ā = ȳ·Bᵀ``.
+* Softmax/LogSoftmax inside the path: their exact Jacobian-transpose products.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from onnxviz.inverse.context import InverseContext
+from onnxviz.inverse.rules.registry import register
+
+
+def _on_path(ctx: InverseContext, tensor: str) -> bool:
+    return bool(tensor) and tensor in ctx.graph.signal
+
+
+@register("BatchNormalization")
+def batch_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    assert g is not None
+    scale, var = ctx.constant(node.input[1]), ctx.constant(node.input[4])
+    if scale is None or var is None:
+        raise ctx.unsupported(node, "its scale or variance is not constant")
+    eps = float(ctx.attr(node, "epsilon", 1e-5))
+    factor = (scale / np.sqrt(var + eps)).astype(np.float32)
+    rank = len(ctx.shape(node.input[0]))
+    factor = factor.reshape([-1] + [1] * (rank - 2))
+    return [ctx.op("Mul", [g, ctx.const(factor, "bn_factor")]), None, None, None, None]
+
+
+@register("Add", "Sum", "Sub")
+def add_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    assert g is not None
+    out = node.output[0]
+    result: list[str | None] = []
+    for i, tensor in enumerate(node.input):
+        if not _on_path(ctx, tensor):
+            result.append(None)
+            continue
+        term = ctx.op("Neg", [g]) if node.op_type == "Sub" and i == 1 else g
+        result.append(ctx.reduce_to(term, out, tensor))
+    return result
+
+
+@register("Mul")
+def mul_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    assert g is not None
+    a, b = node.input[0], node.input[1]
+    result: list[str | None] = [None, None]
+    for i, (mine, other) in enumerate(((a, b), (b, a))):
+        if _on_path(ctx, mine):
+            result[i] = ctx.reduce_to(ctx.op("Mul", [g, ctx.forward(other)]), node.output[0], mine)
+    return result
+
+
+@register("Div")
+def div_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    assert g is not None
+    a, b = node.input[0], node.input[1]
+    out = node.output[0]
+    result: list[str | None] = [None, None]
+    if _on_path(ctx, a):
+        result[0] = ctx.reduce_to(ctx.op("Div", [g, ctx.forward(b)]), out, a)
+    if _on_path(ctx, b):
+        quotient = ctx.op("Div", [ctx.forward(out), ctx.forward(b)])
+        result[1] = ctx.reduce_to(ctx.op("Neg", [ctx.op("Mul", [g, quotient])]), out, b)
+    return result
+
+
+@register("Gemm")
+def gemm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    assert g is not None
+    a, b = node.input[0], node.input[1]
+    if _on_path(ctx, b):
+        raise ctx.unsupported(node, "its second operand (the weights) depends on the image")
+    if int(ctx.attr(node, "transA", 0)):
+        raise ctx.unsupported(node, "transA=1 puts the batch on the wrong axis")
+    alpha = float(ctx.attr(node, "alpha", 1.0))
+    trans_b = int(ctx.attr(node, "transB", 0))
+    ga = ctx.op("Gemm", [g, ctx.forward(b)], alpha=alpha if alpha != 1.0 else None, transB=1 - trans_b)
+    return [ga] + [None] * (len(node.input) - 1)
+
+
+@register("MatMul")
+def matmul_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    assert g is not None
+    a, b = node.input[0], node.input[1]
+    if _on_path(ctx, b):
+        raise ctx.unsupported(node, "both operands depend on the image (attention-like products are not supported)")
+    rank_b = len(ctx.shape(b))
+    if rank_b < 2:
+        raise ctx.unsupported(node, "its second operand is a vector")
+    perm = [*range(rank_b - 2), rank_b - 1, rank_b - 2]
+    ga = ctx.op("MatMul", [g, ctx.op("Transpose", [ctx.forward(b)], perm=perm)])
+    return [ctx.reduce_to(ga, node.output[0], a) if len(ctx.shape(a)) != len(ctx.shape(node.output[0])) else ga, None]
+
+
+@register("Softmax", "LogSoftmax")
+def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    assert g is not None
+    rank = len(ctx.shape(node.input[0]))
+    default_axis = -1 if ctx.graph.model.opset_import and _opset(ctx) >= 13 else 1
+    axis = int(ctx.attr(node, "axis", default_axis)) % rank
+    if _opset(ctx) < 13 and axis != rank - 1:
+        raise ctx.unsupported(node, "opset<13 softmax flattens trailing axes; only the last axis is supported")
+    y = ctx.forward(node.output[0])
+    if node.op_type == "Softmax":
+        dot = ctx.op("ReduceSum", [ctx.op("Mul", [g, y]), ctx.ints([axis], "axes")], keepdims=1)
+        return [ctx.op("Mul", [y, ctx.op("Sub", [g, dot])])]
+    total = ctx.op("ReduceSum", [g, ctx.ints([axis], "axes")], keepdims=1)
+    return [ctx.op("Sub", [g, ctx.op("Mul", [ctx.op("Exp", [y]), total])])]
+
+
+def _opset(ctx: InverseContext) -> int:
+    from onnxviz.model import default_opset
+
+    return default_opset(ctx.graph.model)

@@ -1,0 +1,490 @@
+"""ModelGraph: the one in-memory view of an ONNX file that every pipeline works from.
+
+Loading does the work that differs between exporters once, so that the rest of onnxviz sees
+one kind of graph:
+
+* external data is resolved next to the file, and its absence is a clear error;
+* graphs older than opset 8 are upgraded, since MaxPool only gained its ``Indices`` output then;
+* constant subgraphs are folded (old model-zoo graphs make weights with ConstantOfShape/Mul
+  chains, exporters put pads and shapes in Constant nodes), so rules read weights as arrays;
+* the *signal* tensors (those that depend differentiably on the image) are marked, which is what
+  separates the path a projection travels from shape arithmetic such as tf2onnx's
+  Shape→Gather→Concat→Reshape flatten;
+* shapes come from ONNX shape inference, and from one real run where inference gives up.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from onnxviz.errors import ModelLoadError, UnknownNodeError, UsageError
+
+# Ops whose output does not carry the image's signal even when an input does.
+NON_DIFFERENTIABLE_OPS = frozenset(
+    {"Shape", "Size", "NonZero", "ArgMax", "ArgMin", "ConstantOfShape", "EyeLike", "RandomNormalLike",
+     "RandomUniformLike", "Greater", "Less", "Equal", "GreaterOrEqual", "LessOrEqual", "Not", "And",
+     "Or", "Xor", "IsNaN", "IsInf", "Sign", "Round", "Floor", "Ceil"}
+)
+# Ops never folded even when all inputs are constant.
+NON_FOLDABLE_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                              "Multinomial", "Bernoulli", "If", "Loop", "Scan"})
+ACTIVATION_OPS = frozenset(
+    {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu",
+     "Selu", "Softplus", "Celu", "ThresholdedRelu", "Mish", "Gelu"}
+)
+PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "BatchNormalization"})
+MIN_OPSET_FOR_SWITCHES = 8
+UPGRADE_OPSET = 13
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A named place in the graph a user can point ``--node`` at."""
+
+    alias: str
+    node: str
+    op_type: str
+    tensor: str
+
+
+@dataclass
+class ModelGraph:
+    """A loaded, validated, constant-folded ONNX model with lookup tables for the pipelines."""
+
+    model: onnx.ModelProto
+    path: Path | None = None
+    original_opset: int = 0
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    producer: dict[str, onnx.NodeProto] = field(default_factory=dict)
+    consumers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    signal: set[str] = field(default_factory=set)
+    input_name: str = ""
+    input_dims: tuple[int | str | None, ...] = ()
+    output_names: list[str] = field(default_factory=list)
+    layers: list[Layer] = field(default_factory=list)
+    _shape_cache: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = field(default_factory=dict)
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelGraph:
+        path = Path(path)
+        if not path.exists():
+            raise ModelLoadError(f"Model file not found: {path}", "Check the path.")
+        if path.is_dir():
+            raise ModelLoadError(f"{path} is a folder, not an ONNX file.")
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}).",
+                "The file may be truncated or corrupt; export it again.",
+            ) from None
+        if not model.graph.node:
+            raise ModelLoadError(f"{path} holds no graph nodes; it is not an ONNX model or it is empty.")
+        _load_external_data(model, path)
+        return cls.from_proto(model, path)
+
+    @classmethod
+    def from_proto(cls, model: onnx.ModelProto, path: Path | None = None) -> ModelGraph:
+        try:
+            onnx.checker.check_model(model)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
+                "Re-export the model, or fix the graph with onnx tools.",
+            ) from None
+        original_opset = default_opset(model)
+        if original_opset < MIN_OPSET_FOR_SWITCHES:
+            model = _upgrade_opset(model)
+        graph = cls(model=model, path=path, original_opset=original_opset)
+        graph._index()
+        return graph
+
+    def _index(self) -> None:
+        g = self.model.graph
+        self.nodes = _topological_order(g)
+        for i, node in enumerate(self.nodes):
+            if not node.name:
+                node.name = f"{node.op_type}_{i}"
+        self.producer = {o: n for n in self.nodes for o in n.output if o}
+        self.consumers = {}
+        for n in self.nodes:
+            for t in n.input:
+                if t:
+                    self.consumers.setdefault(t, []).append(n)
+        initializer_names = {t.name for t in g.initializer}
+        inputs = [i for i in g.input if i.name not in initializer_names]
+        if len(inputs) != 1:
+            names = ", ".join(i.name for i in inputs) or "none"
+            raise UsageError(
+                f"onnxviz needs a model with exactly one image input; this one has {len(inputs)}: {names}.",
+                "Export the model with the image as its only input.",
+            )
+        self.input_name = inputs[0].name
+        dims = inputs[0].type.tensor_type.shape.dim
+        self.input_dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims)
+        if len(self.input_dims) != 4:
+            raise UsageError(
+                f"The model input '{self.input_name}' has rank {len(self.input_dims)}; onnxviz works on "
+                "image models with a 4-D input (NCHW or NHWC).",
+            )
+        self.output_names = [o.name for o in g.output]
+        self.constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self._fold_constants()
+        self._mark_signal()
+        self.layers = _name_layers(self)
+
+    def _fold_constants(self) -> None:
+        """Evaluate every node whose inputs are all constant, so rules can read them as arrays."""
+        from onnx.reference import ReferenceEvaluator
+
+        for node in self.nodes:
+            if node.op_type == "Constant":
+                self.constants[node.output[0]] = _constant_node_value(node)
+                continue
+            if node.op_type in NON_FOLDABLE_OPS or node.domain not in ("", "ai.onnx"):
+                continue
+            if not all((not t) or t in self.constants for t in node.input):
+                continue
+            try:
+                values = _evaluate_node(ReferenceEvaluator, node, self.constants, default_opset(self.model))
+            except Exception:
+                continue
+            for name, value in zip(node.output, values, strict=False):
+                if name:
+                    self.constants[name] = np.asarray(value)
+
+    def _mark_signal(self) -> None:
+        self.signal = {self.input_name}
+        for node in self.nodes:
+            if node.op_type in NON_DIFFERENTIABLE_OPS:
+                continue
+            if any(t in self.signal for t in node.input if t):
+                for o in node.output:
+                    if o and o not in self.constants:
+                        self.signal.add(o)
+        if node_outputs := [n for n in self.nodes if n.op_type == "MaxPool" and len(n.output) > 1]:
+            for n in node_outputs:
+                self.signal.discard(n.output[1])
+
+    # -- shapes ---------------------------------------------------------------------------------
+
+    @property
+    def layout(self) -> str:
+        """'nhwc' when the input's last axis looks like colour channels, else 'nchw'."""
+        c1, c3 = self.input_dims[1], self.input_dims[3]
+        first_is_transpose = any(
+            n.op_type == "Transpose" and list(_attr(n, "perm", [])) == [0, 3, 1, 2]
+            for n in self.consumers.get(self.input_name, [])
+        )
+        if first_is_transpose or (c3 in (1, 3, 4) and c1 not in (1, 3, 4)):
+            return "nhwc"
+        return "nchw"
+
+    def concrete_input_shape(self, height: int | None = None, width: int | None = None) -> tuple[int, ...]:
+        """The input shape for one image: batch 1, symbolic spatial dims filled in."""
+        dims = list(self.input_dims)
+        dims[0] = 1
+        h_axis, w_axis = (1, 2) if self.layout == "nhwc" else (2, 3)
+        c_axis = 3 if self.layout == "nhwc" else 1
+        for axis, value in ((h_axis, height), (w_axis, width)):
+            if not isinstance(dims[axis], int) or dims[axis] <= 0:
+                if value is None:
+                    raise UsageError(
+                        f"The model input '{self.input_name}' has a free spatial size; give one with --size H,W."
+                    )
+                dims[axis] = value
+        if not isinstance(dims[c_axis], int) or dims[c_axis] <= 0:
+            dims[c_axis] = 3
+        return tuple(int(d) for d in dims)  # type: ignore[arg-type]
+
+    def shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Full static shapes (batch 1) of every tensor for this input shape, cached."""
+        if input_shape in self._shape_cache:
+            return self._shape_cache[input_shape]
+        shapes = _inferred_shapes(self.model, self.input_name, input_shape)
+        wanted = [t for t in self.signal if t not in shapes]
+        if wanted:
+            shapes.update(_shapes_from_run(self.model, self.input_name, input_shape, wanted))
+        shapes[self.input_name] = input_shape
+        for name, value in self.constants.items():
+            shapes[name] = tuple(value.shape)
+        self._shape_cache[input_shape] = shapes
+        return shapes
+
+    # -- lookup ---------------------------------------------------------------------------------
+
+    def node_by_name(self, name: str) -> onnx.NodeProto | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def resolve(self, query: str) -> Layer:
+        """Resolve ``--node``: exact node name, exact tensor name, alias, then unique substring."""
+        node = self.node_by_name(query)
+        if node is not None:
+            return self._layer_for_tensor(node.output[0], node)
+        if query in self.producer:
+            return self._layer_for_tensor(query, self.producer[query])
+        for layer in self.layers:
+            if layer.alias == query:
+                return layer
+        lowered = query.lower()
+        hits = [n for n in self.nodes if lowered in n.name.lower() and n.output[0] in self.signal]
+        if len(hits) == 1:
+            return self._layer_for_tensor(hits[0].output[0], hits[0])
+        candidates = [layer.alias for layer in self.layers] + [n.name for n in self.nodes]
+        if len(hits) > 1:
+            shown = ", ".join(n.name for n in hits[:8]) + (" …" if len(hits) > 8 else "")
+            raise UnknownNodeError(
+                f"'{query}' matches {len(hits)} nodes: {shown}.",
+                "Give the exact node name or an alias (see `onnxviz layers MODEL`).",
+            )
+        close = difflib.get_close_matches(query, candidates, n=5, cutoff=0.5)
+        hint = f"Did you mean: {', '.join(close)}? " if close else ""
+        raise UnknownNodeError(
+            f"No node, tensor or alias named '{query}' in this model.",
+            hint + "`onnxviz layers MODEL` lists every alias and node.",
+        )
+
+    def _layer_for_tensor(self, tensor: str, node: onnx.NodeProto) -> Layer:
+        if tensor not in self.signal:
+            raise UnknownNodeError(
+                f"'{node.name}' ({node.op_type}) does not depend on the image input, so nothing can be "
+                "projected from it.",
+                "Pick a layer on the path from the input, see `onnxviz layers MODEL`.",
+            )
+        alias = next((la.alias for la in self.layers if la.tensor == tensor), node.name)
+        return Layer(alias=alias, node=node.name, op_type=node.op_type, tensor=tensor)
+
+    def signal_inputs(self, node: onnx.NodeProto) -> list[int]:
+        return [i for i, t in enumerate(node.input) if t and t in self.signal]
+
+    def ancestors(self, tensors: Iterable[str]) -> set[str]:
+        """Names of nodes needed to compute ``tensors``."""
+        needed: set[str] = set()
+        stack = list(tensors)
+        seen: set[str] = set()
+        while stack:
+            t = stack.pop()
+            if t in seen:
+                continue
+            seen.add(t)
+            node = self.producer.get(t)
+            if node is not None and node.name not in needed:
+                needed.add(node.name)
+                stack.extend(x for x in node.input if x)
+        return needed
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+def _attr(node: onnx.NodeProto, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def node_attr(node: onnx.NodeProto, name: str, default=None):
+    """An attribute's Python value (bytes decoded), or ``default``."""
+    value = _attr(node, name, default)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    missing = []
+    for tensor in _all_tensors(model):
+        if uses_external_data(tensor):
+            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+            if not (path.parent / location).exists():
+                missing.append((tensor.name, location))
+    if missing:
+        name, location = missing[0]
+        raise ModelLoadError(
+            f"The model keeps its weights in external data, and '{location}' (for tensor '{name}'"
+            f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}) is not next to {path.name}.",
+            f"Put the data file(s) in {path.parent.resolve()} beside the model.",
+        )
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"The external data of {path} cannot be read ({exc}).", "The data file may be truncated."
+        ) from None
+
+
+def _all_tensors(model: onnx.ModelProto) -> Iterable[onnx.TensorProto]:
+    yield from model.graph.initializer
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                yield a.t
+
+
+def _upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    from onnx import version_converter
+
+    for target in (UPGRADE_OPSET, 11, MIN_OPSET_FOR_SWITCHES):
+        try:
+            converted = version_converter.convert_version(model, target)
+            onnx.checker.check_model(converted)
+            return converted
+        except Exception:
+            continue
+    raise ModelLoadError(
+        f"The model uses opset {default_opset(model)}, which has no MaxPool indices, and could not be "
+        f"upgraded to opset {MIN_OPSET_FOR_SWITCHES}+.",
+        "Upgrade it with onnx.version_converter, or re-export it with a newer opset.",
+    )
+
+
+def _topological_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    available = {t.name for t in graph.initializer} | {i.name for i in graph.input} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        progressed = []
+        rest = []
+        for node in pending:
+            (progressed if all(t in available for t in node.input) else rest).append(node)
+        if not progressed:
+            missing = sorted({t for n in rest for t in n.input if t not in available})[:5]
+            raise ModelLoadError(
+                f"The graph is not a DAG or uses undefined tensors: {', '.join(missing)}.",
+                "Re-export the model.",
+            )
+        for node in progressed:
+            available.update(node.output)
+        ordered.extend(progressed)
+        pending = rest
+    return ordered
+
+
+def _constant_node_value(node: onnx.NodeProto) -> np.ndarray:
+    for a in node.attribute:
+        if a.name == "value":
+            return numpy_helper.to_array(a.t)
+        if a.name == "value_float":
+            return np.array(a.f, dtype=np.float32)
+        if a.name == "value_floats":
+            return np.array(list(a.floats), dtype=np.float32)
+        if a.name == "value_int":
+            return np.array(a.i, dtype=np.int64)
+        if a.name == "value_ints":
+            return np.array(list(a.ints), dtype=np.int64)
+    raise ModelLoadError(f"Constant node '{node.name}' has no value onnxviz can read.")
+
+
+def _evaluate_node(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
+    helper = onnx.helper
+    inputs = [
+        helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(constants[t].dtype), None)
+        for t in node.input if t
+    ]
+    outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output if o]
+    graph = helper.make_graph([node], "fold", inputs, outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    feeds = {t: constants[t] for t in node.input if t}
+    return evaluator_cls(model).run(None, feeds)
+
+
+def _inferred_shapes(model: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...]) -> dict:
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    del fixed.graph.value_info[:]
+    for inp in fixed.graph.input:
+        if inp.name == input_name:
+            for dim, value in zip(inp.type.tensor_type.shape.dim, input_shape, strict=True):
+                dim.Clear()
+                dim.dim_value = value
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed, strict_mode=False, data_prop=True)
+    except Exception:
+        return {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            shapes[vi.name] = tuple(d.dim_value for d in dims)
+    return shapes
+
+
+def _shapes_from_run(model: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...],
+                     wanted: list[str]) -> dict[str, tuple[int, ...]]:
+    """Real shapes from one onnxruntime run on zeros, for tensors shape inference left open."""
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in sorted(wanted))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    values = session.run(None, {input_name: np.zeros(input_shape, np.float32)})
+    return {t: tuple(v.shape) for t, v in zip(sorted(wanted), values, strict=True)}
+
+
+ALIAS_PREFIX = {"Conv": "conv", "MaxPool": "pool", "AveragePool": "pool", "Gemm": "fc", "MatMul": "fc"}
+ALIAS_FOLLOW_OPS = frozenset({"BatchNormalization", "Identity", "Dropout"})
+
+
+def _name_layers(graph: ModelGraph) -> list[Layer]:
+    """Aliases in topological order; ``convN`` names the rectified output, as in the paper."""
+    counters: dict[str, int] = {}
+    layers: list[Layer] = []
+    for node in graph.nodes:
+        if not node.output or node.output[0] not in graph.signal:
+            continue
+        prefix = ALIAS_PREFIX.get(node.op_type) or ("relu" if node.op_type == "Relu" else None)
+        if prefix is None:
+            continue
+        counters[prefix] = counters.get(prefix, 0) + 1
+        tensor = node.output[0]
+        if prefix == "conv":
+            tensor = _follow_to_activation(graph, tensor)
+        elif prefix == "fc":
+            tensor = _follow_bias_add(graph, tensor)
+        layers.append(Layer(f"{prefix}{counters[prefix]}", node.name, node.op_type, tensor))
+    return layers
+
+
+def _single_consumer(graph: ModelGraph, tensor: str) -> onnx.NodeProto | None:
+    users = graph.consumers.get(tensor, [])
+    if len(users) == 1 and tensor not in graph.output_names:
+        return users[0]
+    return None
+
+
+def _follow_to_activation(graph: ModelGraph, tensor: str) -> str:
+    current = tensor
+    for _ in range(4):
+        user = _single_consumer(graph, current)
+        if user is None:
+            break
+        if user.op_type in ACTIVATION_OPS:
+            return user.output[0]
+        if user.op_type not in ALIAS_FOLLOW_OPS:
+            break
+        current = user.output[0]
+    return tensor
+
+
+def _follow_bias_add(graph: ModelGraph, tensor: str) -> str:
+    """tf2onnx writes a dense layer as MatMul + Add(bias): ``fcN`` means the biased output."""
+    user = _single_consumer(graph, tensor)
+    if user is not None and user.op_type == "Add" and any(t in graph.constants for t in user.input):
+        return user.output[0]
+    return tensor

@@ -1,0 +1,135 @@
+"""Forward surgery, as small passes that each state what they need of the graph.
+
+* ``add_switches``: the MaxPools on the projection path also emit their argmax indices;
+* ``expose_outputs``: the chosen activation and every tensor the inverse reads become the graph's
+  outputs, and nothing else is (so the forward stops at the chosen layer);
+* ``prune``: nodes no output needs are dropped;
+* ``dynamic_batch``: the input's batch axis becomes symbolic, and Reshape shapes that hard-code
+  the exported batch size copy it from their input instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxviz.errors import UnsupportedOpError
+from onnxviz.model import MIN_OPSET_FOR_SWITCHES, ModelGraph, default_opset
+
+
+@dataclass
+class PassResult:
+    model: onnx.ModelProto
+    modified: bool
+
+
+def add_switches(model: onnx.ModelProto, switches: dict[str, str]) -> PassResult:
+    """Give each named MaxPool node the Indices output ``switches[node]``."""
+    if switches and default_opset(model) < MIN_OPSET_FOR_SWITCHES:
+        raise UnsupportedOpError(
+            f"MaxPool has no Indices output before opset {MIN_OPSET_FOR_SWITCHES}; this graph is opset "
+            f"{default_opset(model)}.",
+            "Upgrade the model with onnx.version_converter.",
+        )
+    modified = False
+    for node in model.graph.node:
+        wanted = switches.get(node.name)
+        if wanted is None:
+            continue
+        if len(node.output) > 1 and node.output[1]:
+            if node.output[1] != wanted:
+                raise UnsupportedOpError(f"MaxPool '{node.name}' already names its indices '{node.output[1]}'.")
+            continue
+        if len(node.output) == 1:
+            node.output.append(wanted)
+        else:
+            node.output[1] = wanted
+        modified = True
+    return PassResult(model, modified)
+
+
+def expose_outputs(model: onnx.ModelProto, outputs: list[str], int64_outputs: set[str],
+                   shapes: dict[str, tuple[int, ...]]) -> PassResult:
+    """Make ``outputs`` the graph outputs, in this order, with a symbolic batch axis."""
+    del model.graph.output[:]
+    for name in outputs:
+        elem = TensorProto.INT64 if name in int64_outputs else TensorProto.FLOAT
+        dims = ["N", *shapes[name][1:]] if name in shapes else None
+        model.graph.output.append(helper.make_tensor_value_info(name, elem, dims))
+    return PassResult(model, True)
+
+
+def prune(model: onnx.ModelProto) -> PassResult:
+    """Drop nodes and initializers that no graph output depends on."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    needed: set[int] = set()
+    stack = [o.name for o in model.graph.output]
+    seen: set[str] = set()
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        node = producer.get(t)
+        if node is not None and id(node) not in needed:
+            needed.add(id(node))
+            stack.extend(i for i in node.input if i)
+    kept = [n for n in model.graph.node if id(n) in needed]
+    modified = len(kept) != len(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    used = {i for n in kept for i in n.input}
+    initializers = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(initializers)
+    inputs = [i for i in model.graph.input if i.name in used]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    del model.graph.value_info[:]
+    return PassResult(model, modified)
+
+
+def dynamic_batch(model: onnx.ModelProto, input_name: str) -> PassResult:
+    """Symbolic batch on the input; Reshape targets whose first entry is the fixed batch copy it (0)."""
+    modified = False
+    fixed_batch = None
+    for inp in model.graph.input:
+        if inp.name == input_name:
+            dim = inp.type.tensor_type.shape.dim[0]
+            if dim.HasField("dim_value"):
+                fixed_batch = dim.dim_value
+                dim.Clear()
+                dim.dim_param = "N"
+                modified = True
+    if fixed_batch is None:
+        return PassResult(model, modified)
+    initializers = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or node.input[1] not in initializers:
+            continue
+        target = numpy_helper.to_array(initializers[node.input[1]])
+        if target.ndim == 1 and target.size > 1 and target[0] == fixed_batch:
+            copied = target.copy()
+            copied[0] = 0
+            name = f"{node.input[1]}__batch_copied"
+            if name not in initializers:
+                initializers[name] = numpy_helper.from_array(copied.astype(np.int64), name)
+                model.graph.initializer.append(initializers[name])
+            node.input[1] = name
+    return PassResult(model, modified)
+
+
+def forward_model(graph: ModelGraph, outputs: list[str], switches: dict[str, str],
+                  shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+    """The forward graph for a projection: switches on, chosen tensors out, the rest cut away."""
+    model = onnx.ModelProto()
+    model.CopyFrom(graph.model)
+    add_switches(model, switches)
+    expose_outputs(model, outputs, set(switches.values()), shapes)
+    prune(model)
+    dynamic_batch(model, graph.input_name)
+    return model
+

@@ -1,0 +1,111 @@
+"""onnxruntime sessions: an honest device choice, and sessions built once.
+
+onnxruntime-gpu lists ``CUDAExecutionProvider`` as available on machines with no GPU or no CUDA
+libraries, and a session asked for it then logs errors and quietly runs on the CPU. So the CUDA
+provider is probed once per process with logging silenced, and trusted only if the probe
+session really kept it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from onnxviz.errors import DeviceError, InferenceError, UsageError
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where sessions run. ``form`` tells the inverse builder which op forms stay on it."""
+
+    name: str
+    providers: tuple[str, ...]
+    note: str
+
+    @property
+    def form(self) -> str:
+        return "portable" if self.name == "cuda" else "cpu"
+
+
+@functools.cache
+def cuda_status() -> tuple[bool, str]:
+    """(usable, why not): whether a CUDA session really runs on the GPU here."""
+    if CUDA not in ort.get_available_providers():
+        return False, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:
+            pass
+    probe = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [onnx.helper.make_node("Identity", ["x"], ["y"])], "probe",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 13)],
+    )
+    probe.ir_version = 8
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    previous = 2
+    ort.set_default_logger_severity(4)
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=[CUDA, CPU])
+        kept = session.get_providers()[0] == CUDA
+    except Exception:
+        kept = False
+    finally:
+        ort.set_default_logger_severity(previous)
+    if kept:
+        return True, ""
+    return False, ("onnxruntime-gpu is installed but CUDA is not usable (no GPU, or the CUDA/cuDNN "
+                   "libraries are missing: `pip install onnxviz[cuda]` brings them)")
+
+
+def choose_device(requested: str = "auto") -> Device:
+    if requested not in DEVICES:
+        raise UsageError(f"Unknown device '{requested}'.", f"Use one of: {', '.join(DEVICES)}.")
+    if requested == "cpu":
+        return Device("cpu", (CPU,), "running on the CPU (--device cpu)")
+    usable, why = cuda_status()
+    if usable:
+        return Device("cuda", (CUDA, CPU), "running on the GPU (CUDA)")
+    if requested == "cuda":
+        raise DeviceError(f"--device cuda was asked for, but {why}.", "Use --device auto or --device cpu.")
+    return Device("cpu", (CPU,), "running on the CPU (no usable CUDA provider)")
+
+
+def create_session(model: onnx.ModelProto, device: Device, what: str) -> ort.InferenceSession:
+    """A session with all graph optimizations on; errors become messages that name ``what``."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model.SerializeToString(), options, providers=list(device.providers))
+    except Exception as exc:
+        raise InferenceError(
+            f"onnxruntime could not load the {what}: {_first_line(exc)}",
+            "Run `onnxviz invert` to write the graph out and inspect it, or report the model.",
+        ) from None
+
+
+def run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], what: str) -> list[np.ndarray]:
+    try:
+        return session.run(None, feeds)
+    except Exception as exc:
+        raise InferenceError(f"onnxruntime failed running the {what}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
