@@ -1,0 +1,206 @@
+"""The Python API: ``onnxviz.load(path)`` and what a loaded model can do.
+
+The CLI is a thin shell over this; everything it prints or writes comes from these objects.
+Built graphs and sessions are cached on the model, so a notebook projecting many images or
+channels of one layer pays for graph building once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from onnxviz.errors import OnnxvizError, UsageError
+from onnxviz.inverse import MODES, build_inverse
+from onnxviz.model import Layer, ModelGraph
+from onnxviz.outputs import write_bytes
+from onnxviz.preprocess import LAYOUTS, Preprocessing, prepare, read_image
+from onnxviz.project import (
+    Projection,
+    Projector,
+    channel_strengths,
+    make_seeds,
+    seeded_tensor,
+    select_channels,
+)
+from onnxviz.rewrite import forward_model
+from onnxviz.runtime import Device, choose_device
+
+LRN_MODES = ("exact", "passthrough")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    alias: str
+    node: str
+    op_type: str
+    tensor: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    alias: str
+    node: str
+    op_type: str
+    ok: bool
+    message: str
+    seconds: float
+
+
+class Model:
+    """A loaded ONNX CNN, ready to explain itself."""
+
+    def __init__(self, graph: ModelGraph, device: Device, preprocessing: Preprocessing) -> None:
+        self.graph = graph
+        self.device = device
+        self.preprocessing = preprocessing
+        self._projectors: dict[tuple, Projector] = {}
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    @property
+    def layout(self) -> str:
+        return self.graph.layout if self.preprocessing.layout == "auto" else self.preprocessing.layout
+
+    def input_shape(self, image: np.ndarray | None = None) -> tuple[int, ...]:
+        """The concrete input shape (batch 1): the model's own, or --size / the image where free."""
+        size = self.preprocessing.size
+        height, width = size if size else (None, None)
+        if image is not None and height is None:
+            if image.dtype == np.uint8 and image.ndim >= 2:
+                height, width = image.shape[:2]
+            elif image.dtype != np.uint8 and image.ndim >= 3:
+                h_axis = -3 if self.layout == "nhwc" else -2
+                height, width = image.shape[h_axis], image.shape[h_axis + 1]
+        shape = self.graph.concrete_input_shape(height, width)
+        if size is not None:
+            h_axis = 1 if self.layout == "nhwc" else 2
+            if (shape[h_axis], shape[h_axis + 1]) != tuple(size):
+                raise UsageError(
+                    f"--size {size[0]},{size[1]} does not fit the model, whose input is fixed at "
+                    f"{shape[h_axis]}x{shape[h_axis + 1]}.",
+                    "Leave --size out for models with a fixed input size.",
+                )
+        return shape
+
+    def prepare(self, image) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]:
+        if isinstance(image, (str, Path)):
+            image = read_image(image)
+        image = np.asarray(image)
+        shape = self.input_shape(image)
+        prepared = prepare(image, shape, self.layout, self.preprocessing)
+        return prepared.tensor, prepared.picture, shape
+
+    # -- layers ---------------------------------------------------------------------------------
+
+    def layers(self) -> list[LayerInfo]:
+        shapes = self.graph.shapes(self.input_shape())
+        return [LayerInfo(la.alias, la.node, la.op_type, la.tensor, tuple(shapes.get(la.tensor, ())))
+                for la in self.graph.layers]
+
+    def resolve(self, node: str) -> Layer:
+        return self.graph.resolve(node)
+
+    # -- projection -----------------------------------------------------------------------------
+
+    def projector(self, tensor: str, rule: str, input_shape: tuple[int, ...], lrn: str = "exact") -> Projector:
+        if rule not in MODES:
+            raise UsageError(f"Unknown rule '{rule}'.", f"Use one of: {', '.join(MODES)}.")
+        if lrn not in LRN_MODES:
+            raise UsageError(f"Unknown LRN mode '{lrn}'.", f"Use one of: {', '.join(LRN_MODES)}.")
+        key = (tensor, rule, input_shape, lrn)
+        if key not in self._projectors:
+            self._projectors[key] = Projector(self.graph, tensor, input_shape, rule, self.device, lrn)
+        return self._projectors[key]
+
+    def project(self, image, node: str, channels: list[int] | None = None, top: int | None = None,
+                rule: str = "deconvnet", lrn: str = "exact") -> Projection:
+        """Project channels of layer ``node`` back to input space.
+
+        ``channels``: explicit channel indices; ``top``: the K channels with the largest
+        activation; neither: the single strongest channel.
+        """
+        started = time.perf_counter()
+        x, picture, shape = self.prepare(image)
+        layer = self.resolve(node)
+        tensor = seeded_tensor(self.graph, layer.tensor)
+        projector = self.projector(tensor, rule, shape, lrn)
+        prepared = time.perf_counter()
+        t0 = time.perf_counter()
+        forward = projector.forward(x, self.graph.input_name)
+        t1 = time.perf_counter()
+        activation = forward[tensor]
+        strengths = channel_strengths(activation)
+        chosen = select_channels(strengths, channels, top)
+        seeds = make_seeds(activation, chosen)
+        t2 = time.perf_counter()
+        projections = projector.invert(seeds, forward)
+        t3 = time.perf_counter()
+        return Projection(
+            projections=projections, channels=chosen, activations=strengths[chosen], node=layer.alias,
+            tensor=tensor, rule=rule, layout=self.layout, input_tensor=x, preprocessing=self.preprocessing,
+            picture=picture, device=self.device.name,
+            timings={"prepare": prepared - started - projector.build_seconds, "build": projector.build_seconds,
+                     "forward": t1 - t0, "inverse": t3 - t2, "total": t3 - started},
+        )
+
+    # -- graph export ---------------------------------------------------------------------------
+
+    def invert(self, node: str, out_dir: str | Path, rule: str = "deconvnet", lrn: str = "exact",
+               form: str | None = None) -> tuple[Path, Path]:
+        """Write ``forward.onnx`` (switches and chosen tensors as outputs) and ``inverse.onnx``."""
+        layer = self.resolve(node)
+        tensor = seeded_tensor(self.graph, layer.tensor)
+        shape = self.input_shape()
+        if rule not in MODES:
+            raise UsageError(f"Unknown rule '{rule}'.", f"Use one of: {', '.join(MODES)}.")
+        inverse = build_inverse(self.graph, tensor, shape, rule, form or self.device.form, lrn)
+        outputs = [tensor, *(t for t in inverse.forward_tensors if t != tensor)]
+        forward = forward_model(self.graph, outputs, inverse.switches, self.graph.shapes(shape))
+        out = Path(out_dir)
+        for model in (forward, inverse.model):
+            onnx.checker.check_model(model)
+        return (write_bytes(out / "forward.onnx", forward.SerializeToString()),
+                write_bytes(out / "inverse.onnx", inverse.model.SerializeToString()))
+
+    # -- smoke test -----------------------------------------------------------------------------
+
+    def check(self, rule: str = "deconvnet") -> list[CheckResult]:
+        """Project the strongest channel of every conv and pool layer from a fixed random input."""
+        shape = self.input_shape()
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        results = []
+        for layer in self.graph.layers:
+            if not layer.alias.startswith(("conv", "pool")):
+                continue
+            started = time.perf_counter()
+            try:
+                projection = self.project(x, layer.alias, rule=rule)
+                finite = bool(np.isfinite(projection.projections).all())
+                ok = finite and projection.projections.shape == (1, *shape[1:])
+                message = "" if ok else "projection is not finite" if not finite else "wrong projection shape"
+            except OnnxvizError as exc:
+                ok, message = False, exc.message
+            results.append(CheckResult(layer.alias, layer.node, layer.op_type, ok, message,
+                                       time.perf_counter() - started))
+        return results
+
+
+def load(path: str | Path, device: str = "auto", preset: str | None = None, **preprocessing) -> Model:
+    """Load an ONNX model. ``preset``/``preprocessing`` override the model's own defaults.
+
+    ``preprocessing`` keys: scale, mean, std, order ('rgb'|'bgr'), layout ('auto'|'nchw'|'nhwc'),
+    size ((H, W)).
+    """
+    graph = ModelGraph.load(path)
+    metadata = {p.key: p.value for p in graph.model.metadata_props}
+    layout = preprocessing.get("layout")
+    if layout is not None and layout not in LAYOUTS:
+        raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
+    prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
+    return Model(graph, choose_device(device), replace(prep))

@@ -1,0 +1,134 @@
+"""From a picture (or a ready tensor) to the model's input, and back to something to look at.
+
+Normalisation is ``(pixel · scale − mean) / std`` per channel, after the channel order is set.
+The presets are the conventions models are trained with:
+
+* ``imagenet``: RGB, /255, ImageNet mean and std (torchvision, timm);
+* ``caffe``: BGR, 0–255, minus the BGR ImageNet mean (Caffe, Keras ``caffe`` mode, VGG ports);
+* ``tf``: RGB, scaled to [−1, 1] (Keras ``tf`` mode, MobileNet/Inception);
+* ``raw``: RGB, /255.
+
+A model can name its own preset in its metadata (``onnxviz.preset``); it is used when the user
+gives none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from onnxviz.errors import ImageError, UsageError
+
+PRESETS: dict[str, dict] = {
+    "imagenet": {"scale": 1 / 255, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "order": "rgb"},
+    "caffe": {"scale": 1.0, "mean": (103.939, 116.779, 123.68), "std": (1.0, 1.0, 1.0), "order": "bgr"},
+    "tf": {"scale": 1 / 127.5, "mean": (1.0, 1.0, 1.0), "std": (1.0, 1.0, 1.0), "order": "rgb"},
+    "raw": {"scale": 1 / 255, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "order": "rgb"},
+}
+LAYOUTS = ("auto", "nchw", "nhwc")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a picture becomes the input tensor. ``size`` is (H, W), None = the model's own."""
+
+    scale: float = 1 / 255
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    order: str = "rgb"
+    layout: str = "auto"
+    size: tuple[int, int] | None = None
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> Preprocessing:
+        if name not in PRESETS:
+            raise UsageError(f"Unknown preset '{name}'.", f"Use one of: {', '.join(PRESETS)}.")
+        base = cls(**PRESETS[name])
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class PreparedInput:
+    """The input tensor (batch 1, model layout) and the RGB picture it was made from."""
+
+    tensor: np.ndarray
+    picture: np.ndarray | None  # uint8 (H, W, 3) RGB at the model's size; None for tensor inputs
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A picture as uint8 RGB (H, W, 3), or a ``.npy`` array as stored."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"Image not found: {path}")
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise ImageError(f"{path} is not a readable .npy array ({exc}).") from None
+    data = np.fromfile(path, dtype=np.uint8)
+    picture = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if picture is None:
+        raise ImageError(f"{path} is not an image OpenCV can read.",
+                         "Use a PNG/JPEG/BMP/TIFF/WebP picture, or a .npy holding the input tensor.")
+    return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
+
+
+def prepare(image: np.ndarray | str | Path, input_shape: tuple[int, ...], layout: str,
+            prep: Preprocessing) -> PreparedInput:
+    """Turn ``image`` into a float32 tensor shaped ``input_shape`` (batch 1)."""
+    if isinstance(image, (str, Path)):
+        image = read_image(image)
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        return PreparedInput(_as_tensor(image, input_shape), None)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ImageError(f"A picture must be (H, W, 3) uint8; got {image.shape}.")
+    image = image[:, :, :3]
+    h_axis, w_axis, c_axis = (1, 2, 3) if layout == "nhwc" else (2, 3, 1)
+    height, width, channels = input_shape[h_axis], input_shape[w_axis], input_shape[c_axis]
+    shrinking = image.shape[0] > height or image.shape[1] > width
+    picture = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    pixels = picture.astype(np.float32)
+    if prep.order == "bgr":
+        pixels = pixels[:, :, ::-1]
+    if channels == 1:
+        pixels = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY).astype(np.float32)[:, :, None]
+    mean = np.asarray(prep.mean, np.float32)[:channels]
+    std = np.asarray(prep.std, np.float32)[:channels]
+    normalised = (pixels * np.float32(prep.scale) - mean) / std
+    tensor = normalised if layout == "nhwc" else normalised.transpose(2, 0, 1)
+    return PreparedInput(np.ascontiguousarray(tensor[None], dtype=np.float32), picture)
+
+
+def _as_tensor(array: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    array = array.astype(np.float32, copy=False)
+    if array.shape == tuple(input_shape[1:]):
+        array = array[None]
+    if array.shape != tuple(input_shape):
+        raise ImageError(
+            f"The input array has shape {array.shape}; the model expects {tuple(input_shape)} "
+            f"(or {tuple(input_shape[1:])} without the batch axis).",
+            "Give a uint8 picture to preprocess, or a float32 array of the model's input shape.",
+        )
+    if not np.isfinite(array).all():
+        raise ImageError("The input array holds NaN or infinite values.")
+    return array
+
+
+def picture_from_tensor(tensor: np.ndarray, layout: str, prep: Preprocessing) -> np.ndarray:
+    """Undo the normalisation of a (C, H, W)/(H, W, C) tensor: an RGB uint8 picture to show."""
+    hwc = tensor if layout == "nhwc" else tensor.transpose(1, 2, 0)
+    channels = hwc.shape[2]
+    std = np.asarray(prep.std, np.float32)[:channels]
+    mean = np.asarray(prep.mean, np.float32)[:channels]
+    pixels = (hwc * std + mean) / np.float32(prep.scale)
+    if channels == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    elif prep.order == "bgr":
+        pixels = pixels[:, :, ::-1]
+    return np.clip(pixels, 0, 255).astype(np.uint8)

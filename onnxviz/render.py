@@ -1,0 +1,95 @@
+"""Projections and maps → pictures a person can read.
+
+Projections are signed and unnormalised; as in the paper, each is shown centred on grey with
+its own contrast: ``128 + 127·p/s``, where ``s`` is a high percentile of ``|p|`` rather than the
+maximum, so that one hot pixel does not leave the rest of the picture flat.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from onnxviz.outputs import write_bytes
+
+DISPLAY_PERCENTILE = 99.5
+MIN_TILE = 192
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+BACKGROUND = (255, 255, 255)
+INK = (20, 20, 20)
+
+
+def projection_to_rgb(projection: np.ndarray, layout: str, order: str) -> np.ndarray:
+    """One projection (C, H, W) or (H, W, C) as uint8 RGB, grey = zero signal."""
+    hwc = projection if layout == "nhwc" else projection.transpose(1, 2, 0)
+    hwc = hwc.astype(np.float32)
+    scale = float(np.percentile(np.abs(hwc), DISPLAY_PERCENTILE))
+    if scale <= 0:
+        scale = float(np.abs(hwc).max()) or 1.0
+    shown = np.clip(128.0 + 127.0 * hwc / scale, 0, 255).astype(np.uint8)
+    if shown.shape[2] == 1:
+        shown = np.repeat(shown, 3, axis=2)
+    elif order == "bgr":
+        shown = shown[:, :, ::-1]
+    return np.ascontiguousarray(shown[:, :, :3])
+
+
+def tile_size(height: int, width: int) -> tuple[int, int]:
+    """Upscale small inputs by an integer factor so every tile is readable."""
+    factor = max(1, math.ceil(MIN_TILE / max(height, width)))
+    return height * factor, width * factor
+
+
+def titled_tile(image: np.ndarray, size: tuple[int, int], lines: list[str]) -> np.ndarray:
+    height, width = size
+    interpolation = cv2.INTER_NEAREST if image.shape[0] < height else cv2.INTER_AREA
+    body = cv2.resize(image, (width, height), interpolation=interpolation)
+    line_height = 18
+    caption = np.full((line_height * len(lines) + 6, width, 3), BACKGROUND, np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(caption, _fit(text, width), (4, line_height * (i + 1)), FONT, 0.45, INK, 1, cv2.LINE_AA)
+    return np.vstack([caption, body])
+
+
+def grid(tiles: list[np.ndarray], columns: int, gap: int = 6) -> np.ndarray:
+    """Tiles of equal size in rows, with a white gap."""
+    rows = math.ceil(len(tiles) / columns)
+    h, w = tiles[0].shape[:2]
+    canvas = np.full((rows * h + (rows + 1) * gap, columns * w + (columns + 1) * gap, 3), BACKGROUND, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        y, x = gap + r * (h + gap), gap + c * (w + gap)
+        canvas[y:y + h, x:x + w] = tile
+    return canvas
+
+
+def beside(left: np.ndarray, right: np.ndarray, gap: int = 6) -> np.ndarray:
+    height = max(left.shape[0], right.shape[0])
+    pad = lambda a: np.vstack([a, np.full((height - a.shape[0], a.shape[1], 3), BACKGROUND, np.uint8)])  # noqa: E731
+    return np.hstack([pad(left), np.full((height, gap, 3), BACKGROUND, np.uint8), pad(right)])
+
+
+def with_header(image: np.ndarray, text: str) -> np.ndarray:
+    header = np.full((28, image.shape[1], 3), BACKGROUND, np.uint8)
+    cv2.putText(header, _fit(text, image.shape[1], 0.55), (6, 20), FONT, 0.55, INK, 1, cv2.LINE_AA)
+    return np.vstack([header, image])
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the PNG")
+    return encoded.tobytes()
+
+
+def save_png(rgb: np.ndarray, path) -> None:
+    write_bytes(path, png_bytes(rgb))
+
+
+def _fit(text: str, width: int, scale: float = 0.45) -> str:
+    """Shorten ``text`` from the left until it fits ``width`` pixels."""
+    while len(text) > 4 and cv2.getTextSize(text, FONT, scale, 1)[0][0] > width - 8:
+        text = "…" + text[2:] if not text.startswith("…") else "…" + text[2:]
+    return text.replace("…", "..")
