@@ -22,7 +22,21 @@ it imports neither onnxruntime nor anything from ``onnxviz``.
 
 Convolutions and pooling are explicit loops over output positions; only the product over one
 window is vectorised. Windows never read padding: for each output position the taps that fall
-inside the input are found per axis (:func:`_taps`), so zero/-inf padding is never materialised.
+inside the input are found per axis (``_Geometry.taps``), so zero/-inf padding is never
+materialised.
+
+Spec readings where implementations differ (the self-check tests pin each one):
+
+* ``ceil_mode`` drops a last window that would start in the right padding (spec text,
+  onnxruntime, PyTorch). ``onnx.shape_inference`` does not drop it.
+* ``auto_pad=VALID`` ignores ``ceil_mode`` (the spec's ceil formula equals the floor one);
+  onnxruntime applies it. ``auto_pad=SAME_*`` pads with the dilated kernel extent (spec);
+  onnxruntime's pools ignore the dilation there and its Conv refuses the combination.
+* AveragePool ``count_include_pad=1`` counts the explicit pads but not the ceil_mode overhang
+  past them (onnxruntime, PyTorch).
+* Kinks: Relu/LeakyRelu/PRelu use ``X > 0``; Clip passes the signal strictly inside
+  ``(min, max)`` (so Clip(0, inf) masks like Relu); HardSigmoid/HardSwish likewise use the open
+  interval ``0 < alpha*X + beta < 1``.
 """
 
 from __future__ import annotations
@@ -183,12 +197,12 @@ def _geometry(x_shape: Sequence[int], kernel: Sequence[int], a: Attrs, ceil_ok: 
     out, begin, end = [], [], []
     for i in range(n):
         eff = dil[i] * (kernel[i] - 1) + 1
-        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):  # ceil_mode makes no difference here
             o = _ceil_div(in_sp[i], strides[i])
             total = max(0, (o - 1) * strides[i] + eff - in_sp[i])
             b = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
             e = total - b
-        elif auto_pad == "VALID":
+        elif auto_pad == "VALID":  # the spec's ceil_mode formula gives the same value
             o, b, e = (in_sp[i] - eff) // strides[i] + 1, 0, 0
         elif auto_pad in ("NOTSET", ""):
             b, e = int(pads[i]), int(pads[i + n])
@@ -355,7 +369,7 @@ def lrn_backward(x: Array, g: Array, a: Attrs) -> Array:
     t = g * x * d ** (-beta - 1.0)
     for c in range(x.shape[1]):
         w = _lrn_window(c, x.shape[1], size)  # output channel c depends on input channels w
-        gx[:, w] -= 0.0 * beta * alpha / size * x[:, w] * t[:, c : c + 1]
+        gx[:, w] -= 2.0 * beta * alpha / size * x[:, w] * t[:, c : c + 1]
     return gx
 
 

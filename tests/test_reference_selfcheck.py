@@ -103,9 +103,9 @@ def _conv_auto_pad(auto_pad: str, k: int, s: int, d: int) -> Callable[[], tuple]
     return build
 
 
-def _pool(op: str, x_hw: int, **attrs: object) -> Callable[[], tuple]:
+def _pool(op: str, hw: tuple[int, int], **attrs: object) -> Callable[[], tuple]:
     def build() -> tuple[onnx.ModelProto, str]:
-        g = G((1, 2, x_hw, x_hw - 1), opset=19)
+        g = G((1, 2, *hw), opset=19)
         a = g.op("Conv", ["x", g.rand(3, 2, 1, 1)])  # mixes channels: no structural ties
         return g.done(g.op(op, [a], **attrs))
 
@@ -241,20 +241,31 @@ CASES = [
     Case("conv_same_lower", _conv_auto_pad("SAME_LOWER", 2, 3, 1)),
     Case("conv_same_upper_dilated", _conv_auto_pad("SAME_UPPER", 3, 2, 2)),
     Case("conv_valid", _conv_auto_pad("VALID", 3, 2, 1)),
-    Case("maxpool_ceil_pads", _pool("MaxPool", 7, kernel_shape=[3, 3], strides=[2, 2],
+    Case("maxpool_ceil_pads", _pool("MaxPool", (7, 6), kernel_shape=[3, 3], strides=[2, 2],
                                     pads=[1, 1, 1, 1], ceil_mode=1)),
-    Case("maxpool_ceil_drop_last", _pool("MaxPool", 5, kernel_shape=[2, 2], strides=[2, 2],
+    Case("maxpool_ceil_drop_last", _pool("MaxPool", (5, 4), kernel_shape=[2, 2], strides=[2, 2],
                                          pads=[1, 1, 1, 1], ceil_mode=1)),
-    Case("maxpool_overlap_dilated", _pool("MaxPool", 7, kernel_shape=[3, 2], strides=[1, 2],
+    Case("maxpool_overlap_dilated", _pool("MaxPool", (7, 6), kernel_shape=[3, 2], strides=[1, 2],
                                           pads=[2, 1, 0, 1], dilations=[2, 1])),
-    Case("maxpool_same_lower", _pool("MaxPool", 6, kernel_shape=[2, 3], strides=[2, 2],
+    Case("maxpool_same_lower", _pool("MaxPool", (6, 5), kernel_shape=[2, 3], strides=[2, 2],
                                      auto_pad="SAME_LOWER")),
-    Case("avgpool_include_pad_ceil", _pool("AveragePool", 7, kernel_shape=[3, 3], strides=[2, 2],
-                                           pads=[1, 0, 1, 2], ceil_mode=1, count_include_pad=1)),
-    Case("avgpool_exclude_pad_ceil", _pool("AveragePool", 7, kernel_shape=[3, 3], strides=[2, 2],
-                                           pads=[1, 0, 1, 2], ceil_mode=1, count_include_pad=0)),
-    Case("avgpool_same_upper", _pool("AveragePool", 6, kernel_shape=[3, 2], strides=[2, 1],
+    Case("maxpool_same_lower_dilated", _pool("MaxPool", (8, 7), kernel_shape=[3, 3],
+                                             strides=[2, 2], dilations=[2, 2],
+                                             auto_pad="SAME_LOWER")),
+    Case("maxpool_valid_ceil", _pool("MaxPool", (7, 8), kernel_shape=[3, 3], strides=[2, 2],
+                                     auto_pad="VALID", ceil_mode=1)),
+    # H: pad 1 before, the last ceil window overhangs the input; W: pad 1 after, then overhang.
+    Case("avgpool_include_pad_ceil", _pool("AveragePool", (7, 7), kernel_shape=[3, 3],
+                                           strides=[2, 3], pads=[1, 0, 0, 1], ceil_mode=1,
+                                           count_include_pad=1)),
+    Case("avgpool_exclude_pad_ceil", _pool("AveragePool", (7, 7), kernel_shape=[3, 3],
+                                           strides=[2, 3], pads=[1, 0, 0, 1], ceil_mode=1,
+                                           count_include_pad=0)),
+    Case("avgpool_same_upper", _pool("AveragePool", (6, 5), kernel_shape=[3, 2], strides=[2, 1],
                                      auto_pad="SAME_UPPER")),
+    Case("avgpool_same_upper_dilated", _pool("AveragePool", (8, 7), kernel_shape=[3, 3],
+                                             strides=[1, 1], dilations=[2, 2],
+                                             auto_pad="SAME_UPPER", count_include_pad=1)),
     Case("bn_lrn", _bn_lrn),
     Case("lrn_even_size", _lrn_even),
     Case("gemm_trans_alpha_beta", _gemm),
@@ -270,11 +281,21 @@ CASES = [
 ]  # fmt: skip
 
 # Where onnxruntime (CPU) departs from the ONNX spec on these graphs.
+_SAME_DILATED = (
+    "onnxruntime pools with auto_pad=SAME_* ignore dilations when padding: MaxPool/AveragePool "
+    "kernel 3, dilations 2, stride 1 on 8x8 gives 6x6; the spec (and onnx shape inference) "
+    "give ceil(in/stride) = 8x8"
+)
 ORT_XFAIL: dict[str, str] = {
     "conv_same_upper_dilated": "onnxruntime CPU refuses Conv with auto_pad=SAME_UPPER/SAME_LOWER "
     "and dilations != 1 ('Dilation not supported for AutoPadType::SAME_UPPER or SAME_LOWER')",
     "lrn_even_size": "onnxruntime CPU refuses LRN with an even size ('size_ % 2 == 1 was false'); "
     "the spec allows it (floor/ceil of (size-1)/2 channels before/after)",
+    "maxpool_same_lower_dilated": _SAME_DILATED,
+    "avgpool_same_upper_dilated": _SAME_DILATED,
+    "maxpool_valid_ceil": "onnxruntime applies ceil_mode to auto_pad=VALID: 8 wide, kernel 3, "
+    "stride 2 gives 4 (a window hanging past the input); the spec's VALID+ceil formula "
+    "ceil((in - ((k-1)*d+1) + 1)/s) gives 3 (onnx shape inference sides with onnxruntime)",
 }
 
 

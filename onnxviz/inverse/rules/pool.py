@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto
 
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.geometry import explicit_pads, window_attrs
+from onnxviz.inverse.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.rules.conv import transposed_conv
 from onnxviz.inverse.rules.registry import register
 
@@ -44,10 +44,14 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | N
     switches = ctx.forward(switches_name(node), TensorProto.INT64)
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
     strides, dilations = window_attrs(node, kernel)
+    begins, ends = explicit_pads(node, ctx.shape(x)[2:], kernel, strides, dilations)
     overlapping = any((k - 1) * d + 1 > s for k, s, d in zip(kernel, strides, dilations, strict=True))
+    # MaxUnpool refuses an output smaller than the one its own attributes imply (ceil_mode).
+    unpool_fits = all(transposed_extent(o, k, s, 1) - b - e <= n for o, k, s, b, e, n in
+                      zip(y_sample[1:], kernel, strides, begins, ends, x_sample[1:], strict=True))
     x_size, y_size = math.prod(x_sample), math.prod(y_sample)
     batch = ctx.op("Slice", [ctx.op("Shape", [g]), ctx.ints([0]), ctx.ints([1])])
-    if ctx.form == "cpu" and not overlapping:
+    if ctx.form == "cpu" and not overlapping and unpool_fits:
         count = ctx.op("Squeeze", [batch, ctx.ints([0], "axes")])
         first = ctx.const(np.array(0, np.int64), "zero")
         step = ctx.const(np.array(1, np.int64), "one")
@@ -55,7 +59,8 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | N
         offsets = ctx.op("Reshape", [offsets, ctx.ints([-1] + [1] * len(y_sample))])
         indices = ctx.op("Add", [switches, offsets])
         out_shape = ctx.op("Concat", [batch, ctx.ints(list(x_sample))], axis=0)
-        gx = ctx.op("MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides)
+        gx = ctx.op("MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides,
+                    pads=begins + ends)
         return [gx]
     flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
     flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([1, y_size])]), ctx.op("Shape", [flat_g])])

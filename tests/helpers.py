@@ -1,0 +1,105 @@
+"""Shared test machinery: toy graphs built with onnx.helper, and the adjoint (dot-product) check.
+
+The adjoint check is what proves an inverse graph right without trusting any of its parts:
+for the linearisation J of the forward graph at x, ⟨J·u, v⟩ = ⟨u, Jᵀ·v⟩ for any u and v.
+J·u is measured on the *forward* graph alone (onnxruntime), by central differences, which are
+exact for piecewise-linear graphs as long as no ReLU or max switches between x ± εu; inputs are
+built with well-separated values so that none does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxviz.inverse import build_inverse
+from onnxviz.model import ModelGraph
+from onnxviz.rewrite import forward_model
+
+FIXTURES = Path(__file__).parent / "fixtures" / "models"
+OPSET = 17
+
+
+def make_model(nodes: list[onnx.NodeProto], input_shape: tuple[int, ...], output: str,
+               initializers: dict[str, np.ndarray] | None = None, opset: int = OPSET,
+               input_name: str = "x") -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "test",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
+    )
+    graph.output[0].type.tensor_type.shape.SetInParent()
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def separated_input(shape: tuple[int, ...], rng: np.random.Generator, spacing: float = 0.05) -> np.ndarray:
+    """Distinct values at least ``spacing`` apart and away from 0: no ties, no ReLU at its kink."""
+    count = int(np.prod(shape))
+    grid = (np.arange(count) - count / 2 + 0.5) * spacing
+    return rng.permutation(grid).reshape(shape).astype(np.float32)
+
+
+class Linearisation:
+    """Forward values at x and the inverse graph of ``target``, for one model and one mode."""
+
+    def __init__(self, model: onnx.ModelProto, target: str, x: np.ndarray, mode: str = "saliency",
+                 form: str = "cpu", lrn: str = "exact") -> None:
+        self.graph = ModelGraph.from_proto(model)
+        self.x = x
+        self.target = target
+        self.inverse = build_inverse(self.graph, target, x.shape, mode, form, lrn)
+        shapes = self.graph.shapes(x.shape)
+        outputs = [target, *(t for t in self.inverse.forward_tensors if t != target)]
+        self.forward = forward_model(self.graph, outputs, self.inverse.switches, shapes)
+        self._forward_session = session(self.forward)
+        self._inverse_session = session(self.inverse.model)
+        self.outputs = outputs
+        self.values = self.run_forward(x)
+
+    def run_forward(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        values = self._forward_session.run(None, {self.graph.input_name: x.astype(np.float32)})
+        return dict(zip(self.outputs, values, strict=True))
+
+    def jvp(self, u: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+        plus = self.run_forward(self.x + eps * u)[self.target].astype(np.float64)
+        minus = self.run_forward(self.x - eps * u)[self.target].astype(np.float64)
+        return (plus - minus) / (2 * eps)
+
+    def vjp(self, seeds: np.ndarray) -> np.ndarray:
+        feeds = {"seed": seeds.astype(np.float32)}
+        feeds.update({t: self.values[t] for t in self.inverse.forward_tensors})
+        return self._inverse_session.run(None, feeds)[0]
+
+
+def adjoint_gaps(lin: Linearisation, rng: np.random.Generator, k: int = 3, eps: float = 1e-3) -> list[float]:
+    """Relative gaps |⟨J·u, v⟩ − ⟨u, Jᵀ·v⟩| / scale for K seeds projected in one batched run."""
+    target_shape = lin.values[lin.target].shape
+    u = rng.standard_normal(lin.x.shape)
+    seeds = rng.standard_normal((k, *target_shape[1:]))
+    ju = lin.jvp(u, eps)[0]
+    jtv = lin.vjp(seeds).astype(np.float64)
+    assert jtv.shape == (k, *lin.x.shape[1:]), jtv.shape
+    gaps = []
+    for i in range(k):
+        left = float(np.sum(ju * seeds[i]))
+        right = float(np.sum(u[0] * jtv[i]))
+        scale = float(np.sqrt(np.sum(ju**2) * np.sum(seeds[i] ** 2))) + 1e-6
+        gaps.append(abs(left - right) / scale)
+    return gaps
+
+
+def load_fixture(name: str) -> onnx.ModelProto:
+    return onnx.load(str(FIXTURES / name))
