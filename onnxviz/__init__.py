@@ -1,9 +1,9 @@
 """onnxviz: make any exported ONNX CNN explain itself.
 
-    import onnxviz
-    model = onnxviz.load("model.onnx")
-    p = model.project("cat.png", node="conv5", top=9)
-    p.save("conv5.png")
+import onnxviz
+model = onnxviz.load("model.onnx")
+p = model.project("cat.png", node="conv5", top=9)
+p.save("conv5.png")
 """
 
 from onnxviz.api import CheckResult, LayerInfo, Model, load

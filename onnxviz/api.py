@@ -100,8 +100,10 @@ class Model:
 
     def layers(self) -> list[LayerInfo]:
         shapes = self.graph.shapes(self.input_shape())
-        return [LayerInfo(la.alias, la.node, la.op_type, la.tensor, tuple(shapes.get(la.tensor, ())))
-                for la in self.graph.layers]
+        return [
+            LayerInfo(la.alias, la.node, la.op_type, la.tensor, tuple(shapes.get(la.tensor, ())))
+            for la in self.graph.layers
+        ]
 
     def resolve(self, node: str) -> Layer:
         return self.graph.resolve(node)
@@ -118,8 +120,15 @@ class Model:
             self._projectors[key] = Projector(self.graph, tensor, input_shape, rule, self.device, lrn)
         return self._projectors[key]
 
-    def project(self, image, node: str, channels: list[int] | None = None, top: int | None = None,
-                rule: str = "deconvnet", lrn: str = "exact") -> Projection:
+    def project(
+        self,
+        image,
+        node: str,
+        channels: list[int] | None = None,
+        top: int | None = None,
+        rule: str = "deconvnet",
+        lrn: str = "exact",
+    ) -> Projection:
         """Project channels of layer ``node`` back to input space.
 
         ``channels``: explicit channel indices; ``top``: the K channels with the largest
@@ -142,17 +151,31 @@ class Model:
         projections = projector.invert(seeds, forward)
         t3 = time.perf_counter()
         return Projection(
-            projections=projections, channels=chosen, activations=strengths[chosen], node=layer.alias,
-            tensor=tensor, rule=rule, layout=self.layout, input_tensor=x, preprocessing=self.preprocessing,
-            picture=picture, device=self.device.name,
-            timings={"prepare": prepared - started - projector.build_seconds, "build": projector.build_seconds,
-                     "forward": t1 - t0, "inverse": t3 - t2, "total": t3 - started},
+            projections=projections,
+            channels=chosen,
+            activations=strengths[chosen],
+            node=layer.alias,
+            tensor=tensor,
+            rule=rule,
+            layout=self.layout,
+            input_tensor=x,
+            preprocessing=self.preprocessing,
+            picture=picture,
+            device=self.device.name,
+            timings={
+                "prepare": prepared - started - projector.build_seconds,
+                "build": projector.build_seconds,
+                "forward": t1 - t0,
+                "inverse": t3 - t2,
+                "total": t3 - started,
+            },
         )
 
     # -- graph export ---------------------------------------------------------------------------
 
-    def invert(self, node: str, out_dir: str | Path, rule: str = "deconvnet", lrn: str = "exact",
-               form: str | None = None) -> tuple[Path, Path]:
+    def invert(
+        self, node: str, out_dir: str | Path, rule: str = "deconvnet", lrn: str = "exact", form: str | None = None
+    ) -> tuple[Path, Path]:
         """Write ``forward.onnx`` (switches and chosen tensors as outputs) and ``inverse.onnx``."""
         layer = self.resolve(node)
         tensor = seeded_tensor(self.graph, layer.tensor)
@@ -165,8 +188,10 @@ class Model:
         out = Path(out_dir)
         for model in (forward, inverse.model):
             onnx.checker.check_model(model)
-        return (write_bytes(out / "forward.onnx", forward.SerializeToString()),
-                write_bytes(out / "inverse.onnx", inverse.model.SerializeToString()))
+        return (
+            write_bytes(out / "forward.onnx", forward.SerializeToString()),
+            write_bytes(out / "inverse.onnx", inverse.model.SerializeToString()),
+        )
 
     # -- smoke test -----------------------------------------------------------------------------
 
@@ -186,8 +211,9 @@ class Model:
                 message = "" if ok else "projection is not finite" if not finite else "wrong projection shape"
             except OnnxvizError as exc:
                 ok, message = False, exc.message
-            results.append(CheckResult(layer.alias, layer.node, layer.op_type, ok, message,
-                                       time.perf_counter() - started))
+            results.append(
+                CheckResult(layer.alias, layer.node, layer.op_type, ok, message, time.perf_counter() - started)
+            )
         return results
 
 

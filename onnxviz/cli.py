@@ -18,29 +18,38 @@ from onnxviz import api
 from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.outputs import write_npy
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Make an exported ONNX CNN explain itself: deconvnet projections, guided "
-                       "backprop, saliency, and more, from the ONNX file alone.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Make an exported ONNX CNN explain itself: deconvnet projections, guided "
+    "backprop, saliency, and more, from the ONNX file alone.",
+)
 out = Console()
 err = Console(stderr=True)
 _state = {"debug": False}
 
 ModelArg = Annotated[Path, typer.Argument(help="The ONNX model file.", show_default=False)]
-ImageArg = Annotated[Path, typer.Argument(help="A picture OpenCV can read, or a .npy input tensor.",
-                                          show_default=False)]
-NodeOpt = Annotated[str, typer.Option("--node", "-n", help="Node name, tensor name, alias (conv5, pool2, fc1) "
-                                      "or unique substring.")]
+ImageArg = Annotated[
+    Path, typer.Argument(help="A picture OpenCV can read, or a .npy input tensor.", show_default=False)
+]
+NodeOpt = Annotated[
+    str, typer.Option("--node", "-n", help="Node name, tensor name, alias (conv5, pool2, fc1) or unique substring.")
+]
 RuleOpt = Annotated[str, typer.Option("--rule", help="deconvnet | guided | saliency.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")]
 SizeOpt = Annotated[str | None, typer.Option("--size", help="Input size H,W (for models with a free size).")]
 ScaleOpt = Annotated[float | None, typer.Option("--scale", help="Pixel scale factor (before mean/std).")]
 MeanOpt = Annotated[str | None, typer.Option("--mean", help="Per-channel mean, e.g. 0.485,0.456,0.406.")]
 StdOpt = Annotated[str | None, typer.Option("--std", help="Per-channel std, e.g. 0.229,0.224,0.225.")]
-OrderOpt = Annotated[bool | None, typer.Option("--bgr/--rgb", help="Channel order the model expects.",
-                                               show_default=False)]
+OrderOpt = Annotated[
+    bool | None, typer.Option("--bgr/--rgb", help="Channel order the model expects.", show_default=False)
+]
 LayoutOpt = Annotated[str, typer.Option("--layout", help="auto | nchw | nhwc.")]
-PresetOpt = Annotated[str | None, typer.Option("--preset", help="imagenet | caffe | tf | raw (default: the "
-                                               "model's metadata, else imagenet).")]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option("--preset", help="imagenet | caffe | tf | raw (default: the model's metadata, else imagenet)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
 LrnOpt = Annotated[str, typer.Option("--lrn", help="exact | passthrough (the paper's approximation).")]
 
@@ -68,8 +77,17 @@ def _ints(values: list[str] | None, name: str) -> list[int] | None:
         raise UsageError(f"{name} must be comma-separated integers; got '{','.join(values)}'.") from None
 
 
-def _load(model: Path, device: str, size: str | None, scale: float | None, mean: str | None,
-          std: str | None, bgr: bool | None, layout: str, preset: str | None) -> api.Model:
+def _load(
+    model: Path,
+    device: str,
+    size: str | None,
+    scale: float | None,
+    mean: str | None,
+    std: str | None,
+    bgr: bool | None,
+    layout: str,
+    preset: str | None,
+) -> api.Model:
     parsed_size = None
     if size is not None:
         dims = _ints([size], "--size")
@@ -77,8 +95,17 @@ def _load(model: Path, device: str, size: str | None, scale: float | None, mean:
             raise UsageError(f"--size must be H,W with two positive integers; got '{size}'.")
         parsed_size = (dims[0], dims[1])
     order = None if bgr is None else ("bgr" if bgr else "rgb")
-    return api.load(model, device=device, preset=preset, scale=scale, mean=_floats(mean, "--mean"),
-                    std=_floats(std, "--std"), order=order, layout=layout, size=parsed_size)
+    return api.load(
+        model,
+        device=device,
+        preset=preset,
+        scale=scale,
+        mean=_floats(mean, "--mean"),
+        std=_floats(std, "--std"),
+        order=order,
+        layout=layout,
+        size=parsed_size,
+    )
 
 
 def _note(model: api.Model) -> None:
@@ -86,19 +113,29 @@ def _note(model: api.Model) -> None:
 
 
 @app.command()
-def layers(model: ModelArg, json_output: JsonOpt = False, device: DeviceOpt = "auto",
-           size: SizeOpt = None) -> None:
+def layers(model: ModelArg, json_output: JsonOpt = False, device: DeviceOpt = "auto", size: SizeOpt = None) -> None:
     """List every alias (conv1…, relu1…, pool1…, fc1…) with its node, op and output shape."""
     loaded = _load(model, device, size, None, None, None, None, "auto", None)
     rows = loaded.layers()
     if json_output:
-        out.print_json(json.dumps({"model": str(model), "input": loaded.graph.input_name,
-                                   "input_shape": list(loaded.input_shape()), "layout": loaded.layout,
-                                   "layers": [{"alias": r.alias, "node": r.node, "op": r.op_type,
-                                               "tensor": r.tensor, "shape": list(r.shape)} for r in rows]}))
+        out.print_json(
+            json.dumps(
+                {
+                    "model": str(model),
+                    "input": loaded.graph.input_name,
+                    "input_shape": list(loaded.input_shape()),
+                    "layout": loaded.layout,
+                    "layers": [
+                        {"alias": r.alias, "node": r.node, "op": r.op_type, "tensor": r.tensor, "shape": list(r.shape)}
+                        for r in rows
+                    ],
+                }
+            )
+        )
         return
-    table = Table(title=f"{model.name}: input {loaded.graph.input_name} {list(loaded.input_shape())} "
-                        f"({loaded.layout.upper()})")
+    table = Table(
+        title=f"{model.name}: input {loaded.graph.input_name} {list(loaded.input_shape())} ({loaded.layout.upper()})"
+    )
     for column in ("alias", "node", "op", "output tensor", "shape"):
         table.add_column(column)
     for r in rows:
@@ -108,16 +145,28 @@ def layers(model: ModelArg, json_output: JsonOpt = False, device: DeviceOpt = "a
 
 @app.command()
 def project(
-    model: ModelArg, image: ImageArg, node: NodeOpt,
+    model: ModelArg,
+    image: ImageArg,
+    node: NodeOpt,
     channel: Annotated[list[str] | None, typer.Option("--channel", "-c", help="Channel(s): 3,7 or repeated.")] = None,
     top: Annotated[int | None, typer.Option("--top", help="Project the K strongest channels.")] = None,
     rule: RuleOpt = "deconvnet",
-    out_png: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default: "
-                                                 "<image>_<node>_<rule>.png).")] = None,
-    raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 projections (K, *input) as .npy.")] = None,
-    json_output: JsonOpt = False, lrn: LrnOpt = "exact", device: DeviceOpt = "auto", size: SizeOpt = None,
-    scale: ScaleOpt = None, mean: MeanOpt = None, std: StdOpt = None, bgr: OrderOpt = None,
-    layout: LayoutOpt = "auto", preset: PresetOpt = None,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_<node>_<rule>.png).")
+    ] = None,
+    raw: Annotated[
+        Path | None, typer.Option("--raw", help="Write the float32 projections (K, *input) as .npy.")
+    ] = None,
+    json_output: JsonOpt = False,
+    lrn: LrnOpt = "exact",
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    bgr: OrderOpt = None,
+    layout: LayoutOpt = "auto",
+    preset: PresetOpt = None,
 ) -> None:
     """Project feature maps of one layer back to pixels (deconvnet, guided backprop or saliency)."""
     loaded = _load(model, device, size, scale, mean, std, bgr, layout, preset)
@@ -135,8 +184,10 @@ def project(
         return
     channels = ", ".join(f"{c} (act {a:.3g})" for c, a in zip(result.channels, result.activations, strict=True))
     out.print(f"{result.rule} projection of [bold]{result.node}[/bold] ({result.tensor}): channels {channels}")
-    out.print(f"forward {summary['timings_ms']['forward']:.1f} ms, inverse {summary['timings_ms']['inverse']:.1f} ms"
-              f" (graph build {summary['timings_ms']['build']:.0f} ms)")
+    out.print(
+        f"forward {summary['timings_ms']['forward']:.1f} ms, inverse {summary['timings_ms']['inverse']:.1f} ms"
+        f" (graph build {summary['timings_ms']['build']:.0f} ms)"
+    )
     for label, path in (("picture", out_png), ("raw", raw)):
         if path is not None:
             out.print(f"{label}: {path}")
@@ -144,12 +195,16 @@ def project(
 
 @app.command()
 def invert(
-    model: ModelArg, node: NodeOpt,
+    model: ModelArg,
+    node: NodeOpt,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for forward.onnx and inverse.onnx.")],
-    rule: RuleOpt = "deconvnet", lrn: LrnOpt = "exact",
-    form: Annotated[str | None, typer.Option("--form", help="cpu | portable (CUDA-safe ops); default: "
-                                             "the device's.")] = None,
-    device: DeviceOpt = "auto", size: SizeOpt = None,
+    rule: RuleOpt = "deconvnet",
+    lrn: LrnOpt = "exact",
+    form: Annotated[
+        str | None, typer.Option("--form", help="cpu | portable (CUDA-safe ops); default: the device's.")
+    ] = None,
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
 ) -> None:
     """Write the forward graph (with switches) and the generated inverse graph as .onnx files."""
     loaded = _load(model, device, size, None, None, None, None, "auto", None)
@@ -160,25 +215,51 @@ def invert(
 
 
 @app.command()
-def check(model: ModelArg, json_output: JsonOpt = False, rule: RuleOpt = "deconvnet",
-          device: DeviceOpt = "auto", size: SizeOpt = None) -> None:
+def check(
+    model: ModelArg,
+    json_output: JsonOpt = False,
+    rule: RuleOpt = "deconvnet",
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
+) -> None:
     """Smoke test: every conv and pool layer must project. Exit 1 if any fails."""
     loaded = _load(model, device, size, None, None, None, None, "auto", None)
     _note(loaded)
     results = loaded.check(rule=rule)
     failed = [r for r in results if not r.ok]
     if json_output:
-        out.print_json(json.dumps({"model": str(model), "ok": not failed, "device": loaded.device.name,
-                                   "layers": [{"alias": r.alias, "node": r.node, "op": r.op_type, "ok": r.ok,
-                                               "message": r.message, "ms": round(r.seconds * 1000, 2)}
-                                              for r in results]}))
+        out.print_json(
+            json.dumps(
+                {
+                    "model": str(model),
+                    "ok": not failed,
+                    "device": loaded.device.name,
+                    "layers": [
+                        {
+                            "alias": r.alias,
+                            "node": r.node,
+                            "op": r.op_type,
+                            "ok": r.ok,
+                            "message": r.message,
+                            "ms": round(r.seconds * 1000, 2),
+                        }
+                        for r in results
+                    ],
+                }
+            )
+        )
     else:
         table = Table(title=f"onnxviz check {model.name} ({rule})")
         for column in ("alias", "node", "op", "result", "ms"):
             table.add_column(column)
         for r in results:
-            table.add_row(r.alias, r.node, r.op_type, "[green]ok[/green]" if r.ok else f"[red]FAIL[/red] {r.message}",
-                          f"{r.seconds * 1000:.0f}")
+            table.add_row(
+                r.alias,
+                r.node,
+                r.op_type,
+                "[green]ok[/green]" if r.ok else f"[red]FAIL[/red] {r.message}",
+                f"{r.seconds * 1000:.0f}",
+            )
         out.print(table)
         out.print(f"{len(results) - len(failed)}/{len(results)} layers project.")
     if failed or not results:

@@ -28,16 +28,65 @@ from onnxviz.errors import ModelLoadError, UnknownNodeError, UsageError
 
 # Ops whose output does not carry the image's signal even when an input does.
 NON_DIFFERENTIABLE_OPS = frozenset(
-    {"Shape", "Size", "NonZero", "ArgMax", "ArgMin", "ConstantOfShape", "EyeLike", "RandomNormalLike",
-     "RandomUniformLike", "Greater", "Less", "Equal", "GreaterOrEqual", "LessOrEqual", "Not", "And",
-     "Or", "Xor", "IsNaN", "IsInf", "Sign", "Round", "Floor", "Ceil"}
+    {
+        "Shape",
+        "Size",
+        "NonZero",
+        "ArgMax",
+        "ArgMin",
+        "ConstantOfShape",
+        "EyeLike",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Greater",
+        "Less",
+        "Equal",
+        "GreaterOrEqual",
+        "LessOrEqual",
+        "Not",
+        "And",
+        "Or",
+        "Xor",
+        "IsNaN",
+        "IsInf",
+        "Sign",
+        "Round",
+        "Floor",
+        "Ceil",
+    }
 )
 # Ops never folded even when all inputs are constant.
-NON_FOLDABLE_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                              "Multinomial", "Bernoulli", "If", "Loop", "Scan"})
+NON_FOLDABLE_OPS = frozenset(
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+        "If",
+        "Loop",
+        "Scan",
+    }
+)
 ACTIVATION_OPS = frozenset(
-    {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu",
-     "Selu", "Softplus", "Celu", "ThresholdedRelu", "Mish", "Gelu"}
+    {
+        "Relu",
+        "LeakyRelu",
+        "PRelu",
+        "Clip",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "Tanh",
+        "Elu",
+        "Selu",
+        "Softplus",
+        "Celu",
+        "ThresholdedRelu",
+        "Mish",
+        "Gelu",
+    }
 )
 PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "BatchNormalization"})
 CEIL_MODE_OPS = frozenset({"MaxPool", "AveragePool", "LpPool"})
@@ -396,7 +445,8 @@ def _evaluate_node(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.
     helper = onnx.helper
     inputs = [
         helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(constants[t].dtype), None)
-        for t in node.input if t
+        for t in node.input
+        if t
     ]
     outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output if o]
     graph = helper.make_graph([node], "fold", inputs, outputs)
@@ -427,8 +477,9 @@ def _inferred_shapes(model: onnx.ModelProto, input_name: str, input_shape: tuple
     return shapes
 
 
-def _shapes_from_run(model: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...],
-                     wanted: list[str]) -> dict[str, tuple[int, ...]]:
+def _shapes_from_run(
+    model: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...], wanted: list[str]
+) -> dict[str, tuple[int, ...]]:
     """Real shapes from one onnxruntime run on zeros, for tensors shape inference left open."""
     import onnxruntime as ort
 

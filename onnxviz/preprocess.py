@@ -71,13 +71,16 @@ def read_image(path: str | Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     picture = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if picture is None:
-        raise ImageError(f"{path} is not an image OpenCV can read.",
-                         "Use a PNG/JPEG/BMP/TIFF/WebP picture, or a .npy holding the input tensor.")
+        raise ImageError(
+            f"{path} is not an image OpenCV can read.",
+            "Use a PNG/JPEG/BMP/TIFF/WebP picture, or a .npy holding the input tensor.",
+        )
     return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
 
 
-def prepare(image: np.ndarray | str | Path, input_shape: tuple[int, ...], layout: str,
-            prep: Preprocessing) -> PreparedInput:
+def prepare(
+    image: np.ndarray | str | Path, input_shape: tuple[int, ...], layout: str, prep: Preprocessing
+) -> PreparedInput:
     """Turn ``image`` into a float32 tensor shaped ``input_shape`` (batch 1)."""
     if isinstance(image, (str, Path)):
         image = read_image(image)

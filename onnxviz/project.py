@@ -36,8 +36,15 @@ def seeded_tensor(graph: ModelGraph, tensor: str) -> str:
 class Projector:
     """The forward and inverse sessions for one (target, rule, input shape): built once, reused."""
 
-    def __init__(self, graph: ModelGraph, target: str, input_shape: tuple[int, ...], rule: str,
-                 device: Device, lrn: str = "exact") -> None:
+    def __init__(
+        self,
+        graph: ModelGraph,
+        target: str,
+        input_shape: tuple[int, ...],
+        rule: str,
+        device: Device,
+        lrn: str = "exact",
+    ) -> None:
         started = time.perf_counter()
         self.target = target
         self.inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn)
@@ -129,8 +136,11 @@ class Projection:
         size = render.tile_size(*picture.shape[:2])
         left = render.titled_tile(picture, size, ["input", self.node])
         tiles = [
-            render.titled_tile(render.projection_to_rgb(p, self.layout, self.preprocessing.order), size,
-                               [f"{self.node} ch {c}", f"act {a:.3g}"])
+            render.titled_tile(
+                render.projection_to_rgb(p, self.layout, self.preprocessing.order),
+                size,
+                [f"{self.node} ch {c}", f"act {a:.3g}"],
+            )
             for p, c, a in zip(self.projections, self.channels, self.activations, strict=True)
         ]
         columns = min(len(tiles), max(1, int(np.ceil(np.sqrt(len(tiles))))))

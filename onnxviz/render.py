@@ -61,7 +61,7 @@ def grid(tiles: list[np.ndarray], columns: int, gap: int = 6) -> np.ndarray:
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
         y, x = gap + r * (h + gap), gap + c * (w + gap)
-        canvas[y:y + h, x:x + w] = tile
+        canvas[y : y + h, x : x + w] = tile
     return canvas
 
 
@@ -91,5 +91,5 @@ def save_png(rgb: np.ndarray, path) -> None:
 def _fit(text: str, width: int, scale: float = 0.45) -> str:
     """Shorten ``text`` from the left until it fits ``width`` pixels."""
     while len(text) > 4 and cv2.getTextSize(text, FONT, scale, 1)[0][0] > width - 8:
-        text = "…" + text[2:] if not text.startswith("…") else "…" + text[2:]
+        text = "…" + text[2:]
     return text.replace("…", "..")

@@ -51,8 +51,9 @@ def add_switches(model: onnx.ModelProto, switches: dict[str, str]) -> PassResult
     return PassResult(model, modified)
 
 
-def expose_outputs(model: onnx.ModelProto, outputs: list[str], int64_outputs: set[str],
-                   shapes: dict[str, tuple[int, ...]]) -> PassResult:
+def expose_outputs(
+    model: onnx.ModelProto, outputs: list[str], int64_outputs: set[str], shapes: dict[str, tuple[int, ...]]
+) -> PassResult:
     """Make ``outputs`` the graph outputs, in this order, with a symbolic batch axis."""
     del model.graph.output[:]
     for name in outputs:
@@ -122,8 +123,9 @@ def dynamic_batch(model: onnx.ModelProto, input_name: str) -> PassResult:
     return PassResult(model, modified)
 
 
-def forward_model(graph: ModelGraph, outputs: list[str], switches: dict[str, str],
-                  shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+def forward_model(
+    graph: ModelGraph, outputs: list[str], switches: dict[str, str], shapes: dict[str, tuple[int, ...]]
+) -> onnx.ModelProto:
     """The forward graph for a projection: switches on, chosen tensors out, the rest cut away."""
     model = onnx.ModelProto()
     model.CopyFrom(graph.model)
@@ -132,4 +134,3 @@ def forward_model(graph: ModelGraph, outputs: list[str], switches: dict[str, str
     prune(model)
     dynamic_batch(model, graph.input_name)
     return model
-

@@ -8,6 +8,7 @@ session really kept it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from onnxviz.errors import DeviceError, InferenceError, UsageError
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+DEFAULT_LOG_SEVERITY = 2  # onnxruntime's own default (warnings); there is no getter to save it
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,12 @@ def cuda_status() -> tuple[bool, str]:
         return False, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
-        try:
+        with contextlib.suppress(Exception):
             preload()
-        except Exception:
-            pass
     probe = onnx.helper.make_model(
         onnx.helper.make_graph(
-            [onnx.helper.make_node("Identity", ["x"], ["y"])], "probe",
+            [onnx.helper.make_node("Identity", ["x"], ["y"])],
+            "probe",
             [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
             [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
         ),
@@ -57,7 +58,6 @@ def cuda_status() -> tuple[bool, str]:
     probe.ir_version = 8
     options = ort.SessionOptions()
     options.log_severity_level = 4
-    previous = 2
     ort.set_default_logger_severity(4)
     try:
         session = ort.InferenceSession(probe.SerializeToString(), options, providers=[CUDA, CPU])
@@ -65,11 +65,13 @@ def cuda_status() -> tuple[bool, str]:
     except Exception:
         kept = False
     finally:
-        ort.set_default_logger_severity(previous)
+        ort.set_default_logger_severity(DEFAULT_LOG_SEVERITY)
     if kept:
         return True, ""
-    return False, ("onnxruntime-gpu is installed but CUDA is not usable (no GPU, or the CUDA/cuDNN "
-                   "libraries are missing: `pip install onnxviz[cuda]` brings them)")
+    return False, (
+        "onnxruntime-gpu is installed but CUDA is not usable (no GPU, or the CUDA/cuDNN "
+        "libraries are missing: `pip install onnxviz[cuda]` brings them)"
+    )
 
 
 def choose_device(requested: str = "auto") -> Device:

@@ -24,11 +24,17 @@ FIXTURES = Path(__file__).parent / "fixtures" / "models"
 OPSET = 17
 
 
-def make_model(nodes: list[onnx.NodeProto], input_shape: tuple[int, ...], output: str,
-               initializers: dict[str, np.ndarray] | None = None, opset: int = OPSET,
-               input_name: str = "x") -> onnx.ModelProto:
+def make_model(
+    nodes: list[onnx.NodeProto],
+    input_shape: tuple[int, ...],
+    output: str,
+    initializers: dict[str, np.ndarray] | None = None,
+    opset: int = OPSET,
+    input_name: str = "x",
+) -> onnx.ModelProto:
     graph = helper.make_graph(
-        nodes, "test",
+        nodes,
+        "test",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
         [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
         initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
@@ -55,8 +61,15 @@ def separated_input(shape: tuple[int, ...], rng: np.random.Generator, spacing: f
 class Linearisation:
     """Forward values at x and the inverse graph of ``target``, for one model and one mode."""
 
-    def __init__(self, model: onnx.ModelProto, target: str, x: np.ndarray, mode: str = "saliency",
-                 form: str = "cpu", lrn: str = "exact") -> None:
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        target: str,
+        x: np.ndarray,
+        mode: str = "saliency",
+        form: str = "cpu",
+        lrn: str = "exact",
+    ) -> None:
         self.graph = ModelGraph.from_proto(model)
         self.x = x
         self.target = target

@@ -149,9 +149,7 @@ class _Geometry:
         """All output positions, row-major."""
         return itertools.product(*(range(o) for o in self.out_shape))
 
-    def window(
-        self, o: Sequence[int], lo: Sequence[int], hi: Sequence[int]
-    ) -> list[tuple[int, int]]:
+    def window(self, o: Sequence[int], lo: Sequence[int], hi: Sequence[int]) -> list[tuple[int, int]]:
         """Per axis, the kernel tap range ``[j0, j1)`` of output position ``o`` whose input
         coordinate ``o*s - begin + j*d`` lies in ``[lo, hi)``."""
         out = []
@@ -162,9 +160,7 @@ class _Geometry:
             out.append((j0, max(j0, j1)))
         return out
 
-    def taps(
-        self, o: Sequence[int]
-    ) -> tuple[tuple[slice, ...], tuple[slice, ...], tuple[int, ...]]:
+    def taps(self, o: Sequence[int]) -> tuple[tuple[slice, ...], tuple[slice, ...], tuple[int, ...]]:
         """For output position ``o``: slices into the kernel and into the input selecting the taps
         that fall inside the (unpadded) input, plus the first input coordinate per axis."""
         ranges = self.window(o, [0] * len(o), self.in_shape)
@@ -245,9 +241,7 @@ def conv_forward(x: Array, w: Array, b: Array | None, a: Attrs) -> Array:
             win = x[(slice(None), slice(gi * cg, (gi + 1) * cg), *x_sl)]  # (N, cg, *taps)
             ker = w[(slice(gi * mg, (gi + 1) * mg), slice(None), *k_sl)]  # (mg, cg, *taps)
             axes = list(range(1, win.ndim))
-            y[(slice(None), slice(gi * mg, (gi + 1) * mg), *o)] = np.tensordot(
-                win, ker, (axes, axes)
-            )
+            y[(slice(None), slice(gi * mg, (gi + 1) * mg), *o)] = np.tensordot(win, ker, (axes, axes))
     if b is not None:
         y += b.reshape(1, -1, *([1] * len(geo.out_shape)))
     return y
@@ -308,9 +302,7 @@ def maxpool_backward(x: Array, g: Array, a: Attrs) -> Array:
     return gx
 
 
-def _avg_divisor(
-    geo: _Geometry, o: Sequence[int], x_sl: tuple[slice, ...], include_pad: bool
-) -> int:
+def _avg_divisor(geo: _Geometry, o: Sequence[int], x_sl: tuple[slice, ...], include_pad: bool) -> int:
     if include_pad:  # taps inside the explicitly padded extent (not the ceil_mode overhang)
         return geo.padded_count(o)
     return math.prod(len(range(s.start, s.stop, s.step)) for s in x_sl)
@@ -324,9 +316,7 @@ def avgpool_forward(x: Array, a: Attrs) -> Array:
         _, x_sl, _ = geo.taps(o)
         win = x[(slice(None), slice(None), *x_sl)]
         axes = tuple(range(2, win.ndim))
-        y[(slice(None), slice(None), *o)] = win.sum(axis=axes) / _avg_divisor(
-            geo, o, x_sl, include_pad
-        )
+        y[(slice(None), slice(None), *o)] = win.sum(axis=axes) / _avg_divisor(geo, o, x_sl, include_pad)
     return y
 
 
@@ -757,10 +747,8 @@ def _pad_fn(n: _Node) -> Callable[[Array, float], Array]:
     """Pad (any opset) as ``fn(array, constant)``; negative pads crop."""
     x = n.ins[0]
     pads_v = n.inp(1)
-    if pads_v is not None:
-        pads = _ints(pads_v)
-    else:  # opset < 11: attribute (named "paddings" in opset 1)
-        pads = list(n.attrs["pads"] if "pads" in n.attrs else n.attrs["paddings"])
+    # opset < 11: an attribute (named "paddings" in opset 1)
+    pads = _ints(pads_v) if pads_v is not None else list(n.attrs.get("pads", n.attrs.get("paddings")))
     axes_v = n.inp(3)
     axes = [a % x.ndim for a in _ints(axes_v)] if axes_v is not None else list(range(x.ndim))
     k = len(axes)
@@ -1017,10 +1005,7 @@ def _b_arith(b: _Bw) -> list[Array | None]:
         grads = [g * ins[1], g * ins[0]]
     else:  # Div
         grads = [g / ins[1], -g * ins[0] / ins[1] ** 2]
-    return [
-        _unbroadcast(gi, v.shape) if need else None
-        for gi, v, need in zip(grads, ins, b.need, strict=True)
-    ]
+    return [_unbroadcast(gi, v.shape) if need else None for gi, v, need in zip(grads, ins, b.need, strict=True)]
 
 
 @_bw("Neg")
@@ -1166,9 +1151,7 @@ def _backward_one(
     return grads.get(x_name, np.zeros(values[x_name].shape))
 
 
-def backward(
-    model: onnx.ModelProto, x: np.ndarray, target: str, seed: np.ndarray, rule: str
-) -> np.ndarray:
+def backward(model: onnx.ModelProto, x: np.ndarray, target: str, seed: np.ndarray, rule: str) -> np.ndarray:
     """Propagate ``seed`` (shape of tensor ``target``) back to the graph input under ``rule``.
 
     If ``x`` has batch 1 and ``seed`` has batch K, the forward is shared and K sweeps run;
@@ -1187,9 +1170,6 @@ def backward(
     if seed.shape == t_shape:
         return _backward_one(model, values, active, target, seed, rule)
     if np.shape(x)[0] == 1 and t_shape[:1] == (1,) and seed.shape[1:] == t_shape[1:]:
-        sweeps = [
-            _backward_one(model, values, active, target, seed[k : k + 1], rule)
-            for k in range(seed.shape[0])
-        ]
+        sweeps = [_backward_one(model, values, active, target, seed[k : k + 1], rule) for k in range(seed.shape[0])]
         return np.concatenate(sweeps, axis=0)
     raise ValueError(f"seed shape {seed.shape} does not match {target!r} of shape {t_shape}")

@@ -16,9 +16,17 @@ from onnxviz.model import ModelGraph
 from onnxviz.project import seeded_tensor
 from tests.helpers import Linearisation, adjoint_gaps, load_fixture
 
-FIXTURES = ["vgg_like_torchscript.onnx", "vgg_like_dynamo.onnx", "resnet_like.onnx", "squeezenet_like.onnx",
-            "mobilenet_like.onnx", "tf2onnx_nhwc.onnx", "opset9_zoo.onnx", "opset7_alexnet_like.onnx",
-            "edge_cases.onnx"]
+FIXTURES = [
+    "vgg_like_torchscript.onnx",
+    "vgg_like_dynamo.onnx",
+    "resnet_like.onnx",
+    "squeezenet_like.onnx",
+    "mobilenet_like.onnx",
+    "tf2onnx_nhwc.onnx",
+    "opset9_zoo.onnx",
+    "opset7_alexnet_like.onnx",
+    "edge_cases.onnx",
+]
 TOLERANCE = 1e-2
 
 

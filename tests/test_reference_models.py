@@ -15,9 +15,17 @@ from onnxviz.project import make_seeds
 from tests import reference
 from tests.helpers import FIXTURES, load_fixture
 
-MODELS = ["vgg_like_torchscript.onnx", "vgg_like_dynamo.onnx", "resnet_like.onnx", "squeezenet_like.onnx",
-          "mobilenet_like.onnx", "tf2onnx_nhwc.onnx", "opset9_zoo.onnx", "opset7_alexnet_like.onnx",
-          "edge_cases.onnx"]
+MODELS = [
+    "vgg_like_torchscript.onnx",
+    "vgg_like_dynamo.onnx",
+    "resnet_like.onnx",
+    "squeezenet_like.onnx",
+    "mobilenet_like.onnx",
+    "tf2onnx_nhwc.onnx",
+    "opset9_zoo.onnx",
+    "opset7_alexnet_like.onnx",
+    "edge_cases.onnx",
+]
 
 
 def _deepest(model: onnxviz.Model, prefix: str) -> str | None:

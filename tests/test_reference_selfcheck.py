@@ -66,9 +66,7 @@ class G:
         """The model; by default every node output is a graph output (types from the reference)."""
         x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, self.x_shape)
         graph = helper.make_graph(self.nodes, "g", [x_info], [], self.inits)
-        m = helper.make_model(
-            graph, opset_imports=[helper.make_opsetid("", self.opset)], ir_version=IR_VERSION
-        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)], ir_version=IR_VERSION)
         names = [o for n in self.nodes for o in n.output if o] if outputs is None else outputs
         values = ref.forward(m, np.zeros(self.x_shape)) if names else {}
         for name in names:

@@ -58,8 +58,14 @@ def signal_path(graph: ModelGraph, target: str) -> list[onnx.NodeProto]:
     return [n for n in graph.nodes if n.name in on_path]
 
 
-def build_inverse(graph: ModelGraph, target: str, input_shape: tuple[int, ...], mode: str = "deconvnet",
-                  form: str = "cpu", lrn: str = "exact") -> InverseGraph:
+def build_inverse(
+    graph: ModelGraph,
+    target: str,
+    input_shape: tuple[int, ...],
+    mode: str = "deconvnet",
+    form: str = "cpu",
+    lrn: str = "exact",
+) -> InverseGraph:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     if form not in FORMS:
@@ -90,8 +96,9 @@ def build_inverse(graph: ModelGraph, target: str, input_shape: tuple[int, ...], 
         raise UnsupportedOpError(f"No signal reaches the input from '{target}'.")
     ctx.nodes.append(helper.make_node("Identity", [final], [PROJECTION], name="projection"))
     model = _assemble(ctx, graph, target, input_shape)
-    return InverseGraph(model=model, target=target, mode=mode, forward_tensors=list(ctx.forward_inputs),
-                        switches=switches)
+    return InverseGraph(
+        model=model, target=target, mode=mode, forward_tensors=list(ctx.forward_inputs), switches=switches
+    )
 
 
 def _sum(ctx: InverseContext, node: onnx.NodeProto, terms: list[str] | None) -> str | None:
@@ -107,11 +114,13 @@ def _assemble(ctx: InverseContext, graph: ModelGraph, target: str, input_shape: 
     seed = helper.make_tensor_value_info(SEED, TensorProto.FLOAT, [BATCH, *ctx.shape(target)[1:]])
     output = helper.make_tensor_value_info(PROJECTION, TensorProto.FLOAT, [BATCH, *input_shape[1:]])
     inverse = helper.make_graph(
-        ctx.nodes, f"inverse of {target}", [seed, *ctx.forward_inputs.values()], [output],
+        ctx.nodes,
+        f"inverse of {target}",
+        [seed, *ctx.forward_inputs.values()],
+        [output],
         initializer=list(ctx.initializers.values()),
     )
-    model = helper.make_model(inverse, opset_imports=[helper.make_opsetid("", INVERSE_OPSET)],
-                              producer_name="onnxviz")
+    model = helper.make_model(inverse, opset_imports=[helper.make_opsetid("", INVERSE_OPSET)], producer_name="onnxviz")
     model.ir_version = INVERSE_IR_VERSION
     meta = model.metadata_props.add()
     meta.key, meta.value = "onnxviz.mode", ctx.mode
@@ -121,9 +130,16 @@ def _assemble(ctx: InverseContext, graph: ModelGraph, target: str, input_shape: 
 def _no_rule(graph: ModelGraph, node: onnx.NodeProto, target: str) -> UnsupportedOpError:
     upstream = {t for t in node.input if t}
     ancestors = graph.ancestors(upstream)
-    candidates = [layer.alias for layer in graph.layers
-                  if graph.producer.get(layer.tensor) is not None and graph.producer[layer.tensor].name in ancestors]
-    hint = f"Project from '{candidates[-1]}' or an earlier layer instead." if candidates else "Project from an earlier layer."
+    candidates = [
+        layer.alias
+        for layer in graph.layers
+        if graph.producer.get(layer.tensor) is not None and graph.producer[layer.tensor].name in ancestors
+    ]
+    hint = (
+        f"Project from '{candidates[-1]}' or an earlier layer instead."
+        if candidates
+        else "Project from an earlier layer."
+    )
     return UnsupportedOpError(
         f"Unsupported op {node.op_type} (node '{node.name}') on the path from '{target}' back to the "
         "input: onnxviz has no inverse rule for it.",

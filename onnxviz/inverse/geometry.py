@@ -17,8 +17,9 @@ def window_attrs(node: onnx.NodeProto, kernel: tuple[int, ...]) -> tuple[list[in
     return strides, dilations
 
 
-def explicit_pads(node: onnx.NodeProto, in_size: tuple[int, ...], kernel: tuple[int, ...],
-                  strides: list[int], dilations: list[int]) -> tuple[list[int], list[int]]:
+def explicit_pads(
+    node: onnx.NodeProto, in_size: tuple[int, ...], kernel: tuple[int, ...], strides: list[int], dilations: list[int]
+) -> tuple[list[int], list[int]]:
     """(begins, ends) that ``auto_pad`` stands for, or the node's own ``pads``."""
     n = len(kernel)
     auto_pad = node_attr(node, "auto_pad", "NOTSET")

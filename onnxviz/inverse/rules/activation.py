@@ -28,7 +28,9 @@ def _scalar(ctx: InverseContext, value: float) -> str:
 
 
 def _relu(ctx: InverseContext, node: onnx.NodeProto) -> str:
-    return ctx.op("Cast", [ctx.op("Greater", [ctx.forward(node.output[0]), _scalar(ctx, 0.0)])], to=onnx.TensorProto.FLOAT)
+    return ctx.op(
+        "Cast", [ctx.op("Greater", [ctx.forward(node.output[0]), _scalar(ctx, 0.0)])], to=onnx.TensorProto.FLOAT
+    )
 
 
 def _leaky_relu(ctx: InverseContext, node: onnx.NodeProto) -> str:
@@ -50,8 +52,13 @@ def _clip(ctx: InverseContext, node: onnx.NodeProto) -> str:
         low = float(ctx.constant(node.input[1]))
     if len(node.input) > 2 and node.input[2]:
         high = float(ctx.constant(node.input[2]))
-    inside = ctx.op("And", [ctx.op("Greater", [x, _scalar(ctx, -np.inf if low is None else low)]),
-                            ctx.op("Less", [x, _scalar(ctx, np.inf if high is None else high)])])
+    inside = ctx.op(
+        "And",
+        [
+            ctx.op("Greater", [x, _scalar(ctx, -np.inf if low is None else low)]),
+            ctx.op("Less", [x, _scalar(ctx, np.inf if high is None else high)]),
+        ],
+    )
     return ctx.op("Cast", [inside], to=onnx.TensorProto.FLOAT)
 
 
@@ -83,8 +90,9 @@ def _hard_swish(ctx: InverseContext, node: onnx.NodeProto) -> str:
 def _elu(ctx: InverseContext, node: onnx.NodeProto) -> str:
     x, y = ctx.forward(node.input[0]), ctx.forward(node.output[0])
     alpha = float(ctx.attr(node, "alpha", 1.0))
-    return ctx.op("Where", [ctx.op("Greater", [x, _scalar(ctx, 0.0)]), _scalar(ctx, 1.0),
-                            ctx.op("Add", [y, _scalar(ctx, alpha)])])
+    return ctx.op(
+        "Where", [ctx.op("Greater", [x, _scalar(ctx, 0.0)]), _scalar(ctx, 1.0), ctx.op("Add", [y, _scalar(ctx, alpha)])]
+    )
 
 
 def _softplus(ctx: InverseContext, node: onnx.NodeProto) -> str:

@@ -43,14 +43,24 @@ def conv_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
         pads = [r - b for r, b in zip(reach, begins, strict=True)] + [r - e for r, e in zip(reach, ends, strict=True)]
         gx = ctx.op("Conv", [g, flipped], pads=pads, dilations=dilations, group=group, kernel_shape=list(kernel))
     else:
-        gx = transposed_conv(ctx, g, w_name, ctx.shape(node.output[0])[2:], in_size, kernel, strides,
-                             dilations, begins, group)
+        gx = transposed_conv(
+            ctx, g, w_name, ctx.shape(node.output[0])[2:], in_size, kernel, strides, dilations, begins, group
+        )
     return [gx] + [None] * (len(node.input) - 1)
 
 
-def transposed_conv(ctx: InverseContext, g: str, w_name: str, out_size: tuple[int, ...],
-                    in_size: tuple[int, ...], kernel: tuple[int, ...], strides: list[int],
-                    dilations: list[int], begins: list[int], group: int) -> str:
+def transposed_conv(
+    ctx: InverseContext,
+    g: str,
+    w_name: str,
+    out_size: tuple[int, ...],
+    in_size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: list[int],
+    dilations: list[int],
+    begins: list[int],
+    group: int,
+) -> str:
     """ConvTranspose of ``g`` landing exactly on the forward input frame (shared with pooling)."""
     extents = [transposed_extent(o, k, s, d) for o, k, s, d in zip(out_size, kernel, strides, dilations, strict=True)]
     common = {"strides": strides, "dilations": dilations, "group": group, "kernel_shape": list(kernel)}
@@ -58,14 +68,20 @@ def transposed_conv(ctx: InverseContext, g: str, w_name: str, out_size: tuple[in
         tail = [e - b - n for e, b, n in zip(extents, begins, in_size, strict=True)]
         out_pad = [max(0, -t) for t in tail]
         if all(op < max(s, d) for op, s, d in zip(out_pad, strides, dilations, strict=True)):
-            return ctx.op("ConvTranspose", [g, w_name], pads=begins + [max(0, t) for t in tail],
-                          output_padding=out_pad if any(out_pad) else None, **common)
+            return ctx.op(
+                "ConvTranspose",
+                [g, w_name],
+                pads=begins + [max(0, t) for t in tail],
+                output_padding=out_pad if any(out_pad) else None,
+                **common,
+            )
     full = ctx.op("ConvTranspose", [g, w_name], **common)
     return crop_to_frame(ctx, full, extents, in_size, begins)
 
 
-def crop_to_frame(ctx: InverseContext, full: str, extents: list[int], in_size: tuple[int, ...],
-                  begins: list[int]) -> str:
+def crop_to_frame(
+    ctx: InverseContext, full: str, extents: list[int], in_size: tuple[int, ...], begins: list[int]
+) -> str:
     """Keep ``[begin, begin + size)`` of an unpadded transposed sweep along each spatial axis,
     zero-filling where the sweep stopped short of the frame's end."""
     n = len(in_size)
@@ -93,6 +109,13 @@ def _transposed_flipped(ctx: InverseContext, w_name: str, shape: tuple[int, ...]
         swapped5 = ctx.op("Transpose", [split], perm=[0, 2, 1, *range(3, rank + 1)])
         swapped = ctx.op("Reshape", [swapped5, ctx.ints([group * in_per_group, out_ch // group, *kernel])])
     spatial = list(range(2, rank))
-    return ctx.op("Slice", [swapped, ctx.ints([-1] * len(spatial), "starts"),
-                            ctx.ints([INT64_MIN] * len(spatial), "ends"), ctx.ints(spatial, "axes"),
-                            ctx.ints([-1] * len(spatial), "steps")])
+    return ctx.op(
+        "Slice",
+        [
+            swapped,
+            ctx.ints([-1] * len(spatial), "starts"),
+            ctx.ints([INT64_MIN] * len(spatial), "ends"),
+            ctx.ints(spatial, "axes"),
+            ctx.ints([-1] * len(spatial), "steps"),
+        ],
+    )

@@ -82,7 +82,7 @@ def div_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
 def gemm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
     assert g is not None
-    a, b = node.input[0], node.input[1]
+    b = node.input[1]
     if _on_path(ctx, b):
         raise ctx.unsupported(node, "its second operand (the weights) depends on the image")
     if int(ctx.attr(node, "transA", 0)):

@@ -47,25 +47,33 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | N
     begins, ends = explicit_pads(node, ctx.shape(x)[2:], kernel, strides, dilations)
     overlapping = any((k - 1) * d + 1 > s for k, s, d in zip(kernel, strides, dilations, strict=True))
     # MaxUnpool refuses an output smaller than the one its own attributes imply (ceil_mode).
-    unpool_fits = all(transposed_extent(o, k, s, 1) - b - e <= n for o, k, s, b, e, n in
-                      zip(y_sample[1:], kernel, strides, begins, ends, x_sample[1:], strict=True))
+    unpool_fits = all(
+        transposed_extent(o, k, s, 1) - b - e <= n
+        for o, k, s, b, e, n in zip(y_sample[1:], kernel, strides, begins, ends, x_sample[1:], strict=True)
+    )
     x_size, y_size = math.prod(x_sample), math.prod(y_sample)
     batch = ctx.op("Slice", [ctx.op("Shape", [g]), ctx.ints([0]), ctx.ints([1])])
     if ctx.form == "cpu" and not overlapping and unpool_fits:
         count = ctx.op("Squeeze", [batch, ctx.ints([0], "axes")])
         first = ctx.const(np.array(0, np.int64), "zero")
         step = ctx.const(np.array(1, np.int64), "one")
-        offsets = ctx.op("Mul", [ctx.op("Range", [first, count, step]), ctx.const(np.array(x_size, np.int64), "image_size")])
+        offsets = ctx.op(
+            "Mul", [ctx.op("Range", [first, count, step]), ctx.const(np.array(x_size, np.int64), "image_size")]
+        )
         offsets = ctx.op("Reshape", [offsets, ctx.ints([-1] + [1] * len(y_sample))])
         indices = ctx.op("Add", [switches, offsets])
         out_shape = ctx.op("Concat", [batch, ctx.ints(list(x_sample))], axis=0)
-        gx = ctx.op("MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides,
-                    pads=begins + ends)
+        gx = ctx.op(
+            "MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides, pads=begins + ends
+        )
         return [gx]
     flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
     flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([1, y_size])]), ctx.op("Shape", [flat_g])])
-    zeros = ctx.op("ConstantOfShape", [ctx.op("Concat", [batch, ctx.ints([x_size])], axis=0)],
-                   value=onnx.helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+    zeros = ctx.op(
+        "ConstantOfShape",
+        [ctx.op("Concat", [batch, ctx.ints([x_size])], axis=0)],
+        value=onnx.helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
+    )
     scattered = ctx.op("ScatterElements", [zeros, flat_idx, flat_g], axis=1, reduction="add")
     return [ctx.reshape_to(scattered, x)]
 
@@ -81,9 +89,13 @@ def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str
     begins, ends = explicit_pads(node, in_size, kernel, strides, dilations)
     include_pad = int(ctx.attr(node, "count_include_pad", 0)) == 1
     divisor = np.ones((1, 1, *out_size), np.float32)
-    for axis, (o, k, s, d, b, e, n) in enumerate(zip(out_size, kernel, strides, dilations, begins, ends, in_size, strict=True)):
-        counts = np.array([_window_count(i * s - b, k, d, -b if include_pad else 0, n + e if include_pad else n)
-                           for i in range(o)], np.float32)
+    for axis, (o, k, s, d, b, e, n) in enumerate(
+        zip(out_size, kernel, strides, dilations, begins, ends, in_size, strict=True)
+    ):
+        counts = np.array(
+            [_window_count(i * s - b, k, d, -b if include_pad else 0, n + e if include_pad else n) for i in range(o)],
+            np.float32,
+        )
         divisor = divisor * counts.reshape([1, 1] + [o if a == axis else 1 for a in range(len(out_size))])
     channels = ctx.shape(x)[1]
     ones = ctx.const(np.ones((channels, 1, *kernel), np.float32), "window_ones")

@@ -52,8 +52,12 @@ def concat_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     for tensor in node.input:
         size = ctx.shape(tensor)[axis]
         if tensor in ctx.graph.signal:
-            result.append(ctx.op("Slice", [g, ctx.ints([offset], "starts"), ctx.ints([offset + size], "ends"),
-                                           ctx.ints([axis], "axes")]))
+            result.append(
+                ctx.op(
+                    "Slice",
+                    [g, ctx.ints([offset], "starts"), ctx.ints([offset + size], "ends"), ctx.ints([axis], "axes")],
+                )
+            )
         else:
             result.append(None)
         offset += size
@@ -67,7 +71,9 @@ def split_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
     axis = int(ctx.attr(node, "axis", 0)) % rank
     if axis == 0:
         raise ctx.unsupported(node, "it splits along the batch axis")
-    parts = [g if g is not None else ctx.zeros_like_signal(some, out) for g, out in zip(grads, node.output, strict=True)]
+    parts = [
+        g if g is not None else ctx.zeros_like_signal(some, out) for g, out in zip(grads, node.output, strict=True)
+    ]
     return [ctx.op("Concat", parts, axis=axis)] + [None] * (len(node.input) - 1)
 
 
@@ -79,7 +85,9 @@ def slice_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
     rank = len(shape)
     if len(node.input) > 1:
         values = [ctx.constant(t) if t else None for t in node.input[1:5]]
-        if any(v is None for v in values[:2]) or any(t and v is None for t, v in zip(node.input[3:5], values[2:], strict=False)):
+        if any(v is None for v in values[:2]) or any(
+            t and v is None for t, v in zip(node.input[3:5], values[2:], strict=False)
+        ):
             raise ctx.unsupported(node, "its starts/ends/axes/steps are not constant")
         starts, ends = values[0].tolist(), values[1].tolist()
         axes = values[2].tolist() if len(values) > 2 and values[2] is not None else list(range(len(starts)))
