@@ -130,6 +130,10 @@ def forward_model(
     model = onnx.ModelProto()
     model.CopyFrom(graph.model)
     add_switches(model, switches)
+    shapes = dict(shapes)
+    for node in graph.nodes:
+        if node.name in switches:
+            shapes[switches[node.name]] = shapes[node.output[0]]
     expose_outputs(model, outputs, set(switches.values()), shapes)
     prune(model)
     dynamic_batch(model, graph.input_name)
