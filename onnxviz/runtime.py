@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,12 @@ def cuda_status() -> tuple[bool, str]:
         return False, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
-        with contextlib.suppress(Exception):
+        # It prints a line per missing CUDA library; the one-line device note says it better.
+        with (
+            contextlib.suppress(Exception),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             preload()
     probe = onnx.helper.make_model(
         onnx.helper.make_graph(

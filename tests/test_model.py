@@ -76,8 +76,9 @@ def test_opset7_is_upgraded_so_maxpool_can_emit_switches() -> None:
 
 def test_pool_shapes_drop_a_ceil_window_that_starts_in_the_padding() -> None:
     """ONNX shape inference says 4x4 here; onnxruntime and the spec say 3x3."""
-    pool = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1],
-                            ceil_mode=1)
+    pool = helper.make_node(
+        "MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1
+    )
     graph = ModelGraph.from_proto(make_model([pool], (1, 1, 5, 5), "y"))
     assert graph.shapes((1, 1, 5, 5))["y"] == (1, 1, 3, 3)
 
@@ -103,8 +104,14 @@ def test_unreadable_models_raise_a_clear_load_error(tmp_path, make_file, message
 def test_external_data_loads_and_missing_external_data_is_named(tmp_path) -> None:
     model = load_fixture("vgg_like_torchscript.onnx")
     path = tmp_path / "external.onnx"
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="external.onnx.data", size_threshold=0)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="external.onnx.data",
+        size_threshold=0,
+    )
     graph = ModelGraph.load(path)
     embedded = ModelGraph.load(FIXTURES / "vgg_like_torchscript.onnx")
     for name, value in embedded.constants.items():

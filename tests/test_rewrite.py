@@ -37,27 +37,38 @@ def test_forward_stops_at_the_chosen_layer_and_emits_switches() -> None:
 
 def test_forward_batch_is_dynamic_even_with_a_hard_coded_reshape() -> None:
     rng = np.random.default_rng(0)
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("Reshape", ["r", "shape"], ["f"], name="flatten"),
-             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc")]
-    inits = {"w": rng.standard_normal((2, 3, 3, 3)).astype(np.float32), "shape": np.array([1, -1], np.int64),
-             "fc": rng.standard_normal((4, 2 * 5 * 5)).astype(np.float32)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shape"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    inits = {
+        "w": rng.standard_normal((2, 3, 3, 3)).astype(np.float32),
+        "shape": np.array([1, -1], np.int64),
+        "fc": rng.standard_normal((4, 2 * 5 * 5)).astype(np.float32),
+    }
     model = make_model(nodes, (1, 3, 5, 5), "y", inits)
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
     assert dynamic_batch(rewritten, "x").modified
     x = rng.standard_normal((3, 3, 5, 5)).astype(np.float32)
     batched = session(rewritten).run(None, {"x": x})[0]
-    singles = np.concatenate([session(model).run(None, {"x": x[i:i + 1]})[0] for i in range(3)])
+    singles = np.concatenate([session(model).run(None, {"x": x[i : i + 1]})[0] for i in range(3)])
     np.testing.assert_allclose(batched, singles, rtol=1e-5, atol=1e-5)
 
 
-pool_cases = st.fixed_dictionaries({
-    "kernel": st.integers(2, 3), "stride": st.integers(1, 3), "pad": st.integers(0, 1),
-    "ceil_mode": st.sampled_from([0, 1]), "dilation": st.sampled_from([1, 2]), "size": st.integers(5, 10),
-    "seed": st.integers(0, 1000),
-})
+pool_cases = st.fixed_dictionaries(
+    {
+        "kernel": st.integers(2, 3),
+        "stride": st.integers(1, 3),
+        "pad": st.integers(0, 1),
+        "ceil_mode": st.sampled_from([0, 1]),
+        "dilation": st.sampled_from([1, 2]),
+        "size": st.integers(5, 10),
+        "seed": st.integers(0, 1000),
+    }
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -69,8 +80,13 @@ def test_onnxruntime_switches_are_the_first_maximum_of_each_window(case: dict) -
     span = n + 2 * p - ((k - 1) * d + 1)
     out = (-(-span // s) if case["ceil_mode"] else span // s) + 1
     assume((out - 1) * s < n + p)
-    attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": [p] * 4, "ceil_mode": case["ceil_mode"],
-             "dilations": [d, d]}
+    attrs = {
+        "kernel_shape": [k, k],
+        "strides": [s, s],
+        "pads": [p] * 4,
+        "ceil_mode": case["ceil_mode"],
+        "dilations": [d, d],
+    }
     pool = helper.make_node("MaxPool", ["x"], ["y", "idx"], name="pool", **attrs)
     model = make_model([pool], (1, 2, n, n), "y")
     model.graph.output.append(helper.make_tensor_value_info("idx", onnx.TensorProto.INT64, None))
@@ -102,5 +118,5 @@ def test_rewritten_forward_runs_a_batch_and_matches_the_original(fixture: str) -
     dynamic_batch(probe, graph.input_name)
     got = session(forward).run([outputs[0]], {graph.input_name: x})[0]
     for i in range(2):
-        single = session(probe).run(None, {graph.input_name: x[i:i + 1]})[0]
-        np.testing.assert_allclose(got[i:i + 1], single, rtol=1e-4, atol=1e-5)
+        single = session(probe).run(None, {graph.input_name: x[i : i + 1]})[0]
+        np.testing.assert_allclose(got[i : i + 1], single, rtol=1e-4, atol=1e-5)

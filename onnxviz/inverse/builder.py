@@ -128,18 +128,14 @@ def _assemble(ctx: InverseContext, graph: ModelGraph, target: str, input_shape: 
 
 
 def _no_rule(graph: ModelGraph, node: onnx.NodeProto, target: str) -> UnsupportedOpError:
-    upstream = {t for t in node.input if t}
-    ancestors = graph.ancestors(upstream)
-    candidates = [
-        layer.alias
-        for layer in graph.layers
-        if graph.producer.get(layer.tensor) is not None and graph.producer[layer.tensor].name in ancestors
-    ]
-    hint = (
-        f"Project from '{candidates[-1]}' or an earlier layer instead."
-        if candidates
-        else "Project from an earlier layer."
-    )
+    ancestors = graph.ancestors(t for t in node.input if t)
+    candidates: dict[str, str] = {}  # tensor -> the first alias naming it (conv3 rather than relu3)
+    for layer in graph.layers:
+        producer = graph.producer.get(layer.tensor)
+        if producer is not None and producer.name in ancestors:
+            candidates.setdefault(layer.tensor, layer.alias)
+    last = list(candidates.values())[-1] if candidates else None
+    hint = f"Project from '{last}' or an earlier layer instead." if last else "Project from an earlier layer."
     return UnsupportedOpError(
         f"Unsupported op {node.op_type} (node '{node.name}') on the path from '{target}' back to the "
         "input: onnxviz has no inverse rule for it.",
