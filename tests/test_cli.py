@@ -121,7 +121,7 @@ def test_project_top_k_picks_the_strongest_channels(capsys, tmp_path, picture) -
 
 def test_project_default_output_name(capsys, tmp_path, picture, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, _ = run_cli(capsys, "project", VGG, picture, "--node", "conv2", "--rule", "guided")
+    code, _, _ = run_cli(capsys, "project", VGG, picture, "--node", "conv2", "--rule", "guided")
     assert code == 0 and (tmp_path / "chelsea_conv2_guided.png").exists()
 
 

@@ -117,7 +117,7 @@ def test_external_data_loads_and_missing_external_data_is_named(tmp_path) -> Non
     for name, value in embedded.constants.items():
         np.testing.assert_array_equal(graph.constants[name], value)
     (tmp_path / "external.onnx.data").unlink()
-    with pytest.raises(ModelLoadError, match="external.onnx.data"):
+    with pytest.raises(ModelLoadError, match=r"external\.onnx\.data"):
         ModelGraph.load(path)
 
 
