@@ -23,7 +23,6 @@ from onnxviz.project import (
     Projection,
     Projector,
     channel_strengths,
-    make_seeds,
     seeded_tensor,
     select_channels,
 )
@@ -146,9 +145,8 @@ class Model:
         activation = forward[tensor]
         strengths = channel_strengths(activation)
         chosen = select_channels(strengths, channels, top)
-        seeds = make_seeds(activation, chosen)
         t2 = time.perf_counter()
-        projections = projector.invert(seeds, forward)
+        projections = projector.invert(activation, chosen, forward)
         t3 = time.perf_counter()
         return Projection(
             projections=projections,

@@ -262,11 +262,11 @@ class ModelGraph:
         if input_shape in self._shape_cache:
             return self._shape_cache[input_shape]
         shapes = _inferred_shapes(self.model, self.input_name, input_shape)
-        wanted = [t for t in self.signal if t not in shapes]
+        wanted = [t for t in self.signal if t not in shapes and t != self.input_name]
         if any(n.op_type in CEIL_MODE_OPS and node_attr(n, "ceil_mode", 0) for n in self.nodes):
             # ONNX shape inference keeps a ceil_mode window that starts in the right padding, which
             # onnxruntime (and the spec) drop: trust only real shapes downstream of such pools.
-            wanted = sorted(self.signal)
+            wanted = sorted(self.signal - {self.input_name})
         if wanted:
             shapes.update(_shapes_from_run(self.model, self.input_name, input_shape, wanted))
         shapes[self.input_name] = input_shape
@@ -456,16 +456,20 @@ def _evaluate_node(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.
 
 
 def _inferred_shapes(model: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...]) -> dict:
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    del fixed.graph.value_info[:]
-    for inp in fixed.graph.input:
+    """ONNX shape inference with the input fixed; large weights enter as typed inputs, so the
+    (possibly hundreds of MB) weight data is never copied or serialized for it."""
+    light = onnx.ModelProto()
+    light.CopyFrom(model) if _weight_bytes(model) < LIGHT_COPY_LIMIT else _copy_without_weights(model, light)
+    del light.graph.value_info[:]
+    for out in light.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    for inp in light.graph.input:
         if inp.name == input_name:
             for dim, value in zip(inp.type.tensor_type.shape.dim, input_shape, strict=True):
                 dim.Clear()
                 dim.dim_value = value
     try:
-        inferred = onnx.shape_inference.infer_shapes(fixed, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
     except Exception:
         return {}
     shapes: dict[str, tuple[int, ...]] = {}
@@ -475,6 +479,34 @@ def _inferred_shapes(model: onnx.ModelProto, input_name: str, input_shape: tuple
         if known and dims:
             shapes[vi.name] = tuple(d.dim_value for d in dims)
     return shapes
+
+
+LIGHT_COPY_LIMIT = 1 << 20
+SMALL_TENSOR_BYTES = 4096
+
+
+def _weight_bytes(model: onnx.ModelProto) -> int:
+    return sum(len(t.raw_data) for t in model.graph.initializer)
+
+
+def _copy_without_weights(model: onnx.ModelProto, into: onnx.ModelProto) -> None:
+    """Copy ``model`` into ``into`` with large initializers replaced by inputs of the same type."""
+    into.CopyFrom(
+        onnx.ModelProto(
+            ir_version=model.ir_version, opset_import=model.opset_import, graph=onnx.GraphProto(name=model.graph.name)
+        )
+    )
+    graph = into.graph
+    graph.node.extend(model.graph.node)
+    graph.output.extend(model.graph.output)
+    listed = {i.name for i in model.graph.input}
+    graph.input.extend(model.graph.input)
+    for tensor in model.graph.initializer:
+        if len(tensor.raw_data) <= SMALL_TENSOR_BYTES and not tensor.external_data:
+            graph.initializer.append(tensor)
+            continue
+        typed = onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
+        (graph.value_info if tensor.name in listed else graph.input).append(typed)
 
 
 def _shapes_from_run(

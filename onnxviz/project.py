@@ -15,7 +15,8 @@ import numpy as np
 
 from onnxviz import render
 from onnxviz.errors import UsageError
-from onnxviz.inverse import PROJECTION, SEED, build_inverse
+from onnxviz.inverse import SEED, build_inverse
+from onnxviz.inverse.sparse import CHANNELS
 from onnxviz.model import ModelGraph
 from onnxviz.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.rewrite import forward_model
@@ -44,10 +45,11 @@ class Projector:
         rule: str,
         device: Device,
         lrn: str = "exact",
+        sparse: bool = True,
     ) -> None:
         started = time.perf_counter()
         self.target = target
-        self.inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn)
+        self.inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse)
         shapes = graph.shapes(input_shape)
         outputs = [target, *(t for t in self.inverse.forward_tensors if t != target)]
         self.forward_model = forward_model(graph, outputs, self.inverse.switches, shapes)
@@ -60,11 +62,14 @@ class Projector:
         values = run(self.forward_session, {input_name: x}, "forward graph")
         return dict(zip(self.output_names, values, strict=True))
 
-    def invert(self, seed: np.ndarray, forward: dict[str, np.ndarray]) -> np.ndarray:
-        feeds = {SEED: seed.astype(np.float32, copy=False)}
+    def invert(self, activation: np.ndarray, channels: np.ndarray, forward: dict[str, np.ndarray]) -> np.ndarray:
+        """Project ``channels`` of ``activation`` (the target's forward value) in one batched run."""
+        if self.inverse.sparse:
+            feeds = {SEED: np.ascontiguousarray(activation[0, channels][:, None]), CHANNELS: channels}
+        else:
+            feeds = {SEED: make_seeds(activation, channels)}
         feeds.update({t: forward[t] for t in self.inverse.forward_tensors})
         (projection,) = run(self.inverse_session, feeds, "inverse graph")
-        assert self.inverse_session.get_outputs()[0].name == PROJECTION
         return projection
 
 

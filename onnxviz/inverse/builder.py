@@ -21,6 +21,7 @@ from onnxviz.errors import UnsupportedOpError
 from onnxviz.inverse.context import BATCH, FORMS, MODES, InverseContext
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.pool import switches_name
+from onnxviz.inverse.sparse import CHANNELS, emit_sparse_head, sparse_chain
 from onnxviz.model import ModelGraph
 
 INVERSE_OPSET = 17
@@ -38,6 +39,7 @@ class InverseGraph:
     mode: str
     forward_tensors: list[str]
     switches: dict[str, str]  # MaxPool node name -> tensor holding its argmax indices
+    sparse: bool = False  # seed is (K, 1, h, w) plus the channel indices
 
 
 def signal_path(graph: ModelGraph, target: str) -> list[onnx.NodeProto]:
@@ -65,7 +67,10 @@ def build_inverse(
     mode: str = "deconvnet",
     form: str = "cpu",
     lrn: str = "exact",
+    sparse: bool = False,
 ) -> InverseGraph:
+    """Build the inverse of ``target``. With ``sparse``, and where the target is a conv layer's
+    (activated) output, the seed is (K, 1, h, w) plus the K channel indices (see ``sparse.py``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     if form not in FORMS:
@@ -76,8 +81,16 @@ def build_inverse(
     if not path:
         raise UnsupportedOpError(f"'{target}' is not computed from the image input.")
     grads: dict[str, list[str]] = {target: [SEED]}
+    chain = sparse_chain(graph, target) if sparse else None
+    skipped: set[str] = set()
+    if chain is not None:
+        head = emit_sparse_head(ctx, chain, SEED, CHANNELS)
+        grads = {chain[-1].input[0]: [head]}
+        skipped = {n.name for n in chain}
     switches: dict[str, str] = {}
     for node in reversed(path):
+        if node.name in skipped:
+            continue
         out_grads = [_sum(ctx, node, grads.get(o)) for o in node.output]
         if all(g is None for g in out_grads):
             continue
@@ -95,9 +108,14 @@ def build_inverse(
     if final is None:
         raise UnsupportedOpError(f"No signal reaches the input from '{target}'.")
     ctx.nodes.append(helper.make_node("Identity", [final], [PROJECTION], name="projection"))
-    model = _assemble(ctx, graph, target, input_shape)
+    model = _assemble(ctx, graph, target, input_shape, sparse=chain is not None)
     return InverseGraph(
-        model=model, target=target, mode=mode, forward_tensors=list(ctx.forward_inputs), switches=switches
+        model=model,
+        target=target,
+        mode=mode,
+        forward_tensors=list(ctx.forward_inputs),
+        switches=switches,
+        sparse=chain is not None,
     )
 
 
@@ -110,13 +128,20 @@ def _sum(ctx: InverseContext, node: onnx.NodeProto, terms: list[str] | None) -> 
     return ctx.op("Sum", terms)
 
 
-def _assemble(ctx: InverseContext, graph: ModelGraph, target: str, input_shape: tuple[int, ...]) -> onnx.ModelProto:
-    seed = helper.make_tensor_value_info(SEED, TensorProto.FLOAT, [BATCH, *ctx.shape(target)[1:]])
+def _assemble(
+    ctx: InverseContext, graph: ModelGraph, target: str, input_shape: tuple[int, ...], sparse: bool
+) -> onnx.ModelProto:
+    target_shape = list(ctx.shape(target)[1:])
+    if sparse:
+        target_shape[0] = 1
+    seeds = [helper.make_tensor_value_info(SEED, TensorProto.FLOAT, [BATCH, *target_shape])]
+    if sparse:
+        seeds.append(helper.make_tensor_value_info(CHANNELS, TensorProto.INT64, [BATCH]))
     output = helper.make_tensor_value_info(PROJECTION, TensorProto.FLOAT, [BATCH, *input_shape[1:]])
     inverse = helper.make_graph(
         ctx.nodes,
         f"inverse of {target}",
-        [seed, *ctx.forward_inputs.values()],
+        [*seeds, *ctx.forward_inputs.values()],
         [output],
         initializer=list(ctx.initializers.values()),
     )
