@@ -142,7 +142,7 @@ class Model:
         t0 = time.perf_counter()
         forward = projector.forward(x, self.graph.input_name)
         t1 = time.perf_counter()
-        activation = forward[tensor]
+        activation = forward[tensor].numpy()
         strengths = channel_strengths(activation)
         chosen = select_channels(strengths, channels, top)
         t2 = time.perf_counter()

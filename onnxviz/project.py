@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import onnxruntime as ort
 
 from onnxviz import render
 from onnxviz.errors import UsageError
@@ -20,7 +21,7 @@ from onnxviz.inverse.sparse import CHANNELS
 from onnxviz.model import ModelGraph
 from onnxviz.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.rewrite import forward_model
-from onnxviz.runtime import Device, create_session, run
+from onnxviz.runtime import Device, create_session, run_bound
 
 SEED_AT_INPUT_OPS = ("Softmax", "LogSoftmax")
 
@@ -55,22 +56,25 @@ class Projector:
         self.forward_model = forward_model(graph, outputs, self.inverse.switches, shapes)
         self.forward_session = create_session(self.forward_model, device, "forward graph")
         self.inverse_session = create_session(self.inverse.model, device, "inverse graph")
-        self.output_names = outputs
+        self.device = device
+        self._on_device = frozenset(outputs[1:]) - {target}
         self.build_seconds = time.perf_counter() - started
 
-    def forward(self, x: np.ndarray, input_name: str) -> dict[str, np.ndarray]:
-        values = run(self.forward_session, {input_name: x}, "forward graph")
-        return dict(zip(self.output_names, values, strict=True))
+    def forward(self, x: np.ndarray, input_name: str) -> dict[str, ort.OrtValue]:
+        """Forward values: the target comes to the host (channels are chosen from it), the
+        switches and masks the inverse reads stay on the device."""
+        return run_bound(self.forward_session, {input_name: x}, self.device, "forward graph", self._on_device)
 
-    def invert(self, activation: np.ndarray, channels: np.ndarray, forward: dict[str, np.ndarray]) -> np.ndarray:
+    def invert(self, activation: np.ndarray, channels: np.ndarray, forward: dict[str, ort.OrtValue]) -> np.ndarray:
         """Project ``channels`` of ``activation`` (the target's forward value) in one batched run."""
+        feeds: dict[str, np.ndarray | ort.OrtValue]
         if self.inverse.sparse:
             feeds = {SEED: np.ascontiguousarray(activation[0, channels][:, None]), CHANNELS: channels}
         else:
             feeds = {SEED: make_seeds(activation, channels)}
         feeds.update({t: forward[t] for t in self.inverse.forward_tensors})
-        (projection,) = run(self.inverse_session, feeds, "inverse graph")
-        return projection
+        (projection,) = run_bound(self.inverse_session, feeds, self.device, "inverse graph").values()
+        return projection.numpy()
 
 
 def channel_strengths(activation: np.ndarray) -> np.ndarray:

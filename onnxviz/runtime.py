@@ -107,11 +107,30 @@ def create_session(model: onnx.ModelProto, device: Device, what: str) -> ort.Inf
         ) from None
 
 
-def run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], what: str) -> list[np.ndarray]:
+def run_bound(
+    session: ort.InferenceSession,
+    inputs: dict[str, np.ndarray | ort.OrtValue],
+    device: Device,
+    what: str,
+    keep_on_device: frozenset[str] = frozenset(),
+) -> dict[str, ort.OrtValue]:
+    """Run with IOBinding: outputs named in ``keep_on_device`` stay where the session ran (the
+    GPU under CUDA), so the forward's switches and masks reach the inverse without a round
+    trip through host memory. On the CPU the same code runs, which is how it is tested."""
+    binding = session.io_binding()
+    for name, value in inputs.items():
+        if isinstance(value, ort.OrtValue):
+            binding.bind_ortvalue_input(name, value)
+        else:
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+    names = [o.name for o in session.get_outputs()]
+    for name in names:
+        binding.bind_output(name, device.name if name in keep_on_device else "cpu")
     try:
-        return session.run(None, feeds)
+        session.run_with_iobinding(binding)
     except Exception as exc:
         raise InferenceError(f"onnxruntime failed running the {what}: {_first_line(exc)}") from None
+    return dict(zip(names, binding.get_outputs(), strict=True))
 
 
 def _first_line(exc: Exception) -> str:
