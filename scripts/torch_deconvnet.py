@@ -25,7 +25,7 @@ import argparse
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -174,13 +174,19 @@ def onnx_to_torch(model: onnx.ModelProto | str | Path) -> OnnxSequential:
         modules[name] = module
         tensors.append(node.output[0])
         prev = node.output[0]
-    return OnnxSequential(modules, tensors).eval()
+    # Only gradients wrt the input are wanted; frozen weights keep autograd from doing more.
+    return OnnxSequential(modules, tensors).eval().requires_grad_(False)
 
 
 # --------------------------------------------------------------------------- projections
 
 
-def _relu_hook(rule: Rule):
+GradHook = Callable[
+    [nn.Module, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], tuple[torch.Tensor]
+]
+
+
+def _relu_hook(rule: Rule) -> GradHook:
     """Backward hook on nn.ReLU that returns the rule's grad wrt the ReLU input.
 
     autograd already computed grad_in = grad_out * (input > 0); the deconvnet rule throws that
@@ -329,29 +335,43 @@ def reference_picture(model_path: Path, out_dir: Path, rule: Rule = "deconvnet")
     return png
 
 
-def benchmark(model_path: Path, layer: str = "relu5_3", repeats: int = 3) -> None:
-    """Time one forward and 1- / 64-channel projections on a random 224x224 input."""
+def benchmark(model_path: Path, layer: str = "relu5_3", channels: Sequence[int] = (1, 64),
+              repeats: int = 3) -> None:
+    """Time one forward and K-channel deconvnet projections on a random 224x224 input.
+
+    Best of ``repeats`` after one warm-up run; projections of more than 8 channels are timed
+    once (the warm-up at 1 channel has already paid for allocations and thread start-up).
+    """
     model = onnx_to_torch(model_path)
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32) * 60
 
-    def best(fn) -> float:
-        fn()  # warm-up
+    def best(fn: Callable[[], object], n: int) -> float:
+        fn()
         times = []
-        for _ in range(repeats):
+        for _ in range(n):
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
         return min(times)
 
     with torch.no_grad():
-        print(f"forward (to pool5, batch 1): {best(lambda: model(torch.from_numpy(x))):.3f} s")
-    for k in (1, 64):
+        t = best(lambda: model(torch.from_numpy(x)), repeats)
+    print(f"forward (input to pool5, batch 1): {t:.3f} s")
+    for k in channels:
         chans = list(range(k))
-        for batching in ("vmap", "expand", "loop"):
-            if k == 1 and batching != "vmap":
-                continue
-            t = best(lambda c=chans, b=batching: project(model, x, layer, c, "deconvnet", b))
-            print(f"{layer} deconvnet, {k:2d} channel(s), {batching:6s}: {t:.3f} s")
+        for batching in ("vmap", "expand", "loop") if k > 1 else ("vmap",):
+            def run(c: list[int] = chans, b: Batching = batching) -> object:
+                return project(model, x, layer, c, "deconvnet", b)
+            t = best(run, repeats) if k <= 8 else timed(run)
+            print(f"{layer} deconvnet, {k:3d} channel(s), {batching:6s}: {t:.3f} s "
+                  f"({t / k:.3f} s/channel)")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,10 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--benchmark", action="store_true",
                         help="time forward and conv5_3 projections instead of the picture")
+    parser.add_argument("--channels", type=int, nargs="+", default=[1, 64],
+                        help="channel counts for --benchmark (default 1 64)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.benchmark:
-        benchmark(args.model)
+        benchmark(args.model, channels=args.channels)
     else:
         print(f"wrote {reference_picture(args.model, args.out, args.rule)}")
     return 0
