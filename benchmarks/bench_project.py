@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--node", default="conv13")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15, help="rounds for the fast rows")
+    parser.add_argument("--slow-rounds", type=int, default=3, help="rounds for the 64-channel rows")
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--skip-single", action="store_true", help="skip the 64 single-run row (slow)")
     args = parser.parse_args(argv)
@@ -128,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {key: [] for key in rows}
     for fn in rows.values():  # warm-up
         fn()
-    for _ in range(args.rounds):
+    slow = {key for key in rows if str(args.channels) in key}
+    for round_index in range(args.rounds):
         for key, fn in rows.items():
-            times[key].append(timed(fn))
+            if key not in slow or round_index < args.slow_rounds:
+                times[key].append(timed(fn))
 
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
