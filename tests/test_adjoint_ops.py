@@ -286,3 +286,13 @@ def test_the_adjoint_check_fails_on_a_wrong_inverse() -> None:
     original = lin.vjp
     lin.vjp = lambda seeds: original(np.flip(seeds, axis=-1).copy())  # type: ignore[method-assign]
     assert max(adjoint_gaps(lin, rng)) > 10 * TOLERANCE
+
+
+def test_lrn_passthrough_hands_the_signal_on_unchanged() -> None:
+    """The paper's approximation: the LRN layer is skipped on the way back."""
+    rng = np.random.default_rng(14)
+    lrn = helper.make_node("LRN", ["x"], ["y"], size=3, alpha=0.5, beta=0.75, bias=1.0, name="lrn")
+    model = make_model([lrn], (1, 4, 3, 3), "y")
+    lin = Linearisation(model, "y", rng.standard_normal((1, 4, 3, 3)).astype(np.float32), lrn="passthrough")
+    seeds = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    np.testing.assert_array_equal(lin.vjp(seeds), seeds)

@@ -250,3 +250,54 @@ def test_debug_shows_the_traceback(capsys, picture) -> None:
     finally:
         sys.argv = argv
     assert info.value.code == 2 and "Traceback" in capsys.readouterr().err
+
+
+def test_check_table_on_the_bundled_demo_model(capsys) -> None:
+    demo = FIXTURES.parents[2] / "models" / "demo.onnx"
+    code, out, _ = run_cli(capsys, "check", demo)
+    assert code == 0 and "6/6 layers project." in out
+
+
+def test_invert_unknown_node_and_bad_form_are_usage_errors(capsys, tmp_path) -> None:
+    code, _, err = run_cli(capsys, "invert", VGG, "--node", "nope", "--out-dir", tmp_path)
+    assert code == 2 and "layers" in err
+    code, _, err = run_cli(capsys, "invert", VGG, "--node", "conv1", "--out-dir", tmp_path, "--form", "gpu")
+    assert code == 2 and "portable" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_layers_on_a_corrupt_model_is_a_usage_error(capsys, tmp_path) -> None:
+    bad = tmp_path / "m.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    code, _, err = run_cli(capsys, "layers", bad)
+    assert code == 2 and "ONNX" in err
+
+
+def test_lrn_passthrough_differs_from_the_exact_gradient(capsys, tmp_path) -> None:
+    zoo = FIXTURES / "opset9_zoo.onnx"
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    paths = {}
+    for mode in ("exact", "passthrough"):
+        paths[mode] = tmp_path / f"{mode}.npy"
+        code, _, err = run_cli(
+            capsys,
+            "project",
+            zoo,
+            tmp_path / "x.npy",
+            "--node",
+            "conv2",
+            "--channel",
+            "0",
+            "--lrn",
+            mode,
+            "--rule",
+            "saliency",
+            "--raw",
+            paths[mode],
+        )
+        assert code == 0, err
+    exact, passthrough = np.load(paths["exact"]), np.load(paths["passthrough"])
+    assert not np.allclose(exact, passthrough, rtol=1e-3)
+    code, _, err = run_cli(capsys, "project", zoo, tmp_path / "x.npy", "--node", "conv2", "--lrn", "approx")
+    assert code == 2 and "passthrough" in err
