@@ -90,6 +90,7 @@ ACTIVATION_OPS = frozenset(
 )
 PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "BatchNormalization"})
 CEIL_MODE_OPS = frozenset({"MaxPool", "AveragePool", "LpPool"})
+WINDOW_OPS = frozenset({"Conv", "MaxPool", "AveragePool", "LpPool"})
 MIN_OPSET_FOR_SWITCHES = 8
 UPGRADE_OPSET = 13
 
@@ -191,7 +192,36 @@ class ModelGraph:
         self.constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
         self._fold_constants()
         self._mark_signal()
+        self._make_pads_explicit()
         self.layers = _name_layers(self)
+
+    def _make_pads_explicit(self) -> None:
+        """Replace ``auto_pad`` by the explicit pads the spec defines, where sizes are static.
+
+        onnxruntime departs from the spec on some auto_pad combinations (it refuses Conv with
+        SAME_* and dilations, pads pools with SAME_* as if undilated, and keeps windows that
+        overhang the input under VALID + ceil_mode); with explicit pads it follows the spec,
+        and so the forward run, the shapes and the inverse all agree.
+        """
+        from onnxviz.inverse.geometry import explicit_pads, window_attrs
+
+        padded = [n for n in self.nodes if n.op_type in WINDOW_OPS and node_attr(n, "auto_pad", "NOTSET") != "NOTSET"]
+        if not padded or not all(isinstance(d, int) and d > 0 for d in self.input_dims[1:]):
+            return
+        shapes = _inferred_shapes(self.model, self.input_name, self.concrete_input_shape())
+        shapes[self.input_name] = self.concrete_input_shape()
+        for node in padded:
+            if node.input[0] not in shapes:
+                continue
+            kernel = tuple(node_attr(node, "kernel_shape") or self.constants[node.input[1]].shape[2:])
+            strides, dilations = window_attrs(node, kernel)
+            begins, ends = explicit_pads(node, shapes[node.input[0]][2:], kernel, strides, dilations)
+            valid_ceil = node_attr(node, "auto_pad") == "VALID" and node_attr(node, "ceil_mode", 0)
+            kept = [a for a in node.attribute if a.name not in ("auto_pad", "pads", "ceil_mode" if valid_ceil else "")]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+            node.attribute.append(onnx.helper.make_attribute("pads", begins + ends))
+        self._shape_cache.clear()
 
     def _fold_constants(self) -> None:
         """Evaluate every node whose inputs are all constant, so rules can read them as arrays."""
