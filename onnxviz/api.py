@@ -7,13 +7,16 @@ channels of one layer pays for graph building once.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
+from onnxviz import occlude as occlusion
 from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.inverse import MODES, build_inverse
 from onnxviz.model import Layer, ModelGraph
@@ -27,7 +30,7 @@ from onnxviz.project import (
     select_channels,
 )
 from onnxviz.rewrite import forward_model
-from onnxviz.runtime import Device, choose_device
+from onnxviz.runtime import Device, choose_device, create_session
 
 LRN_MODES = ("exact", "passthrough")
 
@@ -59,6 +62,7 @@ class Model:
         self.device = device
         self.preprocessing = preprocessing
         self._projectors: dict[tuple, Projector] = {}
+        self._sessions: dict[tuple, tuple[ort.InferenceSession, str]] = {}
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -168,6 +172,112 @@ class Model:
                 "total": t3 - started,
             },
         )
+
+    # -- occlusion ------------------------------------------------------------------------------
+
+    def labels(self) -> list[str] | None:
+        """Class names from the model's metadata (``onnxviz.labels``, a JSON list), if any."""
+        text = {p.key: p.value for p in self.graph.model.metadata_props}.get("onnxviz.labels")
+        try:
+            return [str(v) for v in json.loads(text)] if text else None
+        except ValueError:
+            return None
+
+    def occlude(
+        self,
+        image,
+        patch: int = 32,
+        stride: int = 16,
+        fill: str | float = "zero",
+        target_class: int | None = None,
+        node: str | None = None,
+        channel: int | None = None,
+        batch_size: int | None = None,
+        labels: list[str] | None = None,
+        progress: occlusion.Progress | None = None,
+    ) -> occlusion.OcclusionMap:
+        """Occlusion sensitivity: the score of every patch position (see ``occlude.py``)."""
+        started = time.perf_counter()
+        x, picture, shape = self.prepare(image)
+        h_axis = 1 if self.layout == "nhwc" else 2
+        grid = occlusion.make_grid(patch, stride, shape[h_axis], shape[h_axis + 1])
+        if node is None and channel is not None:
+            raise UsageError("--channel needs --node: the channel of which layer?")
+        if node is not None and target_class is not None:
+            raise UsageError("Give either --target-class or --node/--channel, not both.")
+        layer_tensor = seeded_tensor(self.graph, self.resolve(node).tensor) if node is not None else None
+        tensor, kind = occlusion.score_tensor(self.graph, layer_tensor)
+        shapes = self.graph.shapes(shape)
+        if kind == "channel" and len(shapes[tensor]) < 2:
+            raise UsageError(f"'{node}' has no channels to score (shape {list(shapes[tensor])}).")
+        session, note = self._occlusion_session(tensor, shape)
+        fills = occlusion.fill_values(fill, x, self.layout, self.preprocessing)
+        size = 1 if note else occlusion.batch_size_for(self.graph, shapes, batch_size)
+
+        def evaluate(batch: np.ndarray) -> np.ndarray:
+            return session.run(None, {self.graph.input_name: batch})[0]
+
+        base = evaluate(x)
+        count = base.shape[1]
+        if kind == "class":
+            probabilities = occlusion.softmax(base.reshape(1, -1))
+            target = int(probabilities.argmax()) if target_class is None else target_class
+            if not 0 <= target < probabilities.shape[1]:
+                last = probabilities.shape[1] - 1
+                raise UsageError(f"Class {target} does not exist: the model has classes 0…{last}.")
+            baseline = float(probabilities[0, target])
+        else:
+            maps = base.reshape(1, count, -1).sum(axis=2)
+            target = int(base.reshape(1, count, -1).max(axis=2).argmax()) if channel is None else channel
+            if not 0 <= target < count:
+                raise UsageError(f"Channel {target} does not exist: '{node}' has channels 0…{count - 1}.")
+            baseline = float(maps[0, target])
+        prepared = time.perf_counter()
+        outputs = occlusion.run_occlusion(evaluate, x, grid, fills, self.layout, size, progress)
+        finished = time.perf_counter()
+        top_class = top_probability = None
+        if kind == "class":
+            probabilities = occlusion.softmax(outputs.reshape(len(outputs), -1))
+            scores = probabilities[:, target]
+            top_class = probabilities.argmax(axis=1).reshape(grid.rows, grid.cols)
+            top_probability = probabilities.max(axis=1).reshape(grid.rows, grid.cols).astype(np.float32)
+        else:
+            scores = outputs.reshape(len(outputs), count, -1)[:, target].sum(axis=1)
+        return occlusion.OcclusionMap(
+            scores=scores.reshape(grid.rows, grid.cols).astype(np.float32),
+            grid=grid,
+            kind=kind,
+            target=target,
+            baseline=baseline,
+            top_class=top_class,
+            top_probability=top_probability,
+            input_tensor=x,
+            layout=self.layout,
+            preprocessing=self.preprocessing,
+            picture=picture,
+            labels=labels or self.labels(),
+            node=node,
+            fill=str(fill),
+            device=self.device.name,
+            batch_size=size,
+            note=note,
+            timings={"prepare": prepared - started, "occlusion": finished - prepared, "total": finished - started},
+            positions_per_second=len(outputs) / max(finished - prepared, 1e-9),
+        )
+
+    def _occlusion_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
+        """A forward session cut at ``tensor`` with a dynamic batch, or batch 1 with a note."""
+        key = ("occlusion", tensor, shape)
+        if key not in self._sessions:
+            model = forward_model(self.graph, [tensor], {}, self.graph.shapes(shape))
+            session = create_session(model, self.device, "occlusion graph")
+            note = ""
+            try:
+                session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
+            except Exception:
+                note = "the model only runs with batch 1: positions are evaluated one at a time"
+            self._sessions[key] = (session, note)
+        return self._sessions[key]
 
     # -- graph export ---------------------------------------------------------------------------
 

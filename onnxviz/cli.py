@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from onnxviz import api
@@ -191,6 +193,100 @@ def project(
     for label, path in (("picture", out_png), ("raw", raw)):
         if path is not None:
             out.print(f"{label}: {path}")
+
+
+@app.command()
+def occlude(
+    model: ModelArg,
+    image: ImageArg,
+    patch: Annotated[int, typer.Option("--patch", help="Patch size P (pixels of the model input).")] = 32,
+    stride: Annotated[int, typer.Option("--stride", help="Step S between patch positions.")] = 16,
+    fill: Annotated[str, typer.Option("--fill", help="zero | mean | gray | a number (preprocessed space).")] = "zero",
+    target_class: Annotated[int | None, typer.Option("--target-class", help="Class to score (default: top-1).")] = None,
+    node: Annotated[str | None, typer.Option("--node", "-n", help="Score a feature map of this layer instead.")] = None,
+    channel: Annotated[
+        int | None, typer.Option("--channel", "-c", help="Channel of --node (default: strongest).")
+    ] = None,
+    labels: Annotated[Path | None, typer.Option("--labels", help="Class names, one per line.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Positions per run (default: from free memory).")
+    ] = None,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_occlusion.png).")
+    ] = None,
+    raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 (rows, cols) score map as .npy.")] = None,
+    json_output: JsonOpt = False,
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    bgr: OrderOpt = None,
+    layout: LayoutOpt = "auto",
+    preset: PresetOpt = None,
+) -> None:
+    """Occlusion sensitivity: slide a patch over the image and map the class probability (or a feature map)."""
+    loaded = _load(model, device, size, scale, mean, std, bgr, layout, preset)
+    _note(loaded)
+    names = _read_labels(labels) if labels is not None else None
+    with Progress(
+        TextColumn("occluding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=json_output,
+    ) as bar:
+        task = bar.add_task("occlude", total=None, rate="")
+        started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, total=total, rate=f"{rate:.1f} positions/s")
+
+        result = loaded.occlude(
+            image,
+            patch=patch,
+            stride=stride,
+            fill=fill,
+            target_class=target_class,
+            node=node,
+            channel=channel,
+            batch_size=batch_size,
+            labels=names,
+            progress=progress,
+        )
+    if out_png is None and raw is None and not json_output:
+        out_png = Path(f"{image.stem}_occlusion.png")
+    if raw is not None:
+        write_npy(raw, result.scores)
+    if out_png is not None:
+        result.save(out_png)
+    summary = result.summary() | {"out": str(out_png) if out_png else None, "raw": str(raw) if raw else None}
+    if json_output:
+        out.print_json(json.dumps(summary))
+        return
+    if result.note:
+        err.print(f"[dim]onnxviz: {result.note}[/dim]")
+    target = result.label(result.target) if result.kind == "class" else f"{node} channel {result.target}"
+    out.print(
+        f"occlusion of {target}: unoccluded {result.baseline:.4g}, lowest {summary['min']['score']:.4g} at "
+        f"(y={summary['min']['y']}, x={summary['min']['x']}), {result.grid.rows}x{result.grid.cols} positions, "
+        f"{result.positions_per_second:.1f} positions/s (batch {result.batch_size})",
+        soft_wrap=True,
+    )
+    for label, path in (("picture", out_png), ("raw", raw)):
+        if path is not None:
+            out.print(f"{label}: {path}")
+
+
+def _read_labels(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read the labels file {path}: {exc}.") from None
 
 
 @app.command()

@@ -93,3 +93,60 @@ def _fit(text: str, width: int, scale: float = 0.45) -> str:
     while len(text) > 4 and cv2.getTextSize(text, FONT, scale, 1)[0][0] > width - 8:
         text = "…" + text[2:]
     return text.replace("…", "..")
+
+
+def heatmap_overlay(
+    picture: np.ndarray, scores: np.ndarray, patch: int, stride: int, alpha: float = 0.55
+) -> np.ndarray:
+    """The score map (one value per patch position, placed at the patch centres) over the picture."""
+    height, width = picture.shape[:2]
+    normalised = _unit(scores)
+    rows, cols = scores.shape
+    cells = cv2.resize(normalised, (max(cols, 1) * stride, max(rows, 1) * stride), interpolation=cv2.INTER_LINEAR)
+    full = np.full((height, width), np.nan, np.float32)
+    top = left = max(0, (patch - stride) // 2)
+    full[top : top + cells.shape[0], left : left + cells.shape[1]] = cells[: height - top, : width - left]
+    full = np.where(np.isnan(full), normalised.mean() if normalised.size else 0.0, full)
+    colours = cv2.cvtColor(cv2.applyColorMap((full * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(picture, 1 - alpha, colours, alpha, 0)
+
+
+def colorbar(height: int, low: float, high: float, width: int = 70) -> np.ndarray:
+    """A vertical JET colour bar labelled with the score range."""
+    bar = np.linspace(1, 0, max(height - 40, 2), dtype=np.float32)[:, None].repeat(18, axis=1)
+    colours = cv2.cvtColor(cv2.applyColorMap((bar * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
+    canvas[20 : 20 + colours.shape[0], 4:22] = colours
+    cv2.putText(canvas, f"{high:.3g}", (24, 30), FONT, 0.4, INK, 1, cv2.LINE_AA)
+    cv2.putText(canvas, f"{low:.3g}", (24, height - 22), FONT, 0.4, INK, 1, cv2.LINE_AA)
+    return canvas
+
+
+def class_map(classes: np.ndarray, size: tuple[int, int], name) -> tuple[np.ndarray, np.ndarray]:
+    """The most-probable-class map in distinct colours, and its legend of class names."""
+    unique = [int(c) for c in np.unique(classes)]
+    palette = _palette(len(unique))
+    lookup = {c: palette[i] for i, c in enumerate(unique)}
+    image = np.zeros((*classes.shape, 3), np.uint8)
+    for c, colour in lookup.items():
+        image[classes == c] = colour
+    image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    line = 18
+    legend = np.full((max(size[0], line * len(unique) + 40), 190, 3), BACKGROUND, np.uint8)
+    for i, c in enumerate(unique):
+        y = 30 + i * line
+        legend[y - 11 : y + 1, 6:18] = lookup[c]
+        cv2.putText(legend, _fit(f"{name(c)}", 160), (24, y), FONT, 0.4, INK, 1, cv2.LINE_AA)
+    return image, legend
+
+
+def _palette(count: int) -> list[tuple[int, int, int]]:
+    hues = np.linspace(0, 179, max(count, 1), endpoint=False).astype(np.uint8)
+    hsv = np.stack([hues, np.full_like(hues, 200), np.full_like(hues, 230)], axis=1)[None]
+    return [tuple(int(v) for v in c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]]
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.float32)
+    span = float(values.max() - values.min()) if values.size else 0.0
+    return (values - values.min()) / span if span > 0 else np.zeros_like(values)

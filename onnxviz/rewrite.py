@@ -93,8 +93,15 @@ def prune(model: onnx.ModelProto) -> PassResult:
     return PassResult(model, modified)
 
 
-def dynamic_batch(model: onnx.ModelProto, input_name: str) -> PassResult:
-    """Symbolic batch on the input; Reshape targets whose first entry is the fixed batch copy it (0)."""
+def dynamic_batch(
+    model: onnx.ModelProto, input_name: str, shapes: dict[str, tuple[int, ...]] | None = None
+) -> PassResult:
+    """Symbolic batch on the input; Reshape targets whose first entry is the fixed batch copy it (0).
+
+    Requires: where ``shapes`` (at the exported batch) are given, only Reshapes of tensors of rank 2
+    or more whose first axis has the batch size are touched; a flatten-everything Reshape is not
+    a batch Reshape, and the model then stays at batch 1.
+    """
     modified = False
     fixed_batch = None
     for inp in model.graph.input:
@@ -110,6 +117,9 @@ def dynamic_batch(model: onnx.ModelProto, input_name: str) -> PassResult:
     initializers = {t.name: t for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type != "Reshape" or node.input[1] not in initializers:
+            continue
+        data_shape = shapes.get(node.input[0]) if shapes is not None else None
+        if shapes is not None and (data_shape is None or len(data_shape) < 2 or data_shape[0] != fixed_batch):
             continue
         target = numpy_helper.to_array(initializers[node.input[1]])
         if target.ndim == 1 and target.size > 1 and target[0] == fixed_batch:
@@ -136,5 +146,5 @@ def forward_model(
             shapes[switches[node.name]] = shapes[node.output[0]]
     expose_outputs(model, outputs, set(switches.values()), shapes)
     prune(model)
-    dynamic_batch(model, graph.input_name)
+    dynamic_batch(model, graph.input_name, shapes)
     return model

@@ -1,0 +1,258 @@
+"""Occlusion sensitivity (Zeiler & Fergus §4.2): slide a square over the image, watch a score.
+
+For every top-left corner (0, S, 2S, … while the patch fits) the patch is filled in
+preprocessed-input space and the model is run; the score is the softmax probability of the
+target class (default: the unoccluded top-1), or, with a node and channel, the total
+activation of that feature map. Positions run in batches through one session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from onnxviz import render
+from onnxviz.errors import UsageError
+from onnxviz.model import ModelGraph
+from onnxviz.preprocess import Preprocessing, picture_from_tensor
+from onnxviz.project import seeded_tensor
+
+Progress = Callable[[int, int], None]
+DEFAULT_BATCH_LIMIT = 64
+MEMORY_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Patch positions: top-left corners at 0, S, 2S, … while the patch fits."""
+
+    patch: int
+    stride: int
+    height: int
+    width: int
+
+    @property
+    def rows(self) -> int:
+        return (self.height - self.patch) // self.stride + 1
+
+    @property
+    def cols(self) -> int:
+        return (self.width - self.patch) // self.stride + 1
+
+    def corners(self) -> list[tuple[int, int]]:
+        return [(r * self.stride, c * self.stride) for r in range(self.rows) for c in range(self.cols)]
+
+
+def make_grid(patch: int, stride: int, height: int, width: int) -> Grid:
+    if patch <= 0:
+        raise UsageError(f"--patch must be positive; got {patch}.")
+    if stride <= 0:
+        raise UsageError(f"--stride must be positive; got {stride}.")
+    if patch > height or patch > width:
+        raise UsageError(f"--patch {patch} is larger than the model input ({height}x{width}).", "Use a smaller patch.")
+    return Grid(patch, stride, height, width)
+
+
+def fill_values(fill: str | float, x: np.ndarray, layout: str, prep: Preprocessing) -> np.ndarray:
+    """Per-channel fill in preprocessed-input space: zero, the image's mean, mid-grey, or a number."""
+    channel_axis = 3 if layout == "nhwc" else 1
+    channels = x.shape[channel_axis]
+    if isinstance(fill, (int, float)) or _is_number(fill):
+        return np.full(channels, float(fill), np.float32)
+    if fill == "zero":
+        return np.zeros(channels, np.float32)
+    if fill == "mean":
+        axes = tuple(a for a in range(x.ndim) if a != channel_axis)
+        return x.mean(axis=axes).astype(np.float32)
+    if fill == "gray":
+        grey = np.full(channels, 128.0 * prep.scale, np.float32)
+        return (grey - np.asarray(prep.mean, np.float32)[:channels]) / np.asarray(prep.std, np.float32)[:channels]
+    raise UsageError(f"Unknown --fill '{fill}'.", "Use zero, mean, gray, or a number.")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def occluded_batch(
+    x: np.ndarray, corners: list[tuple[int, int]], patch: int, fill: np.ndarray, layout: str
+) -> np.ndarray:
+    """Copies of the (1, …) input with one patch each."""
+    batch = np.repeat(x, len(corners), axis=0)
+    for i, (top, left) in enumerate(corners):
+        if layout == "nhwc":
+            batch[i, top : top + patch, left : left + patch, :] = fill
+        else:
+            batch[i, :, top : top + patch, left : left + patch] = fill[:, None, None]
+    return batch
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def score_tensor(graph: ModelGraph, node_tensor: str | None) -> tuple[str, str]:
+    """(tensor to read, kind): the logits of the first output, or a feature map."""
+    if node_tensor is not None:
+        return node_tensor, "channel"
+    logits = seeded_tensor(graph, graph.output_names[0])
+    return logits, "class"
+
+
+def batch_size_for(graph: ModelGraph, shapes: dict[str, tuple[int, ...]], requested: int | None) -> int:
+    """The user's choice, or as many images as a quarter of the free memory holds (≤ 64)."""
+    if requested is not None:
+        if requested <= 0:
+            raise UsageError(f"--batch-size must be positive; got {requested}.")
+        return requested
+    per_image = 4 * sum(int(np.prod(shapes[t])) for t in graph.signal if t in shapes)
+    available = _available_memory()
+    return int(max(1, min(DEFAULT_BATCH_LIMIT, available * MEMORY_SHARE // max(per_image, 1))))
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+@dataclass
+class OcclusionMap:
+    """Scores of every patch position; ``scores`` is what ``onnxviz occlude --raw`` writes."""
+
+    scores: np.ndarray
+    grid: Grid
+    kind: str
+    target: int
+    baseline: float
+    top_class: np.ndarray | None
+    top_probability: np.ndarray | None
+    input_tensor: np.ndarray
+    layout: str
+    preprocessing: Preprocessing
+    picture: np.ndarray | None = None
+    labels: list[str] | None = None
+    node: str | None = None
+    fill: str = "zero"
+    device: str = "cpu"
+    batch_size: int = 1
+    note: str = ""
+    positions_per_second: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def label(self, index: int) -> str:
+        if self.labels and 0 <= index < len(self.labels):
+            return self.labels[index]
+        return str(index)
+
+    def figure(self) -> np.ndarray:
+        picture = self.picture
+        if picture is None:
+            picture = picture_from_tensor(self.input_tensor[0], self.layout, self.preprocessing)
+        size = render.tile_size(*picture.shape[:2])
+        what = (
+            f"p({self.label(self.target)})"
+            if self.kind == "class"
+            else f"{self.node} ch {self.target} total activation"
+        )
+        heat = render.heatmap_overlay(picture, self.scores, self.grid.patch, self.grid.stride)
+        tiles = [
+            render.titled_tile(picture, size, ["input", f"unoccluded {self.baseline:.3g}"]),
+            render.titled_tile(heat, size, [what, f"min {self.scores.min():.3g} max {self.scores.max():.3g}"]),
+        ]
+        panels = render.grid(tiles, len(tiles))
+        panels = render.beside(
+            panels, render.colorbar(panels.shape[0], float(self.scores.min()), float(self.scores.max()))
+        )
+        if self.top_class is not None:
+            classes, legend = render.class_map(self.top_class, size, self.label)
+            tile = render.titled_tile(classes, size, ["most probable class", ""])
+            panels = render.beside(panels, render.grid([tile], 1))
+            panels = render.beside(panels, legend)
+        return render.with_header(
+            panels,
+            f"occlusion: patch {self.grid.patch}, stride {self.grid.stride}, "
+            f"fill {self.fill}, {self.grid.rows}x{self.grid.cols} positions",
+        )
+
+    def save(self, path) -> None:
+        render.save_png(self.figure(), path)
+
+    def _repr_png_(self) -> bytes:
+        return render.png_bytes(self.figure())
+
+    def summary(self) -> dict:
+        lowest = np.unravel_index(int(np.argmin(self.scores)), self.scores.shape)
+        highest = np.unravel_index(int(np.argmax(self.scores)), self.scores.shape)
+
+        def corner(rc: tuple) -> dict:
+            row, col = int(rc[0]), int(rc[1])
+            return {
+                "row": row,
+                "col": col,
+                "y": row * self.grid.stride,
+                "x": col * self.grid.stride,
+                "score": float(self.scores[row, col]),
+            }
+
+        result = {
+            "kind": self.kind,
+            "target": self.target,
+            "target_label": self.label(self.target) if self.kind == "class" else None,
+            "node": self.node,
+            "grid": {
+                "patch": self.grid.patch,
+                "stride": self.grid.stride,
+                "rows": self.grid.rows,
+                "cols": self.grid.cols,
+                "height": self.grid.height,
+                "width": self.grid.width,
+            },
+            "fill": self.fill,
+            "unoccluded_score": self.baseline,
+            "min": corner(lowest),
+            "max": corner(highest),
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "positions_per_second": round(self.positions_per_second, 2),
+            "timings_ms": {k: round(v * 1000, 3) for k, v in self.timings.items()},
+        }
+        if self.top_class is not None:
+            result["top_class"] = self.top_class.tolist()
+            result["top_class_labels"] = sorted({self.label(int(c)) for c in np.unique(self.top_class)})
+        if self.note:
+            result["note"] = self.note
+        return result
+
+
+def run_occlusion(
+    evaluate: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    grid: Grid,
+    fill: np.ndarray,
+    layout: str,
+    batch_size: int,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """``evaluate`` maps a batch of inputs to model outputs (any shape with batch first)."""
+    corners = grid.corners()
+    outputs = []
+    for start in range(0, len(corners), batch_size):
+        chunk = corners[start : start + batch_size]
+        outputs.append(evaluate(occluded_batch(x, chunk, grid.patch, fill, layout)))
+        if progress is not None:
+            progress(start + len(chunk), len(corners))
+    return np.concatenate(outputs)
