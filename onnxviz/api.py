@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from onnxviz import occlude as occlusion
 from onnxviz.errors import OnnxvizError, UsageError
+from onnxviz.incremental import IncrementalOcclusion
 from onnxviz.inverse import MODES, build_inverse
 from onnxviz.model import Layer, ModelGraph
 from onnxviz.outputs import write_bytes
@@ -194,9 +195,14 @@ class Model:
         channel: int | None = None,
         batch_size: int | None = None,
         labels: list[str] | None = None,
+        incremental: bool = True,
         progress: occlusion.Progress | None = None,
     ) -> occlusion.OcclusionMap:
-        """Occlusion sensitivity: the score of every patch position (see ``occlude.py``)."""
+        """Occlusion sensitivity: the score of every patch position (see ``occlude.py``).
+
+        ``incremental`` recomputes only the region each patch changes (``incremental.py``); the
+        scores are the same as a full recompute, and it falls back to one where it cannot apply.
+        """
         started = time.perf_counter()
         x, picture, shape = self.prepare(image)
         h_axis = 1 if self.layout == "nhwc" else 2
@@ -232,8 +238,19 @@ class Model:
             if not 0 <= target < count:
                 raise UsageError(f"Channel {target} does not exist: '{node}' has channels 0…{count - 1}.")
             baseline = float(maps[0, target])
+        corners = grid.corners()
+        engine = None
+        if incremental and not note and self.layout == "nchw":
+            engine = IncrementalOcclusion(self.graph, tensor, x, grid.patch, corners, self.device)
+            engine = engine if engine.applicable else None
+
+        def evaluate_positions(indices: list[int]) -> np.ndarray:
+            if engine is not None:
+                return engine.evaluate(fills, grid.patch, indices)
+            return evaluate(occlusion.occluded_batch(x, [corners[i] for i in indices], grid.patch, fills, self.layout))
+
         prepared = time.perf_counter()
-        outputs = occlusion.run_occlusion(evaluate, x, grid, fills, self.layout, size, progress)
+        outputs = occlusion.run_occlusion(evaluate_positions, len(corners), size, progress)
         finished = time.perf_counter()
         top_class = top_probability = None
         if kind == "class":
@@ -261,6 +278,7 @@ class Model:
             device=self.device.name,
             batch_size=size,
             note=note,
+            incremental=engine is not None,
             timings={"prepare": prepared - started, "occlusion": finished - prepared, "total": finished - started},
             positions_per_second=len(outputs) / max(finished - prepared, 1e-9),
         )

@@ -150,6 +150,7 @@ class OcclusionMap:
     device: str = "cpu"
     batch_size: int = 1
     note: str = ""
+    incremental: bool = False
     positions_per_second: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -227,6 +228,7 @@ class OcclusionMap:
             "max": corner(highest),
             "device": self.device,
             "batch_size": self.batch_size,
+            "incremental": self.incremental,
             "positions_per_second": round(self.positions_per_second, 2),
             "timings_ms": {k: round(v * 1000, 3) for k, v in self.timings.items()},
         }
@@ -239,20 +241,16 @@ class OcclusionMap:
 
 
 def run_occlusion(
-    evaluate: Callable[[np.ndarray], np.ndarray],
-    x: np.ndarray,
-    grid: Grid,
-    fill: np.ndarray,
-    layout: str,
+    evaluate: Callable[[list[int]], np.ndarray],
+    count: int,
     batch_size: int,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """``evaluate`` maps a batch of inputs to model outputs (any shape with batch first)."""
-    corners = grid.corners()
+    """``evaluate`` maps a batch of position indices to the score tensor's values."""
     outputs = []
-    for start in range(0, len(corners), batch_size):
-        chunk = corners[start : start + batch_size]
-        outputs.append(evaluate(occluded_batch(x, chunk, grid.patch, fill, layout)))
+    for start in range(0, count, batch_size):
+        chunk = list(range(start, min(count, start + batch_size)))
+        outputs.append(evaluate(chunk))
         if progress is not None:
-            progress(start + len(chunk), len(corners))
+            progress(chunk[-1] + 1, count)
     return np.concatenate(outputs)

@@ -148,3 +148,31 @@ def forward_model(
     prune(model)
     dynamic_batch(model, graph.input_name, shapes)
     return model
+
+
+def cut_between(
+    graph: ModelGraph, start: str, shapes: dict[str, tuple[int, ...]], outputs: list[str]
+) -> onnx.ModelProto:
+    """The part of the graph from tensor ``start`` (made the input) to ``outputs``, batch made dynamic."""
+    model = onnx.ModelProto()
+    model.CopyFrom(graph.model)
+    keep: set[str] = set()
+    stack, seen = list(outputs), set()
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen or tensor == start:
+            continue
+        seen.add(tensor)
+        node = graph.producer.get(tensor)
+        if node is not None:
+            keep.add(node.name)
+            stack.extend(t for t in node.input if t)
+    kept = [n for n in model.graph.node if n.name in keep]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    del model.graph.input[:]
+    model.graph.input.append(helper.make_tensor_value_info(start, TensorProto.FLOAT, list(shapes[start])))
+    expose_outputs(model, outputs, set(), shapes)
+    prune(model)
+    dynamic_batch(model, start, shapes)
+    return model

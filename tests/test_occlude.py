@@ -215,3 +215,41 @@ def test_occlude_cli_writes_png_raw_and_json(capsys, tmp_path) -> None:
 
     picture = cv2.imread(str(png))
     assert picture is not None and picture.shape[1] > 600
+
+
+@pytest.mark.parametrize(
+    ("fixture", "node", "patch", "stride"),
+    [
+        ("vgg_like_torchscript.onnx", None, 8, 3),
+        ("vgg_like_torchscript.onnx", "conv4", 5, 2),
+        ("resnet_like.onnx", None, 6, 5),
+        ("mobilenet_like.onnx", None, 7, 4),
+        ("opset9_zoo.onnx", None, 9, 4),
+        ("squeezenet_like.onnx", None, 8, 6),
+        ("tf2onnx_nhwc.onnx", None, 8, 6),
+    ],
+)
+def test_incremental_occlusion_equals_full_recompute(fixture: str, node: str | None, patch: int, stride: int) -> None:
+    model = onnxviz.load(FIXTURES / fixture, device="cpu")
+    x = np.random.default_rng(4).standard_normal(model.input_shape()).astype(np.float32)
+    channel = 1 if node else None
+    full = model.occlude(x, patch=patch, stride=stride, node=node, channel=channel, incremental=False, batch_size=7)
+    fast = model.occlude(x, patch=patch, stride=stride, node=node, channel=channel, incremental=True, batch_size=7)
+    assert not full.incremental
+    np.testing.assert_allclose(fast.scores, full.scores, rtol=2e-5, atol=1e-6 * np.abs(full.scores).max())
+    if fast.top_class is not None:
+        assert (fast.top_class == full.top_class).mean() > 0.99
+
+
+def test_incremental_occlusion_engages_on_a_conv_chain() -> None:
+    from onnxviz.incremental import IncrementalOcclusion
+    from onnxviz.occlude import score_tensor
+
+    model = onnxviz.load(DEMO, device="cpu")
+    x = model.prepare(TRIANGLE)[0]
+    tensor, _ = score_tensor(model.graph, None)
+    engine = IncrementalOcclusion(model.graph, tensor, x, 16, make_grid(16, 4, 64, 64).corners(), model.device)
+    assert [s.nodes[0].op_type for s in engine.steps][:2] == ["Conv", "MaxPool"]
+    first = engine.steps[0]
+    assert first.region == (18, 18) and first.out_size == (64, 64)
+    assert model.occlude(TRIANGLE, patch=16, stride=4).incremental
