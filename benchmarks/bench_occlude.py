@@ -187,9 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     for stride in args.strides:
         positions = ((224 - 32) // stride + 1) ** 2
         key = lambda row, s=stride, p=positions: f"{row} @ stride {s} ({p} positions)"  # noqa: E731
-        print(
-            f"  stride {stride}: incremental / batched = {ratio(key('onnxviz incremental'), key('onnxviz batched')):.2f}x"
-        )
+        speedup = ratio(key("onnxviz incremental"), key("onnxviz batched"))
+        print(f"  stride {stride}: incremental / batched = {speedup:.2f}x")
         if key("onnxviz batch 1") in results:
             print(
                 f"  stride {stride}: batched / batch 1 = {ratio(key('onnxviz batched'), key('onnxviz batch 1')):.2f}x"
