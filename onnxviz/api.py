@@ -30,6 +30,7 @@ from onnxviz.project import (
     seeded_tensor,
     select_channels,
 )
+from onnxviz.receptive import receptive_fields
 from onnxviz.rewrite import forward_model
 from onnxviz.runtime import Device, choose_device, create_session
 
@@ -43,6 +44,8 @@ class LayerInfo:
     op_type: str
     tensor: str
     shape: tuple[int, ...]
+    receptive_field: tuple[int, int] | None = None  # (H, W) input pixels one position sees
+    jump: tuple[int, int] | None = None  # input pixels between neighbouring positions
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,23 @@ class Model:
 
     def layers(self) -> list[LayerInfo]:
         shapes = self.graph.shapes(self.input_shape())
-        return [
-            LayerInfo(la.alias, la.node, la.op_type, la.tensor, tuple(shapes.get(la.tensor, ())))
-            for la in self.graph.layers
-        ]
+        fields = receptive_fields(self.graph, shapes)
+        rows = []
+        for la in self.graph.layers:
+            field = fields.get(la.tensor)
+            spatial = field is not None and not field.whole_input
+            rows.append(
+                LayerInfo(
+                    la.alias,
+                    la.node,
+                    la.op_type,
+                    la.tensor,
+                    tuple(shapes.get(la.tensor, ())),
+                    tuple(int(v) for v in field.size) if spatial else None,
+                    tuple(int(v) for v in field.jump) if spatial else None,
+                )
+            )
+        return rows
 
     def resolve(self, node: str) -> Layer:
         return self.graph.resolve(node)

@@ -128,7 +128,15 @@ def layers(model: ModelArg, json_output: JsonOpt = False, device: DeviceOpt = "a
                     "input_shape": list(loaded.input_shape()),
                     "layout": loaded.layout,
                     "layers": [
-                        {"alias": r.alias, "node": r.node, "op": r.op_type, "tensor": r.tensor, "shape": list(r.shape)}
+                        {
+                            "alias": r.alias,
+                            "node": r.node,
+                            "op": r.op_type,
+                            "tensor": r.tensor,
+                            "shape": list(r.shape),
+                            "receptive_field": list(r.receptive_field) if r.receptive_field else None,
+                            "jump": list(r.jump) if r.jump else None,
+                        }
                         for r in rows
                     ],
                 }
@@ -138,10 +146,12 @@ def layers(model: ModelArg, json_output: JsonOpt = False, device: DeviceOpt = "a
     table = Table(
         title=f"{model.name}: input {loaded.graph.input_name} {list(loaded.input_shape())} ({loaded.layout.upper()})"
     )
-    for column in ("alias", "node", "op", "output tensor", "shape"):
+    for column in ("alias", "node", "op", "output tensor", "shape", "field", "jump"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r.alias, r.node, r.op_type, r.tensor, "×".join(map(str, r.shape)))
+        field = "×".join(map(str, r.receptive_field)) if r.receptive_field else "whole"
+        jump = "×".join(map(str, r.jump)) if r.jump else ""
+        table.add_row(r.alias, r.node, r.op_type, r.tensor, "×".join(map(str, r.shape)), field, jump)
     out.print(table)
 
 

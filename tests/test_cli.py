@@ -75,6 +75,11 @@ def test_layers_table_and_json(capsys) -> None:
     assert code == 0 and data["input_shape"] == [1, 3, 32, 32]
     conv1 = next(layer for layer in data["layers"] if layer["alias"] == "conv1")
     assert conv1["node"] == "/0/Conv" and conv1["shape"] == [1, 8, 32, 32]
+    assert conv1["receptive_field"] == [3, 3] and conv1["jump"] == [1, 1]
+    pool3 = next(layer for layer in data["layers"] if layer["alias"] == "pool3")
+    assert pool3["jump"] == [8, 8]
+    fc1 = next(layer for layer in data["layers"] if layer["alias"] == "fc1")
+    assert fc1["receptive_field"] is None
 
 
 def test_project_writes_png_raw_and_json_that_agree_with_the_api(capsys, tmp_path, picture) -> None:
