@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from onnxviz import occlude as occlusion
 from onnxviz.errors import OnnxvizError, UsageError
+from onnxviz.grids import ActivationGrid, FilterGrid, spatial_maps
 from onnxviz.incremental import IncrementalOcclusion
 from onnxviz.inverse import MODES, build_inverse
 from onnxviz.model import Layer, ModelGraph
@@ -232,7 +233,7 @@ class Model:
         shapes = self.graph.shapes(shape)
         if kind == "channel" and len(shapes[tensor]) < 2:
             raise UsageError(f"'{node}' has no channels to score (shape {list(shapes[tensor])}).")
-        session, note = self._occlusion_session(tensor, shape)
+        session, note = self._forward_session(tensor, shape)
         fills = occlusion.fill_values(fill, x, self.layout, self.preprocessing)
         size = 1 if note else occlusion.batch_size_for(self.graph, shapes, batch_size)
 
@@ -299,12 +300,12 @@ class Model:
             positions_per_second=len(outputs) / max(finished - prepared, 1e-9),
         )
 
-    def _occlusion_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
+    def _forward_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
         """A forward session cut at ``tensor`` with a dynamic batch, or batch 1 with a note."""
-        key = ("occlusion", tensor, shape)
+        key = ("forward", tensor, shape)
         if key not in self._sessions:
             model = forward_model(self.graph, [tensor], {}, self.graph.shapes(shape))
-            session = create_session(model, self.device, "occlusion graph")
+            session = create_session(model, self.device, "forward graph")
             note = ""
             try:
                 session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
@@ -312,6 +313,28 @@ class Model:
                 note = "the model only runs with batch 1: positions are evaluated one at a time"
             self._sessions[key] = (session, note)
         return self._sessions[key]
+
+    # -- grids --------------------------------------------------------------------------------
+
+    def activations(self, image, node: str) -> ActivationGrid:
+        """Every feature map of layer ``node`` for one image."""
+        x, _, shape = self.prepare(image)
+        layer = self.resolve(node)
+        session, _ = self._forward_session(layer.tensor, shape)
+        activation = session.run(None, {self.graph.input_name: x})[0]
+        return ActivationGrid(spatial_maps(activation, layer.alias), layer.alias, layer.tensor)
+
+    def filters(self, node: str) -> FilterGrid:
+        """The weights of the conv layer ``node`` (``conv1``: the filters that read the image)."""
+        layer = self.resolve(node)
+        conv = self.graph.node_by_name(layer.node)
+        weights = self.graph.constants.get(conv.input[1]) if conv.op_type == "Conv" else None
+        if weights is None or weights.ndim != 4:
+            raise UsageError(
+                f"'{node}' is not a conv layer with constant 2-D filters.",
+                "Pick a conv alias such as conv1 (see `onnxviz layers MODEL`).",
+            )
+        return FilterGrid(weights.astype(np.float32), layer.alias, self.preprocessing.order)
 
     # -- graph export ---------------------------------------------------------------------------
 

@@ -300,6 +300,64 @@ def _read_labels(path: Path) -> list[str]:
 
 
 @app.command()
+def activations(
+    model: ModelArg,
+    image: ImageArg,
+    node: NodeOpt,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_<node>_activations.png).")
+    ] = None,
+    raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 maps (C, h, w) as .npy.")] = None,
+    json_output: JsonOpt = False,
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    bgr: OrderOpt = None,
+    layout: LayoutOpt = "auto",
+    preset: PresetOpt = None,
+) -> None:
+    """Grid of every feature map of one layer for one image; the strongest framed, dead maps counted."""
+    loaded = _load(model, device, size, scale, mean, std, bgr, layout, preset)
+    grid = loaded.activations(image, node)
+    if out_png is None and raw is None and not json_output:
+        out_png = Path(f"{image.stem}_{_safe(grid.node)}_activations.png")
+    if raw is not None:
+        write_npy(raw, grid.maps.astype(np.float32))
+    if out_png is not None:
+        grid.save(out_png)
+    summary = grid.summary() | {"out": str(out_png) if out_png else None}
+    if json_output:
+        out.print_json(json.dumps(summary))
+        return
+    out.print(f"{grid.node}: {len(grid.maps)} maps, strongest {grid.strongest}, {grid.dead} dead")
+    if out_png is not None:
+        out.print(f"picture: {out_png}")
+
+
+@app.command()
+def filters(
+    model: ModelArg,
+    node: NodeOpt,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <node>_filters.png).")
+    ] = None,
+    raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 weights (O, I, kh, kw) as .npy.")] = None,
+    preset: PresetOpt = None,
+    bgr: OrderOpt = None,
+) -> None:
+    """Grid of a conv layer's filters: RGB for the first layer, one grey tile per input channel deeper."""
+    loaded = _load(model, "cpu", None, None, None, None, bgr, "auto", preset)
+    grid = loaded.filters(node)
+    out_png = out_png or Path(f"{_safe(grid.node)}_filters.png")
+    if raw is not None:
+        write_npy(raw, grid.weights)
+    grid.save(out_png)
+    out.print(f"{grid.node}: {grid.weights.shape[0]} filters of {list(grid.weights.shape[1:])}\npicture: {out_png}")
+
+
+@app.command()
 def invert(
     model: ModelArg,
     node: NodeOpt,

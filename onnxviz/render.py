@@ -72,6 +72,10 @@ def beside(left: np.ndarray, right: np.ndarray, gap: int = 6) -> np.ndarray:
 
 
 def with_header(image: np.ndarray, text: str) -> np.ndarray:
+    """A title line above ``image``, widening the canvas (white) where the title needs it."""
+    needed = cv2.getTextSize(text, FONT, 0.55, 1)[0][0] + 12
+    if needed > image.shape[1]:
+        image = np.hstack([image, np.full((image.shape[0], needed - image.shape[1], 3), BACKGROUND, np.uint8)])
     header = np.full((28, image.shape[1], 3), BACKGROUND, np.uint8)
     cv2.putText(header, _fit(text, image.shape[1], 0.55), (6, 20), FONT, 0.55, INK, 1, cv2.LINE_AA)
     return np.vstack([header, image])
