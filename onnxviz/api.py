@@ -8,6 +8,7 @@ channels of one layer pays for graph building once.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,13 +18,14 @@ import onnx
 import onnxruntime as ort
 
 from onnxviz import occlude as occlusion
+from onnxviz import topk as topk_scan
 from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.grids import ActivationGrid, FilterGrid, spatial_maps
 from onnxviz.incremental import IncrementalOcclusion
 from onnxviz.inverse import MODES, build_inverse
 from onnxviz.model import Layer, ModelGraph
 from onnxviz.outputs import write_bytes
-from onnxviz.preprocess import LAYOUTS, Preprocessing, prepare, read_image
+from onnxviz.preprocess import LAYOUTS, Preprocessing, picture_from_tensor, prepare, read_image
 from onnxviz.project import (
     Projection,
     Projector,
@@ -32,6 +34,7 @@ from onnxviz.project import (
     select_channels,
 )
 from onnxviz.receptive import receptive_fields
+from onnxviz.render import projection_to_rgb
 from onnxviz.rewrite import forward_model
 from onnxviz.runtime import Device, choose_device, create_session
 
@@ -335,6 +338,92 @@ class Model:
                 "Pick a conv alias such as conv1 (see `onnxviz layers MODEL`).",
             )
         return FilterGrid(weights.astype(np.float32), layer.alias, self.preprocessing.order)
+
+    # -- dataset analyses -------------------------------------------------------------------------
+
+    def topk(
+        self,
+        folder: str | Path,
+        node: str,
+        channels: list[int] | None = None,
+        top_channels: int | None = None,
+        k: int = 9,
+        state_dir: str | Path | None = None,
+        resume: bool = False,
+        batch_size: int | None = None,
+        project: bool = True,
+        progress: topk_scan.Progress | None = None,
+    ) -> topk_scan.TopKResult:
+        """The k images that activate each channel of ``node`` most (one entry per image),
+        with deconvnet projections from the winning position and the matching image patches."""
+        folder = Path(folder)
+        if k <= 0:
+            raise UsageError(f"--k must be positive; got {k}.")
+        if channels is not None and top_channels is not None:
+            raise UsageError("Give either --channels or --top-channels, not both.")
+        if resume and state_dir is None:
+            raise UsageError("--resume needs --out: the scan state lives in the output folder.")
+        images = topk_scan.list_images(folder)
+        if not images:
+            raise UsageError(f"No pictures or .npy files under {folder}.")
+        layer = self.resolve(node)
+        tensor = seeded_tensor(self.graph, layer.tensor)
+        shape = self.input_shape()
+        shapes = self.graph.shapes(shape)
+        if len(shapes[tensor]) != 4:
+            raise UsageError(f"'{node}' has no spatial feature maps (shape {list(shapes[tensor])}).")
+        count = shapes[tensor][1]
+        bad = [c for c in channels or [] if not 0 <= c < count]
+        if bad:
+            raise UsageError(f"Channel {bad[0]} does not exist: '{node}' has channels 0…{count - 1}.")
+        session, note = self._forward_session(tensor, shape)
+        size = 1 if note else occlusion.batch_size_for(self.graph, shapes, batch_size)
+        state_path = Path(state_dir) / topk_scan.STATE_FILE if state_dir is not None else None
+        if resume:
+            state = topk_scan.TopK.load_state(state_path, layer.alias, k)
+        else:
+            scanned = channels if channels is not None else list(range(count))
+            state = topk_scan.TopK(layer.alias, scanned, k, {c: [] for c in scanned})
+        topk_scan.scan(
+            images,
+            folder,
+            lambda path: self.prepare(path)[0],
+            lambda batch: session.run(None, {self.graph.input_name: batch})[0],
+            state,
+            size,
+            state_path,
+            progress,
+        )
+        if channels is None:
+            wanted = top_channels if top_channels is not None else min(8, count)
+            if not 1 <= wanted <= count:
+                raise UsageError(f"--top-channels must be between 1 and {count}; got {wanted}.")
+            ranked = sorted(state.channels, key=lambda c: state.entries[c][0].key if state.entries[c] else (math.inf,))
+            state.channels = sorted(ranked[:wanted])
+            state.entries = {c: state.entries[c] for c in state.channels}
+        winners = [self._winners(folder, tensor, c, state.entries[c], shape) for c in state.channels] if project else []
+        return topk_scan.TopKResult(state, winners, len(images))
+
+    def _winners(self, folder: Path, tensor: str, channel: int, entries: list, shape: tuple[int, ...]):
+        projector = self.projector(tensor, "deconvnet", shape)
+        field = receptive_fields(self.graph, self.graph.shapes(shape))[tensor]
+        h_axis = 1 if self.layout == "nhwc" else 2
+        height, width = shape[h_axis], shape[h_axis + 1]
+        projections, patches = [], []
+        for entry in entries:
+            x, picture, _ = self.prepare(folder / entry.image)
+            forward = projector.forward(x, self.graph.input_name)
+            activation = forward[tensor].numpy()
+            single = np.zeros_like(activation)
+            single[0, channel, entry.y, entry.x] = activation[0, channel, entry.y, entry.x]
+            projection = projector.invert(single, np.array([channel], np.int64), forward)[0]
+            if picture is None:
+                picture = picture_from_tensor(x[0], self.layout, self.preprocessing)
+            top, left, bottom, right = field.box(entry.y, entry.x, height, width)
+            shown = projection_to_rgb(projection, self.layout, self.preprocessing.order)
+            projections.append(np.ascontiguousarray(shown[top:bottom, left:right]))
+            patches.append(np.ascontiguousarray(picture[top:bottom, left:right]))
+        return topk_scan.ChannelWinners(channel, entries, projections, patches)
 
     # -- graph export ---------------------------------------------------------------------------
 

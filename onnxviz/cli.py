@@ -358,6 +358,74 @@ def filters(
 
 
 @app.command()
+def topk(
+    model: ModelArg,
+    image_dir: Annotated[
+        Path, typer.Argument(help="Folder of pictures / .npy inputs (searched recursively).", show_default=False)
+    ],
+    node: NodeOpt,
+    channels: Annotated[list[str] | None, typer.Option("--channels", help="Channels: 0,5,9 or repeated.")] = None,
+    top_channels: Annotated[
+        int | None, typer.Option("--top-channels", help="The N channels with the strongest winners (default 8).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="Winners per channel.")] = 9,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the grids, topk.json, index.html and the resumable scan state."),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted scan in --out.")] = False,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per run.")] = None,
+    json_output: JsonOpt = False,
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    bgr: OrderOpt = None,
+    layout: LayoutOpt = "auto",
+    preset: PresetOpt = None,
+) -> None:
+    """The k images that activate each feature map most, with projections and patches (the paper's Fig. 2)."""
+    loaded = _load(model, device, size, scale, mean, std, bgr, layout, preset)
+    _note(loaded)
+    with Progress(
+        TextColumn("scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=json_output,
+    ) as bar:
+        task = bar.add_task("scan", total=None)
+        result = loaded.topk(
+            image_dir,
+            node,
+            channels=_ints(channels, "--channels"),
+            top_channels=top_channels,
+            k=k,
+            state_dir=out_dir,
+            resume=resume,
+            batch_size=batch_size,
+            project=out_dir is not None,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    written = result.save(out_dir) if out_dir is not None else []
+    if json_output:
+        out.print_json(json.dumps(result.to_json()))
+        return
+    skipped = len(result.scan.skipped)
+    out.print(
+        f"{result.images} images scanned ({skipped} unreadable, skipped); channels "
+        f"{', '.join(map(str, result.scan.channels))} of {result.scan.node}"
+    )
+    for path in written:
+        out.print(f"picture: {path}")
+    if out_dir is not None:
+        out.print(f"index: {out_dir / 'index.html'}")
+
+
+@app.command()
 def invert(
     model: ModelArg,
     node: NodeOpt,

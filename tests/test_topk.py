@@ -1,0 +1,145 @@
+"""Top-k per channel: equal to a brute-force scan, robust to bad files, resumable exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import onnxviz
+from tests.helpers import FIXTURES, session
+from tests.test_cli import run_cli
+
+VGG = FIXTURES / "vgg_like_torchscript.onnx"
+IMAGES = FIXTURES.parents[2] / "models" / "images"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Random inputs as .npy (two identical, for ties), two pictures in a sub-folder, one broken file."""
+    root = tmp_path_factory.mktemp("dataset")
+    rng = np.random.default_rng(0)
+    for i in range(11):
+        np.save(root / f"img_{i:02d}.npy", rng.standard_normal((3, 32, 32)).astype(np.float32))
+    shutil.copy(root / "img_03.npy", root / "img_03_copy.npy")
+    (root / "pictures").mkdir()
+    shutil.copy(IMAGES / "circle.png", root / "pictures" / "circle.png")
+    shutil.copy(IMAGES / "chelsea.png", root / "pictures" / "chelsea.png")
+    (root / "broken.png").write_bytes(b"not a png")
+    np.save(root / "wrong_shape.npy", np.zeros((3, 8, 8), np.float32))
+    return root
+
+
+def brute_force(model: onnxviz.Model, folder, node: str, channels: list[int], k: int) -> dict:
+    tensor = model.resolve(node).tensor
+    cut = onnx.ModelProto()
+    cut.CopyFrom(model.graph.model)
+    del cut.graph.output[:]
+    cut.graph.output.append(helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+    plain = session(cut)
+    rows = {c: [] for c in channels}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            x = model.prepare(path)[0]
+        except onnxviz.ImageError:
+            continue
+        maps = plain.run(None, {"input": x})[0][0]
+        name = path.relative_to(folder).as_posix()
+        for c in channels:
+            best = int(np.argmax(maps[c]))  # first maximum in row-major order
+            y, xx = divmod(best, maps.shape[2])
+            rows[c].append((-float(maps[c, y, xx]), name, y, xx))
+    return {
+        str(c): [{"image": n, "y": y, "x": x, "activation": -a} for a, n, y, x in sorted(rows[c])[:k]] for c in channels
+    }
+
+
+def test_topk_equals_a_brute_force_scan(folder) -> None:
+    model = onnxviz.load(VGG, device="cpu")
+    result = model.topk(folder, "conv3", channels=[0, 5, 11], k=4, batch_size=3, project=False)
+    expected = brute_force(model, folder, "conv3", [0, 5, 11], 4)
+    got = result.to_json()["channels"]
+    assert set(got) == set(expected)
+    for c in expected:
+        assert [(e["image"], e["y"], e["x"]) for e in got[c]] == [(e["image"], e["y"], e["x"]) for e in expected[c]]
+        np.testing.assert_allclose([e["activation"] for e in got[c]], [e["activation"] for e in expected[c]], rtol=1e-5)
+        assert len({e["image"] for e in got[c]}) == 4
+    assert sorted(result.scan.skipped) == ["broken.png", "wrong_shape.npy"]
+
+
+def test_ties_are_broken_by_path(folder) -> None:
+    model = onnxviz.load(VGG, device="cpu")
+    result = model.topk(folder, "conv3", channels=list(range(16)), k=14, project=False)
+    for entries in result.scan.entries.values():
+        names = [e.image for e in entries]
+        assert names.index("img_03.npy") + 1 == names.index("img_03_copy.npy")
+
+
+def test_an_interrupted_scan_resumes_exactly(folder, tmp_path) -> None:
+    model = onnxviz.load(VGG, device="cpu")
+    calls = []
+
+    def interrupt(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.topk(folder, "conv4", channels=[1, 2], k=3, state_dir=tmp_path, batch_size=4, progress=interrupt)
+    state = json.loads((tmp_path / "topk_state.json").read_text())
+    assert state["processed"] == 8
+    seen = []
+    resumed = model.topk(
+        folder,
+        "conv4",
+        k=3,
+        state_dir=tmp_path,
+        resume=True,
+        batch_size=4,
+        project=False,
+        progress=lambda done, total: seen.append(done),
+    )
+    assert seen[0] == 12  # the first 8 files were not read again
+    whole = model.topk(folder, "conv4", channels=[1, 2], k=3, batch_size=4, project=False)
+    assert resumed.to_json() == whole.to_json()
+    assert resumed.scan.skipped == whole.scan.skipped
+
+
+def test_topk_cli_writes_grids_index_and_json(capsys, folder, tmp_path) -> None:
+    code, out, err = run_cli(
+        capsys, "topk", VGG, folder, "--node", "conv2", "--top-channels", "2", "--k", "3", "--out", tmp_path, "--json"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["node"] == "conv2" and len(data["channels"]) == 2
+    assert all(len(v) == 3 for v in data["channels"].values())
+    assert (tmp_path / "index.html").read_text().count("<img") == 2
+    assert len(list(tmp_path.glob("channel_*.png"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--k", "0"], "--k"),
+        (["--resume"], "--resume needs --out"),
+        (["--channels", "99"], "Channel 99"),
+        (["--channels", "1", "--top-channels", "2"], "either"),
+        (["--top-channels", "0"], "--top-channels"),
+    ],
+)
+def test_topk_usage_errors_exit_2(capsys, folder, args: list[str], needle: str) -> None:
+    code, _, err = run_cli(capsys, "topk", VGG, folder, "--node", "conv2", *args)
+    assert code == 2 and needle in err
+
+
+def test_topk_refuses_an_empty_folder_and_a_foreign_state(capsys, tmp_path, folder) -> None:
+    code, _, err = run_cli(capsys, "topk", VGG, tmp_path, "--node", "conv2")
+    assert code == 2 and "No pictures" in err
+    out_dir = tmp_path / "out"
+    assert run_cli(capsys, "topk", VGG, folder, "--node", "conv2", "--channels", "0", "--out", out_dir)[0] == 0
+    code, _, err = run_cli(capsys, "topk", VGG, folder, "--node", "conv3", "--resume", "--out", out_dir)
+    assert code == 2 and "Cannot resume" in err
