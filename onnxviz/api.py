@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from onnxviz.grids import ActivationGrid, FilterGrid, spatial_maps
 from onnxviz.incremental import IncrementalOcclusion
 from onnxviz.inverse import MODES, build_inverse
 from onnxviz.model import Layer, ModelGraph
-from onnxviz.outputs import write_bytes
+from onnxviz.outputs import write_bytes, write_text
 from onnxviz.preprocess import LAYOUTS, Preprocessing, picture_from_tensor, prepare, read_image
 from onnxviz.project import (
     Projection,
@@ -35,6 +36,7 @@ from onnxviz.project import (
 )
 from onnxviz.receptive import receptive_fields
 from onnxviz.render import projection_to_rgb
+from onnxviz.report import build_report
 from onnxviz.rewrite import forward_model
 from onnxviz.runtime import Device, choose_device, create_session
 
@@ -424,6 +426,14 @@ class Model:
             projections.append(np.ascontiguousarray(shown[top:bottom, left:right]))
             patches.append(np.ascontiguousarray(picture[top:bottom, left:right]))
         return topk_scan.ChannelWinners(channel, entries, projections, patches)
+
+    def report(
+        self, images: list[str | Path], out: str | Path, top: int = 4, progress: Callable[[str], None] | None = None
+    ) -> Path:
+        """A self-contained HTML page: layer table, occlusion, projections and activations."""
+        if not images:
+            raise UsageError("Give at least one image for the report.")
+        return write_text(Path(out), build_report(self, [Path(i) for i in images], top=top, progress=progress))
 
     # -- graph export ---------------------------------------------------------------------------
 

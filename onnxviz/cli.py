@@ -426,6 +426,30 @@ def topk(
 
 
 @app.command()
+def report(
+    model: ModelArg,
+    images: Annotated[list[Path], typer.Argument(help="Pictures or .npy inputs.", show_default=False)],
+    out_html: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+    top: Annotated[int, typer.Option("--top", help="Projected channels per layer.")] = 4,
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    bgr: OrderOpt = None,
+    layout: LayoutOpt = "auto",
+    preset: PresetOpt = None,
+) -> None:
+    """One self-contained HTML page: layers, occlusion, projections and activation grids per image."""
+    loaded = _load(model, device, size, scale, mean, std, bgr, layout, preset)
+    _note(loaded)
+    with Progress(TextColumn("report"), TextColumn("{task.description}"), console=err, transient=True) as bar:
+        task = bar.add_task("")
+        path = loaded.report(images, out_html, top=top, progress=lambda name: bar.update(task, description=name))
+    out.print(f"report: {path}")
+
+
+@app.command()
 def invert(
     model: ModelArg,
     node: NodeOpt,
