@@ -76,7 +76,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path) -> None:
 
 def test_report_cli(capsys, tmp_path) -> None:
     out = tmp_path / "r.html"
-    code, stdout, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--top", "2")
+    code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--top", "2")
     assert code == 0, err
     assert len(_embedded(out.read_text())) == 7
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "missing.png", "--out", tmp_path / "x.html")
