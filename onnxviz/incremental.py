@@ -24,31 +24,12 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from onnxviz.inverse.geometry import explicit_pads, window_attrs
-from onnxviz.model import ModelGraph, node_attr
+from onnxviz.model import ACTIVATION_OPS, PASS_THROUGH_OPS, ModelGraph, node_attr
 from onnxviz.rewrite import cut_between
 from onnxviz.runtime import Device, create_session
 
-WINDOW_OPS = frozenset({"Conv", "MaxPool"})
-PER_PIXEL_OPS = frozenset(
-    {
-        "Relu",
-        "LeakyRelu",
-        "Clip",
-        "Sigmoid",
-        "HardSigmoid",
-        "HardSwish",
-        "Tanh",
-        "Elu",
-        "BatchNormalization",
-        "Identity",
-        "Dropout",
-        "PRelu",
-        "Add",
-        "Sub",
-        "Mul",
-        "Div",
-    }
-)
+CROPPABLE_WINDOW_OPS = frozenset({"Conv", "MaxPool"})
+PER_PIXEL_OPS = ACTIVATION_OPS | PASS_THROUGH_OPS | {"Add", "Sub", "Mul", "Div"}
 SWITCH_COVERAGE = 0.5
 
 
@@ -97,7 +78,7 @@ def plan_steps(graph: ModelGraph, score_tensor: str, shapes: dict[str, tuple[int
     ancestors = graph.ancestors([score_tensor])
     while True:
         users = [n for n in graph.consumers.get(current, []) if n.name in ancestors]
-        if len(users) != 1 or users[0].op_type not in WINDOW_OPS or len(shapes.get(current, ())) != 4:
+        if len(users) != 1 or users[0].op_type not in CROPPABLE_WINDOW_OPS or len(shapes.get(current, ())) != 4:
             return steps
         window = users[0]
         if window.op_type == "MaxPool" and (int(node_attr(window, "ceil_mode", 0)) or len(window.output) > 1):

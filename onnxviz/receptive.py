@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from onnxviz.inverse.geometry import explicit_pads, window_attrs
-from onnxviz.model import ModelGraph, node_attr
+from onnxviz.model import WINDOW_OPS, ModelGraph, node_attr
 
-WINDOW_OPS = frozenset({"Conv", "MaxPool", "AveragePool", "LpPool", "ConvTranspose"})
 GLOBAL_OPS = frozenset(
     {
         "GlobalAveragePool",
