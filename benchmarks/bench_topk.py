@@ -24,12 +24,13 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# VmHWM, not getrusage: ru_maxrss survives exec and would report the parent's peak.
 CHILD = """
-import resource, sys
+import sys
 import onnxviz
 model = onnxviz.load(sys.argv[1], device="cpu")
 model.topk(sys.argv[2], "conv3", k=9, batch_size=16, project=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
