@@ -263,7 +263,7 @@ class ModelGraph:
         """'nhwc' when the input's last axis looks like colour channels, else 'nchw'."""
         c1, c3 = self.input_dims[1], self.input_dims[3]
         first_is_transpose = any(
-            n.op_type == "Transpose" and list(_attr(n, "perm", [])) == [0, 3, 1, 2]
+            n.op_type == "Transpose" and list(node_attr(n, "perm", [])) == [0, 3, 1, 2]
             for n in self.consumers.get(self.input_name, [])
         )
         if first_is_transpose or (c3 in (1, 3, 4) and c1 not in (1, 3, 4)):
@@ -372,16 +372,9 @@ def default_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
-def _attr(node: onnx.NodeProto, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
 def node_attr(node: onnx.NodeProto, name: str, default=None):
     """An attribute's Python value (bytes decoded), or ``default``."""
-    value = _attr(node, name, default)
+    value = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
     return value.decode() if isinstance(value, bytes) else value
 
 
