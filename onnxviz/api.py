@@ -428,12 +428,19 @@ class Model:
         return topk_scan.ChannelWinners(channel, entries, projections, patches)
 
     def report(
-        self, images: list[str | Path], out: str | Path, top: int = 4, progress: Callable[[str], None] | None = None
+        self,
+        images: list[str | Path],
+        out: str | Path,
+        top: int = 4,
+        layers: list[str] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> Path:
         """A self-contained HTML page: layer table, occlusion, projections and activations."""
         if not images:
             raise UsageError("Give at least one image for the report.")
-        return write_text(Path(out), build_report(self, [Path(i) for i in images], top=top, progress=progress))
+        return write_text(
+            Path(out), build_report(self, [Path(i) for i in images], top=top, layers=layers, progress=progress)
+        )
 
     # -- graph export ---------------------------------------------------------------------------
 

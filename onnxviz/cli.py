@@ -27,8 +27,8 @@ app = typer.Typer(
     help="Make an exported ONNX CNN explain itself: deconvnet projections, guided "
     "backprop, saliency, and more, from the ONNX file alone.",
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 ModelArg = Annotated[Path, typer.Argument(help="The ONNX model file.", show_default=False)]
@@ -431,6 +431,10 @@ def report(
     images: Annotated[list[Path], typer.Argument(help="Pictures or .npy inputs.", show_default=False)],
     out_html: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
     top: Annotated[int, typer.Option("--top", help="Projected channels per layer.")] = 4,
+    layers: Annotated[
+        list[str] | None,
+        typer.Option("--layers", help="Layers to show: conv2,conv5 or repeated (default: every conv)."),
+    ] = None,
     device: DeviceOpt = "auto",
     size: SizeOpt = None,
     scale: ScaleOpt = None,
@@ -445,7 +449,10 @@ def report(
     _note(loaded)
     with Progress(TextColumn("report"), TextColumn("{task.description}"), console=err, transient=True) as bar:
         task = bar.add_task("")
-        path = loaded.report(images, out_html, top=top, progress=lambda name: bar.update(task, description=name))
+        chosen = [v.strip() for text in layers for v in text.split(",") if v.strip()] if layers else None
+        path = loaded.report(
+            images, out_html, top=top, layers=chosen, progress=lambda name: bar.update(task, description=name)
+        )
     out.print(f"report: {path}")
 
 

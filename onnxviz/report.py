@@ -33,10 +33,12 @@ def build_report(
     model,
     images: list[Path],
     top: int = 4,
+    layers: list[str] | None = None,
     occlusion_patch: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> str:
-    """The report's HTML. ``model`` is an ``onnxviz.Model``."""
+    """The report's HTML. ``model`` is an ``onnxviz.Model``; ``layers`` names the layers to show
+    (default: every conv layer)."""
     rows = "".join(
         f"<tr><td>{html.escape(r.alias)}</td><td>{html.escape(r.node)}</td><td>{r.op_type}</td>"
         f"<td>{'×'.join(map(str, r.shape))}</td>"
@@ -53,12 +55,13 @@ def build_report(
         f"<th>receptive field</th><th>jump</th></tr>{rows}</table>",
     ]
     convs = [la.alias for la in model.graph.layers if la.alias.startswith("conv")]
+    shown = [model.resolve(name).alias for name in layers] if layers else convs
     for image in images:
         if progress is not None:
             progress(str(image))
         section = [f"<section><h2>{html.escape(Path(image).name)}</h2>"]
         section.append(_occlusion(model, image, convs, occlusion_patch))
-        for alias in convs:
+        for alias in shown:
             projection = model.project(image, alias, top=min(top, _channels(model, alias)))
             grid = model.activations(image, alias)
             section.append(

@@ -81,3 +81,13 @@ def test_report_cli(capsys, tmp_path) -> None:
     assert len(_embedded(out.read_text())) == 7
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "missing.png", "--out", tmp_path / "x.html")
     assert code == 2 and not (tmp_path / "x.html").exists()
+
+
+def test_report_layers_option_limits_the_sections(capsys, tmp_path) -> None:
+    out = tmp_path / "r.html"
+    code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--layers", "conv2")
+    assert code == 0, err
+    page = out.read_text()
+    assert len(_embedded(page)) == 3 and "<h3>conv2</h3>" in page and "<h3>conv1</h3>" not in page
+    code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--layers", "conv9")
+    assert code == 2 and "conv3" in err
