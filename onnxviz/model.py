@@ -211,9 +211,11 @@ class ModelGraph:
         shapes = _inferred_shapes(self.model, self.input_name, self.concrete_input_shape())
         shapes[self.input_name] = self.concrete_input_shape()
         for node in padded:
-            if node.input[0] not in shapes:
+            weights = self.constants.get(node.input[1]) if len(node.input) > 1 else None
+            kernel = node_attr(node, "kernel_shape") or (weights.shape[2:] if weights is not None else None)
+            if node.input[0] not in shapes or kernel is None:
                 continue
-            kernel = tuple(node_attr(node, "kernel_shape") or self.constants[node.input[1]].shape[2:])
+            kernel = tuple(kernel)
             strides, dilations = window_attrs(node, kernel)
             begins, ends = explicit_pads(node, shapes[node.input[0]][2:], kernel, strides, dilations)
             valid_ceil = node_attr(node, "auto_pad") == "VALID" and node_attr(node, "ceil_mode", 0)
@@ -252,9 +254,9 @@ class ModelGraph:
                 for o in node.output:
                     if o and o not in self.constants:
                         self.signal.add(o)
-        if node_outputs := [n for n in self.nodes if n.op_type == "MaxPool" and len(n.output) > 1]:
-            for n in node_outputs:
-                self.signal.discard(n.output[1])
+        for node in self.nodes:
+            if node.op_type == "MaxPool" and len(node.output) > 1:
+                self.signal.discard(node.output[1])  # argmax indices carry no signal
 
     # -- shapes ---------------------------------------------------------------------------------
 
