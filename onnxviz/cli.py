@@ -13,6 +13,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -111,7 +112,7 @@ def _load(
 
 
 def _note(model: api.Model) -> None:
-    err.print(f"[dim]onnxviz: {model.device.note}[/dim]", highlight=False)
+    err.print(f"[dim]onnxviz: {escape(model.device.note)}[/dim]", highlight=False)
 
 
 @app.command()
@@ -542,9 +543,9 @@ def main() -> None:
     except OnnxvizError as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False, soft_wrap=True, markup=True)
+        err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err.print(f"[dim]hint:[/dim] {exc.hint}", highlight=False, soft_wrap=True)
+            err.print(f"[dim]hint:[/dim] {escape(exc.hint)}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -552,6 +553,6 @@ def main() -> None:
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}", highlight=False)
+        err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         err.print("[dim]hint:[/dim] rerun with --debug for the traceback, and report it with the model.")
         sys.exit(1)

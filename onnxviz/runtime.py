@@ -89,7 +89,7 @@ def choose_device(requested: str = "auto") -> Device:
     if usable:
         return Device("cuda", (CUDA, CPU), "running on the GPU (CUDA)")
     if requested == "cuda":
-        raise DeviceError(f"--device cuda was asked for, but {why}.", "Use --device auto or --device cpu.")
+        raise DeviceError(f"--device cuda cannot run: {why}.", "Use --device auto or --device cpu.")
     return Device("cpu", (CPU,), "running on the CPU (no usable CUDA provider)")
 
 

@@ -235,7 +235,7 @@ def test_corrupt_model_and_unreadable_image_exit_2(capsys, tmp_path, picture) ->
 @pytest.mark.skipif(cuda_status()[0], reason="this machine has a working CUDA provider")
 def test_device_cuda_without_cuda_is_a_failure_that_says_what_is_missing(capsys, picture) -> None:
     code, _, err = run_cli(capsys, "project", VGG, picture, "--node", "conv1", "--device", "cuda")
-    assert code == 1 and "CUDA" in err and "--device" in err
+    assert code == 1 and "CUDA" in err and "--device" in err and "onnxviz[cuda]" in err
 
 
 def test_unwritable_output_leaves_nothing_behind(capsys, tmp_path, picture) -> None:
