@@ -38,7 +38,7 @@ from onnxviz.receptive import receptive_fields
 from onnxviz.render import projection_to_rgb
 from onnxviz.report import build_report
 from onnxviz.rewrite import forward_model
-from onnxviz.runtime import Device, choose_device, create_session
+from onnxviz.runtime import Device, choose_device, create_session, run_bound
 
 LRN_MODES = ("exact", "passthrough")
 
@@ -242,10 +242,7 @@ class Model:
         fills = occlusion.fill_values(fill, x, self.layout, self.preprocessing)
         size = 1 if note else occlusion.batch_size_for(self.graph, shapes, batch_size)
 
-        def evaluate(batch: np.ndarray) -> np.ndarray:
-            return session.run(None, {self.graph.input_name: batch})[0]
-
-        base = evaluate(x)
+        base = session.run(None, {self.graph.input_name: x})[0]
         count = base.shape[1]
         if kind == "class":
             probabilities = occlusion.softmax(base.reshape(1, -1))
@@ -266,10 +263,18 @@ class Model:
             engine = IncrementalOcclusion(self.graph, tensor, x, grid.patch, corners, self.device)
             engine = engine if engine.applicable else None
 
+        occluder = None if engine is not None else self._occluder_session(shape, grid.patch)
+        image = x if self.device.name == "cpu" else ort.OrtValue.ortvalue_from_numpy(x, self.device.name, 0)
+
         def evaluate_positions(indices: list[int]) -> np.ndarray:
             if engine is not None:
                 return engine.evaluate(fills, grid.patch, indices)
-            return evaluate(occlusion.occluded_batch(x, [corners[i] for i in indices], grid.patch, fills, self.layout))
+            feeds = {"image": image, "corners": np.asarray([corners[i] for i in indices], np.int64), "fill": fills}
+            batch = run_bound(occluder, feeds, self.device, "occluder", frozenset({occlusion.OCCLUDED}))
+            (values,) = run_bound(
+                session, {self.graph.input_name: batch[occlusion.OCCLUDED]}, self.device, "occlusion graph"
+            ).values()
+            return values.numpy()
 
         prepared = time.perf_counter()
         outputs = occlusion.run_occlusion(evaluate_positions, len(corners), size, progress)
@@ -304,6 +309,14 @@ class Model:
             timings={"prepare": prepared - started, "occlusion": finished - prepared, "total": finished - started},
             positions_per_second=len(outputs) / max(finished - prepared, 1e-9),
         )
+
+    def _occluder_session(self, shape: tuple[int, ...], patch: int) -> ort.InferenceSession:
+        """The session that makes occluded batches from patch corners (see ``occluder_model``)."""
+        key = ("occluder", shape, patch, self.layout)
+        if key not in self._sessions:
+            model = occlusion.occluder_model(shape, self.layout, patch)
+            self._sessions[key] = (create_session(model, self.device, "occluder"), "")
+        return self._sessions[key][0]
 
     def _forward_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
         """A forward session cut at ``tensor`` with a dynamic batch, or batch 1 with a note."""

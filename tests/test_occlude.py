@@ -11,7 +11,7 @@ from onnx import helper
 
 import onnxviz
 from onnxviz.errors import UsageError
-from onnxviz.occlude import fill_values, make_grid, occluded_batch
+from onnxviz.occlude import fill_values, make_grid, occluder_model
 from onnxviz.preprocess import Preprocessing
 from tests.helpers import FIXTURES, make_model, session
 from tests.test_cli import run_cli
@@ -84,12 +84,19 @@ def test_fills_are_in_preprocessed_space() -> None:
         fill_values("gray", x, "nchw", prep), [(128 / 255 - 0.485) / 0.229, (128 / 255 - 0.456) / 0.224], rtol=1e-6
     )
     np.testing.assert_allclose(fill_values("-1.5", x, "nchw", prep), [-1.5, -1.5])
-    batch = occluded_batch(x, [(0, 0), (2, 1)], 2, np.array([9.0, 8.0], np.float32), "nchw")
+    occluder = session(occluder_model((1, 2, 4, 4), "nchw", 2))
+    fill = np.array([9.0, 8.0], np.float32)
+    batch = occluder.run(None, {"image": x, "corners": np.array([[0, 0], [2, 1]], np.int64), "fill": fill})[0]
+    assert batch.shape == (2, 2, 4, 4)
     assert (batch[0, 0, :2, :2] == 9).all() and (batch[0, 1, :2, :2] == 8).all()
     assert (batch[1, 0, 2:4, 1:3] == 9).all() and (batch[1, 1, 2:4, 1:3] == 8).all()
-    assert batch[1, 0, 0, 0] == x[0, 0, 0, 0] and batch[1, 0, 1, 3] == x[0, 0, 1, 3]
-    nhwc = occluded_batch(x.transpose(0, 2, 3, 1), [(1, 1)], 2, np.array([9.0, 8.0], np.float32), "nhwc")
-    assert (nhwc[0, 1:3, 1:3, 0] == 9).all() and nhwc[0, 0, 0, 0] == 0
+    untouched = np.ones((4, 4), bool)
+    untouched[2:4, 1:3] = False
+    assert (batch[1][:, untouched] == x[0][:, untouched]).all()
+    nhwc = session(occluder_model((1, 4, 4, 2), "nhwc", 2)).run(
+        None, {"image": x.transpose(0, 2, 3, 1).copy(), "corners": np.array([[1, 1]], np.int64), "fill": fill}
+    )[0]
+    assert (nhwc[0, 1:3, 1:3, 0] == 9).all() and (nhwc[0, 1:3, 1:3, 1] == 8).all() and nhwc[0, 0, 0, 0] == 0
     with pytest.raises(UsageError):
         fill_values("black", x, "nchw", prep)
 
