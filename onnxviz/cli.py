@@ -226,6 +226,10 @@ def occlude(
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_occlusion.png).")
     ] = None,
     raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 (rows, cols) score map as .npy.")] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option("--incremental/--full", help="Recompute only what each patch changes (exact), or every layer."),
+    ] = True,
     json_output: JsonOpt = False,
     device: DeviceOpt = "auto",
     size: SizeOpt = None,
@@ -267,6 +271,7 @@ def occlude(
             channel=channel,
             batch_size=batch_size,
             labels=names,
+            incremental=incremental,
             progress=progress,
         )
     if out_png is None and raw is None and not json_output:

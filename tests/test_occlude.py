@@ -260,3 +260,16 @@ def test_incremental_occlusion_engages_on_a_conv_chain() -> None:
     first = engine.steps[0]
     assert first.region == (18, 18) and first.out_size == (64, 64)
     assert model.occlude(TRIANGLE, patch=16, stride=4).incremental
+
+
+def test_cli_full_and_incremental_give_the_same_scores(capsys, tmp_path) -> None:
+    results = {}
+    for flag in ("--incremental", "--full"):
+        raw = tmp_path / f"{flag[2:]}.npy"
+        code, out, err = run_cli(
+            capsys, "occlude", DEMO, TRIANGLE, "--patch", "12", "--stride", "5", flag, "--raw", raw, "--json"
+        )
+        assert code == 0, err
+        results[flag] = (json.loads(out)["incremental"], np.load(raw))
+    assert results["--incremental"][0] is True and results["--full"][0] is False
+    np.testing.assert_allclose(results["--incremental"][1], results["--full"][1], rtol=1e-5, atol=1e-7)
