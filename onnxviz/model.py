@@ -355,19 +355,26 @@ class ModelGraph:
 
     def ancestors(self, tensors: Iterable[str]) -> set[str]:
         """Names of nodes needed to compute ``tensors``."""
-        needed: set[str] = set()
-        stack = list(tensors)
-        seen: set[str] = set()
-        while stack:
-            t = stack.pop()
-            if t in seen:
-                continue
-            seen.add(t)
-            node = self.producer.get(t)
-            if node is not None and node.name not in needed:
-                needed.add(node.name)
-                stack.extend(x for x in node.input if x)
-        return needed
+        return {node.name for node in upstream_nodes(self.producer, tensors)}
+
+
+def upstream_nodes(
+    producer: dict[str, onnx.NodeProto], tensors: Iterable[str], stop: frozenset[str] = frozenset()
+) -> list[onnx.NodeProto]:
+    """The nodes ``tensors`` depend on, walking back through producers but not past ``stop``."""
+    found: dict[int, onnx.NodeProto] = {}
+    stack = list(tensors)
+    seen: set[str] = set()
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen or tensor in stop:
+            continue
+        seen.add(tensor)
+        node = producer.get(tensor)
+        if node is not None and id(node) not in found:
+            found[id(node)] = node
+            stack.extend(t for t in node.input if t)
+    return list(found.values())
 
 
 def default_opset(model: onnx.ModelProto) -> int:

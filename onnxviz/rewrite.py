@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.errors import UnsupportedOpError
-from onnxviz.model import MIN_OPSET_FOR_SWITCHES, ModelGraph, default_opset
+from onnxviz.model import MIN_OPSET_FOR_SWITCHES, ModelGraph, default_opset, upstream_nodes
 
 
 @dataclass
@@ -66,18 +66,7 @@ def expose_outputs(
 def prune(model: onnx.ModelProto) -> PassResult:
     """Drop nodes and initializers that no graph output depends on."""
     producer = {o: n for n in model.graph.node for o in n.output}
-    needed: set[int] = set()
-    stack = [o.name for o in model.graph.output]
-    seen: set[str] = set()
-    while stack:
-        t = stack.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        node = producer.get(t)
-        if node is not None and id(node) not in needed:
-            needed.add(id(node))
-            stack.extend(i for i in node.input if i)
+    needed = {id(n) for n in upstream_nodes(producer, [o.name for o in model.graph.output])}
     kept = [n for n in model.graph.node if id(n) in needed]
     modified = len(kept) != len(model.graph.node)
     del model.graph.node[:]
@@ -156,17 +145,7 @@ def cut_between(
     """The part of the graph from tensor ``start`` (made the input) to ``outputs``, batch made dynamic."""
     model = onnx.ModelProto()
     model.CopyFrom(graph.model)
-    keep: set[str] = set()
-    stack, seen = list(outputs), set()
-    while stack:
-        tensor = stack.pop()
-        if tensor in seen or tensor == start:
-            continue
-        seen.add(tensor)
-        node = graph.producer.get(tensor)
-        if node is not None:
-            keep.add(node.name)
-            stack.extend(t for t in node.input if t)
+    keep = {n.name for n in upstream_nodes(graph.producer, outputs, frozenset({start}))}
     kept = [n for n in model.graph.node if n.name in keep]
     del model.graph.node[:]
     model.graph.node.extend(kept)

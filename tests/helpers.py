@@ -45,6 +45,23 @@ def make_model(
     return model
 
 
+def fixed_batch_classifier(size: int, flatten_shape: list[int], seed: int = 0) -> onnx.ModelProto:
+    """conv → relu → Reshape(flatten_shape, hard-coding the exported batch of 1) → Gemm."""
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shape"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    inits = {
+        "w": rng.standard_normal((2, 3, 3, 3)).astype(np.float32),
+        "shape": np.array(flatten_shape, np.int64),
+        "fc": rng.standard_normal((4, 2 * size * size)).astype(np.float32),
+    }
+    return make_model(nodes, (1, 3, size, size), "y", inits)
+
+
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3

@@ -13,7 +13,7 @@ import onnxviz
 from onnxviz.errors import UsageError
 from onnxviz.occlude import fill_values, make_grid, occluder_model
 from onnxviz.preprocess import Preprocessing
-from tests.helpers import FIXTURES, make_model, session
+from tests.helpers import FIXTURES, fixed_batch_classifier, make_model, session
 from tests.test_cli import run_cli
 
 DEMO = FIXTURES.parents[2] / "models" / "demo.onnx"
@@ -103,18 +103,7 @@ def test_fills_are_in_preprocessed_space() -> None:
 
 def test_a_model_exported_with_a_fixed_batch_still_runs_batched() -> None:
     rng = np.random.default_rng(1)
-    nodes = [
-        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Relu", ["c"], ["r"], name="relu"),
-        helper.make_node("Reshape", ["r", "shape"], ["f"], name="flatten"),
-        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
-    ]
-    inits = {
-        "w": rng.standard_normal((2, 3, 3, 3)).astype(np.float32),
-        "shape": np.array([1, 2 * 8 * 8], np.int64),
-        "fc": rng.standard_normal((4, 2 * 8 * 8)).astype(np.float32),
-    }
-    proto = make_model(nodes, (1, 3, 8, 8), "y", inits)
+    proto = fixed_batch_classifier(8, [1, 2 * 8 * 8], seed=1)
     model = onnxviz.Model(
         onnxviz.model.ModelGraph.from_proto(proto), onnxviz.runtime.choose_device("cpu"), Preprocessing()
     )

@@ -13,7 +13,7 @@ from onnxviz.inverse import build_inverse
 from onnxviz.model import ModelGraph
 from onnxviz.rewrite import dynamic_batch, forward_model
 from tests import reference
-from tests.helpers import FIXTURES, make_model, session
+from tests.helpers import FIXTURES, fixed_batch_classifier, make_model, session
 
 
 def _forward_for(graph: ModelGraph, alias: str) -> tuple[onnx.ModelProto, list[str]]:
@@ -37,18 +37,7 @@ def test_forward_stops_at_the_chosen_layer_and_emits_switches() -> None:
 
 def test_forward_batch_is_dynamic_even_with_a_hard_coded_reshape() -> None:
     rng = np.random.default_rng(0)
-    nodes = [
-        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Relu", ["c"], ["r"], name="relu"),
-        helper.make_node("Reshape", ["r", "shape"], ["f"], name="flatten"),
-        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
-    ]
-    inits = {
-        "w": rng.standard_normal((2, 3, 3, 3)).astype(np.float32),
-        "shape": np.array([1, -1], np.int64),
-        "fc": rng.standard_normal((4, 2 * 5 * 5)).astype(np.float32),
-    }
-    model = make_model(nodes, (1, 3, 5, 5), "y", inits)
+    model = fixed_batch_classifier(5, [1, -1])
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
     assert dynamic_batch(rewritten, "x").modified
