@@ -22,6 +22,18 @@ from onnxviz.rewrite import forward_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 OPSET = 17
+# Every committed fixture, for tests that run on all of them.
+FIXTURE_MODELS = [
+    "vgg_like_torchscript.onnx",
+    "vgg_like_dynamo.onnx",
+    "resnet_like.onnx",
+    "squeezenet_like.onnx",
+    "mobilenet_like.onnx",
+    "tf2onnx_nhwc.onnx",
+    "opset9_zoo.onnx",
+    "opset7_alexnet_like.onnx",
+    "edge_cases.onnx",
+]
 
 
 def make_model(

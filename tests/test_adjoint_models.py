@@ -14,19 +14,8 @@ import pytest
 
 from onnxviz.model import ModelGraph
 from onnxviz.project import seeded_tensor
-from tests.helpers import Linearisation, adjoint_gaps, load_fixture
+from tests.helpers import FIXTURE_MODELS, Linearisation, adjoint_gaps, load_fixture
 
-FIXTURES = [
-    "vgg_like_torchscript.onnx",
-    "vgg_like_dynamo.onnx",
-    "resnet_like.onnx",
-    "squeezenet_like.onnx",
-    "mobilenet_like.onnx",
-    "tf2onnx_nhwc.onnx",
-    "opset9_zoo.onnx",
-    "opset7_alexnet_like.onnx",
-    "edge_cases.onnx",
-]
 TOLERANCE = 1e-2
 
 
@@ -39,7 +28,7 @@ def targets(graph: ModelGraph) -> list[str]:
     return chosen
 
 
-@pytest.mark.parametrize("fixture", FIXTURES)
+@pytest.mark.parametrize("fixture", FIXTURE_MODELS)
 @pytest.mark.parametrize("form", ["cpu", "portable"])
 def test_saliency_inverse_is_the_adjoint_of_the_whole_model(fixture: str, form: str) -> None:
     model = load_fixture(fixture)

@@ -13,19 +13,7 @@ import pytest
 import onnxviz
 from onnxviz.project import make_seeds
 from tests import reference
-from tests.helpers import FIXTURES, load_fixture
-
-MODELS = [
-    "vgg_like_torchscript.onnx",
-    "vgg_like_dynamo.onnx",
-    "resnet_like.onnx",
-    "squeezenet_like.onnx",
-    "mobilenet_like.onnx",
-    "tf2onnx_nhwc.onnx",
-    "opset9_zoo.onnx",
-    "opset7_alexnet_like.onnx",
-    "edge_cases.onnx",
-]
+from tests.helpers import FIXTURE_MODELS, FIXTURES, load_fixture
 
 
 def _deepest(model: onnxviz.Model, prefix: str) -> str | None:
@@ -33,7 +21,7 @@ def _deepest(model: onnxviz.Model, prefix: str) -> str | None:
     return names[-1] if names else None
 
 
-@pytest.mark.parametrize("fixture", MODELS)
+@pytest.mark.parametrize("fixture", FIXTURE_MODELS)
 @pytest.mark.parametrize("rule", ["deconvnet", "guided", "saliency"])
 def test_projection_matches_the_numpy_reference(fixture: str, rule: str) -> None:
     model = onnxviz.load(FIXTURES / fixture, device="cpu")
