@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from onnxviz.receptive import receptive_fields
 from onnxviz.render import projection_to_rgb
 from onnxviz.report import build_report
 from onnxviz.rewrite import forward_model
-from onnxviz.runtime import Device, choose_device, create_session, run_bound
+from onnxviz.runtime import Device, choose_device, create_session, run_bound, session_options
 
 LRN_MODES = ("exact", "passthrough")
 
@@ -501,16 +501,25 @@ class Model:
         return results
 
 
-def load(path: str | Path, device: str = "auto", preset: str | None = None, **preprocessing) -> Model:
+def load(
+    path: str | Path,
+    device: str = "auto",
+    preset: str | None = None,
+    custom_ops: Sequence[str | Path] = (),
+    **preprocessing,
+) -> Model:
     """Load an ONNX model. ``preset``/``preprocessing`` override the model's own defaults.
 
-    ``preprocessing`` keys: scale, mean, std, order ('rgb'|'bgr'), layout ('auto'|'nchw'|'nhwc'),
-    size ((H, W)).
+    ``custom_ops``: shared libraries of custom onnxruntime ops (e.g. onnxruntime-extensions'),
+    registered with every session. ``preprocessing`` keys: scale, mean, std, order ('rgb'|'bgr'),
+    layout ('auto'|'nchw'|'nhwc'), size ((H, W)).
     """
-    graph = ModelGraph.load(path)
+    libraries = tuple(str(library) for library in custom_ops)
+    session_options(libraries)  # a library that does not register is a usage error, said now
+    graph = ModelGraph.load(path, libraries)
     metadata = {p.key: p.value for p in graph.model.metadata_props}
     layout = preprocessing.get("layout")
     if layout is not None and layout not in LAYOUTS:
         raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
     prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
-    return Model(graph, choose_device(device), replace(prep))
+    return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))

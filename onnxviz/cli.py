@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-_state = {"debug": False}
+_state: dict = {"debug": False, "custom_ops": []}
 
 ModelArg = Annotated[Path, typer.Argument(help="The ONNX model file.", show_default=False)]
 ImageArg = Annotated[
@@ -58,8 +58,15 @@ LrnOpt = Annotated[str, typer.Option("--lrn", help="exact | passthrough (the pap
 
 
 @app.callback()
-def main_options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    custom_ops: Annotated[
+        list[Path] | None,
+        typer.Option("--custom-ops", help="Custom-op library to register with onnxruntime (repeatable)."),
+    ] = None,
+) -> None:
     _state["debug"] = debug
+    _state["custom_ops"] = custom_ops or []
 
 
 def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
@@ -108,11 +115,13 @@ def _load(
         order=order,
         layout=layout,
         size=parsed_size,
+        custom_ops=_state["custom_ops"],
     )
 
 
 def _note(model: api.Model) -> None:
-    err.print(f"[dim]onnxviz: {escape(model.device.note)}[/dim]", highlight=False)
+    for line in [*model.graph.notes, model.device.note]:
+        err.print(f"[dim]onnxviz: {escape(line)}[/dim]", highlight=False)
 
 
 @app.command()
