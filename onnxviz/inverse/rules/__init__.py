@@ -1,6 +1,15 @@
 """Importing the rule modules fills the registry."""
 
-from onnxviz.inverse.rules import activation, conv, linear, normalization, pool, quantize, shape  # noqa: F401
+from onnxviz.inverse.rules import (  # noqa: F401
+    activation,
+    conv,
+    elementwise,
+    linear,
+    normalization,
+    pool,
+    quantize,
+    shape,
+)
 from onnxviz.inverse.rules.registry import RULES, register
 
 __all__ = ["RULES", "register"]
