@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxviz.errors import ModelLoadError, UnknownNodeError, UsageError
+from onnxviz.errors import InvalidModelError, ModelLoadError, UnknownNodeError, UsageError, runtime_message
 
 # Ops whose output does not carry the image's signal even when an input does.
 NON_DIFFERENTIABLE_OPS = frozenset(
@@ -189,7 +189,7 @@ class ModelGraph:
                 "image models with a 4-D input (NCHW or NHWC).",
             )
         self.output_names = [o.name for o in g.output]
-        self.constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.constants = {t.name: _tensor_array(t, f"initializer '{t.name}'") for t in g.initializer}
         self._fold_constants()
         self._mark_signal()
         self._make_pads_explicit()
@@ -461,7 +461,7 @@ def _topological_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 def _constant_node_value(node: onnx.NodeProto) -> np.ndarray:
     for a in node.attribute:
         if a.name == "value":
-            return numpy_helper.to_array(a.t)
+            return _tensor_array(a.t, f"the value of Constant node '{node.name}'")
         if a.name == "value_float":
             return np.array(a.f, dtype=np.float32)
         if a.name == "value_floats":
@@ -471,6 +471,17 @@ def _constant_node_value(node: onnx.NodeProto) -> np.ndarray:
         if a.name == "value_ints":
             return np.array(list(a.ints), dtype=np.int64)
     raise ModelLoadError(f"Constant node '{node.name}' has no value onnxviz can read.")
+
+
+def _tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """A TensorProto's values; data that does not fill its dims (a truncated file) is an error."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # numpy's reshape or onnx's dtype lookup, depending on the defect
+        raise InvalidModelError(
+            f"The data of {what} does not match its declared shape {list(tensor.dims)} ({exc}).",
+            "The file is truncated or corrupt; export it again.",
+        ) from None
 
 
 def _evaluate_node(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
@@ -553,8 +564,15 @@ def _shapes_from_run(
     probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in sorted(wanted))
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    values = session.run(None, {input_name: np.zeros(input_shape, np.float32)})
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        values = session.run(None, {input_name: np.zeros(input_shape, np.float32)})
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions for any invalid graph
+        raise InvalidModelError(
+            f"onnxruntime cannot run the model to infer its tensor shapes: {runtime_message(exc)}",
+            "The graph is invalid as onnxruntime reads it (an attribute, a shape or a type that does not fit); "
+            "re-export the model, or check that onnxruntime.InferenceSession loads and runs it.",
+        ) from None
     return {t: tuple(v.shape) for t, v in zip(sorted(wanted), values, strict=True)}
 
 
