@@ -486,8 +486,6 @@ def invert(
 ) -> None:
     """Write the forward graph (with switches) and the generated inverse graph as .onnx files."""
     loaded = _load(model, device, size, None, None, None, None, "auto", None)
-    if form is not None and form not in ("cpu", "portable"):
-        raise UsageError(f"Unknown form '{form}'.", "Use cpu or portable.")
     forward_path, inverse_path = loaded.invert(node, out_dir, rule=rule, lrn=lrn, form=form)
     out.print(f"forward: {forward_path}\ninverse: {inverse_path}")
 
@@ -550,12 +548,17 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text).strip("_") or "node"
 
 
+def _debug() -> bool:
+    """Read when an error is printed, after the app's callback has parsed ``--debug``."""
+    return _state["debug"] or os.environ.get("ONNXVIZ_DEBUG") == "1"
+
+
 def main() -> None:
-    debug = _state["debug"] or "--debug" in sys.argv or os.environ.get("ONNXVIZ_DEBUG") == "1"
+    _state["debug"] = False  # in-process callers run main() repeatedly; each run parses its own flag
     try:
         app(prog_name="onnxviz")
     except OnnxvizError as exc:
-        if debug:
+        if _debug():
             traceback.print_exc()
         err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
         if exc.hint:
@@ -565,7 +568,7 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:
-        if debug:
+        if _debug():
             traceback.print_exc()
         err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         err.print("[dim]hint:[/dim] rerun with --debug for the traceback, and report it with the model.")

@@ -28,7 +28,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxviz.errors import ModelLoadError, UnknownNodeError, UnsupportedOpError, UsageError
+from onnxviz.errors import (
+    InvalidModelError,
+    ModelLoadError,
+    UnknownNodeError,
+    UnsupportedOpError,
+    UsageError,
+    runtime_message,
+)
 from onnxviz.precision import half_to_float, operators_to_qdq, restore_fused_relus
 
 # Ops whose output does not carry the image's signal even when an input does.
@@ -208,7 +215,7 @@ class ModelGraph:
                 "image models with a 4-D input (NCHW or NHWC).",
             )
         self.output_names = [o.name for o in g.output]
-        self.constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.constants = {t.name: _tensor_array(t, f"initializer '{t.name}'") for t in g.initializer}
         self._fold_constants()
         self._mark_signal()
         if self._fold_shape_arithmetic():
@@ -594,7 +601,7 @@ def _topological_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 def _constant_node_value(node: onnx.NodeProto) -> np.ndarray:
     for a in node.attribute:
         if a.name == "value":
-            return numpy_helper.to_array(a.t)
+            return _tensor_array(a.t, f"the value of Constant node '{node.name}'")
         if a.name == "value_float":
             return np.array(a.f, dtype=np.float32)
         if a.name == "value_floats":
@@ -612,6 +619,17 @@ def _shape_reader_value(node: onnx.NodeProto, shape: tuple[int, ...]) -> np.ndar
         return np.array(int(np.prod(shape)), np.int64)
     start, end = node_attr(node, "start", 0), node_attr(node, "end", None)
     return np.array(shape[start:end], np.int64)
+
+
+def _tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """A TensorProto's values; data that does not fill its dims (a truncated file) is an error."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # numpy's reshape or onnx's dtype lookup, depending on the defect
+        raise InvalidModelError(
+            f"The data of {what} does not match its declared shape {list(tensor.dims)} ({exc}).",
+            "The file is truncated or corrupt; export it again.",
+        ) from None
 
 
 def _evaluate_node(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
@@ -726,8 +744,15 @@ def _shapes_from_run(
     del probe.graph.output[:]
     probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in sorted(wanted))
     options = session_options(custom_ops)
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    values = session.run(None, {input_name: np.zeros(input_shape, np.float32)})
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        values = session.run(None, {input_name: np.zeros(input_shape, np.float32)})
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions for any invalid graph
+        raise InvalidModelError(
+            f"onnxruntime cannot run the model to infer its tensor shapes: {runtime_message(exc)}",
+            "The graph is invalid as onnxruntime reads it (an attribute, a shape or a type that does not fit); "
+            "re-export the model, or check that onnxruntime.InferenceSession loads and runs it.",
+        ) from None
     return {t: tuple(v.shape) for t, v in zip(sorted(wanted), values, strict=True)}
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from onnxviz.errors import DeviceError, InferenceError, UsageError
+from onnxviz.errors import DeviceError, InferenceError, UsageError, runtime_message
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -102,7 +102,7 @@ def create_session(model: onnx.ModelProto, device: Device, what: str) -> ort.Inf
         return ort.InferenceSession(model.SerializeToString(), options, providers=list(device.providers))
     except Exception as exc:
         raise InferenceError(
-            f"onnxruntime could not load the {what}: {_first_line(exc)}",
+            f"onnxruntime could not load the {what}: {runtime_message(exc)}",
             "Run `onnxviz invert` to write the graph out and inspect it, or report the model.",
         ) from None
 
@@ -116,7 +116,7 @@ def session_options(custom_ops: tuple[str, ...] = ()) -> ort.SessionOptions:
             options.register_custom_ops_library(str(library))
         except Exception as exc:
             raise UsageError(
-                f"The custom-op library {library} cannot be registered with onnxruntime: {_first_line(exc)}",
+                f"The custom-op library {library} cannot be registered with onnxruntime: {runtime_message(exc)}",
                 "Give the path of a shared library built for this onnxruntime (for onnxruntime-extensions: "
                 "`python -c 'import onnxruntime_extensions as e; print(e.get_library_path())'`).",
             ) from None
@@ -211,10 +211,21 @@ def run_bound(
     try:
         session.run_with_iobinding(binding)
     except Exception as exc:
-        raise InferenceError(f"onnxruntime failed running the {what}: {_first_line(exc)}") from None
+        raise _run_failure(exc, what) from None
     return dict(zip(names, binding.get_outputs(), strict=True))
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def run_outputs(session: ort.InferenceSession, feeds: dict[str, np.ndarray], what: str) -> list[np.ndarray]:
+    """``session.run`` on host arrays, its failures turned into an error that names ``what``."""
+    try:
+        return session.run(None, feeds)
+    except Exception as exc:
+        raise _run_failure(exc, what) from None
+
+
+def _run_failure(exc: Exception, what: str) -> InferenceError:
+    return InferenceError(
+        f"onnxruntime failed running the {what}: {runtime_message(exc)}",
+        "If onnxruntime runs the original model on this input, write the graphs out with "
+        "`onnxviz invert` and report them with the model; otherwise the model itself is invalid.",
+    )
