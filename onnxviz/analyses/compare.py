@@ -152,6 +152,7 @@ class LayerResult:
     projection_cosine: np.ndarray | None = None  # (images,): the smallest over the K channels
     channels: np.ndarray | None = None  # (images, K): A's strongest channels, projected in both
     channel_cosines: np.ndarray | None = None  # (images, K)
+    projection_error: str = ""  # why B could not be projected where A could
     note: str = ""
     failed: dict[str, str] = field(default_factory=dict)  # measure → what was measured against what
 
@@ -221,14 +222,23 @@ class Comparison:
         return f"FAIL ({self.tolerance.precision} tolerance ×{self.tolerance.scale:g}): {first}{head}."
 
     def messages(self) -> list[str]:
-        """What the layer table does not show: notes on unpaired layers, and images beyond tolerance."""
-        return self.notes + [f"{i.image}: {why}" for i in self.images for why in i.failed.values()]
+        """What the layer table does not show: notes, images beyond tolerance, why B did not project."""
+        return (
+            self.notes
+            + [f"{i.image}: {why}" for i in self.images for why in i.failed.values()]
+            + [
+                f"{la.pair.name}: B cannot be projected here: {la.projection_error}"
+                for la in self.layers
+                if la.projection_error
+            ]
+        )
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """(layer, worst relative error, worst cosine, worst projection cosine, verdict) per layer."""
         rows = []
         for la in self.layers:
             projection = f"{la.projection_cosine.min():.6f}" if la.projection_cosine is not None else "—"
+            projection = "B fails" if la.projection_error else projection
             verdict = "ok" if la.ok else "beyond: " + ", ".join(la.failed)
             rows.append((la.pair.name, f"{la.relative_error.max():.3g}", f"{la.cosine.min():.6f}", projection, verdict))
         return rows
@@ -637,21 +647,35 @@ def _project(
     channels: np.ndarray,
     rule: str,
 ) -> None:
-    """Project A's strongest channels in both models; keep per image the smallest cosine."""
+    """Project A's strongest channels in both models; keep per image the smallest cosine.
+
+    A layer A itself cannot project is noted and skipped; one that only B cannot project is a
+    failure: the conversion put something on the path that onnxviz cannot invert.
+    """
     pair = result.pair
     if pair.transposed:
         result.note = "not projected: the activation is channel-last in one model"
         return
-    per_image = []
     try:
-        for x_a, x_b, chosen in zip(inputs_a, inputs_b, channels, strict=True):
-            projected_a = model_a.project(x_a, pair.tensor_a, channels=chosen.tolist(), rule=rule).projections
-            projected_b = model_b.project(x_b, pair.tensor_b, channels=chosen.tolist(), rule=rule).projections
-            moved = _in_layout(projected_b, model_b.layout, model_a.layout)
-            per_image.append(cosines(projected_a.reshape(len(chosen), -1), moved.reshape(len(chosen), -1)))
+        projected_a = [
+            model_a.project(x, pair.tensor_a, channels=chosen.tolist(), rule=rule).projections
+            for x, chosen in zip(inputs_a, channels, strict=True)
+        ]
     except OnnxvizError as exc:
-        result.note = f"not projected: {exc.message}"
+        result.note = f"not projected: A cannot be projected here ({exc.message})"
         return
+    try:
+        projected_b = [
+            model_b.project(x, pair.tensor_b, channels=chosen.tolist(), rule=rule).projections
+            for x, chosen in zip(inputs_b, channels, strict=True)
+        ]
+    except OnnxvizError as exc:
+        result.projection_error = exc.message
+        return
+    per_image = []
+    for a, b in zip(projected_a, projected_b, strict=True):
+        moved = _in_layout(b, model_b.layout, model_a.layout)
+        per_image.append(cosines(a.reshape(len(a), -1), moved.reshape(len(a), -1)))
     result.channels = channels
     result.channel_cosines = np.stack(per_image)
     result.projection_cosine = result.channel_cosines.min(axis=1)
@@ -709,6 +733,8 @@ def _judge(images: list[ImageResult], layers: list[LayerResult], limits: Toleran
             la.failed["rel. error"] = f"relative error {worst_error:.3g} > {limits.relative_error:g}"
         if 1.0 - worst_cosine > limits.cosine:
             la.failed["cosine"] = f"cosine {worst_cosine:.6f} < {1 - limits.cosine:.6f}"
+        if la.projection_error:
+            la.failed["projection"] = f"B cannot be projected here: {la.projection_error}"
         if la.projection_cosine is not None:
             worst_projection = float(la.projection_cosine.min())
             if 1.0 - worst_projection > limits.projection:
