@@ -529,3 +529,16 @@ def load(
         raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
     prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
     return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
+
+
+def compare(model_a: Model | str | Path, model_b: Model | str | Path, images, **options):
+    """Does ``model_b``, a conversion of ``model_a``, still see what ``model_a`` sees?
+
+    Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
+    Returns a ``Comparison``: ``ok`` (within tolerance), ``summary()``, ``rows()``.
+    """
+    from onnxviz.analyses.compare import compare as compare_models  # analyses import the API's types
+
+    first = model_a if isinstance(model_a, Model) else load(model_a)
+    second = model_b if isinstance(model_b, Model) else load(model_b)
+    return compare_models(first, second, images, **options)

@@ -544,6 +544,84 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command()
+def compare(
+    model_a: Annotated[Path, typer.Argument(help="The original ONNX model.", show_default=False)],
+    model_b: Annotated[Path, typer.Argument(help="Its conversion (exporter, fp16, int8…).", show_default=False)],
+    images: Annotated[list[Path], typer.Argument(help="Pictures or .npy inputs.", show_default=False)],
+    layers: Annotated[
+        list[str] | None, typer.Option("--layers", help="Layers named alike in both: conv2,pool3 or repeated.")
+    ] = None,
+    pairs: Annotated[
+        list[str] | None, typer.Option("--map", help="A's layer = B's layer (node, tensor or alias), repeatable.")
+    ] = None,
+    rule: RuleOpt = "deconvnet",
+    top: Annotated[int, typer.Option("--top", help="Channels projected per layer (0: none).")] = 4,
+    occlusion: Annotated[bool, typer.Option("--occlusion", help="Also correlate the occlusion maps.")] = False,
+    patch: Annotated[int | None, typer.Option("--patch", help="Occlusion patch (default: side/4, ≤ 32).")] = None,
+    stride: Annotated[int | None, typer.Option("--stride", help="Occlusion stride (default: patch/2).")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Factor on every default tolerance.")] = 1.0,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="fp32 | fp16 | int8 tolerances (default: from the models).")
+    ] = None,
+    json_output: JsonOpt = False,
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    bgr: OrderOpt = None,
+    layout: LayoutOpt = "auto",
+    preset: PresetOpt = None,
+) -> None:
+    """Does a converted model still see what the original sees? Exit 1 when a measure is beyond tolerance."""
+    loaded_a = _load(model_a, device, size, scale, mean, std, bgr, layout, preset)
+    loaded_b = _load(model_b, device, size, scale, mean, std, bgr, layout, preset)
+    _note(loaded_a)
+    mapping = dict(_pair(text) for texts in pairs or [] for text in texts.split(",") if text.strip())
+    chosen = [v.strip() for text in layers for v in text.split(",") if v.strip()] if layers else None
+    with Progress(TextColumn("compare"), TextColumn("{task.description}"), console=err, transient=True) as bar:
+        task = bar.add_task("")
+        result = api.compare(
+            loaded_a,
+            loaded_b,
+            images,
+            layers=chosen,
+            mapping=mapping,
+            rule=rule,
+            top=top,
+            occlusion=occlusion,
+            tolerance=tolerance,
+            precision=precision,
+            patch=patch,
+            stride=stride,
+            progress=lambda what: bar.update(task, description=what),
+        )
+    if json_output:
+        out.print_json(json.dumps(result.summary()))
+    else:
+        table = Table(title=f"{model_b.name} against {model_a.name} ({len(result.images)} images, {rule})")
+        for column in ("layer", "rel. error", "cosine", "projection cosine", "verdict"):
+            table.add_column(column)
+        for row in result.rows():
+            table.add_row(
+                *(escape(cell) for cell in row[:4]), row[4] if row[4] == "ok" else f"[red]{escape(row[4])}[/red]"
+            )
+        out.print(table)
+        for line in result.messages():
+            err.print(f"[dim]{escape(line)}[/dim]", highlight=False)
+        out.print(escape(result.verdict()), highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name_a, _, name_b = text.partition("=")
+    if not name_a.strip() or not name_b.strip():
+        raise UsageError(f"--map takes A=B (A's layer, B's layer); got '{text}'.")
+    return name_a.strip(), name_b.strip()
+
+
 def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text).strip("_") or "node"
 
