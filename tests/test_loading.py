@@ -14,7 +14,7 @@ from onnx import helper
 import onnxviz
 from onnxviz.model import ModelGraph
 from onnxviz.rewrite import forward_model
-from tests.helpers import fixed_batch_classifier, session
+from tests.helpers import fixed_batch_classifier, make_model, session
 
 SIZE = 5
 
@@ -56,3 +56,68 @@ def test_dynamo_allowzero_views_run_at_any_batch_and_project_like_torchscript(tm
     got = onnxviz.load(dynamo, device="cpu").project(x, "y", channels=[0, 3], rule="saliency")
     assert np.abs(expected.projections).max() > 0
     np.testing.assert_allclose(got.projections, expected.projections, rtol=1e-5, atol=1e-6)
+
+
+# -- shape arithmetic -----------------------------------------------------------------------------
+
+
+def _channel_split_model(computed: bool) -> onnx.ModelProto:
+    """TorchScript's ShuffleNet pattern: conv → relu → split the channels in halves with Slice
+    bounds computed from Shape(r) (``computed``) or written as numbers, → conv on one half, Concat,
+    then a flatten whose batch comes from Shape(r)[0] → Gemm."""
+    rng = np.random.default_rng(3)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Shape", ["r"], ["shape"], name="shape"),
+        helper.make_node("Gather", ["shape", "one"], ["channels"], axis=0, name="channels"),
+        helper.make_node("Div", ["channels", "two"], ["half"], name="half"),
+        helper.make_node("Mul", ["half", "two"], ["full"], name="full"),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0, name="batch"),
+        helper.make_node("Concat", ["batch", "minus_one"], ["flat_shape"], axis=0, name="flat_shape"),
+    ]
+    left, right = (["zero", "half"], ["half", "full"]) if computed else (["zero", "two"], ["two", "four"])
+    nodes += [
+        helper.make_node("Slice", ["r", *left, "one"], ["left"], name="left"),
+        helper.make_node("Slice", ["r", *right, "one"], ["right"], name="right"),
+        helper.make_node("Conv", ["right", "w2"], ["right_c"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Concat", ["left", "right_c"], ["cat"], axis=1, name="cat"),
+        helper.make_node("Reshape", ["cat", "flat_shape" if computed else "flat"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    inits = {
+        "w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+        "w2": rng.standard_normal((2, 2, 3, 3)).astype(np.float32),
+        "fc": rng.standard_normal((3, 4 * SIZE * SIZE)).astype(np.float32),
+        "zero": np.array([0], np.int64),
+        "one": np.array([1], np.int64),
+        "two": np.array([2], np.int64),
+        "minus_one": np.array([-1], np.int64),
+        "four": np.array([4], np.int64),
+        "flat": np.array([0, -1], np.int64),
+    }
+    return make_model(nodes, (1, 3, SIZE, SIZE), "y", inits)
+
+
+def test_shape_arithmetic_is_folded_for_the_input_shape_but_not_the_batch() -> None:
+    graph = ModelGraph.from_proto(_channel_split_model(computed=True))
+    assert graph.constants["half"].tolist() == [2] and graph.constants["full"].tolist() == [4]
+    # Shape(r)[0] is the batch: it must stay computed, or the forward would stop at batch 1.
+    assert "batch" not in graph.constants and "flat_shape" not in graph.constants
+    _batched_forward_equals_singles(graph, "y", batch=4)
+
+
+def test_folded_channel_split_projects_like_the_same_split_written_as_numbers(tmp_path) -> None:
+    x = np.random.default_rng(4).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    results = {}
+    for computed in (True, False):
+        onnx.save(_channel_split_model(computed), tmp_path / f"m{computed}.onnx")
+        model = onnxviz.load(tmp_path / f"m{computed}.onnx", device="cpu")
+        for rule in ("deconvnet", "saliency"):
+            results[computed, rule] = model.project(x, "y", channels=[0, 1, 2], rule=rule).projections
+        occlusion = model.occlude(x, patch=2, stride=1)
+        assert occlusion.batch_size > 1 and not occlusion.note  # the batch stayed dynamic
+        results[computed, "occlusion"] = occlusion.scores
+    for key in ("deconvnet", "saliency", "occlusion"):
+        assert np.abs(results[False, key]).max() > 0
+        np.testing.assert_allclose(results[True, key], results[False, key], rtol=1e-5, atol=1e-6)
