@@ -174,6 +174,8 @@ class ModelGraph:
         original_opset = default_opset(model)
         if original_opset < MIN_OPSET_FOR_SWITCHES:
             model = _upgrade_opset(model)
+        for tensor in model.graph.initializer:  # before any pass reads them: a view each, no copy
+            _tensor_array(tensor, f"initializer '{tensor.name}'")
         notes = _fit_versions(model)
         _check_custom_ops(model, custom_ops)
         if half_to_float(model):
