@@ -63,6 +63,35 @@ def test_dynamo_allowzero_views_run_at_any_batch_and_project_like_torchscript(tm
     np.testing.assert_allclose(got.projections, expected.projections, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("token", ["initializer", "expanded"])
+def test_class_token_folded_at_batch_one_is_repeated_to_the_batch(token) -> None:
+    """ViT-style: a (1, 1, C) class token concatenated to the patch tokens. The dynamo exporter
+    writes the token as an initializer of batch 1; TorchScript as an Expand of constants only."""
+    rng = np.random.default_rng(8)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["patches"], strides=[2, 2], kernel_shape=[2, 2], name="patchify"),
+        helper.make_node("Reshape", ["patches", "tokens_shape"], ["flat"], allowzero=1, name="view"),
+        helper.make_node("Transpose", ["flat"], ["tokens"], perm=[0, 2, 1], name="transpose"),
+        helper.make_node("Concat", ["cls", "tokens"], ["cat"], axis=1, name="cat"),
+        helper.make_node("Reshape", ["cat", "flat_shape"], ["f"], allowzero=1, name="view_1"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    inits = {
+        "w": rng.standard_normal((8, 3, 2, 2)).astype(np.float32),
+        "tokens_shape": np.array([1, 8, 4], np.int64),
+        "flat_shape": np.array([1, 40], np.int64),
+        "fc": rng.standard_normal((3, 40)).astype(np.float32),
+    }
+    token_value = rng.standard_normal((1, 1, 8)).astype(np.float32)
+    if token == "initializer":
+        inits["cls"] = token_value
+    else:
+        nodes.insert(0, helper.make_node("Expand", ["cls_param", "cls_shape"], ["cls"], name="expand"))
+        inits["cls_param"], inits["cls_shape"] = token_value[0], np.array([1, 1, 8], np.int64)
+    graph = ModelGraph.from_proto(make_model(nodes, (1, 3, 4, 4), "y", inits))
+    _batched_forward_equals_singles(graph, "y", batch=3)
+
+
 # -- shape arithmetic -----------------------------------------------------------------------------
 
 
