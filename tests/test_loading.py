@@ -376,3 +376,66 @@ def test_custom_ops_library_is_registered_with_every_session(tmp_path, capsys) -
 def _npy(folder: Path, x: np.ndarray) -> Path:
     np.save(folder / "x.npy", x)
     return folder / "x.npy"
+
+
+def _residual_model() -> onnx.ModelProto:
+    """conv → relu → conv + skip → Concat → GlobalAveragePool → MatMul: quantised in QOperator form
+    it holds QLinearConv, QLinearAdd, QLinearConcat, QLinearGlobalAveragePool and QLinearMatMul."""
+    rng = np.random.default_rng(9)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Add", ["c2", "r1"], ["sum"], name="residual"),
+        helper.make_node("Concat", ["sum", "r1"], ["cat"], axis=1, name="cat"),
+        helper.make_node("GlobalAveragePool", ["cat"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "fc"], ["y"], name="fc"),
+    ]
+    inits = {
+        "w1": rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.3,
+        "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32) * 0.3,
+        "fc": rng.standard_normal((8, 5)).astype(np.float32),
+    }
+    return make_model(nodes, (1, 3, 8, 8), "y", inits)
+
+
+def _quantize(source: Path, target: Path, quant_format: str) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Samples(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(10)
+            self._feeds = iter([{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self._feeds, None)
+
+    formats = {"QDQ": QuantFormat.QDQ, "QOperator": QuantFormat.QOperator}
+    quantize_static(
+        str(source), str(target), Samples(), quant_format=formats[quant_format],
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    return target
+
+
+def test_every_converted_qoperator_op_computes_and_projects_like_its_qdq_twin(tmp_path) -> None:
+    onnx.save(_residual_model(), tmp_path / "float.onnx")
+    qop = _quantize(tmp_path / "float.onnx", tmp_path / "qop.onnx", "QOperator")
+    qdq = _quantize(tmp_path / "float.onnx", tmp_path / "qdq.onnx", "QDQ")
+    ops = {n.op_type for n in onnx.load(qop).graph.node}
+    assert ops >= {"QLinearConv", "QLinearAdd", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearMatMul"}
+    graph = ModelGraph.load(qop)
+    assert not any(n.op_type.startswith("QLinear") for n in graph.nodes)
+    x = np.random.default_rng(11).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    forward = forward_model(graph, ["y"], {}, graph.shapes(graph.concrete_input_shape()))
+    original = session(onnx.load(qop))
+    singles = np.concatenate([original.run(None, {"x": xi[None]})[0] for xi in x])
+    np.testing.assert_allclose(session(forward).run(None, {"x": x})[0], singles, rtol=1e-6, atol=1e-6)
+    models = {name: onnxviz.load(path, device="cpu") for name, path in (("qop", qop), ("qdq", qdq))}
+    reference = onnxviz.load(tmp_path / "float.onnx", device="cpu")
+    for rule in ("deconvnet", "saliency"):
+        got = {name: m.project(x[:1], "y", channels=[0, 2, 4], rule=rule).projections for name, m in models.items()}
+        np.testing.assert_allclose(got["qop"], got["qdq"], rtol=1e-5, atol=1e-7)
+        expected = reference.project(x[:1], "y", channels=[0, 2, 4], rule=rule).projections
+        assert _cosines(got["qop"], expected).min() > 0.95
