@@ -32,7 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxviz.errors import ModelLoadError, UnsupportedOpError
 
 HALF_TYPES = (TensorProto.FLOAT16, TensorProto.BFLOAT16)
-# Quantised operator-format ops: op_type -> converter name. Other ops of this family are refused.
+# Quantised operator-format ops: every QLinear* op and these. Those without a converter (CONVERTERS) are refused.
 QUANTIZED_PREFIX = "QLinear"
 QUANTIZED_OTHERS = frozenset(
     {"QGemm", "ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QEmbedLayerNormalization"}
