@@ -326,9 +326,8 @@ class ModelGraph:
                 known[0][name], known[1][name] = at_one, at_two
                 if at_one.shape == at_two.shape and np.array_equal(at_one, at_two) and name not in self.signal:
                     self.constants[name] = at_one
+                    single[name] = tuple(at_one.shape)  # the cached shapes stay whole, and are kept
                     folded = True
-        if folded:
-            self._shape_cache.clear()
         return folded
 
     def _mark_signal(self) -> None:
