@@ -326,3 +326,25 @@ def test_conv_alias_names_the_output_of_a_composite_activation() -> None:
     x = _input(31)
     projected = Linearisation(model, "y", x, "deconvnet").vjp(seeds)
     np.testing.assert_allclose(projected, Linearisation(relu, "y", x, "deconvnet").vjp(seeds), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("op", "opset", "attrs"), [("Gelu", 20, {}), ("Mish", 18, {}), ("Selu", 17, {})])
+@pytest.mark.parametrize("mode", ["guided", "saliency"])
+def test_sparse_head_through_the_new_activations_equals_the_dense_inverse(
+    op: str, opset: int, attrs: dict, mode: str
+) -> None:
+    from onnxviz.inverse import build_inverse
+    from onnxviz.project import make_seeds
+    from tests.helpers import session
+
+    model = _single_after_conv(op, opset, attrs)
+    x = _input(32)
+    dense = Linearisation(model, "y", x, mode)
+    sparse = build_inverse(dense.graph, "y", x.shape, mode, sparse=True)
+    assert sparse.sparse
+    activation = dense.values["y"]
+    channels = np.array([2, 0], np.int64)
+    feeds = {"seed": activation[0, channels][:, None], "channels": channels}
+    feeds |= {t: dense.values[t] for t in sparse.forward_tensors}
+    got = session(sparse.model).run(None, feeds)[0]
+    np.testing.assert_allclose(got, dense.vjp(make_seeds(activation, channels)), rtol=1e-4, atol=1e-5)

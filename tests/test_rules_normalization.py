@@ -153,3 +153,27 @@ def test_batch_norm_exported_in_training_mode_uses_the_batch_statistics(opset: i
     else:
         reference = lambda x: (x - per_channel["m"]) / np.sqrt(per_channel["v"] + 1e-5) * per_channel["s"]  # noqa: E731
     _check(model, _input(opset), reference, opset)
+
+
+def test_training_mode_batch_norm_keeps_the_sparse_head_out() -> None:
+    """Batch statistics couple the positions of a channel, which the per-channel head cannot."""
+    from onnxviz.inverse import build_inverse
+
+    rng = np.random.default_rng(40)
+    c = SHAPE[1]
+    inits = {
+        "w": rng.standard_normal((c, c, 1, 1)).astype(np.float32),
+        "s": rng.uniform(0.5, 2, c).astype(np.float32),
+        "b": rng.standard_normal(c).astype(np.float32),
+        "m": np.zeros(c, np.float32),
+        "v": np.ones(c, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["conv"], name="conv"),
+        helper.make_node(
+            "BatchNormalization", ["conv", "s", "b", "m", "v"], ["y", "rm", "rv"], training_mode=1, name="bn"
+        ),
+    ]
+    model = make_model(nodes, SHAPE, "y", inits, opset=15)
+    lin = Linearisation(model, "y", _input(41), "saliency")
+    assert not build_inverse(lin.graph, "y", SHAPE, "saliency", sparse=True).sparse

@@ -27,7 +27,7 @@ def _on_path(ctx: InverseContext, tensor: str) -> bool:
 def batch_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
     assert g is not None
-    if uses_batch_statistics(ctx, node):
+    if uses_batch_statistics(ctx.graph, node):
         return batch_statistics_vjp(ctx, node, g)
     scale, var = ctx.constant(node.input[1]), ctx.constant(node.input[4])
     if scale is None or var is None:

@@ -33,7 +33,7 @@ import onnx
 
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
-from onnxviz.model import default_opset
+from onnxviz.model import ModelGraph, default_opset, node_attr
 
 FIRST_PER_CHANNEL_GROUP_NORM_OPSET = 21
 FIRST_TRAINING_MODE_ATTRIBUTE_OPSET = 14
@@ -151,11 +151,13 @@ def group_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str |
     return [ctx.reshape_to(gx, x), None, None]
 
 
-def uses_batch_statistics(ctx: InverseContext, node: onnx.NodeProto) -> bool:
+def uses_batch_statistics(graph: ModelGraph, node: onnx.NodeProto) -> bool:
     """A BatchNormalization exported in training mode normalises with the batch's own statistics
     (onnxruntime: ``training_mode=1``, or before opset 14 any running-statistics outputs)."""
-    if default_opset(ctx.graph.model) >= FIRST_TRAINING_MODE_ATTRIBUTE_OPSET:
-        return int(ctx.attr(node, "training_mode", 0)) == 1
+    if node.op_type != "BatchNormalization":
+        return False
+    if default_opset(graph.model) >= FIRST_TRAINING_MODE_ATTRIBUTE_OPSET:
+        return int(node_attr(node, "training_mode", 0)) == 1
     return len([o for o in node.output if o]) > 1
 
 
