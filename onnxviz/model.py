@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from onnxviz.composite import find_composites
 from onnxviz.errors import (
     InvalidModelError,
     ModelLoadError,
@@ -100,6 +101,7 @@ ACTIVATION_OPS = frozenset(
         "ThresholdedRelu",
         "Mish",
         "Gelu",
+        "Softsign",
     }
 )
 PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "BatchNormalization"})
@@ -765,6 +767,7 @@ def _name_layers(graph: ModelGraph) -> list[Layer]:
     """Aliases in topological order; ``convN`` names the rectified output, as in the paper."""
     counters: dict[str, int] = {}
     layers: list[Layer] = []
+    activated = _composite_activations(graph)
     for node in graph.nodes:
         if not node.output or node.output[0] not in graph.signal:
             continue
@@ -774,7 +777,7 @@ def _name_layers(graph: ModelGraph) -> list[Layer]:
         counters[prefix] = counters.get(prefix, 0) + 1
         tensor = node.output[0]
         if prefix == "conv":
-            tensor = _follow_to_activation(graph, tensor)
+            tensor = _follow_to_activation(graph, tensor, activated)
         elif prefix == "fc":
             tensor = _follow_bias_add(graph, tensor)
         layers.append(Layer(f"{prefix}{counters[prefix]}", node.name, node.op_type, tensor))
@@ -788,9 +791,22 @@ def _single_consumer(graph: ModelGraph, tensor: str) -> onnx.NodeProto | None:
     return None
 
 
-def _follow_to_activation(graph: ModelGraph, tensor: str) -> str:
+def _composite_activations(graph: ModelGraph) -> dict[str, str]:
+    """Input -> output of each activation written as several nodes (SiLU as x·σ(x)…) that is the
+    only use of its input, so ``convN`` means the activated output there too."""
+    activated = {}
+    for group in find_composites(graph):
+        users = graph.consumers.get(group.input, [])
+        if group.input not in graph.output_names and all(u.name in group.nodes for u in users):
+            activated[group.input] = group.output
+    return activated
+
+
+def _follow_to_activation(graph: ModelGraph, tensor: str, activated: dict[str, str]) -> str:
     current = tensor
     for _ in range(4):
+        if current in activated:
+            return activated[current]
         user = _single_consumer(graph, current)
         if user is None:
             break

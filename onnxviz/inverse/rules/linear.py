@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from onnxviz.inverse.context import InverseContext
+from onnxviz.inverse.rules.normalization import batch_statistics_vjp, uses_batch_statistics
 from onnxviz.inverse.rules.registry import register
 
 
@@ -26,6 +27,8 @@ def _on_path(ctx: InverseContext, tensor: str) -> bool:
 def batch_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
     assert g is not None
+    if uses_batch_statistics(ctx.graph, node):
+        return batch_statistics_vjp(ctx, node, g)
     scale, var = ctx.constant(node.input[1]), ctx.constant(node.input[4])
     if scale is None or var is None:
         raise ctx.unsupported(node, "its scale or variance is not constant")
