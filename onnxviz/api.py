@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +43,30 @@ from onnxviz.rewrite import forward_model
 from onnxviz.runtime import Device, choose_device, create_session, run_bound, run_outputs
 
 LRN_MODES = ("exact", "passthrough")
+# Built projectors and sessions kept per model. Each holds onnxruntime sessions with their own
+# copy of the weights and their working memory (hundreds of MB for a ResNet-50 at 224), so the
+# caches are small LRUs: a notebook going back and forth between a few layers keeps them warm,
+# and a sweep over every layer (`check`) holds one at a time.
+PROJECTOR_CACHE_SIZE = 2
+SESSION_CACHE_SIZE = 4
+
+
+class LruCache(OrderedDict):
+    """A dict that keeps only its ``size`` most recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_or_make(self, key, make: Callable):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        while len(self) >= self.size:
+            self.popitem(last=False)  # dropped before the new entry is built: never size + 1 alive
+        value = make()
+        self[key] = value
+        return value
 
 
 @dataclass(frozen=True)
@@ -72,8 +97,8 @@ class Model:
         self.graph = graph
         self.device = device
         self.preprocessing = preprocessing
-        self._projectors: dict[tuple, Projector] = {}
-        self._sessions: dict[tuple, tuple[ort.InferenceSession, str]] = {}
+        self._projectors = LruCache(PROJECTOR_CACHE_SIZE)
+        self._sessions = LruCache(SESSION_CACHE_SIZE)
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -140,10 +165,10 @@ class Model:
     def projector(self, tensor: str, rule: str, input_shape: tuple[int, ...], lrn: str = "exact") -> Projector:
         _check_choice("rule", rule, MODES)
         _check_choice("LRN mode", lrn, LRN_MODES)
-        key = (tensor, rule, input_shape, lrn)
-        if key not in self._projectors:
-            self._projectors[key] = Projector(self.graph, tensor, input_shape, rule, self.device, lrn)
-        return self._projectors[key]
+        return self._projectors.get_or_make(
+            (tensor, rule, input_shape, lrn),
+            lambda: Projector(self.graph, tensor, input_shape, rule, self.device, lrn),
+        )
 
     def project(
         self,
@@ -311,25 +336,23 @@ class Model:
 
     def _occluder_session(self, shape: tuple[int, ...], patch: int) -> ort.InferenceSession:
         """The session that makes occluded batches from patch corners (see ``occluder_model``)."""
+        model = lambda: occlusion.occluder_model(shape, self.layout, patch)  # noqa: E731
         key = ("occluder", shape, patch, self.layout)
-        if key not in self._sessions:
-            model = occlusion.occluder_model(shape, self.layout, patch)
-            self._sessions[key] = (create_session(model, self.device, "occluder"), "")
-        return self._sessions[key][0]
+        return self._sessions.get_or_make(key, lambda: (create_session(model(), self.device, "occluder"), ""))[0]
 
     def _forward_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
         """A forward session cut at ``tensor`` with a dynamic batch, or batch 1 with a note."""
-        key = ("forward", tensor, shape)
-        if key not in self._sessions:
-            model = forward_model(self.graph, [tensor], {}, self.graph.shapes(shape))
-            session = create_session(model, self.device, "forward graph")
-            note = ""
-            try:
-                session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
-            except Exception:
-                note = "the model only runs with batch 1: positions are evaluated one at a time"
-            self._sessions[key] = (session, note)
-        return self._sessions[key]
+        return self._sessions.get_or_make(("forward", tensor, shape), lambda: self._new_forward_session(tensor, shape))
+
+    def _new_forward_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
+        model = forward_model(self.graph, [tensor], {}, self.graph.shapes(shape))
+        session = create_session(model, self.device, "forward graph")
+        note = ""
+        try:
+            session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
+        except Exception:  # any refusal of batch 2 means the same: run one position at a time
+            note = "the model only runs with batch 1: positions are evaluated one at a time"
+        return session, note
 
     # -- grids --------------------------------------------------------------------------------
 
@@ -496,6 +519,10 @@ class Model:
                 message = "" if ok else "projection is not finite" if not finite else "wrong projection shape"
             except OnnxvizError as exc:
                 ok, message = False, exc.message
+            finally:
+                # This layer's sessions are not needed again: release them before the next is built,
+                # so the sweep's peak memory is one projection's, not the sum over all layers.
+                self._projectors.clear()
             results.append(
                 CheckResult(layer.alias, layer.node, layer.op_type, ok, message, time.perf_counter() - started)
             )
