@@ -133,6 +133,12 @@ class Model:
         image = np.asarray(image)
         shape = self.input_shape(image)
         prepared = prepare(image, shape, self.layout, self.preprocessing)
+        if prepared.tensor.shape != shape:
+            raise UsageError(
+                f"The prepared input has shape {list(prepared.tensor.shape)}, but the model's input "
+                f"'{self.graph.input_name}' is {list(shape)}: the {self.layout.upper()} layout does not fit it.",
+                f"Use --layout auto (this model reads {self.graph.layout.upper()}).",
+            )
         return prepared.tensor, prepared.picture, shape
 
     # -- layers ---------------------------------------------------------------------------------
@@ -529,6 +535,19 @@ class Model:
         return results
 
 
+def _check_normalisation(prep: Preprocessing) -> None:
+    """``(pixel · scale − mean) / std`` per channel: one value for every channel, or one per RGB
+    channel; a zero std or scale would make every picture the same (or infinite) input."""
+    for name, values in (("--mean", prep.mean), ("--std", prep.std)):
+        if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values):
+            shown = ",".join(f"{v:g}" for v in values)
+            raise UsageError(f"{name} needs 1 or 3 finite numbers (per RGB channel); got '{shown}'.")
+    if any(v == 0 for v in prep.std):
+        raise UsageError("--std must not be 0: the input is divided by it.")
+    if not math.isfinite(prep.scale) or prep.scale == 0:
+        raise UsageError(f"--scale must be a non-zero number; got {prep.scale:g}.")
+
+
 def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UsageError(f"Unknown {what} '{value}'.", f"Use one of: {', '.join(allowed)}.")
@@ -546,4 +565,5 @@ def load(path: str | Path, device: str = "auto", preset: str | None = None, **pr
     if layout is not None and layout not in LAYOUTS:
         raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
     prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
+    _check_normalisation(prep)
     return Model(graph, choose_device(device), replace(prep))
