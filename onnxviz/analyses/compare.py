@@ -81,7 +81,9 @@ Progress = Callable[[str], None]
 class Tolerance:
     """The largest distance each measure may show before the comparison fails.
 
-    ``scale`` (``--tolerance T``) multiplies every field of the precision's defaults.
+    ``scale`` (``--tolerance T``) multiplies every field of the precision's defaults, except the
+    activation cosine's, which is r²/2 of the relative error's r and so is multiplied by T²: the
+    two checks stay consistent at any T.
     """
 
     precision: str
@@ -96,7 +98,7 @@ class Tolerance:
         return replace(
             self,
             relative_error=self.relative_error * scale,
-            cosine=self.cosine * scale,
+            cosine=self.cosine * scale**2,
             projection=self.projection * scale,
             probability=self.probability * scale,
             occlusion=self.occlusion * scale,
