@@ -278,7 +278,9 @@ def test_tolerance_scales_every_default_and_decides_the_exit_code(capsys, corrup
     result = onnxviz.compare(DEMO, corrupted, PICTURES[:2], top=0, tolerance=1e4)
     limits = DEFAULT_TOLERANCES["fp32"]
     assert result.tolerance.relative_error == pytest.approx(limits.relative_error * 1e4)
-    assert result.tolerance.cosine == pytest.approx(limits.cosine * 1e8)  # r²/2 scales by T²
+    assert result.tolerance.projection == pytest.approx(limits.projection * 1e4)
+    r = limits.relative_error * 1e4
+    assert result.tolerance.cosine == pytest.approx(1 - np.sqrt(1 - r * r))  # the most an error r can turn
     assert result.ok
     code, out, _ = run_cli(capsys, "compare", DEMO, DEMO, PICTURES[0], "--top", "0", "--device", "cpu")
     assert code == 0 and "PASS" in out and "conv1" in out
