@@ -286,6 +286,20 @@ def test_tolerance_scales_every_default_and_decides_the_exit_code(capsys, corrup
     assert code == 0 and "PASS" in out and "conv1" in out
 
 
+def test_non_finite_values_in_b_are_beyond_any_tolerance(folder):
+    """An overflow (fp16 saturating to inf, then NaN) must not pass because NaN compares false."""
+
+    def poison(name, values):
+        if name == "features.conv3.bias":
+            values[5] = np.nan
+        return values
+
+    broken = saved(with_weights(DEMO, poison), folder, "nan.onnx")
+    result = onnxviz.compare(DEMO, broken, PICTURES[:2], top=0, tolerance=1e6, occlusion=True)
+    assert not result.ok and result.first_diverging_layer == "conv3"
+    assert all(not i.ok for i in result.images)
+
+
 def test_precision_is_read_from_the_graphs(folder):
     assert precision_of(ModelGraph.load(DEMO)) == "fp32"
     assert precision_of(ModelGraph.load(fp16_demo(folder / "fp16_kind.onnx"))) == "fp16"

@@ -357,7 +357,7 @@ def tolerance_for(graph_a: ModelGraph, graph_b: ModelGraph, precision: str | Non
 def read_tensor(graph: ModelGraph, tensor: str) -> str:
     """Where the next layer reads ``tensor``: past the activation, batch norm, Cast and
     quantize→dequantize pair that follow it alone (a graph output stops the walk)."""
-    for _ in range(8):
+    while True:  # the graph is a DAG, so the walk ends
         users = graph.consumers.get(tensor, [])
         if len(users) != 1 or tensor in graph.output_names:
             return tensor
@@ -370,7 +370,6 @@ def read_tensor(graph: ModelGraph, tensor: str) -> str:
         elif user.op_type not in FOLLOWED_OPS or user.input[0] != tensor:
             return tensor
         tensor = user.output[0]
-    return tensor
 
 
 def _kind(alias: str) -> str:
@@ -384,19 +383,17 @@ def _kind_counts(graph: ModelGraph) -> dict[str, int]:
     return counts
 
 
-def _match_shapes(name: str, shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> LayerPair | str:
-    """The pair (with the side to transpose) when the shapes agree up to NHWC/NCHW, else why not."""
+def _layouts(shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> tuple[tuple[int, ...], bool, bool] | None:
+    """(compared shape, A is channel-last, B is channel-last) when the shapes agree up to
+    NHWC/NCHW; None when they are not one tensor."""
     if shape_a == shape_b:
-        return LayerPair(name, "", "", shape_a)
+        return shape_a, False, False
     if len(shape_a) == 4 and len(shape_b) == 4:
         if shape_b == tuple(shape_a[i] for i in (0, 2, 3, 1)):
-            return LayerPair(name, "", "", shape_a, nhwc_b=True)
+            return shape_a, False, True
         if shape_a == tuple(shape_b[i] for i in (0, 2, 3, 1)):
-            return LayerPair(name, "", "", shape_b, nhwc_a=True)
-    return (
-        f"'{name}': {'×'.join(map(str, shape_a))} in A but {'×'.join(map(str, shape_b))} in B, "
-        "not the same tensor in another layout"
-    )
+            return shape_b, True, False
+    return None
 
 
 def pair_layers(
@@ -446,13 +443,18 @@ def pair_layers(
         if (tensor_a, tensor_b) in seen:
             continue
         seen.add((tensor_a, tensor_b))
-        matched = _match_shapes(shown, shapes_a[tensor_a], shapes_b[tensor_b])
-        if isinstance(matched, str):
+        matched = _layouts(shapes_a[tensor_a], shapes_b[tensor_b])
+        if matched is None:
+            why = (
+                f"'{shown}' is {'×'.join(map(str, shapes_a[tensor_a]))} in A but "
+                f"{'×'.join(map(str, shapes_b[tensor_b]))} in B, not the same tensor in another layout"
+            )
             if asked:
-                raise UsageError(f"Cannot compare {matched}.", "Pair layers that compute the same tensor (--map A=B).")
-            notes.append(f"{matched}: not compared")
+                raise UsageError(f"Cannot compare: {why}.", "Pair layers that compute the same tensor (--map A=B).")
+            notes.append(f"{why}: not compared")
             continue
-        pairs.append(replace(matched, tensor_a=tensor_a, tensor_b=tensor_b))
+        shape, nhwc_a, nhwc_b = matched
+        pairs.append(LayerPair(shown, tensor_a, tensor_b, shape, nhwc_a, nhwc_b))
     order = {o: i for i, node in enumerate(graph_a.nodes) for o in node.output}
     pairs.sort(key=lambda p: order.get(p.tensor_a, -1))
     if not pairs:
@@ -710,35 +712,40 @@ def _occlude(
 def _judge(images: list[ImageResult], layers: list[LayerResult], limits: Tolerance) -> None:
     """Fill in every result's list of measures beyond tolerance."""
     for image in images:
-        if not image.agree and image.margin_a > 2 * limits.probability:
+        if not image.agree and _beyond(image.margin_a, 2 * limits.probability):
             image.failed["top-1"] = (
                 f"top-1 {image.top_a} became {image.top_b} (A's margin {image.margin_a:.3g} > 2×{limits.probability:g})"
             )
-        if image.max_dp > limits.probability:
+        if _beyond(image.max_dp, limits.probability):
             image.failed["max |Δp|"] = f"max|Δp| {image.max_dp:.3g} > {limits.probability:g}"
         if image.occlusion_correlation is not None:
             # A map that varies less than the probability tolerance (a saturated class: occlusion
             # changes nothing) has a meaningless correlation; it is judged by max |Δscore| instead.
-            if (image.occlusion_range_a or 0.0) <= limits.probability:
-                if (image.occlusion_max_difference or 0.0) > limits.probability:
+            if not _beyond(image.occlusion_range_a or 0.0, limits.probability):
+                if _beyond(image.occlusion_max_difference or 0.0, limits.probability):
                     image.failed["occlusion"] = (
                         f"occlusion max|Δscore| {image.occlusion_max_difference:.3g} > {limits.probability:g} "
                         "(A's map is flat)"
                     )
-            elif 1.0 - image.occlusion_correlation > limits.occlusion:
+            elif _beyond(1.0 - image.occlusion_correlation, limits.occlusion):
                 image.failed["occlusion"] = (
                     f"occlusion correlation {image.occlusion_correlation:.4f} < {1 - limits.occlusion:.4f}"
                 )
     for la in layers:
         worst_error = float(la.relative_error.max())
         worst_cosine = float(la.cosine.min())
-        if worst_error > limits.relative_error:
+        if _beyond(worst_error, limits.relative_error):
             la.failed["rel. error"] = f"relative error {worst_error:.3g} > {limits.relative_error:g}"
-        if 1.0 - worst_cosine > limits.cosine:
+        if _beyond(1.0 - worst_cosine, limits.cosine):
             la.failed["cosine"] = f"cosine {worst_cosine:.6f} < {1 - limits.cosine:.6f}"
         if la.projection_error:
             la.failed["projection"] = f"B cannot be projected here: {la.projection_error}"
         if la.projection_cosine is not None:
             worst_projection = float(la.projection_cosine.min())
-            if 1.0 - worst_projection > limits.projection:
+            if _beyond(1.0 - worst_projection, limits.projection):
                 la.failed["projection"] = f"projection cosine {worst_projection:.4f} < {1 - limits.projection:.4f}"
+
+
+def _beyond(distance: float, limit: float) -> bool:
+    """Beyond tolerance; a NaN (B overflowed, say in fp16) is beyond any."""
+    return not distance <= limit
