@@ -542,14 +542,48 @@ def compare(
     occlusion grid (default: a quarter of the input side, at most 32, and half of that).
     """
     note = progress or (lambda _: None)
-    if not images:
+    if len(images) == 0:
         raise UsageError("Give at least one image to compare the models on.")
     if rule not in MODES:
         raise UsageError(f"Unknown rule '{rule}'.", f"Use one of: {', '.join(MODES)}.")
     if top < 0:
         raise UsageError(f"--top must be 0 (no projections) or more; got {top}.")
-    graph_a, graph_b = model_a.graph, model_b.graph
-    limits = tolerance_for(graph_a, graph_b, precision, tolerance)
+    limits = tolerance_for(model_a.graph, model_b.graph, precision, tolerance)
+    logits_a, logits_b = _check_compatible(model_a, model_b)
+    shapes_a = model_a.graph.shapes(model_a.input_shape())
+    shapes_b = model_b.graph.shapes(model_b.input_shape())
+    pairs, notes = pair_layers(model_a.graph, model_b.graph, shapes_a, shapes_b, layers, mapping)
+    names, inputs_a, inputs_b = _prepare(model_a, model_b, images)
+
+    note("forward runs")
+    outputs_a, outputs_b, layer_results, strongest = _measure_activations(
+        model_a, model_b, (logits_a, logits_b), pairs, inputs_a, inputs_b, top
+    )
+    results = _image_results(names, outputs_a, outputs_b)
+    if top > 0:
+        for result, channels in zip(layer_results, strongest, strict=True):
+            note(f"projections of {result.pair.name}")
+            _project(model_a, model_b, result, inputs_a, inputs_b, channels, rule)
+    if occlusion:
+        for result, x_a, x_b in zip(results, inputs_a, inputs_b, strict=True):
+            note(f"occlusion of {result.image}")
+            _occlude(model_a, model_b, result, x_a, x_b, patch, stride)
+
+    _judge(results, layer_results, limits)
+    return Comparison(
+        model_a=str(model_a.graph.path or "A"),
+        model_b=str(model_b.graph.path or "B"),
+        tolerance=limits,
+        rule=rule,
+        top=top,
+        images=results,
+        layers=layer_results,
+        notes=notes + [f"{la.pair.name}: {la.note}" for la in layer_results if la.note],
+    )
+
+
+def _check_compatible(model_a: Model, model_b: Model) -> tuple[str, str]:
+    """The two logits tensors, once the models are known to take one input and give one output."""
     shape_a, shape_b = model_a.input_shape(), model_b.input_shape()
     if _in_layout(np.zeros(shape_b), model_b.layout, model_a.layout).shape != shape_a:
         raise UsageError(
@@ -557,57 +591,85 @@ def compare(
             f"B {list(shape_b)} ({model_b.layout.upper()}).",
             "Compare a model with a conversion of itself; give --size for models with a free input size.",
         )
-    shapes_a, shapes_b = graph_a.shapes(shape_a), graph_b.shapes(shape_b)
-    logits_a = seeded_tensor(graph_a, graph_a.output_names[0])
-    logits_b = seeded_tensor(graph_b, graph_b.output_names[0])
-    classes_a, classes_b = int(np.prod(shapes_a[logits_a][1:])), int(np.prod(shapes_b[logits_b][1:]))
+    logits = []
+    for model, shape in ((model_a, shape_a), (model_b, shape_b)):
+        tensor = seeded_tensor(model.graph, model.graph.output_names[0])
+        logits.append((tensor, int(np.prod(model.graph.shapes(shape)[tensor][1:]))))
+    (logits_a, classes_a), (logits_b, classes_b) = logits
     if classes_a != classes_b:
         raise UsageError(
             f"The models have different outputs: A has {classes_a} classes, B has {classes_b}.",
             "Compare a model with a conversion of itself.",
         )
-    pairs, notes = pair_layers(graph_a, graph_b, shapes_a, shapes_b, layers, mapping)
+    return logits_a, logits_b
 
+
+def _prepare(
+    model_a: Model, model_b: Model, images: Sequence[str | Path | np.ndarray]
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Names and each model's input tensors: a picture is preprocessed by each model (its own
+    preprocessing and layout); a ready tensor is only moved to B's layout."""
     names, inputs_a, inputs_b = [], [], []
-    for image in images:
+    for index, image in enumerate(images):
         x_a, picture, _ = model_a.prepare(image)
-        # A picture is preprocessed by each model; a ready tensor is only moved to B's layout.
         x_b = model_b.prepare(image)[0] if picture is not None else _in_layout(x_a, model_a.layout, model_b.layout)
-        names.append(str(image) if isinstance(image, (str, Path)) else f"array {len(names)}")
+        names.append(str(image) if isinstance(image, (str, Path)) else f"array {index}")
         inputs_a.append(x_a)
         inputs_b.append(x_b)
+    return names, inputs_a, inputs_b
 
-    note("forward runs")
+
+def _measure_activations(
+    model_a: Model,
+    model_b: Model,
+    logits: tuple[str, str],
+    pairs: list[LayerPair],
+    inputs_a: list[np.ndarray],
+    inputs_b: list[np.ndarray],
+    top: int,
+) -> tuple[np.ndarray, np.ndarray, list[LayerResult], list[np.ndarray]]:
+    """Both models' logits, the per-layer measures, and per layer A's ``top`` strongest channels
+    per image: one session per model, every compared tensor exposed, images in batches."""
+    logits_a, logits_b = logits
     tensors_a = list(dict.fromkeys([logits_a, *(p.tensor_a for p in pairs)]))
     tensors_b = list(dict.fromkeys([logits_b, *(p.tensor_b for p in pairs)]))
-    forward_a = _Forward(model_a, tensors_a, shape_a)
-    forward_b = _Forward(model_b, tensors_b, shape_b)
-    per_image = 4 * sum(int(np.prod(shapes_a[t])) for t in tensors_a) + 4 * sum(
-        int(np.prod(shapes_b[t])) for t in tensors_b
-    )
+    forward_a = _Forward(model_a, tensors_a, model_a.input_shape())
+    forward_b = _Forward(model_b, tensors_b, model_b.input_shape())
+    shapes_a = model_a.graph.shapes(model_a.input_shape())
+    per_image = 2 * 8 * sum(int(np.prod(shapes_a[t])) for t in tensors_a)  # float64, both models
     size = int(max(1, min(MAX_BATCH, MEMORY_BUDGET // max(per_image, 1))))
-    errors: dict[str, list[np.ndarray]] = {p.name: [] for p in pairs}
-    cosine_values: dict[str, list[np.ndarray]] = {p.name: [] for p in pairs}
-    strongest: dict[str, list[np.ndarray]] = {p.name: [] for p in pairs}
     outputs_a, outputs_b = [], []
-    for start in range(0, len(names), size):
+    errors: list[list[np.ndarray]] = [[] for _ in pairs]
+    cosine_values: list[list[np.ndarray]] = [[] for _ in pairs]
+    strongest: list[list[np.ndarray]] = [[] for _ in pairs]
+    for start in range(0, len(inputs_a), size):
         values_a = forward_a.run(np.concatenate(inputs_a[start : start + size]))
         values_b = forward_b.run(np.concatenate(inputs_b[start : start + size]))
         count = len(values_a[logits_a])
         outputs_a.append(values_a[logits_a].reshape(count, -1))
         outputs_b.append(values_b[logits_b].reshape(count, -1))
-        for pair in pairs:
+        for k, pair in enumerate(pairs):
             a = _channels_first(values_a[pair.tensor_a], pair.nhwc_a)
             b = _channels_first(values_b[pair.tensor_b], pair.nhwc_b)
-            errors[pair.name].append(relative_errors(a.reshape(count, -1), b.reshape(count, -1)))
-            cosine_values[pair.name].append(cosines(a.reshape(count, -1), b.reshape(count, -1)))
+            errors[k].append(relative_errors(a.reshape(count, -1), b.reshape(count, -1)))
+            cosine_values[k].append(cosines(a.reshape(count, -1), b.reshape(count, -1)))
             channel_maps = a.reshape(count, a.shape[1], -1) if a.ndim > 2 else a[:, :, None]
-            strongest[pair.name].append(np.argsort(-channel_maps.max(axis=2), axis=1, kind="stable")[:, :top])
-
-    probabilities_a = softmax(np.concatenate(outputs_a))
-    probabilities_b = softmax(np.concatenate(outputs_b))
-    ranked = np.sort(probabilities_a, axis=1)
+            strongest[k].append(np.argsort(-channel_maps.max(axis=2), axis=1, kind="stable")[:, :top])
     results = [
+        LayerResult(pair, np.concatenate(errors[k]), np.concatenate(cosine_values[k])) for k, pair in enumerate(pairs)
+    ]
+    return (
+        np.concatenate(outputs_a),
+        np.concatenate(outputs_b),
+        results,
+        [np.concatenate(channels) for channels in strongest],
+    )
+
+
+def _image_results(names: list[str], logits_a: np.ndarray, logits_b: np.ndarray) -> list[ImageResult]:
+    probabilities_a, probabilities_b = softmax(logits_a), softmax(logits_b)
+    ranked = np.sort(probabilities_a, axis=1)
+    return [
         ImageResult(
             image=name,
             top_a=int(probabilities_a[i].argmax()),
@@ -617,30 +679,6 @@ def compare(
         )
         for i, name in enumerate(names)
     ]
-    layer_results = [
-        LayerResult(pair, np.concatenate(errors[pair.name]), np.concatenate(cosine_values[pair.name])) for pair in pairs
-    ]
-
-    if top > 0:
-        for result in layer_results:
-            note(f"projections of {result.pair.name}")
-            _project(model_a, model_b, result, inputs_a, inputs_b, np.concatenate(strongest[result.pair.name]), rule)
-    if occlusion:
-        for i, result in enumerate(results):
-            note(f"occlusion of {result.image}")
-            _occlude(model_a, model_b, result, inputs_a[i], inputs_b[i], patch, stride)
-
-    _judge(results, layer_results, limits)
-    return Comparison(
-        model_a=str(graph_a.path) if graph_a.path else "A",
-        model_b=str(graph_b.path) if graph_b.path else "B",
-        tolerance=limits,
-        rule=rule,
-        top=top,
-        images=results,
-        layers=layer_results,
-        notes=notes + [f"{la.pair.name}: {la.note}" for la in layer_results if la.note],
-    )
 
 
 def _project(
