@@ -240,10 +240,12 @@ class Comparison:
         """(layer, worst relative error, worst cosine, worst projection cosine, verdict) per layer."""
         rows = []
         for la in self.layers:
-            projection = f"{la.projection_cosine.min():.6f}" if la.projection_cosine is not None else "—"
+            projection = _cosine_text(la.projection_cosine.min()) if la.projection_cosine is not None else "—"
             projection = "B fails" if la.projection_error else projection
             verdict = "ok" if la.ok else "beyond: " + ", ".join(la.failed)
-            rows.append((la.pair.name, f"{la.relative_error.max():.3g}", f"{la.cosine.min():.6f}", projection, verdict))
+            rows.append(
+                (la.pair.name, f"{la.relative_error.max():.3g}", _cosine_text(la.cosine.min()), projection, verdict)
+            )
         return rows
 
     def summary(self) -> dict:
@@ -275,6 +277,14 @@ class Comparison:
             "layers": [_layer_summary(la) for la in self.layers],
             "notes": self.notes,
         }
+
+
+def _cosine_text(value: float) -> str:
+    """A cosine near 1 as 1 − distance, so 1 − 1e-7 and 1 − 1e-4 do not both read 1.000000."""
+    distance = 1.0 - float(value)
+    if distance == 0:
+        return "1"
+    return f"1 − {distance:.2g}" if 0 < distance < 1e-3 else f"{value:.4f}"
 
 
 def _layer_summary(la: LayerResult) -> dict:
