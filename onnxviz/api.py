@@ -584,7 +584,7 @@ def compare(model_a: Model | str | Path, model_b: Model | str | Path, images, **
     Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
     Returns a ``Comparison``: ``ok`` (within tolerance), ``summary()``, ``rows()``.
     """
-    from onnxviz.analyses.compare import compare as compare_models  # analyses import the API's types
+    from onnxviz.analyses.compare import compare as compare_models  # on use: analyses build on Model, not it on them
 
     first = model_a if isinstance(model_a, Model) else load(model_a)
     second = model_b if isinstance(model_b, Model) else load(model_b)
