@@ -139,6 +139,7 @@ class ModelGraph:
     layers: list[Layer] = field(default_factory=list)
     custom_ops: tuple[str, ...] = ()  # custom-op libraries every onnxruntime session registers
     notes: list[str] = field(default_factory=list)  # one line each on what loading changed
+    half_precision: bool = False  # the file computes in fp16 (loading made it float32)
     _shape_cache: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------------------------
@@ -180,13 +181,21 @@ class ModelGraph:
             _tensor_array(tensor, f"initializer '{tensor.name}'")
         notes = _fit_versions(model)
         _check_custom_ops(model, custom_ops)
-        if half_to_float(model):
+        half_precision = half_to_float(model)
+        if half_precision:
             notes.append("fp16 model: running in float32")
         converted = operators_to_qdq(model)
         if converted:
             notes.append(f"QOperator model: {', '.join(converted)} converted to their QDQ form")
         restore_fused_relus(model)
-        graph = cls(model=model, path=path, original_opset=original_opset, custom_ops=tuple(custom_ops), notes=notes)
+        graph = cls(
+            model=model,
+            path=path,
+            original_opset=original_opset,
+            custom_ops=tuple(custom_ops),
+            notes=notes,
+            half_precision=half_precision,
+        )
         graph._index()
         return graph
 
