@@ -516,7 +516,7 @@ def load(path: str | Path, device: str = "auto", preset: str | None = None, **pr
     return Model(graph, choose_device(device), replace(prep))
 
 
-def compare(model_a: Model | str | Path, model_b: Model | str | Path, images, **options):
+def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: list[str | Path | np.ndarray], **options):
     """Does ``model_b``, a conversion of ``model_a``, still see what ``model_a`` sees?
 
     Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
