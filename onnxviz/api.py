@@ -578,7 +578,7 @@ def load(
     return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
 
 
-def compare(model_a: Model | str | Path, model_b: Model | str | Path, images, **options):
+def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: list[str | Path | np.ndarray], **options):
     """Does ``model_b``, a conversion of ``model_a``, still see what ``model_a`` sees?
 
     Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
