@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
@@ -80,7 +80,7 @@ def test_single_activation_modes_follow_the_design_table(op: str) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=mode)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=10)
 @given(
     st.sampled_from(["Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "Elu"]),
     st.floats(0.1, 3.0),

@@ -228,7 +228,7 @@ def _gelu(ctx: InverseContext, node: onnx.NodeProto) -> str:
 def _clamp(ctx: InverseContext, node: onnx.NodeProto) -> str:
     """Max/Min with constants: 1 where x is strictly beyond the constant bound, 0 elsewhere, ties
     included (ReLU's convention: Relu'(0) = 0 in torch and onnxruntime; Max(x, 0) is a ReLU)."""
-    signal = [i for i in ctx.graph.signal_inputs(node)]
+    signal = ctx.graph.signal_inputs(node)
     bounds = [_constant_operand(ctx, node, i) for i in range(len(node.input)) if i not in signal]
     compare = "Greater" if node.op_type == "Max" else "Less"
     combine = np.maximum if node.op_type == "Max" else np.minimum
