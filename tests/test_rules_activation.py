@@ -205,6 +205,17 @@ COMPOSITES = {
         ],
         ("HardSwish", 17, {}),
     ),
+    "hardswish_keras": (
+        "hardswish",
+        [
+            _n("Add", ["x", "three"], "a"),
+            _n("Relu", ["a"], "r"),
+            _n("Min", ["r", "six"], "r6"),
+            _n("Mul", ["r6", "sixth"], "hs"),
+            _n("Mul", ["x", "hs"], "y"),
+        ],
+        ("HardSwish", 17, {}),
+    ),
     "hardsigmoid_relu6": (
         "hardsigmoid",
         [_n("Add", ["x", "three"], "a"), _n("Clip", ["a", "zero", "six"], "r6"), _n("Mul", ["r6", "sixth"], "y")],
