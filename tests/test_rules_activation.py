@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
-from onnxviz.composite import find_composites
+from onnxviz.composite import KINDS, find_composites
 from onnxviz.inverse.rules import RULES
+from onnxviz.inverse.rules.activation import COMPOSITE_DERIVATIVES
 from onnxviz.model import ACTIVATION_OPS, ModelGraph
 from tests.helpers import Linearisation, make_model
 from tests.test_adjoint_ops import SETTINGS, assert_adjoint
@@ -52,6 +53,10 @@ def _single(op: str, opset: int, attrs: dict):
 def test_every_activation_the_aliases_follow_has_an_inverse_rule() -> None:
     """`layers` offers convN as the activated output only where that activation can project."""
     assert not ACTIVATION_OPS - set(RULES), sorted(ACTIVATION_OPS - set(RULES))
+
+
+def test_every_recognised_composite_kind_has_a_derivative() -> None:
+    assert set(COMPOSITE_DERIVATIVES) == set(KINDS)
 
 
 @pytest.mark.parametrize("op", sorted(SINGLE_OPS))
