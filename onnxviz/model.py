@@ -170,10 +170,12 @@ class ModelGraph:
         try:
             onnx.checker.check_model(model)
         except Exception as exc:
-            raise ModelLoadError(
-                f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
-                "Re-export the model, or fix the graph with onnx tools.",
-            ) from None
+            # onnx deprecates ops (GroupNormalization-18) that onnxruntime still runs as specified
+            if not _only_deprecated(exc):
+                raise ModelLoadError(
+                    f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
+                    "Re-export the model, or fix the graph with onnx tools.",
+                ) from None
         original_opset = default_opset(model)
         if original_opset < MIN_OPSET_FOR_SWITCHES:
             model = _upgrade_opset(model)
@@ -481,6 +483,11 @@ def node_attr(node: onnx.NodeProto, name: str, default=None):
     """An attribute's Python value (bytes decoded), or ``default``."""
     value = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _only_deprecated(exc: Exception) -> bool:
+    """Whether onnx.checker's only objection is an op it has deprecated for the model's opset."""
+    return "is deprecated in domain_version" in str(exc)
 
 
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
