@@ -273,6 +273,12 @@ class Model:
         size = 1 if note else occlusion.batch_size_for(self.graph, shapes, batch_size)
 
         base = run_outputs(session, {self.graph.input_name: x}, "forward graph")[0]
+        if base.ndim < 2 or base.shape[0] != 1:
+            raise UsageError(
+                f"The score tensor '{tensor}' has shape {list(base.shape)} for one image: it has no batch "
+                "and class/channel axes to score.",
+                "Score a feature map instead: --node LAYER [--channel C]." if node is None else "Pick another layer.",
+            )
         count = base.shape[1]
         if kind == "class":
             probabilities = occlusion.softmax(base.reshape(1, -1))
@@ -355,8 +361,11 @@ class Model:
         session = create_session(model, self.device, "forward graph")
         note = ""
         try:
-            session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
+            (pair,) = session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
+            batched = pair.ndim >= 1 and pair.shape[0] == 2
         except Exception:  # any refusal of batch 2 means the same: run one position at a time
+            batched = False
+        if not batched:  # refused, or ran but mixed the two images (a batch hard-coded in a Reshape)
             note = "the model only runs with batch 1: positions are evaluated one at a time"
         return session, note
 
