@@ -348,9 +348,12 @@ class Model:
 
     def _occluder_session(self, shape: tuple[int, ...], patch: int) -> ort.InferenceSession:
         """The session that makes occluded batches from patch corners (see ``occluder_model``)."""
-        model = lambda: occlusion.occluder_model(shape, self.layout, patch)  # noqa: E731
-        key = ("occluder", shape, patch, self.layout)
-        return self._sessions.get_or_make(key, lambda: (create_session(model(), self.device, "occluder"), ""))[0]
+
+        def make() -> tuple[ort.InferenceSession, str]:
+            model = occlusion.occluder_model(shape, self.layout, patch)
+            return create_session(model, self.device, "occluder"), ""
+
+        return self._sessions.get_or_make(("occluder", shape, patch, self.layout), make)[0]
 
     def _forward_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
         """A forward session cut at ``tensor`` with a dynamic batch, or batch 1 with a note."""
