@@ -2,7 +2,8 @@
 
 The CLI is a thin shell over this; everything it prints or writes comes from these objects.
 Built graphs and sessions are cached on the model, so a notebook projecting many images or
-channels of one layer pays for graph building once.
+channels of one layer pays for graph building once; the caches keep only the most recently used
+few, so a sweep over every layer holds one layer's sessions at a time.
 """
 
 from __future__ import annotations
