@@ -202,3 +202,38 @@ def test_einsum_summing_the_batch_axis_is_refused() -> None:
     model = make_model([helper.make_node("Einsum", ["x"], ["y"], equation="bchw->chw", name="e")], SHAPE, "y")
     with pytest.raises(UnsupportedOpError, match="batch axis"):
         Linearisation(model, "y", _x(54))
+
+
+@pytest.mark.parametrize("unbind", ["split", "gather"])
+def test_timm_qkv_permute_moves_the_batch_axis_and_unbind_brings_it_back(unbind: str) -> None:
+    """``qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)``: the batch sits on axis 1
+    between the Transpose and the unbind, and the K projections follow it there."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "tokens_shape"], ["tokens"], name="tokens"),
+        helper.make_node("MatMul", ["tokens", "w_qkv"], ["qkv"], name="qkv"),
+        helper.make_node("Reshape", ["qkv", "heads_shape"], ["heads"], name="heads"),
+        helper.make_node("Transpose", ["heads"], ["moved"], perm=[2, 0, 3, 1, 4], name="permute"),
+    ]
+    if unbind == "split":
+        nodes.append(helper.make_node("Split", ["moved"], ["q1", "k1", "v1"], axis=0, num_outputs=3, name="unbind"))
+        nodes += [helper.make_node("Squeeze", [f"{n}1", "zero_axis"], [n], name=f"squeeze_{n}") for n in "qkv"]
+    else:
+        nodes += [
+            helper.make_node("Gather", ["moved", f"index_{i}"], [n], axis=0, name=f"select_{n}")
+            for i, n in enumerate("qkv")
+        ]
+    nodes += [
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2], name="kt"),
+        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="qk"),
+        helper.make_node("Softmax", ["scores"], ["attn"], axis=-1, name="softmax"),
+        helper.make_node("MatMul", ["attn", "v"], ["y"], name="av"),
+    ]
+    inits = {
+        "tokens_shape": np.array([1, 8, 6], np.int64),
+        "w_qkv": _w(60, 6, 12),
+        "heads_shape": np.array([1, 8, 3, 2, 2], np.int64),
+        "zero_axis": np.array([0], np.int64),
+        **{f"index_{i}": np.array(i, np.int64) for i in range(3)},
+    }
+    model = make_model(nodes, SHAPE, "y", inits, opset=18)
+    assert_adjoint(model, "y", _x(61), 62)
