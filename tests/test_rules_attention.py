@@ -237,3 +237,22 @@ def test_timm_qkv_permute_moves_the_batch_axis_and_unbind_brings_it_back(unbind:
     }
     model = make_model(nodes, SHAPE, "y", inits, opset=18)
     assert_adjoint(model, "y", _x(61), 62)
+
+
+def test_a_batch_axis_merged_with_the_heads_is_refused_not_followed_wrongly() -> None:
+    """torch's multi-head attention works in (L, N, E) and folds N into the heads: refused."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "tokens_shape"], ["tokens"], name="tokens"),
+        helper.make_node("Transpose", ["tokens"], ["lne"], perm=[1, 0, 2], name="to_lne"),
+        helper.make_node("MatMul", ["lne", "w"], ["proj"], name="proj"),
+        helper.make_node("Reshape", ["proj", "heads_shape"], ["heads"], name="fold_heads"),
+        helper.make_node("Transpose", ["heads"], ["y"], perm=[1, 0, 2], name="heads_first"),
+    ]
+    inits = {
+        "tokens_shape": np.array([1, 8, 6], np.int64),
+        "w": _w(63, 6, 6),
+        "heads_shape": np.array([8, 2, 3], np.int64),
+    }
+    model = make_model(nodes, SHAPE, "y", inits)
+    with pytest.raises(UnsupportedOpError, match="batch axis"):
+        Linearisation(model, "y", _x(64))

@@ -27,15 +27,14 @@ def pass_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     return [grads[0]] + [None] * (len(node.input) - 1)
 
 
-def batch_axis(ctx: InverseContext, tensor: str) -> int:
+def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> int:
     """Where ``tensor`` keeps the batch axis: 0, unless a Transpose on the path moved it.
 
     The K projections ride on the batch axis wherever it is (the signal of a tensor is shaped like
     the tensor with its batch axis of 1 turned into K). Attention blocks move it: timm's
     ``qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)`` has it on axis 1 until the
-    unbind. It is found by ONNX shape inference with a symbolic batch (after the forward rewrite's
-    own batch-copying of Reshape targets), and only in graphs with such a Transpose; an axis
-    inference cannot tell is taken to be 0.
+    unbind. It is followed from the input node by node (``_follow_batch``), and only in graphs
+    with such a Transpose; where it cannot be followed, ``node`` is refused.
     """
     if not any(
         n.op_type == "Transpose" and n.output[0] in ctx.graph.signal and ctx.attr(n, "perm", [1])[0] != 0
@@ -45,50 +44,63 @@ def batch_axis(ctx: InverseContext, tensor: str) -> int:
     key = id(ctx.graph)
     cached = _BATCH_AXES.get(key)
     if cached is None or cached[0]() is not ctx.graph:
-        cached = (weakref.ref(ctx.graph), _symbolic_batch_axes(ctx))
+        axes = {ctx.graph.input_name: 0}
+        for node in ctx.graph.nodes:
+            _follow_batch(ctx, node, axes)
+        cached = (weakref.ref(ctx.graph), axes)
         _BATCH_AXES[key] = cached
-    return cached[1].get(tensor, 0)
+    axis = cached[1].get(tensor)
+    if axis is None:
+        raise ctx.unsupported(node, f"onnxviz cannot tell where '{tensor}' keeps the batch axis")
+    return axis
 
 
 _BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, int]]] = {}
-_SYMBOLIC_BATCH = "onnxviz_batch"
 
 
-def _symbolic_batch_axes(ctx: InverseContext) -> dict[str, int]:
-    """tensor -> the axis shape inference gives the symbolic batch, where it finds exactly one."""
-    from onnxviz.model import _copy_without_weights
-    from onnxviz.rewrite import dynamic_batch
-
-    light = onnx.ModelProto()
-    _copy_without_weights(ctx.graph.model, light)
-    dynamic_batch(light, ctx.graph.input_name, ctx.shapes)
-    del light.graph.value_info[:]
-    for value in light.graph.output:
-        value.type.tensor_type.ClearField("shape")
-    for value in light.graph.input:
-        if value.name == ctx.graph.input_name:
-            dims = value.type.tensor_type.shape.dim
-            for dim, size in zip(dims, ctx.shape(ctx.graph.input_name), strict=True):
-                dim.Clear()
-                dim.dim_value = size
-            dims[0].Clear()
-            dims[0].dim_param = _SYMBOLIC_BATCH
-    try:
-        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
-    except Exception:  # inference gives up on this graph: the usual axis 0 everywhere
-        return {}
-    axes: dict[str, int] = {}
-    for value in [*inferred.graph.value_info, *inferred.graph.output]:
-        found = [a for a, d in enumerate(value.type.tensor_type.shape.dim) if d.dim_param == _SYMBOLIC_BATCH]
-        if len(found) == 1:
-            axes[value.name] = found[0]
-    return axes
+def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, int]) -> None:
+    """Record the batch axis of ``node``'s outputs from that of its first input on the path."""
+    source = next((t for t in node.input if t in axes and t in ctx.graph.signal), None)
+    if source is None or not node.output or node.output[0] not in ctx.shapes or source not in ctx.shapes:
+        return
+    p, x_shape = axes[source], ctx.shapes[source]
+    rank_in = len(x_shape)
+    op = node.op_type
+    if op == "Transpose":
+        axis = list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p)
+    elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+        axis = _reshaped_batch(x_shape, ctx.shapes[node.output[0]], p)
+    elif op == "Gather" and node.input[0] == source and ctx.constant(node.input[1]) is not None:
+        gathered = int(ctx.attr(node, "axis", 0)) % rank_in
+        axis = p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim if gathered < p else None
+    elif op == "MatMul":
+        # A leading (broadcast) axis of a full-rank operand stays where it is.
+        keeps = len(ctx.shapes[node.output[0]]) == rank_in and p < rank_in - 2
+        axis = p if p == 0 or keeps else None
+    elif op in ("Einsum", "Gemm") or op.startswith("Reduce"):
+        axis = p if p == 0 else None  # a moved batch axis is not followed through these
+    else:
+        axis = p
+    for out in node.output:
+        if axis is not None and out in ctx.shapes and axis < len(ctx.shapes[out]) and ctx.shapes[out][axis] == 1:
+            axes[out] = axis
 
 
-def _signal_zeros(ctx: InverseContext, like: str, like_tensor: str, tensor: str) -> str:
+def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int) -> int | None:
+    """The axis of ``y`` that holds ``x``'s batch axis ``p`` after a reshape, if the reshape keeps
+    it whole: the same number of elements before it and after it (size-1 neighbours are
+    interchangeable in memory, so the first fitting axis is as good as any)."""
+    before, after = math.prod(x_shape[:p]), math.prod(x_shape[p + 1 :])
+    for q, size in enumerate(y_shape):
+        if size == 1 and math.prod(y_shape[:q]) == before and math.prod(y_shape[q + 1 :]) == after:
+            return q
+    return None
+
+
+def _signal_zeros(ctx: InverseContext, node: onnx.NodeProto, like: str, like_tensor: str, tensor: str) -> str:
     """Zeros shaped like the signal of ``tensor`` (K on its batch axis), K read from ``like``, the
     signal of forward tensor ``like_tensor``."""
-    axis, like_axis = batch_axis(ctx, tensor), batch_axis(ctx, like_tensor)
+    axis, like_axis = batch_axis(ctx, node, tensor), batch_axis(ctx, node, like_tensor)
     if axis == 0 and like_axis == 0:
         return ctx.zeros_like_signal(like, tensor)
     k = ctx.op("Slice", [ctx.op("Shape", [like]), ctx.ints([like_axis]), ctx.ints([like_axis + 1])])
@@ -104,7 +116,7 @@ def reshape_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | No
     if g is None:
         return [None] * len(node.input)
     x, y = node.input[0], node.output[0]
-    x_axis, y_axis = batch_axis(ctx, x), batch_axis(ctx, y)
+    x_axis, y_axis = batch_axis(ctx, node, x), batch_axis(ctx, node, y)
     if x_axis == 0 and y_axis == 0:
         return [ctx.reshape_to(g, x)] + [None] * (len(node.input) - 1)
     x_shape, y_shape = ctx.shape(x), ctx.shape(y)
@@ -125,7 +137,7 @@ def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | 
     x = node.input[0]
     rank = len(ctx.shape(x))
     perm = list(ctx.attr(node, "perm", list(reversed(range(rank)))))
-    if perm.index(batch_axis(ctx, x)) != batch_axis(ctx, node.output[0]):
+    if perm.index(batch_axis(ctx, node, x)) != batch_axis(ctx, node, node.output[0]):
         raise ctx.unsupported(node, f"perm {perm} moves the batch axis where onnxviz cannot follow it")
     return [ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])]
 
@@ -137,7 +149,7 @@ def concat_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
         return [None] * len(node.input)
     rank = len(ctx.shape(node.output[0]))
     axis = int(ctx.attr(node, "axis")) % rank
-    if axis == batch_axis(ctx, node.output[0]):
+    if axis == batch_axis(ctx, node, node.output[0]):
         raise ctx.unsupported(node, "it concatenates along the batch axis")
     result: list[str | None] = []
     offset = 0
@@ -162,10 +174,10 @@ def split_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
     x = node.input[0]
     rank = len(ctx.shape(x))
     axis = int(ctx.attr(node, "axis", 0)) % rank
-    if axis == batch_axis(ctx, x):
+    if axis == batch_axis(ctx, node, x):
         raise ctx.unsupported(node, "it splits along the batch axis")
     parts = [
-        g if g is not None else _signal_zeros(ctx, some, some_tensor, out)
+        g if g is not None else _signal_zeros(ctx, node, some, some_tensor, out)
         for g, out in zip(grads, node.output, strict=True)
     ]
     return [ctx.op("Concat", parts, axis=axis)] + [None] * (len(node.input) - 1)
@@ -180,7 +192,7 @@ def slice_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
     shape = ctx.shape(x)
     rank = len(shape)
     starts, ends, axes, steps = _slice_arguments(ctx, node)
-    batch = batch_axis(ctx, x)
+    batch = batch_axis(ctx, node, x)
     before, after = [0] * rank, [0] * rank
     dims = list(ctx.shape(node.output[0]))
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
@@ -194,7 +206,7 @@ def slice_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
                 raise ctx.unsupported(node, "it slices the batch axis")
             continue
         if count == 0:
-            return [_signal_zeros(ctx, g, node.output[0], x)] + [None] * (len(node.input) - 1)
+            return [_signal_zeros(ctx, node, g, node.output[0], x)] + [None] * (len(node.input) - 1)
         first = lo if step > 0 else lo + (count - 1) * step
         if step != 1:
             g = _spread_strided(ctx, g, dims, batch, axis, abs(step), reverse=step < 0, room=shape[axis] - first)
@@ -453,7 +465,7 @@ def gather_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     shape = ctx.shape(x)
     rank = len(shape)
     axis = int(ctx.attr(node, "axis", 0)) % rank
-    batch = batch_axis(ctx, x)
+    batch = batch_axis(ctx, node, x)
     if axis == batch:
         raise ctx.unsupported(node, "it gathers along the batch axis")
     length = shape[axis]
