@@ -379,7 +379,7 @@ def read_tensor(graph: ModelGraph, tensor: str) -> str:
             if len(after) != 1 or after[0].op_type != "DequantizeLinear":
                 return tensor
             user = after[0]
-        elif user.op_type not in FOLLOWED_OPS or user.input[0] != tensor:
+        elif user.op_type not in FOLLOWED_OPS | {"DequantizeLinear"} or user.input[0] != tensor:
             return tensor
         tensor = user.output[0]
 
