@@ -31,6 +31,7 @@ run through it in batches; projections run K channels per inverse run on cached 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -218,11 +219,10 @@ class Comparison:
             f"{agree}/{len(self.images)} images agree on the top-1, "
             f"max |Δp| {max(i.max_dp for i in self.images):.3g}, {len(self.layers)} layers compared"
         )
-        if self.ok:
-            return f"PASS ({self.tolerance.precision} tolerance ×{self.tolerance.scale:g}): {head}."
-        where = self.first_diverging_layer
+        where = self.first_diverging_layer  # None when ok
         first = f"first diverging layer {where}; " if where else ""
-        return f"FAIL ({self.tolerance.precision} tolerance ×{self.tolerance.scale:g}): {first}{head}."
+        state = "PASS" if self.ok else "FAIL"
+        return f"{state} ({self.tolerance.precision} tolerance ×{self.tolerance.scale:g}): {first}{head}."
 
     def messages(self) -> list[str]:
         """What the layer table does not show: notes, images beyond tolerance, why B did not project."""
@@ -369,7 +369,7 @@ def read_tensor(graph: ModelGraph, tensor: str) -> str:
             if len(after) != 1 or after[0].op_type != "DequantizeLinear":
                 return tensor
             user = after[0]
-        elif user.op_type not in FOLLOWED_OPS | {"DequantizeLinear"} or user.input[0] != tensor:
+        elif user.op_type not in FOLLOWED_OPS or user.input[0] != tensor:
             return tensor
         tensor = user.output[0]
 
@@ -378,11 +378,8 @@ def _kind(alias: str) -> str:
     return alias.rstrip("0123456789")
 
 
-def _kind_counts(graph: ModelGraph) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for layer in graph.layers:
-        counts[_kind(layer.alias)] = counts.get(_kind(layer.alias), 0) + 1
-    return counts
+def _kind_counts(graph: ModelGraph) -> Counter[str]:
+    return Counter(_kind(layer.alias) for layer in graph.layers)
 
 
 def _layouts(shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> tuple[tuple[int, ...], bool, bool] | None:
@@ -513,13 +510,12 @@ def _in_layout(tensor: np.ndarray, source: str, target: str) -> np.ndarray:
 class _Forward:
     """One session exposing every compared tensor of one model; images run through it in batches."""
 
-    def __init__(self, model: ComparedModel, tensors: list[str]) -> None:
+    def __init__(self, model: ComparedModel, shapes: dict[str, tuple[int, ...]], tensors: list[str]) -> None:
         self.model = model
         self.tensors = tensors
-        graph = model.graph
-        self.shapes = graph.shapes(model.input_shape())
+        self.shapes = shapes
         self.session = create_session(
-            forward_model(graph, tensors, {}, self.shapes), model.device, "forward graph of the comparison"
+            forward_model(model.graph, tensors, {}, shapes), model.device, "forward graph of the comparison"
         )
         self.batched = True
 
@@ -564,13 +560,13 @@ def compare(
     note = progress or (lambda _: None)
     _check_request(images, rule, top)
     limits = tolerance_for(model_a.graph, model_b.graph, precision, tolerance)
-    logits = _check_compatible(model_a, model_b)
     shapes_a, shapes_b = (m.graph.shapes(m.input_shape()) for m in (model_a, model_b))
+    logits = _check_compatible(model_a, model_b, shapes_a, shapes_b)
     pairs, notes = pair_layers(model_a.graph, model_b.graph, shapes_a, shapes_b, layers, mapping)
     names, inputs_a, inputs_b = _prepare(model_a, model_b, images)
     note("forward runs")
     outputs_a, outputs_b, layer_results, strongest = _measure_activations(
-        model_a, model_b, logits, pairs, inputs_a, inputs_b, top
+        (model_a, shapes_a), (model_b, shapes_b), logits, pairs, inputs_a, inputs_b, top
     )
     results = _image_results(names, outputs_a, outputs_b)
     for result, channels in zip(layer_results, strongest, strict=True) if top > 0 else ():
@@ -602,7 +598,12 @@ def _check_request(images: Sequence[Image], rule: str, top: int) -> None:
         raise UsageError(f"--top must be 0 (no projections) or more; got {top}.")
 
 
-def _check_compatible(model_a: ComparedModel, model_b: ComparedModel) -> tuple[str, str]:
+def _check_compatible(
+    model_a: ComparedModel,
+    model_b: ComparedModel,
+    shapes_a: dict[str, tuple[int, ...]],
+    shapes_b: dict[str, tuple[int, ...]],
+) -> tuple[str, str]:
     """The two logits tensors, once the models are known to take one input and give one output."""
     shape_a, shape_b = model_a.input_shape(), model_b.input_shape()
     if _in_layout(np.zeros(shape_b), model_b.layout, model_a.layout).shape != shape_a:
@@ -612,9 +613,9 @@ def _check_compatible(model_a: ComparedModel, model_b: ComparedModel) -> tuple[s
             "Compare a model with a conversion of itself; give --size for models with a free input size.",
         )
     logits = []
-    for model, shape in ((model_a, shape_a), (model_b, shape_b)):
+    for model, shapes in ((model_a, shapes_a), (model_b, shapes_b)):
         tensor = seeded_tensor(model.graph, model.graph.output_names[0])
-        logits.append((tensor, int(np.prod(model.graph.shapes(shape)[tensor][1:]))))
+        logits.append((tensor, int(np.prod(shapes[tensor][1:]))))
     (logits_a, classes_a), (logits_b, classes_b) = logits
     if classes_a != classes_b:
         raise UsageError(
@@ -640,8 +641,8 @@ def _prepare(
 
 
 def _measure_activations(
-    model_a: ComparedModel,
-    model_b: ComparedModel,
+    side_a: tuple[ComparedModel, dict[str, tuple[int, ...]]],
+    side_b: tuple[ComparedModel, dict[str, tuple[int, ...]]],
     logits: tuple[str, str],
     pairs: list[LayerPair],
     inputs_a: list[np.ndarray],
@@ -649,9 +650,10 @@ def _measure_activations(
     top: int,
 ) -> tuple[np.ndarray, np.ndarray, list[LayerResult], list[np.ndarray]]:
     """Both models' logits, the per-layer measures, and per layer A's ``top`` strongest channels
-    per image: one session per model, every compared tensor exposed, images in batches."""
-    forward_a = _Forward(model_a, list(dict.fromkeys([logits[0], *(p.tensor_a for p in pairs)])))
-    forward_b = _Forward(model_b, list(dict.fromkeys([logits[1], *(p.tensor_b for p in pairs)])))
+    per image: one session per model, every compared tensor exposed, images in batches. ``side_a``,
+    ``side_b``: each model with its tensor shapes."""
+    forward_a = _Forward(*side_a, list(dict.fromkeys([logits[0], *(p.tensor_a for p in pairs)])))
+    forward_b = _Forward(*side_b, list(dict.fromkeys([logits[1], *(p.tensor_b for p in pairs)])))
     per_image = 2 * 8 * sum(int(np.prod(forward_a.shapes[t])) for t in forward_a.tensors)  # float64, both models
     size = int(max(1, min(MAX_BATCH, MEMORY_BUDGET // max(per_image, 1))))
     batches = []
