@@ -153,7 +153,6 @@ class LayerResult:
     pair: LayerPair
     relative_error: np.ndarray  # (images,)
     cosine: np.ndarray  # (images,)
-    projection_cosine: np.ndarray | None = None  # (images,): the smallest over the K channels
     channels: np.ndarray | None = None  # (images, K): A's strongest channels, projected in both
     channel_cosines: np.ndarray | None = None  # (images, K)
     projection_error: str = ""  # why B could not be projected where A could
@@ -163,6 +162,11 @@ class LayerResult:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def projection_cosine(self) -> np.ndarray | None:
+        """(images,): the smallest cosine over the K projected channels."""
+        return None if self.channel_cosines is None else self.channel_cosines.min(axis=1)
 
 
 @dataclass
@@ -295,15 +299,19 @@ def _layer_summary(la: LayerResult) -> dict:
         "tensor_b": pair.tensor_b,
         "shape": list(pair.shape),
         "layout": "nhwc_a" if pair.nhwc_a else "nhwc_b" if pair.nhwc_b else "same",
-        "relative_error": [float(v) for v in la.relative_error],
-        "cosine": [float(v) for v in la.cosine],
-        "projection_cosine": None if la.projection_cosine is None else [float(v) for v in la.projection_cosine],
-        "channels": None if la.channels is None else la.channels.tolist(),
-        "channel_cosines": None if la.channel_cosines is None else la.channel_cosines.tolist(),
+        "relative_error": la.relative_error.tolist(),
+        "cosine": la.cosine.tolist(),
+        "projection_cosine": _listed(la.projection_cosine),
+        "channels": _listed(la.channels),
+        "channel_cosines": _listed(la.channel_cosines),
         "ok": la.ok,
         "failed": list(la.failed.values()),
         "note": la.note,
     }
+
+
+def _listed(values: np.ndarray | None) -> list | None:
+    return None if values is None else values.tolist()
 
 
 # -- measures -------------------------------------------------------------------------------------
@@ -735,7 +743,6 @@ def _project(
     result.channel_cosines = np.stack(
         [cosines(a.reshape(len(a), -1), b.reshape(len(a), -1)) for a, b in zip(projected_a, moved_b, strict=True)]
     )
-    result.projection_cosine = result.channel_cosines.min(axis=1)
 
 
 def _projections(
