@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from onnxviz import occlude as occlusion
 from onnxviz import topk as topk_scan
+from onnxviz.analyses import compare as comparison
 from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.grids import ActivationGrid, FilterGrid, spatial_maps
 from onnxviz.incremental import IncrementalOcclusion
@@ -597,8 +598,6 @@ def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: li
     Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
     Returns a ``Comparison``: ``ok`` (within tolerance), ``summary()``, ``rows()``.
     """
-    from onnxviz.analyses.compare import compare as compare_models  # on use: analyses build on Model, not it on them
-
     first = model_a if isinstance(model_a, Model) else load(model_a)
     second = model_b if isinstance(model_b, Model) else load(model_b)
-    return compare_models(first, second, images, **options)
+    return comparison.compare(first, second, images, **options)

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from onnxviz import api
+from onnxviz.analyses.compare import Comparison, layer_request
 from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.outputs import write_npy
 
@@ -577,50 +578,40 @@ def compare(
     """Does a converted model still see what the original sees? Exit 1 when a measure is beyond tolerance."""
     loaded_a = _load(model_a, device, size, scale, mean, std, bgr, layout, preset)
     loaded_b = _load(model_b, device, size, scale, mean, std, bgr, layout, preset)
-    _note(loaded_a)
-    mapping = dict(_pair(text) for texts in pairs or [] for text in texts.split(",") if text.strip())
-    chosen = [v.strip() for text in layers for v in text.split(",") if v.strip()] if layers else None
+    err.print(f"[dim]onnxviz: {escape(loaded_a.device.note)}[/dim]", highlight=False)  # load notes are in the result
+    chosen, mapping = layer_request(layers, pairs)
+    options = dict(layers=chosen, mapping=mapping, rule=rule, top=top, occlusion=occlusion, tolerance=tolerance)
     with Progress(TextColumn("compare"), TextColumn("{task.description}"), console=err, transient=True) as bar:
         task = bar.add_task("")
         result = api.compare(
             loaded_a,
             loaded_b,
             images,
-            layers=chosen,
-            mapping=mapping,
-            rule=rule,
-            top=top,
-            occlusion=occlusion,
-            tolerance=tolerance,
             precision=precision,
             patch=patch,
             stride=stride,
             progress=lambda what: bar.update(task, description=what),
+            **options,
         )
     if json_output:
         out.print_json(json.dumps(result.summary()))
     else:
-        count = len(result.images)
-        table = Table(title=f"{model_b.name} against {model_a.name} ({count} image{'s' * (count != 1)}, {rule})")
-        for column in ("layer", "rel. error", "cosine", "projection cosine", "verdict"):
-            table.add_column(column)
-        for row in result.rows():
-            table.add_row(
-                *(escape(cell) for cell in row[:4]), row[4] if row[4] == "ok" else f"[red]{escape(row[4])}[/red]"
-            )
-        out.print(table)
-        for line in result.messages():
-            err.print(f"[dim]{escape(line)}[/dim]", highlight=False)
-        out.print(escape(result.verdict()), highlight=False)
+        _print_comparison(result, f"{model_b.name} against {model_a.name}")
     if not result.ok:
         raise typer.Exit(1)
 
 
-def _pair(text: str) -> tuple[str, str]:
-    name_a, _, name_b = text.partition("=")
-    if not name_a.strip() or not name_b.strip():
-        raise UsageError(f"--map takes A=B (A's layer, B's layer); got '{text}'.")
-    return name_a.strip(), name_b.strip()
+def _print_comparison(result: Comparison, title: str) -> None:
+    count = len(result.images)
+    table = Table(title=f"{title} ({count} image{'s' * (count != 1)}, {result.rule})")
+    for column in ("layer", "rel. error", "cosine", "projection cosine", "verdict"):
+        table.add_column(column)
+    for row in result.rows():
+        table.add_row(*(escape(cell) for cell in row[:4]), row[4] if row[4] == "ok" else f"[red]{escape(row[4])}[/red]")
+    out.print(table)
+    for line in result.messages():
+        err.print(f"[dim]{escape(line)}[/dim]", highlight=False)
+    out.print(escape(result.verdict()), highlight=False)
 
 
 def _safe(text: str) -> str:

@@ -130,6 +130,8 @@ def operators_to_qdq(model: onnx.ModelProto) -> list[str]:
     nodes: list[onnx.NodeProto] = []
     for node in model.graph.node:
         convert = CONVERTERS.get(node.op_type) if is_quantized_operator(node) else None
+        if node.op_type == "MaxPool" and len(node.output) == 1:
+            convert = _integer_max_pool(nodes)
         if is_quantized_operator(node) and convert is None:
             domain = node.domain or "ai.onnx"
             raise UnsupportedOpError(
@@ -214,6 +216,37 @@ class _Writer:
     def take(self) -> list[onnx.NodeProto]:
         emitted, self.nodes = self.nodes, []
         return emitted
+
+
+# Ops that move quantised integers without computing: their output keeps the input's scale and zero point.
+MOVING_OPS = frozenset({"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity"})
+
+
+def _integer_max_pool(emitted: list[onnx.NodeProto]):
+    """A QOperator model max-pools its quantised integers directly (the max commutes with the
+    monotone quantisation), which leaves onnxviz an integer layer it can neither expose nor invert.
+    When the pooled tensor is quantised (it comes from a QuantizeLinear through ops that only move
+    values), the pool becomes DQ → MaxPool → Q at that scale: the same values, a float layer."""
+    quantized = {}
+    for node in emitted:
+        if node.op_type == "QuantizeLinear":
+            quantized[node.output[0]] = (node.input[1], _optional(node, 2))
+        elif node.op_type in MOVING_OPS | {"MaxPool"} and node.input and node.input[0] in quantized:
+            quantized[node.output[0]] = quantized[node.input[0]]
+
+    def convert(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+        if node.input[0] not in quantized:
+            return [node]
+        scale, zero_point = quantized[node.input[0]]
+        pooled = onnx.NodeProto()
+        pooled.CopyFrom(node)  # name and attributes kept
+        pooled.input[0] = w.dequantized(node.input[0], scale, zero_point, "x")
+        pooled.output[0] = f"{w.prefix}/float"
+        w.nodes.append(pooled)
+        w.quantized_output(pooled.output[0], scale, zero_point, node.output[0])
+        return w.take()
+
+    return convert
 
 
 def _optional(node: onnx.NodeProto, index: int) -> str:

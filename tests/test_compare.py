@@ -14,7 +14,7 @@ from onnx import helper, numpy_helper, version_converter
 import onnxviz
 from onnxviz.analyses import compare as comparison
 from onnxviz.analyses.compare import DEFAULT_TOLERANCES, pair_layers, precision_of
-from onnxviz.errors import OnnxvizError, UnknownNodeError, UsageError
+from onnxviz.errors import UnknownNodeError, UsageError
 from onnxviz.model import ModelGraph
 from tests.conversions import DEMO, IMAGES, fp16_demo, quantized_demo
 from tests.helpers import FIXTURES, make_model, session
@@ -395,11 +395,22 @@ def test_the_qdq_conversion_passes_within_the_int8_tolerance(folder):
     assert all(la.projection_cosine is not None for la in result.layers)
 
 
-def test_the_qoperator_conversion_is_compared_or_refused_with_an_onnxviz_error(folder):
-    path = quantized_demo(folder / "qop.onnx", "QOperator")
-    try:
-        result = onnxviz.compare(DEMO, path, PICTURES[:2], top=0)
-    except OnnxvizError as exc:
-        assert exc.message
-    else:
-        assert result.tolerance.precision == "int8" and result.ok, result.failures
+def test_the_qoperator_conversion_passes_within_the_int8_tolerance(folder):
+    """Loading turns QLinear ops (and the integer max-pools between them) into their QDQ form, so every
+    layer pairs, projects and stays within the int8 tolerance, as the QDQ conversion does."""
+    result = onnxviz.compare(DEMO, quantized_demo(folder / "qop.onnx", "QOperator"), PICTURES, occlusion=True)
+    assert result.tolerance.precision == "int8"
+    assert result.ok, result.failures
+    assert [la.pair.name for la in result.layers] == [
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "conv3",
+        "pool3",
+        "fc1",
+        "fc2",
+    ]
+    assert all(la.projection_cosine is not None and not la.projection_error for la in result.layers)
+    assert max(la.relative_error.max() for la in result.layers) > 1e-3  # really quantised
+    assert any(note.startswith("B: QOperator model") for note in result.notes)
