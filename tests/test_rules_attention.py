@@ -309,3 +309,19 @@ def test_torch_exported_attention_pads_and_resizes_match_autograd(tmp_path) -> N
     got = model.project(x.numpy(), node=model.graph.output_names[0], channels=[k], rule="saliency").projections[0]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
     assert float((got * expected).sum() / np.linalg.norm(got) / np.linalg.norm(expected)) > 0.9999
+
+
+def test_dynamo_attention_folds_the_batch_into_the_heads_and_back() -> None:
+    """The dynamo exporter's scaled_dot_product_attention transposes K as (B·H, N, D): the batch
+    axis is merged with the heads for one Transpose, and the K projections stay outermost in it."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["batch_second"], perm=[1, 0, 2, 3], name="batch_second"),
+        helper.make_node("Transpose", ["batch_second"], ["moved"], perm=[1, 0, 2, 3], name="batch_first"),
+        helper.make_node("Reshape", ["moved", "merged_shape"], ["merged"], name="fold"),
+        helper.make_node("Transpose", ["merged"], ["merged_t"], perm=[0, 2, 1], name="kt"),
+        helper.make_node("Reshape", ["merged_t", "unmerged_shape"], ["kt"], name="unfold"),
+        helper.make_node("MatMul", ["moved", "kt"], ["y"], name="qk"),
+    ]
+    inits = {"merged_shape": np.array([2, 4, 6], np.int64), "unmerged_shape": np.array([1, 2, 6, 4], np.int64)}
+    model = make_model(nodes, SHAPE, "y", inits)
+    assert_adjoint(model, "y", _x(65), 66)

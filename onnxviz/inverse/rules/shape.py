@@ -27,14 +27,18 @@ def pass_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     return [grads[0]] + [None] * (len(node.input) - 1)
 
 
-def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> int:
+def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok: bool = False) -> int:
     """Where ``tensor`` keeps the batch axis: 0, unless a Transpose on the path moved it.
 
-    The K projections ride on the batch axis wherever it is (the signal of a tensor is shaped like
-    the tensor with its batch axis of 1 turned into K). Attention blocks move it: timm's
+    The K projections ride on the batch axis wherever it is: the signal of a tensor is shaped like
+    the tensor with its batch axis of 1 turned into K. Attention blocks move it: timm's
     ``qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)`` has it on axis 1 until the
-    unbind. It is followed from the input node by node (``_follow_batch``), and only in graphs
-    with such a Transpose; where it cannot be followed, ``node`` is refused.
+    unbind, and the dynamo exporter's attention folds it into the heads, ``(B·H, N, D)``, for a
+    Transpose and back. Such a *merged* axis holds K·n in the signal where the forward has n, K
+    outermost; only reshapes and transposes (``merged_ok``) may see one.
+
+    The axis is followed from the input node by node (``_follow_batch``), and only in graphs with
+    a Transpose that moves it; where it cannot be followed, ``node`` is refused.
     """
     if not any(
         n.op_type == "Transpose" and n.output[0] in ctx.graph.signal and ctx.attr(n, "perm", [1])[0] != 0
@@ -44,56 +48,67 @@ def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> int:
     key = id(ctx.graph)
     cached = _BATCH_AXES.get(key)
     if cached is None or cached[0]() is not ctx.graph:
-        axes = {ctx.graph.input_name: 0}
-        for node in ctx.graph.nodes:
-            _follow_batch(ctx, node, axes)
+        axes = {ctx.graph.input_name: (0, False)}
+        for forward_node in ctx.graph.nodes:
+            _follow_batch(ctx, forward_node, axes)
         cached = (weakref.ref(ctx.graph), axes)
         _BATCH_AXES[key] = cached
-    axis = cached[1].get(tensor)
-    if axis is None:
+    found = cached[1].get(tensor)
+    if found is None:
         raise ctx.unsupported(node, f"onnxviz cannot tell where '{tensor}' keeps the batch axis")
-    return axis
+    if found[1] and not merged_ok:
+        raise ctx.unsupported(node, f"the batch axis of '{tensor}' is merged with another axis")
+    return found[0]
 
 
-_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, int]]] = {}
+_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, bool]]]] = {}
 
 
-def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, int]) -> None:
-    """Record the batch axis of ``node``'s outputs from that of its first input on the path."""
+def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, tuple[int, bool]]) -> None:
+    """Record (axis, merged) of ``node``'s outputs from that of its first input on the path."""
     source = next((t for t in node.input if t in axes and t in ctx.graph.signal), None)
     if source is None or not node.output or node.output[0] not in ctx.shapes or source not in ctx.shapes:
         return
-    p, x_shape = axes[source], ctx.shapes[source]
+    (p, merged), x_shape = axes[source], ctx.shapes[source]
+    y_shape = ctx.shapes[node.output[0]]
     rank_in = len(x_shape)
     op = node.op_type
+    found: tuple[int, bool] | None = None
     if op == "Transpose":
-        axis = list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p)
+        found = (list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p), merged)
     elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
-        axis = _reshaped_batch(x_shape, ctx.shapes[node.output[0]], p)
+        found = _reshaped_batch(x_shape, y_shape, p)
+    elif merged:
+        found = (p, True) if y_shape == x_shape else None  # element-wise ops only
     elif op == "Gather" and node.input[0] == source and ctx.constant(node.input[1]) is not None:
         gathered = int(ctx.attr(node, "axis", 0)) % rank_in
-        axis = p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim if gathered < p else None
+        if gathered != p:
+            found = (p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim, False)
     elif op == "MatMul":
         # A leading (broadcast) axis of a full-rank operand stays where it is.
-        keeps = len(ctx.shapes[node.output[0]]) == rank_in and p < rank_in - 2
-        axis = p if p == 0 or keeps else None
+        found = (p, False) if p == 0 or (len(y_shape) == rank_in and p < rank_in - 2) else None
     elif op in ("Einsum", "Gemm") or op.startswith("Reduce"):
-        axis = p if p == 0 else None  # a moved batch axis is not followed through these
+        found = (0, False) if p == 0 else None  # a moved batch axis is not followed through these
     else:
-        axis = p
+        found = (p, False)
+    if found is None:
+        return
     for out in node.output:
-        if axis is not None and out in ctx.shapes and axis < len(ctx.shapes[out]) and ctx.shapes[out][axis] == 1:
-            axes[out] = axis
+        shape = ctx.shapes.get(out)
+        if shape is not None and found[0] < len(shape) and (found[1] or shape[found[0]] == 1):
+            axes[out] = found
 
 
-def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int) -> int | None:
-    """The axis of ``y`` that holds ``x``'s batch axis ``p`` after a reshape, if the reshape keeps
-    it whole: the same number of elements before it and after it (size-1 neighbours are
-    interchangeable in memory, so the first fitting axis is as good as any)."""
-    before, after = math.prod(x_shape[:p]), math.prod(x_shape[p + 1 :])
+def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int) -> tuple[int, bool] | None:
+    """Where a reshape puts the batch block of axis ``p``: the first axis of ``y`` with as many
+    elements before it as ``x`` has before ``p`` (so K stays outermost there); merged unless that
+    axis has length 1. None when no axis starts there (the batch block is cut apart)."""
+    before = math.prod(x_shape[:p])
     for q, size in enumerate(y_shape):
-        if size == 1 and math.prod(y_shape[:q]) == before and math.prod(y_shape[q + 1 :]) == after:
-            return q
+        if math.prod(y_shape[:q]) == before:
+            return q, size != 1
+        if math.prod(y_shape[:q]) > before:
+            break
     return None
 
 
@@ -116,15 +131,12 @@ def reshape_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | No
     if g is None:
         return [None] * len(node.input)
     x, y = node.input[0], node.output[0]
-    x_axis, y_axis = batch_axis(ctx, node, x), batch_axis(ctx, node, y)
+    x_axis, y_axis = batch_axis(ctx, node, x, merged_ok=True), batch_axis(ctx, node, y, merged_ok=True)
     if x_axis == 0 and y_axis == 0:
         return [ctx.reshape_to(g, x)] + [None] * (len(node.input) - 1)
-    x_shape, y_shape = ctx.shape(x), ctx.shape(y)
-    # With nothing but ones before the batch axis on both sides, each image's block is contiguous
-    # in both layouts, so the K-batch signal reshapes block by block.
-    if math.prod(x_shape[:x_axis]) != 1 or math.prod(y_shape[:y_axis]) != 1:
-        raise ctx.unsupported(node, "it mixes the batch axis with other axes")
-    target = list(x_shape)
+    # The batch block sits after the same elements in both layouts (``_reshaped_batch``), K
+    # outermost in it: the K-batch signal reshapes block by block, K inferred on x's batch axis.
+    target = list(ctx.shape(x))
     target[x_axis] = -1
     return [ctx.op("Reshape", [g, ctx.ints(target)])] + [None] * (len(node.input) - 1)
 
@@ -137,7 +149,7 @@ def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | 
     x = node.input[0]
     rank = len(ctx.shape(x))
     perm = list(ctx.attr(node, "perm", list(reversed(range(rank)))))
-    if perm.index(batch_axis(ctx, node, x)) != batch_axis(ctx, node, node.output[0]):
+    if perm.index(batch_axis(ctx, node, x, merged_ok=True)) != batch_axis(ctx, node, node.output[0], merged_ok=True):
         raise ctx.unsupported(node, f"perm {perm} moves the batch axis where onnxviz cannot follow it")
     return [ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])]
 
