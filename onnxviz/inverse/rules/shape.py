@@ -48,7 +48,7 @@ def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok
     key = id(ctx.graph)
     cached = _BATCH_AXES.get(key)
     if cached is None or cached[0]() is not ctx.graph:
-        axes = {ctx.graph.input_name: (0, False)}
+        axes = {ctx.graph.input_name: (0, "exact")}
         for forward_node in ctx.graph.nodes:
             _follow_batch(ctx, forward_node, axes)
         cached = (weakref.ref(ctx.graph), axes)
@@ -56,58 +56,95 @@ def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok
     found = cached[1].get(tensor)
     if found is None:
         raise ctx.unsupported(node, f"onnxviz cannot tell where '{tensor}' keeps the batch axis")
-    if found[1] and not merged_ok:
+    if found[1] != "exact" and not merged_ok:
         raise ctx.unsupported(node, f"the batch axis of '{tensor}' is merged with another axis")
     return found[0]
 
 
-_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, bool]]]] = {}
+_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, str]]]] = {}
 
 
-def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, tuple[int, bool]]) -> None:
-    """Record (axis, merged) of ``node``'s outputs from that of its first input on the path."""
+def refuse_moved_target(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> None:
+    """The seed carries the K projections on axis 0: a target whose batch axis a Transpose moved
+    (inside an attention block) cannot be seeded that way."""
+    from onnxviz.inverse.builder import SEED
+
+    for tensor, g in zip(node.output, grads, strict=False):
+        if g == SEED and batch_axis(ctx, node, tensor) != 0:
+            raise ctx.unsupported(node, f"'{tensor}' keeps the batch on axis {batch_axis(ctx, node, tensor)}")
+
+
+def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, tuple[int, str]]) -> None:
+    """Record (axis, how) of ``node``'s outputs from that of its first input on the path; ``how`` is
+    "exact" (K replaces an axis of 1), "outer" (K·n, K outermost) or "inner" (n·K, K innermost)."""
     source = next((t for t in node.input if t in axes and t in ctx.graph.signal), None)
     if source is None or not node.output or node.output[0] not in ctx.shapes or source not in ctx.shapes:
         return
-    (p, merged), x_shape = axes[source], ctx.shapes[source]
+    (p, how), x_shape = axes[source], ctx.shapes[source]
     y_shape = ctx.shapes[node.output[0]]
     rank_in = len(x_shape)
     op = node.op_type
-    found: tuple[int, bool] | None = None
+    found: tuple[int, str] | None = None
+    by_constants = node.input[0] == source and all(t not in ctx.graph.signal for t in node.input[1:])
     if op == "Transpose":
-        found = (list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p), merged)
+        found = (list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p), how)
     elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
-        found = _reshaped_batch(x_shape, y_shape, p)
-    elif merged:
-        found = (p, True) if y_shape == x_shape else None  # element-wise ops only
+        found = _reshaped_batch(x_shape, y_shape, p, how)
+    elif op in ("MatMul", "Gemm") and by_constants and p < rank_in - 1 and not ctx.attr(node, "transA", 0):
+        found = (p, how)  # the rows (and leading axes) of a first operand times constants stay put
+    elif how != "exact":
+        found = (p, how) if op in _ELEMENTWISE and y_shape == x_shape and _flat_along(ctx, node, source, p) else None
     elif op == "Gather" and node.input[0] == source and ctx.constant(node.input[1]) is not None:
         gathered = int(ctx.attr(node, "axis", 0)) % rank_in
         if gathered != p:
-            found = (p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim, False)
+            found = (p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim, "exact")
     elif op == "MatMul":
         # A leading (broadcast) axis of a full-rank operand stays where it is.
-        found = (p, False) if p == 0 or (len(y_shape) == rank_in and p < rank_in - 2) else None
+        found = (p, how) if p == 0 or (len(y_shape) == rank_in and p < rank_in - 2) else None
     elif op in ("Einsum", "Gemm") or op.startswith("Reduce"):
-        found = (0, False) if p == 0 else None  # a moved batch axis is not followed through these
+        found = (0, how) if p == 0 else None  # a moved batch axis is not followed through these
     else:
-        found = (p, False)
+        found = (p, how)
     if found is None:
         return
     for out in node.output:
         shape = ctx.shapes.get(out)
-        if shape is not None and found[0] < len(shape) and (found[1] or shape[found[0]] == 1):
+        if shape is not None and found[0] < len(shape) and (found[1] != "exact" or shape[found[0]] == 1):
             axes[out] = found
 
 
-def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int) -> tuple[int, bool] | None:
-    """Where a reshape puts the batch block of axis ``p``: the first axis of ``y`` with as many
-    elements before it as ``x`` has before ``p`` (so K stays outermost there); merged unless that
-    axis has length 1. None when no axis starts there (the batch block is cut apart)."""
-    before = math.prod(x_shape[:p])
+_ELEMENTWISE = frozenset({"Identity", "Dropout", "Cast", "Mul", "Div", "Add", "Sub", "Neg"})
+
+
+def _flat_along(ctx: InverseContext, node: onnx.NodeProto, source: str, axis: int) -> bool:
+    """Whether every other input is a constant of length 1 (or absent) along ``axis``, so that it
+    broadcasts over a merged batch axis too."""
+    rank = len(ctx.shapes[source])
+    for tensor in node.input:
+        if tensor == source or not tensor:
+            continue
+        value = ctx.constant(tensor)
+        if value is None:
+            return False
+        index = axis - (rank - value.ndim)
+        if index >= 0 and value.shape[index] != 1:
+            return False
+    return True
+
+
+def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int, how: str) -> tuple[int, str] | None:
+    """Where a reshape puts the batch: after the same number of elements as in ``x``. There it
+    replaces an axis of 1, or is merged into the axis that starts there (K outermost), or, when
+    that is the last axis (the features of a following Gemm), into the axis before it (K
+    innermost, one more row per projection). None when the batch block is cut apart."""
+    before = math.prod(x_shape[:p]) * (x_shape[p] if how == "inner" else 1)
     for q, size in enumerate(y_shape):
-        if math.prod(y_shape[:q]) == before:
-            return q, size != 1
-        if math.prod(y_shape[:q]) > before:
+        start = math.prod(y_shape[:q])
+        if start == before:
+            if size == 1:
+                return q, "exact"
+            return (q - 1, "inner") if 0 < q == len(y_shape) - 1 else (q, "outer")
+        if start > before:
             break
     return None
 
@@ -130,6 +167,7 @@ def reshape_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | No
     g = grads[0]
     if g is None:
         return [None] * len(node.input)
+    refuse_moved_target(ctx, node, grads)
     x, y = node.input[0], node.output[0]
     x_axis, y_axis = batch_axis(ctx, node, x, merged_ok=True), batch_axis(ctx, node, y, merged_ok=True)
     if x_axis == 0 and y_axis == 0:
@@ -146,6 +184,7 @@ def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | 
     g = grads[0]
     if g is None:
         return [None]
+    refuse_moved_target(ctx, node, grads)
     x = node.input[0]
     rank = len(ctx.shape(x))
     perm = list(ctx.attr(node, "perm", list(reversed(range(rank)))))
