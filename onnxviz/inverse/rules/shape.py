@@ -1,8 +1,11 @@
 """Data-movement ops: the inverse moves the signal back where it came from (all modes).
 
 Reshape/Flatten/Squeeze/Unsqueeze → reshape to the input shape; Transpose → the inverse
-permutation; Concat ↔ Slice; Split → Concat (zeros for outputs with no signal); Slice → Pad with
-zeros; Pad → Slice; Identity/Dropout/Cast pass the signal on. The K projections ride on the batch
+permutation; Concat ↔ Slice; Split → Concat (zeros for outputs with no signal); Slice → the
+values put back ``step`` apart, zeros between; constant Pad → Slice, reflect/edge/wrap Pad → the
+border folded back onto the interior (a sum); Expand/Tile → the sum over the copies; Gather(Elements)
+→ the signal added back at the gathered positions; DepthToSpace/SpaceToDepth → the inverse
+rearrangement; Identity/Dropout/Cast pass the signal on. The K projections ride on the batch
 axis: axis 0, or where a Transpose moved it (``batch_axis``); no op may slice or mix it.
 """
 
@@ -40,19 +43,24 @@ def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok
     The axis is followed from the input node by node (``_follow_batch``), and only in graphs with
     a Transpose that moves it; where it cannot be followed, ``node`` is refused.
     """
-    if not any(
-        n.op_type == "Transpose" and n.output[0] in ctx.graph.signal and ctx.attr(n, "perm", [1])[0] != 0
-        for n in ctx.graph.nodes
-    ):
-        return 0
     key = id(ctx.graph)
     cached = _BATCH_AXES.get(key)
     if cached is None or cached[0]() is not ctx.graph:
-        axes = {ctx.graph.input_name: (0, "exact")}
-        for forward_node in ctx.graph.nodes:
-            _follow_batch(ctx, forward_node, axes)
+        for stale in [k for k, (ref, _) in _BATCH_AXES.items() if ref() is None]:
+            del _BATCH_AXES[stale]
+        moves = any(
+            n.op_type == "Transpose" and n.output[0] in ctx.graph.signal and ctx.attr(n, "perm", [1])[0] != 0
+            for n in ctx.graph.nodes
+        )
+        axes: dict[str, tuple[int, str]] | None = None
+        if moves:
+            axes = {ctx.graph.input_name: (0, "exact")}
+            for forward_node in ctx.graph.nodes:
+                _follow_batch(ctx, forward_node, axes)
         cached = (weakref.ref(ctx.graph), axes)
         _BATCH_AXES[key] = cached
+    if cached[1] is None:
+        return 0
     found = cached[1].get(tensor)
     if found is None:
         raise ctx.unsupported(node, f"onnxviz cannot tell where '{tensor}' keeps the batch axis")
@@ -61,7 +69,7 @@ def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok
     return found[0]
 
 
-_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, str]]]] = {}
+_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, str]] | None]] = {}
 
 
 def refuse_moved_target(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> None:
