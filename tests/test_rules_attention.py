@@ -318,3 +318,14 @@ def test_torch_exported_attention_pads_and_resizes_match_autograd(tmp_path) -> N
         np.testing.assert_allclose(projection, reference, rtol=0, atol=1e-4 * np.abs(reference).max())
         cosine = (projection * reference).sum() / np.linalg.norm(projection) / np.linalg.norm(reference)
         assert float(cosine) > 0.9999
+
+
+def test_a_convolution_over_a_moved_batch_axis_is_refused() -> None:
+    """Rules written for the batch on axis 0 refuse a tensor whose batch a Transpose moved."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["swapped"], perm=[1, 0, 2, 3], name="swap"),
+        helper.make_node("Conv", ["swapped", "w"], ["y"], name="conv"),
+    ]
+    model = make_model(nodes, SHAPE, "y", {"w": _w(67, 3, 1, 3, 3)})
+    with pytest.raises(UnsupportedOpError, match="keeps the batch axis on axis 1"):
+        Linearisation(model, "y", _x(68))

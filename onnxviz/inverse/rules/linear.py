@@ -17,7 +17,7 @@ import onnx
 
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import refuse_moved_target
+from onnxviz.inverse.rules.shape import refuse_moved_target, require_batch_first
 
 
 def _on_path(ctx: InverseContext, tensor: str) -> bool:
@@ -149,6 +149,7 @@ def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | No
     g = grads[0]
     if g is None:
         return [None]
+    require_batch_first(ctx, node, node.input[0])
     rank = len(ctx.shape(node.input[0]))
     opset = _opset(ctx)
     axis = int(ctx.attr(node, "axis", -1 if opset >= 13 else 1)) % rank

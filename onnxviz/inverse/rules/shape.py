@@ -72,6 +72,13 @@ def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok
 _BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, str]] | None]] = {}
 
 
+def require_batch_first(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> None:
+    """For rules written for the batch on axis 0 (convolutions, pools, resizes…): refuse a tensor
+    whose batch axis a Transpose moved, rather than invert it in the wrong layout."""
+    if batch_axis(ctx, node, tensor) != 0:
+        raise ctx.unsupported(node, f"'{tensor}' keeps the batch axis on axis {batch_axis(ctx, node, tensor)}")
+
+
 def refuse_moved_target(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> None:
     """The seed carries the K projections on axis 0: a target whose batch axis a Transpose moved
     (inside an attention block) cannot be seeded that way."""
@@ -332,6 +339,7 @@ def pad_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
     g = grads[0]
     if g is None:
         return [None] * len(node.input)
+    require_batch_first(ctx, node, node.input[0])
     mode = ctx.attr(node, "mode", "constant")
     shape = ctx.shape(node.input[0])
     rank = len(shape)
@@ -486,6 +494,7 @@ def expand_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     x, y = node.input[0], node.output[0]
     if g is None or x not in ctx.graph.signal:
         return [None, None]
+    require_batch_first(ctx, node, x)
     if len(ctx.shape(x)) != len(ctx.shape(y)):
         raise ctx.unsupported(node, "it adds leading axes, so the batch axis moves")
     return [ctx.reduce_to(g, y, x), None]
@@ -497,6 +506,7 @@ def tile_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     x = node.input[0]
     if g is None or x not in ctx.graph.signal:
         return [None, None]
+    require_batch_first(ctx, node, x)
     repeats = ctx.constant(node.input[1])
     if repeats is None:
         raise ctx.unsupported(node, "its repeats are not constant")
@@ -554,6 +564,7 @@ def gather_elements_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[
     indices = ctx.constant(node.input[1])
     if indices is None:
         raise ctx.unsupported(node, "its indices are computed from the image, not constant")
+    require_batch_first(ctx, node, x)
     shape = ctx.shape(x)
     axis = int(ctx.attr(node, "axis", 0)) % len(shape)
     if axis == 0:
@@ -573,6 +584,7 @@ def depth_space_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str 
     if g is None:
         return [None]
     x = node.input[0]
+    require_batch_first(ctx, node, x)
     n, c, h, w = ctx.shape(x)
     b = int(ctx.attr(node, "blocksize"))
     if node.op_type == "SpaceToDepth":
