@@ -19,6 +19,7 @@ import onnx
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.shape import require_batch_first
 
 INT64_MIN = -(2**63)
 
@@ -28,6 +29,7 @@ def conv_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     g = grads[0]
     assert g is not None
     x, w = node.input[0], node.input[1]
+    require_batch_first(ctx, node, x)
     weights = ctx.constant(w)
     if weights is None:
         raise ctx.unsupported(node, "its weights are computed from the image, not constant")

@@ -21,6 +21,7 @@ import onnx
 
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.shape import require_batch_first
 
 
 @register("Einsum")
@@ -28,6 +29,9 @@ def einsum_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     g = grads[0]
     if g is None:
         return [None] * len(node.input)
+    for tensor in node.input:
+        if tensor in ctx.graph.signal:
+            require_batch_first(ctx, node, tensor)
     equation = str(ctx.attr(node, "equation"))
     shapes = [ctx.shape(t) for t in node.input]
     terms, output, spare = explicit_equation(equation, shapes)

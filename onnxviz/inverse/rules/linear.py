@@ -18,6 +18,7 @@ import onnx
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.normalization import batch_statistics_vjp, uses_batch_statistics
 from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.shape import refuse_moved_target, require_batch_first
 
 
 def _on_path(ctx: InverseContext, tensor: str) -> bool:
@@ -85,7 +86,9 @@ def div_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
 @register("Gemm")
 def gemm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
-    assert g is not None
+    if g is None:
+        return [None] * len(node.input)
+    refuse_moved_target(ctx, node, grads)
     b = node.input[1]
     if _on_path(ctx, b):
         raise ctx.unsupported(node, "its second operand (the weights) depends on the image")
@@ -105,6 +108,7 @@ def matmul_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     g = grads[0]
     if g is None:
         return [None, None]
+    refuse_moved_target(ctx, node, grads)
     a, b = node.input[0], node.input[1]
     shape_a, shape_b, shape_y = ctx.shape(a), ctx.shape(b), ctx.shape(node.output[0])
     result: list[str | None] = [None, None]
@@ -148,6 +152,7 @@ def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | No
     g = grads[0]
     if g is None:
         return [None]
+    require_batch_first(ctx, node, node.input[0])
     rank = len(ctx.shape(node.input[0]))
     opset = _opset(ctx)
     axis = int(ctx.attr(node, "axis", -1 if opset >= 13 else 1)) % rank

@@ -29,6 +29,7 @@ from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.rules.conv import transposed_conv
 from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.shape import require_batch_first
 
 
 def switches_name(node: onnx.NodeProto) -> str:
@@ -42,6 +43,7 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | N
     if g is None:
         return [None]
     x, y = node.input[0], node.output[0]
+    require_batch_first(ctx, node, x)
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
     strides, dilations = window_attrs(node, kernel)
     begins, ends = explicit_pads(node, ctx.shape(x)[2:], kernel, strides, dilations)
@@ -169,6 +171,7 @@ def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str
     g = grads[0]
     assert g is not None
     x, y = node.input[0], node.output[0]
+    require_batch_first(ctx, node, x)
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
     strides, dilations = window_attrs(node, kernel)
     in_size, out_size = ctx.shape(x)[2:], ctx.shape(y)[2:]
@@ -199,6 +202,7 @@ def global_average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: l
     g = grads[0]
     assert g is not None
     x = node.input[0]
+    require_batch_first(ctx, node, x)
     spatial = ctx.sample_shape(x)[1:]
     return [_spread(ctx, g, x, 1.0 / math.prod(spatial))]
 
@@ -221,6 +225,7 @@ def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
 
 def _reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
     """The sorted axes a Reduce* node reduces (attribute or, from opset 13/18, input); [] for none."""
+    require_batch_first(ctx, node, node.input[0])
     rank = len(ctx.shape(node.input[0]))
     axes = ctx.attr(node, "axes")
     if axes is None and len(node.input) > 1 and node.input[1]:
@@ -246,6 +251,7 @@ def reduce_extreme_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[s
     if g is None:
         return [None] * len(node.input)
     x = node.input[0]
+    require_batch_first(ctx, node, x)
     shape = ctx.shape(x)
     rank = len(shape)
     axes = list(range(2, rank)) if node.op_type == "GlobalMaxPool" else _reduced_axes(ctx, node)

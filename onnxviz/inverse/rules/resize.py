@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import matmul_along_axis
+from onnxviz.inverse.rules.shape import matmul_along_axis, require_batch_first
 from onnxviz.model import default_opset, node_attr
 
 # Attributes that describe all axes at once; the one-axis resize gets its own values instead.
@@ -48,6 +48,7 @@ def resize_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     if g is None:
         return [None] * len(node.input)
     x, y = node.input[0], node.output[0]
+    require_batch_first(ctx, node, x)
     opset = default_opset(ctx.graph.model)
     axes = _axis_resizes(ctx, node, opset, ctx.shape(x), ctx.shape(y))
     attrs = tuple(a.SerializeToString() for a in node.attribute if a.name not in _WHOLE_NODE_ATTRS)

@@ -1,8 +1,11 @@
 """Data-movement ops: the inverse moves the signal back where it came from (all modes).
 
 Reshape/Flatten/Squeeze/Unsqueeze → reshape to the input shape; Transpose → the inverse
-permutation; Concat ↔ Slice; Split → Concat (zeros for outputs with no signal); Slice → Pad with
-zeros; Pad → Slice; Identity/Dropout/Cast pass the signal on. The K projections ride on the batch
+permutation; Concat ↔ Slice; Split → Concat (zeros for outputs with no signal); Slice → the
+values put back ``step`` apart, zeros between; constant Pad → Slice, reflect/edge/wrap Pad → the
+border folded back onto the interior (a sum); Expand/Tile → the sum over the copies; Gather(Elements)
+→ the signal added back at the gathered positions; DepthToSpace/SpaceToDepth → the inverse
+rearrangement; Identity/Dropout/Cast pass the signal on. The K projections ride on the batch
 axis: axis 0, or where a Transpose moved it (``batch_axis``); no op may slice or mix it.
 """
 
@@ -27,73 +30,137 @@ def pass_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     return [grads[0]] + [None] * (len(node.input) - 1)
 
 
-def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> int:
+def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok: bool = False) -> int:
     """Where ``tensor`` keeps the batch axis: 0, unless a Transpose on the path moved it.
 
-    The K projections ride on the batch axis wherever it is (the signal of a tensor is shaped like
-    the tensor with its batch axis of 1 turned into K). Attention blocks move it: timm's
+    The K projections ride on the batch axis wherever it is: the signal of a tensor is shaped like
+    the tensor with its batch axis of 1 turned into K. Attention blocks move it: timm's
     ``qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)`` has it on axis 1 until the
-    unbind. It is followed from the input node by node (``_follow_batch``), and only in graphs
-    with such a Transpose; where it cannot be followed, ``node`` is refused.
+    unbind, and the dynamo exporter's attention folds it into the heads, ``(B·H, N, D)``, for a
+    Transpose and back. Such a *merged* axis holds K·n in the signal where the forward has n, K
+    outermost; only reshapes and transposes (``merged_ok``) may see one.
+
+    The axis is followed from the input node by node (``_follow_batch``), and only in graphs with
+    a Transpose that moves it; where it cannot be followed, ``node`` is refused.
     """
-    if not any(
-        n.op_type == "Transpose" and n.output[0] in ctx.graph.signal and ctx.attr(n, "perm", [1])[0] != 0
-        for n in ctx.graph.nodes
-    ):
-        return 0
     key = id(ctx.graph)
     cached = _BATCH_AXES.get(key)
     if cached is None or cached[0]() is not ctx.graph:
-        axes = {ctx.graph.input_name: 0}
-        for node in ctx.graph.nodes:
-            _follow_batch(ctx, node, axes)
+        for stale in [k for k, (ref, _) in _BATCH_AXES.items() if ref() is None]:
+            del _BATCH_AXES[stale]
+        moves = any(
+            n.op_type == "Transpose" and n.output[0] in ctx.graph.signal and ctx.attr(n, "perm", [1])[0] != 0
+            for n in ctx.graph.nodes
+        )
+        axes: dict[str, tuple[int, str]] | None = None
+        if moves:
+            axes = {ctx.graph.input_name: (0, "exact")}
+            for forward_node in ctx.graph.nodes:
+                _follow_batch(ctx, forward_node, axes)
         cached = (weakref.ref(ctx.graph), axes)
         _BATCH_AXES[key] = cached
-    axis = cached[1].get(tensor)
-    if axis is None:
+    if cached[1] is None:
+        return 0
+    found = cached[1].get(tensor)
+    if found is None:
         raise ctx.unsupported(node, f"onnxviz cannot tell where '{tensor}' keeps the batch axis")
-    return axis
+    if found[1] != "exact" and not merged_ok:
+        raise ctx.unsupported(node, f"the batch axis of '{tensor}' is merged with another axis")
+    return found[0]
 
 
-_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, int]]] = {}
+_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, str]] | None]] = {}
 
 
-def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, int]) -> None:
-    """Record the batch axis of ``node``'s outputs from that of its first input on the path."""
+def require_batch_first(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> None:
+    """For rules written for the batch on axis 0 (convolutions, pools, resizes…): refuse a tensor
+    whose batch axis a Transpose moved, rather than invert it in the wrong layout."""
+    if batch_axis(ctx, node, tensor) != 0:
+        raise ctx.unsupported(node, f"'{tensor}' keeps the batch axis on axis {batch_axis(ctx, node, tensor)}")
+
+
+def refuse_moved_target(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> None:
+    """The seed carries the K projections on axis 0: a target whose batch axis a Transpose moved
+    (inside an attention block) cannot be seeded that way."""
+    from onnxviz.inverse.builder import SEED
+
+    for tensor, g in zip(node.output, grads, strict=False):
+        if g == SEED and batch_axis(ctx, node, tensor) != 0:
+            raise ctx.unsupported(node, f"'{tensor}' keeps the batch on axis {batch_axis(ctx, node, tensor)}")
+
+
+def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, tuple[int, str]]) -> None:
+    """Record (axis, how) of ``node``'s outputs from that of its first input on the path; ``how`` is
+    "exact" (K replaces an axis of 1), "outer" (K·n, K outermost) or "inner" (n·K, K innermost)."""
     source = next((t for t in node.input if t in axes and t in ctx.graph.signal), None)
     if source is None or not node.output or node.output[0] not in ctx.shapes or source not in ctx.shapes:
         return
-    p, x_shape = axes[source], ctx.shapes[source]
+    (p, how), x_shape = axes[source], ctx.shapes[source]
+    y_shape = ctx.shapes[node.output[0]]
     rank_in = len(x_shape)
     op = node.op_type
+    found: tuple[int, str] | None = None
+    by_constants = node.input[0] == source and all(t not in ctx.graph.signal for t in node.input[1:])
     if op == "Transpose":
-        axis = list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p)
+        found = (list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p), how)
     elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
-        axis = _reshaped_batch(x_shape, ctx.shapes[node.output[0]], p)
+        found = _reshaped_batch(x_shape, y_shape, p, how)
+    elif op in ("MatMul", "Gemm") and by_constants and p < rank_in - 1 and not ctx.attr(node, "transA", 0):
+        found = (p, how)  # the rows (and leading axes) of a first operand times constants stay put
+    elif how != "exact":
+        found = (p, how) if op in _ELEMENTWISE and y_shape == x_shape and _flat_along(ctx, node, source, p) else None
     elif op == "Gather" and node.input[0] == source and ctx.constant(node.input[1]) is not None:
         gathered = int(ctx.attr(node, "axis", 0)) % rank_in
-        axis = p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim if gathered < p else None
+        if gathered != p:
+            found = (p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim, "exact")
     elif op == "MatMul":
         # A leading (broadcast) axis of a full-rank operand stays where it is.
-        keeps = len(ctx.shapes[node.output[0]]) == rank_in and p < rank_in - 2
-        axis = p if p == 0 or keeps else None
+        found = (p, how) if p == 0 or (len(y_shape) == rank_in and p < rank_in - 2) else None
     elif op in ("Einsum", "Gemm") or op.startswith("Reduce"):
-        axis = p if p == 0 else None  # a moved batch axis is not followed through these
+        found = (0, how) if p == 0 else None  # a moved batch axis is not followed through these
     else:
-        axis = p
+        found = (p, how)
+    if found is None:
+        return
     for out in node.output:
-        if axis is not None and out in ctx.shapes and axis < len(ctx.shapes[out]) and ctx.shapes[out][axis] == 1:
-            axes[out] = axis
+        shape = ctx.shapes.get(out)
+        if shape is not None and found[0] < len(shape) and (found[1] != "exact" or shape[found[0]] == 1):
+            axes[out] = found
 
 
-def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int) -> int | None:
-    """The axis of ``y`` that holds ``x``'s batch axis ``p`` after a reshape, if the reshape keeps
-    it whole: the same number of elements before it and after it (size-1 neighbours are
-    interchangeable in memory, so the first fitting axis is as good as any)."""
-    before, after = math.prod(x_shape[:p]), math.prod(x_shape[p + 1 :])
+_ELEMENTWISE = frozenset({"Identity", "Dropout", "Cast", "Mul", "Div", "Add", "Sub", "Neg"})
+
+
+def _flat_along(ctx: InverseContext, node: onnx.NodeProto, source: str, axis: int) -> bool:
+    """Whether every other input is a constant of length 1 (or absent) along ``axis``, so that it
+    broadcasts over a merged batch axis too."""
+    rank = len(ctx.shapes[source])
+    for tensor in node.input:
+        if tensor == source or not tensor:
+            continue
+        value = ctx.constant(tensor)
+        if value is None:
+            return False
+        index = axis - (rank - value.ndim)
+        if index >= 0 and value.shape[index] != 1:
+            return False
+    return True
+
+
+def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int, how: str) -> tuple[int, str] | None:
+    """Where a reshape puts the batch: after the same number of elements as in ``x``. There it
+    replaces an axis of 1, or is merged into the axis that starts there (K outermost), or, when
+    that is the last axis (the features of a following Gemm), into the axis before it (K
+    innermost, one more row per projection). None when the batch block is cut apart."""
+    before = math.prod(x_shape[:p]) * (x_shape[p] if how == "inner" else 1)
     for q, size in enumerate(y_shape):
-        if size == 1 and math.prod(y_shape[:q]) == before and math.prod(y_shape[q + 1 :]) == after:
-            return q
+        start = math.prod(y_shape[:q])
+        if start == before:
+            if size == 1:
+                return q, "exact"
+            return (q - 1, "inner") if 0 < q == len(y_shape) - 1 else (q, "outer")
+        if start > before:
+            break
     return None
 
 
@@ -115,16 +182,14 @@ def reshape_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | No
     g = grads[0]
     if g is None:
         return [None] * len(node.input)
+    refuse_moved_target(ctx, node, grads)
     x, y = node.input[0], node.output[0]
-    x_axis, y_axis = batch_axis(ctx, node, x), batch_axis(ctx, node, y)
+    x_axis, y_axis = batch_axis(ctx, node, x, merged_ok=True), batch_axis(ctx, node, y, merged_ok=True)
     if x_axis == 0 and y_axis == 0:
         return [ctx.reshape_to(g, x)] + [None] * (len(node.input) - 1)
-    x_shape, y_shape = ctx.shape(x), ctx.shape(y)
-    # With nothing but ones before the batch axis on both sides, each image's block is contiguous
-    # in both layouts, so the K-batch signal reshapes block by block.
-    if math.prod(x_shape[:x_axis]) != 1 or math.prod(y_shape[:y_axis]) != 1:
-        raise ctx.unsupported(node, "it mixes the batch axis with other axes")
-    target = list(x_shape)
+    # The batch block sits after the same elements in both layouts (``_reshaped_batch``), K
+    # outermost in it: the K-batch signal reshapes block by block, K inferred on x's batch axis.
+    target = list(ctx.shape(x))
     target[x_axis] = -1
     return [ctx.op("Reshape", [g, ctx.ints(target)])] + [None] * (len(node.input) - 1)
 
@@ -134,10 +199,11 @@ def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | 
     g = grads[0]
     if g is None:
         return [None]
+    refuse_moved_target(ctx, node, grads)
     x = node.input[0]
     rank = len(ctx.shape(x))
     perm = list(ctx.attr(node, "perm", list(reversed(range(rank)))))
-    if perm.index(batch_axis(ctx, node, x)) != batch_axis(ctx, node, node.output[0]):
+    if perm.index(batch_axis(ctx, node, x, merged_ok=True)) != batch_axis(ctx, node, node.output[0], merged_ok=True):
         raise ctx.unsupported(node, f"perm {perm} moves the batch axis where onnxviz cannot follow it")
     return [ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])]
 
@@ -273,6 +339,7 @@ def pad_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
     g = grads[0]
     if g is None:
         return [None] * len(node.input)
+    require_batch_first(ctx, node, node.input[0])
     mode = ctx.attr(node, "mode", "constant")
     shape = ctx.shape(node.input[0])
     rank = len(shape)
@@ -427,6 +494,7 @@ def expand_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     x, y = node.input[0], node.output[0]
     if g is None or x not in ctx.graph.signal:
         return [None, None]
+    require_batch_first(ctx, node, x)
     if len(ctx.shape(x)) != len(ctx.shape(y)):
         raise ctx.unsupported(node, "it adds leading axes, so the batch axis moves")
     return [ctx.reduce_to(g, y, x), None]
@@ -438,6 +506,7 @@ def tile_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     x = node.input[0]
     if g is None or x not in ctx.graph.signal:
         return [None, None]
+    require_batch_first(ctx, node, x)
     repeats = ctx.constant(node.input[1])
     if repeats is None:
         raise ctx.unsupported(node, "its repeats are not constant")
@@ -495,6 +564,7 @@ def gather_elements_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[
     indices = ctx.constant(node.input[1])
     if indices is None:
         raise ctx.unsupported(node, "its indices are computed from the image, not constant")
+    require_batch_first(ctx, node, x)
     shape = ctx.shape(x)
     axis = int(ctx.attr(node, "axis", 0)) % len(shape)
     if axis == 0:
@@ -514,6 +584,7 @@ def depth_space_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str 
     if g is None:
         return [None]
     x = node.input[0]
+    require_batch_first(ctx, node, x)
     n, c, h, w = ctx.shape(x)
     b = int(ctx.attr(node, "blocksize"))
     if node.op_type == "SpaceToDepth":
