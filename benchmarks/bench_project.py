@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 import onnxviz
-from onnxviz.rewrite import forward_model
-from onnxviz.runtime import create_session
+from onnxviz.passes.rewrite import forward_model
+from onnxviz.runtime.sessions import create_session
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -44,15 +44,16 @@ def make_folder(folder: Path, count: int, size: int, seed: int = 0) -> Path:
         photo = photos[i % len(photos)]
         h, w = photo.shape[:2]
         top, left = rng.integers(0, h // 4), rng.integers(0, w // 4)
-        crop = photo[top:top + 3 * h // 4, left:left + 3 * w // 4]
+        crop = photo[top : top + 3 * h // 4, left : left + 3 * w // 4]
         picture = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     return folder
 
 
 def peak_rss_mb(model: Path, folder: Path) -> float:
-    result = subprocess.run([sys.executable, "-c", CHILD, str(model), str(folder)], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(model), str(folder)], capture_output=True, text=True, check=True
+    )
     return int(result.stdout.strip().splitlines()[-1]) / 1024
 
 
@@ -79,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
                 model.topk(folder, "conv13", k=9, batch_size=16, project=False)
                 times.append(time.perf_counter() - started)
             median = statistics.median(times)
-            print(f"{path.name}: {args.images} images of 224x224, conv13, 512 channels, k=9, batch 16: "
-                  f"median {median:.2f} s over {args.rounds} rounds = {args.images / median:.2f} images/s")
+            print(
+                f"{path.name}: {args.images} images of 224x224, conv13, 512 channels, k=9, batch 16: "
+                f"median {median:.2f} s over {args.rounds} rounds = {args.images / median:.2f} images/s"
+            )
         else:
             print("no VGG16 model (python scripts/build_vgg16.py): throughput row skipped")
 
@@ -90,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(2):
             peaks[100].append(peak_rss_mb(demo, small))
             peaks[1000].append(peak_rss_mb(demo, large))
-        print(f"peak RSS, demo model, conv3 (64 channels), k=9: 100 images {statistics.median(peaks[100]):.0f} MB, "
-              f"1000 images {statistics.median(peaks[1000]):.0f} MB")
+        print(
+            f"peak RSS, demo model, conv3 (64 channels), k=9: 100 images {statistics.median(peaks[100]):.0f} MB, "
+            f"1000 images {statistics.median(peaks[1000]):.0f} MB"
+        )
     return 0
 
 

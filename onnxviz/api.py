@@ -23,14 +23,15 @@ import onnxruntime as ort
 from onnxviz import occlude as occlusion
 from onnxviz import topk as topk_scan
 from onnxviz.analyses import compare as comparison
+from onnxviz.data.preprocess import LAYOUTS, Preprocessing, picture_from_tensor, prepare, read_image
 from onnxviz.errors import OnnxvizError, UsageError
+from onnxviz.graph.model import Layer, ModelGraph
+from onnxviz.graph.receptive import receptive_fields
 from onnxviz.grids import ActivationGrid, FilterGrid, spatial_maps
 from onnxviz.incremental import IncrementalOcclusion
 from onnxviz.inverse import MODES, build_inverse
 from onnxviz.inverse.context import FORMS
-from onnxviz.model import Layer, ModelGraph
-from onnxviz.outputs import write_bytes, write_text
-from onnxviz.preprocess import LAYOUTS, Preprocessing, picture_from_tensor, prepare, read_image
+from onnxviz.passes.rewrite import forward_model
 from onnxviz.project import (
     Projection,
     Projector,
@@ -38,11 +39,10 @@ from onnxviz.project import (
     seeded_tensor,
     select_channels,
 )
-from onnxviz.receptive import receptive_fields
-from onnxviz.render import projection_to_rgb
+from onnxviz.render.outputs import write_bytes, write_text
+from onnxviz.render.pictures import projection_to_rgb
 from onnxviz.report import build_report
-from onnxviz.rewrite import forward_model
-from onnxviz.runtime import Device, choose_device, create_session, run_bound, run_outputs, session_options
+from onnxviz.runtime.sessions import Device, choose_device, create_session, run_bound, run_outputs, session_options
 
 LRN_MODES = ("exact", "passthrough")
 # Built projectors and sessions kept per model. Each holds onnxruntime sessions with their own

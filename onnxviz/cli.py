@@ -20,7 +20,7 @@ from rich.table import Table
 from onnxviz import api
 from onnxviz.analyses.compare import Comparison, layer_request
 from onnxviz.errors import OnnxvizError, UsageError
-from onnxviz.outputs import write_npy
+from onnxviz.render.outputs import write_npy
 
 app = typer.Typer(
     add_completion=False,

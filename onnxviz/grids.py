@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from onnxviz import render
 from onnxviz.errors import UsageError
+from onnxviz.render import pictures as render
 
 MAX_FILTERS = 64
 MAX_INPUTS = 32

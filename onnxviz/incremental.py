@@ -23,10 +23,10 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from onnxviz.inverse.geometry import explicit_pads, window_attrs
-from onnxviz.model import ACTIVATION_OPS, PASS_THROUGH_OPS, ModelGraph, node_attr
-from onnxviz.rewrite import cut_between
-from onnxviz.runtime import Device, create_session, run_outputs
+from onnxviz.graph.geometry import explicit_pads, window_attrs
+from onnxviz.graph.model import ACTIVATION_OPS, PASS_THROUGH_OPS, ModelGraph, node_attr
+from onnxviz.passes.rewrite import cut_between
+from onnxviz.runtime.sessions import Device, create_session, run_outputs
 
 CROPPABLE_WINDOW_OPS = frozenset({"Conv", "MaxPool"})
 PER_PIXEL_OPS = ACTIVATION_OPS | PASS_THROUGH_OPS | {"Add", "Sub", "Mul", "Div"}
@@ -255,7 +255,7 @@ def _step_model(graph: ModelGraph, step: Step, shapes: dict[str, tuple[int, ...]
 
 
 def _run_cache(graph: ModelGraph, shapes, outputs: list[str], x: np.ndarray, device: Device) -> dict[str, np.ndarray]:
-    from onnxviz.rewrite import forward_model
+    from onnxviz.passes.rewrite import forward_model
 
     session = create_session(forward_model(graph, outputs, {}, shapes), device, "occlusion cache")
     values = run_outputs(session, {graph.input_name: x}, "occlusion cache")

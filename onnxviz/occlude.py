@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from onnxviz import render
+from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import UsageError
-from onnxviz.model import ModelGraph
-from onnxviz.preprocess import Preprocessing, picture_from_tensor
+from onnxviz.graph.model import ModelGraph
 from onnxviz.project import seeded_tensor
+from onnxviz.render import pictures as render
 
 Progress = Callable[[int, int], None]
 DEFAULT_BATCH_LIMIT = 64

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
-from onnxviz import render
+from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import UsageError
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import SEED, build_inverse
 from onnxviz.inverse.sparse import CHANNELS
-from onnxviz.model import ModelGraph
-from onnxviz.preprocess import Preprocessing, picture_from_tensor
-from onnxviz.rewrite import forward_model
-from onnxviz.runtime import Device, create_session, run_bound
+from onnxviz.passes.rewrite import forward_model
+from onnxviz.render import pictures as render
+from onnxviz.runtime.sessions import Device, create_session, run_bound
 
 SEED_AT_INPUT_OPS = ("Softmax", "LogSoftmax")
 

@@ -12,8 +12,8 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
-from onnxviz import render
-from onnxviz.markup import Markup, fill, join
+from onnxviz.render import pictures as render
+from onnxviz.render.markup import Markup, fill, join
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxviz import render
 from onnxviz.errors import ImageError, UsageError
-from onnxviz.markup import fill, join, url
-from onnxviz.outputs import write_text
+from onnxviz.render import pictures as render
+from onnxviz.render.markup import fill, join, url
+from onnxviz.render.outputs import write_text
 
 PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"})
 STATE_FILE = "topk_state.json"

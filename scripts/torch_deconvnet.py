@@ -97,9 +97,13 @@ def _conv(node: onnx.NodeProto, weights: dict[str, np.ndarray]) -> nn.Module:
     pads = _pads(a, node)
     symmetric = pads[:2] == pads[2:]
     conv = nn.Conv2d(
-        w.shape[1] * int(a.get("group", 1)), w.shape[0], tuple(w.shape[2:]),
-        stride=tuple(a.get("strides", [1, 1])), padding=pads[:2] if symmetric else 0,
-        dilation=tuple(a.get("dilations", [1, 1])), groups=int(a.get("group", 1)),
+        w.shape[1] * int(a.get("group", 1)),
+        w.shape[0],
+        tuple(w.shape[2:]),
+        stride=tuple(a.get("strides", [1, 1])),
+        padding=pads[:2] if symmetric else 0,
+        dilation=tuple(a.get("dilations", [1, 1])),
+        groups=int(a.get("group", 1)),
         bias=b is not None,
     )
     with torch.no_grad():
@@ -115,8 +119,11 @@ def _maxpool(node: onnx.NodeProto) -> nn.Module:
     symmetric = pads[:2] == pads[2:]
     kernel = tuple(a["kernel_shape"])  # type: ignore[arg-type]
     pool = nn.MaxPool2d(
-        kernel, stride=tuple(a.get("strides", [1, 1])), padding=pads[:2] if symmetric else 0,
-        dilation=tuple(a.get("dilations", [1, 1])), ceil_mode=bool(a.get("ceil_mode", 0)),
+        kernel,
+        stride=tuple(a.get("strides", [1, 1])),
+        padding=pads[:2] if symmetric else 0,
+        dilation=tuple(a.get("dilations", [1, 1])),
+        ceil_mode=bool(a.get("ceil_mode", 0)),
     )
     return pool if symmetric else _padded(pool, pads, float("-inf"))
 
@@ -181,9 +188,7 @@ def onnx_to_torch(model: onnx.ModelProto | str | Path) -> OnnxSequential:
 # --------------------------------------------------------------------------- projections
 
 
-GradHook = Callable[
-    [nn.Module, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], tuple[torch.Tensor]
-]
+GradHook = Callable[[nn.Module, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]], tuple[torch.Tensor]]
 
 
 def _relu_hook(rule: Rule) -> GradHook:
@@ -192,11 +197,14 @@ def _relu_hook(rule: Rule) -> GradHook:
     autograd already computed grad_in = grad_out * (input > 0); the deconvnet rule throws that
     mask away and rectifies the signal instead, guided backprop rectifies what autograd gave.
     """
-    def hook(_m: nn.Module, grad_in: tuple[torch.Tensor, ...],
-             grad_out: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor]:
+
+    def hook(
+        _m: nn.Module, grad_in: tuple[torch.Tensor, ...], grad_out: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor]:
         if rule == "deconvnet":
             return (torch.relu(grad_out[0]),)
         return (torch.relu(grad_in[0]),)  # guided
+
     return hook
 
 
@@ -207,8 +215,7 @@ def relu_rule(model: nn.Module, rule: Rule) -> Iterator[None]:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     handles = []
     if rule != "saliency":
-        handles = [m.register_full_backward_hook(_relu_hook(rule))
-                   for m in model.modules() if isinstance(m, nn.ReLU)]
+        handles = [m.register_full_backward_hook(_relu_hook(rule)) for m in model.modules() if isinstance(m, nn.ReLU)]
     try:
         yield
     finally:
@@ -248,8 +255,7 @@ def project(
         if batching == "vmap":
             xg = xt.clone().requires_grad_(True)
             y = sub(xg)
-            (g,) = torch.autograd.grad(y, xg, _seeds(y, chans).unsqueeze(1),
-                                       is_grads_batched=True)
+            (g,) = torch.autograd.grad(y, xg, _seeds(y, chans).unsqueeze(1), is_grads_batched=True)
             out = g[:, 0]
         elif batching == "expand":
             xg = xt.expand(len(chans), -1, -1, -1).clone().requires_grad_(True)
@@ -286,7 +292,7 @@ def strongest_channel(act: np.ndarray) -> int:
     """
     _, h, w = act.shape
     bh, bw = h // 8, w // 8
-    inner = act[:, bh: h - bh, bw: w - bw]
+    inner = act[:, bh : h - bh, bw : w - bw]
     return int(inner.reshape(inner.shape[0], -1).max(axis=1).argmax())
 
 
@@ -322,21 +328,20 @@ def reference_picture(model_path: Path, out_dir: Path, rule: Rule = "deconvnet")
             arrays[f"{name}/{layer}"] = p
             chosen.append(c)
             tiles.append(to_display(p))
-            print(f"{name:10s} {layer}: channel {c:3d}, max act {act[c].max():8.2f}, "
-                  f"max|p| {np.abs(p).max():.4g}")
+            print(f"{name:10s} {layer}: channel {c:3d}, max act {act[c].max():8.2f}, max|p| {np.abs(p).max():.4g}")
         arrays[f"{name}/channels"] = np.array(chosen)
         arrays[f"{name}/input"] = x[0]
         rows.append(np.concatenate(tiles, axis=1))
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / "reference_check.png"
     cv2.imwrite(str(png), np.concatenate(rows, axis=0)[:, :, ::-1])
-    np.savez_compressed(out_dir / "reference_arrays.npz", layers=np.array(REFERENCE_LAYERS),
-                        images=np.array(REFERENCE_IMAGES), **arrays)
+    np.savez_compressed(
+        out_dir / "reference_arrays.npz", layers=np.array(REFERENCE_LAYERS), images=np.array(REFERENCE_IMAGES), **arrays
+    )
     return png
 
 
-def benchmark(model_path: Path, layer: str = "relu5_3", channels: Sequence[int] = (1, 64),
-              repeats: int = 3) -> None:
+def benchmark(model_path: Path, layer: str = "relu5_3", channels: Sequence[int] = (1, 64), repeats: int = 3) -> None:
     """Time one forward and K-channel deconvnet projections on a random 224x224 input.
 
     Best of ``repeats`` after one warm-up run; projections of more than 8 channels are timed
@@ -360,11 +365,12 @@ def benchmark(model_path: Path, layer: str = "relu5_3", channels: Sequence[int] 
     for k in channels:
         chans = list(range(k))
         for batching in ("vmap", "expand", "loop") if k > 1 else ("vmap",):
+
             def run(c: list[int] = chans, b: Batching = batching) -> object:
                 return project(model, x, layer, c, "deconvnet", b)
+
             t = best(run, repeats) if k <= 8 else timed(run)
-            print(f"{layer} deconvnet, {k:3d} channel(s), {batching:6s}: {t:.3f} s "
-                  f"({t / k:.3f} s/channel)")
+            print(f"{layer} deconvnet, {k:3d} channel(s), {batching:6s}: {t:.3f} s ({t / k:.3f} s/channel)")
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -380,10 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "out")
     parser.add_argument("--rule", choices=RULES, default="deconvnet")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--benchmark", action="store_true",
-                        help="time forward and conv5_3 projections instead of the picture")
-    parser.add_argument("--channels", type=int, nargs="+", default=[1, 64],
-                        help="channel counts for --benchmark (default 1 64)")
+    parser.add_argument(
+        "--benchmark", action="store_true", help="time forward and conv5_3 projections instead of the picture"
+    )
+    parser.add_argument(
+        "--channels", type=int, nargs="+", default=[1, 64], help="channel counts for --benchmark (default 1 64)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.benchmark:

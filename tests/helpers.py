@@ -16,9 +16,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import build_inverse
-from onnxviz.model import ModelGraph
-from onnxviz.rewrite import forward_model
+from onnxviz.passes.rewrite import forward_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 OPSET = 17

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxviz.model import ModelGraph
+from onnxviz.graph.model import ModelGraph
 from onnxviz.project import seeded_tensor
 from tests.helpers import FIXTURE_MODELS, Linearisation, adjoint_gaps, load_fixture
 

@@ -308,7 +308,7 @@ def test_lrn_passthrough_hands_the_signal_on_unchanged() -> None:
 )
 def test_auto_pad_combinations_onnxruntime_gets_wrong_follow_the_spec(op: str, attrs: dict) -> None:
     """onnxruntime refuses or mis-sizes these; onnxviz makes the pads explicit, exactly."""
-    from onnxviz.model import ModelGraph
+    from onnxviz.graph.model import ModelGraph
     from tests import reference
 
     rng = np.random.default_rng(15)

@@ -15,7 +15,7 @@ from onnx import helper
 
 import onnxviz
 from onnxviz import cli
-from onnxviz.runtime import cuda_status
+from onnxviz.runtime.sessions import cuda_status
 from tests.helpers import FIXTURES, make_model
 
 VGG = FIXTURES / "vgg_like_torchscript.onnx"

@@ -15,7 +15,7 @@ import onnxviz
 from onnxviz.analyses import compare as comparison
 from onnxviz.analyses.compare import DEFAULT_TOLERANCES, pair_layers, precision_of
 from onnxviz.errors import UnknownNodeError, UsageError
-from onnxviz.model import ModelGraph
+from onnxviz.graph.model import ModelGraph
 from tests.conversions import DEMO, IMAGES, fp16_demo, quantized_demo
 from tests.helpers import FIXTURES, make_model, session
 from tests.test_cli import run_cli

@@ -228,7 +228,7 @@ def _mid_layer(path: Path) -> str:
 
 
 def onnxviz_layers(path: Path):
-    from onnxviz.model import ModelGraph
+    from onnxviz.graph.model import ModelGraph
 
     return ModelGraph.load(path).layers
 

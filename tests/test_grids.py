@@ -10,7 +10,7 @@ import onnx
 from onnx import helper
 
 import onnxviz
-from onnxviz.preprocess import Preprocessing
+from onnxviz.data.preprocess import Preprocessing
 from tests.helpers import FIXTURES, make_model, session
 from tests.test_cli import run_cli
 
@@ -26,8 +26,8 @@ def _dead_channel_model() -> onnxviz.Model:
         helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
         helper.make_node("Relu", ["c"], ["y"], name="relu"),
     ]
-    graph = onnxviz.model.ModelGraph.from_proto(make_model(nodes, (1, 3, 6, 6), "y", {"w": weights}))
-    return onnxviz.Model(graph, onnxviz.runtime.choose_device("cpu"), Preprocessing())
+    graph = onnxviz.graph.model.ModelGraph.from_proto(make_model(nodes, (1, 3, 6, 6), "y", {"w": weights}))
+    return onnxviz.Model(graph, onnxviz.runtime.sessions.choose_device("cpu"), Preprocessing())
 
 
 def test_activation_grid_holds_the_layer_maps_and_counts_dead_ones() -> None:

@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from onnxviz.markup import Markup, escape, fill, join, url
+from onnxviz.render.markup import Markup, escape, fill, join, url
 from tests.helpers import make_model
 from tests.test_cli import run_cli
 

@@ -14,10 +14,10 @@ from onnx import helper
 
 import onnxviz
 from onnxviz.errors import ModelLoadError, UnsupportedOpError, UsageError
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import build_inverse
-from onnxviz.model import ModelGraph
-from onnxviz.rewrite import forward_model
-from onnxviz.runtime import ir_version_for, max_ir_version, max_opset
+from onnxviz.passes.rewrite import forward_model
+from onnxviz.runtime.sessions import ir_version_for, max_ir_version, max_opset
 from tests import conversions
 from tests.helpers import fixed_batch_classifier, make_model, session
 
@@ -455,7 +455,9 @@ def test_op_deprecated_by_onnx_but_run_by_onnxruntime_loads_and_projects_like_it
         inits = {"s": np.repeat(scale, repeat), "b": np.repeat(bias, repeat)}
         model = make_model([node], (1, 4, 5, 5), "y", inits, opset=opset)
         graph = ModelGraph.from_proto(model)
-        loaded = onnxviz.api.Model(graph, onnxviz.runtime.choose_device("cpu"), onnxviz.preprocess.Preprocessing())
+        loaded = onnxviz.api.Model(
+            graph, onnxviz.runtime.sessions.choose_device("cpu"), onnxviz.data.preprocess.Preprocessing()
+        )
         saliency[opset] = loaded.project(x, node="y", channels=[1], rule="saliency").projections
     assert np.abs(saliency[18]).max() > 0
     np.testing.assert_allclose(saliency[18], saliency[21], rtol=1e-5, atol=1e-6)

@@ -8,7 +8,7 @@ import pytest
 from onnx import helper
 
 from onnxviz.errors import ModelLoadError, UnknownNodeError, UsageError
-from onnxviz.model import ModelGraph
+from onnxviz.graph.model import ModelGraph
 from tests.helpers import FIXTURES, load_fixture, make_model
 
 

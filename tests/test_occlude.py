@@ -10,9 +10,9 @@ import pytest
 from onnx import helper
 
 import onnxviz
+from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import UsageError
 from onnxviz.occlude import fill_values, make_grid, occluder_model
-from onnxviz.preprocess import Preprocessing
 from tests.helpers import FIXTURES, fixed_batch_classifier, make_model, session
 from tests.test_cli import run_cli
 
@@ -105,7 +105,7 @@ def test_a_model_exported_with_a_fixed_batch_still_runs_batched() -> None:
     rng = np.random.default_rng(1)
     proto = fixed_batch_classifier(8, [1, 2 * 8 * 8], seed=1)
     model = onnxviz.Model(
-        onnxviz.model.ModelGraph.from_proto(proto), onnxviz.runtime.choose_device("cpu"), Preprocessing()
+        onnxviz.graph.model.ModelGraph.from_proto(proto), onnxviz.runtime.sessions.choose_device("cpu"), Preprocessing()
     )
     x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
     result = model.occlude(x, patch=3, stride=2, batch_size=4)
@@ -128,7 +128,7 @@ def test_a_model_that_cannot_batch_falls_back_to_batch_one_with_a_note() -> None
     }
     proto = make_model(nodes, (1, 3, 6, 6), "y", inits)
     model = onnxviz.Model(
-        onnxviz.model.ModelGraph.from_proto(proto), onnxviz.runtime.choose_device("cpu"), Preprocessing()
+        onnxviz.graph.model.ModelGraph.from_proto(proto), onnxviz.runtime.sessions.choose_device("cpu"), Preprocessing()
     )
     x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
     result = model.occlude(x, patch=2, stride=2)
@@ -171,7 +171,7 @@ def test_occlude_without_channels_is_a_usage_error() -> None:
     ]
     proto = make_model(nodes, (1, 3, 4, 4), "y", {"one": np.array([1], np.int64)})
     model = onnxviz.Model(
-        onnxviz.model.ModelGraph.from_proto(proto), onnxviz.runtime.choose_device("cpu"), Preprocessing()
+        onnxviz.graph.model.ModelGraph.from_proto(proto), onnxviz.runtime.sessions.choose_device("cpu"), Preprocessing()
     )
     with pytest.raises(UsageError, match="no channels"):
         model.occlude(np.zeros((1, 3, 4, 4), np.float32), patch=2, stride=2, node="as_vector")

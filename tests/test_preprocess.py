@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from onnxviz.data.preprocess import Preprocessing, picture_from_tensor, prepare, read_image
 from onnxviz.errors import ImageError, UsageError
-from onnxviz.preprocess import Preprocessing, picture_from_tensor, prepare, read_image
 
 
 def _solid(rgb: tuple[int, int, int], size: int = 8) -> np.ndarray:

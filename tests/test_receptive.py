@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from onnxviz.model import ModelGraph
-from onnxviz.receptive import receptive_fields
+from onnxviz.graph.model import ModelGraph
+from onnxviz.graph.receptive import receptive_fields
 from tests.helpers import make_model
 
 

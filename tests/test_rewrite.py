@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import build_inverse
-from onnxviz.model import ModelGraph
-from onnxviz.rewrite import dynamic_batch, forward_model
+from onnxviz.passes.rewrite import dynamic_batch, forward_model
 from tests import reference
 from tests.helpers import FIXTURES, fixed_batch_classifier, make_model, session
 

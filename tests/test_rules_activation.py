@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
-from onnxviz.composite import KINDS, find_composites
+from onnxviz.graph.composite import KINDS, find_composites
+from onnxviz.graph.model import ACTIVATION_OPS, ModelGraph
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import COMPOSITE_DERIVATIVES
-from onnxviz.model import ACTIVATION_OPS, ModelGraph
 from tests.helpers import Linearisation, make_model
 from tests.test_adjoint_ops import SETTINGS, assert_adjoint
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import build_inverse
-from onnxviz.model import ModelGraph
 from onnxviz.project import make_seeds
 from tests.helpers import FIXTURES, session
 

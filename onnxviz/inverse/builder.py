@@ -8,7 +8,7 @@ forward graph (residual branches, Concat inputs reused…). The result is a stan
     output : projection (K, *input per-image shape), in the model's input layout
 
 The modes differ only inside the activation rules (see ``rules/activation.py``). In deconvnet
-and guided mode, an activation written as several nodes (``onnxviz.composite``) is inverted as
+and guided mode, an activation written as several nodes (``onnxviz.graph.composite``) is inverted as
 one activation from its input; saliency walks its nodes one by one, which is already exact.
 """
 
@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto, helper
 
-from onnxviz.composite import Composite, find_composites
 from onnxviz.errors import UnsupportedOpError
+from onnxviz.graph.composite import Composite, find_composites
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse.context import BATCH, FORMS, MODES, InverseContext
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import composite_rule
 from onnxviz.inverse.rules.normalization import uses_batch_statistics
 from onnxviz.inverse.rules.pool import switches_name
 from onnxviz.inverse.sparse import CHANNELS, emit_sparse_head, sparse_chain
-from onnxviz.model import ModelGraph
 
 INVERSE_OPSET = 17
 INVERSE_IR_VERSION = 8

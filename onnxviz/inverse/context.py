@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.errors import UnsupportedOpError
-from onnxviz.model import ModelGraph, node_attr
+from onnxviz.graph.model import ModelGraph, node_attr
 
 MODES = ("deconvnet", "guided", "saliency")
 FORMS = ("cpu", "portable")

@@ -24,11 +24,11 @@ import math
 import numpy as np
 import onnx
 
+from onnxviz.graph.geometry import explicit_pads, window_attrs
+from onnxviz.graph.model import ModelGraph, node_attr
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.geometry import explicit_pads, window_attrs
 from onnxviz.inverse.rules.activation import DERIVATIVES
 from onnxviz.inverse.rules.conv import transposed_conv
-from onnxviz.model import ModelGraph, node_attr
 
 CHANNELS = "channels"
 PER_CHANNEL_OPS = frozenset({"Identity", "Dropout", "BatchNormalization", *DERIVATIVES})

@@ -13,7 +13,7 @@ is how some exporters write ReLU) and belong here too; with several operands on 
 routing, not activations (``elementwise.py``).
 
 Activations exporters write as several nodes (SiLU as ``x·σ(x)``, the Erf GELU…) are recognised
-by ``onnxviz.composite``; ``composite_rule`` gives them the same treatment from the group's
+by ``onnxviz.graph.composite``; ``composite_rule`` gives them the same treatment from the group's
 input ``x`` and the derivative formula of the function they compute.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from onnxviz.composite import Composite
+from onnxviz.graph.composite import Composite
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
 
@@ -242,7 +242,7 @@ DERIVATIVES: dict[str, Derivative] = {
     "Gelu": _gelu,
 }
 
-# The derivative of each composite kind (``onnxviz.composite.KINDS``), from the group's input.
+# The derivative of each composite kind (``onnxviz.graph.composite.KINDS``), from the group's input.
 COMPOSITE_DERIVATIVES: dict[str, Callable[[InverseContext, str], str]] = {
     "silu": silu_derivative,
     "gelu": gelu_derivative,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import onnx
 
+from onnxviz.graph.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.rules.registry import register
 from onnxviz.inverse.rules.shape import require_batch_first
 

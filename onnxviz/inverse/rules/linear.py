@@ -168,6 +168,6 @@ def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | No
 
 
 def _opset(ctx: InverseContext) -> int:
-    from onnxviz.model import default_opset
+    from onnxviz.graph.model import default_opset
 
     return default_opset(ctx.graph.model)

@@ -31,9 +31,9 @@ import math
 import numpy as np
 import onnx
 
+from onnxviz.graph.model import ModelGraph, default_opset, node_attr
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
-from onnxviz.model import ModelGraph, default_opset, node_attr
 
 FIRST_PER_CHANNEL_GROUP_NORM_OPSET = 21
 FIRST_TRAINING_MODE_ATTRIBUTE_OPSET = 14

@@ -25,8 +25,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from onnxviz.graph.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.rules.conv import transposed_conv
 from onnxviz.inverse.rules.registry import register
 from onnxviz.inverse.rules.shape import require_batch_first

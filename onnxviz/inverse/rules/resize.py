@@ -22,10 +22,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from onnxviz.graph.model import default_opset, node_attr
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
 from onnxviz.inverse.rules.shape import matmul_along_axis, require_batch_first
-from onnxviz.model import default_opset, node_attr
 
 # Attributes that describe all axes at once; the one-axis resize gets its own values instead.
 _WHOLE_NODE_ATTRS = frozenset({"axes", "keep_aspect_ratio_policy", "scales"})

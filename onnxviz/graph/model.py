@@ -28,7 +28,6 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxviz.composite import find_composites
 from onnxviz.errors import (
     InvalidModelError,
     ModelLoadError,
@@ -37,7 +36,8 @@ from onnxviz.errors import (
     UsageError,
     runtime_message,
 )
-from onnxviz.precision import half_to_float, operators_to_qdq, restore_fused_relus
+from onnxviz.graph.composite import find_composites
+from onnxviz.graph.precision import half_to_float, operators_to_qdq, restore_fused_relus
 
 # Ops whose output does not carry the image's signal even when an input does.
 NON_DIFFERENTIABLE_OPS = frozenset(
@@ -246,7 +246,7 @@ class ModelGraph:
         overhang the input under VALID + ceil_mode); with explicit pads it follows the spec,
         and so the forward run, the shapes and the inverse all agree.
         """
-        from onnxviz.inverse.geometry import explicit_pads, window_attrs
+        from onnxviz.graph.geometry import explicit_pads, window_attrs
 
         padded = [n for n in self.nodes if n.op_type in WINDOW_OPS and node_attr(n, "auto_pad", "NOTSET") != "NOTSET"]
         if not padded or not all(isinstance(d, int) and d > 0 for d in self.input_dims[1:]):
@@ -532,7 +532,7 @@ def _fit_versions(model: onnx.ModelProto) -> list[str]:
     """
     import onnxruntime as ort
 
-    from onnxviz.runtime import ir_version_for, max_ir_version, max_opset
+    from onnxviz.runtime.sessions import ir_version_for, max_ir_version, max_opset
 
     opset = default_opset(model)
     if opset > max_opset():
@@ -559,7 +559,7 @@ def _check_custom_ops(model: onnx.ModelProto, custom_ops: tuple[str, ...]) -> No
 
     With custom-op libraries given, their ops cannot be listed beforehand: onnxruntime judges.
     """
-    from onnxviz.runtime import known_ops
+    from onnxviz.runtime.sessions import known_ops
 
     if custom_ops:
         return
@@ -664,7 +664,7 @@ def _evaluate_node(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.
 def _evaluate_with_onnxruntime(node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
     import onnxruntime as ort
 
-    from onnxviz.runtime import ir_version_for
+    from onnxviz.runtime.sessions import ir_version_for
 
     model = _single_node_model(node, constants, opset)
     model.ir_version = ir_version_for(opset)
@@ -756,7 +756,7 @@ def _shapes_from_run(
     """Real shapes from one onnxruntime run on zeros, for tensors shape inference left open."""
     import onnxruntime as ort
 
-    from onnxviz.runtime import session_options
+    from onnxviz.runtime.sessions import session_options
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)

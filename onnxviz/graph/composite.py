@@ -30,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from onnxviz.model import ModelGraph
+    from onnxviz.graph.model import ModelGraph
 
 # Element-wise ops a composite activation may be built from (constants broadcast as scalars).
 POINTWISE_OPS = frozenset(
@@ -183,7 +183,7 @@ def _members(
 
 def _identify(graph: ModelGraph, x: str, members: list[onnx.NodeProto]) -> str | None:
     """Which of ``KINDS`` the group computes, by evaluating it on ``PROBE`` (cached by structure)."""
-    from onnxviz.model import default_opset
+    from onnxviz.graph.model import default_opset
 
     rename = {x: "x"}
     constants: list[TensorProto] = []

@@ -7,7 +7,7 @@ import math
 import onnx
 
 from onnxviz.errors import InvalidModelError
-from onnxviz.model import node_attr
+from onnxviz.graph.model import node_attr
 
 
 def window_attrs(node: onnx.NodeProto, kernel: tuple[int, ...]) -> tuple[list[int], list[int]]:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from onnxviz.errors import OnnxvizError
-from onnxviz.outputs import write_bytes
+from onnxviz.render.outputs import write_bytes
 
 DISPLAY_PERCENTILE = 99.5
 MIN_TILE = 192

@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.errors import UnsupportedOpError
-from onnxviz.model import MIN_OPSET_FOR_SWITCHES, ModelGraph, default_opset, upstream_nodes
+from onnxviz.graph.model import MIN_OPSET_FOR_SWITCHES, ModelGraph, default_opset, upstream_nodes
 
 
 @dataclass

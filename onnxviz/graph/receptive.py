@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onnxviz.inverse.geometry import explicit_pads, window_attrs
-from onnxviz.model import WINDOW_OPS, ModelGraph, node_attr
+from onnxviz.graph.geometry import explicit_pads, window_attrs
+from onnxviz.graph.model import WINDOW_OPS, ModelGraph, node_attr
 
 GLOBAL_OPS = frozenset(
     {

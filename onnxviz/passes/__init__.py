@@ -1,0 +1,1 @@
+"""Forward surgery as named passes (switches, outputs, prune, dynamic batch, cut)."""

@@ -1,0 +1,1 @@
+"""onnxruntime: devices, sessions, IOBinding, batching, and the engines the analyses share."""
