@@ -14,7 +14,7 @@ from onnx import helper
 
 import onnxviz
 from onnxviz import cli
-from onnxviz.cli.options import ModelOptions
+from onnxviz.cli.options import ModelOptions, expand
 from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES, make_model
 
@@ -36,7 +36,7 @@ COMMANDS = {
 }
 
 
-def _options(command: str) -> dict[str, typer.core.click.Option]:
+def _options(command: str) -> dict:
     group = typer.main.get_command(cli.app)
     return {name: p for p in group.commands[command].params for name in (*p.opts, *p.secondary_opts)}
 
@@ -123,3 +123,29 @@ def test_custom_ops_given_before_or_after_the_command_are_registered(capsys, tmp
         assert code == 0, err
         results.append(json.loads(out))
     assert results[0] == results[1] and [layer["alias"] for layer in results[0]["layers"]][:1] == ["conv1"]
+
+
+def test_expand_replaces_the_bundle_by_its_fields_and_builds_it_back() -> None:
+    received = {}
+
+    def command(model: Path, options: ModelOptions, top: int = 4) -> None:
+        received.update(model=model, options=options, top=top)
+
+    signature, call = expand(command)
+    assert list(signature.parameters) == ["model", "top", *(f.name for f in fields(ModelOptions))]
+    values = {name: p.default for name, p in signature.parameters.items() if name != "model"}
+    call(values | {"model": Path("m.onnx"), "device": "cpu", "custom_ops": [Path("b.so")]}, [Path("a.so")])
+    assert received == {
+        "model": Path("m.onnx"),
+        "options": ModelOptions(device="cpu", custom_ops=[Path("a.so"), Path("b.so")]),
+        "top": 4,
+    }
+
+
+def test_expand_leaves_a_command_without_the_bundle_as_it_is() -> None:
+    def command(folder: Path, k: int = 9) -> tuple:
+        return folder, k
+
+    signature, call = expand(command)
+    assert list(signature.parameters) == ["folder", "k"]
+    assert call({"folder": Path("x"), "k": 3}, [Path("ignored.so")]) == (Path("x"), 3)
