@@ -16,9 +16,9 @@ from onnxviz.analyses import compare as comparison
 from onnxviz.analyses.compare import DEFAULT_TOLERANCES, pair_layers, precision_of
 from onnxviz.errors import UnknownNodeError, UsageError
 from onnxviz.graph.model import ModelGraph
+from tests.cli_helpers import run_cli
 from tests.conversions import DEMO, IMAGES, fp16_demo, quantized_demo
 from tests.helpers import FIXTURES, make_model, session
-from tests.test_cli import run_cli
 
 PICTURES = sorted(IMAGES.glob("*.png"))
 SHAPE = (1, 3, 64, 64)

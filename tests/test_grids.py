@@ -11,8 +11,8 @@ from onnx import helper
 
 import onnxviz
 from onnxviz.data.preprocess import Preprocessing
+from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES, make_model, session
-from tests.test_cli import run_cli
 
 DEMO = FIXTURES.parents[2] / "models" / "demo.onnx"
 TRIANGLE = FIXTURES.parents[2] / "models" / "images" / "triangle.png"

@@ -17,8 +17,8 @@ import pytest
 from onnx import helper
 
 from onnxviz.render.markup import Markup, escape, fill, join, url
+from tests.cli_helpers import run_cli
 from tests.helpers import make_model
-from tests.test_cli import run_cli
 
 PICTURE_NAME = "<img src=x onerror=alert(1)>.png"
 CONV_NAME = "<script>alert('conv')</script>"

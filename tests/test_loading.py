@@ -232,7 +232,7 @@ def test_converted_occlusion_maps_match_the_float_model(converted) -> None:
 
 @pytest.mark.parametrize("kind", CONVERSIONS)
 def test_cli_projects_and_occludes_every_conversion(converted, capsys, tmp_path, kind) -> None:
-    from tests.test_cli import run_cli
+    from tests.cli_helpers import run_cli
 
     image = sorted(conversions.IMAGES.glob("*.png"))[0]
     code, _, err = run_cli(
@@ -317,7 +317,7 @@ def _custom_op_model() -> onnx.ModelProto:
 
 
 def test_unknown_custom_op_is_an_error_naming_domain_and_op(tmp_path, capsys) -> None:
-    from tests.test_cli import run_cli
+    from tests.cli_helpers import run_cli
 
     onnx.save(_custom_op_model(), tmp_path / "custom.onnx")
     with pytest.raises(UnsupportedOpError, match=r"ai\.onnx\.contrib::Inverse") as caught:
@@ -335,7 +335,7 @@ def test_custom_op_library_that_does_not_load_is_a_usage_error(tmp_path) -> None
 
 def test_custom_ops_library_is_registered_with_every_session(tmp_path, capsys) -> None:
     extensions = pytest.importorskip("onnxruntime_extensions")
-    from tests.test_cli import run_cli
+    from tests.cli_helpers import run_cli
 
     library = extensions.get_library_path()
     onnx.save(_custom_op_model(), tmp_path / "custom.onnx")

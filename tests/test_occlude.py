@@ -13,8 +13,8 @@ import onnxviz
 from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import UsageError
 from onnxviz.occlude import fill_values, make_grid, occluder_model
+from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES, fixed_batch_classifier, make_model, session
-from tests.test_cli import run_cli
 
 DEMO = FIXTURES.parents[2] / "models" / "demo.onnx"
 TRIANGLE = FIXTURES.parents[2] / "models" / "images" / "triangle.png"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import onnxviz
+from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES
-from tests.test_cli import run_cli
 
 DEMO = FIXTURES.parents[2] / "models" / "demo.onnx"
 IMAGES = FIXTURES.parents[2] / "models" / "images"

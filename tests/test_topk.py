@@ -11,8 +11,8 @@ import pytest
 from onnx import helper
 
 import onnxviz
+from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES, session
-from tests.test_cli import run_cli
 
 VGG = FIXTURES / "vgg_like_torchscript.onnx"
 IMAGES = FIXTURES.parents[2] / "models" / "images"

@@ -11,7 +11,6 @@ can be rebuilt: ``mutate(SOURCES[source], kind, seed)``.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +20,10 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from onnxviz import cli
+from tests.cli_helpers import invoke
 from tests.helpers import FIXTURES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Small models of different exporters and layouts; demo.onnx is the one the issue measured.
 SOURCES = {
     "demo": ROOT / "models" / "demo.onnx",
@@ -233,18 +232,10 @@ def onnxviz_layers(path: Path):
     return ModelGraph.load(path).layers
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str]:
-    """``onnxviz ARGS`` in-process: (exit code, stderr)."""
-    argv = sys.argv
-    sys.argv = ["onnxviz", *map(str, args)]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = argv
-    return code, capsys.readouterr().err
+def run_cli(capsys, *args: object) -> tuple[int, str]:
+    """``onnxviz ARGS`` in-process: (exit code, stderr); ``verdict`` judges the stderr."""
+    code, _, err = invoke(capsys, *args)
+    return code, err
 
 
 def verdict(code: int, stderr: str) -> str | None:

@@ -1,0 +1,16 @@
+"""The ``onnxviz`` command: parses, calls the Python API, prints. No logic of its own.
+
+``app`` is the typer app and ``main`` the console script (``onnxviz.cli:main``). Each command
+module registers its commands on import; the import order is the order ``--help`` lists them.
+"""
+
+# isort: off
+from onnxviz.cli import model  # layers, check, invert, filters
+from onnxviz.cli import explain  # project, occlude, activations
+from onnxviz.cli import dataset  # topk, report
+from onnxviz.cli import compare
+from onnxviz.cli.application import app, main
+
+# isort: on
+
+__all__ = ["app", "compare", "dataset", "explain", "main", "model"]

@@ -1,0 +1,96 @@
+"""The typer app, its global options, the command decorator and ``main()``.
+
+Errors are printed where the command runs, inside the app, so ``--debug`` is read after typer
+parsed it: each run's flag lives in its own click context, never in module state.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.markup import escape
+
+from onnxviz.cli.options import CustomOpsOpt, expand
+from onnxviz.cli.output import err
+from onnxviz.errors import OnnxvizError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Make an exported ONNX CNN explain itself: deconvnet projections, guided "
+    "backprop, saliency, and more, from the ONNX file alone.",
+)
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What is given before the command: ``onnxviz [--debug] [--custom-ops LIB] COMMAND``."""
+
+    debug: bool = False
+    custom_ops: tuple[Path, ...] = ()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    custom_ops: CustomOpsOpt = None,
+) -> None:
+    ctx.obj = Settings(debug=debug, custom_ops=tuple(custom_ops or ()))
+
+
+def _settings(context: typer.Context) -> Settings:
+    settings = context.find_root().obj
+    return settings if isinstance(settings, Settings) else Settings()
+
+
+def command(func: Command) -> Command:
+    """Register ``func`` as a command: its ``ModelOptions`` parameter becomes the shared flags, and
+    what it raises becomes one paragraph on stderr and the contract's exit code."""
+    signature, call = expand(func)
+
+    def run(context: typer.Context, **values: Any) -> Any:
+        settings = _settings(context)
+        try:
+            return call(values, settings.custom_ops)
+        except (typer.Exit, typer.Abort):
+            raise
+        except OnnxvizError as exc:
+            _print_error(settings, f"[bold red]error:[/bold red] {escape(exc.message)}", exc.hint and escape(exc.hint))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            message = f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}"
+            _print_error(settings, message, "rerun with --debug for the traceback, and report it with the model.")
+            raise typer.Exit(1) from None
+
+    run.__name__, run.__doc__, run.__module__ = func.__name__, func.__doc__, func.__module__
+    context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    run.__signature__ = signature.replace(parameters=[context, *signature.parameters.values()])  # type: ignore[attr-defined]
+    app.command()(run)
+    return func
+
+
+def _print_error(settings: Settings, message: str, hint: str | None) -> None:
+    """Called inside ``except``: the traceback (with ``--debug``), then one paragraph."""
+    if settings.debug or os.environ.get("ONNXVIZ_DEBUG") == "1":
+        traceback.print_exc()
+    err.print(message, highlight=False)
+    if hint:
+        err.print(f"[dim]hint:[/dim] {hint}", highlight=False)
+
+
+def main() -> None:
+    """The ``onnxviz`` console script."""
+    app(prog_name="onnxviz")

@@ -1,0 +1,136 @@
+"""Commands that explain one image: ``project``, ``occlude``, ``activations``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from onnxviz.cli.application import command
+from onnxviz.cli.options import ImageArg, JsonOpt, LrnOpt, ModelArg, ModelOptions, NodeOpt, RuleOpt, ints
+from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress, safe_name
+from onnxviz.errors import UsageError
+
+
+@command
+def project(
+    model: ModelArg,
+    image: ImageArg,
+    node: NodeOpt,
+    options: ModelOptions,
+    channel: Annotated[list[str] | None, typer.Option("--channel", "-c", help="Channel(s): 3,7 or repeated.")] = None,
+    top: Annotated[int | None, typer.Option("--top", help="Project the K strongest channels.")] = None,
+    rule: RuleOpt = "deconvnet",
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_<node>_<rule>.png).")
+    ] = None,
+    raw: Annotated[
+        Path | None, typer.Option("--raw", help="Write the float32 projections (K, *input) as .npy.")
+    ] = None,
+    json_output: JsonOpt = False,
+    lrn: LrnOpt = "exact",
+) -> None:
+    """Project feature maps of one layer back to pixels (deconvnet, guided backprop or saliency)."""
+    loaded = options.load(model)
+    load_notes(loaded)
+    result = loaded.project(image, node, channels=ints(channel, "--channel"), top=top, rule=rule, lrn=lrn)
+    outputs = Outputs(out_png, raw, json_output)
+    default = Path(f"{image.stem}_{safe_name(result.node)}_{rule}.png")
+    summary = result.summary() | outputs.write(result, result.projections, default)
+    if json_output:
+        print_json(summary)
+        return
+    channels = ", ".join(f"{c} (act {a:.3g})" for c, a in zip(result.channels, result.activations, strict=True))
+    timings = summary["timings_ms"]
+    out.print(f"{result.rule} projection of [bold]{result.node}[/bold] ({result.tensor}): channels {channels}")
+    out.print(
+        f"forward {timings['forward']:.1f} ms, inverse {timings['inverse']:.1f} ms"
+        f" (graph build {timings['build']:.0f} ms)"
+    )
+    outputs.print_paths()
+
+
+@command
+def occlude(
+    model: ModelArg,
+    image: ImageArg,
+    options: ModelOptions,
+    patch: Annotated[int, typer.Option("--patch", help="Patch size P (pixels of the model input).")] = 32,
+    stride: Annotated[int, typer.Option("--stride", help="Step S between patch positions.")] = 16,
+    fill: Annotated[str, typer.Option("--fill", help="zero | mean | gray | a number (preprocessed space).")] = "zero",
+    target_class: Annotated[int | None, typer.Option("--target-class", help="Class to score (default: top-1).")] = None,
+    node: Annotated[str | None, typer.Option("--node", "-n", help="Score a feature map of this layer instead.")] = None,
+    channel: Annotated[
+        int | None, typer.Option("--channel", "-c", help="Channel of --node (default: strongest).")
+    ] = None,
+    labels: Annotated[Path | None, typer.Option("--labels", help="Class names, one per line.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Positions per run (default: from free memory).")
+    ] = None,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_occlusion.png).")
+    ] = None,
+    raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 (rows, cols) score map as .npy.")] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option("--incremental/--full", help="Recompute only what each patch changes (exact), or every layer."),
+    ] = True,
+    json_output: JsonOpt = False,
+) -> None:
+    """Occlusion sensitivity: slide a patch over the image and map the class probability (or a feature map)."""
+    loaded = options.load(model)
+    load_notes(loaded)
+    names = read_labels(labels) if labels is not None else None
+    settings = dict(patch=patch, stride=stride, fill=fill, target_class=target_class, node=node, channel=channel)
+    with progress("occluding", counted=True, rate_unit="positions", quiet=json_output) as tracker:
+        result = loaded.occlude(
+            image, batch_size=batch_size, labels=names, incremental=incremental, progress=tracker.count, **settings
+        )
+    outputs = Outputs(out_png, raw, json_output)
+    summary = result.summary() | outputs.write(result, result.scores, Path(f"{image.stem}_occlusion.png"))
+    if json_output:
+        print_json(summary)
+        return
+    note(result.note)
+    target = result.label(result.target) if result.kind == "class" else f"{node} channel {result.target}"
+    lowest = summary["min"]
+    out.print(
+        f"occlusion of {target}: unoccluded {result.baseline:.4g}, lowest {lowest['score']:.4g} at "
+        f"(y={lowest['y']}, x={lowest['x']}), {result.grid.rows}x{result.grid.cols} positions, "
+        f"{result.positions_per_second:.1f} positions/s (batch {result.batch_size})"
+    )
+    outputs.print_paths()
+
+
+def read_labels(path: Path) -> list[str]:
+    """Class names, one per line; blank lines are not classes."""
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read the labels file {path}: {exc}.") from None
+
+
+@command
+def activations(
+    model: ModelArg,
+    image: ImageArg,
+    node: NodeOpt,
+    options: ModelOptions,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_<node>_activations.png).")
+    ] = None,
+    raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 maps (C, h, w) as .npy.")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Grid of every feature map of one layer for one image; the strongest framed, dead maps counted."""
+    grid = options.load(model).activations(image, node)
+    outputs = Outputs(out_png, raw, json_output)
+    summary = grid.summary() | outputs.write(
+        grid, grid.maps, Path(f"{image.stem}_{safe_name(grid.node)}_activations.png")
+    )
+    if json_output:
+        print_json(summary)
+        return
+    out.print(f"{grid.node}: {len(grid.maps)} maps, strongest {grid.strongest}, {grid.dead} dead")
+    outputs.print_paths()

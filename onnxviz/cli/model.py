@@ -1,0 +1,134 @@
+"""Commands about the model itself: ``layers``, ``check``, ``invert``, ``filters``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from onnxviz import api
+from onnxviz.cli.application import command
+from onnxviz.cli.options import JsonOpt, LrnOpt, ModelArg, ModelOptions, NodeOpt, RuleOpt
+from onnxviz.cli.output import Outputs, err, load_notes, out, print_json, safe_name
+
+
+@command
+def layers(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False) -> None:
+    """List every alias (conv1…, relu1…, pool1…, fc1…) with its node, op and output shape."""
+    loaded = options.load(model)
+    rows = loaded.layers()
+    if json_output:
+        print_json(layers_json(model, loaded, rows))
+        return
+    shape = list(loaded.input_shape())
+    table = Table(title=f"{model.name}: input {loaded.graph.input_name} {shape} ({loaded.layout.upper()})")
+    for column in ("alias", "node", "op", "output tensor", "shape", "field", "jump"):
+        table.add_column(column)
+    for r in rows:
+        field = "×".join(map(str, r.receptive_field)) if r.receptive_field else "whole"
+        jump = "×".join(map(str, r.jump)) if r.jump else ""
+        table.add_row(r.alias, r.node, r.op_type, r.tensor, "×".join(map(str, r.shape)), field, jump)
+    out.print(table)
+
+
+def layers_json(model: Path, loaded: api.Model, rows: list[api.LayerInfo]) -> dict:
+    """What ``layers --json`` prints; the one place to switch to the result's ``summary()``."""
+    return {
+        "model": str(model),
+        "input": loaded.graph.input_name,
+        "input_shape": list(loaded.input_shape()),
+        "layout": loaded.layout,
+        "layers": [
+            {
+                "alias": r.alias,
+                "node": r.node,
+                "op": r.op_type,
+                "tensor": r.tensor,
+                "shape": list(r.shape),
+                "receptive_field": list(r.receptive_field) if r.receptive_field else None,
+                "jump": list(r.jump) if r.jump else None,
+            }
+            for r in rows
+        ],
+    }
+
+
+@command
+def check(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False, rule: RuleOpt = "deconvnet") -> None:
+    """Smoke test: every conv and pool layer must project. Exit 1 if any fails."""
+    loaded = options.load(model)
+    load_notes(loaded)
+    results = loaded.check(rule=rule)
+    failed = [r for r in results if not r.ok]
+    if json_output:
+        print_json(check_json(model, loaded, results))
+    else:
+        table = Table(title=f"onnxviz check {model.name} ({rule})")
+        for column in ("alias", "node", "op", "result", "ms"):
+            table.add_column(column)
+        for r in results:
+            verdict = "[green]ok[/green]" if r.ok else f"[red]FAIL[/red] {r.message}"
+            table.add_row(r.alias, r.node, r.op_type, verdict, f"{r.seconds * 1000:.0f}")
+        out.print(table)
+        out.print(f"{len(results) - len(failed)}/{len(results)} layers project.")
+    if not results:
+        err.print("No conv or pool layer found on the image path.")
+    if failed or not results:
+        raise typer.Exit(1)
+
+
+def check_json(model: Path, loaded: api.Model, results: list[api.CheckResult]) -> dict:
+    """What ``check --json`` prints; the one place to switch to the result's ``summary()``."""
+    return {
+        "model": str(model),
+        "ok": all(r.ok for r in results),
+        "device": loaded.device.name,
+        "layers": [
+            {
+                "alias": r.alias,
+                "node": r.node,
+                "op": r.op_type,
+                "ok": r.ok,
+                "message": r.message,
+                "ms": round(r.seconds * 1000, 2),
+            }
+            for r in results
+        ],
+    }
+
+
+@command
+def invert(
+    model: ModelArg,
+    node: NodeOpt,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for forward.onnx and inverse.onnx.")],
+    options: ModelOptions,
+    rule: RuleOpt = "deconvnet",
+    lrn: LrnOpt = "exact",
+    form: Annotated[
+        str | None, typer.Option("--form", help="cpu | portable (CUDA-safe ops); default: the device's.")
+    ] = None,
+) -> None:
+    """Write the forward graph (with switches) and the generated inverse graph as .onnx files."""
+    forward_path, inverse_path = options.load(model).invert(node, out_dir, rule=rule, lrn=lrn, form=form)
+    out.print(f"forward: {forward_path}\ninverse: {inverse_path}")
+
+
+@command
+def filters(
+    model: ModelArg,
+    node: NodeOpt,
+    options: ModelOptions,
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <node>_filters.png).")
+    ] = None,
+    raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 weights (O, I, kh, kw) as .npy.")] = None,
+) -> None:
+    """Grid of a conv layer's filters: RGB for the first layer, one grey tile per input channel deeper."""
+    grid = options.load(model).filters(node)
+    outputs = Outputs(out_png or Path(f"{safe_name(grid.node)}_filters.png"), raw, json=False)
+    outputs.write(grid, grid.weights, default=outputs.picture)
+    out.print(f"{grid.node}: {grid.weights.shape[0]} filters of {list(grid.weights.shape[1:])}")
+    outputs.print_paths()

@@ -1,0 +1,140 @@
+"""Options the commands share, each declared once: arguments, flags and the model-loading bundle.
+
+``ModelOptions`` is the device + preprocessing + custom-op bundle every command that loads a model
+takes as one parameter. Its fields' ``Annotated`` metadata is the command-line declaration;
+``expand`` turns the bundle parameter of a command into those flags for typer and builds the
+bundle back from the parsed values, so a flag and its help text are written in this file only.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Annotated, Any, get_type_hints
+
+import typer
+
+from onnxviz import api
+from onnxviz.errors import UsageError
+
+ModelArg = Annotated[Path, typer.Argument(help="The ONNX model file.", show_default=False)]
+ImageArg = Annotated[
+    Path, typer.Argument(help="A picture OpenCV can read, or a .npy input tensor.", show_default=False)
+]
+ImagesArg = Annotated[list[Path], typer.Argument(help="Pictures or .npy inputs.", show_default=False)]
+NodeOpt = Annotated[
+    str, typer.Option("--node", "-n", help="Node name, tensor name, alias (conv5, pool2, fc1) or unique substring.")
+]
+RuleOpt = Annotated[str, typer.Option("--rule", help="deconvnet | guided | saliency.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+LrnOpt = Annotated[str, typer.Option("--lrn", help="exact | passthrough (the paper's approximation).")]
+CustomOpsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--custom-ops", help="Custom-op library to register with onnxruntime (repeatable)."),
+]
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How a command loads its model(s): device, preprocessing overrides, custom-op libraries.
+
+    ``custom_ops`` is also a global option (``onnxviz --custom-ops LIB COMMAND``); ``expand``'s call
+    puts the libraries given there before the command's own.
+    """
+
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")] = "auto"
+    size: Annotated[str | None, typer.Option("--size", help="Input size H,W (for models with a free size).")] = None
+    scale: Annotated[float | None, typer.Option("--scale", help="Pixel scale factor (before mean/std).")] = None
+    mean: Annotated[str | None, typer.Option("--mean", help="Per-channel mean, e.g. 0.485,0.456,0.406.")] = None
+    std: Annotated[str | None, typer.Option("--std", help="Per-channel std, e.g. 0.229,0.224,0.225.")] = None
+    bgr: Annotated[
+        bool | None, typer.Option("--bgr/--rgb", help="Channel order the model expects.", show_default=False)
+    ] = None
+    layout: Annotated[str, typer.Option("--layout", help="auto | nchw | nhwc.")] = "auto"
+    preset: Annotated[
+        str | None,
+        typer.Option("--preset", help="imagenet | caffe | tf | raw (default: the model's metadata, else imagenet)."),
+    ] = None
+    custom_ops: CustomOpsOpt = None
+
+    def load(self, path: Path) -> api.Model:
+        """Load ``path`` with these options; bad values are usage errors naming the flag."""
+        return api.load(
+            path,
+            device=self.device,
+            preset=self.preset,
+            scale=self.scale,
+            mean=floats(self.mean, "--mean"),
+            std=floats(self.std, "--std"),
+            order=None if self.bgr is None else ("bgr" if self.bgr else "rgb"),
+            layout=self.layout,
+            size=input_size(self.size),
+            custom_ops=self.custom_ops or [],
+        )
+
+
+def floats(text: str | None, name: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{name} must be comma-separated numbers; got '{text}'.") from None
+
+
+def ints(values: list[str] | None, name: str) -> list[int] | None:
+    """A list option given as ``3,7`` or repeated (``--channel 3 --channel 7``), as integers."""
+    if not values:
+        return None
+    try:
+        return [int(v) for text in values for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{name} must be comma-separated integers; got '{','.join(values)}'.") from None
+
+
+def names(values: list[str] | None) -> list[str] | None:
+    """A list option of names given as ``conv2,conv5`` or repeated."""
+    return [v.strip() for text in values for v in text.split(",") if v.strip()] if values else None
+
+
+def input_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    dims = ints([text], "--size")
+    if not dims or len(dims) != 2 or min(dims) <= 0:
+        raise UsageError(f"--size must be H,W with two positive integers; got '{text}'.")
+    return dims[0], dims[1]
+
+
+def expand(func: Callable[..., Any]) -> tuple[inspect.Signature, Callable[[dict[str, Any], Sequence[Path]], Any]]:
+    """The signature typer should see for ``func``, and how to call ``func`` with what typer parsed.
+
+    A parameter annotated ``ModelOptions`` is replaced by one keyword parameter per field (the
+    shared flags, after the command's own); the call gathers them back into one ``ModelOptions``,
+    the custom-op libraries given before the command first.
+    Annotations are resolved here because typer reads a given ``__signature__`` as it is.
+    """
+    hints = get_type_hints(func, include_extras=True)
+    own = [
+        parameter.replace(
+            kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(parameter.name, parameter.annotation)
+        )
+        for parameter in inspect.signature(func).parameters.values()
+    ]
+    bundle = next((p.name for p in own if p.annotation is ModelOptions), None)
+    if bundle is None:
+        return inspect.Signature(own), lambda values, _: func(**values)
+    shared_hints = get_type_hints(ModelOptions, include_extras=True)
+    shared = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=shared_hints[f.name])
+        for f in fields(ModelOptions)
+    ]
+
+    def call(values: dict[str, Any], global_custom_ops: Sequence[Path]) -> Any:
+        options = ModelOptions(**{f.name: values.pop(f.name) for f in fields(ModelOptions)})
+        custom_ops = [*global_custom_ops, *(options.custom_ops or [])]
+        return func(**values, **{bundle: replace(options, custom_ops=custom_ops)})
+
+    return inspect.Signature([p for p in own if p.name != bundle] + shared), call

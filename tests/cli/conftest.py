@@ -1,0 +1,43 @@
+"""Inputs the CLI's tests share: a real photograph and a model with an op that has no inverse rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from tests.helpers import make_model
+
+
+@pytest.fixture(scope="session")
+def picture(tmp_path_factory) -> Path:
+    """skimage's cat photograph (300×451), written as a PNG the commands read."""
+    import skimage.data
+
+    path = tmp_path_factory.mktemp("img") / "chelsea.png"
+    cv2.imwrite(str(path), cv2.cvtColor(skimage.data.chelsea(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="session")
+def unsupported_model(tmp_path_factory) -> Path:
+    """conv → LpPool (no inverse rule) → conv: conv2 cannot be projected, conv1 can."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="first_conv"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="first_relu"),
+        helper.make_node("LpPool", ["r1"], ["up"], kernel_shape=[2, 2], pads=[0, 0, 1, 1], name="lp_pool"),
+        helper.make_node("Conv", ["up", "w2"], ["c2"], pads=[1, 1, 1, 1], name="second_conv"),
+        helper.make_node("Relu", ["c2"], ["y"], name="second_relu"),
+    ]
+    inits = {
+        "w1": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+        "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
+    }
+    path = tmp_path_factory.mktemp("m") / "lp_pool.onnx"
+    onnx.save(make_model(nodes, (1, 3, 8, 8), "y", inits), str(path))
+    return path
