@@ -17,17 +17,14 @@ from __future__ import annotations
 import onnx
 
 from onnxviz.graph.geometry import explicit_pads, transposed_extent, window_attrs
+from onnxviz.inverse.batch import require_batch_first
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import require_batch_first
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
 
 INT64_MIN = -(2**63)
 
 
-@register("Conv")
-def conv_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def conv_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, w = node.input[0], node.input[1]
     require_batch_first(ctx, node, x)
     weights = ctx.constant(w)
@@ -121,3 +118,8 @@ def _transposed_flipped(ctx: InverseContext, w_name: str, shape: tuple[int, ...]
             ctx.ints([-1] * len(spatial), "steps"),
         ],
     )
+
+
+RULES: list[AnyRule] = [
+    Rule(("Conv",), conv_rule),
+]

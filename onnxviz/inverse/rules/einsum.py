@@ -19,16 +19,12 @@ import string
 
 import onnx
 
+from onnxviz.inverse.batch import require_batch_first
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import require_batch_first
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
 
 
-@register("Einsum")
-def einsum_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
+def einsum_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     for tensor in node.input:
         if tensor in ctx.graph.signal:
             require_batch_first(ctx, node, tensor)
@@ -96,3 +92,8 @@ def _expand(term: str, ellipsis: list[str], width: int) -> list[str]:
         return list(term)
     before, after = term.split("...")
     return [*before, *ellipsis[len(ellipsis) - width :], *after]
+
+
+RULES: list[AnyRule] = [
+    Rule(("Einsum",), einsum_rule),
+]

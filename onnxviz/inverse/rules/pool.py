@@ -26,10 +26,10 @@ import onnx
 from onnx import TensorProto
 
 from onnxviz.graph.geometry import explicit_pads, transposed_extent, window_attrs
+from onnxviz.inverse.batch import require_batch_first
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.conv import transposed_conv
-from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import require_batch_first
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
 
 
 def switches_name(node: onnx.NodeProto) -> str:
@@ -37,11 +37,7 @@ def switches_name(node: onnx.NodeProto) -> str:
     return node.output[1] if len(node.output) > 1 and node.output[1] else f"{node.output[0]}__switches"
 
 
-@register("MaxPool")
-def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None]
+def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, y = node.input[0], node.output[0]
     require_batch_first(ctx, node, x)
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
@@ -166,10 +162,7 @@ def argmax_switches(
     return switches
 
 
-@register("AveragePool")
-def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, y = node.input[0], node.output[0]
     require_batch_first(ctx, node, x)
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
@@ -197,21 +190,14 @@ def _window_count(start: int, kernel: int, dilation: int, low: int, high: int) -
     return sum(1 for t in range(kernel) if low <= start + t * dilation < high)
 
 
-@register("GlobalAveragePool")
-def global_average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def global_average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     require_batch_first(ctx, node, x)
     spatial = ctx.sample_shape(x)[1:]
     return [_spread(ctx, g, x, 1.0 / math.prod(spatial))]
 
 
-@register("ReduceMean", "ReduceSum")
-def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
+def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     shape = ctx.shape(x)
     axes = _reduced_axes(ctx, node)
@@ -243,13 +229,9 @@ def _reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
     return axes
 
 
-@register("ReduceMax", "ReduceMin", "GlobalMaxPool")
-def reduce_extreme_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def reduce_extreme_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     """Route ȳ to the input position that gave the maximum (minimum): the first one in row-major
     order over the reduced axes on ties, the rule onnxruntime's MaxPool switches follow."""
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
     x = node.input[0]
     require_batch_first(ctx, node, x)
     shape = ctx.shape(x)
@@ -283,3 +265,12 @@ def _spread(ctx: InverseContext, g: str, x: str, scale: float) -> str:
     batch = ctx.op("Slice", [ctx.op("Shape", [g]), ctx.ints([0]), ctx.ints([1])])
     expanded = ctx.op("Expand", [g, ctx.op("Concat", [batch, ctx.ints(list(ctx.sample_shape(x)))], axis=0)])
     return expanded if scale == 1.0 else ctx.op("Mul", [expanded, ctx.const(np.array(scale, np.float32), "scale")])
+
+
+RULES: list[AnyRule] = [
+    Rule(("MaxPool",), max_pool_rule),
+    Rule(("AveragePool",), average_pool_rule),
+    Rule(("GlobalAveragePool",), global_average_pool_rule),
+    Rule(("ReduceMean", "ReduceSum"), reduce_rule),
+    Rule(("ReduceMax", "ReduceMin", "GlobalMaxPool"), reduce_extreme_rule),
+]

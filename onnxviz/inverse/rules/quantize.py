@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
 
 
 def _broadcast_scale(ctx: InverseContext, node: onnx.NodeProto, rank: int) -> np.ndarray:
@@ -36,12 +36,13 @@ def _broadcast_scale(ctx: InverseContext, node: onnx.NodeProto, rank: int) -> np
     return scale.reshape(shape)
 
 
-@register("QuantizeLinear", "DequantizeLinear")
-def straight_through_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        raise ctx.unsupported(node, "no signal reaches its output")
+def straight_through_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     scale = _broadcast_scale(ctx, node, len(ctx.shape(node.input[0])))
     factor = 1.0 / scale if node.op_type == "QuantizeLinear" else scale
     scaled = ctx.op("Mul", [g, ctx.const(factor.astype(np.float32), "scale")])
     return [scaled] + [None] * (len(node.input) - 1)
+
+
+RULES: list[AnyRule] = [
+    Rule(("QuantizeLinear", "DequantizeLinear"), straight_through_rule),
+]
