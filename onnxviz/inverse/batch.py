@@ -1,8 +1,8 @@
 """Where each signal tensor keeps the batch axis, on which the K projections ride.
 
 Axis 0 in almost every CNN; attention blocks move it with a Transpose, or merge it into another
-axis. Rules written for the batch on axis 0 check ``batch_first_reason``; data-movement rules ask
-``batch_axis`` where it is.
+axis. Rules written for the batch on axis 0 check ``batch_first_reason`` (through
+``rules.registry.batch_first``); data-movement rules ask ``batch_axis`` where it is.
 """
 
 from __future__ import annotations
@@ -71,14 +71,6 @@ def _batch_axes(ctx: InverseContext) -> dict[str, tuple[int, str]] | None:
 
 
 _BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, str]] | None]] = {}
-
-
-def require_batch_first(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> None:
-    """For rules written for the batch on axis 0 (convolutions, pools, resizes…): refuse a tensor
-    whose batch axis a Transpose moved, rather than invert it in the wrong layout."""
-    reason = batch_first_reason(ctx, tensor)
-    if reason is not None:
-        raise ctx.unsupported(node, reason)
 
 
 def batch_first_reason(ctx: InverseContext, tensor: str) -> str | None:

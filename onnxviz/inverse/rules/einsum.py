@@ -19,15 +19,16 @@ import string
 
 import onnx
 
-from onnxviz.inverse.batch import require_batch_first
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, all_of, batch_first
+
+
+def einsum_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    """Every operand on the image path keeps the batch on axis 0."""
+    return all_of(*(batch_first(i) for i in range(len(node.input))))(ctx, node)
 
 
 def einsum_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
-    for tensor in node.input:
-        if tensor in ctx.graph.signal:
-            require_batch_first(ctx, node, tensor)
     equation = str(ctx.attr(node, "equation"))
     shapes = [ctx.shape(t) for t in node.input]
     terms, output, spare = explicit_equation(equation, shapes)
@@ -95,5 +96,5 @@ def _expand(term: str, ellipsis: list[str], width: int) -> list[str]:
 
 
 RULES: list[AnyRule] = [
-    Rule(("Einsum",), einsum_rule),
+    Rule(("Einsum",), einsum_rule, check=einsum_check),
 ]

@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from onnxviz.inverse.batch import refuse_moved_target, require_batch_first
+from onnxviz.inverse.batch import refuse_moved_target
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.normalization import batch_statistics_vjp, uses_batch_statistics
-from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
 
 
 def _on_path(ctx: InverseContext, tensor: str) -> bool:
@@ -142,7 +142,6 @@ def _sum_broadcast_batch(
 def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     """Before opset 13 the op normalises over all axes from ``axis`` on (the input seen as 2-D);
     from 13 over ``axis`` alone."""
-    require_batch_first(ctx, node, node.input[0])
     rank = len(ctx.shape(node.input[0]))
     opset = _opset(ctx)
     axis = int(ctx.attr(node, "axis", -1 if opset >= 13 else 1)) % rank
@@ -170,5 +169,5 @@ RULES: list[AnyRule] = [
     Rule(("Div",), div_rule),
     Rule(("Gemm",), gemm_rule),
     Rule(("MatMul",), matmul_rule),
-    Rule(("Softmax", "LogSoftmax"), softmax_rule),
+    Rule(("Softmax", "LogSoftmax"), softmax_rule, check=batch_first()),
 ]

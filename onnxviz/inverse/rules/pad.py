@@ -11,21 +11,22 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxviz.inverse.batch import require_batch_first
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, all_of, batch_first, constant_input
 from onnxviz.inverse.rules.shape import INT64_MIN
+
+PADS_FROM_IMAGE = "its pads are not constant"
+AXES_FROM_IMAGE = "its axes are not constant"
 
 
 def pad_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
-    require_batch_first(ctx, node, node.input[0])
     mode = ctx.attr(node, "mode", "constant")
     shape = ctx.shape(node.input[0])
     rank = len(shape)
     if len(node.input) > 1 and node.input[1]:
         pads = ctx.constant(node.input[1])
         if pads is None:
-            raise ctx.unsupported(node, "its pads are not constant")
+            raise ctx.unsupported(node, PADS_FROM_IMAGE)
         pads = pads.tolist()
     else:
         pads = list(ctx.attr(node, "pads"))
@@ -33,7 +34,7 @@ def pad_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     if len(node.input) > 3 and node.input[3]:
         given = ctx.constant(node.input[3])
         if given is None:
-            raise ctx.unsupported(node, "its axes are not constant")
+            raise ctx.unsupported(node, AXES_FROM_IMAGE)
         axes = [int(a) % rank for a in given.tolist()]
     n = len(axes)
     widths = {axis: (int(pads[i]), int(pads[i + n])) for i, axis in enumerate(axes)}
@@ -154,5 +155,13 @@ def _fold_back(ctx: InverseContext, g: str, sources: tuple[int, ...], axis: int,
 
 
 RULES: list[AnyRule] = [
-    Rule(("Pad",), pad_rule),
+    Rule(
+        ("Pad",),
+        pad_rule,
+        check=all_of(
+            batch_first(),
+            constant_input(1, PADS_FROM_IMAGE),
+            constant_input(3, AXES_FROM_IMAGE),
+        ),
+    ),
 ]

@@ -16,13 +16,15 @@ import numpy as np
 import onnx
 
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, constant_input
+
+SCALE_FROM_IMAGE = "its scale is not constant"
 
 
 def _broadcast_scale(ctx: InverseContext, node: onnx.NodeProto, rank: int) -> np.ndarray:
     scale = ctx.constant(node.input[1])
     if scale is None:
-        raise ctx.unsupported(node, "its scale is not constant")
+        raise ctx.unsupported(node, SCALE_FROM_IMAGE)
     scale = np.asarray(scale, np.float32)
     if scale.size == 1:
         return scale.reshape(())
@@ -44,5 +46,5 @@ def straight_through_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> 
 
 
 RULES: list[AnyRule] = [
-    Rule(("QuantizeLinear", "DequantizeLinear"), straight_through_rule),
+    Rule(("QuantizeLinear", "DequantizeLinear"), straight_through_rule, check=constant_input(1, SCALE_FROM_IMAGE)),
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import onnx
 
+from onnxviz.inverse.batch import batch_first_reason
 from onnxviz.inverse.context import InverseContext
 
 Signals = list[str | None]
@@ -32,6 +33,36 @@ EmitOutputs = Callable[[InverseContext, onnx.NodeProto, Signals], Signals]
 def invertible(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
     """The check of a rule that can invert every node of its ops."""
     return None
+
+
+def all_of(*checks: Check) -> Check:
+    """The first reason any of ``checks`` gives, in order."""
+
+    def check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+        return next((reason for c in checks if (reason := c(ctx, node)) is not None), None)
+
+    return check
+
+
+def batch_first(index: int = 0) -> Check:
+    """For rules written for the batch on axis 0 (convolutions, pools, resizes…): refuse an input
+    on the image path whose batch axis a Transpose moved, rather than invert it in the wrong layout."""
+
+    def check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+        tensor = node.input[index]
+        return batch_first_reason(ctx, tensor) if tensor in ctx.graph.signal else None
+
+    return check
+
+
+def constant_input(index: int, reason: str) -> Check:
+    """Input ``index``, where given, must be a constant of the forward graph (weights, indices, pads…)."""
+
+    def check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+        given = index < len(node.input) and node.input[index]
+        return reason if given and ctx.constant(node.input[index]) is None else None
+
+    return check
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.graph.model import default_opset, node_attr
-from onnxviz.inverse.batch import require_batch_first
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
 from onnxviz.inverse.rules.shape import matmul_along_axis
 
 # Attributes that describe all axes at once; the one-axis resize gets its own values instead.
@@ -45,7 +44,6 @@ class AxisResize:
 
 def resize_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, y = node.input[0], node.output[0]
-    require_batch_first(ctx, node, x)
     opset = default_opset(ctx.graph.model)
     axes = _axis_resizes(ctx, node, opset, ctx.shape(x), ctx.shape(y))
     attrs = tuple(a.SerializeToString() for a in node.attribute if a.name not in _WHOLE_NODE_ATTRS)
@@ -181,5 +179,5 @@ def axis_sampling_matrix(op_type: str, opset: int, attrs: tuple[bytes, ...], axi
 
 
 RULES: list[AnyRule] = [
-    Rule(("Resize", "Upsample"), resize_rule),
+    Rule(("Resize", "Upsample"), resize_rule, check=batch_first()),
 ]

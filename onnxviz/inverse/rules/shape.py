@@ -14,11 +14,22 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from onnxviz.inverse.batch import batch_axis, refuse_moved_target, require_batch_first, signal_zeros
+from onnxviz.inverse.batch import batch_axis, refuse_moved_target, signal_zeros
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import AnyRule, OutputsRule, Rule, Signals
+from onnxviz.inverse.rules.registry import (
+    AnyRule,
+    Check,
+    OutputsRule,
+    Rule,
+    Signals,
+    all_of,
+    batch_first,
+    constant_input,
+)
 
 INT64_MIN = -(2**63)
+INDICES_FROM_IMAGE = "its indices are computed from the image, not constant"
+REPEATS_FROM_IMAGE = "its repeats are not constant"
 
 
 def pass_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
@@ -183,7 +194,6 @@ def expand_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, y = node.input[0], node.output[0]
     if x not in ctx.graph.signal:
         return [None, None]
-    require_batch_first(ctx, node, x)
     if len(ctx.shape(x)) != len(ctx.shape(y)):
         raise ctx.unsupported(node, "it adds leading axes, so the batch axis moves")
     return [ctx.reduce_to(g, y, x), None]
@@ -193,11 +203,7 @@ def tile_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     if x not in ctx.graph.signal:
         return [None, None]
-    require_batch_first(ctx, node, x)
-    repeats = ctx.constant(node.input[1])
-    if repeats is None:
-        raise ctx.unsupported(node, "its repeats are not constant")
-    repeats = [int(r) for r in repeats.tolist()]
+    repeats = [int(r) for r in _constant(ctx, node, 1).tolist()]
     if repeats[0] != 1:
         raise ctx.unsupported(node, "it tiles the batch axis")
     dims = ctx.sample_shape(x)
@@ -213,9 +219,7 @@ def gather_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     if x not in ctx.graph.signal:
         return [None, None]
-    indices = ctx.constant(node.input[1])
-    if indices is None:
-        raise ctx.unsupported(node, "its indices are computed from the image, not constant")
+    indices = _constant(ctx, node, 1)
     shape = ctx.shape(x)
     rank = len(shape)
     axis = int(ctx.attr(node, "axis", 0)) % rank
@@ -244,10 +248,7 @@ def gather_elements_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> S
     x = node.input[0]
     if x not in ctx.graph.signal:
         return [None, None]
-    indices = ctx.constant(node.input[1])
-    if indices is None:
-        raise ctx.unsupported(node, "its indices are computed from the image, not constant")
-    require_batch_first(ctx, node, x)
+    indices = _constant(ctx, node, 1)
     shape = ctx.shape(x)
     axis = int(ctx.attr(node, "axis", 0)) % len(shape)
     if axis == 0:
@@ -263,7 +264,6 @@ def gather_elements_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> S
 def depth_space_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     """Both are a reshape, a transpose and a reshape: undone by the inverse transpose."""
     x = node.input[0]
-    require_batch_first(ctx, node, x)
     n, c, h, w = ctx.shape(x)
     b = int(ctx.attr(node, "blocksize"))
     if node.op_type == "SpaceToDepth":
@@ -278,6 +278,25 @@ def depth_space_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signa
     return [ctx.reshape_to(g, x)]
 
 
+def _constant(ctx: InverseContext, node: onnx.NodeProto, index: int) -> np.ndarray:
+    """An operand the rule's check has seen to be constant."""
+    value = ctx.constant(node.input[index])
+    if value is None:
+        raise ctx.unsupported(node, f"its input '{node.input[index]}' is not constant")
+    return value
+
+
+def _when_data_on_path(*checks: Check) -> Check:
+    """``checks`` apply where the data (input 0) is on the image path; otherwise the rule passes
+    nothing back and needs nothing."""
+    combined = all_of(*checks)
+
+    def check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+        return combined(ctx, node) if node.input[0] in ctx.graph.signal else None
+
+    return check
+
+
 RULES: list[AnyRule] = [
     Rule(("Identity", "Dropout", "Cast"), pass_rule),
     Rule(("Reshape", "Flatten", "Squeeze", "Unsqueeze"), reshape_rule),
@@ -285,9 +304,17 @@ RULES: list[AnyRule] = [
     Rule(("Concat",), concat_rule),
     OutputsRule(("Split",), split_rule),
     Rule(("Slice",), slice_rule),
-    Rule(("Expand",), expand_rule),
-    Rule(("Tile",), tile_rule),
-    Rule(("Gather",), gather_rule),
-    Rule(("GatherElements",), gather_elements_rule),
-    Rule(("DepthToSpace", "SpaceToDepth"), depth_space_rule),
+    Rule(("Expand",), expand_rule, check=_when_data_on_path(batch_first())),
+    Rule(("Tile",), tile_rule, check=_when_data_on_path(batch_first(), constant_input(1, REPEATS_FROM_IMAGE))),
+    Rule(
+        ("Gather",),
+        gather_rule,
+        check=_when_data_on_path(constant_input(1, INDICES_FROM_IMAGE)),
+    ),
+    Rule(
+        ("GatherElements",),
+        gather_elements_rule,
+        check=_when_data_on_path(constant_input(1, INDICES_FROM_IMAGE), batch_first()),
+    ),
+    Rule(("DepthToSpace", "SpaceToDepth"), depth_space_rule, check=batch_first()),
 ]
