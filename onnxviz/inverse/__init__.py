@@ -1,6 +1,6 @@
 """The inverse-graph builder (deconvnet, guided backprop, saliency) and its op rules."""
 
-from onnxviz.inverse.builder import PROJECTION, SEED, InverseGraph, build_inverse, signal_path
+from onnxviz.inverse.builder import PROJECTION, SEED, InverseGraph, build_inverse, signal_path, unsupported_reason
 from onnxviz.inverse.context import MODES
 
-__all__ = ["MODES", "PROJECTION", "SEED", "InverseGraph", "build_inverse", "signal_path"]
+__all__ = ["MODES", "PROJECTION", "SEED", "InverseGraph", "build_inverse", "signal_path", "unsupported_reason"]

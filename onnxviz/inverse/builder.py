@@ -22,7 +22,7 @@ from onnx import TensorProto, helper
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.graph.composite import Composite, find_composites
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse.context import BATCH, FORMS, MODES, InverseContext
+from onnxviz.inverse.context import BATCH, FORMS, MODES, SEED, InverseContext
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import composite_rule
 from onnxviz.inverse.rules.normalization import uses_batch_statistics
@@ -31,7 +31,6 @@ from onnxviz.inverse.sparse import CHANNELS, emit_sparse_head, sparse_chain
 
 INVERSE_OPSET = 17
 INVERSE_IR_VERSION = 8
-SEED = "seed"
 PROJECTION = "projection"
 
 
@@ -75,62 +74,91 @@ def build_inverse(
     sparse: bool = False,
 ) -> InverseGraph:
     """Build the inverse of ``target``. With ``sparse``, and where the target is a conv layer's
-    (activated) output, the seed is (K, 1, h, w) plus the K channel indices (see ``sparse.py``)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}")
-    if form not in FORMS:
-        raise ValueError(f"form must be one of {FORMS}")
-    shapes = dict(graph.shapes(input_shape))
-    ctx = InverseContext(graph=graph, shapes=shapes, mode=mode, form=form, lrn=lrn)
-    path = signal_path(graph, target)
-    if not path:
-        raise UnsupportedOpError(f"'{target}' is not computed from the image input.")
+    (activated) output, the seed is (K, 1, h, w) plus the K channel indices (see ``sparse.py``).
+
+    Every node on the path is checked by its rule before anything is emitted (``_plan``)."""
+    plan = _plan(graph, target, input_shape, mode, form, lrn, sparse)
+    ctx = plan.ctx
     grads: dict[str, list[str]] = {target: [SEED]}
-    chain = sparse_chain(graph, target) if sparse else None
-    if chain is not None and any(uses_batch_statistics(graph, n) for n in chain):
-        chain = None  # batch statistics mix the positions of a channel: the dense walk handles them
-    skipped: set[str] = set()
-    if chain is not None:
-        head = emit_sparse_head(ctx, chain, SEED, CHANNELS)
-        grads = {chain[-1].input[0]: [head]}
-        skipped = {n.name for n in chain}
-    composites = _composites(graph, path, mode, skipped)
-    skipped |= {name for group in composites.values() for name in group.nodes[:-1]}
+    if plan.chain is not None:
+        grads = {plan.chain[-1].input[0]: [emit_sparse_head(ctx, plan.chain, SEED, CHANNELS)]}
     switches: dict[str, str] = {}
-    for node in reversed(path):
-        if node.name in skipped:
+    for node in reversed(plan.path):
+        if node.name in plan.skipped:
             continue
         out_grads = [_sum(ctx, node, grads.get(o)) for o in node.output]
         if all(g is None for g in out_grads):
             continue
-        if node.name in composites:
-            ctx.begin(node)
-            group = composites[node.name]
+        ctx.begin(node)
+        if node.name in plan.composites:
+            group = plan.composites[node.name]
             grads.setdefault(group.input, []).append(composite_rule(ctx, group, out_grads[0]))
             continue
-        rule = RULES.get(node.op_type)
-        if rule is None:
-            raise _no_rule(graph, node, target)
-        ctx.begin(node)
-        in_grads = rule(ctx, node, out_grads)
+        in_grads = RULES[node.op_type].apply(ctx, node, out_grads)
         if node.op_type == "MaxPool":
             switches[node.name] = switches_name(node)
         for tensor, g in zip(node.input, in_grads, strict=False):
             if g is not None and tensor in graph.signal:
                 grads.setdefault(tensor, []).append(g)
-    final = _sum(ctx, path[0], grads.get(graph.input_name))
+    final = _sum(ctx, plan.path[0], grads.get(graph.input_name))
     if final is None:
         raise UnsupportedOpError(f"No signal reaches the input from '{target}'.")
     ctx.nodes.append(helper.make_node("Identity", [final], [PROJECTION], name="projection"))
-    model = _assemble(ctx, graph, target, input_shape, sparse=chain is not None)
-    return InverseGraph(
-        model=model,
-        target=target,
-        mode=mode,
-        forward_tensors=list(ctx.forward_inputs),
-        switches=switches,
-        sparse=chain is not None,
-    )
+    sparse_head = plan.chain is not None
+    model = _assemble(ctx, graph, target, input_shape, sparse=sparse_head)
+    return InverseGraph(model, target, mode, list(ctx.forward_inputs), switches, sparse=sparse_head)
+
+
+def unsupported_reason(
+    graph: ModelGraph, target: str, input_shape: tuple[int, ...], mode: str = "deconvnet", lrn: str = "exact"
+) -> str | None:
+    """Why ``target`` cannot be projected (the message ``build_inverse`` would raise), or None: the
+    rules' checks only, nothing emitted, so ``layers`` and ``check`` can ask it of every layer."""
+    try:
+        _plan(graph, target, input_shape, mode, "cpu", lrn, sparse=False)
+    except UnsupportedOpError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass
+class _Plan:
+    """What the walk will visit, decided (and every rule's check passed) before emitting."""
+
+    ctx: InverseContext
+    path: list[onnx.NodeProto]
+    chain: list[onnx.NodeProto] | None  # the channel-sparse head's nodes, target first
+    composites: dict[str, Composite]
+    skipped: set[str]
+
+
+def _plan(
+    graph: ModelGraph, target: str, input_shape: tuple[int, ...], mode: str, form: str, lrn: str, sparse: bool
+) -> _Plan:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}")
+    ctx = InverseContext(graph=graph, shapes=dict(graph.shapes(input_shape)), mode=mode, form=form, lrn=lrn)
+    path = signal_path(graph, target)
+    if not path:
+        raise UnsupportedOpError(f"'{target}' is not computed from the image input.")
+    chain = sparse_chain(graph, target) if sparse else None
+    if chain is not None and any(uses_batch_statistics(graph, n) for n in chain):
+        chain = None  # batch statistics mix the positions of a channel: the dense walk handles them
+    head = {n.name for n in chain} if chain is not None else set()
+    composites = _composites(graph, path, mode, head)
+    inside = {name for group in composites.values() for name in group.nodes[:-1]}
+    for node in reversed(path):
+        if node.name in composites or node.name in inside:
+            continue  # every composite kind has its derivative (``COMPOSITE_DERIVATIVES``)
+        rule = RULES.get(node.op_type)
+        if rule is None:
+            raise _no_rule(graph, node, target)
+        reason = rule.check(ctx, node)  # the sparse head's nodes need what their rules need
+        if reason is not None:
+            raise ctx.unsupported(node, reason)
+    return _Plan(ctx, path, chain, composites, head | inside)
 
 
 def _composites(graph: ModelGraph, path: list[onnx.NodeProto], mode: str, skipped: set[str]) -> dict[str, Composite]:

@@ -21,6 +21,7 @@ from onnxviz.graph.model import ModelGraph, node_attr
 MODES = ("deconvnet", "guided", "saliency")
 FORMS = ("cpu", "portable")
 BATCH = "K"
+SEED = "seed"  # the inverse graph's input: the signal of the target, K projections on axis 0
 
 
 @dataclass

@@ -27,8 +27,10 @@ import onnx
 from onnxviz.graph.geometry import explicit_pads, window_attrs
 from onnxviz.graph.model import ModelGraph, node_attr
 from onnxviz.inverse.context import InverseContext
+from onnxviz.inverse.modes import rectify
 from onnxviz.inverse.rules.activation import DERIVATIVES
 from onnxviz.inverse.rules.conv import transposed_conv
+from onnxviz.inverse.rules.linear import batch_norm_factor
 
 CHANNELS = "channels"
 PER_CHANNEL_OPS = frozenset({"Identity", "Dropout", "BatchNormalization", *DERIVATIVES})
@@ -73,22 +75,17 @@ def _per_channel(ctx: InverseContext, node: onnx.NodeProto, g: str, channels: st
     if node.op_type in ("Identity", "Dropout"):
         return g
     if node.op_type == "BatchNormalization":
-        scale, var = ctx.constant(node.input[1]), ctx.constant(node.input[4])
-        if scale is None or var is None:
-            raise ctx.unsupported(node, "its scale or variance is not constant")
-        eps = float(ctx.attr(node, "epsilon", 1e-5))
-        factor = ctx.const((scale / np.sqrt(var + eps)).astype(np.float32), "bn_factor")
+        factor = ctx.const(batch_norm_factor(ctx, node), "bn_factor")
         picked = ctx.op("Reshape", [ctx.op("Gather", [factor, channels], axis=0), ctx.ints([-1, 1, 1, 1])])
         return ctx.op("Mul", [g, picked])
-    if ctx.mode == "deconvnet":
-        return ctx.op("Relu", [g])
+    return rectify(ctx, g, lambda: _picked_derivative(ctx, node, channels))
+
+
+def _picked_derivative(ctx: InverseContext, node: onnx.NodeProto, channels: str) -> str:
+    """The activation's derivative at each projection's channel, (K, 1, h, w)."""
     derivative = DERIVATIVES[node.op_type](ctx, node)
     full = ctx.op("Expand", [derivative, ctx.ints(list(ctx.shape(node.output[0])))])
-    picked = _gather_channels(ctx, full, channels)
-    if ctx.mode == "guided":
-        zero = ctx.const(np.array(0.0, np.float32), "zero")
-        return ctx.op("Where", [ctx.op("Greater", [picked, zero]), ctx.op("Relu", [g]), zero])
-    return ctx.op("Mul", [g, picked])
+    return _gather_channels(ctx, full, channels)
 
 
 def _sparse_conv(ctx: InverseContext, node: onnx.NodeProto, g: str, channels: str) -> str:

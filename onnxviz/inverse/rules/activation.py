@@ -1,10 +1,4 @@
-"""The ReLU family and the other activations: the one place where the three modes differ.
-
-With ``f'`` the activation's derivative at the forward input:
-
-* ``deconvnet`` (Zeiler & Fergus): ``relu(ȳ)``; the forward input is ignored;
-* ``guided`` (Springenberg et al.): ``relu(ȳ)·[f'(x) > 0]``;
-* ``saliency``: the true gradient ``ȳ·f'(x)``.
+"""The ReLU family and the other activations: where the three modes differ (``onnxviz.inverse.modes``).
 
 Each activation only says how to compute ``f'`` from forward tensors; ReLU itself reads its
 *output* (``y > 0`` iff ``x > 0``), so onnxruntime keeps fusing Conv+ReLU in the forward session.
@@ -27,7 +21,8 @@ import onnx
 
 from onnxviz.graph.composite import Composite
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.modes import rectify
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
 
 Derivative = Callable[[InverseContext, onnx.NodeProto], str]
 FLOAT = onnx.TensorProto.FLOAT
@@ -201,11 +196,8 @@ def _mish(ctx: InverseContext, node: onnx.NodeProto) -> str:
 
 
 def _gelu(ctx: InverseContext, node: onnx.NodeProto) -> str:
-    approximate = ctx.attr(node, "approximate", "none")
-    if approximate == "tanh":
+    if ctx.attr(node, "approximate", "none") == "tanh":
         return gelu_tanh_derivative(ctx, ctx.forward(node.input[0]))
-    if approximate != "none":
-        raise ctx.unsupported(node, f"approximate='{approximate}' (only 'none' and 'tanh' exist)")
     return gelu_derivative(ctx, ctx.forward(node.input[0]))
 
 
@@ -253,26 +245,38 @@ COMPOSITE_DERIVATIVES: dict[str, Callable[[InverseContext, str], str]] = {
 }
 
 
-def rectify(ctx: InverseContext, g: str, derivative: Callable[[], str]) -> str:
-    """The mode switch, written once: ``derivative`` is only emitted where the mode reads it."""
-    if ctx.mode == "deconvnet":
-        return ctx.op("Relu", [g])
-    if ctx.mode == "guided":
-        positive = ctx.op("Greater", [derivative(), _scalar(ctx, 0.0)])
-        return ctx.op("Where", [positive, ctx.op("Relu", [g]), _scalar(ctx, 0.0)])
-    return ctx.op("Mul", [g, derivative()])
+def activation_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    """Gelu's approximation must be one the derivative knows; the bounds of Clip and of a Max/Min
+    clamp must be constants (read by the deconvnet mode too: it checks what it cannot invert)."""
+    if node.op_type == "Gelu":
+        approximate = ctx.attr(node, "approximate", "none")
+        if approximate not in ("none", "tanh"):
+            return f"approximate='{approximate}' (only 'none' and 'tanh' exist)"
+    if node.op_type == "Clip":
+        return _constant_operands_reason(ctx, node, [i for i in (1, 2) if i < len(node.input) and node.input[i]])
+    return None
 
 
-@register(*DERIVATIVES)
-def activation_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = _signal(ctx, node, grads)
+def clamp_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    """A Max/Min clamp's bounds (the operands off the image path) must be constants."""
+    signal = ctx.graph.signal_inputs(node)
+    return _constant_operands_reason(ctx, node, [i for i in range(len(node.input)) if i not in signal])
+
+
+def _constant_operands_reason(ctx: InverseContext, node: onnx.NodeProto, indices: list[int]) -> str | None:
+    for index in indices:
+        if ctx.constant(node.input[index]) is None:
+            return f"its input '{node.input[index]}' is neither constant nor on the image path"
+    return None
+
+
+def activation_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     rest: list[str | None] = [None] * (len(node.input) - 1)
     return [rectify(ctx, g, lambda: DERIVATIVES[node.op_type](ctx, node)), *rest]
 
 
-def clamp_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def clamp_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     """Max/Min with exactly one operand on the image path (called by the Max/Min rule)."""
-    g = _signal(ctx, node, grads)
     (index,) = ctx.graph.signal_inputs(node)
     result: list[str | None] = [None] * len(node.input)
     g = rectify(ctx, g, lambda: _clamp(ctx, node))
@@ -285,7 +289,6 @@ def composite_rule(ctx: InverseContext, group: Composite, g: str) -> str:
     return rectify(ctx, g, lambda: COMPOSITE_DERIVATIVES[group.kind](ctx, ctx.forward(group.input)))
 
 
-def _signal(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> str:
-    if grads[0] is None:
-        raise ctx.unsupported(node, "no signal reaches its output")
-    return grads[0]
+RULES: list[AnyRule] = [
+    Rule(tuple(DERIVATIVES), activation_rule, check=activation_check),
+]

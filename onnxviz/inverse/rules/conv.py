@@ -18,21 +18,17 @@ import onnx
 
 from onnxviz.graph.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import require_batch_first
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, all_of, batch_first, constant_input
 
 INT64_MIN = -(2**63)
+WEIGHTS_FROM_IMAGE = "its weights are computed from the image, not constant"
 
 
-@register("Conv")
-def conv_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def conv_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, w = node.input[0], node.input[1]
-    require_batch_first(ctx, node, x)
     weights = ctx.constant(w)
     if weights is None:
-        raise ctx.unsupported(node, "its weights are computed from the image, not constant")
+        raise ctx.unsupported(node, WEIGHTS_FROM_IMAGE)
     group = int(ctx.attr(node, "group", 1))
     kernel = tuple(int(k) for k in weights.shape[2:])
     strides, dilations = window_attrs(node, kernel)
@@ -121,3 +117,8 @@ def _transposed_flipped(ctx: InverseContext, w_name: str, shape: tuple[int, ...]
             ctx.ints([-1] * len(spatial), "steps"),
         ],
     )
+
+
+RULES: list[AnyRule] = [
+    Rule(("Conv",), conv_rule, check=all_of(batch_first(), constant_input(1, WEIGHTS_FROM_IMAGE))),
+]

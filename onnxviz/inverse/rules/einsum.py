@@ -20,18 +20,15 @@ import string
 import onnx
 
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import require_batch_first
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, all_of, batch_first
 
 
-@register("Einsum")
-def einsum_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
-    for tensor in node.input:
-        if tensor in ctx.graph.signal:
-            require_batch_first(ctx, node, tensor)
+def einsum_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    """Every operand on the image path keeps the batch on axis 0."""
+    return all_of(*(batch_first(i) for i in range(len(node.input))))(ctx, node)
+
+
+def einsum_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     equation = str(ctx.attr(node, "equation"))
     shapes = [ctx.shape(t) for t in node.input]
     terms, output, spare = explicit_equation(equation, shapes)
@@ -96,3 +93,8 @@ def _expand(term: str, ellipsis: list[str], width: int) -> list[str]:
         return list(term)
     before, after = term.split("...")
     return [*before, *ellipsis[len(ellipsis) - width :], *after]
+
+
+RULES: list[AnyRule] = [
+    Rule(("Einsum",), einsum_rule, check=einsum_check),
+]

@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.activation import clamp_rule
-from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.activation import clamp_check, clamp_rule
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
 
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -33,59 +33,45 @@ def _scalar(ctx: InverseContext, value: float) -> str:
     return ctx.const(np.array(value, np.float32), "scalar")
 
 
-def _signal(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> str:
-    if grads[0] is None:
-        raise ctx.unsupported(node, "no signal reaches its output")
-    return grads[0]
-
-
 def _unary(node: onnx.NodeProto, g: str) -> list[str | None]:
     return [g] + [None] * (len(node.input) - 1)
 
 
-@register("Exp")
-def exp_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    return _unary(node, ctx.op("Mul", [_signal(ctx, node, grads), ctx.forward(node.output[0])]))
+def exp_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    return _unary(node, ctx.op("Mul", [g, ctx.forward(node.output[0])]))
 
 
-@register("Log")
-def log_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    return _unary(node, ctx.op("Div", [_signal(ctx, node, grads), ctx.forward(node.input[0])]))
+def log_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    return _unary(node, ctx.op("Div", [g, ctx.forward(node.input[0])]))
 
 
-@register("Sqrt")
-def sqrt_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def sqrt_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     twice = ctx.op("Mul", [ctx.forward(node.output[0]), _scalar(ctx, 2.0)])
-    return _unary(node, ctx.op("Div", [_signal(ctx, node, grads), twice]))
+    return _unary(node, ctx.op("Div", [g, twice]))
 
 
-@register("Reciprocal")
-def reciprocal_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def reciprocal_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     y = ctx.forward(node.output[0])
-    return _unary(node, ctx.op("Neg", [ctx.op("Mul", [_signal(ctx, node, grads), ctx.op("Mul", [y, y])])]))
+    return _unary(node, ctx.op("Neg", [ctx.op("Mul", [g, ctx.op("Mul", [y, y])])]))
 
 
-@register("Neg")
-def neg_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    return _unary(node, ctx.op("Neg", [_signal(ctx, node, grads)]))
+def neg_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    return _unary(node, ctx.op("Neg", [g]))
 
 
-@register("Abs")
-def abs_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    return _unary(node, ctx.op("Mul", [_signal(ctx, node, grads), ctx.op("Sign", [ctx.forward(node.input[0])])]))
+def abs_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    return _unary(node, ctx.op("Mul", [g, ctx.op("Sign", [ctx.forward(node.input[0])])]))
 
 
-@register("Erf")
-def erf_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def erf_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = ctx.forward(node.input[0])
     bell = ctx.op("Exp", [ctx.op("Neg", [ctx.op("Mul", [x, x])])])
     slope = ctx.op("Mul", [bell, _scalar(ctx, 2.0 / math.sqrt(math.pi))])
-    return _unary(node, ctx.op("Mul", [_signal(ctx, node, grads), slope]))
+    return _unary(node, ctx.op("Mul", [g, slope]))
 
 
-@register("Pow")
-def pow_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = _signal(ctx, node, grads)
+def pow_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    g = g
     base, exponent = node.input[0], node.input[1]
     out = node.output[0]
     signal = set(ctx.graph.signal_inputs(node))
@@ -121,12 +107,11 @@ def _as_float(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> str:
     return ctx.forward(tensor)
 
 
-@register("Max", "Min")
-def extremum_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def extremum_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     signal = ctx.graph.signal_inputs(node)
     if len(signal) == 1:
-        return clamp_rule(ctx, node, grads)
-    g = _signal(ctx, node, grads)
+        return clamp_rule(ctx, node, g)
+    g = g
     y = ctx.forward(node.output[0])
     chosen = {
         i: ctx.op("Cast", [ctx.op("Equal", [_as_float(ctx, node, t), y])], to=FLOAT) for i, t in enumerate(node.input)
@@ -138,12 +123,16 @@ def extremum_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | N
     return result
 
 
-@register("Where")
-def where_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = _signal(ctx, node, grads)
-    condition, out = node.input[0], node.output[0]
+def where_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    condition = node.input[0]
     if ctx.constant(condition) is None:
-        raise ctx.unsupported(node, f"its condition '{condition}' is computed from the image, not constant")
+        return f"its condition '{condition}' is computed from the image, not constant"
+    return None
+
+
+def where_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    g = g
+    condition, out = node.input[0], node.output[0]
     mask = ctx.forward(condition)
     zero = _scalar(ctx, 0.0)
     result: list[str | None] = [None, None, None]
@@ -152,3 +141,17 @@ def where_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
     if node.input[2] in ctx.graph.signal:
         result[2] = ctx.reduce_to(ctx.op("Where", [mask, zero, g]), out, node.input[2])
     return result
+
+
+RULES: list[AnyRule] = [
+    Rule(("Exp",), exp_rule),
+    Rule(("Log",), log_rule),
+    Rule(("Sqrt",), sqrt_rule),
+    Rule(("Reciprocal",), reciprocal_rule),
+    Rule(("Neg",), neg_rule),
+    Rule(("Abs",), abs_rule),
+    Rule(("Erf",), erf_rule),
+    Rule(("Pow",), pow_rule),
+    Rule(("Max", "Min"), extremum_rule, check=clamp_check),
+    Rule(("Where",), where_rule, check=where_check),
+]

@@ -15,36 +15,44 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from onnxviz.inverse.batch import refuse_moved_target
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.normalization import batch_statistics_vjp, uses_batch_statistics
-from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import refuse_moved_target, require_batch_first
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
 
 
 def _on_path(ctx: InverseContext, tensor: str) -> bool:
     return bool(tensor) and tensor in ctx.graph.signal
 
 
-@register("BatchNormalization")
-def batch_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def batch_norm_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    """Inference mode divides by constant running statistics; training mode by the batch's own."""
     if uses_batch_statistics(ctx.graph, node):
-        return batch_statistics_vjp(ctx, node, g)
+        return None
+    if ctx.constant(node.input[1]) is None or ctx.constant(node.input[4]) is None:
+        return "its scale or variance is not constant"
+    return None
+
+
+def batch_norm_factor(ctx: InverseContext, node: onnx.NodeProto) -> np.ndarray:
+    """γ/√(σ²+ε) per channel, the Jacobian of an inference BatchNormalization (``batch_norm_check``
+    has seen that γ and σ² are constants); the sparse head gathers it by channel."""
     scale, var = ctx.constant(node.input[1]), ctx.constant(node.input[4])
     if scale is None or var is None:
         raise ctx.unsupported(node, "its scale or variance is not constant")
     eps = float(ctx.attr(node, "epsilon", 1e-5))
-    factor = (scale / np.sqrt(var + eps)).astype(np.float32)
+    return (scale / np.sqrt(var + eps)).astype(np.float32)
+
+
+def batch_norm_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    if uses_batch_statistics(ctx.graph, node):
+        return batch_statistics_vjp(ctx, node, g)
     rank = len(ctx.shape(node.input[0]))
-    factor = factor.reshape([-1] + [1] * (rank - 2))
+    factor = batch_norm_factor(ctx, node).reshape([-1] + [1] * (rank - 2))
     return [ctx.op("Mul", [g, ctx.const(factor, "bn_factor")]), None, None, None, None]
 
 
-@register("Add", "Sum", "Sub")
-def add_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def add_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     out = node.output[0]
     result: list[str | None] = []
     for i, tensor in enumerate(node.input):
@@ -56,10 +64,7 @@ def add_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
     return result
 
 
-@register("Mul")
-def mul_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def mul_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     a, b = node.input[0], node.input[1]
     result: list[str | None] = [None, None]
     for i, (mine, other) in enumerate(((a, b), (b, a))):
@@ -68,10 +73,7 @@ def mul_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
     return result
 
 
-@register("Div")
-def div_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def div_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     a, b = node.input[0], node.input[1]
     out = node.output[0]
     result: list[str | None] = [None, None]
@@ -83,12 +85,8 @@ def div_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
     return result
 
 
-@register("Gemm")
-def gemm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
-    refuse_moved_target(ctx, node, grads)
+def gemm_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    refuse_moved_target(ctx, node, g)
     b = node.input[1]
     if _on_path(ctx, b):
         raise ctx.unsupported(node, "its second operand (the weights) depends on the image")
@@ -100,15 +98,11 @@ def gemm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     return [ga] + [None] * (len(node.input) - 1)
 
 
-@register("MatMul")
-def matmul_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def matmul_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     """``Ā = ȳ·Bᵀ`` and ``B̄ = Aᵀ·ȳ``, each summed over the batch axes it was broadcast along. With
     both operands on the path (attention's Q·Kᵀ and softmax·V) each reads the other's forward
     value: the product rule."""
-    g = grads[0]
-    if g is None:
-        return [None, None]
-    refuse_moved_target(ctx, node, grads)
+    refuse_moved_target(ctx, node, g)
     a, b = node.input[0], node.input[1]
     shape_a, shape_b, shape_y = ctx.shape(a), ctx.shape(b), ctx.shape(node.output[0])
     result: list[str | None] = [None, None]
@@ -145,14 +139,9 @@ def _sum_broadcast_batch(
     return ctx.op("ReduceSum", [grad, ctx.ints(axes, "axes")], keepdims=1) if axes else grad
 
 
-@register("Softmax", "LogSoftmax")
-def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     """Before opset 13 the op normalises over all axes from ``axis`` on (the input seen as 2-D);
     from 13 over ``axis`` alone."""
-    g = grads[0]
-    if g is None:
-        return [None]
-    require_batch_first(ctx, node, node.input[0])
     rank = len(ctx.shape(node.input[0]))
     opset = _opset(ctx)
     axis = int(ctx.attr(node, "axis", -1 if opset >= 13 else 1)) % rank
@@ -171,3 +160,14 @@ def _opset(ctx: InverseContext) -> int:
     from onnxviz.graph.model import default_opset
 
     return default_opset(ctx.graph.model)
+
+
+RULES: list[AnyRule] = [
+    Rule(("BatchNormalization",), batch_norm_rule, check=batch_norm_check),
+    Rule(("Add", "Sum", "Sub"), add_rule),
+    Rule(("Mul",), mul_rule),
+    Rule(("Div",), div_rule),
+    Rule(("Gemm",), gemm_rule),
+    Rule(("MatMul",), matmul_rule),
+    Rule(("Softmax", "LogSoftmax"), softmax_rule, check=batch_first()),
+]

@@ -33,16 +33,14 @@ import onnx
 
 from onnxviz.graph.model import ModelGraph, default_opset, node_attr
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
 
 FIRST_PER_CHANNEL_GROUP_NORM_OPSET = 21
 FIRST_TRAINING_MODE_ATTRIBUTE_OPSET = 14
+STATISTICS_USED = "its mean or variance output is used on the image path"
 
 
-@register("LRN")
-def lrn_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def lrn_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     if ctx.lrn == "passthrough":
         return [g]
     x_name = node.input[0]
@@ -87,14 +85,6 @@ def normalised_vjp(ctx: InverseContext, h: str, x: str, axes: list[int], epsilon
     return ctx.op("Mul", [inv_std, ctx.op("Sub", [ctx.op("Sub", [h, h_mean]), ctx.op("Mul", [normalised, along])])])
 
 
-def _only_first_output(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> str:
-    if any(g is not None for g in grads[1:]):
-        raise ctx.unsupported(node, "its mean or variance output is used on the image path")
-    if grads[0] is None:
-        raise ctx.unsupported(node, "no signal reaches its output")
-    return grads[0]
-
-
 def _parameter(ctx: InverseContext, node: onnx.NodeProto, index: int) -> str:
     """A scale operand: a constant, or a forward tensor that does not depend on the image."""
     tensor = node.input[index]
@@ -108,9 +98,7 @@ def _per_channel(ctx: InverseContext, node: onnx.NodeProto, index: int, rank: in
     return ctx.op("Reshape", [_parameter(ctx, node, index), ctx.ints([-1] + [1] * (rank - 2))])
 
 
-@register("LayerNormalization")
-def layer_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = _only_first_output(ctx, node, grads)
+def layer_norm_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     rank = len(ctx.shape(x))
     axis = int(ctx.attr(node, "axis", -1)) % rank
@@ -120,9 +108,7 @@ def layer_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str |
     return [gx] + [None] * (len(node.input) - 1)
 
 
-@register("InstanceNormalization")
-def instance_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = _only_first_output(ctx, node, grads)
+def instance_norm_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     rank = len(ctx.shape(x))
     h = ctx.op("Mul", [g, _per_channel(ctx, node, 1, rank)])
@@ -130,9 +116,7 @@ def instance_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[st
     return [gx, None, None]
 
 
-@register("GroupNormalization")
-def group_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = _only_first_output(ctx, node, grads)
+def group_norm_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     shape = ctx.shape(x)
     rank, channels = len(shape), shape[1]
@@ -170,3 +154,11 @@ def batch_statistics_vjp(ctx: InverseContext, node: onnx.NodeProto, g: str) -> l
     h = ctx.op("Mul", [g, _per_channel(ctx, node, 1, rank)])
     gx = normalised_vjp(ctx, h, ctx.forward(x), list(range(2, rank)), float(ctx.attr(node, "epsilon", 1e-5)))
     return [gx] + [None] * (len(node.input) - 1)
+
+
+RULES: list[AnyRule] = [
+    Rule(("LRN",), lrn_rule),
+    Rule(("LayerNormalization",), layer_norm_rule, other_outputs=STATISTICS_USED),
+    Rule(("InstanceNormalization",), instance_norm_rule, other_outputs=STATISTICS_USED),
+    Rule(("GroupNormalization",), group_norm_rule, other_outputs=STATISTICS_USED),
+]

@@ -28,8 +28,7 @@ from onnx import TensorProto
 from onnxviz.graph.geometry import explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.conv import transposed_conv
-from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import require_batch_first
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
 
 
 def switches_name(node: onnx.NodeProto) -> str:
@@ -37,13 +36,8 @@ def switches_name(node: onnx.NodeProto) -> str:
     return node.output[1] if len(node.output) > 1 and node.output[1] else f"{node.output[0]}__switches"
 
 
-@register("MaxPool")
-def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None]
+def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, y = node.input[0], node.output[0]
-    require_batch_first(ctx, node, x)
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
     strides, dilations = window_attrs(node, kernel)
     begins, ends = explicit_pads(node, ctx.shape(x)[2:], kernel, strides, dilations)
@@ -102,6 +96,31 @@ def unpool(
     return ctx.reshape_to(scattered, x)
 
 
+def _stacked_taps(
+    ctx: InverseContext,
+    padded: str,
+    taps: list[tuple[int, ...]],
+    out_spatial: tuple[int, ...],
+    strides: list[int],
+    dilations: list[int],
+) -> str:
+    """(1, C, taps, *out_spatial): the value each window sees at each tap, one strided Slice a tap."""
+    axes = list(range(2, 2 + len(out_spatial)))
+    stacked = []
+    for tap in taps:
+        starts = [t * d for t, d in zip(tap, dilations, strict=True)]
+        stops = [st + (o - 1) * s + 1 for st, o, s in zip(starts, out_spatial, strides, strict=True)]
+        bounds = [
+            ctx.ints(starts, "starts"),
+            ctx.ints(stops, "ends"),
+            ctx.ints(axes, "axes"),
+            ctx.ints(strides, "steps"),
+        ]
+        window = ctx.op("Slice", [padded, *bounds])
+        stacked.append(ctx.op("Unsqueeze", [window, ctx.ints([2], "axes")]))
+    return ctx.op("Concat", stacked, axis=2)
+
+
 def argmax_switches(
     ctx: InverseContext,
     x: str,
@@ -120,7 +139,6 @@ def argmax_switches(
     """
     in_shape = ctx.shape(x)
     spatial, out_spatial = in_shape[2:], y_shape[2:]
-    rank = len(in_shape)
     needed = [
         transposed_extent(o, k, s, d) - b - n
         for o, k, s, d, b, n in zip(out_spatial, kernel, strides, dilations, begins, spatial, strict=True)
@@ -134,23 +152,8 @@ def argmax_switches(
         ],
     )
     taps = list(np.ndindex(*kernel))
-    axes = list(range(2, rank))
-    stacked = []
-    for tap in taps:
-        starts = [t * d for t, d in zip(tap, dilations, strict=True)]
-        stops = [st + (o - 1) * s + 1 for st, o, s in zip(starts, out_spatial, strides, strict=True)]
-        window = ctx.op(
-            "Slice",
-            [
-                padded,
-                ctx.ints(starts, "starts"),
-                ctx.ints(stops, "ends"),
-                ctx.ints(axes, "axes"),
-                ctx.ints(strides, "steps"),
-            ],
-        )
-        stacked.append(ctx.op("Unsqueeze", [window, ctx.ints([2], "axes")]))
-    choice = ctx.op("ArgMax", [ctx.op("Concat", stacked, axis=2)], axis=2, keepdims=0, select_last_index=0)
+    stacked = _stacked_taps(ctx, padded, taps, out_spatial, strides, dilations)
+    choice = ctx.op("ArgMax", [stacked], axis=2, keepdims=0, select_last_index=0)  # the first maximum
     row_sizes = [math.prod(spatial[i + 1 :]) for i in range(len(spatial))]
     tap_offsets = np.array(
         [sum(t * d * r for t, d, r in zip(tap, dilations, row_sizes, strict=True)) for tap in taps], np.int64
@@ -166,12 +169,8 @@ def argmax_switches(
     return switches
 
 
-@register("AveragePool")
-def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, y = node.input[0], node.output[0]
-    require_batch_first(ctx, node, x)
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
     strides, dilations = window_attrs(node, kernel)
     in_size, out_size = ctx.shape(x)[2:], ctx.shape(y)[2:]
@@ -197,21 +196,13 @@ def _window_count(start: int, kernel: int, dilation: int, low: int, high: int) -
     return sum(1 for t in range(kernel) if low <= start + t * dilation < high)
 
 
-@register("GlobalAveragePool")
-def global_average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    assert g is not None
+def global_average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
-    require_batch_first(ctx, node, x)
     spatial = ctx.sample_shape(x)[1:]
     return [_spread(ctx, g, x, 1.0 / math.prod(spatial))]
 
 
-@register("ReduceMean", "ReduceSum")
-def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
+def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     shape = ctx.shape(x)
     axes = _reduced_axes(ctx, node)
@@ -225,7 +216,6 @@ def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
 
 def _reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
     """The sorted axes a Reduce* node reduces (attribute or, from opset 13/18, input); [] for none."""
-    require_batch_first(ctx, node, node.input[0])
     rank = len(ctx.shape(node.input[0]))
     axes = ctx.attr(node, "axes")
     if axes is None and len(node.input) > 1 and node.input[1]:
@@ -243,15 +233,10 @@ def _reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
     return axes
 
 
-@register("ReduceMax", "ReduceMin", "GlobalMaxPool")
-def reduce_extreme_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def reduce_extreme_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     """Route ȳ to the input position that gave the maximum (minimum): the first one in row-major
     order over the reduced axes on ties, the rule onnxruntime's MaxPool switches follow."""
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
     x = node.input[0]
-    require_batch_first(ctx, node, x)
     shape = ctx.shape(x)
     rank = len(shape)
     axes = list(range(2, rank)) if node.op_type == "GlobalMaxPool" else _reduced_axes(ctx, node)
@@ -283,3 +268,12 @@ def _spread(ctx: InverseContext, g: str, x: str, scale: float) -> str:
     batch = ctx.op("Slice", [ctx.op("Shape", [g]), ctx.ints([0]), ctx.ints([1])])
     expanded = ctx.op("Expand", [g, ctx.op("Concat", [batch, ctx.ints(list(ctx.sample_shape(x)))], axis=0)])
     return expanded if scale == 1.0 else ctx.op("Mul", [expanded, ctx.const(np.array(scale, np.float32), "scale")])
+
+
+RULES: list[AnyRule] = [
+    Rule(("MaxPool",), max_pool_rule, check=batch_first()),
+    Rule(("AveragePool",), average_pool_rule, check=batch_first()),
+    Rule(("GlobalAveragePool",), global_average_pool_rule, check=batch_first()),
+    Rule(("ReduceMean", "ReduceSum"), reduce_rule, check=batch_first()),
+    Rule(("ReduceMax", "ReduceMin", "GlobalMaxPool"), reduce_extreme_rule, check=batch_first()),
+]

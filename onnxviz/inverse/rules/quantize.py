@@ -16,13 +16,15 @@ import numpy as np
 import onnx
 
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, constant_input
+
+SCALE_FROM_IMAGE = "its scale is not constant"
 
 
 def _broadcast_scale(ctx: InverseContext, node: onnx.NodeProto, rank: int) -> np.ndarray:
     scale = ctx.constant(node.input[1])
     if scale is None:
-        raise ctx.unsupported(node, "its scale is not constant")
+        raise ctx.unsupported(node, SCALE_FROM_IMAGE)
     scale = np.asarray(scale, np.float32)
     if scale.size == 1:
         return scale.reshape(())
@@ -36,12 +38,13 @@ def _broadcast_scale(ctx: InverseContext, node: onnx.NodeProto, rank: int) -> np
     return scale.reshape(shape)
 
 
-@register("QuantizeLinear", "DequantizeLinear")
-def straight_through_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        raise ctx.unsupported(node, "no signal reaches its output")
+def straight_through_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     scale = _broadcast_scale(ctx, node, len(ctx.shape(node.input[0])))
     factor = 1.0 / scale if node.op_type == "QuantizeLinear" else scale
     scaled = ctx.op("Mul", [g, ctx.const(factor.astype(np.float32), "scale")])
     return [scaled] + [None] * (len(node.input) - 1)
+
+
+RULES: list[AnyRule] = [
+    Rule(("QuantizeLinear", "DequantizeLinear"), straight_through_rule, check=constant_input(1, SCALE_FROM_IMAGE)),
+]

@@ -24,8 +24,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.graph.model import default_opset, node_attr
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
-from onnxviz.inverse.rules.shape import matmul_along_axis, require_batch_first
+from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
+from onnxviz.inverse.rules.shape import matmul_along_axis
 
 # Attributes that describe all axes at once; the one-axis resize gets its own values instead.
 _WHOLE_NODE_ATTRS = frozenset({"axes", "keep_aspect_ratio_policy", "scales"})
@@ -42,13 +42,8 @@ class AxisResize:
     roi: tuple[float, float]  # (start, end), only read by tf_crop_and_resize
 
 
-@register("Resize", "Upsample")
-def resize_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
+def resize_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, y = node.input[0], node.output[0]
-    require_batch_first(ctx, node, x)
     opset = default_opset(ctx.graph.model)
     axes = _axis_resizes(ctx, node, opset, ctx.shape(x), ctx.shape(y))
     attrs = tuple(a.SerializeToString() for a in node.attribute if a.name not in _WHOLE_NODE_ATTRS)
@@ -181,3 +176,8 @@ def axis_sampling_matrix(op_type: str, opset: int, attrs: tuple[bytes, ...], axi
     if out.shape[1] != axis.length_out:
         return None
     return np.ascontiguousarray((out[:n] - out[n]).T.astype(np.float32))
+
+
+RULES: list[AnyRule] = [
+    Rule(("Resize", "Upsample"), resize_rule, check=batch_first()),
+]

@@ -2,187 +2,42 @@
 
 Reshape/Flatten/Squeeze/Unsqueeze → reshape to the input shape; Transpose → the inverse
 permutation; Concat ↔ Slice; Split → Concat (zeros for outputs with no signal); Slice → the
-values put back ``step`` apart, zeros between; constant Pad → Slice, reflect/edge/wrap Pad → the
-border folded back onto the interior (a sum); Expand/Tile → the sum over the copies; Gather(Elements)
-→ the signal added back at the gathered positions; DepthToSpace/SpaceToDepth → the inverse
-rearrangement; Identity/Dropout/Cast pass the signal on. The K projections ride on the batch
-axis: axis 0, or where a Transpose moved it (``batch_axis``); no op may slice or mix it.
+values put back ``step`` apart, zeros between (Pad has its own module, ``pad.py``); Expand/Tile →
+the sum over the copies; Gather(Elements) → the signal added back at the gathered positions;
+DepthToSpace/SpaceToDepth → the inverse rearrangement; Identity/Dropout/Cast pass the signal on.
+The K projections ride on the batch axis: axis 0, or where a Transpose moved it
+(``onnxviz.inverse.batch``); no op may slice or mix it.
 """
 
 from __future__ import annotations
 
-import math
-import weakref
-from functools import lru_cache
-
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
+from onnxviz.inverse.batch import batch_axis, refuse_moved_target, signal_zeros
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.registry import register
+from onnxviz.inverse.rules.registry import (
+    AnyRule,
+    Check,
+    OutputsRule,
+    Rule,
+    Signals,
+    all_of,
+    batch_first,
+    constant_input,
+)
 
 INT64_MIN = -(2**63)
+INDICES_FROM_IMAGE = "its indices are computed from the image, not constant"
+REPEATS_FROM_IMAGE = "its repeats are not constant"
 
 
-@register("Identity", "Dropout", "Cast")
-def pass_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    return [grads[0]] + [None] * (len(node.input) - 1)
+def pass_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    return [g] + [None] * (len(node.input) - 1)
 
 
-def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok: bool = False) -> int:
-    """Where ``tensor`` keeps the batch axis: 0, unless a Transpose on the path moved it.
-
-    The K projections ride on the batch axis wherever it is: the signal of a tensor is shaped like
-    the tensor with its batch axis of 1 turned into K. Attention blocks move it: timm's
-    ``qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)`` has it on axis 1 until the
-    unbind, and the dynamo exporter's attention folds it into the heads, ``(B·H, N, D)``, for a
-    Transpose and back. Such a *merged* axis holds K·n in the signal where the forward has n, K
-    outermost; only reshapes and transposes (``merged_ok``) may see one.
-
-    The axis is followed from the input node by node (``_follow_batch``), and only in graphs with
-    a Transpose that moves it; where it cannot be followed, ``node`` is refused.
-    """
-    key = id(ctx.graph)
-    cached = _BATCH_AXES.get(key)
-    if cached is None or cached[0]() is not ctx.graph:
-        for stale in [k for k, (ref, _) in _BATCH_AXES.items() if ref() is None]:
-            del _BATCH_AXES[stale]
-        moves = any(
-            n.op_type == "Transpose" and n.output[0] in ctx.graph.signal and ctx.attr(n, "perm", [1])[0] != 0
-            for n in ctx.graph.nodes
-        )
-        axes: dict[str, tuple[int, str]] | None = None
-        if moves:
-            axes = {ctx.graph.input_name: (0, "exact")}
-            for forward_node in ctx.graph.nodes:
-                _follow_batch(ctx, forward_node, axes)
-        cached = (weakref.ref(ctx.graph), axes)
-        _BATCH_AXES[key] = cached
-    if cached[1] is None:
-        return 0
-    found = cached[1].get(tensor)
-    if found is None:
-        raise ctx.unsupported(node, f"onnxviz cannot tell where '{tensor}' keeps the batch axis")
-    if found[1] != "exact" and not merged_ok:
-        raise ctx.unsupported(node, f"the batch axis of '{tensor}' is merged with another axis")
-    return found[0]
-
-
-_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, str]] | None]] = {}
-
-
-def require_batch_first(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> None:
-    """For rules written for the batch on axis 0 (convolutions, pools, resizes…): refuse a tensor
-    whose batch axis a Transpose moved, rather than invert it in the wrong layout."""
-    if batch_axis(ctx, node, tensor) != 0:
-        raise ctx.unsupported(node, f"'{tensor}' keeps the batch axis on axis {batch_axis(ctx, node, tensor)}")
-
-
-def refuse_moved_target(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> None:
-    """The seed carries the K projections on axis 0: a target whose batch axis a Transpose moved
-    (inside an attention block) cannot be seeded that way."""
-    from onnxviz.inverse.builder import SEED
-
-    for tensor, g in zip(node.output, grads, strict=False):
-        if g == SEED and batch_axis(ctx, node, tensor) != 0:
-            raise ctx.unsupported(node, f"'{tensor}' keeps the batch on axis {batch_axis(ctx, node, tensor)}")
-
-
-def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, tuple[int, str]]) -> None:
-    """Record (axis, how) of ``node``'s outputs from that of its first input on the path; ``how`` is
-    "exact" (K replaces an axis of 1), "outer" (K·n, K outermost) or "inner" (n·K, K innermost)."""
-    source = next((t for t in node.input if t in axes and t in ctx.graph.signal), None)
-    if source is None or not node.output or node.output[0] not in ctx.shapes or source not in ctx.shapes:
-        return
-    (p, how), x_shape = axes[source], ctx.shapes[source]
-    y_shape = ctx.shapes[node.output[0]]
-    rank_in = len(x_shape)
-    op = node.op_type
-    found: tuple[int, str] | None = None
-    by_constants = node.input[0] == source and all(t not in ctx.graph.signal for t in node.input[1:])
-    if op == "Transpose":
-        found = (list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p), how)
-    elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
-        found = _reshaped_batch(x_shape, y_shape, p, how)
-    elif op in ("MatMul", "Gemm") and by_constants and p < rank_in - 1 and not ctx.attr(node, "transA", 0):
-        found = (p, how)  # the rows (and leading axes) of a first operand times constants stay put
-    elif how != "exact":
-        found = (p, how) if op in _ELEMENTWISE and y_shape == x_shape and _flat_along(ctx, node, source, p) else None
-    elif op == "Gather" and node.input[0] == source and ctx.constant(node.input[1]) is not None:
-        gathered = int(ctx.attr(node, "axis", 0)) % rank_in
-        if gathered != p:
-            found = (p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim, "exact")
-    elif op == "MatMul":
-        # A leading (broadcast) axis of a full-rank operand stays where it is.
-        found = (p, how) if p == 0 or (len(y_shape) == rank_in and p < rank_in - 2) else None
-    elif op in ("Einsum", "Gemm") or op.startswith("Reduce"):
-        found = (0, how) if p == 0 else None  # a moved batch axis is not followed through these
-    else:
-        found = (p, how)
-    if found is None:
-        return
-    for out in node.output:
-        shape = ctx.shapes.get(out)
-        if shape is not None and found[0] < len(shape) and (found[1] != "exact" or shape[found[0]] == 1):
-            axes[out] = found
-
-
-_ELEMENTWISE = frozenset({"Identity", "Dropout", "Cast", "Mul", "Div", "Add", "Sub", "Neg"})
-
-
-def _flat_along(ctx: InverseContext, node: onnx.NodeProto, source: str, axis: int) -> bool:
-    """Whether every other input is a constant of length 1 (or absent) along ``axis``, so that it
-    broadcasts over a merged batch axis too."""
-    rank = len(ctx.shapes[source])
-    for tensor in node.input:
-        if tensor == source or not tensor:
-            continue
-        value = ctx.constant(tensor)
-        if value is None:
-            return False
-        index = axis - (rank - value.ndim)
-        if index >= 0 and value.shape[index] != 1:
-            return False
-    return True
-
-
-def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int, how: str) -> tuple[int, str] | None:
-    """Where a reshape puts the batch: after the same number of elements as in ``x``. There it
-    replaces an axis of 1, or is merged into the axis that starts there (K outermost), or, when
-    that is the last axis (the features of a following Gemm), into the axis before it (K
-    innermost, one more row per projection). None when the batch block is cut apart."""
-    before = math.prod(x_shape[:p]) * (x_shape[p] if how == "inner" else 1)
-    for q, size in enumerate(y_shape):
-        start = math.prod(y_shape[:q])
-        if start == before:
-            if size == 1:
-                return q, "exact"
-            return (q - 1, "inner") if 0 < q == len(y_shape) - 1 else (q, "outer")
-        if start > before:
-            break
-    return None
-
-
-def _signal_zeros(ctx: InverseContext, node: onnx.NodeProto, like: str, like_tensor: str, tensor: str) -> str:
-    """Zeros shaped like the signal of ``tensor`` (K on its batch axis), K read from ``like``, the
-    signal of forward tensor ``like_tensor``."""
-    axis, like_axis = batch_axis(ctx, node, tensor), batch_axis(ctx, node, like_tensor)
-    if axis == 0 and like_axis == 0:
-        return ctx.zeros_like_signal(like, tensor)
-    k = ctx.op("Slice", [ctx.op("Shape", [like]), ctx.ints([like_axis]), ctx.ints([like_axis + 1])])
-    dims = list(ctx.shape(tensor))
-    parts = [ctx.ints(dims[:axis]), k, ctx.ints(dims[axis + 1 :])] if dims[axis + 1 :] else [ctx.ints(dims[:axis]), k]
-    full = ctx.op("Concat", parts, axis=0)
-    return ctx.op("ConstantOfShape", [full], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
-
-
-@register("Reshape", "Flatten", "Squeeze", "Unsqueeze")
-def reshape_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
-    refuse_moved_target(ctx, node, grads)
+def reshape_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    refuse_moved_target(ctx, node, g)
     x, y = node.input[0], node.output[0]
     x_axis, y_axis = batch_axis(ctx, node, x, merged_ok=True), batch_axis(ctx, node, y, merged_ok=True)
     if x_axis == 0 and y_axis == 0:
@@ -194,12 +49,8 @@ def reshape_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | No
     return [ctx.op("Reshape", [g, ctx.ints(target)])] + [None] * (len(node.input) - 1)
 
 
-@register("Transpose")
-def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None]
-    refuse_moved_target(ctx, node, grads)
+def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    refuse_moved_target(ctx, node, g)
     x = node.input[0]
     rank = len(ctx.shape(x))
     perm = list(ctx.attr(node, "perm", list(reversed(range(rank)))))
@@ -208,11 +59,7 @@ def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | 
     return [ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])]
 
 
-@register("Concat")
-def concat_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
+def concat_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     rank = len(ctx.shape(node.output[0]))
     axis = int(ctx.attr(node, "axis")) % rank
     if axis == batch_axis(ctx, node, node.output[0]):
@@ -234,8 +81,7 @@ def concat_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     return result
 
 
-@register("Split")
-def split_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def split_rule(ctx: InverseContext, node: onnx.NodeProto, grads: Signals) -> Signals:
     some, some_tensor = next((g, t) for g, t in zip(grads, node.output, strict=True) if g is not None)
     x = node.input[0]
     rank = len(ctx.shape(x))
@@ -243,17 +89,13 @@ def split_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
     if axis == batch_axis(ctx, node, x):
         raise ctx.unsupported(node, "it splits along the batch axis")
     parts = [
-        g if g is not None else _signal_zeros(ctx, node, some, some_tensor, out)
+        g if g is not None else signal_zeros(ctx, node, some, some_tensor, out)
         for g, out in zip(grads, node.output, strict=True)
     ]
     return [ctx.op("Concat", parts, axis=axis)] + [None] * (len(node.input) - 1)
 
 
-@register("Slice")
-def slice_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
+def slice_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     shape = ctx.shape(x)
     rank = len(shape)
@@ -272,7 +114,7 @@ def slice_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
                 raise ctx.unsupported(node, "it slices the batch axis")
             continue
         if count == 0:
-            return [_signal_zeros(ctx, node, g, node.output[0], x)] + [None] * (len(node.input) - 1)
+            return [signal_zeros(ctx, node, g, node.output[0], x)] + [None] * (len(node.input) - 1)
         first = lo if step > 0 else lo + (count - 1) * step
         if step != 1:
             g = _spread_strided(ctx, g, dims, batch, axis, abs(step), reverse=step < 0, room=shape[axis] - first)
@@ -334,146 +176,6 @@ def _spread_strided(
     return spaced
 
 
-@register("Pad")
-def pad_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
-    if g is None:
-        return [None] * len(node.input)
-    require_batch_first(ctx, node, node.input[0])
-    mode = ctx.attr(node, "mode", "constant")
-    shape = ctx.shape(node.input[0])
-    rank = len(shape)
-    if len(node.input) > 1 and node.input[1]:
-        pads = ctx.constant(node.input[1])
-        if pads is None:
-            raise ctx.unsupported(node, "its pads are not constant")
-        pads = pads.tolist()
-    else:
-        pads = list(ctx.attr(node, "pads"))
-    axes = list(range(rank))
-    if len(node.input) > 3 and node.input[3]:
-        given = ctx.constant(node.input[3])
-        if given is None:
-            raise ctx.unsupported(node, "its axes are not constant")
-        axes = [int(a) % rank for a in given.tolist()]
-    n = len(axes)
-    widths = {axis: (int(pads[i]), int(pads[i + n])) for i, axis in enumerate(axes)}
-    if any(widths.get(0, (0, 0))):
-        raise ctx.unsupported(node, "it pads the batch axis")
-    widths.pop(0, None)
-    if mode == "constant":
-        return [_unpad_constant(ctx, g, shape, widths)] + [None] * (len(node.input) - 1)
-    if mode not in ("reflect", "edge", "wrap"):
-        raise ctx.unsupported(node, f"mode '{mode}'")
-    dims = list(ctx.shape(node.output[0]))
-    for axis, (begin, end) in widths.items():
-        if not begin and not end:
-            continue
-        sources = _pad_sources(mode, shape[axis], begin, end)
-        if sources is None:
-            raise ctx.unsupported(
-                node, f"onnxruntime cannot pad an axis of {shape[axis]} by ({begin}, {end}) in {mode} mode"
-            )
-        g = _fold_back(ctx, g, sources, axis, rank, shape[axis])
-        dims[axis] = shape[axis]
-    return [g] + [None] * (len(node.input) - 1)
-
-
-def _unpad_constant(ctx: InverseContext, g: str, shape: tuple[int, ...], widths: dict[int, tuple[int, int]]) -> str:
-    """Constant padding: keep the interior (Slice); zeros where negative pads had cropped (Pad)."""
-    rank = len(shape)
-    starts, ends, sliced_axes, restore_before, restore_after = [], [], [], [0] * rank, [0] * rank
-    for axis, (b, e) in widths.items():
-        kept = shape[axis] - max(-b, 0) - max(-e, 0)
-        starts.append(max(b, 0))
-        ends.append(max(b, 0) + kept)
-        sliced_axes.append(axis)
-        restore_before[axis], restore_after[axis] = max(-b, 0), max(-e, 0)
-    if sliced_axes:
-        g = ctx.op("Slice", [g, ctx.ints(starts, "starts"), ctx.ints(ends, "ends"), ctx.ints(sliced_axes, "axes")])
-    if any(restore_before) or any(restore_after):
-        g = ctx.op("Pad", [g, ctx.ints(restore_before + restore_after, "pads")])
-    return g
-
-
-@lru_cache(maxsize=256)
-def _pad_sources(mode: str, length: int, begin: int, end: int) -> tuple[int, ...] | None:
-    """For each position of a padded axis, the input position onnxruntime copies there (−1: none).
-
-    Read from onnxruntime's own Pad on ``1…length``, so its border rules (reflect without the
-    edge, large pads, negative pads) are the ones the forward ran.
-    """
-    import onnxruntime as ort
-
-    pad = helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)
-    graph = helper.make_graph(
-        [pad],
-        "one_axis_pad",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [length])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(np.array([begin, end], np.int64), "pads")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
-    model.ir_version = 9
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    try:
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        out = session.run(None, {"x": np.arange(1, length + 1, dtype=np.float32)})[0]
-    except Exception:
-        return None
-    return tuple(int(v) - 1 for v in out)
-
-
-def _fold_back(ctx: InverseContext, g: str, sources: tuple[int, ...], axis: int, rank: int, length: int) -> str:
-    """The adjoint of copying input position ``sources[p]`` to output position ``p`` along ``axis``:
-    each input position receives the *sum* of the signal at every position copied from it.
-
-    The copy pattern is cut into runs that step by +1 (interior, wrap), −1 (reflected borders) or
-    0 (edge borders); each run is one Slice (reversed, or summed) padded into place.
-    """
-    terms = []
-    p = 0
-    while p < len(sources):
-        if sources[p] < 0:
-            p += 1
-            continue
-        q = p + 1
-        step = 1
-        if q < len(sources) and sources[q] >= 0 and sources[q] - sources[p] in (-1, 0, 1):
-            step = sources[q] - sources[p]
-            while q < len(sources) and sources[q] >= 0 and sources[q] - sources[q - 1] == step:
-                q += 1
-        piece = g
-        if (p, q) != (0, len(sources)):
-            piece = ctx.op("Slice", [g, ctx.ints([p], "starts"), ctx.ints([q], "ends"), ctx.ints([axis], "axes")])
-        if step == -1:
-            piece = ctx.op(
-                "Slice",
-                [
-                    piece,
-                    ctx.ints([-1], "starts"),
-                    ctx.ints([INT64_MIN], "ends"),
-                    ctx.ints([axis], "axes"),
-                    ctx.ints([-1], "steps"),
-                ],
-            )
-            low, width = sources[q - 1], q - p
-        elif step == 0:
-            if q - p > 1:
-                piece = ctx.op("ReduceSum", [piece, ctx.ints([axis], "axes")], keepdims=1)
-            low, width = sources[p], 1
-        else:
-            low, width = sources[p], q - p
-        if low or length - low - width:
-            pads = [0] * (2 * rank)
-            pads[axis], pads[rank + axis] = low, length - low - width
-            piece = ctx.op("Pad", [piece, ctx.ints(pads, "pads")])
-        terms.append(piece)
-        p = q
-    return ctx.add_all(terms)
-
-
 def matmul_along_axis(ctx: InverseContext, g: str, matrix: np.ndarray, axis: int, rank: int) -> str:
     """``g`` (length m along ``axis``) times the (m × n) ``matrix``: length n along ``axis``.
 
@@ -488,29 +190,20 @@ def matmul_along_axis(ctx: InverseContext, g: str, matrix: np.ndarray, axis: int
     return ctx.op("Transpose", [product], perm=[int(i) for i in np.argsort(perm)])
 
 
-@register("Expand")
-def expand_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
+def expand_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x, y = node.input[0], node.output[0]
-    if g is None or x not in ctx.graph.signal:
+    if x not in ctx.graph.signal:
         return [None, None]
-    require_batch_first(ctx, node, x)
     if len(ctx.shape(x)) != len(ctx.shape(y)):
         raise ctx.unsupported(node, "it adds leading axes, so the batch axis moves")
     return [ctx.reduce_to(g, y, x), None]
 
 
-@register("Tile")
-def tile_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
+def tile_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
-    if g is None or x not in ctx.graph.signal:
+    if x not in ctx.graph.signal:
         return [None, None]
-    require_batch_first(ctx, node, x)
-    repeats = ctx.constant(node.input[1])
-    if repeats is None:
-        raise ctx.unsupported(node, "its repeats are not constant")
-    repeats = [int(r) for r in repeats.tolist()]
+    repeats = [int(r) for r in _constant(ctx, node, 1).tolist()]
     if repeats[0] != 1:
         raise ctx.unsupported(node, "it tiles the batch axis")
     dims = ctx.sample_shape(x)
@@ -522,15 +215,11 @@ def tile_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     return [ctx.op("ReduceSum", [copies, ctx.ints(axes, "axes")], keepdims=0), None]
 
 
-@register("Gather")
-def gather_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
+def gather_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
-    if g is None or x not in ctx.graph.signal:
+    if x not in ctx.graph.signal:
         return [None, None]
-    indices = ctx.constant(node.input[1])
-    if indices is None:
-        raise ctx.unsupported(node, "its indices are computed from the image, not constant")
+    indices = _constant(ctx, node, 1)
     shape = ctx.shape(x)
     rank = len(shape)
     axis = int(ctx.attr(node, "axis", 0)) % rank
@@ -555,16 +244,11 @@ def gather_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     return [matmul_along_axis(ctx, g, picks, axis, rank), None]
 
 
-@register("GatherElements")
-def gather_elements_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    g = grads[0]
+def gather_elements_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
-    if g is None or x not in ctx.graph.signal:
+    if x not in ctx.graph.signal:
         return [None, None]
-    indices = ctx.constant(node.input[1])
-    if indices is None:
-        raise ctx.unsupported(node, "its indices are computed from the image, not constant")
-    require_batch_first(ctx, node, x)
+    indices = _constant(ctx, node, 1)
     shape = ctx.shape(x)
     axis = int(ctx.attr(node, "axis", 0)) % len(shape)
     if axis == 0:
@@ -577,14 +261,9 @@ def gather_elements_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[
     return [ctx.op("ScatterElements", [zeros, expanded, g], axis=axis, reduction="add"), None]
 
 
-@register("DepthToSpace", "SpaceToDepth")
-def depth_space_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+def depth_space_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     """Both are a reshape, a transpose and a reshape: undone by the inverse transpose."""
-    g = grads[0]
-    if g is None:
-        return [None]
     x = node.input[0]
-    require_batch_first(ctx, node, x)
     n, c, h, w = ctx.shape(x)
     b = int(ctx.attr(node, "blocksize"))
     if node.op_type == "SpaceToDepth":
@@ -597,3 +276,45 @@ def depth_space_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str 
     g = ctx.op("Reshape", [g, ctx.ints([-1, *moved[1:]])])
     g = ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])
     return [ctx.reshape_to(g, x)]
+
+
+def _constant(ctx: InverseContext, node: onnx.NodeProto, index: int) -> np.ndarray:
+    """An operand the rule's check has seen to be constant."""
+    value = ctx.constant(node.input[index])
+    if value is None:
+        raise ctx.unsupported(node, f"its input '{node.input[index]}' is not constant")
+    return value
+
+
+def _when_data_on_path(*checks: Check) -> Check:
+    """``checks`` apply where the data (input 0) is on the image path; otherwise the rule passes
+    nothing back and needs nothing."""
+    combined = all_of(*checks)
+
+    def check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+        return combined(ctx, node) if node.input[0] in ctx.graph.signal else None
+
+    return check
+
+
+RULES: list[AnyRule] = [
+    Rule(("Identity", "Dropout", "Cast"), pass_rule),
+    Rule(("Reshape", "Flatten", "Squeeze", "Unsqueeze"), reshape_rule),
+    Rule(("Transpose",), transpose_rule),
+    Rule(("Concat",), concat_rule),
+    OutputsRule(("Split",), split_rule),
+    Rule(("Slice",), slice_rule),
+    Rule(("Expand",), expand_rule, check=_when_data_on_path(batch_first())),
+    Rule(("Tile",), tile_rule, check=_when_data_on_path(batch_first(), constant_input(1, REPEATS_FROM_IMAGE))),
+    Rule(
+        ("Gather",),
+        gather_rule,
+        check=_when_data_on_path(constant_input(1, INDICES_FROM_IMAGE)),
+    ),
+    Rule(
+        ("GatherElements",),
+        gather_elements_rule,
+        check=_when_data_on_path(constant_input(1, INDICES_FROM_IMAGE), batch_first()),
+    ),
+    Rule(("DepthToSpace", "SpaceToDepth"), depth_space_rule, check=batch_first()),
+]

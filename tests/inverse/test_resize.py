@@ -17,7 +17,7 @@ from onnx import helper
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.inverse.rules.resize import AxisResize, axis_sampling_matrix
 from tests.helpers import Linearisation, make_model, session
-from tests.test_adjoint_ops import SETTINGS, assert_adjoint
+from tests.inverse.adjoint import SETTINGS, assert_adjoint
 
 SHAPE = (1, 2, 4, 5)
 COORDINATE_MODES = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_crop_and_resize"]

@@ -12,8 +12,8 @@ from onnx import helper
 
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.inverse.rules.shape import INT64_MIN
-from tests.helpers import Linearisation, make_model, session
-from tests.test_adjoint_ops import SETTINGS, assert_adjoint
+from tests.helpers import Linearisation, make_model, separated_input, session
+from tests.inverse.adjoint import SETTINGS, assert_adjoint
 
 FEWER = settings(SETTINGS, max_examples=15)
 
@@ -216,3 +216,64 @@ def test_moving_the_batch_axis_is_refused(node, inits: dict, reason: str) -> Non
     model = make_model([node], SHAPE, "y", inits)
     with pytest.raises(UnsupportedOpError, match=reason):
         Linearisation(model, "y", _x(19))
+
+
+@pytest.mark.parametrize("perm", [[0, 2, 3, 1], [0, 3, 1, 2], [0, 1, 3, 2]])
+def test_transpose_saliency_is_the_adjoint(perm: list[int]) -> None:
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((3, 3, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=perm, name="t"),
+        helper.make_node("Transpose", ["t"], ["u"], perm=list(np.argsort(perm)), name="back"),
+        helper.make_node("Conv", ["u", "w"], ["y"], pads=[1, 1, 1, 1], name="conv"),
+    ]
+    model = make_model(nodes, (1, 3, 5, 6), "y", {"w": w})
+    assert_adjoint(model, "y", rng.standard_normal((1, 3, 5, 6)).astype(np.float32), 3)
+
+
+def test_nhwc_input_transpose_is_inverted_into_the_input_layout() -> None:
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
+        helper.make_node("Conv", ["nchw", "w"], ["c"], auto_pad="SAME_UPPER", strides=[2, 2], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 3, 1], name="to_nhwc"),
+    ]
+    model = make_model(nodes, (1, 9, 8, 3), "y", {"w": w})
+    x = separated_input((1, 9, 8, 3), rng)
+    assert_adjoint(model, "y", x, 4, eps=1e-4)
+
+
+def test_shape_ops_saliency_is_the_adjoint() -> None:
+    """Concat, Slice, Pad, Split, Flatten, Mul/Div by constants, Add with broadcasting, Sub, Sum."""
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    inits = {
+        "w": w,
+        "scale": rng.uniform(0.5, 2, (1, 4, 1, 1)).astype(np.float32),
+        "pads": np.array([0, 0, 1, 2, 0, 0, 2, 0], np.int64),
+        "starts": np.array([1, 1], np.int64),
+        "ends": np.array([3, 6], np.int64),
+        "axes": np.array([1, 3], np.int64),
+        "bias": rng.standard_normal((4, 1, 1)).astype(np.float32),
+        "split": np.array([1, 3], np.int64),
+        "two": np.array(2.0, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Mul", ["c", "scale"], ["m"], name="mul"),
+        helper.make_node("Div", ["m", "two"], ["d"], name="div"),
+        helper.make_node("Add", ["d", "bias"], ["a"], name="add"),
+        helper.make_node("Slice", ["a", "starts", "ends", "axes"], ["s"], name="slice"),
+        helper.make_node("Pad", ["s", "pads"], ["p"], name="pad"),
+        helper.make_node("Split", ["a", "split"], ["s1", "s2"], axis=1, name="split"),
+        helper.make_node("Sub", ["s2", "s1"], ["diff"], name="sub"),
+        helper.make_node("Concat", ["diff", "a"], ["cat"], axis=1, name="concat"),
+        helper.make_node("Sum", ["cat", "cat"], ["twice"], name="sum"),
+        helper.make_node("Flatten", ["twice"], ["f"], name="flatten"),
+        helper.make_node("Flatten", ["p"], ["pf"], name="flatten_pad"),
+        helper.make_node("Concat", ["f", "pf"], ["y"], axis=1, name="out"),
+    ]
+    model = make_model(nodes, (1, 3, 5, 6), "y", inits)
+    assert_adjoint(model, "y", rng.standard_normal((1, 3, 5, 6)).astype(np.float32), 8)

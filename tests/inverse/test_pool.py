@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from onnx import helper
 
 from onnxviz.errors import UnsupportedOpError
 from tests.helpers import Linearisation, make_model, separated_input
-from tests.test_adjoint_ops import SETTINGS, _pool_fits, assert_adjoint, pool_cases
+from tests.inverse.adjoint import SETTINGS, assert_adjoint, pool_cases, pool_fits
 
 SHAPE = (1, 3, 4, 5)
 
@@ -34,7 +35,7 @@ def _max_pool(case: dict, storage_order: int):
 @settings(SETTINGS, max_examples=8)
 @given(pool_cases)
 def test_recomputed_switches_are_the_adjoint_and_match_onnxruntimes(case: dict) -> None:
-    assume(_pool_fits(case))
+    assume(pool_fits(case))
     rng = np.random.default_rng(case["seed"])
     x = separated_input((1, 2, *case["size"]), rng)
     recomputed = _max_pool(case, storage_order=1)
@@ -88,3 +89,36 @@ def test_reducing_the_batch_axis_is_refused() -> None:
     model = make_model([helper.make_node("ReduceMax", ["x"], ["y"], axes=[0], name="max")], SHAPE, "y")
     with pytest.raises(UnsupportedOpError, match="batch axis"):
         Linearisation(model, "y", separated_input(SHAPE, np.random.default_rng(5)))
+
+
+@SETTINGS
+@given(pool_cases)
+def test_maxpool_saliency_is_the_adjoint(case: dict) -> None:
+    assume(pool_fits(case))
+    rng = np.random.default_rng(case["seed"])
+    attrs = {
+        "kernel_shape": list(case["kernel"]),
+        "strides": list(case["strides"]),
+        "pads": list(case["pads"]),
+        "ceil_mode": case["ceil_mode"],
+        "dilations": list(case["dilations"]),
+    }
+    model = make_model([helper.make_node("MaxPool", ["x"], ["y"], name="pool", **attrs)], (1, 2, *case["size"]), "y")
+    x = separated_input((1, 2, *case["size"]), rng)
+    assert_adjoint(model, "y", x, case["seed"], eps=1e-3)
+
+
+@SETTINGS
+@given(pool_cases, st.sampled_from([0, 1]))
+def test_average_pool_saliency_is_the_adjoint(case: dict, count_include_pad: int) -> None:
+    assume(pool_fits(case) and case["dilations"] == (1, 1))
+    rng = np.random.default_rng(case["seed"])
+    attrs = {
+        "kernel_shape": list(case["kernel"]),
+        "strides": list(case["strides"]),
+        "pads": list(case["pads"]),
+        "ceil_mode": case["ceil_mode"],
+        "count_include_pad": count_include_pad,
+    }
+    model = make_model([helper.make_node("AveragePool", ["x"], ["y"], name="avg", **attrs)], (1, 2, *case["size"]), "y")
+    assert_adjoint(model, "y", rng.standard_normal((1, 2, *case["size"])).astype(np.float32), case["seed"])

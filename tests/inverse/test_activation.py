@@ -17,7 +17,7 @@ from onnxviz.graph.model import ACTIVATION_OPS, ModelGraph
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import COMPOSITE_DERIVATIVES
 from tests.helpers import Linearisation, make_model
-from tests.test_adjoint_ops import SETTINGS, assert_adjoint
+from tests.inverse.adjoint import SETTINGS, assert_adjoint
 
 SHAPE = (1, 3, 4, 5)
 _erf = np.vectorize(math.erf)

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
-from tests.helpers import Linearisation, make_model
-from tests.test_adjoint_ops import SETTINGS, assert_adjoint
+from tests.helpers import Linearisation, make_model, separated_input
+from tests.inverse.adjoint import SETTINGS, assert_adjoint
 
 SHAPE = (1, 4, 3, 5)
 FEW = settings(SETTINGS, max_examples=8)  # each example checks two forms and a numpy reference
@@ -177,3 +177,45 @@ def test_training_mode_batch_norm_keeps_the_sparse_head_out() -> None:
     model = make_model(nodes, SHAPE, "y", inits, opset=15)
     lin = Linearisation(model, "y", _input(41), "saliency")
     assert not build_inverse(lin.graph, "y", SHAPE, "saliency", sparse=True).sparse
+
+
+@pytest.mark.parametrize(
+    "op", ["BatchNormalization", "LRN", "Sigmoid", "LeakyRelu", "Tanh", "HardSwish", "Softmax", "Elu", "Clip"]
+)
+def test_elementwise_and_normalisation_saliency_is_the_adjoint(op: str) -> None:
+    rng = np.random.default_rng(5)
+    c = 6
+    inits: dict[str, np.ndarray] = {}
+    inputs = ["x"]
+    attrs: dict = {}
+    if op == "BatchNormalization":
+        inits = {
+            "s": rng.uniform(0.5, 2, c),
+            "b": rng.standard_normal(c),
+            "m": rng.standard_normal(c),
+            "v": rng.uniform(0.5, 2, c),
+        }
+        inits = {k: v.astype(np.float32) for k, v in inits.items()}
+        inputs += ["s", "b", "m", "v"]
+    elif op == "LRN":
+        attrs = {"size": 3, "alpha": 0.5, "beta": 0.75, "bias": 1.0}
+    elif op == "LeakyRelu":
+        attrs = {"alpha": 0.1}
+    elif op == "Softmax":
+        attrs = {"axis": 1}
+    elif op == "Clip":
+        inits = {"lo": np.array(-0.5, np.float32), "hi": np.array(0.7, np.float32)}
+        inputs += ["lo", "hi"]
+    model = make_model([helper.make_node(op, inputs, ["y"], name="op", **attrs)], (1, c, 4, 5), "y", inits)
+    x = separated_input((1, c, 4, 5), rng, spacing=0.03)
+    assert_adjoint(model, "y", x, 6, eps=1e-3)
+
+
+def test_lrn_passthrough_hands_the_signal_on_unchanged() -> None:
+    """The paper's approximation: the LRN layer is skipped on the way back."""
+    rng = np.random.default_rng(14)
+    lrn = helper.make_node("LRN", ["x"], ["y"], size=3, alpha=0.5, beta=0.75, bias=1.0, name="lrn")
+    model = make_model([lrn], (1, 4, 3, 3), "y")
+    lin = Linearisation(model, "y", rng.standard_normal((1, 4, 3, 3)).astype(np.float32), lrn="passthrough")
+    seeds = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    np.testing.assert_array_equal(lin.vjp(seeds), seeds)

@@ -8,7 +8,7 @@ from onnx import helper
 
 from onnxviz.errors import UnsupportedOpError
 from tests.helpers import Linearisation, make_model
-from tests.test_adjoint_ops import assert_adjoint
+from tests.inverse.adjoint import assert_adjoint
 
 SHAPE = (1, 2, 3, 4)
 
