@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from onnxviz.errors import ModelLoadError, UnsupportedOpError
@@ -30,6 +31,8 @@ class Normalised:
     original_opset: int
     notes: list[str] = field(default_factory=list)  # one line each on what loading changed
     half_precision: bool = False  # the file computes in fp16 (loading made it float32)
+    # initializer values read while checking them, by name: those normalising did not replace
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def read_model(path: str | Path) -> onnx.ModelProto:
@@ -67,18 +70,19 @@ def normalise(model: onnx.ModelProto, custom_ops: tuple[str, ...] = ()) -> Norma
     original_opset = default_opset(model)
     if original_opset < MIN_OPSET_FOR_SWITCHES:
         model = _upgrade_opset(model)
-    for tensor in model.graph.initializer:  # before any pass reads them: a view each, no copy
-        tensor_array(tensor, f"initializer '{tensor.name}'")
+    # read (so checked) before any pass reads them, and kept: each initializer is converted once
+    arrays = {tensor.name: tensor_array(tensor, f"initializer '{tensor.name}'") for tensor in model.graph.initializer}
     notes = _fit_versions(model)
     _check_custom_ops(model, custom_ops)
     half_precision = half_to_float(model)
     if half_precision:
         notes.append("fp16 model: running in float32")
+        arrays.clear()  # its fp16 initializers were replaced by float32 ones
     converted = operators_to_qdq(model)
     if converted:
         notes.append(f"QOperator model: {', '.join(converted)} converted to their QDQ form")
     restore_fused_relus(model)
-    return Normalised(model, original_opset, notes, half_precision)
+    return Normalised(model, original_opset, notes, half_precision, arrays)
 
 
 def _only_deprecated(exc: Exception) -> bool:

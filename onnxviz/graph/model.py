@@ -96,10 +96,12 @@ class ModelGraph:
             notes=loaded.notes,
             half_precision=loaded.half_precision,
         )
-        graph._index()
+        graph._index(loaded.arrays)
         return graph
 
-    def _index(self) -> None:
+    def _index(self, arrays: dict[str, np.ndarray]) -> None:
+        """Build the lookup tables, fold, mark the signal and name the layers; ``arrays`` holds
+        initializer values already read (the rest are read here)."""
         g = self.model.graph
         self.nodes = topological_order(g)
         for i, node in enumerate(self.nodes):
@@ -128,7 +130,10 @@ class ModelGraph:
                 "image models with a 4-D input (NCHW or NHWC).",
             )
         self.output_names = [o.name for o in g.output]
-        self.constants = {t.name: tensor_array(t, f"initializer '{t.name}'") for t in g.initializer}
+        self.constants = {
+            t.name: arrays[t.name] if t.name in arrays else tensor_array(t, f"initializer '{t.name}'")
+            for t in g.initializer
+        }
         fold_constants(self.nodes, self.constants, default_opset(self.model))
         self.signal = mark_signal(self.nodes, self.input_name, self.constants)
         if self._fold_shape_arithmetic():
