@@ -27,10 +27,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from onnxviz.graph.attributes import default_opset
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from onnxviz.graph.model import ModelGraph
+    from onnxviz.graph.topology import GraphView
 
 # Element-wise ops a composite activation may be built from (constants broadcast as scalars).
 POINTWISE_OPS = frozenset(
@@ -94,7 +96,7 @@ class Composite:
     nodes: tuple[str, ...]  # member node names in topological order; the last produces ``output``
 
 
-def find_composites(graph: ModelGraph, nodes: Iterable[onnx.NodeProto] | None = None) -> list[Composite]:
+def find_composites(graph: GraphView, nodes: Iterable[onnx.NodeProto] | None = None) -> list[Composite]:
     """The composite activations among ``nodes`` (default: the whole graph), outermost first.
 
     Outputs are tried from the last node backwards, so a HardSwish ``x·hardsigmoid(x)`` claims its
@@ -114,19 +116,19 @@ def find_composites(graph: ModelGraph, nodes: Iterable[onnx.NodeProto] | None = 
     return found
 
 
-def _pointwise(graph: ModelGraph, node: onnx.NodeProto) -> bool:
+def _pointwise(graph: GraphView, node: onnx.NodeProto) -> bool:
     if node.op_type not in POINTWISE_OPS or len([o for o in node.output if o]) != 1:
         return False
     return all(t in graph.signal or _scalar_constant(graph, t) for t in node.input if t)
 
 
-def _scalar_constant(graph: ModelGraph, tensor: str) -> bool:
+def _scalar_constant(graph: GraphView, tensor: str) -> bool:
     value = graph.constants.get(tensor)
     return value is not None and value.size == 1
 
 
 def _largest_group(
-    graph: ModelGraph, last: onnx.NodeProto, allowed: set[str], order: dict[str, int]
+    graph: GraphView, last: onnx.NodeProto, allowed: set[str], order: dict[str, int]
 ) -> Composite | None:
     """The group ending at ``last`` with the furthest input that computes a known activation."""
     ancestors = {last.name: last}  # pointwise producers reachable from ``last``
@@ -156,7 +158,7 @@ def _largest_group(
 
 
 def _members(
-    graph: ModelGraph, x: str, last: onnx.NodeProto, ordered: list[onnx.NodeProto]
+    graph: GraphView, x: str, last: onnx.NodeProto, ordered: list[onnx.NodeProto]
 ) -> list[onnx.NodeProto] | None:
     """The nodes on the paths from ``x`` to ``last``'s output (``ordered`` topologically), if they
     form a closed group."""
@@ -181,10 +183,8 @@ def _members(
     return members
 
 
-def _identify(graph: ModelGraph, x: str, members: list[onnx.NodeProto]) -> str | None:
+def _identify(graph: GraphView, x: str, members: list[onnx.NodeProto]) -> str | None:
     """Which of ``KINDS`` the group computes, by evaluating it on ``PROBE`` (cached by structure)."""
-    from onnxviz.graph.model import default_opset
-
     rename = {x: "x"}
     constants: list[TensorProto] = []
     nodes = []

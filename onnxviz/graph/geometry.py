@@ -1,13 +1,16 @@
-"""Window geometry shared by convolution and pooling rules: explicit pads, transposed crops."""
+"""Window geometry shared by loading and the convolution and pooling rules: explicit pads,
+transposed crops."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import onnx
 
 from onnxviz.errors import InvalidModelError
-from onnxviz.graph.model import node_attr
+from onnxviz.graph.attributes import node_attr
+from onnxviz.graph.ops import WINDOW_OPS
 
 
 def window_attrs(node: onnx.NodeProto, kernel: tuple[int, ...]) -> tuple[list[int], list[int]]:
@@ -55,3 +58,38 @@ def explicit_pads(
 def transposed_extent(out_size: int, kernel: int, stride: int, dilation: int) -> int:
     """Length of a transposed window sweep with no padding: what ConvTranspose(pads=0) returns."""
     return (out_size - 1) * stride + (kernel - 1) * dilation + 1
+
+
+def make_pads_explicit(
+    nodes: list[onnx.NodeProto],
+    constants: dict[str, np.ndarray],
+    shapes: dict[str, tuple[int, ...]],
+) -> bool:
+    """Replace ``auto_pad`` by the explicit pads the spec defines, where ``shapes`` give the size.
+
+    onnxruntime departs from the spec on some auto_pad combinations (it refuses Conv with
+    SAME_* and dilations, pads pools with SAME_* as if undilated, and keeps windows that
+    overhang the input under VALID + ceil_mode); with explicit pads it follows the spec,
+    and so the forward run, the shapes and the inverse all agree. Returns whether a node changed.
+    """
+    changed = False
+    for node in auto_padded(nodes):
+        weights = constants.get(node.input[1]) if len(node.input) > 1 else None
+        kernel = node_attr(node, "kernel_shape") or (weights.shape[2:] if weights is not None else None)
+        if node.input[0] not in shapes or kernel is None:
+            continue
+        kernel = tuple(kernel)
+        strides, dilations = window_attrs(node, kernel)
+        begins, ends = explicit_pads(node, shapes[node.input[0]][2:], kernel, strides, dilations)
+        valid_ceil = node_attr(node, "auto_pad") == "VALID" and node_attr(node, "ceil_mode", 0)
+        kept = [a for a in node.attribute if a.name not in ("auto_pad", "pads", "ceil_mode" if valid_ceil else "")]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.attribute.append(onnx.helper.make_attribute("pads", begins + ends))
+        changed = True
+    return changed
+
+
+def auto_padded(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """The windowed nodes whose pads are given by ``auto_pad``."""
+    return [n for n in nodes if n.op_type in WINDOW_OPS and node_attr(n, "auto_pad", "NOTSET") != "NOTSET"]

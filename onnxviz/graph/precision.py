@@ -80,7 +80,7 @@ RELU_FUSING_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add"})
 def restore_fused_relus(model: onnx.ModelProto) -> int:
     """Put back, in place, the ReLUs a quantiser fused into an output range (see the module
     docstring). Returns how many."""
-    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    initializers = {t.name: t for t in model.graph.initializer}  # read only the zero points asked for
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for tensor in node.input:
@@ -95,8 +95,11 @@ def restore_fused_relus(model: onnx.ModelProto) -> int:
         users = consumers.get(node.output[0], [])
         if len(users) != 1 or users[0].op_type != "QuantizeLinear" or len(users[0].input) < 3:
             continue
-        zero_point = values.get(users[0].input[2])
-        if zero_point is None or zero_point.dtype.kind not in "iu":
+        zero_point_tensor = initializers.get(users[0].input[2])
+        if zero_point_tensor is None:
+            continue
+        zero_point = numpy_helper.to_array(zero_point_tensor)
+        if zero_point.dtype.kind not in "iu":
             continue
         if not np.all(zero_point == np.iinfo(zero_point.dtype).min):
             continue

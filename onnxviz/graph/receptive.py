@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from onnxviz.graph.attributes import node_attr
 from onnxviz.graph.geometry import explicit_pads, window_attrs
-from onnxviz.graph.model import WINDOW_OPS, ModelGraph, node_attr
+from onnxviz.graph.model import ModelGraph
+from onnxviz.graph.ops import WINDOW_OPS
 
 GLOBAL_OPS = frozenset(
     {

@@ -9,7 +9,7 @@ from onnx import helper
 
 from onnxviz.errors import ModelLoadError, UnknownNodeError, UsageError
 from onnxviz.graph.model import ModelGraph
-from tests.helpers import FIXTURES, load_fixture, make_model
+from tests.helpers import FIXTURES, load_fixture, make_model, session
 
 
 def test_aliases_number_layers_and_conv_means_the_rectified_output() -> None:
@@ -52,14 +52,20 @@ def test_ambiguous_substring_lists_the_matches() -> None:
         graph.resolve("Conv")
 
 
-def test_constant_subgraph_weights_are_folded() -> None:
+def test_constant_subgraph_weights_are_folded_to_what_onnxruntime_computes() -> None:
+    """The fixture makes conv weights from ConstantOfShape/Mul chains; the folded arrays must be
+    the values onnxruntime computes for those tensors from the original file."""
     graph = ModelGraph.load(FIXTURES / "opset9_zoo.onnx")
     initializers = {t.name for t in graph.model.graph.initializer}
     folded = [n.input[1] for n in graph.nodes if n.op_type == "Conv" and n.input[1] not in initializers]
     assert folded, "the fixture is meant to make conv weights from constant subgraphs"
-    for name in folded:
-        weight = graph.constants[name]
-        assert weight.ndim == 4 and np.abs(weight).sum() > 0
+    original = load_fixture("opset9_zoo.onnx")
+    original.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in folded)
+    x = np.zeros(graph.concrete_input_shape(), np.float32)
+    computed = session(original).run(folded, {graph.input_name: x})
+    for name, expected in zip(folded, computed, strict=True):
+        assert np.abs(expected).max() > 0, "a zero weight would not tell a wrong fold from a right one"
+        np.testing.assert_allclose(graph.constants[name], expected, rtol=1e-6, atol=0)
 
 
 def test_shape_arithmetic_is_not_on_the_signal_path() -> None:

@@ -240,10 +240,15 @@ def test_cli_projects_and_occludes_every_conversion(converted, capsys, tmp_path,
     )
     assert code == 0, err
     assert ("fp16 model: running in float32" in err) == (kind == "fp16")
-    assert np.abs(np.load(tmp_path / "p.npy")).max() > 0
     code, _, err = run_cli(capsys, "occlude", converted[kind], image, "--device", "cpu", "--raw", tmp_path / "o.npy")
     assert code == 0, err
-    assert np.load(tmp_path / "o.npy").shape == (3, 3)
+    model = onnxviz.load(converted[kind], device="cpu")
+    projection = model.project(image, node="conv2").projections
+    assert np.abs(projection).max() > 0, "a zero projection would not tell a right file from a wrong one"
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), projection, rtol=1e-5, atol=1e-6)
+    scores = np.load(tmp_path / "o.npy")
+    assert scores.shape == (3, 3)
+    np.testing.assert_allclose(scores, model.occlude(image).scores, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("axis_scale", [False, True])

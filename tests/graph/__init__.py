@@ -1,0 +1,1 @@
+"""Tests of onnxviz.graph: loading, folding, signal, shapes, aliases, receptive fields."""

@@ -1,0 +1,1 @@
+"""Tests of onnxviz.passes: the forward surgery passes and their stated requirements."""

@@ -1,0 +1,89 @@
+"""Each pass states what it requires and ensures: a graph it cannot rewrite is refused by name
+(before onnxruntime meets an invalid graph), and the pipeline reports what each pass changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from onnxviz.graph.model import ModelGraph
+from onnxviz.passes.base import PassPreconditionError
+from onnxviz.passes.rewrite import add_switches, cut_between, dynamic_batch, expose_outputs, forward_passes, prune
+from tests.helpers import make_model, session
+
+
+def _conv_pool_relu() -> onnx.ModelProto:
+    """x -> Conv -> MaxPool -> Relu, with a second input-free branch the cut tests use."""
+    weights = np.random.default_rng(0).standard_normal((2, 1, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["c"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Relu", ["p"], ["y"], name="relu"),
+    ]
+    return make_model(nodes, (1, 1, 6, 6), "y", {"w": weights})
+
+
+def test_switches_for_a_node_that_is_no_maxpool_are_refused_by_name() -> None:
+    model = _conv_pool_relu()
+    with pytest.raises(PassPreconditionError, match="'conv'"):
+        add_switches(model, {"conv": "conv_indices"})
+    with pytest.raises(PassPreconditionError, match="'nowhere'"):
+        add_switches(model, {"nowhere": "indices"})
+
+
+def test_switches_are_added_once_and_then_report_no_change() -> None:
+    model = _conv_pool_relu()
+    assert add_switches(model, {"pool": "idx"}).modified
+    assert list(model.graph.node[1].output) == ["p", "idx"]
+    assert not add_switches(model, {"pool": "idx"}).modified
+
+
+def test_an_output_the_graph_does_not_compute_is_refused_by_name() -> None:
+    model = _conv_pool_relu()
+    with pytest.raises(PassPreconditionError, match="'typo'"):
+        expose_outputs(model, ["y", "typo"], set(), {})
+
+
+def test_prune_keeps_an_input_that_is_itself_an_output() -> None:
+    model = _conv_pool_relu()
+    expose_outputs(model, ["x"], set(), {"x": (1, 1, 6, 6)})
+    assert prune(model).modified  # every node and the weights go
+    assert not model.graph.node and [i.name for i in model.graph.input] == ["x"]
+    x = np.random.default_rng(1).standard_normal((1, 1, 6, 6)).astype(np.float32)
+    (echoed,) = session(model).run(None, {"x": x})
+    np.testing.assert_array_equal(echoed, x)
+
+
+def test_dynamic_batch_of_a_tensor_that_is_no_input_is_refused() -> None:
+    with pytest.raises(PassPreconditionError, match="'c'"):
+        dynamic_batch(_conv_pool_relu(), "c")
+
+
+def test_a_cut_at_a_tensor_the_outputs_do_not_depend_on_alone_is_refused() -> None:
+    """``y2 = Relu(c) + x`` reads the image past the cut at ``c``: the cut graph would have an
+    undefined input."""
+    weights = np.random.default_rng(0).standard_normal((2, 1, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+        helper.make_node("Add", ["y", "x"], ["y2"], name="skip"),
+    ]
+    model = make_model(nodes, (1, 1, 6, 6), "y2", {"w": weights})
+    graph = ModelGraph.from_proto(model)
+    shapes = graph.shapes(graph.concrete_input_shape())
+    with pytest.raises(PassPreconditionError, match="'x'"):
+        cut_between(graph, "c", shapes, ["y2"])
+    cut = cut_between(graph, "c", shapes, ["y"])  # Relu(c) alone is computed from c
+    assert [i.name for i in cut.graph.input] == ["c"] and [n.op_type for n in cut.graph.node] == ["Relu"]
+
+
+def test_the_forward_pipeline_reports_what_each_pass_changed() -> None:
+    graph = ModelGraph.from_proto(_conv_pool_relu())
+    shapes = graph.shapes(graph.concrete_input_shape())
+    result = forward_passes(graph, ["p"], {"pool": "idx"}, shapes)
+    assert result.steps == (("switches", True), ("outputs", True), ("prune", True), ("dynamic_batch", True))
+    assert [n.op_type for n in result.model.graph.node] == ["Conv", "MaxPool"]
+    unchanged = forward_passes(graph, ["y"], {}, shapes)
+    assert dict(unchanged.steps)["switches"] is False and dict(unchanged.steps)["prune"] is False
