@@ -39,13 +39,14 @@ from typing import Protocol
 
 import numpy as np
 
+from onnxviz.analyses.occlusion import OcclusionMap, softmax
+from onnxviz.analyses.project import Projection
 from onnxviz.errors import InferenceError, OnnxvizError, UnknownNodeError, UsageError
 from onnxviz.graph.model import ACTIVATION_OPS, PASS_THROUGH_OPS, ModelGraph
 from onnxviz.graph.precision import is_quantized_operator
 from onnxviz.inverse import MODES
-from onnxviz.occlude import OcclusionMap, softmax
 from onnxviz.passes.rewrite import forward_model
-from onnxviz.project import Projection, channel_strengths, seeded_tensor
+from onnxviz.runtime.projector import channel_strengths, seeded_tensor
 from onnxviz.runtime.sessions import Device, create_session, run_bound
 
 PRECISIONS = ("fp32", "fp16", "int8")  # from strictest to loosest

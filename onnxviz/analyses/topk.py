@@ -19,10 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from onnxviz.analyses.loaded import LoadedModel
+from onnxviz.analyses.result import Result
+from onnxviz.data.preprocess import picture_from_tensor
 from onnxviz.errors import ImageError, UsageError
+from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render
 from onnxviz.render.markup import fill, join, url
 from onnxviz.render.outputs import write_text
+from onnxviz.runtime.batching import batch_size_for
+from onnxviz.runtime.projector import seeded_tensor
 
 PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"})
 STATE_FILE = "topk_state.json"
@@ -184,7 +190,7 @@ class ChannelWinners:
 
 
 @dataclass
-class TopKResult:
+class TopKResult(Result):
     """The scan's winners and, per channel, their projections and patches."""
 
     scan: TopK
@@ -193,6 +199,15 @@ class TopKResult:
 
     def to_json(self) -> dict:
         return self.scan.to_json()
+
+    def summary(self) -> dict:
+        return self.to_json()
+
+    def figure(self) -> np.ndarray:
+        """Every channel's projections and patches, one channel under the other."""
+        if not self.winners:
+            raise UsageError("The scan was run without projections: there is nothing to draw.")
+        return render.column([w.figure(self.scan.node) for w in self.winners])
 
     def save(self, folder: Path) -> list[Path]:
         """One PNG per channel, ``topk.json`` and an ``index.html`` linking them."""
@@ -226,3 +241,87 @@ class TopKResult:
         )
         write_text(folder / "index.html", page)
         return written
+
+
+def topk(
+    model: LoadedModel,
+    folder: str | Path,
+    node: str,
+    channels: list[int] | None = None,
+    top_channels: int | None = None,
+    k: int = 9,
+    state_dir: str | Path | None = None,
+    resume: bool = False,
+    batch_size: int | None = None,
+    project: bool = True,
+    progress: Progress | None = None,
+) -> TopKResult:
+    """The k images that activate each channel of ``node`` most (one entry per image), with
+    deconvnet projections from the winning position and the matching image patches."""
+    folder = Path(folder)
+    if k <= 0:
+        raise UsageError(f"--k must be positive; got {k}.")
+    if channels is not None and top_channels is not None:
+        raise UsageError("Give either --channels or --top-channels, not both.")
+    if resume and state_dir is None:
+        raise UsageError("--resume needs --out: the scan state lives in the output folder.")
+    images = list_images(folder)
+    if not images:
+        raise UsageError(f"No pictures or .npy files under {folder}.")
+    layer = model.resolve(node)
+    tensor = seeded_tensor(model.graph, layer.tensor)
+    shape = model.input_shape()
+    shapes = model.graph.shapes(shape)
+    if len(shapes[tensor]) != 4:
+        raise UsageError(f"'{node}' has no spatial feature maps (shape {list(shapes[tensor])}).")
+    count = shapes[tensor][1]
+    bad = [c for c in channels or [] if not 0 <= c < count]
+    if bad:
+        raise UsageError(f"Channel {bad[0]} does not exist: '{node}' has channels 0…{count - 1}.")
+    runner = model.forward_runner(tensor, shape)
+    size = batch_size_for(model.graph, shapes, batch_size) if runner.batched else 1
+    state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
+    if resume:
+        state = TopK.load_state(state_path, layer.alias, k)
+    else:
+        scanned = channels if channels is not None else list(range(count))
+        state = TopK(layer.alias, scanned, k, {c: [] for c in scanned})
+
+    def load(path: Path) -> np.ndarray:
+        return model.prepare(path)[0]
+
+    scan(images, folder, load, lambda batch: runner.run(batch)[0], state, size, state_path, progress)
+    if channels is None:
+        wanted = top_channels if top_channels is not None else min(8, count)
+        if not 1 <= wanted <= count:
+            raise UsageError(f"--top-channels must be between 1 and {count}; got {wanted}.")
+        ranked = sorted(state.channels, key=lambda c: state.entries[c][0].key if state.entries[c] else (math.inf,))
+        state.channels = sorted(ranked[:wanted])
+        state.entries = {c: state.entries[c] for c in state.channels}
+    winners = [_winners(model, folder, tensor, c, state.entries[c], shape) for c in state.channels] if project else []
+    return TopKResult(state, winners, len(images))
+
+
+def _winners(
+    model: LoadedModel, folder: Path, tensor: str, channel: int, entries: list[Entry], shape: tuple[int, ...]
+) -> ChannelWinners:
+    """Each winner projected from its single position, cropped with its patch to the receptive field."""
+    projector = model.projector(tensor, "deconvnet", shape)
+    field = receptive_fields(model.graph, model.graph.shapes(shape))[tensor]
+    h_axis = model.height_axis
+    height, width = shape[h_axis], shape[h_axis + 1]
+    projections, patches = [], []
+    for entry in entries:
+        x, picture, _ = model.prepare(folder / entry.image)
+        forward = projector.forward(x, model.graph.input_name)
+        activation = forward[tensor].numpy()
+        single = np.zeros_like(activation)
+        single[0, channel, entry.y, entry.x] = activation[0, channel, entry.y, entry.x]
+        projection = projector.invert(single, np.array([channel], np.int64), forward)[0]
+        if picture is None:
+            picture = picture_from_tensor(x[0], model.layout, model.preprocessing)
+        top, left, bottom, right = field.box(entry.y, entry.x, height, width)
+        shown = render.projection_to_rgb(projection, model.layout, model.preprocessing.order)
+        projections.append(np.ascontiguousarray(shown[top:bottom, left:right]))
+        patches.append(np.ascontiguousarray(picture[top:bottom, left:right]))
+    return ChannelWinners(channel, entries, projections, patches)
