@@ -1,12 +1,12 @@
 """Top-k activations per feature map over a folder of images (Zeiler & Fergus, Fig. 2).
 
-The scan streams the folder in batches and keeps, per channel, only the k best entries: each
-image contributes at most one entry per channel (its strongest position, the first in
-row-major order on ties), so the k winners are k different images. Memory is O(channels × k)
-whatever the folder's size; a state file written after every batch lets an interrupted scan
-continue where it stopped. Each winner is then projected by the deconvnet *from that single
-position* (every other activation zeroed) and cropped, with the image patch, to the position's
-receptive field.
+The scan streams the folder in batches (``data/images.py``) and keeps, per channel, only the k
+best entries (``data/reducers.py``): each image contributes at most one entry per channel (its
+strongest position, the first in row-major order on ties), so the k winners are k different
+images. Memory is O(channels × k) whatever the folder's size; a state file written after every
+batch lets an interrupted scan continue where it stopped. Each winner is then projected by the
+deconvnet *from that single position* (every other activation zeroed) and cropped, with the
+image patch, to the position's receptive field.
 """
 
 from __future__ import annotations
@@ -14,119 +14,26 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.result import Result
+from onnxviz.data.images import batches, list_images
 from onnxviz.data.preprocess import picture_from_tensor
-from onnxviz.errors import ImageError, UsageError
+from onnxviz.data.reducers import Entry, TopK
+from onnxviz.errors import UsageError
 from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render
-from onnxviz.render.markup import fill, join, url
 from onnxviz.render.outputs import write_text
+from onnxviz.render.pages import topk_index
 from onnxviz.runtime.batching import batch_size_for
 from onnxviz.runtime.projector import seeded_tensor
 
-PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"})
 STATE_FILE = "topk_state.json"
 Progress = Callable[[int, int], None]
-
-
-@dataclass(order=True, frozen=True)
-class Entry:
-    """One winner; ordering = rank (strongest first, then path, row, column)."""
-
-    key: tuple = field(repr=False)
-    image: str = field(compare=False)
-    y: int = field(compare=False)
-    x: int = field(compare=False)
-    activation: float = field(compare=False)
-
-    @classmethod
-    def make(cls, image: str, y: int, x: int, activation: float) -> Entry:
-        return cls((-activation, image, y, x), image, y, x, activation)
-
-    def as_dict(self) -> dict:
-        return {"image": self.image, "y": self.y, "x": self.x, "activation": self.activation}
-
-
-def list_images(folder: Path) -> list[str]:
-    """Every file with a picture or .npy suffix under ``folder``, as sorted relative paths."""
-    if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder of images.")
-    return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES
-    )
-
-
-def strongest_positions(activations: np.ndarray, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per image and channel: the max value and its first (row-major) position."""
-    selected = activations[:, channels]
-    flat = selected.reshape(selected.shape[0], selected.shape[1], -1)
-    index = flat.argmax(axis=2)
-    values = np.take_along_axis(flat, index[:, :, None], axis=2)[:, :, 0]
-    width = activations.shape[3]
-    return values, index // width, index % width
-
-
-@dataclass
-class TopK:
-    """The running top-k lists, and where the scan is."""
-
-    node: str
-    channels: list[int]
-    k: int
-    entries: dict[int, list[Entry]]
-    processed: int = 0
-    last_image: str | None = None
-    skipped: list[str] = field(default_factory=list)
-
-    def update(self, images: list[str], activations: np.ndarray) -> None:
-        values, rows, cols = strongest_positions(activations, np.asarray(self.channels))
-        for j, channel in enumerate(self.channels):
-            candidates = self.entries[channel] + [
-                Entry.make(image, int(rows[i, j]), int(cols[i, j]), float(values[i, j]))
-                for i, image in enumerate(images)
-            ]
-            self.entries[channel] = sorted(candidates)[: self.k]
-
-    def to_json(self) -> dict:
-        return {"node": self.node, "channels": {str(c): [e.as_dict() for e in self.entries[c]] for c in self.channels}}
-
-    def save_state(self, path: Path, files: int) -> None:
-        state = self.to_json() | {
-            "k": self.k,
-            "processed": self.processed,
-            "last_image": self.last_image,
-            "skipped": self.skipped,
-            "files": files,
-        }
-        write_text(path, json.dumps(state))
-
-    @classmethod
-    def load_state(cls, path: Path, node: str, k: int) -> TopK:
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(
-                f"Cannot resume: {path} is missing or unreadable ({exc}).", "Run without --resume to start a new scan."
-            ) from None
-        if state.get("node") != node or state.get("k") != k:
-            raise UsageError(
-                f"Cannot resume: {path} belongs to a scan of '{state.get('node')}' with k={state.get('k')}.",
-                "Use the same --node and --k, or run without --resume.",
-            )
-        channels = [int(c) for c in state["channels"]]
-        entries = {
-            int(c): [Entry.make(e["image"], e["y"], e["x"], e["activation"]) for e in items]
-            for c, items in state["channels"].items()
-        }
-        return cls(node, channels, k, entries, state["processed"], state["last_image"], state["skipped"])
 
 
 def scan(
@@ -145,24 +52,15 @@ def scan(
             "Cannot resume: the folder's files changed since the interrupted scan.",
             "Run without --resume to start a new scan.",
         )
-    position = state.processed
-    while position < len(images):
-        chunk = images[position : position + batch_size]
-        tensors, names = [], []
-        for name in chunk:
-            try:
-                tensors.append(load(folder / name))
-                names.append(name)
-            except ImageError:
-                state.skipped.append(name)
-        if tensors:
-            state.update(names, activations_of(np.concatenate(tensors)))
-        position += len(chunk)
-        state.processed, state.last_image = position, chunk[-1]
+    for batch in batches(images, folder, load, batch_size, state.processed):
+        state.skipped.extend(batch.skipped)
+        if batch.tensors is not None:
+            state.update(batch.names, activations_of(batch.tensors))
+        state.processed, state.last_image = batch.end, images[batch.end - 1]
         if state_path is not None:
             state.save_state(state_path, len(images))
         if progress is not None:
-            progress(position, len(images))
+            progress(batch.end, len(images))
     return state
 
 
@@ -217,27 +115,15 @@ class TopKResult(Result):
             render.save_png(winners.figure(self.scan.node), path)
             written.append(path)
         write_text(folder / "topk.json", json.dumps(self.to_json(), indent=1))
-        rows = join(
-            (
-                fill(
-                    '<h2>channel {channel}</h2><img src="{src}" alt="channel {channel}"><p>{winners}</p>',
-                    channel=w.channel,
-                    src=url(p.name),
-                    winners=", ".join(f"{e.image} ({e.activation:.3g})" for e in w.entries),
-                )
-                for w, p in zip(self.winners, written, strict=True)
-            ),
-            "\n",
-        )
-        page = fill(
-            "<!doctype html><html><head><meta charset='utf-8'><title>top-{k} of {node}</title></head><body>"
-            "<h1>top {k} activations of {node}</h1><p>{images} images scanned, {skipped} unreadable skipped</p>"
-            "{rows}</body></html>",
-            k=self.scan.k,
-            node=self.scan.node,
-            images=self.images,
-            skipped=len(self.scan.skipped),
-            rows=rows,
+        page = topk_index(
+            self.scan.node,
+            self.scan.k,
+            self.images,
+            len(self.scan.skipped),
+            [
+                (w.channel, path.name, [(e.image, e.activation) for e in w.entries])
+                for w, path in zip(self.winners, written, strict=True)
+            ],
         )
         write_text(folder / "index.html", page)
         return written

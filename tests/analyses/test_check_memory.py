@@ -13,7 +13,7 @@ import onnxviz
 from onnxviz import api
 from onnxviz.runtime import engines, projector
 
-DEMO = Path(__file__).resolve().parent.parent / "models" / "demo.onnx"
+DEMO = Path(__file__).resolve().parents[2] / "models" / "demo.onnx"
 
 
 def track_projectors(monkeypatch) -> tuple[list[weakref.ref], list[int]]:
