@@ -38,6 +38,7 @@ def _results(model: onnxviz.Model, tmp_path) -> dict[str, Result]:
         "topk": model.topk(tmp_path / "set", "conv2", top_channels=2, k=1),
         "layers": model.layers(),
         "check": model.check(),
+        "compare": onnxviz.compare(model, model, [TRIANGLE], layers=["conv2"]),
     }
 
 
