@@ -1,6 +1,6 @@
 """The perturbation engine: batches of modified inputs made where the model runs.
 
-Occlusion sweeps a patch over one image: hundreds of inputs that differ from it in one square.
+Occlusion sweeps a patch over one image: hundreds of inputs that differ from it in one rectangle.
 Sending each from the host would cost a copy per input; instead a small graph builds the batch
 from the one image, the patch corners (B, 2) and the fill values (C,), on the device when the
 session runs on the GPU, so only the corners travel per batch. The same engine is the place for
@@ -18,16 +18,21 @@ from onnxviz.runtime.sessions import Device, create_session, run_bound
 OCCLUDED = "occluded"
 
 
-def occluder_model(shape: tuple[int, ...], layout: str, patch: int) -> onnx.ModelProto:
+def occluder_model(shape: tuple[int, ...], layout: str, patch: int | tuple[int, int]) -> onnx.ModelProto:
     """A graph making the batch of occluded images from ``image`` (1, …), ``corners`` (B, 2)
-    and ``fill`` (C,), where the session runs: on the GPU only the corners travel per batch."""
+    and ``fill`` (C,), where the session runs: on the GPU only the corners travel per batch.
+
+    ``patch``: the side of a square, or (rows, cols) of a rectangle (a correspondence mask's part).
+    """
+    patch_rows, patch_cols = (patch, patch) if isinstance(patch, int) else patch
     h_axis = 1 if layout == "nhwc" else 2
     height, width = shape[h_axis], shape[h_axis + 1]
     channels = shape[3 if layout == "nhwc" else 1]
     constants = {
         "occ_rows": np.arange(height, dtype=np.int64)[None],
         "occ_cols": np.arange(width, dtype=np.int64)[None],
-        "occ_patch": np.array(patch, np.int64),
+        "occ_patch_rows": np.array(patch_rows, np.int64),
+        "occ_patch_cols": np.array(patch_cols, np.int64),
         "occ_first": np.array([0], np.int64),
         "occ_second": np.array([1], np.int64),
         "occ_end": np.array([2], np.int64),
@@ -40,8 +45,8 @@ def occluder_model(shape: tuple[int, ...], layout: str, patch: int) -> onnx.Mode
     nodes = [
         make("Slice", ["corners", "occ_first", "occ_second", "occ_axis1"], ["occ_top"]),
         make("Slice", ["corners", "occ_second", "occ_end", "occ_axis1"], ["occ_left"]),
-        make("Add", ["occ_top", "occ_patch"], ["occ_bottom"]),
-        make("Add", ["occ_left", "occ_patch"], ["occ_right"]),
+        make("Add", ["occ_top", "occ_patch_rows"], ["occ_bottom"]),
+        make("Add", ["occ_left", "occ_patch_cols"], ["occ_right"]),
         make("GreaterOrEqual", ["occ_rows", "occ_top"], ["occ_below_top"]),
         make("Less", ["occ_rows", "occ_bottom"], ["occ_above_bottom"]),
         make("And", ["occ_below_top", "occ_above_bottom"], ["occ_in_rows"]),
@@ -71,7 +76,7 @@ def occluder_model(shape: tuple[int, ...], layout: str, patch: int) -> onnx.Mode
 class Occluder:
     """A session of ``occluder_model``: corners in, a batch of occluded images out (on the device)."""
 
-    def __init__(self, input_shape: tuple[int, ...], layout: str, patch: int, device: Device) -> None:
+    def __init__(self, input_shape: tuple[int, ...], layout: str, patch: int | tuple[int, int], device: Device) -> None:
         self.session = create_session(occluder_model(input_shape, layout, patch), device, "occluder")
         self.device = device
 

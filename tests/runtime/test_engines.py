@@ -12,6 +12,7 @@ from onnxviz.graph.model import ModelGraph
 from onnxviz.runtime.batching import batch_size_for, run_in_batches
 from onnxviz.runtime.engines import Engines, ForwardKey, OccluderKey, ProjectorKey
 from onnxviz.runtime.gradient import GradientEngine
+from onnxviz.runtime.perturb import Occluder
 from onnxviz.runtime.sessions import choose_device
 from tests.helpers import FIXTURES, make_model, session
 
@@ -101,3 +102,21 @@ def test_the_gradient_engine_matches_central_differences_through_a_nonlinearity(
         lowered[index] -= step
         numeric[index] = (objective(bumped) - objective(lowered)) / (2 * step)
     np.testing.assert_allclose(gradient, numeric, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize(("layout", "patch"), [("nchw", (2, 3)), ("nhwc", (3, 1)), ("nchw", 2)])
+def test_the_occluder_fills_exactly_the_rectangle_at_each_corner(layout: str, patch) -> None:
+    rng = np.random.default_rng(1)
+    shape = (1, 2, 5, 6) if layout == "nchw" else (1, 5, 6, 2)
+    image = rng.standard_normal(shape).astype(np.float32)
+    corners = np.array([[0, 0], [3, 4], [2, 1]], np.int64)
+    fill = np.array([7.0, -3.0], np.float32)
+    occluder = Occluder(shape, layout, patch, choose_device("cpu"))
+    batch = occluder.occluded(occluder.place(image), corners, fill).numpy()
+    rows, cols = (patch, patch) if isinstance(patch, int) else patch
+    channels_first = image.transpose(0, 3, 1, 2) if layout == "nhwc" else image
+    for index, (top, left) in enumerate(corners):
+        expected = channels_first[0].copy()
+        expected[:, top : top + rows, left : left + cols] = fill[:, None, None]  # numpy clips at the border
+        got = batch[index].transpose(2, 0, 1) if layout == "nhwc" else batch[index]
+        np.testing.assert_array_equal(got, expected)
