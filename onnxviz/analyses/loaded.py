@@ -18,6 +18,7 @@ from onnxviz.inverse import MODES
 from onnxviz.runtime.engines import Engines, ForwardKey, ProjectorKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.projector import Projector
+from onnxviz.runtime.sessions import Device
 
 LRN_MODES = ("exact", "passthrough")
 Image = str | Path | np.ndarray
@@ -26,7 +27,7 @@ Image = str | Path | np.ndarray
 class LoadedModel:
     """A loaded ONNX CNN with its device, preprocessing and cached engines."""
 
-    def __init__(self, graph: ModelGraph, device, preprocessing: Preprocessing) -> None:
+    def __init__(self, graph: ModelGraph, device: Device, preprocessing: Preprocessing) -> None:
         self.graph = graph
         self.device = device
         self.preprocessing = preprocessing

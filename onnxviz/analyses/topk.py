@@ -199,11 +199,7 @@ def _winners(
     projections, patches = [], []
     for entry in entries:
         x, picture, _ = model.prepare(folder / entry.image)
-        forward = projector.forward(x, model.graph.input_name)
-        activation = forward[tensor].numpy()
-        single = np.zeros_like(activation)
-        single[0, channel, entry.y, entry.x] = activation[0, channel, entry.y, entry.x]
-        projection = projector.invert(single, np.array([channel], np.int64), forward)[0]
+        projection = projector.project_position(x, model.graph.input_name, channel, entry.y, entry.x)
         if picture is None:
             picture = picture_from_tensor(x[0], model.layout, model.preprocessing)
         top, left, bottom, right = field.box(entry.y, entry.x, height, width)

@@ -77,6 +77,15 @@ class Projector:
             )
         return self.run_inverse({SEED: make_seeds(activation, channels)}, forward)
 
+    def project_position(self, x: np.ndarray, input_name: str, channel: int, row: int, col: int) -> np.ndarray:
+        """The projection of the one activation at (``channel``, ``row``, ``col``) of the target,
+        every other activation zeroed: what a top-k winner or a checkpoint's strongest unit shows."""
+        forward = self.forward(x, input_name)
+        activation = forward[self.target].numpy()
+        single = np.zeros_like(activation)
+        single[0, channel, row, col] = activation[0, channel, row, col]
+        return self.invert(single, np.array([channel], np.int64), forward)[0]
+
     def run_inverse(self, seeds: dict[str, np.ndarray], forward: dict[str, ort.OrtValue]) -> np.ndarray:
         """The inverse graph on given seed feeds (a dense ``SEED`` unless the head is sparse)."""
         feeds: dict[str, np.ndarray | ort.OrtValue] = dict(seeds)

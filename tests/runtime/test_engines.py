@@ -13,6 +13,7 @@ from onnxviz.runtime.batching import batch_size_for, run_in_batches
 from onnxviz.runtime.engines import Engines, ForwardKey, OccluderKey, ProjectorKey
 from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.perturb import Occluder
+from onnxviz.runtime.projector import Projector
 from onnxviz.runtime.sessions import choose_device
 from tests.helpers import FIXTURES, make_model, session
 
@@ -120,3 +121,22 @@ def test_the_occluder_fills_exactly_the_rectangle_at_each_corner(layout: str, pa
         expected[:, top : top + rows, left : left + cols] = fill[:, None, None]  # numpy clips at the border
         got = batch[index].transpose(2, 0, 1) if layout == "nhwc" else batch[index]
         np.testing.assert_array_equal(got, expected)
+
+
+def test_projecting_one_position_is_its_activation_times_the_transposed_forward() -> None:
+    """On a linear model the deconvnet is the transpose: ⟨P, u⟩ = a · f(u)[c, y, x] for every u,
+    where P is the projection of the single activation a = f(x)[c, y, x]."""
+    rng = np.random.default_rng(7)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("AveragePool", ["c"], ["y"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
+    ]
+    proto = make_model(nodes, (1, 2, 6, 6), "y", {"w": rng.standard_normal((3, 2, 3, 3)).astype(np.float32)})
+    projector = Projector(ModelGraph.from_proto(proto), "y", (1, 2, 6, 6), "deconvnet", choose_device("cpu"))
+    x, u = (rng.standard_normal((1, 2, 6, 6)).astype(np.float32) for _ in range(2))
+    f_x, f_u = (session(proto).run(None, {"x": z})[0] for z in (x, u))
+    for channel, row, col in [(0, 0, 0), (2, 1, 2), (1, 2, 1)]:
+        projection = projector.project_position(x, "x", channel, row, col)
+        assert projection.shape == (2, 6, 6)
+        expected = float(f_x[0, channel, row, col]) * float(f_u[0, channel, row, col])
+        assert float((projection * u[0]).sum()) == pytest.approx(expected, rel=1e-4, abs=1e-5)
