@@ -6,6 +6,7 @@ p = model.project("cat.png", node="conv5", top=9)
 p.save("conv5.png")
 """
 
+from onnxviz.analyses.project import Projection
 from onnxviz.api import CheckResult, LayerInfo, Model, compare, load
 from onnxviz.errors import (
     DeviceError,
@@ -17,7 +18,6 @@ from onnxviz.errors import (
     UnsupportedOpError,
     UsageError,
 )
-from onnxviz.project import Projection
 
 __version__ = "0.1.0"
 __all__ = [

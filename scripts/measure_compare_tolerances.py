@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import onnxviz
 from onnxviz.analyses.compare import Comparison, cosines, relative_errors
-from onnxviz.occlude import softmax
+from onnxviz.analyses.occlusion import softmax
 from tests.conversions import DEMO, demo_inputs, fp16_demo, quantized_demo
 
 OPTIONS = {"top": 4, "occlusion": True, "patch": 16, "stride": 8}

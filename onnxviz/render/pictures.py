@@ -72,6 +72,16 @@ def beside(left: np.ndarray, right: np.ndarray, gap: int = 6) -> np.ndarray:
     return np.hstack([pad(left), np.full((height, gap, 3), BACKGROUND, np.uint8), pad(right)])
 
 
+def column(images: list[np.ndarray], gap: int = 6) -> np.ndarray:
+    """Pictures of any widths one under the other, left-aligned, padded with white to the widest."""
+    width = max(image.shape[1] for image in images)
+    rows = []
+    for image in images:
+        rows.append(np.hstack([image, np.full((image.shape[0], width - image.shape[1], 3), BACKGROUND, np.uint8)]))
+        rows.append(np.full((gap, width, 3), BACKGROUND, np.uint8))
+    return np.vstack(rows[:-1])
+
+
 def with_header(image: np.ndarray, text: str) -> np.ndarray:
     """A title line above ``image``, widening the canvas (white) where the title needs it."""
     needed = cv2.getTextSize(text, FONT, 0.55, 1)[0][0] + 12
@@ -80,6 +90,15 @@ def with_header(image: np.ndarray, text: str) -> np.ndarray:
     header = np.full((28, image.shape[1], 3), BACKGROUND, np.uint8)
     cv2.putText(header, _fit(text, image.shape[1], 0.55), (6, 20), FONT, 0.55, INK, 1, cv2.LINE_AA)
     return np.vstack([header, image])
+
+
+def text_block(lines: list[str], title: str, width: int = 720) -> np.ndarray:
+    """Lines of text on white under a title: tables (layers, check) drawn as a picture."""
+    line_height = 18
+    body = np.full((line_height * max(1, len(lines)) + 8, width, 3), BACKGROUND, np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(body, _fit(text, width), (6, line_height * (i + 1)), FONT, 0.45, INK, 1, cv2.LINE_AA)
+    return with_header(body, title)
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

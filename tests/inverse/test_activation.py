@@ -350,7 +350,7 @@ def test_sparse_head_through_the_new_activations_equals_the_dense_inverse(
     op: str, opset: int, attrs: dict, mode: str
 ) -> None:
     from onnxviz.inverse import build_inverse
-    from onnxviz.project import make_seeds
+    from onnxviz.runtime.projector import make_seeds
     from tests.helpers import session
 
     model = _single_after_conv(op, opset, attrs)

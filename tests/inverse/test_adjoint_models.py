@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.project import seeded_tensor
+from onnxviz.runtime.projector import seeded_tensor
 from tests.helpers import FIXTURE_MODELS, Linearisation, adjoint_gaps, load_fixture
 
 TOLERANCE = 1e-2

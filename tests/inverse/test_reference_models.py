@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import onnxviz
-from onnxviz.project import make_seeds
+from onnxviz.runtime.projector import make_seeds
 from tests import reference
 from tests.helpers import FIXTURE_MODELS, FIXTURES, load_fixture
 

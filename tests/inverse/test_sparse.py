@@ -7,7 +7,7 @@ import pytest
 
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import build_inverse
-from onnxviz.project import make_seeds
+from onnxviz.runtime.projector import make_seeds
 from tests.helpers import FIXTURES, session
 
 

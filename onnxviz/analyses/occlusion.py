@@ -3,26 +3,30 @@
 For every top-left corner (0, S, 2S, … while the patch fits) the patch is filled in
 preprocessed-input space and the model is run; the score is the softmax probability of the
 target class (default: the unoccluded top-1), or, with a node and channel, the total
-activation of that feature map. Positions run in batches through one session.
+activation of that feature map. Positions run in batches: the occluded images are made on the
+device by the perturbation engine and scored by the forward runner, or, where it applies, the
+incremental engine recomputes only the region each patch changes (same scores).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import onnx
 
+from onnxviz.analyses.loaded import Image, LoadedModel
+from onnxviz.analyses.result import Result
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
-from onnxviz.project import seeded_tensor
 from onnxviz.render import pictures as render
-
-Progress = Callable[[int, int], None]
-DEFAULT_BATCH_LIMIT = 64
-MEMORY_SHARE = 0.25
+from onnxviz.runtime.batching import Progress, batch_size_for, run_in_batches
+from onnxviz.runtime.engines import OccluderKey
+from onnxviz.runtime.forward import ForwardRunner
+from onnxviz.runtime.incremental import IncrementalOcclusion
+from onnxviz.runtime.projector import seeded_tensor
 
 
 @dataclass(frozen=True)
@@ -81,59 +85,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-OCCLUDED = "occluded"
-
-
-def occluder_model(shape: tuple[int, ...], layout: str, patch: int) -> onnx.ModelProto:
-    """A graph making the batch of occluded images from ``image`` (1, …), ``corners`` (B, 2)
-    and ``fill`` (C,), where the session runs: on the GPU only the corners travel per batch."""
-    h_axis = 1 if layout == "nhwc" else 2
-    height, width = shape[h_axis], shape[h_axis + 1]
-    channels = shape[3 if layout == "nhwc" else 1]
-    constants = {
-        "occ_rows": np.arange(height, dtype=np.int64)[None],
-        "occ_cols": np.arange(width, dtype=np.int64)[None],
-        "occ_patch": np.array(patch, np.int64),
-        "occ_first": np.array([0], np.int64),
-        "occ_second": np.array([1], np.int64),
-        "occ_end": np.array([2], np.int64),
-        "occ_axis1": np.array([1], np.int64),
-        "occ_axis2": np.array([2], np.int64),
-        "occ_mask_axis": np.array([3 if layout == "nhwc" else 1], np.int64),
-        "occ_fill_shape": np.array([1, 1, 1, channels] if layout == "nhwc" else [1, channels, 1, 1], np.int64),
-    }
-    make = onnx.helper.make_node
-    nodes = [
-        make("Slice", ["corners", "occ_first", "occ_second", "occ_axis1"], ["occ_top"]),
-        make("Slice", ["corners", "occ_second", "occ_end", "occ_axis1"], ["occ_left"]),
-        make("Add", ["occ_top", "occ_patch"], ["occ_bottom"]),
-        make("Add", ["occ_left", "occ_patch"], ["occ_right"]),
-        make("GreaterOrEqual", ["occ_rows", "occ_top"], ["occ_below_top"]),
-        make("Less", ["occ_rows", "occ_bottom"], ["occ_above_bottom"]),
-        make("And", ["occ_below_top", "occ_above_bottom"], ["occ_in_rows"]),
-        make("GreaterOrEqual", ["occ_cols", "occ_left"], ["occ_right_of_left"]),
-        make("Less", ["occ_cols", "occ_right"], ["occ_left_of_right"]),
-        make("And", ["occ_right_of_left", "occ_left_of_right"], ["occ_in_cols"]),
-        make("Unsqueeze", ["occ_in_rows", "occ_axis2"], ["occ_rows_3d"]),
-        make("Unsqueeze", ["occ_in_cols", "occ_axis1"], ["occ_cols_3d"]),
-        make("And", ["occ_rows_3d", "occ_cols_3d"], ["occ_square"]),
-        make("Unsqueeze", ["occ_square", "occ_mask_axis"], ["occ_mask"]),
-        make("Reshape", ["fill", "occ_fill_shape"], ["occ_fill"]),
-        make("Where", ["occ_mask", "occ_fill", "image"], [OCCLUDED]),
-    ]
-    inputs = [
-        onnx.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, *shape[1:]]),
-        onnx.helper.make_tensor_value_info("corners", onnx.TensorProto.INT64, ["B", 2]),
-        onnx.helper.make_tensor_value_info("fill", onnx.TensorProto.FLOAT, [channels]),
-    ]
-    output = onnx.helper.make_tensor_value_info(OCCLUDED, onnx.TensorProto.FLOAT, ["B", *shape[1:]])
-    initializers = [onnx.numpy_helper.from_array(v, k) for k, v in constants.items()]
-    graph = onnx.helper.make_graph(nodes, "occluder", inputs, [output], initializer=initializers)
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
@@ -153,30 +104,8 @@ def score_tensor(graph: ModelGraph, node_tensor: str | None) -> tuple[str, str]:
     return logits, "class"
 
 
-def batch_size_for(graph: ModelGraph, shapes: dict[str, tuple[int, ...]], requested: int | None) -> int:
-    """The user's choice, or as many images as a quarter of the free memory holds (≤ 64)."""
-    if requested is not None:
-        if requested <= 0:
-            raise UsageError(f"--batch-size must be positive; got {requested}.")
-        return requested
-    per_image = 4 * sum(int(np.prod(shapes[t])) for t in graph.signal if t in shapes)
-    available = _available_memory()
-    return int(max(1, min(DEFAULT_BATCH_LIMIT, available * MEMORY_SHARE // max(per_image, 1))))
-
-
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
 @dataclass
-class OcclusionMap:
+class OcclusionMap(Result):
     """Scores of every patch position; ``scores`` is what ``onnxviz occlude --raw`` writes."""
 
     scores: np.ndarray
@@ -235,12 +164,6 @@ class OcclusionMap:
             f"fill {self.fill}, {self.grid.rows}x{self.grid.cols} positions",
         )
 
-    def save(self, path) -> None:
-        render.save_png(self.figure(), path)
-
-    def _repr_png_(self) -> bytes:
-        return render.png_bytes(self.figure())
-
     def summary(self) -> dict:
         lowest = np.unravel_index(int(np.argmin(self.scores)), self.scores.shape)
         highest = np.unravel_index(int(np.argmax(self.scores)), self.scores.shape)
@@ -286,17 +209,143 @@ class OcclusionMap:
         return result
 
 
-def run_occlusion(
-    evaluate: Callable[[list[int]], np.ndarray],
-    count: int,
-    batch_size: int,
+@dataclass(frozen=True)
+class Target:
+    """What is scored: a class probability or a channel's total activation, and its unoccluded value."""
+
+    tensor: str
+    kind: str
+    index: int
+    baseline: float
+    count: int
+
+
+def occlude(
+    model: LoadedModel,
+    image: Image,
+    patch: int = 32,
+    stride: int = 16,
+    fill: str | float = "zero",
+    target_class: int | None = None,
+    node: str | None = None,
+    channel: int | None = None,
+    batch_size: int | None = None,
+    labels: list[str] | None = None,
+    incremental: bool = True,
     progress: Progress | None = None,
-) -> np.ndarray:
-    """``evaluate`` maps a batch of position indices to the score tensor's values."""
-    outputs = []
-    for start in range(0, count, batch_size):
-        chunk = list(range(start, min(count, start + batch_size)))
-        outputs.append(evaluate(chunk))
-        if progress is not None:
-            progress(chunk[-1] + 1, count)
-    return np.concatenate(outputs)
+) -> OcclusionMap:
+    """The score of every patch position; ``incremental`` recomputes only what each patch changes
+    (the same scores as a full recompute) and falls back to one where it cannot apply."""
+    started = time.perf_counter()
+    x, picture, shape = model.prepare(image)
+    h_axis = model.height_axis
+    grid = make_grid(patch, stride, shape[h_axis], shape[h_axis + 1])
+    if node is None and channel is not None:
+        raise UsageError("--channel needs --node: the channel of which layer?")
+    if node is not None and target_class is not None:
+        raise UsageError("Give either --target-class or --node/--channel, not both.")
+    layer_tensor = seeded_tensor(model.graph, model.resolve(node).tensor) if node is not None else None
+    tensor, kind = score_tensor(model.graph, layer_tensor)
+    shapes = model.graph.shapes(shape)
+    if kind == "channel" and len(shapes[tensor]) < 2:
+        raise UsageError(f"'{node}' has no channels to score (shape {list(shapes[tensor])}).")
+    runner = model.forward_runner(tensor, shape)
+    target = _target(runner, x, tensor, kind, node, target_class if kind == "class" else channel)
+    fills = fill_values(fill, x, model.layout, model.preprocessing)
+    size = batch_size_for(model.graph, shapes, batch_size) if runner.batched else 1
+    evaluate, engine = _evaluator(model, runner, x, tensor, grid, fills, incremental)
+    prepared = time.perf_counter()
+    outputs = run_in_batches(evaluate, grid.rows * grid.cols, size, progress)
+    finished = time.perf_counter()
+    scores, top_class, top_probability = _scores(outputs, target, grid)
+    return OcclusionMap(
+        scores=scores,
+        grid=grid,
+        kind=kind,
+        target=target.index,
+        baseline=target.baseline,
+        top_class=top_class,
+        top_probability=top_probability,
+        input_tensor=x,
+        layout=model.layout,
+        preprocessing=model.preprocessing,
+        picture=picture,
+        labels=labels or model.labels(),
+        node=node,
+        fill=str(fill),
+        device=model.device.name,
+        batch_size=size,
+        note=runner.note,
+        incremental=engine is not None,
+        timings={"prepare": prepared - started, "occlusion": finished - prepared, "total": finished - started},
+        positions_per_second=len(outputs) / max(finished - prepared, 1e-9),
+    )
+
+
+def _target(
+    runner: ForwardRunner, x: np.ndarray, tensor: str, kind: str, node: str | None, wanted: int | None
+) -> Target:
+    """The scored class (default: the top-1) or channel (default: the strongest), checked to exist."""
+    (base,) = runner.run(x)
+    if base.ndim < 2 or base.shape[0] != 1:
+        raise UsageError(
+            f"The score tensor '{tensor}' has shape {list(base.shape)} for one image: it has no batch "
+            "and class/channel axes to score.",
+            "Score a feature map instead: --node LAYER [--channel C]." if node is None else "Pick another layer.",
+        )
+    count = base.shape[1]
+    if kind == "class":
+        probabilities = softmax(base.reshape(1, -1))
+        target = int(probabilities.argmax()) if wanted is None else wanted
+        if not 0 <= target < probabilities.shape[1]:
+            last = probabilities.shape[1] - 1
+            raise UsageError(f"Class {target} does not exist: the model has classes 0…{last}.")
+        return Target(tensor, kind, target, float(probabilities[0, target]), count)
+    per_channel = base.reshape(1, count, -1)
+    target = int(per_channel.max(axis=2).argmax()) if wanted is None else wanted
+    if not 0 <= target < count:
+        raise UsageError(f"Channel {target} does not exist: '{node}' has channels 0…{count - 1}.")
+    return Target(tensor, kind, target, float(per_channel.sum(axis=2)[0, target]), count)
+
+
+def _scores(outputs: np.ndarray, target: Target, grid: Grid) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(scores, most probable class, its probability) per position, as (rows, cols) maps."""
+    shape = (grid.rows, grid.cols)
+    if target.kind != "class":
+        scores = outputs.reshape(len(outputs), target.count, -1)[:, target.index].sum(axis=1)
+        return scores.reshape(shape).astype(np.float32), None, None
+    probabilities = softmax(outputs.reshape(len(outputs), -1))
+    scores = probabilities[:, target.index].reshape(shape).astype(np.float32)
+    return (
+        scores,
+        probabilities.argmax(axis=1).reshape(shape),
+        probabilities.max(axis=1).reshape(shape).astype(np.float32),
+    )
+
+
+def _evaluator(
+    model: LoadedModel,
+    runner: ForwardRunner,
+    x: np.ndarray,
+    tensor: str,
+    grid: Grid,
+    fills: np.ndarray,
+    incremental: bool,
+) -> tuple[Callable[[list[int]], np.ndarray], IncrementalOcclusion | None]:
+    """Scores for a batch of position indices: the incremental engine where it applies, else the
+    occluder's batches through the forward runner."""
+    corners = grid.corners()
+    if incremental and runner.batched and model.layout == "nchw":
+        engine = IncrementalOcclusion(model.graph, tensor, x, grid.patch, corners, model.device)
+        if engine.applicable:
+            return (lambda indices: engine.evaluate(fills, grid.patch, indices)), engine
+    shape = tuple(x.shape)
+    occluder = model.engines.occluder(OccluderKey(shape, model.layout, grid.patch))
+    image = occluder.place(x)
+
+    def evaluate(indices: list[int]) -> np.ndarray:
+        batch = occluder.occluded(image, np.asarray([corners[i] for i in indices], np.int64), fills)
+        (values,) = runner.run_bound(batch, "occlusion graph")
+        return values.numpy()
+
+    return evaluate, None

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 import onnxviz
-from onnxviz import api, project
+from onnxviz import api
+from onnxviz.runtime import engines, projector
 
-DEMO = Path(__file__).resolve().parent.parent / "models" / "demo.onnx"
+DEMO = Path(__file__).resolve().parents[2] / "models" / "demo.onnx"
 
 
 def track_projectors(monkeypatch) -> tuple[list[weakref.ref], list[int]]:
@@ -20,14 +21,14 @@ def track_projectors(monkeypatch) -> tuple[list[weakref.ref], list[int]]:
     built: list[weakref.ref] = []
     alive_at_build: list[int] = []
 
-    class Tracked(project.Projector):
+    class Tracked(projector.Projector):
         def __init__(self, *args, **kwargs) -> None:
             gc.collect()
             alive_at_build.append(sum(ref() is not None for ref in built))
             super().__init__(*args, **kwargs)
             built.append(weakref.ref(self))
 
-    monkeypatch.setattr(api, "Projector", Tracked)
+    monkeypatch.setattr(engines, "Projector", Tracked)
     return built, alive_at_build
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from onnxviz.analyses.loaded import Image, LoadedModel
+from onnxviz.analyses.result import Result
 from onnxviz.errors import UsageError
 from onnxviz.render import pictures as render
 
@@ -23,7 +25,7 @@ FRAME = (230, 40, 40)
 
 
 @dataclass
-class ActivationGrid:
+class ActivationGrid(Result):
     """All maps (C, h, w) of one layer for one image."""
 
     maps: np.ndarray
@@ -54,12 +56,6 @@ class ActivationGrid:
             f"{self.node}: {len(self.maps)} maps, strongest {self.strongest} (framed), {self.dead} dead",
         )
 
-    def save(self, path) -> None:
-        render.save_png(self.figure(), path)
-
-    def _repr_png_(self) -> bytes:
-        return render.png_bytes(self.figure())
-
     def summary(self) -> dict:
         strengths = self.maps.reshape(len(self.maps), -1).max(axis=1)
         return {
@@ -73,7 +69,7 @@ class ActivationGrid:
 
 
 @dataclass
-class FilterGrid:
+class FilterGrid(Result):
     """The weights (O, I, kh, kw) of one conv layer; ``order`` is the input's channel order."""
 
     weights: np.ndarray
@@ -112,11 +108,8 @@ class FilterGrid:
             )
         return render.with_header(body, title)
 
-    def save(self, path) -> None:
-        render.save_png(self.figure(), path)
-
-    def _repr_png_(self) -> bytes:
-        return render.png_bytes(self.figure())
+    def summary(self) -> dict:
+        return {"node": self.node, "filters": int(self.weights.shape[0]), "shape": list(self.weights.shape)}
 
 
 def spatial_maps(activation: np.ndarray, node: str) -> np.ndarray:
@@ -125,3 +118,24 @@ def spatial_maps(activation: np.ndarray, node: str) -> np.ndarray:
             f"'{node}' has no spatial feature maps (shape {list(activation.shape)}).", "Pick a conv or pool layer."
         )
     return activation[0]
+
+
+def activations(model: LoadedModel, image: Image, node: str) -> ActivationGrid:
+    """Every feature map of layer ``node`` for one image."""
+    x, _, shape = model.prepare(image)
+    layer = model.resolve(node)
+    (activation,) = model.forward_runner(layer.tensor, shape).run(x)
+    return ActivationGrid(spatial_maps(activation, layer.alias), layer.alias, layer.tensor)
+
+
+def filters(model: LoadedModel, node: str) -> FilterGrid:
+    """The weights of the conv layer ``node`` (``conv1``: the filters that read the image)."""
+    layer = model.resolve(node)
+    conv = model.graph.node_by_name(layer.node)
+    weights = model.graph.constants.get(conv.input[1]) if conv.op_type == "Conv" else None
+    if weights is None or weights.ndim != 4:
+        raise UsageError(
+            f"'{node}' is not a conv layer with constant 2-D filters.",
+            "Pick a conv alias such as conv1 (see `onnxviz layers MODEL`).",
+        )
+    return FilterGrid(weights.astype(np.float32), layer.alias, model.preprocessing.order)

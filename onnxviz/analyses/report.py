@@ -1,0 +1,107 @@
+"""The report: the layer table, and per image the occlusion map and, per layer shown, the
+strongest channels' projections and the activation grid, gathered as results; the HTML page is
+drawn from them by ``onnxviz.render.report``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from onnxviz.analyses.grids import ActivationGrid, activations
+from onnxviz.analyses.layers import LayerTable, layers
+from onnxviz.analyses.loaded import LoadedModel
+from onnxviz.analyses.occlusion import OcclusionMap, occlude, score_tensor
+from onnxviz.analyses.project import Projection, project
+from onnxviz.analyses.result import Result
+from onnxviz.errors import UsageError
+from onnxviz.render.report import page
+
+
+@dataclass
+class LayerView:
+    alias: str
+    projection: Projection
+    activations: ActivationGrid
+
+
+@dataclass
+class ImageView:
+    name: str
+    occlusion: OcclusionMap | None
+    occlusion_what: str
+    layers: list[LayerView]
+
+
+@dataclass
+class Report(Result):
+    """Everything the HTML page shows, as results."""
+
+    layers: LayerTable
+    device_note: str
+    images: list[ImageView]
+
+    def html(self) -> str:
+        return page(self)
+
+    def summary(self) -> dict:
+        return {
+            "model": self.layers.model,
+            "images": [
+                {
+                    "image": view.name,
+                    "occlusion": view.occlusion.summary() if view.occlusion is not None else None,
+                    "layers": [layer.projection.summary() for layer in view.layers],
+                }
+                for view in self.images
+            ],
+        }
+
+
+def report(
+    model: LoadedModel,
+    images: list[str | Path],
+    top: int = 4,
+    layers_shown: list[str] | None = None,
+    occlusion_patch: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """The report's results; ``layers_shown`` names the layers to show (default: every conv layer)."""
+    if not images:
+        raise UsageError("Give at least one image for the report.")
+    table = layers(model)
+    convs = [la.alias for la in model.graph.layers if la.alias.startswith("conv")]
+    shown = [model.resolve(name).alias for name in layers_shown] if layers_shown else convs
+    shapes = model.graph.shapes(model.input_shape())
+    channels = {alias: shapes[model.resolve(alias).tensor][1] for alias in shown}
+    views = []
+    for image in map(Path, images):
+        if progress is not None:
+            progress(str(image))
+        occlusion, what = _occlusion(model, image, convs, occlusion_patch)
+        rows = [
+            LayerView(
+                alias,
+                project(model, image, alias, top=min(top, channels[alias])),
+                activations(model, image, alias),
+            )
+            for alias in shown
+        ]
+        views.append(ImageView(image.name, occlusion, what, rows))
+    return Report(table, model.device.note, views)
+
+
+def _occlusion(model: LoadedModel, image: Path, convs: list[str], patch: int | None) -> tuple[OcclusionMap | None, str]:
+    """The class probability for a classifier, else the strongest map of the last conv layer."""
+    shape = model.input_shape()
+    h_axis = model.height_axis
+    patch = patch or max(2, min(shape[h_axis], shape[h_axis + 1]) // 7)
+    stride = max(1, patch // 2)
+    logits, _ = score_tensor(model.graph, None)
+    if len(model.graph.shapes(shape)[logits]) == 2:
+        return occlude(model, image, patch=patch, stride=stride, fill="gray"), "class probability"
+    if convs:
+        result = occlude(model, image, patch=patch, stride=stride, fill="gray", node=convs[-1])
+        return result, f"total activation of the strongest {convs[-1]} map"
+    return None, ""

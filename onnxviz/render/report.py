@@ -1,0 +1,88 @@
+"""One self-contained HTML page about a model and a few images: nothing to install to read it.
+
+The page holds the layer table (ops, shapes, receptive fields), then per image: the occlusion
+map and, per layer shown, the strongest channels' projections and the activation grid. Every
+picture is embedded as a base64 PNG, so the file can be mailed or attached to a CI run. The page
+is drawn from results (``onnxviz.analyses.report.Report``) and computes nothing; every text in it
+goes through ``markup.fill``, which escapes it.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from onnxviz.render import pictures as render
+from onnxviz.render.markup import Markup, fill, join
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; }
+td, th { border: 1px solid #ccc; padding: 2px 8px; text-align: left; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 4px 0; }
+section { margin-bottom: 2.5em; }
+"""
+
+
+def _img(rgb, alt: str) -> Markup:
+    data = base64.b64encode(render.png_bytes(rgb)).decode("ascii")
+    return fill('<img alt="{alt}" src="data:image/png;base64,{data}">', alt=alt, data=data)
+
+
+def page(report) -> str:
+    """The HTML of a ``Report``: its ``layers`` table, ``device_note`` and per-image ``images``."""
+    table = report.layers
+    rows = join(
+        fill(
+            "<tr><td>{alias}</td><td>{node}</td><td>{op}</td><td>{shape}</td><td>{field}</td><td>{jump}</td></tr>",
+            alias=r.alias,
+            node=r.node,
+            op=r.op_type,
+            shape="×".join(map(str, r.shape)),
+            field="×".join(map(str, r.receptive_field)) if r.receptive_field else "whole input",
+            jump="×".join(map(str, r.jump)) if r.jump else "",
+        )
+        for r in table
+    )
+    name = Path(table.model).name if table.model else "model"
+    parts = [
+        fill(
+            "<h1>onnxviz report: {name}</h1><p>input {input} {shape} ({layout}), {note}</p>"
+            "<h2>Layers</h2><table><tr><th>alias</th><th>node</th><th>op</th><th>shape</th>"
+            "<th>receptive field</th><th>jump</th></tr>{rows}</table>",
+            name=name,
+            input=table.input_name,
+            shape=list(table.input_shape),
+            layout=table.layout.upper(),
+            note=report.device_note,
+            rows=rows,
+        )
+    ]
+    for image in report.images:
+        section = [fill("<section><h2>{name}</h2>", name=image.name)]
+        if image.occlusion is not None:
+            section.append(
+                fill(
+                    "<h3>occlusion ({what})</h3>{picture}",
+                    what=image.occlusion_what,
+                    picture=_img(image.occlusion.figure(), "occlusion"),
+                )
+            )
+        for layer in image.layers:
+            section.append(
+                fill(
+                    "<h3>{alias}</h3>{projections}{activations}",
+                    alias=layer.alias,
+                    projections=_img(layer.projection.figure(), f"{layer.alias} projections"),
+                    activations=_img(layer.activations.figure(), f"{layer.alias} activations"),
+                )
+            )
+        section.append(Markup("</section>"))
+        parts.append(join(section))
+    return fill(
+        "<!doctype html><html><head><meta charset='utf-8'><title>onnxviz report: {name}</title>"
+        "<style>{style}</style></head><body>{body}</body></html>",
+        name=name,
+        style=Markup(STYLE),
+        body=join(parts),
+    )

@@ -1,0 +1,95 @@
+"""The engines a loaded model keeps warm, in small LRU caches keyed by what built them.
+
+Each cached engine holds onnxruntime sessions with their own copy of the weights and their
+working memory (hundreds of MB for a ResNet-50 at 224), so the caches are small: a notebook going
+back and forth between a few layers keeps them warm, and a sweep over every layer (``check``)
+holds one at a time. Keys are small frozen dataclasses, so what an engine depends on is written
+down once and two kinds of engine can never collide on a key.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from onnxviz.graph.model import ModelGraph
+from onnxviz.runtime.forward import ForwardRunner
+from onnxviz.runtime.perturb import Occluder
+from onnxviz.runtime.projector import Projector
+from onnxviz.runtime.sessions import Device
+
+PROJECTOR_CACHE_SIZE = 2
+SESSION_CACHE_SIZE = 4
+
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+
+
+class LruCache(OrderedDict, Generic[Key, Value]):
+    """A dict that keeps only its ``size`` most recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_or_make(self, key: Key, make: Callable[[], Value]) -> Value:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        while len(self) >= self.size:
+            self.popitem(last=False)  # dropped before the new entry is built: never size + 1 alive
+        value = make()
+        self[key] = value
+        return value
+
+
+@dataclass(frozen=True)
+class ProjectorKey:
+    """A projector depends on the target tensor, the rule, the input shape and the LRN mode."""
+
+    tensor: str
+    rule: str
+    input_shape: tuple[int, ...]
+    lrn: str = "exact"
+
+
+@dataclass(frozen=True)
+class ForwardKey:
+    """A forward runner depends on the tensors it is cut at and the input shape."""
+
+    tensors: tuple[str, ...]
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OccluderKey:
+    """An occluder depends on the input shape, its layout and the patch size."""
+
+    input_shape: tuple[int, ...]
+    layout: str
+    patch: int
+
+
+class Engines:
+    """The cached engines of one model on one device."""
+
+    def __init__(self, graph: ModelGraph, device: Device) -> None:
+        self.graph = graph
+        self.device = device
+        self.projectors: LruCache[ProjectorKey, Projector] = LruCache(PROJECTOR_CACHE_SIZE)
+        self.sessions: LruCache[ForwardKey | OccluderKey, ForwardRunner | Occluder] = LruCache(SESSION_CACHE_SIZE)
+
+    def projector(self, key: ProjectorKey) -> Projector:
+        return self.projectors.get_or_make(
+            key, lambda: Projector(self.graph, key.tensor, key.input_shape, key.rule, self.device, key.lrn)
+        )
+
+    def forward(self, key: ForwardKey) -> ForwardRunner:
+        return self.sessions.get_or_make(
+            key, lambda: ForwardRunner(self.graph, list(key.tensors), key.input_shape, self.device)
+        )
+
+    def occluder(self, key: OccluderKey) -> Occluder:
+        return self.sessions.get_or_make(key, lambda: Occluder(key.input_shape, key.layout, key.patch, self.device))

@@ -1,0 +1,49 @@
+"""The forward runner: the model cut at any tensors, with a dynamic batch where the model allows.
+
+Every analysis that reads activations (occlusion scores, top-k scans, activation grids, and the
+next ones: embeddings, invariance curves) runs the same thing: the forward graph stopped at the
+tensors it reads, fed batches of inputs. A model whose exporter hard-coded batch 1 in a Reshape
+runs, but one input at a time, and says so in ``note``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from onnxviz.graph.model import ModelGraph
+from onnxviz.passes.rewrite import forward_model
+from onnxviz.runtime.sessions import Device, create_session, run_bound, run_outputs
+
+BATCH_ONE_NOTE = "the model only runs with batch 1: positions are evaluated one at a time"
+
+
+class ForwardRunner:
+    """A forward session whose outputs are ``tensors``, in that order."""
+
+    def __init__(self, graph: ModelGraph, tensors: list[str], input_shape: tuple[int, ...], device: Device) -> None:
+        model = forward_model(graph, tensors, {}, graph.shapes(input_shape))
+        self.session = create_session(model, device, "forward graph")
+        self.input_name = graph.input_name
+        self.device = device
+        self.note = "" if self._runs_batched(input_shape) else BATCH_ONE_NOTE
+
+    @property
+    def batched(self) -> bool:
+        return not self.note
+
+    def _runs_batched(self, input_shape: tuple[int, ...]) -> bool:
+        try:
+            first = self.session.run(None, {self.input_name: np.zeros((2, *input_shape[1:]), np.float32)})[0]
+        except Exception:  # any refusal of batch 2 means the same: run one input at a time
+            return False
+        # It may also run but mix the two inputs (a batch hard-coded in a Reshape): then not batched.
+        return first.ndim >= 1 and first.shape[0] == 2
+
+    def run(self, batch: np.ndarray, what: str = "forward graph") -> list[np.ndarray]:
+        """The outputs for a host batch, on the host."""
+        return run_outputs(self.session, {self.input_name: batch}, what)
+
+    def run_bound(self, batch: np.ndarray | ort.OrtValue, what: str = "forward graph") -> list[ort.OrtValue]:
+        """The outputs for a batch that may already be on the device (made by the occluder)."""
+        return list(run_bound(self.session, {self.input_name: batch}, self.device, what).values())

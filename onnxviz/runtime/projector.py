@@ -1,0 +1,115 @@
+"""The Projector: forward (switches on, stopping at a target) and inverse sessions, built once.
+
+The forward graph runs once for the image; the chosen channels become K seeds, each the
+channel's own activation map with every other activation of the layer zeroed (as in Zeiler &
+Fergus); the inverse graph maps all K seeds back to input space in one run of batch K, sharing
+the forward's switches. With the ``saliency`` rule the inverse is the exact vector-Jacobian
+product, which is what the gradient engine uses.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+from onnxviz.graph.model import ModelGraph
+from onnxviz.inverse import SEED, build_inverse
+from onnxviz.inverse.sparse import CHANNELS
+from onnxviz.passes.rewrite import forward_model
+from onnxviz.runtime.sessions import Device, create_session, run_bound
+
+SEED_AT_INPUT_OPS = ("Softmax", "LogSoftmax")
+
+
+def seeded_tensor(graph: ModelGraph, tensor: str) -> str:
+    """A Softmax at the target is skipped: the seed goes to its input, the logits."""
+    node = graph.producer.get(tensor)
+    while node is not None and node.op_type in SEED_AT_INPUT_OPS:
+        tensor = node.input[0]
+        node = graph.producer.get(tensor)
+    return tensor
+
+
+class Projector:
+    """The forward and inverse sessions for one (target, rule, input shape): built once, reused.
+
+    Only the two sessions and the names the inverse reads are kept: the graphs they were built
+    from (the weights copied into each) are dropped as soon as onnxruntime holds them, so a
+    projector costs its sessions' memory and no more.
+    """
+
+    def __init__(
+        self,
+        graph: ModelGraph,
+        target: str,
+        input_shape: tuple[int, ...],
+        rule: str,
+        device: Device,
+        lrn: str = "exact",
+        sparse: bool = True,
+    ) -> None:
+        started = time.perf_counter()
+        self.target = target
+        inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse)
+        self.forward_tensors = list(inverse.forward_tensors)
+        self.sparse = inverse.sparse
+        outputs = [target, *(t for t in self.forward_tensors if t != target)]
+        forward = forward_model(graph, outputs, inverse.switches, graph.shapes(input_shape))
+        self.forward_session = create_session(forward, device, "forward graph")
+        del forward  # its weights are in the session now; free them before the inverse session is made
+        self.inverse_session = create_session(inverse.model, device, "inverse graph")
+        self.device = device
+        self._on_device = frozenset(outputs[1:]) - {target}
+        self.build_seconds = time.perf_counter() - started
+
+    def forward(self, x: np.ndarray, input_name: str) -> dict[str, ort.OrtValue]:
+        """Forward values: the target comes to the host (channels are chosen from it), the
+        switches and masks the inverse reads stay on the device."""
+        return run_bound(self.forward_session, {input_name: x}, self.device, "forward graph", self._on_device)
+
+    def invert(self, activation: np.ndarray, channels: np.ndarray, forward: dict[str, ort.OrtValue]) -> np.ndarray:
+        """Project ``channels`` of ``activation`` (the target's forward value) in one batched run."""
+        if self.sparse:
+            return self.run_inverse(
+                {SEED: np.ascontiguousarray(activation[0, channels][:, None]), CHANNELS: channels}, forward
+            )
+        return self.run_inverse({SEED: make_seeds(activation, channels)}, forward)
+
+    def project_position(self, x: np.ndarray, input_name: str, channel: int, row: int, col: int) -> np.ndarray:
+        """The projection of the one activation at (``channel``, ``row``, ``col``) of the target,
+        every other activation zeroed: what a top-k winner or a checkpoint's strongest unit shows."""
+        forward = self.forward(x, input_name)
+        activation = forward[self.target].numpy()
+        single = np.zeros_like(activation)
+        single[0, channel, row, col] = activation[0, channel, row, col]
+        return self.invert(single, np.array([channel], np.int64), forward)[0]
+
+    def run_inverse(self, seeds: dict[str, np.ndarray], forward: dict[str, ort.OrtValue]) -> np.ndarray:
+        """The inverse graph on given seed feeds (a dense ``SEED`` unless the head is sparse)."""
+        feeds: dict[str, np.ndarray | ort.OrtValue] = dict(seeds)
+        feeds.update({t: forward[t] for t in self.forward_tensors})
+        (projection,) = run_bound(self.inverse_session, feeds, self.device, "inverse graph").values()
+        return projection.numpy()
+
+
+def channel_strengths(activation: np.ndarray) -> np.ndarray:
+    """Each channel's strongest activation: the map's maximum (the value for a 1-D layer)."""
+    per_channel = activation[0]
+    return per_channel.reshape(per_channel.shape[0], -1).max(axis=1)
+
+
+def make_seeds(activation: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """K seeds: seed k keeps channel ``channels[k]``'s map and zeroes the rest of the layer.
+
+    A 1-D layer (logits, dense units) has no map; its seed is a one-hot 1, the usual
+    class-saliency seed.
+    """
+    seeds = np.zeros((len(channels), *activation.shape[1:]), np.float32)
+    rows = np.arange(len(channels))
+    if activation.ndim == 2:
+        seeds[rows, channels] = 1.0
+    else:
+        seeds[rows, channels] = activation[0, channels]
+    return seeds
