@@ -1,4 +1,9 @@
-"""Shared test machinery: toy graphs built with onnx.helper, and the adjoint (dot-product) check.
+"""Shared test machinery: toy graphs, the in-process CLI runner, and the adjoint (dot-product) check.
+
+Graphs for tests are built here and nowhere else: ``make_model`` wraps a list of nodes (one
+declared output, its shape left to inference), ``GraphBuilder`` grows a graph node by node with
+generated names and can declare every node output with its type (what the numpy reference's
+self-check needs to compare each intermediate tensor with onnxruntime).
 
 The adjoint check is what proves an inverse graph right without trusting any of its parts:
 for the linearisation J of the forward graph at x, ⟨J·u, v⟩ = ⟨u, Jᵀ·v⟩ for any u and v.
@@ -9,6 +14,8 @@ built with well-separated values so that none does.
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +28,10 @@ from onnxviz.inverse import build_inverse
 from onnxviz.passes.rewrite import forward_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "models" / "demo.onnx"  # the bundled demo classifier (64x64, 10 classes)
 OPSET = 17
+IR_VERSION = 9  # accepted by every onnxruntime this project supports
 # Every committed fixture, for tests that run on all of them.
 FIXTURE_MODELS = [
     "vgg_like_torchscript.onnx",
@@ -55,6 +65,89 @@ def make_model(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
+
+
+@dataclass
+class GraphBuilder:
+    """A graph grown node by node: input ``x`` of a fixed shape, generated names, seeded weights.
+
+    ``op`` appends a node and returns its first output's name, so a chain reads like the
+    network (``a = g.op("Relu", [g.op("Conv", ["x", g.rand(4, 3, 3, 3)])])``). Names are
+    ``<op><k>`` for nodes and their first output, ``<op><k>_<i>`` for further outputs and
+    ``c<k>`` for constants.
+    """
+
+    x_shape: tuple[int, ...]
+    opset: int = OPSET
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    inits: list[onnx.TensorProto] = field(default_factory=list)
+    _count: int = 0
+
+    def const(self, value: np.ndarray | list | float, dtype: type = np.float32) -> str:
+        self._count += 1
+        name = f"c{self._count}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def rand(self, *shape: int, scale: float = 0.5) -> str:
+        """A float32 initializer of seeded normal values (scaled so deep chains stay O(1))."""
+        return self.const(self.rng.standard_normal(shape) * scale)
+
+    def op(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs: object) -> str:
+        """Append a node; returns its first output (further outputs are ``<first>_<i>``)."""
+        self._count += 1
+        base = f"{op_type.lower()}{self._count}"
+        outs = [base] + [f"{base}_{i}" for i in range(1, n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=base, **attrs))
+        return base
+
+    def done(self, target: str) -> tuple[onnx.ModelProto, str]:
+        """(model, target) with every node output declared, once ``target``'s node is added."""
+        return self.model(), target
+
+    def model(self, outputs: list[str] | None = None) -> onnx.ModelProto:
+        """The model; by default every node output is a graph output.
+
+        Output element types come from evaluating the graph once with the numpy reference
+        (``tests/reference.py``), since onnx shape inference cannot type every op it builds.
+        """
+        from tests import reference
+
+        x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, self.x_shape)
+        graph = helper.make_graph(self.nodes, "g", [x_info], [], self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)], ir_version=IR_VERSION)
+        names = [o for n in self.nodes for o in n.output if o] if outputs is None else outputs
+        values = reference.forward(model, np.zeros(self.x_shape)) if names else {}
+        for name in names:
+            value = values[name]
+            if value.dtype == bool:
+                elem = TensorProto.BOOL
+            else:
+                elem = TensorProto.FLOAT if reference._is_float(value) else TensorProto.INT64
+            model.graph.output.append(helper.make_tensor_value_info(name, elem, None))
+        return model
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``onnxviz ARGS`` in-process; returns (exit code, stdout, stderr).
+
+    A traceback on stderr fails the calling test: the CLI must turn every error into a message.
+    """
+    from onnxviz import cli
+
+    argv = sys.argv
+    sys.argv = ["onnxviz", *map(str, args)]
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
 
 
 def fixed_batch_classifier(size: int, flatten_shape: list[int], seed: int = 0) -> onnx.ModelProto:

@@ -266,6 +266,7 @@ def test_mutants_are_deterministic_and_cover_every_kind() -> None:
     assert all(m.data not in (originals[m.source], SOURCES[m.source].read_bytes()) for m in first)
 
 
+@pytest.mark.slow
 def test_no_mutant_escapes_onnxviz_errors(capsys, tmp_path, picture) -> None:
     mid = {name: _mid_layer(path) for name, path in SOURCES.items()}
     failures = []

@@ -259,6 +259,7 @@ def test_a_target_whose_batch_axis_is_merged_with_the_heads_is_refused() -> None
         Linearisation(model, "y", _x(64))
 
 
+@pytest.mark.torch
 def test_torch_exported_attention_pads_and_resizes_match_autograd(tmp_path) -> None:
     """A TorchScript export mixing the new ops (timm's qkv permute + unbind, torch's multi-head
     attention in (L, N, E) with N folded into the heads, class token, reflect and replicate pads,

@@ -23,9 +23,8 @@ def _deepest(model: onnxviz.Model, prefix: str) -> str | None:
 
 @pytest.mark.parametrize("fixture", FIXTURE_MODELS)
 @pytest.mark.parametrize("rule", ["deconvnet", "guided", "saliency"])
-def test_projection_matches_the_numpy_reference(fixture: str, rule: str) -> None:
-    model = onnxviz.load(FIXTURES / fixture, device="cpu")
-    proto = load_fixture(fixture)
+def test_projection_matches_the_numpy_reference(fixture: str, rule: str, fixture_model, fixture_proto) -> None:
+    model, proto = fixture_model(fixture), fixture_proto(fixture)
     x = np.random.default_rng(1).standard_normal(model.input_shape()).astype(np.float32)
     for node in filter(None, (_deepest(model, "conv"), _deepest(model, "fc"))):
         projection = model.project(x, node, top=2, rule=rule)
