@@ -14,7 +14,6 @@ built with well-separated values so that none does.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,27 +126,6 @@ class GraphBuilder:
                 elem = TensorProto.FLOAT if reference._is_float(value) else TensorProto.INT64
             model.graph.output.append(helper.make_tensor_value_info(name, elem, None))
         return model
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``onnxviz ARGS`` in-process; returns (exit code, stdout, stderr).
-
-    A traceback on stderr fails the calling test: the CLI must turn every error into a message.
-    """
-    from onnxviz import cli
-
-    argv = sys.argv
-    sys.argv = ["onnxviz", *map(str, args)]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
 
 
 def fixed_batch_classifier(size: int, flatten_shape: list[int], seed: int = 0) -> onnx.ModelProto:

@@ -1,26 +1,16 @@
-"""Inputs the CLI's tests share: a real photograph and a model with an op that has no inverse rule."""
+"""Inputs the CLI's tests share (the photograph comes from tests/conftest.py): a model with an op that has no
+inverse rule."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import pytest
 from onnx import helper
 
 from tests.helpers import make_model
-
-
-@pytest.fixture(scope="session")
-def picture(tmp_path_factory) -> Path:
-    """skimage's cat photograph (300×451), written as a PNG the commands read."""
-    import skimage.data
-
-    path = tmp_path_factory.mktemp("img") / "chelsea.png"
-    cv2.imwrite(str(path), cv2.cvtColor(skimage.data.chelsea(), cv2.COLOR_RGB2BGR))
-    return path
 
 
 @pytest.fixture(scope="session")
