@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from onnxviz import api
 from onnxviz.cli.application import command
 from onnxviz.cli.options import JsonOpt, LrnOpt, ModelArg, ModelOptions, NodeOpt, RuleOpt
 from onnxviz.cli.output import Outputs, err, load_notes, out, print_json, safe_name
@@ -20,7 +19,7 @@ def layers(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False)
     loaded = options.load(model)
     rows = loaded.layers()
     if json_output:
-        print_json(layers_json(model, loaded, rows))
+        print_json(rows.summary())
         return
     shape = list(loaded.input_shape())
     table = Table(title=f"{model.name}: input {loaded.graph.input_name} {shape} ({loaded.layout.upper()})")
@@ -33,37 +32,14 @@ def layers(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False)
     out.print(table)
 
 
-def layers_json(model: Path, loaded: api.Model, rows: list[api.LayerInfo]) -> dict:
-    """What ``layers --json`` prints; the one place to switch to the result's ``summary()``."""
-    return {
-        "model": str(model),
-        "input": loaded.graph.input_name,
-        "input_shape": list(loaded.input_shape()),
-        "layout": loaded.layout,
-        "layers": [
-            {
-                "alias": r.alias,
-                "node": r.node,
-                "op": r.op_type,
-                "tensor": r.tensor,
-                "shape": list(r.shape),
-                "receptive_field": list(r.receptive_field) if r.receptive_field else None,
-                "jump": list(r.jump) if r.jump else None,
-            }
-            for r in rows
-        ],
-    }
-
-
 @command
 def check(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False, rule: RuleOpt = "deconvnet") -> None:
     """Smoke test: every conv and pool layer must project. Exit 1 if any fails."""
     loaded = options.load(model)
     load_notes(loaded)
     results = loaded.check(rule=rule)
-    failed = [r for r in results if not r.ok]
     if json_output:
-        print_json(check_json(model, loaded, results))
+        print_json(results.summary())
     else:
         table = Table(title=f"onnxviz check {model.name} ({rule})")
         for column in ("alias", "node", "op", "result", "ms"):
@@ -72,31 +48,11 @@ def check(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False, 
             verdict = "[green]ok[/green]" if r.ok else f"[red]FAIL[/red] {r.message}"
             table.add_row(r.alias, r.node, r.op_type, verdict, f"{r.seconds * 1000:.0f}")
         out.print(table)
-        out.print(f"{len(results) - len(failed)}/{len(results)} layers project.")
+        out.print(f"{sum(r.ok for r in results)}/{len(results)} layers project.")
     if not results:
         err.print("No conv or pool layer found on the image path.")
-    if failed or not results:
+    if not results.ok:
         raise typer.Exit(1)
-
-
-def check_json(model: Path, loaded: api.Model, results: list[api.CheckResult]) -> dict:
-    """What ``check --json`` prints; the one place to switch to the result's ``summary()``."""
-    return {
-        "model": str(model),
-        "ok": all(r.ok for r in results),
-        "device": loaded.device.name,
-        "layers": [
-            {
-                "alias": r.alias,
-                "node": r.node,
-                "op": r.op_type,
-                "ok": r.ok,
-                "message": r.message,
-                "ms": round(r.seconds * 1000, 2),
-            }
-            for r in results
-        ],
-    }
 
 
 @command
