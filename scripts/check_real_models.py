@@ -261,7 +261,7 @@ def run_worker(name: str, exporter: str, skip_check: bool) -> dict:
             result["saliency_error"] = f"max|Δ| {delta:.2e} > {bound:.2e} or cosine {cosine:.6f}"
     except OnnxvizError as exc:
         result.update(saliency=False, saliency_error=first_line(exc.message))
-    except Exception as exc:  # noqa: BLE001 - the survey records every failure, internal ones too
+    except Exception as exc:  # the survey records every failure, internal ones too
         result.update(saliency=False, saliency_error=f"internal {type(exc).__name__}: {first_line(str(exc))}")
     result["saliency_seconds"] = time.perf_counter() - started
     if not skip_check:
@@ -272,10 +272,11 @@ def run_worker(name: str, exporter: str, skip_check: bool) -> dict:
             failed = [r for r in layers if not r.ok]
             result.update(check=not failed, layers=len(layers), failed_layers=len(failed))
             if failed:
-                result["check_error"] = f"{len(failed)}/{len(layers)}: {failed[0].node}: {first_line(failed[0].message)}"
+                first = failed[0]
+                result["check_error"] = f"{len(failed)}/{len(layers)}: {first.node}: {first_line(first.message)}"
         except OnnxvizError as exc:
             result.update(check=False, check_error=first_line(exc.message))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # as above
             result.update(check=False, check_error=f"internal {type(exc).__name__}: {first_line(str(exc))}")
         result["check_seconds"] = time.perf_counter() - started
     result["peak_mib"] = peak_rss_mib()
@@ -324,7 +325,8 @@ def mark(ok: bool | None) -> str:
 
 def markdown(records: list[dict]) -> str:
     lines = [
-        "| family | model | px | exporter | saliency | max\\|Δ\\| (bound) | cosine | check | time s | peak MiB | first failure |",
+        "| family | model | px | exporter | saliency | max\\|Δ\\| (bound) | cosine | check | time s | peak MiB"
+        " | first failure |",
         "| --- | --- | ---: | --- | --- | --- | ---: | --- | ---: | ---: | --- |",
     ]
     for r in records:
