@@ -6,7 +6,7 @@ p = model.project("cat.png", node="conv5", top=9)
 p.save("conv5.png")
 """
 
-from onnxviz.api import CheckResult, LayerInfo, Model, load
+from onnxviz.api import CheckResult, LayerInfo, Model, compare, load
 from onnxviz.errors import (
     DeviceError,
     ImageError,
@@ -33,5 +33,6 @@ __all__ = [
     "UnknownNodeError",
     "UnsupportedOpError",
     "UsageError",
+    "compare",
     "load",
 ]

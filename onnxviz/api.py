@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.grids import ActivationGrid, FilterGrid, spatial_maps
 from onnxviz.incremental import IncrementalOcclusion
 from onnxviz.inverse import MODES, build_inverse
+from onnxviz.inverse.context import FORMS
 from onnxviz.model import Layer, ModelGraph
 from onnxviz.outputs import write_bytes, write_text
 from onnxviz.preprocess import LAYOUTS, Preprocessing, picture_from_tensor, prepare, read_image
@@ -38,7 +39,7 @@ from onnxviz.receptive import receptive_fields
 from onnxviz.render import projection_to_rgb
 from onnxviz.report import build_report
 from onnxviz.rewrite import forward_model
-from onnxviz.runtime import Device, choose_device, create_session, run_bound
+from onnxviz.runtime import Device, choose_device, create_session, run_bound, run_outputs, session_options
 
 LRN_MODES = ("exact", "passthrough")
 
@@ -137,10 +138,8 @@ class Model:
     # -- projection -----------------------------------------------------------------------------
 
     def projector(self, tensor: str, rule: str, input_shape: tuple[int, ...], lrn: str = "exact") -> Projector:
-        if rule not in MODES:
-            raise UsageError(f"Unknown rule '{rule}'.", f"Use one of: {', '.join(MODES)}.")
-        if lrn not in LRN_MODES:
-            raise UsageError(f"Unknown LRN mode '{lrn}'.", f"Use one of: {', '.join(LRN_MODES)}.")
+        _check_choice("rule", rule, MODES)
+        _check_choice("LRN mode", lrn, LRN_MODES)
         key = (tensor, rule, input_shape, lrn)
         if key not in self._projectors:
             self._projectors[key] = Projector(self.graph, tensor, input_shape, rule, self.device, lrn)
@@ -242,7 +241,7 @@ class Model:
         fills = occlusion.fill_values(fill, x, self.layout, self.preprocessing)
         size = 1 if note else occlusion.batch_size_for(self.graph, shapes, batch_size)
 
-        base = session.run(None, {self.graph.input_name: x})[0]
+        base = run_outputs(session, {self.graph.input_name: x}, "forward graph")[0]
         count = base.shape[1]
         if kind == "class":
             probabilities = occlusion.softmax(base.reshape(1, -1))
@@ -339,7 +338,7 @@ class Model:
         x, _, shape = self.prepare(image)
         layer = self.resolve(node)
         session, _ = self._forward_session(layer.tensor, shape)
-        activation = session.run(None, {self.graph.input_name: x})[0]
+        activation = run_outputs(session, {self.graph.input_name: x}, "forward graph")[0]
         return ActivationGrid(spatial_maps(activation, layer.alias), layer.alias, layer.tensor)
 
     def filters(self, node: str) -> FilterGrid:
@@ -403,7 +402,7 @@ class Model:
             images,
             folder,
             lambda path: self.prepare(path)[0],
-            lambda batch: session.run(None, {self.graph.input_name: batch})[0],
+            lambda batch: run_outputs(session, {self.graph.input_name: batch}, "forward graph")[0],
             state,
             size,
             state_path,
@@ -461,11 +460,13 @@ class Model:
         self, node: str, out_dir: str | Path, rule: str = "deconvnet", lrn: str = "exact", form: str | None = None
     ) -> tuple[Path, Path]:
         """Write ``forward.onnx`` (switches and chosen tensors as outputs) and ``inverse.onnx``."""
+        _check_choice("rule", rule, MODES)
+        _check_choice("LRN mode", lrn, LRN_MODES)
+        if form is not None:
+            _check_choice("form", form, FORMS)
         layer = self.resolve(node)
         tensor = seeded_tensor(self.graph, layer.tensor)
         shape = self.input_shape()
-        if rule not in MODES:
-            raise UsageError(f"Unknown rule '{rule}'.", f"Use one of: {', '.join(MODES)}.")
         inverse = build_inverse(self.graph, tensor, shape, rule, form or self.device.form, lrn)
         outputs = [tensor, *(t for t in inverse.forward_tensors if t != tensor)]
         forward = forward_model(self.graph, outputs, inverse.switches, self.graph.shapes(shape))
@@ -501,16 +502,43 @@ class Model:
         return results
 
 
-def load(path: str | Path, device: str = "auto", preset: str | None = None, **preprocessing) -> Model:
+def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UsageError(f"Unknown {what} '{value}'.", f"Use one of: {', '.join(allowed)}.")
+
+
+def load(
+    path: str | Path,
+    device: str = "auto",
+    preset: str | None = None,
+    custom_ops: Sequence[str | Path] = (),
+    **preprocessing,
+) -> Model:
     """Load an ONNX model. ``preset``/``preprocessing`` override the model's own defaults.
 
-    ``preprocessing`` keys: scale, mean, std, order ('rgb'|'bgr'), layout ('auto'|'nchw'|'nhwc'),
-    size ((H, W)).
+    ``custom_ops``: shared libraries of custom onnxruntime ops (e.g. onnxruntime-extensions'),
+    registered with every session. ``preprocessing`` keys: scale, mean, std, order ('rgb'|'bgr'),
+    layout ('auto'|'nchw'|'nhwc'), size ((H, W)).
     """
-    graph = ModelGraph.load(path)
+    libraries = tuple(str(library) for library in custom_ops)
+    session_options(libraries)  # a library that does not register is a usage error, said now
+    graph = ModelGraph.load(path, libraries)
     metadata = {p.key: p.value for p in graph.model.metadata_props}
     layout = preprocessing.get("layout")
     if layout is not None and layout not in LAYOUTS:
         raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
     prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
-    return Model(graph, choose_device(device), replace(prep))
+    return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
+
+
+def compare(model_a: Model | str | Path, model_b: Model | str | Path, images, **options):
+    """Does ``model_b``, a conversion of ``model_a``, still see what ``model_a`` sees?
+
+    Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
+    Returns a ``Comparison``: ``ok`` (within tolerance), ``summary()``, ``rows()``.
+    """
+    from onnxviz.analyses.compare import compare as compare_models  # analyses import the API's types
+
+    first = model_a if isinstance(model_a, Model) else load(model_a)
+    second = model_b if isinstance(model_b, Model) else load(model_b)
+    return compare_models(first, second, images, **options)

@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-_state = {"debug": False}
+_state: dict = {"debug": False, "custom_ops": []}
 
 ModelArg = Annotated[Path, typer.Argument(help="The ONNX model file.", show_default=False)]
 ImageArg = Annotated[
@@ -58,8 +58,15 @@ LrnOpt = Annotated[str, typer.Option("--lrn", help="exact | passthrough (the pap
 
 
 @app.callback()
-def main_options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    custom_ops: Annotated[
+        list[Path] | None,
+        typer.Option("--custom-ops", help="Custom-op library to register with onnxruntime (repeatable)."),
+    ] = None,
+) -> None:
     _state["debug"] = debug
+    _state["custom_ops"] = custom_ops or []
 
 
 def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
@@ -108,11 +115,13 @@ def _load(
         order=order,
         layout=layout,
         size=parsed_size,
+        custom_ops=_state["custom_ops"],
     )
 
 
 def _note(model: api.Model) -> None:
-    err.print(f"[dim]onnxviz: {escape(model.device.note)}[/dim]", highlight=False)
+    for line in [*model.graph.notes, model.device.note]:
+        err.print(f"[dim]onnxviz: {escape(line)}[/dim]", highlight=False)
 
 
 @app.command()
@@ -477,8 +486,6 @@ def invert(
 ) -> None:
     """Write the forward graph (with switches) and the generated inverse graph as .onnx files."""
     loaded = _load(model, device, size, None, None, None, None, "auto", None)
-    if form is not None and form not in ("cpu", "portable"):
-        raise UsageError(f"Unknown form '{form}'.", "Use cpu or portable.")
     forward_path, inverse_path = loaded.invert(node, out_dir, rule=rule, lrn=lrn, form=form)
     out.print(f"forward: {forward_path}\ninverse: {inverse_path}")
 
@@ -537,16 +544,99 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command()
+def compare(
+    model_a: Annotated[Path, typer.Argument(help="The original ONNX model.", show_default=False)],
+    model_b: Annotated[Path, typer.Argument(help="Its conversion (exporter, fp16, int8…).", show_default=False)],
+    images: Annotated[list[Path], typer.Argument(help="Pictures or .npy inputs.", show_default=False)],
+    layers: Annotated[
+        list[str] | None, typer.Option("--layers", help="Layers named alike in both: conv2,pool3 or repeated.")
+    ] = None,
+    pairs: Annotated[
+        list[str] | None, typer.Option("--map", help="A's layer = B's layer (node, tensor or alias), repeatable.")
+    ] = None,
+    rule: RuleOpt = "deconvnet",
+    top: Annotated[int, typer.Option("--top", help="Channels projected per layer (0: none).")] = 4,
+    occlusion: Annotated[bool, typer.Option("--occlusion", help="Also correlate the occlusion maps.")] = False,
+    patch: Annotated[int | None, typer.Option("--patch", help="Occlusion patch (default: side/4, ≤ 32).")] = None,
+    stride: Annotated[int | None, typer.Option("--stride", help="Occlusion stride (default: patch/2).")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Factor on every default tolerance.")] = 1.0,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="fp32 | fp16 | int8 tolerances (default: from the models).")
+    ] = None,
+    json_output: JsonOpt = False,
+    device: DeviceOpt = "auto",
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    bgr: OrderOpt = None,
+    layout: LayoutOpt = "auto",
+    preset: PresetOpt = None,
+) -> None:
+    """Does a converted model still see what the original sees? Exit 1 when a measure is beyond tolerance."""
+    loaded_a = _load(model_a, device, size, scale, mean, std, bgr, layout, preset)
+    loaded_b = _load(model_b, device, size, scale, mean, std, bgr, layout, preset)
+    _note(loaded_a)
+    mapping = dict(_pair(text) for texts in pairs or [] for text in texts.split(",") if text.strip())
+    chosen = [v.strip() for text in layers for v in text.split(",") if v.strip()] if layers else None
+    with Progress(TextColumn("compare"), TextColumn("{task.description}"), console=err, transient=True) as bar:
+        task = bar.add_task("")
+        result = api.compare(
+            loaded_a,
+            loaded_b,
+            images,
+            layers=chosen,
+            mapping=mapping,
+            rule=rule,
+            top=top,
+            occlusion=occlusion,
+            tolerance=tolerance,
+            precision=precision,
+            patch=patch,
+            stride=stride,
+            progress=lambda what: bar.update(task, description=what),
+        )
+    if json_output:
+        out.print_json(json.dumps(result.summary()))
+    else:
+        table = Table(title=f"{model_b.name} against {model_a.name} ({len(result.images)} images, {rule})")
+        for column in ("layer", "rel. error", "cosine", "projection cosine", "verdict"):
+            table.add_column(column)
+        for row in result.rows():
+            table.add_row(
+                *(escape(cell) for cell in row[:4]), row[4] if row[4] == "ok" else f"[red]{escape(row[4])}[/red]"
+            )
+        out.print(table)
+        for line in result.messages():
+            err.print(f"[dim]{escape(line)}[/dim]", highlight=False)
+        out.print(escape(result.verdict()), highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name_a, _, name_b = text.partition("=")
+    if not name_a.strip() or not name_b.strip():
+        raise UsageError(f"--map takes A=B (A's layer, B's layer); got '{text}'.")
+    return name_a.strip(), name_b.strip()
+
+
 def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text).strip("_") or "node"
 
 
+def _debug() -> bool:
+    """Read when an error is printed, after the app's callback has parsed ``--debug``."""
+    return _state["debug"] or os.environ.get("ONNXVIZ_DEBUG") == "1"
+
+
 def main() -> None:
-    debug = _state["debug"] or "--debug" in sys.argv or os.environ.get("ONNXVIZ_DEBUG") == "1"
+    _state["debug"] = False  # in-process callers run main() repeatedly; each run parses its own flag
     try:
         app(prog_name="onnxviz")
     except OnnxvizError as exc:
-        if debug:
+        if _debug():
             traceback.print_exc()
         err.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
         if exc.hint:
@@ -556,7 +646,7 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:
-        if debug:
+        if _debug():
             traceback.print_exc()
         err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         err.print("[dim]hint:[/dim] rerun with --debug for the traceback, and report it with the model.")

@@ -7,6 +7,8 @@ cannot be, 1: onnxviz could not do what was asked), so scripts and CI can tell t
 
 from __future__ import annotations
 
+import re
+
 
 class OnnxvizError(Exception):
     """Base class: a message written for the user, and what to do about it."""
@@ -50,3 +52,19 @@ class DeviceError(OnnxvizError):
 
 class InferenceError(OnnxvizError):
     """onnxruntime refused to build or run a session."""
+
+
+class InvalidModelError(ModelLoadError):
+    """The file reads, but its graph contradicts itself (an attribute, shape or type that does not
+    fit), so onnxruntime would refuse it too: the model has to be fixed, not onnxviz's options."""
+
+
+def runtime_message(exc: BaseException) -> str:
+    """onnxruntime's (or onnx's) message cut to what a user needs: its first line, without the
+    ``[ONNXRuntimeError] : 1 : FAIL :`` status prefix; the node it names stays in the text."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return _STATUS_PREFIX.sub("", line).strip() or type(exc).__name__
+
+
+_STATUS_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*")

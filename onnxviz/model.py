@@ -5,6 +5,10 @@ one kind of graph:
 
 * external data is resolved next to the file, and its absence is a clear error;
 * graphs older than opset 8 are upgraded, since MaxPool only gained its ``Indices`` output then;
+  an IR version newer than onnxruntime loads is lowered where the opset allows, an opset newer
+  than it runs is refused naming both, and a custom-domain op it does not know is refused by name;
+* fp16 graphs are run in float32 and QOperator graphs are rewritten in QDQ form
+  (``precision.py``);
 * constant subgraphs are folded (old model-zoo graphs make weights with ConstantOfShape/Mul
   chains, exporters put pads and shapes in Constant nodes), so rules read weights as arrays;
 * the *signal* tensors (those that depend differentiably on the image) are marked, which is what
@@ -24,7 +28,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxviz.errors import ModelLoadError, UnknownNodeError, UsageError
+from onnxviz.errors import (
+    InvalidModelError,
+    ModelLoadError,
+    UnknownNodeError,
+    UnsupportedOpError,
+    UsageError,
+    runtime_message,
+)
+from onnxviz.precision import half_to_float, operators_to_qdq, restore_fused_relus
 
 # Ops whose output does not carry the image's signal even when an input does.
 NON_DIFFERENTIABLE_OPS = frozenset(
@@ -55,6 +67,8 @@ NON_DIFFERENTIABLE_OPS = frozenset(
         "Ceil",
     }
 )
+# Ops whose output is (part of) their input's shape: evaluated from static shapes when folding.
+SHAPE_READER_OPS = frozenset({"Shape", "Size"})
 # Ops never folded even when all inputs are constant.
 NON_FOLDABLE_OPS = frozenset(
     {
@@ -121,12 +135,14 @@ class ModelGraph:
     input_dims: tuple[int | str | None, ...] = ()
     output_names: list[str] = field(default_factory=list)
     layers: list[Layer] = field(default_factory=list)
+    custom_ops: tuple[str, ...] = ()  # custom-op libraries every onnxruntime session registers
+    notes: list[str] = field(default_factory=list)  # one line each on what loading changed
     _shape_cache: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path) -> ModelGraph:
+    def load(cls, path: str | Path, custom_ops: tuple[str, ...] = ()) -> ModelGraph:
         path = Path(path)
         if not path.exists():
             raise ModelLoadError(f"Model file not found: {path}", "Check the path.")
@@ -142,10 +158,12 @@ class ModelGraph:
         if not model.graph.node:
             raise ModelLoadError(f"{path} holds no graph nodes; it is not an ONNX model or it is empty.")
         _load_external_data(model, path)
-        return cls.from_proto(model, path)
+        return cls.from_proto(model, path, custom_ops)
 
     @classmethod
-    def from_proto(cls, model: onnx.ModelProto, path: Path | None = None) -> ModelGraph:
+    def from_proto(
+        cls, model: onnx.ModelProto, path: Path | None = None, custom_ops: tuple[str, ...] = ()
+    ) -> ModelGraph:
         try:
             onnx.checker.check_model(model)
         except Exception as exc:
@@ -156,7 +174,17 @@ class ModelGraph:
         original_opset = default_opset(model)
         if original_opset < MIN_OPSET_FOR_SWITCHES:
             model = _upgrade_opset(model)
-        graph = cls(model=model, path=path, original_opset=original_opset)
+        for tensor in model.graph.initializer:  # before any pass reads them: a view each, no copy
+            _tensor_array(tensor, f"initializer '{tensor.name}'")
+        notes = _fit_versions(model)
+        _check_custom_ops(model, custom_ops)
+        if half_to_float(model):
+            notes.append("fp16 model: running in float32")
+        converted = operators_to_qdq(model)
+        if converted:
+            notes.append(f"QOperator model: {', '.join(converted)} converted to their QDQ form")
+        restore_fused_relus(model)
+        graph = cls(model=model, path=path, original_opset=original_opset, custom_ops=tuple(custom_ops), notes=notes)
         graph._index()
         return graph
 
@@ -189,9 +217,11 @@ class ModelGraph:
                 "image models with a 4-D input (NCHW or NHWC).",
             )
         self.output_names = [o.name for o in g.output]
-        self.constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.constants = {t.name: _tensor_array(t, f"initializer '{t.name}'") for t in g.initializer}
         self._fold_constants()
         self._mark_signal()
+        if self._fold_shape_arithmetic():
+            self._mark_signal()
         self._make_pads_explicit()
         self.layers = _name_layers(self)
 
@@ -244,6 +274,62 @@ class ModelGraph:
             for name, value in zip(node.output, values, strict=False):
                 if name:
                     self.constants[name] = np.asarray(value)
+
+    def _fold_shape_arithmetic(self) -> bool:
+        """Evaluate the arithmetic on ``Shape``/``Size`` of image tensors for the known input shape.
+
+        TorchScript writes a channel split as Slice bounds computed from ``Shape → Gather → Div →
+        Mul``; rules need those bounds as numbers. The forward graph keeps computing them at run
+        time (so it still runs at any batch); only the values are recorded here, and only those
+        that do not depend on the batch size: the arithmetic is evaluated twice, with the signal
+        tensors' batch axis at 1 and at 2, and a value enters ``constants`` only if both agree.
+        ``Shape(x)[0]`` and whatever is computed from it stay unknown, as they must.
+        Returns whether anything was folded.
+        """
+        readers = [n for n in self.nodes if n.op_type in SHAPE_READER_OPS and n.input and n.input[0] in self.signal]
+        if not readers or not all(isinstance(d, int) and d > 0 for d in self.input_dims[1:]):
+            return False
+        try:
+            single = self.shapes(self.concrete_input_shape())
+        except Exception:
+            return False  # shapes are unknowable without a run that fails: leave the graph as it is
+        from onnx.reference import ReferenceEvaluator
+
+        batches = (1, 2)
+        known: list[dict[str, np.ndarray]] = [{}, {}]
+        folded = False
+        opset = default_opset(self.model)
+        for node in self.nodes:
+            if node.op_type in SHAPE_READER_OPS and node.input[0] in self.signal:
+                if node.input[0] not in single:
+                    continue
+                for values, batch in zip(known, batches, strict=True):
+                    values[node.output[0]] = _shape_reader_value(node, (batch, *single[node.input[0]][1:]))
+                continue
+            if node.op_type in NON_FOLDABLE_OPS or node.domain not in ("", "ai.onnx") or not node.input:
+                continue
+            inputs = [t for t in node.input if t]
+            if not any(t in known[0] for t in inputs) or any(t in self.signal for t in inputs):
+                continue
+            if not all(t in known[0] or t in self.constants for t in inputs):
+                continue
+            try:
+                results = [
+                    _evaluate_node(ReferenceEvaluator, node, {**self.constants, **values}, opset) for values in known
+                ]
+            except Exception:
+                continue
+            for i, name in enumerate(node.output):
+                if not name or i >= len(results[0]):
+                    continue
+                at_one, at_two = (np.asarray(r[i]) for r in results)
+                known[0][name], known[1][name] = at_one, at_two
+                if at_one.shape == at_two.shape and np.array_equal(at_one, at_two) and name not in self.signal:
+                    self.constants[name] = at_one
+                    folded = True
+        if folded:
+            self._shape_cache.clear()
+        return folded
 
     def _mark_signal(self) -> None:
         self.signal = {self.input_name}
@@ -300,7 +386,7 @@ class ModelGraph:
             # onnxruntime (and the spec) drop: trust only real shapes downstream of such pools.
             wanted = sorted(self.signal - {self.input_name})
         if wanted:
-            shapes.update(_shapes_from_run(self.model, self.input_name, input_shape, wanted))
+            shapes.update(_shapes_from_run(self.model, self.input_name, input_shape, wanted, self.custom_ops))
         shapes[self.input_name] = input_shape
         for name, value in self.constants.items():
             shapes[name] = tuple(value.shape)
@@ -419,6 +505,62 @@ def _all_tensors(model: onnx.ModelProto) -> Iterable[onnx.TensorProto]:
                 yield a.t
 
 
+def _fit_versions(model: onnx.ModelProto) -> list[str]:
+    """Make the model loadable by the installed onnxruntime where that changes nothing it means.
+
+    A newer IR version (onnx's helper stamps its own, e.g. 14 for onnx 1.23) is lowered to the
+    newest onnxruntime loads, if that IR may still carry the model's opset; an opset newer than
+    onnxruntime runs cannot be lowered without rewriting ops, and is refused naming both.
+    Returns the notes to show.
+    """
+    import onnxruntime as ort
+
+    from onnxviz.runtime import ir_version_for, max_ir_version, max_opset
+
+    opset = default_opset(model)
+    if opset > max_opset():
+        raise ModelLoadError(
+            f"The model uses ONNX opset {opset}, and the installed onnxruntime {ort.__version__} runs opsets up "
+            f"to {max_opset()}.",
+            f"Upgrade onnxruntime, or re-export the model with opset {max_opset()} or older.",
+        )
+    newest = max_ir_version()
+    if model.ir_version <= newest:
+        return []
+    if ir_version_for(opset) > newest:
+        raise ModelLoadError(
+            f"The model has IR version {model.ir_version} and opset {opset}; the installed onnxruntime "
+            f"{ort.__version__} loads IR versions up to {newest}, too old for that opset.",
+            "Upgrade onnxruntime, or re-export the model with an older opset.",
+        )
+    lowered_from, model.ir_version = model.ir_version, newest
+    return [f"IR version {lowered_from} lowered to {newest}, the newest onnxruntime {ort.__version__} loads"]
+
+
+def _check_custom_ops(model: onnx.ModelProto, custom_ops: tuple[str, ...]) -> None:
+    """An op onnxruntime does not know is refused here, naming it, rather than deep inside a session.
+
+    With custom-op libraries given, their ops cannot be listed beforehand: onnxruntime judges.
+    """
+    from onnxviz.runtime import known_ops
+
+    if custom_ops:
+        return
+    local = {(f.domain, f.name) for f in model.functions}
+    for node in model.graph.node:
+        key = ("" if node.domain == "ai.onnx" else node.domain, node.op_type)
+        if key in local or key in known_ops():
+            continue
+        if not node.domain or node.domain == "ai.onnx":
+            continue  # a misspelt standard op: onnx.checker and onnxruntime say so themselves
+        raise UnsupportedOpError(
+            f"Node '{node.name}' uses the custom op {node.domain}::{node.op_type}, which the installed "
+            "onnxruntime does not know.",
+            "Register the library that implements it with --custom-ops LIBRARY (onnxruntime-extensions: "
+            "`python -c 'import onnxruntime_extensions as e; print(e.get_library_path())'`).",
+        )
+
+
 def _upgrade_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnx import version_converter
 
@@ -461,7 +603,7 @@ def _topological_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 def _constant_node_value(node: onnx.NodeProto) -> np.ndarray:
     for a in node.attribute:
         if a.name == "value":
-            return numpy_helper.to_array(a.t)
+            return _tensor_array(a.t, f"the value of Constant node '{node.name}'")
         if a.name == "value_float":
             return np.array(a.f, dtype=np.float32)
         if a.name == "value_floats":
@@ -473,18 +615,64 @@ def _constant_node_value(node: onnx.NodeProto) -> np.ndarray:
     raise ModelLoadError(f"Constant node '{node.name}' has no value onnxviz can read.")
 
 
+def _shape_reader_value(node: onnx.NodeProto, shape: tuple[int, ...]) -> np.ndarray:
+    """What ``Shape`` (with its ``start``/``end``) or ``Size`` returns for a tensor of ``shape``."""
+    if node.op_type == "Size":
+        return np.array(int(np.prod(shape)), np.int64)
+    start, end = node_attr(node, "start", 0), node_attr(node, "end", None)
+    return np.array(shape[start:end], np.int64)
+
+
+def _tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """A TensorProto's values; data that does not fill its dims (a truncated file) is an error."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # numpy's reshape or onnx's dtype lookup, depending on the defect
+        raise InvalidModelError(
+            f"The data of {what} does not match its declared shape {list(tensor.dims)} ({exc}).",
+            "The file is truncated or corrupt; export it again.",
+        ) from None
+
+
 def _evaluate_node(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
+    """The node's outputs for constant inputs: ONNX's reference evaluator, or onnxruntime for the
+    ops the evaluator lacks at this opset (it has DequantizeLinear only from opset 19, so the
+    weights of a QDQ model at opset 17 would otherwise stay unfolded)."""
+    try:
+        return _evaluate_with(evaluator_cls, node, constants, opset)
+    except Exception:
+        return _evaluate_with_onnxruntime(node, constants, opset)
+
+
+def _evaluate_with_onnxruntime(node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
+    import onnxruntime as ort
+
+    from onnxviz.runtime import ir_version_for
+
+    model = _single_node_model(node, constants, opset)
+    model.ir_version = ir_version_for(opset)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {t: constants[t] for t in node.input if t})
+
+
+def _single_node_model(node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int) -> onnx.ModelProto:
     helper = onnx.helper
     inputs = [
         helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(constants[t].dtype), None)
-        for t in node.input
+        for t in dict.fromkeys(node.input)
         if t
     ]
-    outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output if o]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
     graph = helper.make_graph([node], "fold", inputs, outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    feeds = {t: constants[t] for t in node.input if t}
-    return evaluator_cls(model).run(None, feeds)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _evaluate_with(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
+    model = _single_node_model(node, constants, opset)
+    return evaluator_cls(model).run(None, {t: constants[t] for t in node.input if t})
 
 
 def _inferred_shapes(model: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...]) -> dict:
@@ -542,19 +730,31 @@ def _copy_without_weights(model: onnx.ModelProto, into: onnx.ModelProto) -> None
 
 
 def _shapes_from_run(
-    model: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...], wanted: list[str]
+    model: onnx.ModelProto,
+    input_name: str,
+    input_shape: tuple[int, ...],
+    wanted: list[str],
+    custom_ops: tuple[str, ...] = (),
 ) -> dict[str, tuple[int, ...]]:
     """Real shapes from one onnxruntime run on zeros, for tensors shape inference left open."""
     import onnxruntime as ort
+
+    from onnxviz.runtime import session_options
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     del probe.graph.output[:]
     probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in sorted(wanted))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    values = session.run(None, {input_name: np.zeros(input_shape, np.float32)})
+    options = session_options(custom_ops)
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        values = session.run(None, {input_name: np.zeros(input_shape, np.float32)})
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions for any invalid graph
+        raise InvalidModelError(
+            f"onnxruntime cannot run the model to infer its tensor shapes: {runtime_message(exc)}",
+            "The graph is invalid as onnxruntime reads it (an attribute, a shape or a type that does not fit); "
+            "re-export the model, or check that onnxruntime.InferenceSession loads and runs it.",
+        ) from None
     return {t: tuple(v.shape) for t, v in zip(sorted(wanted), values, strict=True)}
 
 

@@ -33,6 +33,9 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
             handle.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs are ordinary files
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, quota, a folder in the way of the target name
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"Cannot write {path}: {exc.strerror or exc}.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -12,6 +12,7 @@ import math
 import cv2
 import numpy as np
 
+from onnxviz.errors import OnnxvizError
 from onnxviz.outputs import write_bytes
 
 DISPLAY_PERCENTILE = 99.5
@@ -82,9 +83,14 @@ def with_header(image: np.ndarray, text: str) -> np.ndarray:
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    try:
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    except cv2.error as exc:
+        ok, encoded = False, exc
     if not ok:
-        raise RuntimeError("OpenCV could not encode the PNG")
+        raise OnnxvizError(
+            f"OpenCV could not encode a {list(rgb.shape)} {rgb.dtype} picture as PNG.", "Report this with the model."
+        )
     return encoded.tobytes()
 
 

@@ -9,11 +9,11 @@ picture is embedded as a base64 PNG, so the file can be mailed or attached to a 
 from __future__ import annotations
 
 import base64
-import html
 from collections.abc import Callable
 from pathlib import Path
 
 from onnxviz import render
+from onnxviz.markup import Markup, fill, join
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -24,9 +24,9 @@ section { margin-bottom: 2.5em; }
 """
 
 
-def _img(rgb, alt: str) -> str:
+def _img(rgb, alt: str) -> Markup:
     data = base64.b64encode(render.png_bytes(rgb)).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return fill('<img alt="{alt}" src="data:image/png;base64,{data}">', alt=alt, data=data)
 
 
 def build_report(
@@ -39,40 +39,58 @@ def build_report(
 ) -> str:
     """The report's HTML. ``model`` is an ``onnxviz.Model``; ``layers`` names the layers to show
     (default: every conv layer)."""
-    rows = "".join(
-        f"<tr><td>{html.escape(r.alias)}</td><td>{html.escape(r.node)}</td><td>{r.op_type}</td>"
-        f"<td>{'×'.join(map(str, r.shape))}</td>"
-        f"<td>{'×'.join(map(str, r.receptive_field)) if r.receptive_field else 'whole input'}</td>"
-        f"<td>{'×'.join(map(str, r.jump)) if r.jump else ''}</td></tr>"
+    rows = join(
+        fill(
+            "<tr><td>{alias}</td><td>{node}</td><td>{op}</td><td>{shape}</td><td>{field}</td><td>{jump}</td></tr>",
+            alias=r.alias,
+            node=r.node,
+            op=r.op_type,
+            shape="×".join(map(str, r.shape)),
+            field="×".join(map(str, r.receptive_field)) if r.receptive_field else "whole input",
+            jump="×".join(map(str, r.jump)) if r.jump else "",
+        )
         for r in model.layers()
     )
     name = model.graph.path.name if model.graph.path else "model"
     parts = [
-        f"<h1>onnxviz report: {html.escape(name)}</h1>",
-        f"<p>input {html.escape(model.graph.input_name)} {list(model.input_shape())} "
-        f"({model.layout.upper()}), {html.escape(model.device.note)}</p>",
-        "<h2>Layers</h2><table><tr><th>alias</th><th>node</th><th>op</th><th>shape</th>"
-        f"<th>receptive field</th><th>jump</th></tr>{rows}</table>",
+        fill(
+            "<h1>onnxviz report: {name}</h1><p>input {input} {shape} ({layout}), {note}</p>"
+            "<h2>Layers</h2><table><tr><th>alias</th><th>node</th><th>op</th><th>shape</th>"
+            "<th>receptive field</th><th>jump</th></tr>{rows}</table>",
+            name=name,
+            input=model.graph.input_name,
+            shape=list(model.input_shape()),
+            layout=model.layout.upper(),
+            note=model.device.note,
+            rows=rows,
+        )
     ]
     convs = [la.alias for la in model.graph.layers if la.alias.startswith("conv")]
     shown = [model.resolve(name).alias for name in layers] if layers else convs
     for image in images:
         if progress is not None:
             progress(str(image))
-        section = [f"<section><h2>{html.escape(Path(image).name)}</h2>"]
+        section = [fill("<section><h2>{name}</h2>", name=Path(image).name)]
         section.append(_occlusion(model, image, convs, occlusion_patch))
         for alias in shown:
             projection = model.project(image, alias, top=min(top, _channels(model, alias)))
             grid = model.activations(image, alias)
             section.append(
-                f"<h3>{alias}</h3>{_img(projection.figure(), f'{alias} projections')}"
-                f"{_img(grid.figure(), f'{alias} activations')}"
+                fill(
+                    "<h3>{alias}</h3>{projections}{activations}",
+                    alias=alias,
+                    projections=_img(projection.figure(), f"{alias} projections"),
+                    activations=_img(grid.figure(), f"{alias} activations"),
+                )
             )
-        section.append("</section>")
-        parts.append("".join(section))
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>onnxviz report: {html.escape(name)}</title>"
-        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+        section.append(Markup("</section>"))
+        parts.append(join(section))
+    return fill(
+        "<!doctype html><html><head><meta charset='utf-8'><title>onnxviz report: {name}</title>"
+        "<style>{style}</style></head><body>{body}</body></html>",
+        name=name,
+        style=Markup(STYLE),
+        body=join(parts),
     )
 
 
@@ -81,7 +99,7 @@ def _channels(model, alias: str) -> int:
     return shapes[model.resolve(alias).tensor][1]
 
 
-def _occlusion(model, image, convs: list[str], patch: int | None) -> str:
+def _occlusion(model, image, convs: list[str], patch: int | None) -> Markup:
     from onnxviz.occlude import score_tensor
 
     shape = model.input_shape()
@@ -96,5 +114,5 @@ def _occlusion(model, image, convs: list[str], patch: int | None) -> str:
         result = model.occlude(image, patch=patch, stride=stride, fill="gray", node=convs[-1])
         what = f"total activation of the strongest {convs[-1]} map"
     else:
-        return ""
-    return f"<h3>occlusion ({what})</h3>{_img(result.figure(), 'occlusion')}"
+        return Markup("")
+    return fill("<h3>occlusion ({what})</h3>{picture}", what=what, picture=_img(result.figure(), "occlusion"))

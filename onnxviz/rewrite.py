@@ -85,7 +85,15 @@ def prune(model: onnx.ModelProto) -> PassResult:
 def dynamic_batch(
     model: onnx.ModelProto, input_name: str, shapes: dict[str, tuple[int, ...]] | None = None
 ) -> PassResult:
-    """Symbolic batch on the input; Reshape targets whose first entry is the fixed batch copy it (0).
+    """Symbolic batch on the input; Reshape targets that hard-code the exported batch stop doing so.
+
+    The first entry of such a target becomes, in order of preference:
+
+    * ``0`` (copy the input's batch) where the Reshape has ``allowzero=0``, as TorchScript and
+      tf2onnx write it;
+    * ``-1`` where ``allowzero=1`` (the dynamo exporter writes every ``view`` so) and no other entry
+      is ``-1`` or ``0``: the other entries are fixed, so ``-1`` can only be the batch;
+    * otherwise the input's batch read at run time, ``Concat(Shape(data)[0:1], target[1:])``.
 
     Requires: where ``shapes`` (at the exported batch) are given, only Reshapes of tensors of rank 2
     or more whose first axis has the batch size are touched; a flatten-everything Reshape is not
@@ -103,23 +111,83 @@ def dynamic_batch(
                 modified = True
     if fixed_batch is None:
         return PassResult(model, modified)
-    initializers = {t.name: t for t in model.graph.initializer}
+    targets = _constant_int_tensors(model)
+    added: dict[str, str] = {}
+    new_nodes: list[tuple[onnx.NodeProto, list[onnx.NodeProto]]] = []
     for node in model.graph.node:
-        if node.op_type != "Reshape" or node.input[1] not in initializers:
+        if node.op_type != "Reshape" or node.input[1] not in targets:
             continue
         data_shape = shapes.get(node.input[0]) if shapes is not None else None
         if shapes is not None and (data_shape is None or len(data_shape) < 2 or data_shape[0] != fixed_batch):
             continue
-        target = numpy_helper.to_array(initializers[node.input[1]])
-        if target.ndim == 1 and target.size > 1 and target[0] == fixed_batch:
-            copied = target.copy()
-            copied[0] = 0
-            name = f"{node.input[1]}__batch_copied"
-            if name not in initializers:
-                initializers[name] = numpy_helper.from_array(copied.astype(np.int64), name)
-                model.graph.initializer.append(initializers[name])
-            node.input[1] = name
+        target = targets[node.input[1]]
+        if target.ndim != 1 or target.size < 2 or target[0] != fixed_batch:
+            continue
+        allowzero = any(a.name == "allowzero" and a.i for a in node.attribute)
+        rest = target[1:]
+        if not allowzero or not np.any(rest <= 0):
+            copied = target.astype(np.int64)
+            copied[0] = -1 if allowzero else 0
+            key = f"{node.input[1]}__batch_{'free' if allowzero else 'copied'}"
+            if key not in added:
+                model.graph.initializer.append(numpy_helper.from_array(copied, key))
+                added[key] = key
+            node.input[1] = key
+            continue
+        # Another -1 (or a literal 0) in the target: the batch must come from the data itself.
+        prefix = f"{node.name or node.output[0]}__batch"
+        rest_name = f"{prefix}_rest"
+        model.graph.initializer.append(numpy_helper.from_array(rest.astype(np.int64), rest_name))
+        shape_node = helper.make_node("Shape", [node.input[0]], [f"{prefix}_shape"], name=f"{prefix}_shape")
+        first = helper.make_node(
+            "Slice",
+            [f"{prefix}_shape", f"{prefix}_zero", f"{prefix}_one"],
+            [f"{prefix}_n"],
+            name=f"{prefix}_n",
+        )
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.array([0], np.int64), f"{prefix}_zero"),
+                numpy_helper.from_array(np.array([1], np.int64), f"{prefix}_one"),
+            ]
+        )
+        concat = helper.make_node("Concat", [f"{prefix}_n", rest_name], [f"{prefix}_target"], axis=0, name=prefix)
+        node.input[1] = f"{prefix}_target"
+        new_nodes.append((node, [shape_node, first, concat]))
+    if new_nodes:
+        _insert_before(model, new_nodes)
     return PassResult(model, modified)
+
+
+def _constant_int_tensors(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Integer initializers and Constant-node values of the graph, by name (Reshape targets)."""
+    found: dict[str, np.ndarray] = {}
+    for tensor in model.graph.initializer:
+        if tensor.data_type == TensorProto.INT64 and len(tensor.dims) == 1:
+            found[tensor.name] = numpy_helper.to_array(tensor)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name in ("value", "value_ints"):
+            attribute = node.attribute[0]
+            value = (
+                numpy_helper.to_array(attribute.t) if attribute.name == "value" else np.array(attribute.ints, np.int64)
+            )
+            if value.dtype == np.int64 and value.ndim == 1:
+                found[node.output[0]] = value
+    return found
+
+
+def _insert_before(model: onnx.ModelProto, additions: list[tuple[onnx.NodeProto, list[onnx.NodeProto]]]) -> None:
+    """Put each list of new nodes right before the node that reads them (keeps topological order)."""
+    before = {id(node): extra for node, extra in additions}
+    ordered: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        ordered.extend(before.get(id(node), []))
+        ordered.append(node)
+    copies = [onnx.NodeProto() for _ in ordered]
+    for copy, node in zip(copies, ordered, strict=True):
+        copy.CopyFrom(node)
+    del model.graph.node[:]
+    model.graph.node.extend(copies)
 
 
 def forward_model(

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from onnxviz.errors import DeviceError, InferenceError, UsageError
+from onnxviz.errors import DeviceError, InferenceError, UsageError, runtime_message
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -32,6 +32,7 @@ class Device:
     name: str
     providers: tuple[str, ...]
     note: str
+    custom_ops: tuple[str, ...] = ()  # custom-op libraries registered with every session
 
     @property
     def form(self) -> str:
@@ -95,16 +96,97 @@ def choose_device(requested: str = "auto") -> Device:
 
 def create_session(model: onnx.ModelProto, device: Device, what: str) -> ort.InferenceSession:
     """A session with all graph optimizations on; errors become messages that name ``what``."""
-    options = ort.SessionOptions()
+    options = session_options(device.custom_ops)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
     try:
         return ort.InferenceSession(model.SerializeToString(), options, providers=list(device.providers))
     except Exception as exc:
         raise InferenceError(
-            f"onnxruntime could not load the {what}: {_first_line(exc)}",
+            f"onnxruntime could not load the {what}: {runtime_message(exc)}",
             "Run `onnxviz invert` to write the graph out and inspect it, or report the model.",
         ) from None
+
+
+def session_options(custom_ops: tuple[str, ...] = ()) -> ort.SessionOptions:
+    """Quiet options with the custom-op libraries registered (``--custom-ops``)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    for library in custom_ops:
+        try:
+            options.register_custom_ops_library(str(library))
+        except Exception as exc:
+            raise UsageError(
+                f"The custom-op library {library} cannot be registered with onnxruntime: {runtime_message(exc)}",
+                "Give the path of a shared library built for this onnxruntime (for onnxruntime-extensions: "
+                "`python -c 'import onnxruntime_extensions as e; print(e.get_library_path())'`).",
+            ) from None
+    return options
+
+
+def _probe_model(ir_version: int, opset: int) -> bytes:
+    """The smallest model onnxruntime can load, at the given IR version and default-domain opset."""
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version
+    return model.SerializeToString()
+
+
+def _loads(ir_version: int, opset: int) -> bool:
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        ort.InferenceSession(_probe_model(ir_version, opset), options, providers=[CPU])
+    except Exception:
+        return False
+    return True
+
+
+@functools.cache
+def max_ir_version() -> int:
+    """The newest IR version this onnxruntime loads.
+
+    onnxruntime has no API that says so (it only names it in the error for a newer model), so a
+    one-node model is offered at decreasing IR versions, from the newest the onnx package knows.
+    """
+    opset = min(ir_opsets()[8], onnx.defs.onnx_opset_version())
+    return next((ir for ir in range(onnx.IR_VERSION, 7, -1) if _loads(ir, opset)), 8)
+
+
+@functools.cache
+def max_opset() -> int:
+    """The newest default-domain opset this onnxruntime loads (probed as ``max_ir_version``)."""
+    ir = max_ir_version()
+    return next((v for v in range(onnx.defs.onnx_opset_version(), 7, -1) if _loads(ir, v)), 7)
+
+
+@functools.cache
+def ir_opsets() -> dict[int, int]:
+    """IR version -> the newest default-domain opset it may carry (from onnx's release table)."""
+    newest: dict[int, int] = {}
+    for _, ir, opset, *_ in onnx.helper.VERSION_TABLE:
+        newest[ir] = max(newest.get(ir, 0), opset)
+    return newest
+
+
+def ir_version_for(opset: int) -> int:
+    """The oldest IR version that may carry ``opset`` (what a model at that opset needs)."""
+    return min((ir for ir, newest in ir_opsets().items() if newest >= opset), default=onnx.IR_VERSION)
+
+
+@functools.cache
+def known_ops() -> frozenset[tuple[str, str]]:
+    """(domain, op_type) of every operator schema this onnxruntime build knows (its contrib ops too)."""
+    from onnxruntime.capi import _pybind_state
+
+    return frozenset(
+        ("" if s.domain == "ai.onnx" else s.domain, s.name) for s in _pybind_state.get_all_operator_schema()
+    )
 
 
 def run_bound(
@@ -129,10 +211,21 @@ def run_bound(
     try:
         session.run_with_iobinding(binding)
     except Exception as exc:
-        raise InferenceError(f"onnxruntime failed running the {what}: {_first_line(exc)}") from None
+        raise _run_failure(exc, what) from None
     return dict(zip(names, binding.get_outputs(), strict=True))
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def run_outputs(session: ort.InferenceSession, feeds: dict[str, np.ndarray], what: str) -> list[np.ndarray]:
+    """``session.run`` on host arrays, its failures turned into an error that names ``what``."""
+    try:
+        return session.run(None, feeds)
+    except Exception as exc:
+        raise _run_failure(exc, what) from None
+
+
+def _run_failure(exc: Exception, what: str) -> InferenceError:
+    return InferenceError(
+        f"onnxruntime failed running the {what}: {runtime_message(exc)}",
+        "If onnxruntime runs the original model on this input, write the graphs out with "
+        "`onnxviz invert` and report them with the model; otherwise the model itself is invalid.",
+    )

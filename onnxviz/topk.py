@@ -21,6 +21,7 @@ import numpy as np
 
 from onnxviz import render
 from onnxviz.errors import ImageError, UsageError
+from onnxviz.markup import fill, join, url
 from onnxviz.outputs import write_text
 
 PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"})
@@ -201,15 +202,27 @@ class TopKResult:
             render.save_png(winners.figure(self.scan.node), path)
             written.append(path)
         write_text(folder / "topk.json", json.dumps(self.to_json(), indent=1))
-        rows = "\n".join(
-            f'<h2>channel {w.channel}</h2><img src="{p.name}" alt="channel {w.channel}">'
-            f"<p>{', '.join(f'{e.image} ({e.activation:.3g})' for e in w.entries)}</p>"
-            for w, p in zip(self.winners, written, strict=True)
+        rows = join(
+            (
+                fill(
+                    '<h2>channel {channel}</h2><img src="{src}" alt="channel {channel}"><p>{winners}</p>',
+                    channel=w.channel,
+                    src=url(p.name),
+                    winners=", ".join(f"{e.image} ({e.activation:.3g})" for e in w.entries),
+                )
+                for w, p in zip(self.winners, written, strict=True)
+            ),
+            "\n",
         )
-        page = (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>top-{self.scan.k} of {self.scan.node}"
-            f"</title></head><body><h1>top {self.scan.k} activations of {self.scan.node}</h1>"
-            f"<p>{self.images} images scanned, {len(self.scan.skipped)} unreadable skipped</p>{rows}</body></html>"
+        page = fill(
+            "<!doctype html><html><head><meta charset='utf-8'><title>top-{k} of {node}</title></head><body>"
+            "<h1>top {k} activations of {node}</h1><p>{images} images scanned, {skipped} unreadable skipped</p>"
+            "{rows}</body></html>",
+            k=self.scan.k,
+            node=self.scan.node,
+            images=self.images,
+            skipped=len(self.scan.skipped),
+            rows=rows,
         )
         write_text(folder / "index.html", page)
         return written

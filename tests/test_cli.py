@@ -48,21 +48,20 @@ def picture(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def unsupported_model(tmp_path_factory) -> Path:
-    """conv → Resize (no inverse rule) → conv: conv2 cannot be projected, conv1 can."""
+    """conv → LpPool (no inverse rule) → conv: conv2 cannot be projected, conv1 can."""
     rng = np.random.default_rng(0)
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="first_conv"),
         helper.make_node("Relu", ["c1"], ["r1"], name="first_relu"),
-        helper.make_node("Resize", ["r1", "", "scales"], ["up"], mode="nearest", name="upsample"),
+        helper.make_node("LpPool", ["r1"], ["up"], kernel_shape=[2, 2], pads=[0, 0, 1, 1], name="lp_pool"),
         helper.make_node("Conv", ["up", "w2"], ["c2"], pads=[1, 1, 1, 1], name="second_conv"),
         helper.make_node("Relu", ["c2"], ["y"], name="second_relu"),
     ]
     inits = {
         "w1": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
         "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
-        "scales": np.array([1, 1, 2, 2], np.float32),
     }
-    path = tmp_path_factory.mktemp("m") / "resize.onnx"
+    path = tmp_path_factory.mktemp("m") / "lp_pool.onnx"
     onnx.save(make_model(nodes, (1, 3, 8, 8), "y", inits), str(path))
     return path
 
@@ -181,14 +180,14 @@ def test_check_fails_and_names_the_unsupported_op(capsys, unsupported_model) -> 
     report = json.loads(out)
     assert code == 1 and not report["ok"]
     failed = [layer for layer in report["layers"] if not layer["ok"]]
-    assert failed and "Resize" in failed[0]["message"] and "upsample" in failed[0]["message"]
+    assert failed and "LpPool" in failed[0]["message"] and "lp_pool" in failed[0]["message"]
     assert any(layer["ok"] for layer in report["layers"])
 
 
 def test_unsupported_op_is_a_failure_that_names_op_node_and_what_to_do(capsys, unsupported_model, picture) -> None:
     code, _, err = run_cli(capsys, "project", unsupported_model, picture, "--node", "conv2")
     assert code == 1
-    assert "Resize" in err and "upsample" in err and "conv1" in err
+    assert "LpPool" in err and "lp_pool" in err and "conv1" in err
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,9 @@ forward graph (residual branches, Concat inputs reused…). The result is a stan
     inputs : seed (K, *target per-image shape), and the forward tensors the rules read (batch 1)
     output : projection (K, *input per-image shape), in the model's input layout
 
-The modes differ only inside the ReLU-family rule (see ``rules/activation.py``).
+The modes differ only inside the activation rules (see ``rules/activation.py``). In deconvnet
+and guided mode, an activation written as several nodes (``onnxviz.composite``) is inverted as
+one activation from its input; saliency walks its nodes one by one, which is already exact.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto, helper
 
+from onnxviz.composite import Composite, find_composites
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.inverse.context import BATCH, FORMS, MODES, InverseContext
 from onnxviz.inverse.rules import RULES
+from onnxviz.inverse.rules.activation import composite_rule
 from onnxviz.inverse.rules.pool import switches_name
 from onnxviz.inverse.sparse import CHANNELS, emit_sparse_head, sparse_chain
 from onnxviz.model import ModelGraph
@@ -87,12 +91,19 @@ def build_inverse(
         head = emit_sparse_head(ctx, chain, SEED, CHANNELS)
         grads = {chain[-1].input[0]: [head]}
         skipped = {n.name for n in chain}
+    composites = _composites(graph, path, mode, skipped)
+    skipped |= {name for group in composites.values() for name in group.nodes[:-1]}
     switches: dict[str, str] = {}
     for node in reversed(path):
         if node.name in skipped:
             continue
         out_grads = [_sum(ctx, node, grads.get(o)) for o in node.output]
         if all(g is None for g in out_grads):
+            continue
+        if node.name in composites:
+            ctx.begin(node)
+            group = composites[node.name]
+            grads.setdefault(group.input, []).append(composite_rule(ctx, group, out_grads[0]))
             continue
         rule = RULES.get(node.op_type)
         if rule is None:
@@ -117,6 +128,15 @@ def build_inverse(
         switches=switches,
         sparse=chain is not None,
     )
+
+
+def _composites(graph: ModelGraph, path: list[onnx.NodeProto], mode: str, skipped: set[str]) -> dict[str, Composite]:
+    """Composite activations wholly on the path, by the name of their last node (not in saliency
+    mode, where their nodes' own exact rules already give the gradient)."""
+    if mode == "saliency":
+        return {}
+    on_path = [n for n in path if n.name not in skipped]
+    return {group.nodes[-1]: group for group in find_composites(graph, on_path)}
 
 
 def _sum(ctx: InverseContext, node: onnx.NodeProto, terms: list[str] | None) -> str | None:

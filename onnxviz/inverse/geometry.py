@@ -6,6 +6,7 @@ import math
 
 import onnx
 
+from onnxviz.errors import InvalidModelError
 from onnxviz.model import node_attr
 
 
@@ -14,7 +15,18 @@ def window_attrs(node: onnx.NodeProto, kernel: tuple[int, ...]) -> tuple[list[in
     n = len(kernel)
     strides = list(node_attr(node, "strides", [1] * n))
     dilations = list(node_attr(node, "dilations", [1] * n))
+    _expect_length(node, "strides", strides, n)
+    _expect_length(node, "dilations", dilations, n)
     return strides, dilations
+
+
+def _expect_length(node: onnx.NodeProto, what: str, values, length: int) -> None:
+    """onnx.checker does not compare attribute lengths with the kernel's rank; onnxruntime does."""
+    if len(values) != length:
+        raise InvalidModelError(
+            f"{node.op_type} node '{node.name}' has {len(values)} {what} for a {length}-D window (expected {length}).",
+            "The model is invalid (onnxruntime refuses it too); re-export it.",
+        )
 
 
 def explicit_pads(
@@ -22,6 +34,7 @@ def explicit_pads(
 ) -> tuple[list[int], list[int]]:
     """(begins, ends) that ``auto_pad`` stands for, or the node's own ``pads``."""
     n = len(kernel)
+    _expect_length(node, "input spatial sizes", in_size, n)
     auto_pad = node_attr(node, "auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         begins, ends = [], []
@@ -35,6 +48,7 @@ def explicit_pads(
     if auto_pad == "VALID":
         return [0] * n, [0] * n
     pads = list(node_attr(node, "pads", [0] * (2 * n)))
+    _expect_length(node, "pads", pads, 2 * n)
     return pads[:n], pads[n:]
 
 

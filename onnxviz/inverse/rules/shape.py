@@ -8,11 +8,16 @@ as the K projections ride on it.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
+
+INT64_MIN = -(2**63)
 
 
 @register("Identity", "Dropout", "Cast")
@@ -80,45 +85,93 @@ def split_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
 @register("Slice")
 def slice_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
-    assert g is not None
-    shape = ctx.shape(node.input[0])
+    if g is None:
+        return [None] * len(node.input)
+    x = node.input[0]
+    shape = ctx.shape(x)
     rank = len(shape)
-    if len(node.input) > 1:
-        values = [ctx.constant(t) if t else None for t in node.input[1:5]]
-        if any(v is None for v in values[:2]) or any(
-            t and v is None for t, v in zip(node.input[3:5], values[2:], strict=False)
-        ):
-            raise ctx.unsupported(node, "its starts/ends/axes/steps are not constant")
-        starts, ends = values[0].tolist(), values[1].tolist()
-        axes = values[2].tolist() if len(values) > 2 and values[2] is not None else list(range(len(starts)))
-        steps = values[3].tolist() if len(values) > 3 and values[3] is not None else [1] * len(starts)
-    else:
-        starts, ends = list(ctx.attr(node, "starts")), list(ctx.attr(node, "ends"))
-        axes = list(ctx.attr(node, "axes", range(len(starts))))
-        steps = [1] * len(starts)
+    starts, ends, axes, steps = _slice_arguments(ctx, node)
     before, after = [0] * rank, [0] * rank
+    dims = list(ctx.shape(node.output[0]))
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         axis %= rank
-        if step != 1:
-            raise ctx.unsupported(node, f"step {step} on axis {axis} (only step 1 is supported)")
-        lo, hi, _ = slice(int(start), int(end)).indices(shape[axis])
+        if step == 0:
+            raise ctx.unsupported(node, f"step 0 on axis {axis}")
+        lo, hi, step = slice(int(start), int(end), int(step)).indices(shape[axis])
+        count = len(range(lo, hi, step))
         if axis == 0:
-            if (lo, max(hi, lo)) != (0, shape[0]):
+            if (lo, count, step) != (0, shape[0], 1):
                 raise ctx.unsupported(node, "it slices the batch axis")
             continue
-        before[axis], after[axis] = lo, shape[axis] - max(hi, lo)
-    if not any(before) and not any(after):
-        return [g] + [None] * (len(node.input) - 1)
-    return [ctx.op("Pad", [g, ctx.ints(before + after, "pads")])] + [None] * (len(node.input) - 1)
+        if count == 0:
+            return [ctx.zeros_like_signal(g, x)] + [None] * (len(node.input) - 1)
+        first = lo if step > 0 else lo + (count - 1) * step
+        if step != 1:
+            g = _spread_strided(ctx, g, dims, axis, abs(step), reverse=step < 0, room=shape[axis] - first)
+        before[axis], after[axis] = first, shape[axis] - first - dims[axis]
+    if any(before) or any(after):
+        g = ctx.op("Pad", [g, ctx.ints(before + after, "pads")])
+    return [g] + [None] * (len(node.input) - 1)
+
+
+def _slice_arguments(ctx: InverseContext, node: onnx.NodeProto) -> tuple[list, list, list, list]:
+    """starts, ends, axes, steps of a Slice, whether given as attributes (opset 1) or inputs."""
+    if len(node.input) == 1:
+        starts, ends = list(ctx.attr(node, "starts")), list(ctx.attr(node, "ends"))
+        return starts, ends, list(ctx.attr(node, "axes", range(len(starts)))), [1] * len(starts)
+    names = list(node.input[1:5]) + [""] * (5 - len(node.input))
+    values = [ctx.constant(t) if t else None for t in names]
+    if any(t and v is None for t, v in zip(names, values, strict=True)):
+        raise ctx.unsupported(node, "its starts/ends/axes/steps are not constant")
+    starts, ends = values[0].tolist(), values[1].tolist()
+    axes = values[2].tolist() if values[2] is not None else list(range(len(starts)))
+    steps = values[3].tolist() if values[3] is not None else [1] * len(starts)
+    return starts, ends, axes, steps
+
+
+def _spread_strided(
+    ctx: InverseContext, g: str, dims: list[int], axis: int, stride: int, reverse: bool, room: int
+) -> str:
+    """Put the values of ``g`` along ``axis`` ``stride`` apart, in ascending input order, with
+    zeros between them, cut to the ``room`` left before the input ends; ``dims`` (g's shape) is
+    updated. Exact and scatter-free: a zero block after each value (Unsqueeze + Pad) merged back
+    into the axis (Reshape)."""
+    count = dims[axis]
+    if reverse:
+        g = ctx.op(
+            "Slice",
+            [
+                g,
+                ctx.ints([-1], "starts"),
+                ctx.ints([INT64_MIN], "ends"),
+                ctx.ints([axis], "axes"),
+                ctx.ints([-1], "steps"),
+            ],
+        )
+    if stride == 1:
+        return g
+    rank = len(dims)
+    spaced = ctx.op("Unsqueeze", [g, ctx.ints([axis + 1], "axes")])
+    pads = [0] * (2 * (rank + 1))
+    pads[rank + 1 + axis + 1] = stride - 1
+    spaced = ctx.op("Pad", [spaced, ctx.ints(pads, "pads")])
+    merged = [-1, *dims[1:]]
+    merged[axis] = count * stride
+    spaced = ctx.op("Reshape", [spaced, ctx.ints(merged)])
+    dims[axis] = min(count * stride, room)
+    if dims[axis] < count * stride:
+        spaced = ctx.op(
+            "Slice", [spaced, ctx.ints([0], "starts"), ctx.ints([dims[axis]], "ends"), ctx.ints([axis], "axes")]
+        )
+    return spaced
 
 
 @register("Pad")
 def pad_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
-    assert g is not None
+    if g is None:
+        return [None] * len(node.input)
     mode = ctx.attr(node, "mode", "constant")
-    if mode != "constant":
-        raise ctx.unsupported(node, f"mode '{mode}' (only constant padding is supported)")
     shape = ctx.shape(node.input[0])
     rank = len(shape)
     if len(node.input) > 1 and node.input[1]:
@@ -130,21 +183,242 @@ def pad_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
         pads = list(ctx.attr(node, "pads"))
     axes = list(range(rank))
     if len(node.input) > 3 and node.input[3]:
-        axes = [int(a) % rank for a in ctx.constant(node.input[3]).tolist()]
+        given = ctx.constant(node.input[3])
+        if given is None:
+            raise ctx.unsupported(node, "its axes are not constant")
+        axes = [int(a) % rank for a in given.tolist()]
     n = len(axes)
-    starts, ends, restore_before, restore_after = [], [], [0] * rank, [0] * rank
-    for i, axis in enumerate(axes):
-        b, e = int(pads[i]), int(pads[i + n])
-        if axis == 0 and (b or e):
-            raise ctx.unsupported(node, "it pads the batch axis")
-        if axis == 0:
+    widths = {axis: (int(pads[i]), int(pads[i + n])) for i, axis in enumerate(axes)}
+    if any(widths.get(0, (0, 0))):
+        raise ctx.unsupported(node, "it pads the batch axis")
+    widths.pop(0, None)
+    if mode == "constant":
+        return [_unpad_constant(ctx, g, shape, widths)] + [None] * (len(node.input) - 1)
+    if mode not in ("reflect", "edge", "wrap"):
+        raise ctx.unsupported(node, f"mode '{mode}'")
+    dims = list(ctx.shape(node.output[0]))
+    for axis, (begin, end) in widths.items():
+        if not begin and not end:
             continue
+        sources = _pad_sources(mode, shape[axis], begin, end)
+        if sources is None:
+            raise ctx.unsupported(
+                node, f"onnxruntime cannot pad an axis of {shape[axis]} by ({begin}, {end}) in {mode} mode"
+            )
+        g = _fold_back(ctx, g, sources, axis, rank, shape[axis])
+        dims[axis] = shape[axis]
+    return [g] + [None] * (len(node.input) - 1)
+
+
+def _unpad_constant(ctx: InverseContext, g: str, shape: tuple[int, ...], widths: dict[int, tuple[int, int]]) -> str:
+    """Constant padding: keep the interior (Slice); zeros where negative pads had cropped (Pad)."""
+    rank = len(shape)
+    starts, ends, sliced_axes, restore_before, restore_after = [], [], [], [0] * rank, [0] * rank
+    for axis, (b, e) in widths.items():
         kept = shape[axis] - max(-b, 0) - max(-e, 0)
         starts.append(max(b, 0))
         ends.append(max(b, 0) + kept)
+        sliced_axes.append(axis)
         restore_before[axis], restore_after[axis] = max(-b, 0), max(-e, 0)
-    sliced_axes = [a for a in axes if a != 0]
-    gx = ctx.op("Slice", [g, ctx.ints(starts, "starts"), ctx.ints(ends, "ends"), ctx.ints(sliced_axes, "axes")])
+    if sliced_axes:
+        g = ctx.op("Slice", [g, ctx.ints(starts, "starts"), ctx.ints(ends, "ends"), ctx.ints(sliced_axes, "axes")])
     if any(restore_before) or any(restore_after):
-        gx = ctx.op("Pad", [gx, ctx.ints(restore_before + restore_after, "pads")])
-    return [gx] + [None] * (len(node.input) - 1)
+        g = ctx.op("Pad", [g, ctx.ints(restore_before + restore_after, "pads")])
+    return g
+
+
+@lru_cache(maxsize=256)
+def _pad_sources(mode: str, length: int, begin: int, end: int) -> tuple[int, ...] | None:
+    """For each position of a padded axis, the input position onnxruntime copies there (−1: none).
+
+    Read from onnxruntime's own Pad on ``1…length``, so its border rules (reflect without the
+    edge, large pads, negative pads) are the ones the forward ran.
+    """
+    import onnxruntime as ort
+
+    pad = helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)
+    graph = helper.make_graph(
+        [pad],
+        "one_axis_pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [length])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.array([begin, end], np.int64), "pads")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        out = session.run(None, {"x": np.arange(1, length + 1, dtype=np.float32)})[0]
+    except Exception:
+        return None
+    return tuple(int(v) - 1 for v in out)
+
+
+def _fold_back(ctx: InverseContext, g: str, sources: tuple[int, ...], axis: int, rank: int, length: int) -> str:
+    """The adjoint of copying input position ``sources[p]`` to output position ``p`` along ``axis``:
+    each input position receives the *sum* of the signal at every position copied from it.
+
+    The copy pattern is cut into runs that step by +1 (interior, wrap), −1 (reflected borders) or
+    0 (edge borders); each run is one Slice (reversed, or summed) padded into place.
+    """
+    terms = []
+    p = 0
+    while p < len(sources):
+        if sources[p] < 0:
+            p += 1
+            continue
+        q = p + 1
+        step = 1
+        if q < len(sources) and sources[q] >= 0 and sources[q] - sources[p] in (-1, 0, 1):
+            step = sources[q] - sources[p]
+            while q < len(sources) and sources[q] >= 0 and sources[q] - sources[q - 1] == step:
+                q += 1
+        piece = g
+        if (p, q) != (0, len(sources)):
+            piece = ctx.op("Slice", [g, ctx.ints([p], "starts"), ctx.ints([q], "ends"), ctx.ints([axis], "axes")])
+        if step == -1:
+            piece = ctx.op(
+                "Slice",
+                [
+                    piece,
+                    ctx.ints([-1], "starts"),
+                    ctx.ints([INT64_MIN], "ends"),
+                    ctx.ints([axis], "axes"),
+                    ctx.ints([-1], "steps"),
+                ],
+            )
+            low, width = sources[q - 1], q - p
+        elif step == 0:
+            if q - p > 1:
+                piece = ctx.op("ReduceSum", [piece, ctx.ints([axis], "axes")], keepdims=1)
+            low, width = sources[p], 1
+        else:
+            low, width = sources[p], q - p
+        if low or length - low - width:
+            pads = [0] * (2 * rank)
+            pads[axis], pads[rank + axis] = low, length - low - width
+            piece = ctx.op("Pad", [piece, ctx.ints(pads, "pads")])
+        terms.append(piece)
+        p = q
+    return ctx.add_all(terms)
+
+
+def matmul_along_axis(ctx: InverseContext, g: str, matrix: np.ndarray, axis: int, rank: int) -> str:
+    """``g`` (length m along ``axis``) times the (m × n) ``matrix``: length n along ``axis``.
+
+    This is the adjoint of ``y = matrix·x`` along that axis (resize sampling, gathers)."""
+    if axis == rank - 1:
+        return ctx.op("MatMul", [g, ctx.const(matrix, "sampling")])
+    if axis == rank - 2:
+        return ctx.op("MatMul", [ctx.const(np.ascontiguousarray(matrix.T), "sampling_t"), g])
+    perm = [a for a in range(rank) if a != axis] + [axis]
+    moved = ctx.op("Transpose", [g], perm=perm)
+    product = ctx.op("MatMul", [moved, ctx.const(matrix, "sampling")])
+    return ctx.op("Transpose", [product], perm=[int(i) for i in np.argsort(perm)])
+
+
+@register("Expand")
+def expand_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    x, y = node.input[0], node.output[0]
+    if g is None or x not in ctx.graph.signal:
+        return [None, None]
+    if len(ctx.shape(x)) != len(ctx.shape(y)):
+        raise ctx.unsupported(node, "it adds leading axes, so the batch axis moves")
+    return [ctx.reduce_to(g, y, x), None]
+
+
+@register("Tile")
+def tile_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    x = node.input[0]
+    if g is None or x not in ctx.graph.signal:
+        return [None, None]
+    repeats = ctx.constant(node.input[1])
+    if repeats is None:
+        raise ctx.unsupported(node, "its repeats are not constant")
+    repeats = [int(r) for r in repeats.tolist()]
+    if repeats[0] != 1:
+        raise ctx.unsupported(node, "it tiles the batch axis")
+    dims = ctx.sample_shape(x)
+    if all(r == 1 for r in repeats):
+        return [g, None]
+    split = [-1] + [v for r, d in zip(repeats[1:], dims, strict=True) for v in (r, d)]
+    copies = ctx.op("Reshape", [g, ctx.ints(split)])
+    axes = [1 + 2 * i for i in range(len(dims))]
+    return [ctx.op("ReduceSum", [copies, ctx.ints(axes, "axes")], keepdims=0), None]
+
+
+@register("Gather")
+def gather_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    x = node.input[0]
+    if g is None or x not in ctx.graph.signal:
+        return [None, None]
+    indices = ctx.constant(node.input[1])
+    if indices is None:
+        raise ctx.unsupported(node, "its indices are computed from the image, not constant")
+    shape = ctx.shape(x)
+    rank = len(shape)
+    axis = int(ctx.attr(node, "axis", 0)) % rank
+    if axis == 0:
+        raise ctx.unsupported(node, "it gathers along the batch axis")
+    length = shape[axis]
+    if np.any(indices < -length) or np.any(indices >= length):
+        raise ctx.unsupported(node, f"an index is outside the axis of length {length}")
+    positions = np.where(indices < 0, indices + length, indices).astype(np.int64)
+    if positions.ndim == 0:
+        # x[:, i] (a class token): the axis comes back, zeros everywhere but at i.
+        g = ctx.op("Unsqueeze", [g, ctx.ints([axis], "axes")])
+        pads = [0] * (2 * rank)
+        pads[axis], pads[rank + axis] = int(positions), length - 1 - int(positions)
+        return [ctx.op("Pad", [g, ctx.ints(pads, "pads")]), None]
+    flat = [-1, *shape[1:axis], positions.size, *shape[axis + 1 :]]
+    g = ctx.op("Reshape", [g, ctx.ints(flat)])
+    picks = np.zeros((positions.size, length), np.float32)
+    np.add.at(picks, (np.arange(positions.size), positions.reshape(-1)), 1.0)
+    return [matmul_along_axis(ctx, g, picks, axis, rank), None]
+
+
+@register("GatherElements")
+def gather_elements_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = grads[0]
+    x = node.input[0]
+    if g is None or x not in ctx.graph.signal:
+        return [None, None]
+    indices = ctx.constant(node.input[1])
+    if indices is None:
+        raise ctx.unsupported(node, "its indices are computed from the image, not constant")
+    shape = ctx.shape(x)
+    axis = int(ctx.attr(node, "axis", 0)) % len(shape)
+    if axis == 0:
+        raise ctx.unsupported(node, "it gathers along the batch axis")
+    positions = np.where(indices < 0, indices + shape[axis], indices).astype(np.int64)
+    if indices.shape[0] != 1:
+        raise ctx.unsupported(node, "its indices are not those of one image")
+    expanded = ctx.op("Expand", [ctx.const(positions, "indices"), ctx.op("Shape", [g])])
+    zeros = ctx.zeros_like_signal(g, x)
+    return [ctx.op("ScatterElements", [zeros, expanded, g], axis=axis, reduction="add"), None]
+
+
+@register("DepthToSpace", "SpaceToDepth")
+def depth_space_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    """Both are a reshape, a transpose and a reshape: undone by the inverse transpose."""
+    g = grads[0]
+    if g is None:
+        return [None]
+    x = node.input[0]
+    n, c, h, w = ctx.shape(x)
+    b = int(ctx.attr(node, "blocksize"))
+    if node.op_type == "SpaceToDepth":
+        grouped, perm = [n, c, h // b, b, w // b, b], [0, 3, 5, 1, 2, 4]
+    elif ctx.attr(node, "mode", "DCR") == "DCR":
+        grouped, perm = [n, b, b, c // (b * b), h, w], [0, 3, 4, 1, 5, 2]
+    else:
+        grouped, perm = [n, c // (b * b), b, b, h, w], [0, 1, 4, 2, 5, 3]
+    moved = [grouped[p] for p in perm]
+    g = ctx.op("Reshape", [g, ctx.ints([-1, *moved[1:]])])
+    g = ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])
+    return [ctx.reshape_to(g, x)]

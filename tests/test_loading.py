@@ -1,0 +1,233 @@
+"""Loading real exported graphs: dynamo's fixed-batch views, shape arithmetic, quantised and fp16
+conversions, version skew and custom ops. Every test runs real onnxruntime sessions and compares
+values: batch-K runs against K batch-1 runs, conversions against the fp32 model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import onnxviz
+from onnxviz.inverse import build_inverse
+from onnxviz.model import ModelGraph
+from onnxviz.rewrite import forward_model
+from tests import conversions
+from tests.helpers import fixed_batch_classifier, make_model, session
+
+SIZE = 5
+
+
+def _with_allowzero(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The dynamo exporter's ``view``: a Reshape with ``allowzero=1`` and the batch written out."""
+    for node in model.graph.node:
+        if node.op_type == "Reshape":
+            node.attribute.append(helper.make_attribute("allowzero", 1))
+    return model
+
+
+def _save_with_external_data(model: onnx.ModelProto, path: Path) -> Path:
+    """As the dynamo exporter saves: the weights in ``NAME.onnx.data`` beside the graph."""
+    onnx.save(model, path, save_as_external_data=True, location=f"{path.name}.data", size_threshold=0)
+    return path
+
+
+def _batched_forward_equals_singles(graph: ModelGraph, tensor: str, batch: int = 3) -> None:
+    shape = graph.concrete_input_shape()
+    forward = forward_model(graph, [tensor], {}, graph.shapes(shape))
+    x = np.random.default_rng(1).standard_normal((batch, *shape[1:])).astype(np.float32)
+    run = session(forward)
+    batched = run.run(None, {graph.input_name: x})[0]
+    singles = np.concatenate([run.run(None, {graph.input_name: x[i : i + 1]})[0] for i in range(batch)])
+    np.testing.assert_allclose(batched, singles, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("flatten", [[1, 2 * SIZE * SIZE], [1, -1]])
+def test_dynamo_allowzero_views_run_at_any_batch_and_project_like_torchscript(tmp_path, flatten) -> None:
+    """[1, 50] becomes [-1, 50]; [1, -1] takes the batch from Shape(data) at run time."""
+    dynamo = _save_with_external_data(_with_allowzero(fixed_batch_classifier(SIZE, flatten)), tmp_path / "d.onnx")
+    assert (tmp_path / "d.onnx.data").exists()
+    graph = ModelGraph.load(dynamo)
+    _batched_forward_equals_singles(graph, "y")
+    onnx.save(fixed_batch_classifier(SIZE, [1, 2 * SIZE * SIZE]), tmp_path / "ts.onnx")
+    x = np.random.default_rng(2).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    expected = onnxviz.load(tmp_path / "ts.onnx", device="cpu").project(x, "y", channels=[0, 3], rule="saliency")
+    got = onnxviz.load(dynamo, device="cpu").project(x, "y", channels=[0, 3], rule="saliency")
+    assert np.abs(expected.projections).max() > 0
+    np.testing.assert_allclose(got.projections, expected.projections, rtol=1e-5, atol=1e-6)
+
+
+# -- shape arithmetic -----------------------------------------------------------------------------
+
+
+def _channel_split_model(computed: bool) -> onnx.ModelProto:
+    """TorchScript's ShuffleNet pattern: conv → relu → split the channels in halves with Slice
+    bounds computed from Shape(r) (``computed``) or written as numbers, → conv on one half, Concat,
+    then a flatten whose batch comes from Shape(r)[0] → Gemm."""
+    rng = np.random.default_rng(3)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Shape", ["r"], ["shape"], name="shape"),
+        helper.make_node("Gather", ["shape", "one"], ["channels"], axis=0, name="channels"),
+        helper.make_node("Div", ["channels", "two"], ["half"], name="half"),
+        helper.make_node("Mul", ["half", "two"], ["full"], name="full"),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0, name="batch"),
+        helper.make_node("Concat", ["batch", "minus_one"], ["flat_shape"], axis=0, name="flat_shape"),
+    ]
+    left, right = (["zero", "half"], ["half", "full"]) if computed else (["zero", "two"], ["two", "four"])
+    nodes += [
+        helper.make_node("Slice", ["r", *left, "one"], ["left"], name="left"),
+        helper.make_node("Slice", ["r", *right, "one"], ["right"], name="right"),
+        helper.make_node("Conv", ["right", "w2"], ["right_c"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Concat", ["left", "right_c"], ["cat"], axis=1, name="cat"),
+        helper.make_node("Reshape", ["cat", "flat_shape" if computed else "flat"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    inits = {
+        "w": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+        "w2": rng.standard_normal((2, 2, 3, 3)).astype(np.float32),
+        "fc": rng.standard_normal((3, 4 * SIZE * SIZE)).astype(np.float32),
+        "zero": np.array([0], np.int64),
+        "one": np.array([1], np.int64),
+        "two": np.array([2], np.int64),
+        "minus_one": np.array([-1], np.int64),
+        "four": np.array([4], np.int64),
+        "flat": np.array([0, -1], np.int64),
+    }
+    return make_model(nodes, (1, 3, SIZE, SIZE), "y", inits)
+
+
+def test_shape_arithmetic_is_folded_for_the_input_shape_but_not_the_batch() -> None:
+    graph = ModelGraph.from_proto(_channel_split_model(computed=True))
+    assert graph.constants["half"].tolist() == [2] and graph.constants["full"].tolist() == [4]
+    # Shape(r)[0] is the batch: it must stay computed, or the forward would stop at batch 1.
+    assert "batch" not in graph.constants and "flat_shape" not in graph.constants
+    _batched_forward_equals_singles(graph, "y", batch=4)
+
+
+def test_folded_channel_split_projects_like_the_same_split_written_as_numbers(tmp_path) -> None:
+    x = np.random.default_rng(4).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    results = {}
+    for computed in (True, False):
+        onnx.save(_channel_split_model(computed), tmp_path / f"m{computed}.onnx")
+        model = onnxviz.load(tmp_path / f"m{computed}.onnx", device="cpu")
+        for rule in ("deconvnet", "saliency"):
+            results[computed, rule] = model.project(x, "y", channels=[0, 1, 2], rule=rule).projections
+        occlusion = model.occlude(x, patch=2, stride=1)
+        assert occlusion.batch_size > 1 and not occlusion.note  # the batch stayed dynamic
+        results[computed, "occlusion"] = occlusion.scores
+    for key in ("deconvnet", "saliency", "occlusion"):
+        assert np.abs(results[False, key]).max() > 0
+        np.testing.assert_allclose(results[True, key], results[False, key], rtol=1e-5, atol=1e-6)
+
+
+# -- quantised and half-precision models ----------------------------------------------------------
+
+CONVERSIONS = ("fp16", "QDQ", "QOperator")
+LAYERS = ("conv1", "conv2", "conv3", "logits")
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("conversions")
+    return {
+        "fp16": conversions.fp16_demo(folder / "fp16.onnx"),
+        "QDQ": conversions.quantized_demo(folder / "qdq.onnx", "QDQ"),
+        "QOperator": conversions.quantized_demo(folder / "qop.onnx", "QOperator"),
+    }
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("kind", CONVERSIONS)
+def test_converted_forward_at_batch_k_equals_the_original_file_run_image_by_image(converted, kind) -> None:
+    """The loaded graph (fp16 → float32, QOperator → QDQ, fused ReLUs restored) computes what the
+    user's file computes under onnxruntime: exactly for int8, to fp16 precision for fp16."""
+    graph = ModelGraph.load(converted[kind])
+    inputs = np.concatenate(conversions.demo_inputs())
+    forward = forward_model(graph, graph.output_names, {}, graph.shapes(graph.concrete_input_shape()))
+    batched = session(forward).run(None, {graph.input_name: inputs})[0]
+    original = session(onnx.load(converted[kind]))
+    dtype = np.float16 if kind == "fp16" else np.float32
+    singles = np.concatenate([original.run(None, {"input": x[None].astype(dtype)})[0] for x in inputs])
+    if kind == "fp16":
+        np.testing.assert_allclose(batched, singles.astype(np.float32), rtol=2e-2, atol=0.1)
+    else:
+        np.testing.assert_array_equal(batched, singles)
+
+
+def test_loading_notes_say_what_was_converted(converted) -> None:
+    assert ModelGraph.load(converted["fp16"]).notes == ["fp16 model: running in float32"]
+    assert ModelGraph.load(converted["QDQ"]).notes == []
+    (note,) = ModelGraph.load(converted["QOperator"]).notes
+    assert "QLinearConv" in note and "QGemm" in note
+
+
+@pytest.mark.parametrize("rule", ["deconvnet", "saliency"])
+def test_converted_projections_match_the_float_model(converted, rule) -> None:
+    """fp16 projections are the fp32 ones; int8 ones differ only through quantised switches and
+    masks (ties in max-pool windows), so they stay close; the QOperator conversion projects
+    exactly like the QDQ model, and the first layer (no pool before it) matches fp32 exactly
+    up to weight rounding: the straight-through Q/DQ pair and the restored ReLU are right."""
+    models = {kind: onnxviz.load(path, device="cpu") for kind, path in converted.items()}
+    reference = onnxviz.load(conversions.DEMO, device="cpu")
+    for x in conversions.demo_inputs()[:2]:
+        for layer in LAYERS:
+            expected = reference.project(x, layer, channels=[0, 1, 2], rule=rule).projections
+            got = {kind: m.project(x, layer, channels=[0, 1, 2], rule=rule).projections for kind, m in models.items()}
+            assert _cosines(got["fp16"], expected).min() > 0.998
+            np.testing.assert_allclose(got["QOperator"], got["QDQ"], rtol=1e-5, atol=1e-7)
+            int8 = _cosines(got["QDQ"], expected)
+            assert int8.min() > (0.999 if layer == "conv1" else 0.8) and int8.mean() > 0.9
+
+
+def test_converted_occlusion_maps_match_the_float_model(converted) -> None:
+    x = conversions.demo_inputs()[1]
+    reference = onnxviz.load(conversions.DEMO, device="cpu").occlude(x, patch=16, stride=8)
+    maps = {kind: onnxviz.load(path, device="cpu").occlude(x, patch=16, stride=8) for kind, path in converted.items()}
+    for kind, result in maps.items():
+        assert result.target == reference.target and result.batch_size > 1
+        assert np.abs(result.scores - reference.scores).max() < (1e-3 if kind == "fp16" else 0.1), kind
+    np.testing.assert_array_equal(maps["QOperator"].scores, maps["QDQ"].scores)
+
+
+@pytest.mark.parametrize("kind", CONVERSIONS)
+def test_cli_projects_and_occludes_every_conversion(converted, capsys, tmp_path, kind) -> None:
+    from tests.test_cli import run_cli
+
+    image = sorted(conversions.IMAGES.glob("*.png"))[0]
+    code, _, err = run_cli(
+        capsys, "project", converted[kind], image, "--node", "conv2", "--device", "cpu", "--raw", tmp_path / "p.npy"
+    )
+    assert code == 0, err
+    assert ("fp16 model: running in float32" in err) == (kind == "fp16")
+    assert np.abs(np.load(tmp_path / "p.npy")).max() > 0
+    code, _, err = run_cli(capsys, "occlude", converted[kind], image, "--device", "cpu", "--raw", tmp_path / "o.npy")
+    assert code == 0, err
+    assert np.load(tmp_path / "o.npy").shape == (3, 3)
+
+
+@pytest.mark.parametrize("axis_scale", [False, True])
+def test_quantize_dequantize_pair_passes_the_signal_straight_through(axis_scale) -> None:
+    """y = c · DQ(Q(x)): with the straight-through estimator the saliency of y is c·seed, for a
+    per-tensor and a per-channel scale (the 1/s of Q and the s of DQ cancel)."""
+    scale = np.array([0.05, 0.1, 0.2], np.float32) if axis_scale else np.array(0.07, np.float32)
+    zero_point = np.zeros(scale.shape, np.uint8) + 3
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1, name="quantize"),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], axis=1, name="dequantize"),
+        helper.make_node("Mul", ["d", "c"], ["y"], name="scale"),
+    ]
+    c = np.random.default_rng(5).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    graph = ModelGraph.from_proto(make_model(nodes, (1, 3, 4, 4), "y", {"s": scale, "z": zero_point, "c": c}))
+    inverse = build_inverse(graph, "y", (1, 3, 4, 4), "saliency")
+    seeds = np.random.default_rng(6).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    (projection,) = session(inverse.model).run(None, {"seed": seeds})
+    np.testing.assert_allclose(projection, seeds * c, rtol=1e-5, atol=1e-6)
