@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +43,30 @@ from onnxviz.rewrite import forward_model
 from onnxviz.runtime import Device, choose_device, create_session, run_bound, run_outputs, session_options
 
 LRN_MODES = ("exact", "passthrough")
+# Built projectors and sessions kept per model. Each holds onnxruntime sessions with their own
+# copy of the weights and their working memory (hundreds of MB for a ResNet-50 at 224), so the
+# caches are small LRUs: a notebook going back and forth between a few layers keeps them warm,
+# and a sweep over every layer (`check`) holds one at a time.
+PROJECTOR_CACHE_SIZE = 2
+SESSION_CACHE_SIZE = 4
+
+
+class LruCache(OrderedDict):
+    """A dict that keeps only its ``size`` most recently used entries."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get_or_make(self, key, make: Callable):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        while len(self) >= self.size:
+            self.popitem(last=False)  # dropped before the new entry is built: never size + 1 alive
+        value = make()
+        self[key] = value
+        return value
 
 
 @dataclass(frozen=True)
@@ -72,8 +97,8 @@ class Model:
         self.graph = graph
         self.device = device
         self.preprocessing = preprocessing
-        self._projectors: dict[tuple, Projector] = {}
-        self._sessions: dict[tuple, tuple[ort.InferenceSession, str]] = {}
+        self._projectors = LruCache(PROJECTOR_CACHE_SIZE)
+        self._sessions = LruCache(SESSION_CACHE_SIZE)
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -108,6 +133,12 @@ class Model:
         image = np.asarray(image)
         shape = self.input_shape(image)
         prepared = prepare(image, shape, self.layout, self.preprocessing)
+        if prepared.tensor.shape != shape:
+            raise UsageError(
+                f"The prepared input has shape {list(prepared.tensor.shape)}, but the model's input "
+                f"'{self.graph.input_name}' is {list(shape)}: the {self.layout.upper()} layout does not fit it.",
+                f"Use --layout auto (this model reads {self.graph.layout.upper()}).",
+            )
         return prepared.tensor, prepared.picture, shape
 
     # -- layers ---------------------------------------------------------------------------------
@@ -140,10 +171,10 @@ class Model:
     def projector(self, tensor: str, rule: str, input_shape: tuple[int, ...], lrn: str = "exact") -> Projector:
         _check_choice("rule", rule, MODES)
         _check_choice("LRN mode", lrn, LRN_MODES)
-        key = (tensor, rule, input_shape, lrn)
-        if key not in self._projectors:
-            self._projectors[key] = Projector(self.graph, tensor, input_shape, rule, self.device, lrn)
-        return self._projectors[key]
+        return self._projectors.get_or_make(
+            (tensor, rule, input_shape, lrn),
+            lambda: Projector(self.graph, tensor, input_shape, rule, self.device, lrn),
+        )
 
     def project(
         self,
@@ -311,25 +342,23 @@ class Model:
 
     def _occluder_session(self, shape: tuple[int, ...], patch: int) -> ort.InferenceSession:
         """The session that makes occluded batches from patch corners (see ``occluder_model``)."""
+        model = lambda: occlusion.occluder_model(shape, self.layout, patch)  # noqa: E731
         key = ("occluder", shape, patch, self.layout)
-        if key not in self._sessions:
-            model = occlusion.occluder_model(shape, self.layout, patch)
-            self._sessions[key] = (create_session(model, self.device, "occluder"), "")
-        return self._sessions[key][0]
+        return self._sessions.get_or_make(key, lambda: (create_session(model(), self.device, "occluder"), ""))[0]
 
     def _forward_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
         """A forward session cut at ``tensor`` with a dynamic batch, or batch 1 with a note."""
-        key = ("forward", tensor, shape)
-        if key not in self._sessions:
-            model = forward_model(self.graph, [tensor], {}, self.graph.shapes(shape))
-            session = create_session(model, self.device, "forward graph")
-            note = ""
-            try:
-                session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
-            except Exception:
-                note = "the model only runs with batch 1: positions are evaluated one at a time"
-            self._sessions[key] = (session, note)
-        return self._sessions[key]
+        return self._sessions.get_or_make(("forward", tensor, shape), lambda: self._new_forward_session(tensor, shape))
+
+    def _new_forward_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
+        model = forward_model(self.graph, [tensor], {}, self.graph.shapes(shape))
+        session = create_session(model, self.device, "forward graph")
+        note = ""
+        try:
+            session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
+        except Exception:  # any refusal of batch 2 means the same: run one position at a time
+            note = "the model only runs with batch 1: positions are evaluated one at a time"
+        return session, note
 
     # -- grids --------------------------------------------------------------------------------
 
@@ -496,10 +525,27 @@ class Model:
                 message = "" if ok else "projection is not finite" if not finite else "wrong projection shape"
             except OnnxvizError as exc:
                 ok, message = False, exc.message
+            finally:
+                # This layer's sessions are not needed again: release them before the next is built,
+                # so the sweep's peak memory is one projection's, not the sum over all layers.
+                self._projectors.clear()
             results.append(
                 CheckResult(layer.alias, layer.node, layer.op_type, ok, message, time.perf_counter() - started)
             )
         return results
+
+
+def _check_normalisation(prep: Preprocessing) -> None:
+    """``(pixel · scale − mean) / std`` per channel: one value for every channel, or one per RGB
+    channel; a zero std or scale would make every picture the same (or infinite) input."""
+    for name, values in (("--mean", prep.mean), ("--std", prep.std)):
+        if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values):
+            shown = ",".join(f"{v:g}" for v in values)
+            raise UsageError(f"{name} needs 1 or 3 finite numbers (per RGB channel); got '{shown}'.")
+    if any(v == 0 for v in prep.std):
+        raise UsageError("--std must not be 0: the input is divided by it.")
+    if not math.isfinite(prep.scale) or prep.scale == 0:
+        raise UsageError(f"--scale must be a non-zero number; got {prep.scale:g}.")
 
 
 def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -528,6 +574,7 @@ def load(
     if layout is not None and layout not in LAYOUTS:
         raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
     prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
+    _check_normalisation(prep)
     return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
 
 
@@ -537,7 +584,7 @@ def compare(model_a: Model | str | Path, model_b: Model | str | Path, images, **
     Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
     Returns a ``Comparison``: ``ok`` (within tolerance), ``summary()``, ``rows()``.
     """
-    from onnxviz.analyses.compare import compare as compare_models  # analyses import the API's types
+    from onnxviz.analyses.compare import compare as compare_models  # on use: analyses build on Model, not it on them
 
     first = model_a if isinstance(model_a, Model) else load(model_a)
     second = model_b if isinstance(model_b, Model) else load(model_b)

@@ -600,7 +600,8 @@ def compare(
     if json_output:
         out.print_json(json.dumps(result.summary()))
     else:
-        table = Table(title=f"{model_b.name} against {model_a.name} ({len(result.images)} images, {rule})")
+        count = len(result.images)
+        table = Table(title=f"{model_b.name} against {model_a.name} ({count} image{'s' * (count != 1)}, {rule})")
         for column in ("layer", "rel. error", "cosine", "projection cosine", "verdict"):
             table.add_column(column)
         for row in result.rows():

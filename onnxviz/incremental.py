@@ -26,7 +26,7 @@ from onnx import TensorProto, helper
 from onnxviz.inverse.geometry import explicit_pads, window_attrs
 from onnxviz.model import ACTIVATION_OPS, PASS_THROUGH_OPS, ModelGraph, node_attr
 from onnxviz.rewrite import cut_between
-from onnxviz.runtime import Device, create_session
+from onnxviz.runtime import Device, create_session, run_outputs
 
 CROPPABLE_WINDOW_OPS = frozenset({"Conv", "MaxPool"})
 PER_PIXEL_OPS = ACTIVATION_OPS | PASS_THROUGH_OPS | {"Add", "Sub", "Mul", "Div"}
@@ -201,7 +201,7 @@ class IncrementalOcclusion:
             full[i, :, top : top + rows, left : left + cols] = region[i]
         if self.tail is None:
             return full
-        return self.tail.run(None, {self.switch: full})[0]
+        return run_outputs(self.tail, {self.switch: full}, "incremental occlusion's remaining layers")[0]
 
     def _run_step(
         self, step: Step, region: np.ndarray, previous: list[tuple[int, int]], placed: list[tuple[int, int]]
@@ -219,7 +219,7 @@ class IncrementalOcclusion:
             sx1 = min(region.shape[3], length[1] - ox)
             if sy1 > sy0 and sx1 > sx0:
                 crops[i, :, oy + sy0 : oy + sy1, ox + sx0 : ox + sx1] = region[i, :, sy0:sy1, sx0:sx1]
-        return step.session.run(None, {"crop": crops})[0]
+        return run_outputs(step.session, {"crop": crops}, f"incremental layer '{step.nodes[0].name}'")[0]
 
 
 def _step_model(graph: ModelGraph, step: Step, shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
@@ -258,5 +258,5 @@ def _run_cache(graph: ModelGraph, shapes, outputs: list[str], x: np.ndarray, dev
     from onnxviz.rewrite import forward_model
 
     session = create_session(forward_model(graph, outputs, {}, shapes), device, "occlusion cache")
-    values = session.run(None, {graph.input_name: x})
+    values = run_outputs(session, {graph.input_name: x}, "occlusion cache")
     return dict(zip(outputs, values, strict=True))

@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from onnxviz.composite import find_composites
 from onnxviz.errors import (
     InvalidModelError,
     ModelLoadError,
@@ -100,6 +101,7 @@ ACTIVATION_OPS = frozenset(
         "ThresholdedRelu",
         "Mish",
         "Gelu",
+        "Softsign",
     }
 )
 PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "BatchNormalization"})
@@ -326,9 +328,8 @@ class ModelGraph:
                 known[0][name], known[1][name] = at_one, at_two
                 if at_one.shape == at_two.shape and np.array_equal(at_one, at_two) and name not in self.signal:
                     self.constants[name] = at_one
+                    single[name] = tuple(at_one.shape)  # the cached shapes stay whole, and are kept
                     folded = True
-        if folded:
-            self._shape_cache.clear()
         return folded
 
     def _mark_signal(self) -> None:
@@ -766,6 +767,7 @@ def _name_layers(graph: ModelGraph) -> list[Layer]:
     """Aliases in topological order; ``convN`` names the rectified output, as in the paper."""
     counters: dict[str, int] = {}
     layers: list[Layer] = []
+    activated = _composite_activations(graph)
     for node in graph.nodes:
         if not node.output or node.output[0] not in graph.signal:
             continue
@@ -775,7 +777,7 @@ def _name_layers(graph: ModelGraph) -> list[Layer]:
         counters[prefix] = counters.get(prefix, 0) + 1
         tensor = node.output[0]
         if prefix == "conv":
-            tensor = _follow_to_activation(graph, tensor)
+            tensor = _follow_to_activation(graph, tensor, activated)
         elif prefix == "fc":
             tensor = _follow_bias_add(graph, tensor)
         layers.append(Layer(f"{prefix}{counters[prefix]}", node.name, node.op_type, tensor))
@@ -789,9 +791,22 @@ def _single_consumer(graph: ModelGraph, tensor: str) -> onnx.NodeProto | None:
     return None
 
 
-def _follow_to_activation(graph: ModelGraph, tensor: str) -> str:
+def _composite_activations(graph: ModelGraph) -> dict[str, str]:
+    """Input -> output of each activation written as several nodes (SiLU as x·σ(x)…) that is the
+    only use of its input, so ``convN`` means the activated output there too."""
+    activated = {}
+    for group in find_composites(graph):
+        users = graph.consumers.get(group.input, [])
+        if group.input not in graph.output_names and all(u.name in group.nodes for u in users):
+            activated[group.input] = group.output
+    return activated
+
+
+def _follow_to_activation(graph: ModelGraph, tensor: str, activated: dict[str, str]) -> str:
     current = tensor
     for _ in range(4):
+        if current in activated:
+            return activated[current]
         user = _single_consumer(graph, current)
         if user is None:
             break

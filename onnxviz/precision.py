@@ -29,10 +29,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxviz.errors import UnsupportedOpError
+from onnxviz.errors import ModelLoadError, UnsupportedOpError
 
 HALF_TYPES = (TensorProto.FLOAT16, TensorProto.BFLOAT16)
-# Quantised operator-format ops: op_type -> converter name. Other ops of this family are refused.
+# Quantised operator-format ops: every QLinear* op and these. Those without a converter (CONVERTERS) are refused.
 QUANTIZED_PREFIX = "QLinear"
 QUANTIZED_OTHERS = frozenset(
     {"QGemm", "ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "QEmbedLayerNormalization"}
@@ -142,7 +142,14 @@ def operators_to_qdq(model: onnx.ModelProto) -> list[str]:
             nodes.append(node)
             continue
         writer.prefix = node.name or node.output[0]
-        nodes.extend(convert(writer, node))
+        try:
+            nodes.extend(convert(writer, node))
+        except (ValueError, IndexError, KeyError, StopIteration):
+            raise ModelLoadError(
+                f"The quantised node '{node.name}' ({node.domain or 'ai.onnx'}::{node.op_type}) lacks inputs or "
+                "attributes its op requires.",
+                "The model is malformed; quantise the float model again.",
+            ) from None
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     model.graph.initializer.extend(writer.initializers)

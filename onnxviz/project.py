@@ -36,7 +36,12 @@ def seeded_tensor(graph: ModelGraph, tensor: str) -> str:
 
 
 class Projector:
-    """The forward and inverse sessions for one (target, rule, input shape): built once, reused."""
+    """The forward and inverse sessions for one (target, rule, input shape): built once, reused.
+
+    Only the two sessions and the names the inverse reads are kept: the graphs they were built
+    from (the weights copied into each) are dropped as soon as onnxruntime holds them, so a
+    projector costs its sessions' memory and no more.
+    """
 
     def __init__(
         self,
@@ -50,12 +55,14 @@ class Projector:
     ) -> None:
         started = time.perf_counter()
         self.target = target
-        self.inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse)
-        shapes = graph.shapes(input_shape)
-        outputs = [target, *(t for t in self.inverse.forward_tensors if t != target)]
-        self.forward_model = forward_model(graph, outputs, self.inverse.switches, shapes)
-        self.forward_session = create_session(self.forward_model, device, "forward graph")
-        self.inverse_session = create_session(self.inverse.model, device, "inverse graph")
+        inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse)
+        self.forward_tensors = list(inverse.forward_tensors)
+        self.sparse = inverse.sparse
+        outputs = [target, *(t for t in self.forward_tensors if t != target)]
+        forward = forward_model(graph, outputs, inverse.switches, graph.shapes(input_shape))
+        self.forward_session = create_session(forward, device, "forward graph")
+        del forward  # its weights are in the session now; free them before the inverse session is made
+        self.inverse_session = create_session(inverse.model, device, "inverse graph")
         self.device = device
         self._on_device = frozenset(outputs[1:]) - {target}
         self.build_seconds = time.perf_counter() - started
@@ -68,11 +75,11 @@ class Projector:
     def invert(self, activation: np.ndarray, channels: np.ndarray, forward: dict[str, ort.OrtValue]) -> np.ndarray:
         """Project ``channels`` of ``activation`` (the target's forward value) in one batched run."""
         feeds: dict[str, np.ndarray | ort.OrtValue]
-        if self.inverse.sparse:
+        if self.sparse:
             feeds = {SEED: np.ascontiguousarray(activation[0, channels][:, None]), CHANNELS: channels}
         else:
             feeds = {SEED: make_seeds(activation, channels)}
-        feeds.update({t: forward[t] for t in self.inverse.forward_tensors})
+        feeds.update({t: forward[t] for t in self.forward_tensors})
         (projection,) = run_bound(self.inverse_session, feeds, self.device, "inverse graph").values()
         return projection.numpy()
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +84,10 @@ def prune(model: onnx.ModelProto) -> PassResult:
 
 
 def dynamic_batch(
-    model: onnx.ModelProto, input_name: str, shapes: dict[str, tuple[int, ...]] | None = None
+    model: onnx.ModelProto,
+    input_name: str,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    unbatched: Collection[str] = (),
 ) -> PassResult:
     """Symbolic batch on the input; Reshape targets that hard-code the exported batch stop doing so.
 
@@ -93,7 +97,11 @@ def dynamic_batch(
       tf2onnx write it;
     * ``-1`` where ``allowzero=1`` (the dynamo exporter writes every ``view`` so) and no other entry
       is ``-1`` or ``0``: the other entries are fixed, so ``-1`` can only be the batch;
-    * otherwise the input's batch read at run time, ``Concat(Shape(data)[0:1], target[1:])``.
+    * otherwise the input's batch read at run time, ``Concat(Shape(data)[0:1], target[1:])``;
+
+    and constants of batch 1 (initializers, Constant nodes, and the ``unbatched`` tensors computed
+    from them alone, shaped by ``shapes``) concatenated to batched tensors are expanded to their
+    batch.
 
     Requires: where ``shapes`` (at the exported batch) are given, only Reshapes of tensors of rank 2
     or more whose first axis has the batch size are touched; a flatten-everything Reshape is not
@@ -154,9 +162,49 @@ def dynamic_batch(
         concat = helper.make_node("Concat", [f"{prefix}_n", rest_name], [f"{prefix}_target"], axis=0, name=prefix)
         node.input[1] = f"{prefix}_target"
         new_nodes.append((node, [shape_node, first, concat]))
+    if fixed_batch == 1:
+        new_nodes.extend(_batch_constant_concat_inputs(model, shapes, unbatched))
     if new_nodes:
         _insert_before(model, new_nodes)
     return PassResult(model, modified)
+
+
+def _batch_constant_concat_inputs(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | None, unbatched: Collection[str]
+) -> list[tuple[onnx.NodeProto, list[onnx.NodeProto]]]:
+    """Constants concatenated to batched tensors, repeated to their batch.
+
+    The dynamo exporter folds ``cls_token.expand(x.shape[0], -1, -1)`` at the exported batch of 1
+    into a constant of shape (1, …) (TorchScript into a constant Expand), which a Concat along
+    another axis then joins to the batch: at batch K the shapes no longer agree. Such a constant
+    is expanded to the batch of the tensor it joins, read at run time.
+    """
+    constants = {name: shapes[name] for name in unbatched if shapes is not None and name in shapes}
+    constants.update({t.name: tuple(t.dims) for t in model.graph.initializer})
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = tuple(node.attribute[0].t.dims)
+    additions = []
+    for node in model.graph.node:
+        if node.op_type != "Concat":
+            continue
+        batched = [t for t in node.input if t not in constants and (shapes is None or t in shapes)]
+        fixed = [i for i, t in enumerate(node.input) if len(constants.get(t, ())) >= 2 and constants[t][0] == 1]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if not batched or not fixed or axis % len(constants[node.input[fixed[0]]]) == 0:
+            continue
+        prefix = f"{node.name or node.output[0]}__batch"
+        extra = [helper.make_node("Shape", [batched[0]], [f"{prefix}_shape"], name=f"{prefix}_shape", start=0, end=1)]
+        for i in fixed:
+            name = node.input[i]
+            rest = f"{prefix}_{i}_rest"
+            model.graph.initializer.append(numpy_helper.from_array(np.array(constants[name][1:], np.int64), rest))
+            target = f"{prefix}_{i}_target"
+            extra.append(helper.make_node("Concat", [f"{prefix}_shape", rest], [target], axis=0, name=target))
+            extra.append(helper.make_node("Expand", [name, target], [f"{prefix}_{i}"], name=f"{prefix}_{i}"))
+            node.input[i] = f"{prefix}_{i}"
+        additions.append((node, extra))
+    return additions
 
 
 def _constant_int_tensors(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -203,7 +251,7 @@ def forward_model(
             shapes[switches[node.name]] = shapes[node.output[0]]
     expose_outputs(model, outputs, set(switches.values()), shapes)
     prune(model)
-    dynamic_batch(model, graph.input_name, shapes)
+    dynamic_batch(model, graph.input_name, shapes, graph.constants.keys())
     return model
 
 
@@ -221,5 +269,5 @@ def cut_between(
     model.graph.input.append(helper.make_tensor_value_info(start, TensorProto.FLOAT, list(shapes[start])))
     expose_outputs(model, outputs, set(), shapes)
     prune(model)
-    dynamic_batch(model, start, shapes)
+    dynamic_batch(model, start, shapes, graph.constants.keys())
     return model

@@ -323,3 +323,17 @@ def test_a_graph_onnxruntime_rejects_names_shape_inference_and_the_node(capsys, 
     code, stderr = run_cli(capsys, "layers", path)
     assert code == 2 and verdict(code, stderr) is None
     assert "tensor shapes" in stderr and conv.name in stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (["--mean", "1,2"], "--mean needs 1 or 3"),
+        (["--std", "0,0,0"], "--std must not be 0"),
+        (["--scale", "0"], "--scale must be a non-zero"),
+        (["--layout", "nhwc"], "the NHWC layout does not fit"),
+    ],
+)
+def test_preprocessing_that_cannot_fit_the_model_is_a_usage_error(capsys, picture, options, needle) -> None:
+    code, stderr = run_cli(capsys, "project", SOURCES["demo"], picture, "--node", "conv2", "--json", *options)
+    assert code == 2 and needle in stderr and verdict(code, stderr) is None

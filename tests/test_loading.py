@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import helper
 
 import onnxviz
+from onnxviz.errors import ModelLoadError, UnsupportedOpError, UsageError
 from onnxviz.inverse import build_inverse
 from onnxviz.model import ModelGraph
 from onnxviz.rewrite import forward_model
+from onnxviz.runtime import ir_version_for, max_ir_version, max_opset
 from tests import conversions
 from tests.helpers import fixed_batch_classifier, make_model, session
 
@@ -58,6 +61,35 @@ def test_dynamo_allowzero_views_run_at_any_batch_and_project_like_torchscript(tm
     got = onnxviz.load(dynamo, device="cpu").project(x, "y", channels=[0, 3], rule="saliency")
     assert np.abs(expected.projections).max() > 0
     np.testing.assert_allclose(got.projections, expected.projections, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("token", ["initializer", "expanded"])
+def test_class_token_folded_at_batch_one_is_repeated_to_the_batch(token) -> None:
+    """ViT-style: a (1, 1, C) class token concatenated to the patch tokens. The dynamo exporter
+    writes the token as an initializer of batch 1; TorchScript as an Expand of constants only."""
+    rng = np.random.default_rng(8)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["patches"], strides=[2, 2], kernel_shape=[2, 2], name="patchify"),
+        helper.make_node("Reshape", ["patches", "tokens_shape"], ["flat"], allowzero=1, name="view"),
+        helper.make_node("Transpose", ["flat"], ["tokens"], perm=[0, 2, 1], name="transpose"),
+        helper.make_node("Concat", ["cls", "tokens"], ["cat"], axis=1, name="cat"),
+        helper.make_node("Reshape", ["cat", "flat_shape"], ["f"], allowzero=1, name="view_1"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    inits = {
+        "w": rng.standard_normal((8, 3, 2, 2)).astype(np.float32),
+        "tokens_shape": np.array([1, 8, 4], np.int64),
+        "flat_shape": np.array([1, 40], np.int64),
+        "fc": rng.standard_normal((3, 40)).astype(np.float32),
+    }
+    token_value = rng.standard_normal((1, 1, 8)).astype(np.float32)
+    if token == "initializer":
+        inits["cls"] = token_value
+    else:
+        nodes.insert(0, helper.make_node("Expand", ["cls_param", "cls_shape"], ["cls"], name="expand"))
+        inits["cls_param"], inits["cls_shape"] = token_value[0], np.array([1, 1, 8], np.int64)
+    graph = ModelGraph.from_proto(make_model(nodes, (1, 3, 4, 4), "y", inits))
+    _batched_forward_equals_singles(graph, "y", batch=3)
 
 
 # -- shape arithmetic -----------------------------------------------------------------------------
@@ -128,7 +160,7 @@ def test_folded_channel_split_projects_like_the_same_split_written_as_numbers(tm
 # -- quantised and half-precision models ----------------------------------------------------------
 
 CONVERSIONS = ("fp16", "QDQ", "QOperator")
-LAYERS = ("conv1", "conv2", "conv3", "logits")
+LAYERS = ("conv1", "conv3", "logits")
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +263,179 @@ def test_quantize_dequantize_pair_passes_the_signal_straight_through(axis_scale)
     seeds = np.random.default_rng(6).standard_normal((2, 3, 4, 4)).astype(np.float32)
     (projection,) = session(inverse.model).run(None, {"seed": seeds})
     np.testing.assert_allclose(projection, seeds * c, rtol=1e-5, atol=1e-6)
+
+
+# -- version skew and custom ops ------------------------------------------------------------------
+
+
+def test_newer_ir_version_is_lowered_and_projects_like_the_original(tmp_path) -> None:
+    """onnx's helper stamps its own IR version (14 for onnx 1.23), newer than onnxruntime loads."""
+    model = onnx.load(conversions.DEMO)
+    model.ir_version = onnx.IR_VERSION
+    onnx.save(model, tmp_path / "new_ir.onnx")
+    if max_ir_version() >= onnx.IR_VERSION:
+        pytest.skip(f"this onnxruntime loads IR {onnx.IR_VERSION}: nothing to lower")
+    with pytest.raises(Exception, match="IR version"):
+        session(model)  # the premise: onnxruntime refuses the file as it is
+    loaded = onnxviz.load(tmp_path / "new_ir.onnx", device="cpu")
+    assert loaded.graph.model.ir_version == max_ir_version()
+    assert any(f"IR version {onnx.IR_VERSION} lowered to {max_ir_version()}" in n for n in loaded.graph.notes)
+    x = conversions.demo_inputs()[0]
+    expected = onnxviz.load(conversions.DEMO, device="cpu").project(x, "conv2", top=2).projections
+    np.testing.assert_array_equal(loaded.project(x, "conv2", top=2).projections, expected)
+
+
+def test_opset_newer_than_onnxruntime_is_an_error_naming_both(tmp_path) -> None:
+    opset = max_opset() + 1
+    if opset > onnx.defs.onnx_opset_version():
+        pytest.skip("the onnx package knows no opset newer than onnxruntime runs")
+    model = fixed_batch_classifier(SIZE, [1, -1])
+    model.opset_import[0].version = opset
+    model.ir_version = ir_version_for(opset)
+    onnx.save(model, tmp_path / "future.onnx")
+    with pytest.raises(
+        ModelLoadError, match=f"opset {opset}.*onnxruntime {ort.__version__} runs opsets up to {max_opset()}"
+    ):
+        onnxviz.load(tmp_path / "future.onnx", device="cpu")
+
+
+def _custom_op_model() -> onnx.ModelProto:
+    """The fixed-batch classifier whose logits get a bias made by the custom op
+    ``ai.onnx.contrib::Inverse`` (onnxruntime-extensions), off the signal path: y + inv([[2]])."""
+    model = fixed_batch_classifier(SIZE, [1, -1])
+    graph = model.graph
+    graph.node[-1].output[0] = "logits"
+    graph.node.extend(
+        [
+            helper.make_node("Inverse", ["m"], ["inverse"], domain="ai.onnx.contrib", name="custom"),
+            helper.make_node("Add", ["logits", "inverse"], ["y"], name="bias"),
+        ]
+    )
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array([[2.0]], np.float32), "m"))
+    model.opset_import.append(helper.make_opsetid("ai.onnx.contrib", 1))
+    return model
+
+
+def test_unknown_custom_op_is_an_error_naming_domain_and_op(tmp_path, capsys) -> None:
+    from tests.test_cli import run_cli
+
+    onnx.save(_custom_op_model(), tmp_path / "custom.onnx")
+    with pytest.raises(UnsupportedOpError, match=r"ai\.onnx\.contrib::Inverse") as caught:
+        onnxviz.load(tmp_path / "custom.onnx", device="cpu")
+    assert "--custom-ops" in caught.value.hint
+    code, _, err = run_cli(capsys, "layers", tmp_path / "custom.onnx")
+    assert code == 1 and "ai.onnx.contrib::Inverse" in err and "internal error" not in err
+
+
+def test_custom_op_library_that_does_not_load_is_a_usage_error(tmp_path) -> None:
+    (tmp_path / "not_a_library.so").write_bytes(b"nothing")
+    with pytest.raises(UsageError, match=r"not_a_library\.so"):
+        onnxviz.load(conversions.DEMO, device="cpu", custom_ops=[tmp_path / "not_a_library.so"])
+
+
+def test_custom_ops_library_is_registered_with_every_session(tmp_path, capsys) -> None:
+    extensions = pytest.importorskip("onnxruntime_extensions")
+    from tests.test_cli import run_cli
+
+    library = extensions.get_library_path()
+    onnx.save(_custom_op_model(), tmp_path / "custom.onnx")
+    onnx.save(fixed_batch_classifier(SIZE, [1, -1]), tmp_path / "plain.onnx")
+    x = np.random.default_rng(7).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    custom = onnxviz.load(tmp_path / "custom.onnx", device="cpu", custom_ops=[library])
+    plain = onnxviz.load(tmp_path / "plain.onnx", device="cpu")
+    # The forward runs the custom op (its output shifts every logit by 1/2): same saliency, and the
+    # occlusion scores (softmax, shift-invariant) agree, which needs the op run at batch K too.
+    got, expected = (m.project(x, "y", channels=[1], rule="saliency").projections for m in (custom, plain))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    occluded = custom.occlude(x, patch=2, stride=1)
+    assert occluded.batch_size > 1
+    np.testing.assert_allclose(occluded.scores, plain.occlude(x, patch=2, stride=1).scores, rtol=1e-5, atol=1e-6)
+    raw = tmp_path / "p.npy"
+    code, _, err = run_cli(
+        capsys,
+        "--custom-ops",
+        library,
+        "project",
+        tmp_path / "custom.onnx",
+        _npy(tmp_path, x),
+        "-n",
+        "y",
+        "--channel",
+        "1",
+        "--rule",
+        "saliency",
+        "--device",
+        "cpu",
+        "--raw",
+        raw,
+    )
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(raw), expected, rtol=1e-5, atol=1e-6)
+
+
+def _npy(folder: Path, x: np.ndarray) -> Path:
+    np.save(folder / "x.npy", x)
+    return folder / "x.npy"
+
+
+def _residual_model() -> onnx.ModelProto:
+    """conv → relu → conv + skip → Concat → GlobalAveragePool → MatMul: quantised in QOperator form
+    it holds QLinearConv, QLinearAdd, QLinearConcat, QLinearGlobalAveragePool and QLinearMatMul."""
+    rng = np.random.default_rng(9)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Add", ["c2", "r1"], ["sum"], name="residual"),
+        helper.make_node("Concat", ["sum", "r1"], ["cat"], axis=1, name="cat"),
+        helper.make_node("GlobalAveragePool", ["cat"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "fc"], ["y"], name="fc"),
+    ]
+    inits = {
+        "w1": rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.3,
+        "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32) * 0.3,
+        "fc": rng.standard_normal((8, 5)).astype(np.float32),
+    }
+    return make_model(nodes, (1, 3, 8, 8), "y", inits)
+
+
+def _quantize(source: Path, target: Path, quant_format: str) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Samples(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(10)
+            self._feeds = iter([{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self._feeds, None)
+
+    formats = {"QDQ": QuantFormat.QDQ, "QOperator": QuantFormat.QOperator}
+    quantize_static(
+        str(source), str(target), Samples(), quant_format=formats[quant_format],
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    return target
+
+
+def test_every_converted_qoperator_op_computes_and_projects_like_its_qdq_twin(tmp_path) -> None:
+    onnx.save(_residual_model(), tmp_path / "float.onnx")
+    qop = _quantize(tmp_path / "float.onnx", tmp_path / "qop.onnx", "QOperator")
+    qdq = _quantize(tmp_path / "float.onnx", tmp_path / "qdq.onnx", "QDQ")
+    ops = {n.op_type for n in onnx.load(qop).graph.node}
+    assert ops >= {"QLinearConv", "QLinearAdd", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearMatMul"}
+    graph = ModelGraph.load(qop)
+    assert not any(n.op_type.startswith("QLinear") for n in graph.nodes)
+    x = np.random.default_rng(11).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    forward = forward_model(graph, ["y"], {}, graph.shapes(graph.concrete_input_shape()))
+    original = session(onnx.load(qop))
+    singles = np.concatenate([original.run(None, {"x": xi[None]})[0] for xi in x])
+    np.testing.assert_allclose(session(forward).run(None, {"x": x})[0], singles, rtol=1e-6, atol=1e-6)
+    models = {name: onnxviz.load(path, device="cpu") for name, path in (("qop", qop), ("qdq", qdq))}
+    reference = onnxviz.load(tmp_path / "float.onnx", device="cpu")
+    for rule in ("deconvnet", "saliency"):
+        got = {name: m.project(x[:1], "y", channels=[0, 2, 4], rule=rule).projections for name, m in models.items()}
+        np.testing.assert_allclose(got["qop"], got["qdq"], rtol=1e-5, atol=1e-7)
+        expected = reference.project(x[:1], "y", channels=[0, 2, 4], rule=rule).projections
+        assert _cosines(got["qop"], expected).min() > 0.95

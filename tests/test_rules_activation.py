@@ -298,3 +298,53 @@ def test_projecting_from_inside_a_composite_walks_its_nodes() -> None:
     x = _input(27)
     seeds = np.random.default_rng(28).standard_normal((2, *SHAPE[1:])).astype(np.float32)
     np.testing.assert_allclose(Linearisation(model, "s", x, "deconvnet").vjp(seeds), np.maximum(seeds, 0), atol=1e-6)
+
+
+def test_conv_alias_names_the_output_of_a_composite_activation() -> None:
+    """EfficientNet's conv → BN → SiLU(x·σ(x)): conv1 is the activated output, and its deconvnet
+    projection is the one a ReLU there would give (both hand relu(ȳ) back)."""
+    rng = np.random.default_rng(29)
+    c = 3
+    inits = {
+        "w": rng.standard_normal((c, 3, 3, 3)).astype(np.float32),
+        "s": np.ones(c, np.float32),
+        "b": np.zeros(c, np.float32),
+        "m": np.zeros(c, np.float32),
+        "v": np.ones(c, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["bn"], name="bn"),
+        _n("Sigmoid", ["bn"], "sig"),
+        _n("Mul", ["bn", "sig"], "y"),
+    ]
+    model = make_model(nodes, SHAPE, "y", inits)
+    graph = ModelGraph.from_proto(model)
+    assert [(layer.alias, layer.tensor) for layer in graph.layers] == [("conv1", "y")]
+    relu = make_model([*nodes[:2], helper.make_node("Relu", ["bn"], ["y"], name="relu")], SHAPE, "y", inits)
+    seeds = np.random.default_rng(30).standard_normal((2, c, *SHAPE[2:])).astype(np.float32)
+    x = _input(31)
+    projected = Linearisation(model, "y", x, "deconvnet").vjp(seeds)
+    np.testing.assert_allclose(projected, Linearisation(relu, "y", x, "deconvnet").vjp(seeds), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("op", "opset", "attrs"), [("Gelu", 20, {}), ("Mish", 18, {}), ("Selu", 17, {})])
+@pytest.mark.parametrize("mode", ["guided", "saliency"])
+def test_sparse_head_through_the_new_activations_equals_the_dense_inverse(
+    op: str, opset: int, attrs: dict, mode: str
+) -> None:
+    from onnxviz.inverse import build_inverse
+    from onnxviz.project import make_seeds
+    from tests.helpers import session
+
+    model = _single_after_conv(op, opset, attrs)
+    x = _input(32)
+    dense = Linearisation(model, "y", x, mode)
+    sparse = build_inverse(dense.graph, "y", x.shape, mode, sparse=True)
+    assert sparse.sparse
+    activation = dense.values["y"]
+    channels = np.array([2, 0], np.int64)
+    feeds = {"seed": activation[0, channels][:, None], "channels": channels}
+    feeds |= {t: dense.values[t] for t in sparse.forward_tensors}
+    got = session(sparse.model).run(None, feeds)[0]
+    np.testing.assert_allclose(got, dense.vjp(make_seeds(activation, channels)), rtol=1e-4, atol=1e-5)

@@ -38,7 +38,7 @@ def resize_model(
         inputs = ["x", "scales"]
     else:
         inputs = ["x", "roi", "scales"]
-        inits["roi"] = np.array([0, 0, 0.1, 0.2, 1, 1, 0.8, 0.9], np.float32)
+        inits["roi"] = np.array([0, 0, -0.2, 0.1, 1, 1, 0.8, 1.3], np.float32)  # reaches outside: extrapolates
     inits["scales"] = np.array(scales or [], np.float32)
     if sizes is not None:
         inputs.append("sizes")
@@ -68,6 +68,7 @@ resize_cases = st.fixed_dictionaries(
         "opset": st.sampled_from([11, 13, 18, 19]),
         "antialias": st.sampled_from([0, 0, 1]),
         "exclude_outside": st.sampled_from([0, 1]),
+        "extrapolation_value": st.sampled_from([0.0, 0.5]),
         "seed": st.integers(0, 10_000),
     }
 )
@@ -78,7 +79,7 @@ resize_cases = st.fixed_dictionaries(
 def test_resize_saliency_is_the_adjoint(case: dict) -> None:
     opset = case["opset"]
     assume(case["coordinate_mode"] != "half_pixel_symmetric" or opset >= 19)
-    attrs = {"nearest_mode": case["nearest_mode"]}
+    attrs = {"nearest_mode": case["nearest_mode"], "extrapolation_value": case["extrapolation_value"]}
     if case["mode"] == "cubic":
         attrs["exclude_outside"] = case["exclude_outside"]
     if opset >= 18 and case["mode"] != "nearest":

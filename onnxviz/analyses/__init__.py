@@ -3,7 +3,3 @@
 An analysis only looks down: it uses ``onnxviz.api.Model`` methods, the graph and the runtime
 pieces, and never the CLI. The CLI and the API facade call in here.
 """
-
-from onnxviz.analyses.compare import Comparison, Tolerance, compare
-
-__all__ = ["Comparison", "Tolerance", "compare"]

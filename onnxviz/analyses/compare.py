@@ -86,17 +86,23 @@ class Tolerance:
 
     precision: str
     relative_error: float  # ‖b − a‖ / ‖a‖ of a layer's activation
-    cosine: float  # 1 − cosine of a layer's activation
     projection: float  # 1 − cosine of a layer's projections
     probability: float  # max |Δp| of the output probabilities
     occlusion: float  # 1 − correlation of the occlusion maps
     scale: float = 1.0
 
+    @property
+    def cosine(self) -> float:
+        """1 − cosine of a layer's activation: the most an error within the relative-error
+        tolerance r can turn it, 1 − √(1 − r²). So the cosine never fails alone, and a relative
+        error beyond tolerance with the cosine within it is a change of scale, not of direction."""
+        r = self.relative_error
+        return r * r / (1.0 + np.sqrt(1.0 - r * r)) if r <= 1 else 2.0
+
     def scaled(self, scale: float) -> Tolerance:
         return replace(
             self,
             relative_error=self.relative_error * scale,
-            cosine=self.cosine * scale,
             projection=self.projection * scale,
             probability=self.probability * scale,
             occlusion=self.occlusion * scale,
@@ -117,14 +123,11 @@ class Tolerance:
 
 # Measured on the demo model's conversions (scripts/measure_compare_tolerances.py; the numbers and
 # the reasoning are in the README's "compare" section): each default sits above the worst value an
-# honest conversion showed and below what one corrupted conv filter does to its layer. The cosine
-# tolerance is r²/2 for the relative-error tolerance r: an error of relative size r turns the
-# tensor by at most that much, so a cosine failure with the relative error in tolerance cannot
-# happen, and a relative-error failure with the cosine in tolerance means a change of scale.
+# honest conversion showed and below what one corrupted conv filter does to its layer.
 DEFAULT_TOLERANCES = {
-    "fp32": Tolerance("fp32", relative_error=1e-4, cosine=5e-9, projection=1e-3, probability=1e-4, occlusion=1e-4),
-    "fp16": Tolerance("fp16", relative_error=5e-3, cosine=1.25e-5, projection=0.05, probability=5e-3, occlusion=1e-3),
-    "int8": Tolerance("int8", relative_error=0.2, cosine=0.02, projection=0.3, probability=0.3, occlusion=0.5),
+    "fp32": Tolerance("fp32", relative_error=1e-4, projection=1e-3, probability=1e-4, occlusion=1e-4),
+    "fp16": Tolerance("fp16", relative_error=5e-3, projection=0.05, probability=5e-3, occlusion=1e-3),
+    "int8": Tolerance("int8", relative_error=0.2, projection=0.3, probability=0.3, occlusion=0.5),
 }
 
 
@@ -237,10 +240,12 @@ class Comparison:
         """(layer, worst relative error, worst cosine, worst projection cosine, verdict) per layer."""
         rows = []
         for la in self.layers:
-            projection = f"{la.projection_cosine.min():.6f}" if la.projection_cosine is not None else "—"
+            projection = _cosine_text(la.projection_cosine.min()) if la.projection_cosine is not None else "—"
             projection = "B fails" if la.projection_error else projection
             verdict = "ok" if la.ok else "beyond: " + ", ".join(la.failed)
-            rows.append((la.pair.name, f"{la.relative_error.max():.3g}", f"{la.cosine.min():.6f}", projection, verdict))
+            rows.append(
+                (la.pair.name, f"{la.relative_error.max():.3g}", _cosine_text(la.cosine.min()), projection, verdict)
+            )
         return rows
 
     def summary(self) -> dict:
@@ -272,6 +277,14 @@ class Comparison:
             "layers": [_layer_summary(la) for la in self.layers],
             "notes": self.notes,
         }
+
+
+def _cosine_text(value: float) -> str:
+    """A cosine near 1 as 1 − distance, so 1 − 1e-7 and 1 − 1e-4 do not both read 1.000000."""
+    distance = 1.0 - float(value)
+    if distance == 0:
+        return "1"
+    return f"1 − {distance:.2g}" if 0 < distance < 1e-3 else f"{value:.4f}"
 
 
 def _layer_summary(la: LayerResult) -> dict:
@@ -354,7 +367,7 @@ def tolerance_for(graph_a: ModelGraph, graph_b: ModelGraph, precision: str | Non
 def read_tensor(graph: ModelGraph, tensor: str) -> str:
     """Where the next layer reads ``tensor``: past the activation, batch norm, Cast and
     quantize→dequantize pair that follow it alone (a graph output stops the walk)."""
-    for _ in range(8):
+    while True:  # the graph is a DAG, so the walk ends
         users = graph.consumers.get(tensor, [])
         if len(users) != 1 or tensor in graph.output_names:
             return tensor
@@ -367,7 +380,6 @@ def read_tensor(graph: ModelGraph, tensor: str) -> str:
         elif user.op_type not in FOLLOWED_OPS or user.input[0] != tensor:
             return tensor
         tensor = user.output[0]
-    return tensor
 
 
 def _kind(alias: str) -> str:
@@ -381,19 +393,17 @@ def _kind_counts(graph: ModelGraph) -> dict[str, int]:
     return counts
 
 
-def _match_shapes(name: str, shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> LayerPair | str:
-    """The pair (with the side to transpose) when the shapes agree up to NHWC/NCHW, else why not."""
+def _layouts(shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> tuple[tuple[int, ...], bool, bool] | None:
+    """(compared shape, A is channel-last, B is channel-last) when the shapes agree up to
+    NHWC/NCHW; None when they are not one tensor."""
     if shape_a == shape_b:
-        return LayerPair(name, "", "", shape_a)
+        return shape_a, False, False
     if len(shape_a) == 4 and len(shape_b) == 4:
         if shape_b == tuple(shape_a[i] for i in (0, 2, 3, 1)):
-            return LayerPair(name, "", "", shape_a, nhwc_b=True)
+            return shape_a, False, True
         if shape_a == tuple(shape_b[i] for i in (0, 2, 3, 1)):
-            return LayerPair(name, "", "", shape_b, nhwc_a=True)
-    return (
-        f"'{name}': {'×'.join(map(str, shape_a))} in A but {'×'.join(map(str, shape_b))} in B, "
-        "not the same tensor in another layout"
-    )
+            return shape_b, True, False
+    return None
 
 
 def pair_layers(
@@ -443,13 +453,18 @@ def pair_layers(
         if (tensor_a, tensor_b) in seen:
             continue
         seen.add((tensor_a, tensor_b))
-        matched = _match_shapes(shown, shapes_a[tensor_a], shapes_b[tensor_b])
-        if isinstance(matched, str):
+        matched = _layouts(shapes_a[tensor_a], shapes_b[tensor_b])
+        if matched is None:
+            why = (
+                f"'{shown}' is {'×'.join(map(str, shapes_a[tensor_a]))} in A but "
+                f"{'×'.join(map(str, shapes_b[tensor_b]))} in B, not the same tensor in another layout"
+            )
             if asked:
-                raise UsageError(f"Cannot compare {matched}.", "Pair layers that compute the same tensor (--map A=B).")
-            notes.append(f"{matched}: not compared")
+                raise UsageError(f"Cannot compare: {why}.", "Pair layers that compute the same tensor (--map A=B).")
+            notes.append(f"{why}: not compared")
             continue
-        pairs.append(replace(matched, tensor_a=tensor_a, tensor_b=tensor_b))
+        shape, nhwc_a, nhwc_b = matched
+        pairs.append(LayerPair(shown, tensor_a, tensor_b, shape, nhwc_a, nhwc_b))
     order = {o: i for i, node in enumerate(graph_a.nodes) for o in node.output}
     pairs.sort(key=lambda p: order.get(p.tensor_a, -1))
     if not pairs:
@@ -537,14 +552,48 @@ def compare(
     occlusion grid (default: a quarter of the input side, at most 32, and half of that).
     """
     note = progress or (lambda _: None)
-    if not images:
+    if len(images) == 0:
         raise UsageError("Give at least one image to compare the models on.")
     if rule not in MODES:
         raise UsageError(f"Unknown rule '{rule}'.", f"Use one of: {', '.join(MODES)}.")
     if top < 0:
         raise UsageError(f"--top must be 0 (no projections) or more; got {top}.")
-    graph_a, graph_b = model_a.graph, model_b.graph
-    limits = tolerance_for(graph_a, graph_b, precision, tolerance)
+    limits = tolerance_for(model_a.graph, model_b.graph, precision, tolerance)
+    logits_a, logits_b = _check_compatible(model_a, model_b)
+    shapes_a = model_a.graph.shapes(model_a.input_shape())
+    shapes_b = model_b.graph.shapes(model_b.input_shape())
+    pairs, notes = pair_layers(model_a.graph, model_b.graph, shapes_a, shapes_b, layers, mapping)
+    names, inputs_a, inputs_b = _prepare(model_a, model_b, images)
+
+    note("forward runs")
+    outputs_a, outputs_b, layer_results, strongest = _measure_activations(
+        model_a, model_b, (logits_a, logits_b), pairs, inputs_a, inputs_b, top
+    )
+    results = _image_results(names, outputs_a, outputs_b)
+    if top > 0:
+        for result, channels in zip(layer_results, strongest, strict=True):
+            note(f"projections of {result.pair.name}")
+            _project(model_a, model_b, result, inputs_a, inputs_b, channels, rule)
+    if occlusion:
+        for result, x_a, x_b in zip(results, inputs_a, inputs_b, strict=True):
+            note(f"occlusion of {result.image}")
+            _occlude(model_a, model_b, result, x_a, x_b, patch, stride)
+
+    _judge(results, layer_results, limits)
+    return Comparison(
+        model_a=str(model_a.graph.path or "A"),
+        model_b=str(model_b.graph.path or "B"),
+        tolerance=limits,
+        rule=rule,
+        top=top,
+        images=results,
+        layers=layer_results,
+        notes=notes + [f"{la.pair.name}: {la.note}" for la in layer_results if la.note],
+    )
+
+
+def _check_compatible(model_a: Model, model_b: Model) -> tuple[str, str]:
+    """The two logits tensors, once the models are known to take one input and give one output."""
     shape_a, shape_b = model_a.input_shape(), model_b.input_shape()
     if _in_layout(np.zeros(shape_b), model_b.layout, model_a.layout).shape != shape_a:
         raise UsageError(
@@ -552,57 +601,85 @@ def compare(
             f"B {list(shape_b)} ({model_b.layout.upper()}).",
             "Compare a model with a conversion of itself; give --size for models with a free input size.",
         )
-    shapes_a, shapes_b = graph_a.shapes(shape_a), graph_b.shapes(shape_b)
-    logits_a = seeded_tensor(graph_a, graph_a.output_names[0])
-    logits_b = seeded_tensor(graph_b, graph_b.output_names[0])
-    classes_a, classes_b = int(np.prod(shapes_a[logits_a][1:])), int(np.prod(shapes_b[logits_b][1:]))
+    logits = []
+    for model, shape in ((model_a, shape_a), (model_b, shape_b)):
+        tensor = seeded_tensor(model.graph, model.graph.output_names[0])
+        logits.append((tensor, int(np.prod(model.graph.shapes(shape)[tensor][1:]))))
+    (logits_a, classes_a), (logits_b, classes_b) = logits
     if classes_a != classes_b:
         raise UsageError(
             f"The models have different outputs: A has {classes_a} classes, B has {classes_b}.",
             "Compare a model with a conversion of itself.",
         )
-    pairs, notes = pair_layers(graph_a, graph_b, shapes_a, shapes_b, layers, mapping)
+    return logits_a, logits_b
 
+
+def _prepare(
+    model_a: Model, model_b: Model, images: Sequence[str | Path | np.ndarray]
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Names and each model's input tensors: a picture is preprocessed by each model (its own
+    preprocessing and layout); a ready tensor is only moved to B's layout."""
     names, inputs_a, inputs_b = [], [], []
-    for image in images:
+    for index, image in enumerate(images):
         x_a, picture, _ = model_a.prepare(image)
-        # A picture is preprocessed by each model; a ready tensor is only moved to B's layout.
         x_b = model_b.prepare(image)[0] if picture is not None else _in_layout(x_a, model_a.layout, model_b.layout)
-        names.append(str(image) if isinstance(image, (str, Path)) else f"array {len(names)}")
+        names.append(str(image) if isinstance(image, (str, Path)) else f"array {index}")
         inputs_a.append(x_a)
         inputs_b.append(x_b)
+    return names, inputs_a, inputs_b
 
-    note("forward runs")
+
+def _measure_activations(
+    model_a: Model,
+    model_b: Model,
+    logits: tuple[str, str],
+    pairs: list[LayerPair],
+    inputs_a: list[np.ndarray],
+    inputs_b: list[np.ndarray],
+    top: int,
+) -> tuple[np.ndarray, np.ndarray, list[LayerResult], list[np.ndarray]]:
+    """Both models' logits, the per-layer measures, and per layer A's ``top`` strongest channels
+    per image: one session per model, every compared tensor exposed, images in batches."""
+    logits_a, logits_b = logits
     tensors_a = list(dict.fromkeys([logits_a, *(p.tensor_a for p in pairs)]))
     tensors_b = list(dict.fromkeys([logits_b, *(p.tensor_b for p in pairs)]))
-    forward_a = _Forward(model_a, tensors_a, shape_a)
-    forward_b = _Forward(model_b, tensors_b, shape_b)
-    per_image = 4 * sum(int(np.prod(shapes_a[t])) for t in tensors_a) + 4 * sum(
-        int(np.prod(shapes_b[t])) for t in tensors_b
-    )
+    forward_a = _Forward(model_a, tensors_a, model_a.input_shape())
+    forward_b = _Forward(model_b, tensors_b, model_b.input_shape())
+    shapes_a = model_a.graph.shapes(model_a.input_shape())
+    per_image = 2 * 8 * sum(int(np.prod(shapes_a[t])) for t in tensors_a)  # float64, both models
     size = int(max(1, min(MAX_BATCH, MEMORY_BUDGET // max(per_image, 1))))
-    errors: dict[str, list[np.ndarray]] = {p.name: [] for p in pairs}
-    cosine_values: dict[str, list[np.ndarray]] = {p.name: [] for p in pairs}
-    strongest: dict[str, list[np.ndarray]] = {p.name: [] for p in pairs}
     outputs_a, outputs_b = [], []
-    for start in range(0, len(names), size):
+    errors: list[list[np.ndarray]] = [[] for _ in pairs]
+    cosine_values: list[list[np.ndarray]] = [[] for _ in pairs]
+    strongest: list[list[np.ndarray]] = [[] for _ in pairs]
+    for start in range(0, len(inputs_a), size):
         values_a = forward_a.run(np.concatenate(inputs_a[start : start + size]))
         values_b = forward_b.run(np.concatenate(inputs_b[start : start + size]))
         count = len(values_a[logits_a])
         outputs_a.append(values_a[logits_a].reshape(count, -1))
         outputs_b.append(values_b[logits_b].reshape(count, -1))
-        for pair in pairs:
+        for k, pair in enumerate(pairs):
             a = _channels_first(values_a[pair.tensor_a], pair.nhwc_a)
             b = _channels_first(values_b[pair.tensor_b], pair.nhwc_b)
-            errors[pair.name].append(relative_errors(a.reshape(count, -1), b.reshape(count, -1)))
-            cosine_values[pair.name].append(cosines(a.reshape(count, -1), b.reshape(count, -1)))
+            errors[k].append(relative_errors(a.reshape(count, -1), b.reshape(count, -1)))
+            cosine_values[k].append(cosines(a.reshape(count, -1), b.reshape(count, -1)))
             channel_maps = a.reshape(count, a.shape[1], -1) if a.ndim > 2 else a[:, :, None]
-            strongest[pair.name].append(np.argsort(-channel_maps.max(axis=2), axis=1, kind="stable")[:, :top])
-
-    probabilities_a = softmax(np.concatenate(outputs_a))
-    probabilities_b = softmax(np.concatenate(outputs_b))
-    ranked = np.sort(probabilities_a, axis=1)
+            strongest[k].append(np.argsort(-channel_maps.max(axis=2), axis=1, kind="stable")[:, :top])
     results = [
+        LayerResult(pair, np.concatenate(errors[k]), np.concatenate(cosine_values[k])) for k, pair in enumerate(pairs)
+    ]
+    return (
+        np.concatenate(outputs_a),
+        np.concatenate(outputs_b),
+        results,
+        [np.concatenate(channels) for channels in strongest],
+    )
+
+
+def _image_results(names: list[str], logits_a: np.ndarray, logits_b: np.ndarray) -> list[ImageResult]:
+    probabilities_a, probabilities_b = softmax(logits_a), softmax(logits_b)
+    ranked = np.sort(probabilities_a, axis=1)
+    return [
         ImageResult(
             image=name,
             top_a=int(probabilities_a[i].argmax()),
@@ -612,30 +689,6 @@ def compare(
         )
         for i, name in enumerate(names)
     ]
-    layer_results = [
-        LayerResult(pair, np.concatenate(errors[pair.name]), np.concatenate(cosine_values[pair.name])) for pair in pairs
-    ]
-
-    if top > 0:
-        for result in layer_results:
-            note(f"projections of {result.pair.name}")
-            _project(model_a, model_b, result, inputs_a, inputs_b, np.concatenate(strongest[result.pair.name]), rule)
-    if occlusion:
-        for i, result in enumerate(results):
-            note(f"occlusion of {result.image}")
-            _occlude(model_a, model_b, result, inputs_a[i], inputs_b[i], patch, stride)
-
-    _judge(results, layer_results, limits)
-    return Comparison(
-        model_a=str(graph_a.path) if graph_a.path else "A",
-        model_b=str(graph_b.path) if graph_b.path else "B",
-        tolerance=limits,
-        rule=rule,
-        top=top,
-        images=results,
-        layers=layer_results,
-        notes=notes + [f"{la.pair.name}: {la.note}" for la in layer_results if la.note],
-    )
 
 
 def _project(
@@ -707,35 +760,40 @@ def _occlude(
 def _judge(images: list[ImageResult], layers: list[LayerResult], limits: Tolerance) -> None:
     """Fill in every result's list of measures beyond tolerance."""
     for image in images:
-        if not image.agree and image.margin_a > 2 * limits.probability:
+        if not image.agree and _beyond(image.margin_a, 2 * limits.probability):
             image.failed["top-1"] = (
                 f"top-1 {image.top_a} became {image.top_b} (A's margin {image.margin_a:.3g} > 2×{limits.probability:g})"
             )
-        if image.max_dp > limits.probability:
+        if _beyond(image.max_dp, limits.probability):
             image.failed["max |Δp|"] = f"max|Δp| {image.max_dp:.3g} > {limits.probability:g}"
         if image.occlusion_correlation is not None:
             # A map that varies less than the probability tolerance (a saturated class: occlusion
             # changes nothing) has a meaningless correlation; it is judged by max |Δscore| instead.
-            if (image.occlusion_range_a or 0.0) <= limits.probability:
-                if (image.occlusion_max_difference or 0.0) > limits.probability:
+            if not _beyond(image.occlusion_range_a or 0.0, limits.probability):
+                if _beyond(image.occlusion_max_difference or 0.0, limits.probability):
                     image.failed["occlusion"] = (
                         f"occlusion max|Δscore| {image.occlusion_max_difference:.3g} > {limits.probability:g} "
                         "(A's map is flat)"
                     )
-            elif 1.0 - image.occlusion_correlation > limits.occlusion:
+            elif _beyond(1.0 - image.occlusion_correlation, limits.occlusion):
                 image.failed["occlusion"] = (
                     f"occlusion correlation {image.occlusion_correlation:.4f} < {1 - limits.occlusion:.4f}"
                 )
     for la in layers:
         worst_error = float(la.relative_error.max())
         worst_cosine = float(la.cosine.min())
-        if worst_error > limits.relative_error:
+        if _beyond(worst_error, limits.relative_error):
             la.failed["rel. error"] = f"relative error {worst_error:.3g} > {limits.relative_error:g}"
-        if 1.0 - worst_cosine > limits.cosine:
+        if _beyond(1.0 - worst_cosine, limits.cosine):
             la.failed["cosine"] = f"cosine {worst_cosine:.6f} < {1 - limits.cosine:.6f}"
         if la.projection_error:
             la.failed["projection"] = f"B cannot be projected here: {la.projection_error}"
         if la.projection_cosine is not None:
             worst_projection = float(la.projection_cosine.min())
-            if 1.0 - worst_projection > limits.projection:
+            if _beyond(1.0 - worst_projection, limits.projection):
                 la.failed["projection"] = f"projection cosine {worst_projection:.4f} < {1 - limits.projection:.4f}"
+
+
+def _beyond(distance: float, limit: float) -> bool:
+    """Beyond tolerance; a NaN (B overflowed, say in fp16) is beyond any."""
+    return not distance <= limit

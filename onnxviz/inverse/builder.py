@@ -24,6 +24,7 @@ from onnxviz.errors import UnsupportedOpError
 from onnxviz.inverse.context import BATCH, FORMS, MODES, InverseContext
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import composite_rule
+from onnxviz.inverse.rules.normalization import uses_batch_statistics
 from onnxviz.inverse.rules.pool import switches_name
 from onnxviz.inverse.sparse import CHANNELS, emit_sparse_head, sparse_chain
 from onnxviz.model import ModelGraph
@@ -86,6 +87,8 @@ def build_inverse(
         raise UnsupportedOpError(f"'{target}' is not computed from the image input.")
     grads: dict[str, list[str]] = {target: [SEED]}
     chain = sparse_chain(graph, target) if sparse else None
+    if chain is not None and any(uses_batch_statistics(graph, n) for n in chain):
+        chain = None  # batch statistics mix the positions of a channel: the dense walk handles them
     skipped: set[str] = set()
     if chain is not None:
         head = emit_sparse_head(ctx, chain, SEED, CHANNELS)

@@ -5,7 +5,8 @@
   axes the forward broadcast that input along.
 * Mul/Div: ``ȳ·b`` and ``ȳ/b``; when both factors are on the path (squeeze-excitation, SiLU
   written as ``x·σ(x)``) each gets the other's forward value: the product rule.
-* Gemm: ``Ā = α·ȳ·B'ᵀ`` (with ``B' = Bᵀ`` under transB); MatMul: ``Ā = ȳ·Bᵀ``.
+* Gemm: ``Ā = α·ȳ·B'ᵀ`` (with ``B' = Bᵀ`` under transB); MatMul: ``Ā = ȳ·Bᵀ``, ``B̄ = Aᵀ·ȳ``
+  (either or both operands on the path, batched, broadcast).
 * Softmax/LogSoftmax inside the path: their exact Jacobian-transpose products.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 import onnx
 
 from onnxviz.inverse.context import InverseContext
+from onnxviz.inverse.rules.normalization import batch_statistics_vjp, uses_batch_statistics
 from onnxviz.inverse.rules.registry import register
 
 
@@ -26,6 +28,8 @@ def _on_path(ctx: InverseContext, tensor: str) -> bool:
 def batch_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
     assert g is not None
+    if uses_batch_statistics(ctx.graph, node):
+        return batch_statistics_vjp(ctx, node, g)
     scale, var = ctx.constant(node.input[1]), ctx.constant(node.input[4])
     if scale is None or var is None:
         raise ctx.unsupported(node, "its scale or variance is not constant")
@@ -95,33 +99,66 @@ def gemm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
 
 @register("MatMul")
 def matmul_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    """``Ā = ȳ·Bᵀ`` and ``B̄ = Aᵀ·ȳ``, each summed over the batch axes it was broadcast along. With
+    both operands on the path (attention's Q·Kᵀ and softmax·V) each reads the other's forward
+    value: the product rule."""
     g = grads[0]
-    assert g is not None
+    if g is None:
+        return [None, None]
     a, b = node.input[0], node.input[1]
+    shape_a, shape_b, shape_y = ctx.shape(a), ctx.shape(b), ctx.shape(node.output[0])
+    result: list[str | None] = [None, None]
+    if _on_path(ctx, a):
+        if len(shape_a) < 2 or len(shape_a) < len(shape_b):
+            raise ctx.unsupported(node, "its first operand has no batch axis of its own (fewer axes than the other)")
+        if len(shape_b) == 1:
+            ga = ctx.op("Mul", [ctx.op("Unsqueeze", [g, ctx.ints([-1], "axes")]), ctx.forward(b)])
+        else:
+            ga = ctx.op("MatMul", [g, _swap_last_two(ctx, ctx.forward(b), len(shape_b))])
+        result[0] = _sum_broadcast_batch(ctx, ga, shape_a, shape_y)
     if _on_path(ctx, b):
-        raise ctx.unsupported(node, "both operands depend on the image (attention-like products are not supported)")
-    rank_b = len(ctx.shape(b))
-    if rank_b < 2:
-        raise ctx.unsupported(node, "its second operand is a vector")
-    perm = [*range(rank_b - 2), rank_b - 1, rank_b - 2]
-    ga = ctx.op("MatMul", [g, ctx.op("Transpose", [ctx.forward(b)], perm=perm)])
-    return [ctx.reduce_to(ga, node.output[0], a) if len(ctx.shape(a)) != len(ctx.shape(node.output[0])) else ga, None]
+        if len(shape_b) < 3 or len(shape_b) < len(shape_a):
+            raise ctx.unsupported(node, "its second operand has no batch axis of its own")
+        if len(shape_a) == 1:
+            outer = ctx.op("Unsqueeze", [ctx.forward(a), ctx.ints([-1], "axes")])
+            gb = ctx.op("Mul", [outer, ctx.op("Unsqueeze", [g, ctx.ints([-2], "axes")])])
+        else:
+            gb = ctx.op("MatMul", [_swap_last_two(ctx, ctx.forward(a), len(shape_a)), g])
+        result[1] = _sum_broadcast_batch(ctx, gb, shape_b, shape_y)
+    return result
+
+
+def _swap_last_two(ctx: InverseContext, tensor: str, rank: int) -> str:
+    return ctx.op("Transpose", [tensor], perm=[*range(rank - 2), rank - 1, rank - 2])
+
+
+def _sum_broadcast_batch(
+    ctx: InverseContext, grad: str, operand_shape: tuple[int, ...], out_shape: tuple[int, ...]
+) -> str:
+    """Sum a MatMul operand's gradient over the batch axes (after the first) the forward broadcast
+    that operand along; the operand's batch axes sit at the same positions as the product's."""
+    axes = [i for i in range(1, len(operand_shape) - 2) if operand_shape[i] == 1 and out_shape[i] != 1]
+    return ctx.op("ReduceSum", [grad, ctx.ints(axes, "axes")], keepdims=1) if axes else grad
 
 
 @register("Softmax", "LogSoftmax")
 def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    """Before opset 13 the op normalises over all axes from ``axis`` on (the input seen as 2-D);
+    from 13 over ``axis`` alone."""
     g = grads[0]
-    assert g is not None
+    if g is None:
+        return [None]
     rank = len(ctx.shape(node.input[0]))
-    default_axis = -1 if ctx.graph.model.opset_import and _opset(ctx) >= 13 else 1
-    axis = int(ctx.attr(node, "axis", default_axis)) % rank
-    if _opset(ctx) < 13 and axis != rank - 1:
-        raise ctx.unsupported(node, "opset<13 softmax flattens trailing axes; only the last axis is supported")
+    opset = _opset(ctx)
+    axis = int(ctx.attr(node, "axis", -1 if opset >= 13 else 1)) % rank
+    axes = [axis] if opset >= 13 else list(range(axis, rank))
+    if 0 in axes:
+        raise ctx.unsupported(node, "it normalises over the batch axis")
     y = ctx.forward(node.output[0])
     if node.op_type == "Softmax":
-        dot = ctx.op("ReduceSum", [ctx.op("Mul", [g, y]), ctx.ints([axis], "axes")], keepdims=1)
+        dot = ctx.op("ReduceSum", [ctx.op("Mul", [g, y]), ctx.ints(axes, "axes")], keepdims=1)
         return [ctx.op("Mul", [y, ctx.op("Sub", [g, dot])])]
-    total = ctx.op("ReduceSum", [g, ctx.ints([axis], "axes")], keepdims=1)
+    total = ctx.op("ReduceSum", [g, ctx.ints(axes, "axes")], keepdims=1)
     return [ctx.op("Sub", [g, ctx.op("Mul", [ctx.op("Exp", [y]), total])])]
 
 

@@ -1,4 +1,18 @@
-"""LRN: its exact adjoint (all modes), or the paper's pass-through with ``lrn="passthrough"``.
+"""Normalisations: their exact adjoints, the same in every mode.
+
+**Mean/variance normalisations** (LayerNormalization, InstanceNormalization, GroupNormalization,
+BatchNormalization with batch statistics). Over the normalised axes A (m elements),
+``x̂ = (x − μ)·r`` with ``r = 1/√(σ² + ε)``, and ``y = γ·x̂ + β``. With ``h = γ·ȳ``,
+
+    x̄ = r · (h − mean_A(h) − x̂ · mean_A(h·x̂))
+
+μ, σ² and r are recomputed in the inverse graph from the forward input (batch 1). The batch
+axis is never reduced: the K projections ride on it, and a forward batch of 1 makes a
+normalisation that includes axis 0 the same as one over the other axes of that one sample.
+GroupNormalization reshapes to (N, G, C/G·spatial) and normalises over the last axis; its scale
+is per group at opset 18 and per channel from opset 21, as the operator's two versions define.
+
+**LRN**: its exact adjoint, or the paper's pass-through with ``lrn="passthrough"``.
 
 ``y_c = x_c / D_c^β`` with ``D_c = k + (α/n)·Σ_{c'∈w(c)} x_{c'}²`` and the window
 ``w(c) = [c − ⌊(n−1)/2⌋, c + ⌈(n−1)/2⌉]``. Differentiating,
@@ -19,6 +33,10 @@ import onnx
 
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import register
+from onnxviz.model import ModelGraph, default_opset, node_attr
+
+FIRST_PER_CHANNEL_GROUP_NORM_OPSET = 21
+FIRST_TRAINING_MODE_ATTRIBUTE_OPSET = 14
 
 
 @register("LRN")
@@ -53,3 +71,102 @@ def lrn_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None])
     spread = window_sum(ctx.op("Mul", [g, y_over_d]), high, low)
     cross = ctx.op("Mul", [ctx.op("Mul", [x, spread]), scalar(2.0 * alpha * beta / size)])
     return [ctx.op("Sub", [direct, cross])]
+
+
+def normalised_vjp(ctx: InverseContext, h: str, x: str, axes: list[int], epsilon: float) -> str:
+    """``r·(h − mean(h) − x̂·mean(h·x̂))`` over ``axes``; ``h`` has batch K, ``x`` is the forward
+    input (batch 1) laid out like ``h``."""
+    mean = ctx.op("ReduceMean", [x], axes=axes, keepdims=1)
+    centred = ctx.op("Sub", [x, mean])
+    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centred, centred])], axes=axes, keepdims=1)
+    epsilon_const = ctx.const(np.array(epsilon, np.float32), "epsilon")
+    inv_std = ctx.op("Reciprocal", [ctx.op("Sqrt", [ctx.op("Add", [variance, epsilon_const])])])
+    normalised = ctx.op("Mul", [centred, inv_std])
+    h_mean = ctx.op("ReduceMean", [h], axes=axes, keepdims=1)
+    along = ctx.op("ReduceMean", [ctx.op("Mul", [h, normalised])], axes=axes, keepdims=1)
+    return ctx.op("Mul", [inv_std, ctx.op("Sub", [ctx.op("Sub", [h, h_mean]), ctx.op("Mul", [normalised, along])])])
+
+
+def _only_first_output(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> str:
+    if any(g is not None for g in grads[1:]):
+        raise ctx.unsupported(node, "its mean or variance output is used on the image path")
+    if grads[0] is None:
+        raise ctx.unsupported(node, "no signal reaches its output")
+    return grads[0]
+
+
+def _parameter(ctx: InverseContext, node: onnx.NodeProto, index: int) -> str:
+    """A scale operand: a constant, or a forward tensor that does not depend on the image."""
+    tensor = node.input[index]
+    if tensor in ctx.graph.signal:
+        raise ctx.unsupported(node, f"its scale '{tensor}' depends on the image")
+    return ctx.forward(tensor)
+
+
+def _per_channel(ctx: InverseContext, node: onnx.NodeProto, index: int, rank: int) -> str:
+    """A per-channel operand (C,) reshaped to (C, 1, …) so it broadcasts over (K, C, spatial…)."""
+    return ctx.op("Reshape", [_parameter(ctx, node, index), ctx.ints([-1] + [1] * (rank - 2))])
+
+
+@register("LayerNormalization")
+def layer_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = _only_first_output(ctx, node, grads)
+    x = node.input[0]
+    rank = len(ctx.shape(x))
+    axis = int(ctx.attr(node, "axis", -1)) % rank
+    h = ctx.op("Mul", [g, _parameter(ctx, node, 1)])
+    axes = list(range(max(axis, 1), rank))
+    gx = normalised_vjp(ctx, h, ctx.forward(x), axes, float(ctx.attr(node, "epsilon", 1e-5)))
+    return [gx] + [None] * (len(node.input) - 1)
+
+
+@register("InstanceNormalization")
+def instance_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = _only_first_output(ctx, node, grads)
+    x = node.input[0]
+    rank = len(ctx.shape(x))
+    h = ctx.op("Mul", [g, _per_channel(ctx, node, 1, rank)])
+    gx = normalised_vjp(ctx, h, ctx.forward(x), list(range(2, rank)), float(ctx.attr(node, "epsilon", 1e-5)))
+    return [gx, None, None]
+
+
+@register("GroupNormalization")
+def group_norm_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    g = _only_first_output(ctx, node, grads)
+    x = node.input[0]
+    shape = ctx.shape(x)
+    rank, channels = len(shape), shape[1]
+    groups = int(ctx.attr(node, "num_groups"))
+    if groups <= 0 or channels % groups:
+        raise ctx.unsupported(node, f"num_groups={groups} does not divide its {channels} channels")
+    per_channel = default_opset(ctx.graph.model) >= FIRST_PER_CHANNEL_GROUP_NORM_OPSET
+    grouped = ctx.ints([-1, groups, math.prod(shape[1:]) // groups], "grouped")
+    if per_channel:
+        h = ctx.op("Reshape", [ctx.op("Mul", [g, _per_channel(ctx, node, 1, rank)]), grouped])
+    else:
+        per_group = ctx.op("Reshape", [_parameter(ctx, node, 1), ctx.ints([-1, 1], "per_group")])
+        h = ctx.op("Mul", [ctx.op("Reshape", [g, grouped]), per_group])
+    x_grouped = ctx.op("Reshape", [ctx.forward(x), grouped])
+    gx = normalised_vjp(ctx, h, x_grouped, [2], float(ctx.attr(node, "epsilon", 1e-5)))
+    return [ctx.reshape_to(gx, x), None, None]
+
+
+def uses_batch_statistics(graph: ModelGraph, node: onnx.NodeProto) -> bool:
+    """A BatchNormalization exported in training mode normalises with the batch's own statistics
+    (onnxruntime: ``training_mode=1``, or before opset 14 any running-statistics outputs)."""
+    if node.op_type != "BatchNormalization":
+        return False
+    if default_opset(graph.model) >= FIRST_TRAINING_MODE_ATTRIBUTE_OPSET:
+        return int(node_attr(node, "training_mode", 0)) == 1
+    return len([o for o in node.output if o]) > 1
+
+
+def batch_statistics_vjp(ctx: InverseContext, node: onnx.NodeProto, g: str) -> list[str | None]:
+    """Training-mode BatchNormalization: per channel over (batch of 1, spatial)."""
+    x = node.input[0]
+    rank = len(ctx.shape(x))
+    if rank < 3:
+        raise ctx.unsupported(node, "batch statistics of a single sample without spatial axes are undefined")
+    h = ctx.op("Mul", [g, _per_channel(ctx, node, 1, rank)])
+    gx = normalised_vjp(ctx, h, ctx.forward(x), list(range(2, rank)), float(ctx.attr(node, "epsilon", 1e-5)))
+    return [gx] + [None] * (len(node.input) - 1)

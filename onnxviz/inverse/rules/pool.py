@@ -9,6 +9,10 @@ Where windows overlap, two outputs can pick the same input, and the adjoint *add
 * otherwise (and always in the ``portable`` form, the CUDA provider having no MaxUnpool):
   ScatterElements with ``reduction="add"`` on the flattened maps.
 
+MaxPool with ``storage_order=1`` (column-major switches) gets row-major switches recomputed inside
+the inverse graph from the forward input (``argmax_switches``); GlobalMaxPool, ReduceMax and
+ReduceMin route ȳ to the first extreme position of each reduced group, the same tie rule.
+
 AveragePool → ȳ divided by each window's divisor, spread back over the window by a depthwise
 transposed convolution with a kernel of ones. GlobalAveragePool and ReduceMean spread evenly.
 """
@@ -35,16 +39,35 @@ def switches_name(node: onnx.NodeProto) -> str:
 @register("MaxPool")
 def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
-    assert g is not None
-    if int(ctx.attr(node, "storage_order", 0)) != 0:
-        raise ctx.unsupported(node, "storage_order=1 (column-major switches) is not supported")
+    if g is None:
+        return [None]
     x, y = node.input[0], node.output[0]
-    x_sample, y_sample = ctx.sample_shape(x), ctx.sample_shape(y)
-    ctx.shapes.setdefault(switches_name(node), ctx.shape(y))
-    switches = ctx.forward(switches_name(node), TensorProto.INT64)
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
     strides, dilations = window_attrs(node, kernel)
     begins, ends = explicit_pads(node, ctx.shape(x)[2:], kernel, strides, dilations)
+    if int(ctx.attr(node, "storage_order", 0)) != 0:
+        # Column-major switches: recompute row-major ones rather than translate them.
+        switches = argmax_switches(ctx, x, ctx.shape(y), kernel, strides, dilations, begins)
+    else:
+        ctx.shapes.setdefault(switches_name(node), ctx.shape(y))
+        switches = ctx.forward(switches_name(node), TensorProto.INT64)
+    return [unpool(ctx, g, switches, x, y, kernel, strides, dilations, begins, ends)]
+
+
+def unpool(
+    ctx: InverseContext,
+    g: str,
+    switches: str,
+    x: str,
+    y: str,
+    kernel: tuple[int, ...],
+    strides: list[int],
+    dilations: list[int],
+    begins: list[int],
+    ends: list[int],
+) -> str:
+    """Send each output's signal to the input position its switch names (adding where two meet)."""
+    x_sample, y_sample = ctx.sample_shape(x), ctx.sample_shape(y)
     overlapping = any((k - 1) * d + 1 > s for k, s, d in zip(kernel, strides, dilations, strict=True))
     # MaxUnpool refuses an output smaller than the one its own attributes imply (ceil_mode).
     unpool_fits = all(
@@ -63,10 +86,9 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | N
         offsets = ctx.op("Reshape", [offsets, ctx.ints([-1] + [1] * len(y_sample))])
         indices = ctx.op("Add", [switches, offsets])
         out_shape = ctx.op("Concat", [batch, ctx.ints(list(x_sample))], axis=0)
-        gx = ctx.op(
+        return ctx.op(
             "MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides, pads=begins + ends
         )
-        return [gx]
     flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
     flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([1, y_size])]), ctx.op("Shape", [flat_g])])
     zeros = ctx.op(
@@ -75,7 +97,71 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | N
         value=onnx.helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
     )
     scattered = ctx.op("ScatterElements", [zeros, flat_idx, flat_g], axis=1, reduction="add")
-    return [ctx.reshape_to(scattered, x)]
+    return ctx.reshape_to(scattered, x)
+
+
+def argmax_switches(
+    ctx: InverseContext,
+    x: str,
+    y_shape: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: list[int],
+    dilations: list[int],
+    begins: list[int],
+) -> str:
+    """MaxPool's switches computed inside the inverse graph from the forward input: per window,
+    the flat index ``c·H·W + h·W + w`` of its first maximum in row-major window order, which is
+    the one onnxruntime's Indices output names (it keeps a maximum until a strictly larger one).
+
+    Each window tap is a strided Slice of the input padded with −∞; ArgMax over the stacked taps
+    (first index on ties) picks the tap, and the tap's offset is added to the window's origin.
+    """
+    in_shape = ctx.shape(x)
+    spatial, out_spatial = in_shape[2:], y_shape[2:]
+    rank = len(in_shape)
+    needed = [
+        transposed_extent(o, k, s, d) - b - n
+        for o, k, s, d, b, n in zip(out_spatial, kernel, strides, dilations, begins, spatial, strict=True)
+    ]
+    padded = ctx.op(
+        "Pad",
+        [
+            ctx.forward(x),
+            ctx.ints([0, 0, *begins, 0, 0, *(max(0, e) for e in needed)], "pads"),
+            ctx.const(np.array(-np.inf, np.float32), "minus_infinity"),
+        ],
+    )
+    taps = list(np.ndindex(*kernel))
+    axes = list(range(2, rank))
+    stacked = []
+    for tap in taps:
+        starts = [t * d for t, d in zip(tap, dilations, strict=True)]
+        stops = [st + (o - 1) * s + 1 for st, o, s in zip(starts, out_spatial, strides, strict=True)]
+        window = ctx.op(
+            "Slice",
+            [
+                padded,
+                ctx.ints(starts, "starts"),
+                ctx.ints(stops, "ends"),
+                ctx.ints(axes, "axes"),
+                ctx.ints(strides, "steps"),
+            ],
+        )
+        stacked.append(ctx.op("Unsqueeze", [window, ctx.ints([2], "axes")]))
+    choice = ctx.op("ArgMax", [ctx.op("Concat", stacked, axis=2)], axis=2, keepdims=0, select_last_index=0)
+    row_sizes = [math.prod(spatial[i + 1 :]) for i in range(len(spatial))]
+    tap_offsets = np.array(
+        [sum(t * d * r for t, d, r in zip(tap, dilations, row_sizes, strict=True)) for tap in taps], np.int64
+    )
+    switches = ctx.op("Gather", [ctx.const(tap_offsets, "tap_offsets"), choice])
+    channel_origin = (np.arange(in_shape[1], dtype=np.int64) * math.prod(spatial)).reshape(1, -1, *[1] * len(spatial))
+    switches = ctx.op("Add", [switches, ctx.const(channel_origin, "channel_origin")])
+    for axis, (o, s, b, r) in enumerate(zip(out_spatial, strides, begins, row_sizes, strict=True)):
+        origin = ((np.arange(o, dtype=np.int64) * s - b) * r).reshape(
+            [1, 1] + [o if a == axis else 1 for a in range(len(spatial))]
+        )
+        switches = ctx.op("Add", [switches, ctx.const(origin, "window_origin")])
+    return switches
 
 
 @register("AveragePool")
@@ -120,23 +206,71 @@ def global_average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, grads: l
 @register("ReduceMean", "ReduceSum")
 def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
-    assert g is not None
+    if g is None:
+        return [None] * len(node.input)
     x = node.input[0]
     shape = ctx.shape(x)
-    axes = ctx.attr(node, "axes")
-    if axes is None and len(node.input) > 1 and node.input[1]:
-        axes = ctx.constant(node.input[1]).tolist()
-    if axes is None:
-        if int(ctx.attr(node, "noop_with_empty_axes", 0)):
-            return [g, None]
-        axes = list(range(len(shape)))
-    axes = sorted(a % len(shape) for a in axes)
-    if 0 in axes:
-        raise ctx.unsupported(node, "it reduces over the batch axis")
+    axes = _reduced_axes(ctx, node)
+    if not axes:
+        return [g] + [None] * (len(node.input) - 1)
     kept = [1 if a in axes else n for a, n in enumerate(shape)]
     g = ctx.op("Reshape", [g, ctx.ints([-1, *kept[1:]])])
     scale = 1.0 / math.prod(shape[a] for a in axes) if node.op_type == "ReduceMean" else 1.0
     return [_spread(ctx, g, x, scale)] + [None] * (len(node.input) - 1)
+
+
+def _reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
+    """The sorted axes a Reduce* node reduces (attribute or, from opset 13/18, input); [] for none."""
+    rank = len(ctx.shape(node.input[0]))
+    axes = ctx.attr(node, "axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        given = ctx.constant(node.input[1])
+        if given is None:
+            raise ctx.unsupported(node, "its axes are not constant")
+        axes = given.reshape(-1).tolist()
+    if not axes:
+        if int(ctx.attr(node, "noop_with_empty_axes", 0)):
+            return []
+        axes = list(range(rank))
+    axes = sorted({int(a) % rank for a in axes})
+    if 0 in axes:
+        raise ctx.unsupported(node, "it reduces over the batch axis")
+    return axes
+
+
+@register("ReduceMax", "ReduceMin", "GlobalMaxPool")
+def reduce_extreme_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
+    """Route ȳ to the input position that gave the maximum (minimum): the first one in row-major
+    order over the reduced axes on ties, the rule onnxruntime's MaxPool switches follow."""
+    g = grads[0]
+    if g is None:
+        return [None] * len(node.input)
+    x = node.input[0]
+    shape = ctx.shape(x)
+    rank = len(shape)
+    axes = list(range(2, rank)) if node.op_type == "GlobalMaxPool" else _reduced_axes(ctx, node)
+    if not axes:
+        return [g] + [None] * (len(node.input) - 1)
+    kept = [a for a in range(rank) if a not in axes]
+    perm = kept + axes
+    count = math.prod(shape[a] for a in axes)
+    values = ctx.forward(x)
+    if perm != list(range(rank)):
+        values = ctx.op("Transpose", [values], perm=perm)
+    values = ctx.op("Reshape", [values, ctx.ints([shape[a] for a in kept] + [count])])
+    pick = "ArgMin" if node.op_type == "ReduceMin" else "ArgMax"
+    winner = ctx.op(pick, [values], axis=-1, keepdims=1, select_last_index=0)
+    one_hot = ctx.op(
+        "Cast",
+        [ctx.op("Equal", [ctx.const(np.arange(count, dtype=np.int64), "positions"), winner])],
+        to=TensorProto.FLOAT,
+    )
+    g = ctx.op("Reshape", [g, ctx.ints([-1, *(shape[a] for a in kept[1:]), 1])])
+    routed = ctx.op("Mul", [one_hot, g])
+    routed = ctx.op("Reshape", [routed, ctx.ints([-1, *(shape[a] for a in perm[1:])])])
+    if perm != list(range(rank)):
+        routed = ctx.op("Transpose", [routed], perm=[int(i) for i in np.argsort(perm)])
+    return [routed] + [None] * (len(node.input) - 1)
 
 
 def _spread(ctx: InverseContext, g: str, x: str, scale: float) -> str:

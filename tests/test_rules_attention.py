@@ -1,0 +1,204 @@
+"""Attention: MatMul and Einsum with both operands on the path, Softmax inside the network, and a
+small self-attention block (patchify Conv, class token, softmax(QKᵀ/√d)·V, residual, x[:, 0])
+under the adjoint test in both emitted forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from onnxviz.errors import UnsupportedOpError
+from tests.helpers import Linearisation, make_model
+from tests.test_adjoint_ops import assert_adjoint
+
+SHAPE = (1, 2, 4, 6)
+
+
+def _x(seed: int, shape: tuple[int, ...] = SHAPE) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _w(seed: int, *shape: int) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32)
+
+
+def _two_signals(a_shape: list[int], b_shape: list[int]) -> list:
+    """Two tensors computed from the image: a = reshape(x), b = reshape(x·x)."""
+    return [
+        helper.make_node("Reshape", ["x", "a_shape"], ["a"], name="as_a"),
+        helper.make_node("Mul", ["x", "x"], ["sq"], name="square"),
+        helper.make_node("Reshape", ["sq", "b_shape"], ["b"], name="as_b"),
+    ], {"a_shape": np.array(a_shape, np.int64), "b_shape": np.array(b_shape, np.int64)}
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [
+        ([1, 6, 8], [1, 8, 6]),  # both rank 3: Q·Kᵀ
+        ([1, 2, 4, 6], [1, 2, 6, 4]),  # heads on axis 1
+        ([1, 2, 4, 6], [1, 1, 6, 8]),  # the second operand broadcast over the heads
+    ],
+)
+def test_matmul_of_two_signals_uses_the_product_rule(a_shape: list[int], b_shape: list[int]) -> None:
+    nodes, inits = _two_signals(a_shape, b_shape)
+    if np.prod(b_shape) != np.prod(SHAPE):
+        nodes[2] = helper.make_node("Tile", ["sq", "reps"], ["tiled"], name="tile")
+        nodes.append(helper.make_node("Reshape", ["tiled", "b_shape"], ["b"], name="as_b"))
+        inits["reps"] = np.array([1, 1, 1, 2], np.int64)
+    nodes.append(helper.make_node("MatMul", ["a", "b"], ["y"], name="product"))
+    model = make_model(nodes, SHAPE, "y", inits)
+    assert_adjoint(model, "y", _x(1), 2)
+
+
+@pytest.mark.parametrize(
+    ("weight_shape", "signal_first"),
+    [((6,), True), ((6, 3), True), ((5, 4), False), ((4,), False)],
+)
+def test_matmul_with_a_constant_vector_or_matrix_on_either_side(weight_shape: tuple, signal_first: bool) -> None:
+    inputs = ["x", "w"] if signal_first else ["w", "x"]
+    model = make_model([helper.make_node("MatMul", inputs, ["y"], name="mm")], SHAPE, "y", {"w": _w(3, *weight_shape)})
+    assert_adjoint(model, "y", _x(4), 5)
+
+
+def test_batched_matmul_with_bias_and_gemm_head() -> None:
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+        helper.make_node("Add", ["m", "bias"], ["mb"], name="bias"),
+        helper.make_node("Flatten", ["mb"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc", "fc_bias"], ["y"], transB=1, alpha=0.5, name="head"),
+    ]
+    inits = {"w": _w(6, 6, 3), "bias": _w(7, 3), "fc": _w(8, 5, 24), "fc_bias": _w(9, 5)}
+    assert_adjoint(make_model(nodes, SHAPE, "y", inits), "y", _x(10), 11)
+
+
+@pytest.mark.parametrize(
+    ("equation", "second"),
+    [
+        ("bchw,wk->bchk", "constant"),
+        ("bchw,bchw->bc", "signal"),
+        ("...ij,...jk->...ik", "signal_t"),
+        ("...ij,jk", "constant"),
+        ("bchw->bwhc", None),
+        ("bchw->bh", None),
+        ("bchw,c->bhw", "constant_c"),
+    ],
+)
+def test_einsum_gradients_are_einsums(equation: str, second: str | None) -> None:
+    nodes = []
+    inputs = ["x"]
+    inits: dict[str, np.ndarray] = {}
+    if second == "constant":
+        inputs.append("w")
+        inits["w"] = _w(12, 6, 3)
+    elif second == "constant_c":
+        inputs.append("w")
+        inits["w"] = _w(12, 2)
+    elif second == "signal":
+        nodes.append(helper.make_node("Sigmoid", ["x"], ["s"], name="sigmoid"))
+        inputs.append("s")
+    elif second == "signal_t":
+        nodes.append(helper.make_node("Transpose", ["x"], ["s"], perm=[0, 1, 3, 2], name="t"))
+        inputs.append("s")
+    nodes.append(helper.make_node("Einsum", inputs, ["y"], equation=equation, name="einsum"))
+    assert_adjoint(make_model(nodes, SHAPE, "y", inits, opset=17), "y", _x(13), 14)
+
+
+def test_einsum_broadcasting_a_length_one_ellipsis_axis_sums_it() -> None:
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=1, name="mean"),
+        helper.make_node("Einsum", ["x", "m"], ["y"], equation="...ij,...kj->...ik", name="einsum"),
+    ]
+    assert_adjoint(make_model(nodes, SHAPE, "y"), "y", _x(15), 16)
+
+
+@pytest.mark.parametrize(("op", "axis", "opset"), [("Softmax", 2, 11), ("LogSoftmax", 1, 11), ("Softmax", 2, 13)])
+def test_softmax_inside_the_network_on_any_axis(op: str, axis: int, opset: int) -> None:
+    nodes = [
+        helper.make_node(op, ["x"], ["s"], axis=axis, name="softmax"),
+        helper.make_node("Mul", ["s", "w"], ["y"], name="scale"),
+    ]
+    model = make_model(nodes, SHAPE, "y", {"w": _w(17, 2, 4, 6)}, opset=opset)
+    assert_adjoint(model, "y", _x(18), 19)
+
+
+def _attention_block(use_einsum: bool, width: int = 8, heads: int = 2):
+    """Patchify conv → tokens → [cls; tokens] + positions → multi-head self-attention → residual
+    → the class token's output → linear head."""
+    d = width // heads
+    nodes = [
+        helper.make_node("Conv", ["x", "patch_w", "patch_b"], ["p"], strides=[2, 2], name="patchify"),
+        helper.make_node("Reshape", ["p", "flat_tokens"], ["pf"], name="flatten_tokens"),
+        helper.make_node("Transpose", ["pf"], ["tokens"], perm=[0, 2, 1], name="tokens"),
+        helper.make_node("Concat", ["cls", "tokens"], ["seq"], axis=1, name="with_cls"),
+        helper.make_node("Add", ["seq", "positions"], ["h"], name="positions"),
+    ]
+    for name in ("q", "k", "v"):
+        nodes += [
+            helper.make_node("MatMul", ["h", f"w_{name}"], [f"{name}_lin"], name=f"{name}_proj"),
+            helper.make_node("Add", [f"{name}_lin", f"b_{name}"], [f"{name}_flat"], name=f"{name}_bias"),
+            helper.make_node("Reshape", [f"{name}_flat", "split_heads"], [f"{name}_split"], name=f"{name}_heads"),
+            helper.make_node("Transpose", [f"{name}_split"], [name], perm=[0, 2, 1, 3], name=f"{name}_t"),
+        ]
+    if use_einsum:
+        nodes.append(helper.make_node("Einsum", ["q", "k"], ["scores"], equation="bhqd,bhkd->bhqk", name="qk"))
+    else:
+        nodes += [
+            helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2], name="k_transposed"),
+            helper.make_node("MatMul", ["q", "kt"], ["scores"], name="qk"),
+        ]
+    nodes += [
+        helper.make_node("Div", ["scores", "sqrt_d"], ["scaled"], name="scale"),
+        helper.make_node("Softmax", ["scaled"], ["attn"], axis=-1, name="softmax"),
+    ]
+    if use_einsum:
+        nodes.append(helper.make_node("Einsum", ["attn", "v"], ["ctx"], equation="bhqk,bhkd->bhqd", name="av"))
+    else:
+        nodes.append(helper.make_node("MatMul", ["attn", "v"], ["ctx"], name="av"))
+    nodes += [
+        helper.make_node("Transpose", ["ctx"], ["ctx_t"], perm=[0, 2, 1, 3], name="merge_t"),
+        helper.make_node("Reshape", ["ctx_t", "merge_heads"], ["merged"], name="merge_heads"),
+        helper.make_node("MatMul", ["merged", "w_o"], ["o"], name="out_proj"),
+        helper.make_node("Add", ["o", "h"], ["res"], name="residual"),
+        helper.make_node("Gather", ["res", "zero"], ["cls_out"], axis=1, name="cls_token"),
+        helper.make_node("Gemm", ["cls_out", "head_w", "head_b"], ["y"], transB=1, name="head"),
+    ]
+    tokens = 1 + 2 * 3
+    inits = {
+        "patch_w": _w(20, width, 2, 2, 2),
+        "patch_b": _w(21, width),
+        "flat_tokens": np.array([1, width, 6], np.int64),
+        "cls": _w(22, 1, 1, width),
+        "positions": _w(23, 1, tokens, width),
+        "split_heads": np.array([1, tokens, heads, d], np.int64),
+        "merge_heads": np.array([1, tokens, width], np.int64),
+        "sqrt_d": np.array(np.sqrt(d), np.float32),
+        "w_o": _w(24, width, width),
+        "zero": np.array(0, np.int64),
+        "head_w": _w(25, 3, width),
+        "head_b": _w(26, 3),
+    }
+    for i, name in enumerate(("q", "k", "v")):
+        inits[f"w_{name}"] = _w(30 + i, width, width) * 2
+        inits[f"b_{name}"] = _w(40 + i, width)
+    return make_model(nodes, SHAPE, "y", inits)
+
+
+@pytest.mark.parametrize("use_einsum", [False, True])
+def test_self_attention_block_saliency_is_the_adjoint(use_einsum: bool) -> None:
+    model = _attention_block(use_einsum)
+    assert_adjoint(model, "y", _x(50), 51)
+
+
+def test_attention_written_with_matmul_and_with_einsum_project_the_same() -> None:
+    x = _x(52)
+    seeds = np.random.default_rng(53).standard_normal((2, 3))
+    by_matmul = Linearisation(_attention_block(False), "y", x).vjp(seeds)
+    by_einsum = Linearisation(_attention_block(True), "y", x).vjp(seeds)
+    np.testing.assert_allclose(by_matmul, by_einsum, rtol=1e-4, atol=1e-6)
+
+
+def test_einsum_summing_the_batch_axis_is_refused() -> None:
+    model = make_model([helper.make_node("Einsum", ["x"], ["y"], equation="bchw->chw", name="e")], SHAPE, "y")
+    with pytest.raises(UnsupportedOpError, match="batch axis"):
+        Linearisation(model, "y", _x(54))
