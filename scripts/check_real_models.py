@@ -323,6 +323,20 @@ def mark(ok: bool | None) -> str:
     return "—" if ok is None else "pass" if ok else "**fail**"
 
 
+def numeric_failure(r: dict) -> str:
+    """Which bound a projection missed, beside how close torch's own float32 came to float64."""
+    parts = []
+    if r["delta"] > r["bound"]:
+        parts.append(f"max|Δ| {r['delta']:.1e} > {r['bound']:.1e}")
+    if r["cosine"] < COSINE_MIN:
+        parts.append(f"cosine {r['cosine']:.6f} < {COSINE_MIN}")
+    if "cosine_torch32_vs_64" in r:
+        parts.append(
+            f"vs float64: onnxviz cosine {r['cosine_vs_64']:.6f}, torch float32 {r['cosine_torch32_vs_64']:.6f}"
+        )
+    return "; ".join(parts)
+
+
 def markdown(records: list[dict]) -> str:
     lines = [
         "| family | model | px | exporter | saliency | max\\|Δ\\| (bound) | cosine | check | time s | peak MiB"
@@ -337,6 +351,8 @@ def markdown(records: list[dict]) -> str:
         if "layers" in r:
             check += f" ({r['layers'] - r['failed_layers']}/{r['layers']})"
         failure = r.get("saliency_error") or r.get("check_error") or ""
+        if "delta" in r and not r.get("saliency"):
+            failure = numeric_failure(r)
         peak = f"{r['peak_mib']:.0f}" if "peak_mib" in r else ""
         failure = failure.replace("|", "\\|")
         lines.append(
@@ -354,12 +370,19 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the raw records here")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per worker (export, or saliency+check)")
     parser.add_argument("--skip-check", action="store_true", help="saliency only")
+    parser.add_argument("--render", type=Path, help="only print (and --out) the table of a --json file")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "MODEL", "EXPORTER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, name, exporter = args.worker
         result = export_worker(name, exporter) if kind == "export" else run_worker(name, exporter, args.skip_check)
         print(json.dumps(result))
+        return
+    if args.render:
+        table = markdown(json.loads(args.render.read_text()))
+        print(table)
+        if args.out:
+            args.out.write_text(table)
         return
     wanted = set(args.families.split(",")) if args.families else None
     specs = [s for s in SPECS if wanted is None or s.name in wanted or s.family in wanted]
