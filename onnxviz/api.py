@@ -2,7 +2,8 @@
 
 The CLI is a thin shell over this; everything it prints or writes comes from these objects.
 Built graphs and sessions are cached on the model, so a notebook projecting many images or
-channels of one layer pays for graph building once.
+channels of one layer pays for graph building once; the caches keep only the most recently used
+few, so a sweep over every layer holds one layer's sessions at a time.
 """
 
 from __future__ import annotations
@@ -273,6 +274,12 @@ class Model:
         size = 1 if note else occlusion.batch_size_for(self.graph, shapes, batch_size)
 
         base = run_outputs(session, {self.graph.input_name: x}, "forward graph")[0]
+        if base.ndim < 2 or base.shape[0] != 1:
+            raise UsageError(
+                f"The score tensor '{tensor}' has shape {list(base.shape)} for one image: it has no batch "
+                "and class/channel axes to score.",
+                "Score a feature map instead: --node LAYER [--channel C]." if node is None else "Pick another layer.",
+            )
         count = base.shape[1]
         if kind == "class":
             probabilities = occlusion.softmax(base.reshape(1, -1))
@@ -342,9 +349,12 @@ class Model:
 
     def _occluder_session(self, shape: tuple[int, ...], patch: int) -> ort.InferenceSession:
         """The session that makes occluded batches from patch corners (see ``occluder_model``)."""
-        model = lambda: occlusion.occluder_model(shape, self.layout, patch)  # noqa: E731
-        key = ("occluder", shape, patch, self.layout)
-        return self._sessions.get_or_make(key, lambda: (create_session(model(), self.device, "occluder"), ""))[0]
+
+        def make() -> tuple[ort.InferenceSession, str]:
+            model = occlusion.occluder_model(shape, self.layout, patch)
+            return create_session(model, self.device, "occluder"), ""
+
+        return self._sessions.get_or_make(("occluder", shape, patch, self.layout), make)[0]
 
     def _forward_session(self, tensor: str, shape: tuple[int, ...]) -> tuple[ort.InferenceSession, str]:
         """A forward session cut at ``tensor`` with a dynamic batch, or batch 1 with a note."""
@@ -355,8 +365,11 @@ class Model:
         session = create_session(model, self.device, "forward graph")
         note = ""
         try:
-            session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
+            (pair,) = session.run(None, {self.graph.input_name: np.zeros((2, *shape[1:]), np.float32)})
+            batched = pair.ndim >= 1 and pair.shape[0] == 2
         except Exception:  # any refusal of batch 2 means the same: run one position at a time
+            batched = False
+        if not batched:  # refused, or ran but mixed the two images (a batch hard-coded in a Reshape)
             note = "the model only runs with batch 1: positions are evaluated one at a time"
         return session, note
 
@@ -578,7 +591,7 @@ def load(
     return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
 
 
-def compare(model_a: Model | str | Path, model_b: Model | str | Path, images, **options):
+def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: list[str | Path | np.ndarray], **options):
     """Does ``model_b``, a conversion of ``model_a``, still see what ``model_a`` sees?
 
     Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.

@@ -139,6 +139,7 @@ class ModelGraph:
     layers: list[Layer] = field(default_factory=list)
     custom_ops: tuple[str, ...] = ()  # custom-op libraries every onnxruntime session registers
     notes: list[str] = field(default_factory=list)  # one line each on what loading changed
+    half_precision: bool = False  # the file computes in fp16 (loading made it float32)
     _shape_cache: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------------------------
@@ -169,10 +170,12 @@ class ModelGraph:
         try:
             onnx.checker.check_model(model)
         except Exception as exc:
-            raise ModelLoadError(
-                f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
-                "Re-export the model, or fix the graph with onnx tools.",
-            ) from None
+            # onnx deprecates ops (GroupNormalization-18) that onnxruntime still runs as specified
+            if not _only_deprecated(exc):
+                raise ModelLoadError(
+                    f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
+                    "Re-export the model, or fix the graph with onnx tools.",
+                ) from None
         original_opset = default_opset(model)
         if original_opset < MIN_OPSET_FOR_SWITCHES:
             model = _upgrade_opset(model)
@@ -180,13 +183,21 @@ class ModelGraph:
             _tensor_array(tensor, f"initializer '{tensor.name}'")
         notes = _fit_versions(model)
         _check_custom_ops(model, custom_ops)
-        if half_to_float(model):
+        half_precision = half_to_float(model)
+        if half_precision:
             notes.append("fp16 model: running in float32")
         converted = operators_to_qdq(model)
         if converted:
             notes.append(f"QOperator model: {', '.join(converted)} converted to their QDQ form")
         restore_fused_relus(model)
-        graph = cls(model=model, path=path, original_opset=original_opset, custom_ops=tuple(custom_ops), notes=notes)
+        graph = cls(
+            model=model,
+            path=path,
+            original_opset=original_opset,
+            custom_ops=tuple(custom_ops),
+            notes=notes,
+            half_precision=half_precision,
+        )
         graph._index()
         return graph
 
@@ -472,6 +483,11 @@ def node_attr(node: onnx.NodeProto, name: str, default=None):
     """An attribute's Python value (bytes decoded), or ``default``."""
     value = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _only_deprecated(exc: Exception) -> bool:
+    """Whether onnx.checker's only objection is an op it has deprecated for the model's opset."""
+    return "is deprecated in domain_version" in str(exc)
 
 
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:

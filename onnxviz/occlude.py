@@ -144,6 +144,11 @@ def score_tensor(graph: ModelGraph, node_tensor: str | None) -> tuple[str, str]:
     """(tensor to read, kind): the logits of the first output, or a feature map."""
     if node_tensor is not None:
         return node_tensor, "channel"
+    if not graph.output_names:
+        raise UsageError(
+            "The model declares no outputs, so there is no class score to occlude.",
+            "Score a feature map instead: --node LAYER [--channel C].",
+        )
     logits = seeded_tensor(graph, graph.output_names[0])
     return logits, "class"
 

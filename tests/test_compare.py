@@ -379,7 +379,6 @@ def test_no_common_layer_and_renumbered_aliases_are_refused(folder):
 # -- conversions of the demo model ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="needs fp16/QDQ loading")
 def test_the_fp16_conversion_passes_within_the_fp16_tolerance(folder):
     result = onnxviz.compare(DEMO, fp16_demo(folder / "fp16.onnx"), PICTURES, occlusion=True)
     assert result.tolerance.precision == "fp16"
@@ -388,7 +387,6 @@ def test_the_fp16_conversion_passes_within_the_fp16_tolerance(folder):
     assert max(la.relative_error.max() for la in result.layers) > 0  # really half precision
 
 
-@pytest.mark.xfail(strict=True, reason="needs fp16/QDQ loading")
 def test_the_qdq_conversion_passes_within_the_int8_tolerance(folder):
     result = onnxviz.compare(DEMO, quantized_demo(folder / "qdq.onnx", "QDQ"), PICTURES, occlusion=True)
     assert result.tolerance.precision == "int8"

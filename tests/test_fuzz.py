@@ -3,7 +3,7 @@
 Each mutant is a fixture model with one seeded defect (an attribute, a dimension, a rewired or
 dangling input, an op type, a deleted node, a truncated initializer, the input's dtype, missing
 outputs, the opset number, or flipped bytes of the file). ``layers``, ``project`` (a mid layer's
-top channel, saliency and deconvnet) and, for some, ``check`` run on it in-process; the only
+top channel, saliency and deconvnet) and, for some, ``check`` or ``occlude`` run on it in-process; the only
 acceptable endings are success or one of onnxviz's errors (exit 1 or 2, one paragraph on stderr):
 never "internal error", never a traceback. The seeds are fixed, so a failure names a mutant that
 can be rebuilt: ``mutate(SOURCES[source], kind, seed)``.
@@ -50,7 +50,7 @@ KINDS = (
 )
 MUTANTS = 220
 BASE_SEED = 20261129
-CHECK_EVERY = 4  # `check` projects every layer: run it on every 4th mutant to stay under a minute
+CHECK_EVERY = 4  # `check` (every layer) and `occlude` run on every 4th mutant each, to stay under a minute
 # Replacements of the same arity, so that most op-type mutants pass onnx.checker and reach the
 # shape probe, the inverse builder and onnxruntime rather than stopping at the checker.
 UNARY_OPS = ("Relu", "Sigmoid", "Identity", "Softmax", "Flatten", "GlobalAveragePool", "Tanh", "Transpose", "Abs")
@@ -290,6 +290,9 @@ def test_no_mutant_escapes_onnxviz_errors(capsys, tmp_path, picture) -> None:
         ]
         if index % CHECK_EVERY == 0:
             commands.append(("check", path, "--json", "--device", "cpu"))
+        if index % CHECK_EVERY == 2:
+            occlude = ("occlude", path, picture, "--patch", "16", "--stride", "16", "--json", "--device", "cpu")
+            commands.extend([occlude, (*occlude, "--node", mid[mutant.source])])
         for command in commands:
             problem = verdict(*run_cli(capsys, *command))
             if problem:

@@ -439,3 +439,23 @@ def test_every_converted_qoperator_op_computes_and_projects_like_its_qdq_twin(tm
         np.testing.assert_allclose(got["qop"], got["qdq"], rtol=1e-5, atol=1e-7)
         expected = reference.project(x[:1], "y", channels=[0, 2, 4], rule=rule).projections
         assert _cosines(got["qop"], expected).min() > 0.95
+
+
+def test_op_deprecated_by_onnx_but_run_by_onnxruntime_loads_and_projects_like_its_successor() -> None:
+    """onnx.checker refuses GroupNormalization-18 as deprecated; onnxruntime runs it. Its scale is
+    per group, so the same model at opset 21 (per-channel scale, each group's value repeated) must
+    give the same saliency."""
+    rng = np.random.default_rng(3)
+    scale, bias = rng.uniform(0.5, 2.0, 2).astype(np.float32), rng.standard_normal(2).astype(np.float32)
+    x = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
+    saliency = {}
+    for opset, per_channel in ((18, False), (21, True)):
+        node = helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=2, epsilon=1e-5)
+        repeat = 2 if per_channel else 1
+        inits = {"s": np.repeat(scale, repeat), "b": np.repeat(bias, repeat)}
+        model = make_model([node], (1, 4, 5, 5), "y", inits, opset=opset)
+        graph = ModelGraph.from_proto(model)
+        loaded = onnxviz.api.Model(graph, onnxviz.runtime.choose_device("cpu"), onnxviz.preprocess.Preprocessing())
+        saliency[opset] = loaded.project(x, node="y", channels=[1], rule="saliency").projections
+    assert np.abs(saliency[18]).max() > 0
+    np.testing.assert_allclose(saliency[18], saliency[21], rtol=1e-5, atol=1e-6)

@@ -8,12 +8,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
-from onnxviz.composite import find_composites
+from onnxviz.composite import KINDS, find_composites
 from onnxviz.inverse.rules import RULES
+from onnxviz.inverse.rules.activation import COMPOSITE_DERIVATIVES
 from onnxviz.model import ACTIVATION_OPS, ModelGraph
 from tests.helpers import Linearisation, make_model
 from tests.test_adjoint_ops import SETTINGS, assert_adjoint
@@ -54,6 +55,10 @@ def test_every_activation_the_aliases_follow_has_an_inverse_rule() -> None:
     assert not ACTIVATION_OPS - set(RULES), sorted(ACTIVATION_OPS - set(RULES))
 
 
+def test_every_recognised_composite_kind_has_a_derivative() -> None:
+    assert set(COMPOSITE_DERIVATIVES) == set(KINDS)
+
+
 @pytest.mark.parametrize("op", sorted(SINGLE_OPS))
 def test_single_activation_saliency_is_the_adjoint(op: str) -> None:
     opset, attrs, _ = SINGLE_OPS[op]
@@ -80,7 +85,7 @@ def test_single_activation_modes_follow_the_design_table(op: str) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=mode)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=10)
 @given(
     st.sampled_from(["Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "Elu"]),
     st.floats(0.1, 3.0),
@@ -202,6 +207,17 @@ COMPOSITES = {
             _n("Clip", ["a", "zero", "six"], "r6"),
             _n("Mul", ["x", "r6"], "m"),
             _n("Div", ["m", "six"], "y"),
+        ],
+        ("HardSwish", 17, {}),
+    ),
+    "hardswish_keras": (
+        "hardswish",
+        [
+            _n("Add", ["x", "three"], "a"),
+            _n("Relu", ["a"], "r"),
+            _n("Min", ["r", "six"], "r6"),
+            _n("Mul", ["r6", "sixth"], "hs"),
+            _n("Mul", ["x", "hs"], "y"),
         ],
         ("HardSwish", 17, {}),
     ),

@@ -202,3 +202,110 @@ def test_einsum_summing_the_batch_axis_is_refused() -> None:
     model = make_model([helper.make_node("Einsum", ["x"], ["y"], equation="bchw->chw", name="e")], SHAPE, "y")
     with pytest.raises(UnsupportedOpError, match="batch axis"):
         Linearisation(model, "y", _x(54))
+
+
+@pytest.mark.parametrize("unbind", ["split", "gather"])
+def test_timm_qkv_permute_moves_the_batch_axis_and_unbind_brings_it_back(unbind: str) -> None:
+    """``qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)``: the batch sits on axis 1
+    between the Transpose and the unbind, and the K projections follow it there."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "tokens_shape"], ["tokens"], name="tokens"),
+        helper.make_node("MatMul", ["tokens", "w_qkv"], ["qkv"], name="qkv"),
+        helper.make_node("Reshape", ["qkv", "heads_shape"], ["heads"], name="heads"),
+        helper.make_node("Transpose", ["heads"], ["moved"], perm=[2, 0, 3, 1, 4], name="permute"),
+    ]
+    if unbind == "split":
+        nodes.append(helper.make_node("Split", ["moved"], ["q1", "k1", "v1"], axis=0, num_outputs=3, name="unbind"))
+        nodes += [helper.make_node("Squeeze", [f"{n}1", "zero_axis"], [n], name=f"squeeze_{n}") for n in "qkv"]
+    else:
+        nodes += [
+            helper.make_node("Gather", ["moved", f"index_{i}"], [n], axis=0, name=f"select_{n}")
+            for i, n in enumerate("qkv")
+        ]
+    nodes += [
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2], name="kt"),
+        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="qk"),
+        helper.make_node("Softmax", ["scores"], ["attn"], axis=-1, name="softmax"),
+        helper.make_node("MatMul", ["attn", "v"], ["y"], name="av"),
+    ]
+    inits = {
+        "tokens_shape": np.array([1, 8, 6], np.int64),
+        "w_qkv": _w(60, 6, 12),
+        "heads_shape": np.array([1, 8, 3, 2, 2], np.int64),
+        "zero_axis": np.array([0], np.int64),
+        **{f"index_{i}": np.array(i, np.int64) for i in range(3)},
+    }
+    model = make_model(nodes, SHAPE, "y", inits, opset=18)
+    assert_adjoint(model, "y", _x(61), 62)
+
+
+def test_a_batch_axis_merged_with_the_heads_is_refused_not_followed_wrongly() -> None:
+    """torch's multi-head attention works in (L, N, E) and folds N into the heads: refused."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "tokens_shape"], ["tokens"], name="tokens"),
+        helper.make_node("Transpose", ["tokens"], ["lne"], perm=[1, 0, 2], name="to_lne"),
+        helper.make_node("MatMul", ["lne", "w"], ["proj"], name="proj"),
+        helper.make_node("Reshape", ["proj", "heads_shape"], ["heads"], name="fold_heads"),
+        helper.make_node("Transpose", ["heads"], ["y"], perm=[1, 0, 2], name="heads_first"),
+    ]
+    inits = {
+        "tokens_shape": np.array([1, 8, 6], np.int64),
+        "w": _w(63, 6, 6),
+        "heads_shape": np.array([8, 2, 3], np.int64),
+    }
+    model = make_model(nodes, SHAPE, "y", inits)
+    with pytest.raises(UnsupportedOpError, match="batch axis"):
+        Linearisation(model, "y", _x(64))
+
+
+def test_torch_exported_attention_pads_and_resizes_match_autograd(tmp_path) -> None:
+    """A TorchScript export mixing the new ops (timm's qkv permute + unbind, class token, reflect
+    and replicate pads, bilinear/bicubic/nearest resizes, strided and flipped slices, pixel
+    shuffle, max reductions, repeat): the top logit's saliency equals torch's float64 autograd."""
+    torch = pytest.importorskip("torch")
+    import contextlib
+    import io
+
+    import onnxviz
+
+    nn, functional = torch.nn, torch.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.patch = nn.Conv2d(3, 16, 4, stride=4)
+            self.cls = nn.Parameter(torch.randn(1, 1, 16))
+            self.pos = nn.Parameter(torch.randn(1, 17, 16) * 0.1)
+            self.qkv, self.proj = nn.Linear(16, 48), nn.Linear(16, 16)
+            self.conv, self.mix = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 1)
+            self.head = nn.Linear(34, 5)
+
+        def forward(self, x):
+            t = self.patch(x).flatten(2).transpose(1, 2)
+            t = torch.cat([self.cls.expand(x.shape[0], -1, -1), t], 1) + self.pos
+            q, k, v = self.qkv(t).reshape(x.shape[0], 17, 3, 2, 8).permute(2, 0, 3, 1, 4).unbind(0)
+            o = ((q @ k.transpose(-2, -1)) * 8**-0.5).softmax(-1) @ v
+            t = t + self.proj(o.transpose(1, 2).reshape(x.shape[0], 17, 16))
+            c = functional.pad(self.conv(functional.pad(x, (1, 2, 2, 1), mode="reflect")), (1, 1, 0, 2), "replicate")
+            c = functional.interpolate(c, scale_factor=0.5, mode="bilinear", align_corners=False)
+            c = functional.interpolate(c, size=(13, 11), mode="bicubic", align_corners=True)
+            c = functional.interpolate(c, scale_factor=2, mode="nearest")[:, :, ::2, 1::3].flip(-1)
+            s = functional.pixel_shuffle(self.mix(c[:, :, :8, :8]), 2)
+            pooled = [functional.adaptive_max_pool2d(c, 1).flatten(1), s.amax(dim=(1, 3)).mean(-1, keepdim=True)]
+            pooled.append(c.repeat(1, 1, 2, 1).mean((1, 2, 3)).unsqueeze(1))
+            return self.head(torch.cat([t[:, 0], *pooled, s.flatten(1)[:, :8]], 1))
+
+    net = Net().eval()
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    path = tmp_path / "net.onnx"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=17)
+    k = int(net(x).argmax())
+    x64 = x.double().requires_grad_(True)
+    net.double()(x64)[0, k].backward()
+    expected = x64.grad.numpy()[0]
+    model = onnxviz.load(str(path), device="cpu")
+    got = model.project(x.numpy(), node=model.graph.output_names[0], channels=[k], rule="saliency").projections[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    assert float((got * expected).sum() / np.linalg.norm(got) / np.linalg.norm(expected)) > 0.9999

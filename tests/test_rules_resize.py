@@ -61,13 +61,14 @@ def _runs(model) -> bool:
 resize_cases = st.fixed_dictionaries(
     {
         "mode": st.sampled_from(["nearest", "linear", "cubic"]),
-        "coordinate_mode": st.sampled_from([*COORDINATE_MODES, "half_pixel_symmetric"]),
+        "coordinate_mode": st.sampled_from([*COORDINATE_MODES, "half_pixel_symmetric", "tf_half_pixel_for_nn"]),
         "nearest_mode": st.sampled_from(NEAREST_MODES),
         "scales": st.tuples(*[st.sampled_from([0.5, 0.7, 1.0, 1.5, 2.0, 3.0])] * 2),
         "use_sizes": st.booleans(),
         "opset": st.sampled_from([11, 13, 18, 19]),
         "antialias": st.sampled_from([0, 0, 1]),
         "exclude_outside": st.sampled_from([0, 1]),
+        "cubic_coeff_a": st.sampled_from([-0.75, -0.5]),
         "extrapolation_value": st.sampled_from([0.0, 0.5]),
         "seed": st.integers(0, 10_000),
     }
@@ -82,6 +83,7 @@ def test_resize_saliency_is_the_adjoint(case: dict) -> None:
     attrs = {"nearest_mode": case["nearest_mode"], "extrapolation_value": case["extrapolation_value"]}
     if case["mode"] == "cubic":
         attrs["exclude_outside"] = case["exclude_outside"]
+        attrs["cubic_coeff_a"] = case["cubic_coeff_a"]
     if opset >= 18 and case["mode"] != "nearest":
         attrs["antialias"] = case["antialias"]
     sh, sw = case["scales"]
@@ -189,3 +191,29 @@ def test_resizing_the_batch_axis_is_refused() -> None:
     model = resize_model("nearest", "asymmetric", [2, 1, 1, 1])
     with pytest.raises(UnsupportedOpError, match="batch axis"):
         Linearisation(model, "y", np.zeros(SHAPE, np.float32))
+
+
+def test_keep_aspect_ratio_policy_is_refused_with_a_reason() -> None:
+    model = resize_model("linear", "half_pixel", sizes=[1, 2, 8, 8], opset=18, keep_aspect_ratio_policy="not_larger")
+    with pytest.raises(UnsupportedOpError, match="keep_aspect_ratio_policy"):
+        Linearisation(model, "y", np.zeros(SHAPE, np.float32))
+
+
+@pytest.mark.parametrize("mode", ["deconvnet", "guided"])
+def test_data_movement_is_the_same_in_every_mode(mode: str) -> None:
+    """No ReLU-family op on the path: deconvnet and guided project exactly as the gradient does."""
+    nodes = [
+        helper.make_node("Resize", ["x", "", "scales"], ["up"], mode="cubic", name="up"),
+        helper.make_node("Pad", ["up", "pads"], ["padded"], mode="reflect", name="pad"),
+        helper.make_node("ReduceMax", ["padded", "axes"], ["y"], keepdims=0, name="max"),
+    ]
+    inits = {
+        "scales": np.array([1, 1, 1.5, 2], np.float32),
+        "pads": np.array([0, 0, 2, 1, 0, 0, 1, 2], np.int64),
+        "axes": np.array([2], np.int64),
+    }
+    model = make_model(nodes, SHAPE, "y", inits, opset=18)
+    x = np.random.default_rng(9).standard_normal(SHAPE).astype(np.float32)
+    saliency = Linearisation(model, "y", x, "saliency")
+    seeds = np.random.default_rng(10).standard_normal((2, *saliency.values["y"].shape[1:]))
+    np.testing.assert_array_equal(Linearisation(model, "y", x, mode).vjp(seeds), saliency.vjp(seeds))

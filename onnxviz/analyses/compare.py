@@ -344,6 +344,8 @@ def precision_of(graph: ModelGraph) -> str:
     model = graph.model
     if any(node.op_type in QUANTIZED_OPS for node in model.graph.node):
         return "int8"
+    if graph.half_precision:  # loading runs fp16 files in float32; the file's precision is what counts
+        return "fp16"
     typed = [*model.graph.input, *model.graph.output, *model.graph.value_info]
     elem_types = {t.data_type for t in model.graph.initializer} | {v.type.tensor_type.elem_type for v in typed}
     elem_types |= {a.i for n in model.graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}

@@ -159,57 +159,41 @@ def _softsign(ctx: InverseContext, node: onnx.NodeProto) -> str:
 def silu_derivative(ctx: InverseContext, x: str) -> str:
     """σ(x)·(1 + x·(1 − σ(x)))."""
     s = ctx.op("Sigmoid", [x])
-    return ctx.op(
-        "Mul", [s, ctx.op("Add", [_scalar(ctx, 1.0), ctx.op("Mul", [x, ctx.op("Sub", [_scalar(ctx, 1.0), s])])])]
-    )
+    one = _scalar(ctx, 1.0)
+    x_times_complement = ctx.op("Mul", [x, ctx.op("Sub", [one, s])])
+    return ctx.op("Mul", [s, ctx.op("Add", [one, x_times_complement])])
 
 
 def mish_derivative(ctx: InverseContext, x: str) -> str:
     """With t = tanh(softplus(x)): t + x·(1 − t²)·σ(x)."""
     t = ctx.op("Tanh", [ctx.op("Softplus", [x])])
-    slope = ctx.op(
-        "Mul", [ctx.op("Mul", [x, ctx.op("Sub", [_scalar(ctx, 1.0), ctx.op("Mul", [t, t])])]), ctx.op("Sigmoid", [x])]
-    )
+    sech2 = ctx.op("Sub", [_scalar(ctx, 1.0), ctx.op("Mul", [t, t])])
+    slope = ctx.op("Mul", [ctx.op("Mul", [x, sech2]), ctx.op("Sigmoid", [x])])
     return ctx.op("Add", [t, slope])
 
 
 def gelu_derivative(ctx: InverseContext, x: str) -> str:
     """Φ(x) + x·φ(x) = ½(1 + erf(x/√2)) + x·exp(−x²/2)/√(2π)."""
-    cdf = ctx.op(
-        "Mul",
-        [
-            ctx.op("Add", [ctx.op("Erf", [ctx.op("Mul", [x, _scalar(ctx, math.sqrt(0.5))])]), _scalar(ctx, 1.0)]),
-            _scalar(ctx, 0.5),
-        ],
-    )
-    pdf = ctx.op(
-        "Mul",
-        [
-            ctx.op("Exp", [ctx.op("Mul", [ctx.op("Mul", [x, x]), _scalar(ctx, -0.5)])]),
-            _scalar(ctx, 1.0 / math.sqrt(2.0 * math.pi)),
-        ],
-    )
+    erf = ctx.op("Erf", [ctx.op("Mul", [x, _scalar(ctx, math.sqrt(0.5))])])
+    cdf = ctx.op("Mul", [ctx.op("Add", [erf, _scalar(ctx, 1.0)]), _scalar(ctx, 0.5)])
+    bell = ctx.op("Exp", [ctx.op("Mul", [ctx.op("Mul", [x, x]), _scalar(ctx, -0.5)])])
+    pdf = ctx.op("Mul", [bell, _scalar(ctx, 1.0 / math.sqrt(2.0 * math.pi))])
     return ctx.op("Add", [cdf, ctx.op("Mul", [x, pdf])])
 
 
 def gelu_tanh_derivative(ctx: InverseContext, x: str) -> str:
-    """With u = √(2/π)(x + 0.044715x³), t = tanh(u): ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)."""
+    """With u = √(2/π)(x + 0.044715x³), t = tanh(u): ½(1 + t) + ½x·(1 − t²)·u'(x),
+    u'(x) = √(2/π)(1 + 3·0.044715x²)."""
     square = ctx.op("Mul", [x, x])
     cubic = ctx.op("Mul", [ctx.op("Mul", [square, x]), _scalar(ctx, GELU_TANH_CUBIC)])
     t = ctx.op("Tanh", [ctx.op("Mul", [ctx.op("Add", [x, cubic]), _scalar(ctx, SQRT_2_OVER_PI)])])
-    du = ctx.op(
-        "Add",
-        [_scalar(ctx, SQRT_2_OVER_PI), ctx.op("Mul", [square, _scalar(ctx, 3.0 * GELU_TANH_CUBIC * SQRT_2_OVER_PI)])],
-    )
+    du = ctx.op("Mul", [square, _scalar(ctx, 3.0 * GELU_TANH_CUBIC * SQRT_2_OVER_PI)])
+    du = ctx.op("Add", [du, _scalar(ctx, SQRT_2_OVER_PI)])
     sech2 = ctx.op("Sub", [_scalar(ctx, 1.0), ctx.op("Mul", [t, t])])
     half = _scalar(ctx, 0.5)
-    return ctx.op(
-        "Add",
-        [
-            ctx.op("Mul", [ctx.op("Add", [t, _scalar(ctx, 1.0)]), half]),
-            ctx.op("Mul", [ctx.op("Mul", [ctx.op("Mul", [x, half]), sech2]), du]),
-        ],
-    )
+    outer = ctx.op("Mul", [ctx.op("Add", [t, _scalar(ctx, 1.0)]), half])
+    inner = ctx.op("Mul", [ctx.op("Mul", [ctx.op("Mul", [x, half]), sech2]), du])
+    return ctx.op("Add", [outer, inner])
 
 
 def _mish(ctx: InverseContext, node: onnx.NodeProto) -> str:
@@ -228,7 +212,7 @@ def _gelu(ctx: InverseContext, node: onnx.NodeProto) -> str:
 def _clamp(ctx: InverseContext, node: onnx.NodeProto) -> str:
     """Max/Min with constants: 1 where x is strictly beyond the constant bound, 0 elsewhere, ties
     included (ReLU's convention: Relu'(0) = 0 in torch and onnxruntime; Max(x, 0) is a ReLU)."""
-    signal = [i for i in ctx.graph.signal_inputs(node)]
+    signal = ctx.graph.signal_inputs(node)
     bounds = [_constant_operand(ctx, node, i) for i in range(len(node.input)) if i not in signal]
     compare = "Greater" if node.op_type == "Max" else "Less"
     combine = np.maximum if node.op_type == "Max" else np.minimum

@@ -2,12 +2,14 @@
 
 Reshape/Flatten/Squeeze/Unsqueeze → reshape to the input shape; Transpose → the inverse
 permutation; Concat ↔ Slice; Split → Concat (zeros for outputs with no signal); Slice → Pad with
-zeros; Pad → Slice; Identity/Dropout/Cast pass the signal on. The batch axis must stay axis 0,
-as the K projections ride on it.
+zeros; Pad → Slice; Identity/Dropout/Cast pass the signal on. The K projections ride on the batch
+axis: axis 0, or where a Transpose moved it (``batch_axis``); no op may slice or mix it.
 """
 
 from __future__ import annotations
 
+import math
+import weakref
 from functools import lru_cache
 
 import numpy as np
@@ -25,32 +27,129 @@ def pass_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]
     return [grads[0]] + [None] * (len(node.input) - 1)
 
 
+def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str) -> int:
+    """Where ``tensor`` keeps the batch axis: 0, unless a Transpose on the path moved it.
+
+    The K projections ride on the batch axis wherever it is (the signal of a tensor is shaped like
+    the tensor with its batch axis of 1 turned into K). Attention blocks move it: timm's
+    ``qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4).unbind(0)`` has it on axis 1 until the
+    unbind. It is followed from the input node by node (``_follow_batch``), and only in graphs
+    with such a Transpose; where it cannot be followed, ``node`` is refused.
+    """
+    if not any(
+        n.op_type == "Transpose" and n.output[0] in ctx.graph.signal and ctx.attr(n, "perm", [1])[0] != 0
+        for n in ctx.graph.nodes
+    ):
+        return 0
+    key = id(ctx.graph)
+    cached = _BATCH_AXES.get(key)
+    if cached is None or cached[0]() is not ctx.graph:
+        axes = {ctx.graph.input_name: 0}
+        for node in ctx.graph.nodes:
+            _follow_batch(ctx, node, axes)
+        cached = (weakref.ref(ctx.graph), axes)
+        _BATCH_AXES[key] = cached
+    axis = cached[1].get(tensor)
+    if axis is None:
+        raise ctx.unsupported(node, f"onnxviz cannot tell where '{tensor}' keeps the batch axis")
+    return axis
+
+
+_BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, int]]] = {}
+
+
+def _follow_batch(ctx: InverseContext, node: onnx.NodeProto, axes: dict[str, int]) -> None:
+    """Record the batch axis of ``node``'s outputs from that of its first input on the path."""
+    source = next((t for t in node.input if t in axes and t in ctx.graph.signal), None)
+    if source is None or not node.output or node.output[0] not in ctx.shapes or source not in ctx.shapes:
+        return
+    p, x_shape = axes[source], ctx.shapes[source]
+    rank_in = len(x_shape)
+    op = node.op_type
+    if op == "Transpose":
+        axis = list(ctx.attr(node, "perm", list(reversed(range(rank_in))))).index(p)
+    elif op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+        axis = _reshaped_batch(x_shape, ctx.shapes[node.output[0]], p)
+    elif op == "Gather" and node.input[0] == source and ctx.constant(node.input[1]) is not None:
+        gathered = int(ctx.attr(node, "axis", 0)) % rank_in
+        axis = p if gathered > p else p - 1 + ctx.constant(node.input[1]).ndim if gathered < p else None
+    elif op == "MatMul":
+        # A leading (broadcast) axis of a full-rank operand stays where it is.
+        keeps = len(ctx.shapes[node.output[0]]) == rank_in and p < rank_in - 2
+        axis = p if p == 0 or keeps else None
+    elif op in ("Einsum", "Gemm") or op.startswith("Reduce"):
+        axis = p if p == 0 else None  # a moved batch axis is not followed through these
+    else:
+        axis = p
+    for out in node.output:
+        if axis is not None and out in ctx.shapes and axis < len(ctx.shapes[out]) and ctx.shapes[out][axis] == 1:
+            axes[out] = axis
+
+
+def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int) -> int | None:
+    """The axis of ``y`` that holds ``x``'s batch axis ``p`` after a reshape, if the reshape keeps
+    it whole: the same number of elements before it and after it (size-1 neighbours are
+    interchangeable in memory, so the first fitting axis is as good as any)."""
+    before, after = math.prod(x_shape[:p]), math.prod(x_shape[p + 1 :])
+    for q, size in enumerate(y_shape):
+        if size == 1 and math.prod(y_shape[:q]) == before and math.prod(y_shape[q + 1 :]) == after:
+            return q
+    return None
+
+
+def _signal_zeros(ctx: InverseContext, node: onnx.NodeProto, like: str, like_tensor: str, tensor: str) -> str:
+    """Zeros shaped like the signal of ``tensor`` (K on its batch axis), K read from ``like``, the
+    signal of forward tensor ``like_tensor``."""
+    axis, like_axis = batch_axis(ctx, node, tensor), batch_axis(ctx, node, like_tensor)
+    if axis == 0 and like_axis == 0:
+        return ctx.zeros_like_signal(like, tensor)
+    k = ctx.op("Slice", [ctx.op("Shape", [like]), ctx.ints([like_axis]), ctx.ints([like_axis + 1])])
+    dims = list(ctx.shape(tensor))
+    parts = [ctx.ints(dims[:axis]), k, ctx.ints(dims[axis + 1 :])] if dims[axis + 1 :] else [ctx.ints(dims[:axis]), k]
+    full = ctx.op("Concat", parts, axis=0)
+    return ctx.op("ConstantOfShape", [full], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+
+
 @register("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 def reshape_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
-    assert g is not None
-    x = node.input[0]
-    return [ctx.reshape_to(g, x)] + [None] * (len(node.input) - 1)
+    if g is None:
+        return [None] * len(node.input)
+    x, y = node.input[0], node.output[0]
+    x_axis, y_axis = batch_axis(ctx, node, x), batch_axis(ctx, node, y)
+    if x_axis == 0 and y_axis == 0:
+        return [ctx.reshape_to(g, x)] + [None] * (len(node.input) - 1)
+    x_shape, y_shape = ctx.shape(x), ctx.shape(y)
+    # With nothing but ones before the batch axis on both sides, each image's block is contiguous
+    # in both layouts, so the K-batch signal reshapes block by block.
+    if math.prod(x_shape[:x_axis]) != 1 or math.prod(y_shape[:y_axis]) != 1:
+        raise ctx.unsupported(node, "it mixes the batch axis with other axes")
+    target = list(x_shape)
+    target[x_axis] = -1
+    return [ctx.op("Reshape", [g, ctx.ints(target)])] + [None] * (len(node.input) - 1)
 
 
 @register("Transpose")
 def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
-    assert g is not None
-    rank = len(ctx.shape(node.input[0]))
+    if g is None:
+        return [None]
+    x = node.input[0]
+    rank = len(ctx.shape(x))
     perm = list(ctx.attr(node, "perm", list(reversed(range(rank)))))
-    if perm[0] != 0:
-        raise ctx.unsupported(node, f"perm {perm} moves the batch axis")
+    if perm.index(batch_axis(ctx, node, x)) != batch_axis(ctx, node, node.output[0]):
+        raise ctx.unsupported(node, f"perm {perm} moves the batch axis where onnxviz cannot follow it")
     return [ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])]
 
 
 @register("Concat")
 def concat_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
     g = grads[0]
-    assert g is not None
+    if g is None:
+        return [None] * len(node.input)
     rank = len(ctx.shape(node.output[0]))
     axis = int(ctx.attr(node, "axis")) % rank
-    if axis == 0:
+    if axis == batch_axis(ctx, node, node.output[0]):
         raise ctx.unsupported(node, "it concatenates along the batch axis")
     result: list[str | None] = []
     offset = 0
@@ -71,13 +170,15 @@ def concat_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
 
 @register("Split")
 def split_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None]) -> list[str | None]:
-    some = next(g for g in grads if g is not None)
-    rank = len(ctx.shape(node.input[0]))
+    some, some_tensor = next((g, t) for g, t in zip(grads, node.output, strict=True) if g is not None)
+    x = node.input[0]
+    rank = len(ctx.shape(x))
     axis = int(ctx.attr(node, "axis", 0)) % rank
-    if axis == 0:
+    if axis == batch_axis(ctx, node, x):
         raise ctx.unsupported(node, "it splits along the batch axis")
     parts = [
-        g if g is not None else ctx.zeros_like_signal(some, out) for g, out in zip(grads, node.output, strict=True)
+        g if g is not None else _signal_zeros(ctx, node, some, some_tensor, out)
+        for g, out in zip(grads, node.output, strict=True)
     ]
     return [ctx.op("Concat", parts, axis=axis)] + [None] * (len(node.input) - 1)
 
@@ -91,6 +192,7 @@ def slice_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
     shape = ctx.shape(x)
     rank = len(shape)
     starts, ends, axes, steps = _slice_arguments(ctx, node)
+    batch = batch_axis(ctx, node, x)
     before, after = [0] * rank, [0] * rank
     dims = list(ctx.shape(node.output[0]))
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
@@ -99,15 +201,15 @@ def slice_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | None
             raise ctx.unsupported(node, f"step 0 on axis {axis}")
         lo, hi, step = slice(int(start), int(end), int(step)).indices(shape[axis])
         count = len(range(lo, hi, step))
-        if axis == 0:
-            if (lo, count, step) != (0, shape[0], 1):
+        if axis == batch:
+            if (lo, count, step) != (0, shape[axis], 1):
                 raise ctx.unsupported(node, "it slices the batch axis")
             continue
         if count == 0:
-            return [ctx.zeros_like_signal(g, x)] + [None] * (len(node.input) - 1)
+            return [_signal_zeros(ctx, node, g, node.output[0], x)] + [None] * (len(node.input) - 1)
         first = lo if step > 0 else lo + (count - 1) * step
         if step != 1:
-            g = _spread_strided(ctx, g, dims, axis, abs(step), reverse=step < 0, room=shape[axis] - first)
+            g = _spread_strided(ctx, g, dims, batch, axis, abs(step), reverse=step < 0, room=shape[axis] - first)
         before[axis], after[axis] = first, shape[axis] - first - dims[axis]
     if any(before) or any(after):
         g = ctx.op("Pad", [g, ctx.ints(before + after, "pads")])
@@ -130,7 +232,7 @@ def _slice_arguments(ctx: InverseContext, node: onnx.NodeProto) -> tuple[list, l
 
 
 def _spread_strided(
-    ctx: InverseContext, g: str, dims: list[int], axis: int, stride: int, reverse: bool, room: int
+    ctx: InverseContext, g: str, dims: list[int], batch: int, axis: int, stride: int, reverse: bool, room: int
 ) -> str:
     """Put the values of ``g`` along ``axis`` ``stride`` apart, in ascending input order, with
     zeros between them, cut to the ``room`` left before the input ends; ``dims`` (g's shape) is
@@ -155,8 +257,8 @@ def _spread_strided(
     pads = [0] * (2 * (rank + 1))
     pads[rank + 1 + axis + 1] = stride - 1
     spaced = ctx.op("Pad", [spaced, ctx.ints(pads, "pads")])
-    merged = [-1, *dims[1:]]
-    merged[axis] = count * stride
+    merged = list(dims)
+    merged[batch], merged[axis] = -1, count * stride
     spaced = ctx.op("Reshape", [spaced, ctx.ints(merged)])
     dims[axis] = min(count * stride, room)
     if dims[axis] < count * stride:
@@ -363,7 +465,8 @@ def gather_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
     shape = ctx.shape(x)
     rank = len(shape)
     axis = int(ctx.attr(node, "axis", 0)) % rank
-    if axis == 0:
+    batch = batch_axis(ctx, node, x)
+    if axis == batch:
         raise ctx.unsupported(node, "it gathers along the batch axis")
     length = shape[axis]
     if np.any(indices < -length) or np.any(indices >= length):
@@ -375,7 +478,8 @@ def gather_rule(ctx: InverseContext, node: onnx.NodeProto, grads: list[str | Non
         pads = [0] * (2 * rank)
         pads[axis], pads[rank + axis] = int(positions), length - 1 - int(positions)
         return [ctx.op("Pad", [g, ctx.ints(pads, "pads")]), None]
-    flat = [-1, *shape[1:axis], positions.size, *shape[axis + 1 :]]
+    flat = [*shape[:axis], positions.size, *shape[axis + 1 :]]
+    flat[batch] = -1
     g = ctx.op("Reshape", [g, ctx.ints(flat)])
     picks = np.zeros((positions.size, length), np.float32)
     np.add.at(picks, (np.arange(positions.size), positions.reshape(-1)), 1.0)
