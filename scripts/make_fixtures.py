@@ -25,6 +25,10 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
+import copy
+import dataclasses
+import importlib
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -989,6 +993,529 @@ def ref_edge_cases(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
+# model families: small-width versions of real architectures, both exporters
+# --------------------------------------------------------------------------------------
+#
+# Each family is built from its torchvision/timm constructor with small widths and depths
+# where the constructor allows it; where widths are hard-coded (SqueezeNet's Fire widths,
+# GoogLeNet, Inception v3, Xception, HRNet's classification head) the model is a faithful
+# miniature of the family's distinctive blocks. Every family is exported twice: by the
+# dynamo exporter (static shapes, the default; saved without external data) and by the
+# TorchScript exporter (opset 17, dynamic batch). Beside each pair a ``.npz`` holds the
+# torch autograd saliency of the top logit on a fixed input, so the tests compare against
+# torch without needing it.
+
+FAMILY_SEED = SEED + 500
+FAMILY_MAX_BYTES = 120 * 1024
+
+
+def randomise_norms(model: nn.Module, seed: int, size: int) -> nn.Module:
+    """Random norm affine parameters and layer scales, BN statistics calibrated on random batches.
+
+    A zero-initialised last gamma (timm's ``zero_init_last``) or a 1e-6 layer scale (ConvNeXt)
+    would switch whole branches off and leave the fixture testing an identity.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    batch_norms = []
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)) and module.weight is not None:
+                module.weight.copy_(0.5 + torch.rand(module.weight.shape, generator=gen))
+                module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
+            if isinstance(module, nn.BatchNorm2d) and module.track_running_stats:
+                module.reset_running_stats()
+                module.momentum = None
+                batch_norms.append(module)
+        for name, parameter in model.named_parameters():
+            if name.endswith("layer_scale") or (".ls" in name and name.endswith(".gamma")):
+                parameter.copy_(0.1 + 0.4 * torch.rand(parameter.shape, generator=gen))
+    if batch_norms:
+        model.train()
+        with torch.no_grad():
+            for _ in range(4):
+                model(torch.randn((8, 3, size, size), generator=gen))
+        for module in batch_norms:
+            module.momentum = 0.1
+    return model.eval()
+
+
+def _tv():  # imported on demand: only the family fixtures need torchvision
+    import torchvision
+
+    return torchvision.models
+
+
+def _timm():  # as above
+    import timm.models
+
+    return timm.models
+
+
+def fam_alexnet() -> nn.Module:
+    """torchvision AlexNet (its forward: features, adaptive pool, flatten, classifier), small widths."""
+    model = _tv().AlexNet(num_classes=10)
+    model.features = nn.Sequential(
+        nn.Conv2d(3, 8, 5, stride=2, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(12, 16, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+    )  # fmt: skip
+    model.avgpool = nn.AdaptiveAvgPool2d((2, 2))  # 2x2 maps at 48 px, as 6x6 at 224: no averaging
+    model.classifier = nn.Sequential(
+        nn.Dropout(), nn.Linear(64, 32), nn.ReLU(inplace=True), nn.Dropout(), nn.Linear(32, 10)
+    )
+    return model
+
+
+def fam_vgg_bn() -> nn.Module:
+    """torchvision VGG with BatchNorm (``make_layers``), small cfg and head."""
+    vgg = _tv().vgg
+    model = vgg.VGG(vgg.make_layers([8, "M", 16, "M", 16, 16, "M"], batch_norm=True), num_classes=10)
+    model.avgpool = nn.AdaptiveAvgPool2d((2, 2))
+    model.classifier = nn.Sequential(nn.Linear(64, 32), nn.ReLU(True), nn.Dropout(), nn.Linear(32, 10))
+    return model
+
+
+def fam_resnet() -> nn.Module:
+    """timm ResNet-18's layout at depth 1 per stage; its 7x7 stem is 64 wide whatever the stages
+    are, so the stem and the first block are rebuilt 8 wide."""
+    resnet = _timm().resnet
+    model = resnet.ResNet(resnet.BasicBlock, [1, 1, 1, 1], num_classes=10, channels=(8, 12, 16, 20))
+    model.conv1 = nn.Conv2d(3, 8, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(8)
+    model.layer1 = nn.Sequential(resnet.BasicBlock(8, 8))
+    return model
+
+
+def fam_resnext() -> nn.Module:
+    """Grouped-conv bottlenecks (cardinality 4); a narrow 3-conv stem keeps the file small."""
+    return _timm().resnet.ResNet(
+        _timm().resnet.Bottleneck, [1, 1, 1, 1], num_classes=10, stem_width=4, stem_type="deep",
+        channels=(4, 8, 8, 12), cardinality=4, base_width=32,
+    )  # fmt: skip
+
+
+def fam_resnet_d() -> nn.Module:
+    """ResNet-D: deep 3-conv stem and average-pool downsampling shortcuts."""
+    return _timm().resnet.ResNet(
+        _timm().resnet.BasicBlock, [1, 1, 1, 1], num_classes=10, stem_width=4, channels=(8, 12, 16, 20),
+        stem_type="deep", avg_down=True,
+    )  # fmt: skip
+
+
+def fam_res2net() -> nn.Module:
+    """Res2Net's Bottle2neck (scale 4: hierarchical split, add, concat); narrow 3-conv stem."""
+    from timm.models.res2net import Bottle2neck
+
+    return _timm().resnet.ResNet(
+        Bottle2neck, [1, 1, 1, 1], num_classes=10, stem_width=4, stem_type="deep", channels=(4, 8, 8, 12),
+        base_width=26, block_args={"scale": 4},
+    )  # fmt: skip
+
+
+def fam_densenet() -> nn.Module:
+    return _tv().DenseNet(growth_rate=6, block_config=(2, 2, 2), num_init_features=8, bn_size=2, num_classes=10)
+
+
+def fam_squeezenet() -> nn.Module:
+    """torchvision SqueezeNet (its Fire module, its forward) at small widths; 1.1's layout."""
+    sq = _tv().squeezenet
+    model = sq.SqueezeNet("1_1", num_classes=10)
+    model.features = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, ceil_mode=True),
+        sq.Fire(8, 4, 8, 8), sq.Fire(16, 4, 8, 8), nn.MaxPool2d(3, 2, ceil_mode=True),
+        sq.Fire(16, 6, 12, 12),
+    )  # fmt: skip
+    model.classifier = nn.Sequential(
+        nn.Dropout(0.5), nn.Conv2d(24, 10, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d((1, 1))
+    )
+    return model
+
+
+def fam_shufflenet() -> nn.Module:
+    return _tv().ShuffleNetV2([1, 1, 1], [8, 16, 32, 48, 64], num_classes=10)
+
+
+def fam_mobilenet_v2() -> nn.Module:
+    mv2 = _tv().mobilenetv2
+    model = mv2.MobileNetV2(num_classes=10, inverted_residual_setting=[[1, 8, 1, 1], [6, 8, 2, 2], [6, 16, 1, 2]])
+    model.features[-1] = mv2.Conv2dNormActivation(16, 32, kernel_size=1, activation_layer=nn.ReLU6)
+    model.classifier[-1] = nn.Linear(32, 10)
+    return model
+
+
+def fam_mobilenet_v3() -> nn.Module:
+    mv3 = _tv().mobilenetv3
+    setting, _ = mv3._mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.25)
+    return mv3.MobileNetV3(setting[:4], last_channel=32, num_classes=10)
+
+
+def fam_mnasnet() -> nn.Module:
+    """torchvision MNASNet at alpha 0.125: its stem and first two stacks, then its head narrowed
+    (the last 1x1 conv is 1280 wide whatever alpha says)."""
+    model = _tv().MNASNet(alpha=0.125, num_classes=10)
+    width = [m for m in model.layers[9].modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+    head = [nn.Conv2d(width, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True)]
+    model.layers = nn.Sequential(*model.layers[:10], *head)
+    model.classifier[-1] = nn.Linear(32, 10)
+    return model
+
+
+def fam_efficientnet() -> nn.Module:
+    ef = _tv().efficientnet
+    setting, _ = ef._efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.25)
+    return ef.EfficientNet(setting[:4], dropout=0.2, last_channel=32, num_classes=10)
+
+
+def fam_efficientnet_v2() -> nn.Module:
+    ef = _tv().efficientnet
+    setting = [
+        ef.FusedMBConvConfig(1, 3, 1, 8, 8, 1),
+        ef.FusedMBConvConfig(4, 3, 2, 8, 16, 1),
+        ef.MBConvConfig(4, 3, 2, 16, 24, 1),
+    ]
+    return ef.EfficientNet(setting, dropout=0.2, last_channel=32, num_classes=10)
+
+
+def fam_regnet() -> nn.Module:
+    rg = _tv().regnet
+    params = rg.BlockParams.from_init_params(depth=3, w_0=8, w_a=8.0, w_m=2.0, group_width=4, se_ratio=0.25)
+    return rg.RegNet(params, stem_width=8, num_classes=10)
+
+
+def fam_convnext() -> nn.Module:
+    cn = _tv().convnext
+    return cn.ConvNeXt([cn.CNBlockConfig(8, 16, 1), cn.CNBlockConfig(16, 24, 1), cn.CNBlockConfig(24, None, 1)],
+                       num_classes=10)  # fmt: skip
+
+
+def fam_googlenet() -> nn.Module:
+    """torchvision GoogLeNet with its own Inception/BasicConv2d blocks at small widths; 4b-4e dropped."""
+    gn = importlib.import_module("torchvision.models.googlenet")  # models.googlenet is the function
+    model = gn.GoogLeNet(num_classes=10, aux_logits=False, init_weights=False)
+    model.conv1 = gn.BasicConv2d(3, 8, kernel_size=7, stride=2, padding=3)
+    model.conv2 = gn.BasicConv2d(8, 8, kernel_size=1)
+    model.conv3 = gn.BasicConv2d(8, 12, kernel_size=3, padding=1)
+    model.inception3a = gn.Inception(12, 4, 4, 6, 2, 2, 2)
+    model.inception3b = gn.Inception(14, 4, 4, 6, 2, 4, 2)
+    model.inception4a = gn.Inception(16, 6, 4, 6, 2, 2, 2)
+    for name in ("inception4b", "inception4c", "inception4d", "inception4e"):
+        setattr(model, name, nn.Identity())
+    model.inception5a = gn.Inception(16, 4, 4, 8, 2, 2, 2)
+    model.inception5b = gn.Inception(16, 6, 4, 8, 2, 4, 2)
+    model.fc = nn.Linear(20, 10)
+    return model
+
+
+class _BasicConv(nn.Sequential):
+    """Inception v3's conv-BN-ReLU."""
+
+    def __init__(self, cin: int, cout: int, **kwargs: object) -> None:
+        super().__init__(nn.Conv2d(cin, cout, bias=False, **kwargs), nn.BatchNorm2d(cout, eps=0.001), nn.ReLU())
+
+
+class InceptionV3Mini(nn.Module):
+    """Inception v3's distinctive blocks: 5x5 branch, 1x7/7x1 factorised convs, 1x3/3x1 split
+    concat, avg-pool branches, max-pool grid reduction; then pool, dropout, flatten, fc."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_BasicConv(3, 8, kernel_size=3, stride=2), _BasicConv(8, 12, kernel_size=3))
+        self.a_1x1 = _BasicConv(12, 4, kernel_size=1)
+        self.a_5x5 = nn.Sequential(_BasicConv(12, 4, kernel_size=1), _BasicConv(4, 4, kernel_size=5, padding=2))
+        self.a_pool = _BasicConv(12, 4, kernel_size=1)
+        self.reduce = _BasicConv(12, 8, kernel_size=3, stride=2)
+        self.c_7x7 = nn.Sequential(
+            _BasicConv(20, 6, kernel_size=1),
+            _BasicConv(6, 6, kernel_size=(1, 7), padding=(0, 3)),
+            _BasicConv(6, 8, kernel_size=(7, 1), padding=(3, 0)),
+        )
+        self.c_1x1 = _BasicConv(20, 8, kernel_size=1)
+        self.e_stem = _BasicConv(16, 6, kernel_size=1)
+        self.e_1x3 = _BasicConv(6, 6, kernel_size=(1, 3), padding=(0, 1))
+        self.e_3x1 = _BasicConv(6, 6, kernel_size=(3, 1), padding=(1, 0))
+        self.e_pool = _BasicConv(16, 4, kernel_size=1)
+        self.dropout = nn.Dropout(0.5)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        pooled = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1)
+        x = torch.cat([self.a_1x1(x), self.a_5x5(x), self.a_pool(pooled)], 1)
+        x = torch.cat([self.reduce(x), F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+        x = torch.cat([self.c_7x7(x), self.c_1x1(x)], 1)
+        stem = self.e_stem(x)
+        pooled = F.avg_pool2d(x, kernel_size=3, stride=1, padding=1)
+        x = torch.cat([self.e_1x3(stem), self.e_3x1(stem), self.e_pool(pooled)], 1)
+        x = F.adaptive_avg_pool2d(x, (1, 1))
+        return self.fc(torch.flatten(self.dropout(x), 1))
+
+
+class _SeparableConv(nn.Sequential):
+    """Xception's separable conv: depthwise 3x3, then pointwise 1x1, no bias."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1, bias=False))
+
+
+class _XceptionBlock(nn.Module):
+    """relu-sepconv-bn twice, max-pool 3/2, plus a strided 1x1 conv-bn shortcut."""
+
+    def __init__(self, cin: int, cout: int, start_with_relu: bool = True) -> None:
+        super().__init__()
+        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm2d(cout))
+        layers: list[nn.Module] = [nn.ReLU()] if start_with_relu else []
+        layers += [_SeparableConv(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(), _SeparableConv(cout, cout)]
+        layers += [nn.BatchNorm2d(cout), nn.MaxPool2d(3, 2, padding=1)]
+        self.rep = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rep(x) + self.skip(x)
+
+
+class XceptionMini(nn.Module):
+    """Xception's entry flow (strided stem, residual separable blocks), a middle-flow identity
+    block, and the exit's separable conv, global pool and fc."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 12, 3, bias=False), nn.BatchNorm2d(12), nn.ReLU(),
+        )  # fmt: skip
+        self.entry1 = _XceptionBlock(12, 16, start_with_relu=False)
+        self.entry2 = _XceptionBlock(16, 24)
+        middle = [m for _ in range(2) for m in (nn.ReLU(), _SeparableConv(24, 24), nn.BatchNorm2d(24))]
+        self.middle = nn.Sequential(*middle)
+        self.exit = nn.Sequential(_SeparableConv(24, 32), nn.BatchNorm2d(32), nn.ReLU())
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.entry2(self.entry1(self.stem(x)))
+        x = self.exit(self.middle(x) + x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def fam_dla() -> nn.Module:
+    """timm DLA: hierarchical trees (a level-2 tree in stage 4) with aggregation roots."""
+    dla = _timm().dla
+    return dla.DLA(levels=(1, 1, 1, 1, 2, 1), channels=(4, 4, 8, 8, 8, 12), block=dla.DlaBasic, num_classes=10)
+
+
+def fam_dpn() -> nn.Module:
+    """timm DPN (its forward, DualPathBlock and BnAct) with narrow blocks: DPN's stage widths
+    are fixed multiples of 64 whatever k_r says, so the blocks are rebuilt (proj, then down x3)."""
+    dpn = importlib.import_module("timm.models.dpn")
+    model = dpn.DPN(small=True, num_init_features=8, k_r=8, groups=4, k_sec=(1, 1, 1, 1), inc_sec=(4, 4, 4, 4),
+                    num_classes=10)  # fmt: skip
+    block, features = dpn.DualPathBlock, model.features
+    features.conv1_1 = type(features.conv1_1)(3, 8, kernel_size=3, stride=2)
+    features.conv2_1 = block(8, 8, 8, 8, 4, 4, "proj")  # out: 8 residual + 3 x 4 dense channels
+    features.conv3_1 = block(20, 8, 8, 12, 4, 4, "down")
+    features.conv4_1 = block(24, 8, 8, 16, 4, 4, "down")
+    features.conv5_1 = block(28, 8, 8, 16, 4, 4, "down")
+    features.conv5_bn_ac = type(features.conv5_bn_ac)(28)
+    model.classifier = nn.Conv2d(28, 10, 1)
+    return model
+
+
+def fam_cspdarknet() -> nn.Module:
+    cspnet = _timm().cspnet
+    cfg = cspnet.model_cfgs["cspdarknet53"]
+    stages = {f.name: getattr(cfg.stages, f.name) for f in dataclasses.fields(cfg.stages)}
+    stages = {k: v[:3] if isinstance(v, tuple) else v for k, v in stages.items()}
+    stages.update(depth=(1, 1, 1), out_chs=(12, 16, 24))
+    cfg = dataclasses.replace(cfg, stem=dataclasses.replace(cfg.stem, out_chs=8), stages=cspnet.CspStagesCfg(**stages))
+    return cspnet.CspNet(cfg, num_classes=10)
+
+
+class _HrBranch(nn.Sequential):
+    def __init__(self, channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+        )  # fmt: skip
+
+
+class HRNetMini(nn.Module):
+    """HRNet's exchange unit: a high- and a low-resolution branch in parallel, fused both ways
+    (low to high by 1x1 conv-BN and nearest ``nn.Upsample(scale_factor=2)``, as timm's fuse
+    layers; high to low by a strided 3x3 conv-BN), then the classification head's bilinear
+    upsampling of the low branch, concat, conv, pool and fc."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.to_low = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.high, self.low = _HrBranch(8), _HrBranch(16)
+        self.low_to_high = nn.Sequential(
+            nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8), nn.Upsample(scale_factor=2)
+        )
+        self.high_to_low = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16))
+        self.head = nn.Sequential(nn.Conv2d(24, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU())
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        high = self.stem(x)
+        low = self.to_low(high)
+        high, low = self.high(high), self.low(low)
+        high, low = F.relu(high + self.low_to_high(low)), F.relu(low + self.high_to_low(high))
+        up = F.interpolate(low, size=high.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.head(torch.cat([high, up], 1))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def fam_nf_resnet() -> nn.Module:
+    """NF-ResNet: ScaledStdConv2d standardises its weights inside the graph; no BatchNorm."""
+    nfnet = _timm().nfnet
+    cfg = nfnet.NfCfg(depths=(1, 1, 1, 1), channels=(8, 12, 16, 24), stem_type="7x7_pool", stem_chs=8,
+                      bottle_ratio=0.25, act_layer="relu")  # fmt: skip
+    return nfnet.NormFreeNet(cfg, num_classes=10)
+
+
+def fam_repvgg() -> nn.Module:
+    byob = _timm().byobnet
+    blocks = tuple(byob.ByoBlockCfg(type="rep", d=1, c=c, s=2) for c in (8, 12, 16, 24))
+    cfg = dataclasses.replace(byob.model_cfgs["repvgg_a0"], blocks=blocks, stem_chs=8)
+    return byob.ByobNet(cfg, num_classes=10)
+
+
+def fam_ghostnet() -> nn.Module:
+    gh = _timm().ghostnet
+    cfgs = [[[3, 8, 8, 0, 1]], [[3, 24, 12, 0, 2]], [[5, 24, 16, 0.25, 2]], [[5, 32, 16, 0.25, 2]]]
+    model = gh.GhostNet(cfgs, num_classes=10, width=1.0)
+    # GhostNet's head conv is 1280 wide whatever the stages are; narrow it.
+    model.conv_head = nn.Conv2d(model.conv_head.in_channels, 32, 1)
+    model.classifier = nn.Linear(32, 10)
+    return model
+
+
+def fam_rexnet() -> nn.Module:
+    """timm ReXNet at width 0.5, depth 0.2; its 1x1 head conv (1280 x width) narrowed to 32."""
+    model = _timm().rexnet.RexNet(initial_chs=8, final_chs=24, width_mult=0.5, depth_mult=0.2, num_classes=10)
+    head = model.features[-1]
+    head.conv = nn.Conv2d(head.conv.in_channels, 32, 1, bias=False)
+    head.bn = type(head.bn)(32, act_layer="silu")
+    model.head.fc = nn.Linear(32, 10)
+    return model
+
+
+def fam_mobilevit() -> nn.Module:
+    byob, mvit = _timm().byobnet, _timm().mobilevit
+    cfg = byob.ByoModelCfg(
+        blocks=(
+            mvit._inverted_residual_block(d=1, c=8, s=1, br=2.0),
+            mvit._inverted_residual_block(d=1, c=12, s=2, br=2.0),
+            # an inverted residual (stride 2), then the MobileViT block: unfold, transformer, fold
+            mvit._mobilevit_block(d=1, c=16, s=2, transformer_dim=16, transformer_depth=1, patch_size=2, br=2.0),
+        ),
+        stem_chs=8, stem_type="3x3", stem_pool="", downsample="", act_layer="silu", num_features=32,
+    )  # fmt: skip
+    return byob.ByobNet(cfg, num_classes=10)
+
+
+def fam_vit() -> nn.Module:
+    vit = _timm().vision_transformer
+    return vit.VisionTransformer(
+        img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=10
+    )
+
+
+# name -> (constructor, input size)
+FAMILY_FIXTURES: dict[str, tuple[Callable[[], nn.Module], int]] = {
+    "alexnet": (fam_alexnet, 48),
+    "vgg_bn": (fam_vgg_bn, 32),
+    "resnet": (fam_resnet, 32),
+    "resnext": (fam_resnext, 32),
+    "resnet_d": (fam_resnet_d, 32),
+    "res2net": (fam_res2net, 32),
+    "densenet": (fam_densenet, 32),
+    "squeezenet": (fam_squeezenet, 32),
+    "shufflenet_v2": (fam_shufflenet, 32),
+    "mobilenet_v2": (fam_mobilenet_v2, 32),
+    "mobilenet_v3": (fam_mobilenet_v3, 32),
+    "mnasnet": (fam_mnasnet, 32),
+    "efficientnet": (fam_efficientnet, 32),
+    "efficientnet_v2": (fam_efficientnet_v2, 32),
+    "regnet": (fam_regnet, 32),
+    "convnext": (fam_convnext, 32),
+    "googlenet": (fam_googlenet, 32),
+    "inception_v3": (lambda: InceptionV3Mini(), 32),
+    "xception": (lambda: XceptionMini(), 32),
+    "dla": (fam_dla, 32),
+    "dpn": (fam_dpn, 32),
+    "cspdarknet": (fam_cspdarknet, 32),
+    "hrnet": (lambda: HRNetMini(), 32),
+    "nf_resnet": (fam_nf_resnet, 32),
+    "repvgg": (fam_repvgg, 32),
+    "ghostnet": (fam_ghostnet, 32),
+    "rexnet": (fam_rexnet, 32),
+    "mobilevit": (fam_mobilevit, 32),
+    "vit": (fam_vit, 32),
+}
+
+
+def export_family(model: nn.Module, x: torch.Tensor, exporter: str, path: Path) -> None:
+    """dynamo: the default (static shapes), stored without external data; torchscript: opset 17, dynamic batch."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            program = torch.onnx.export(
+                model, (x,), dynamo=True, input_names=["input"], output_names=["logits"], verbose=False
+            )
+            assert program is not None
+            proto = program.model_proto
+            for node in proto.graph.node:  # source stack traces: a third of a small file, no semantics
+                del node.metadata_props[:]
+                node.doc_string = ""
+            onnx.save(proto, str(path))
+        else:
+            torch.onnx.export(
+                model, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"],
+                output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            )  # fmt: skip
+
+
+def saliency_reference(model: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Autograd of the top logit in float32, and torch's own float32-vs-float64 gap on it."""
+    grads = {}
+    top = None
+    for dtype in (torch.float32, torch.float64):
+        net = copy.deepcopy(model).to(dtype)
+        inp = torch.from_numpy(x).to(dtype).requires_grad_(True)
+        logits = net(inp)
+        top = int(logits[0].argmax()) if top is None else top
+        logits[0, top].backward()
+        grads[dtype] = inp.grad.numpy()
+    gap = np.max(np.abs(grads[torch.float32].astype(np.float64) - grads[torch.float64]))
+    return {
+        "x": x.astype(np.float16),
+        "top": np.int64(top),
+        "gradient": grads[torch.float32].astype(np.float32),
+        "gap": np.float64(gap),
+    }
+
+
+def make_family(name: str, index: int) -> list[tuple[str, dict[str, object]]]:
+    """Both exports of one family, validated against torch, and the saliency reference beside them."""
+    construct, size = FAMILY_FIXTURES[name]
+    torch.manual_seed(FAMILY_SEED + index)
+    model = randomise_norms(construct(), FAMILY_SEED + 100 + index, size)
+    # Input values exact in float16, stored so, to keep the reference files small.
+    x = np.random.default_rng(FAMILY_SEED + index).standard_normal((1, 3, size, size)).astype(np.float16)
+    x = x.astype(np.float32)
+    reports = []
+    for exporter in ("dynamo", "torchscript"):
+        path = OUT_DIR / f"family_{name}_{exporter}.onnx"
+        export_family(model, torch.from_numpy(x), exporter, path)
+        size_bytes = path.stat().st_size
+        assert size_bytes <= FAMILY_MAX_BYTES, f"{path.name} is {size_bytes} bytes (limit {FAMILY_MAX_BYTES})"
+        reports.append((path.name, validate(path, torch_reference(model), batch=1, seed=200 + index)))
+    np.savez_compressed(OUT_DIR / f"family_{name}.npz", **saliency_reference(model, x))
+    return reports
+
+
+# --------------------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------------------
 
@@ -1009,9 +1536,28 @@ HELPER_FIXTURES: dict[str, tuple[Callable[[Path], None], Reference | None]] = {
 
 
 def main() -> None:
-    torch.manual_seed(SEED)
+    parser = argparse.ArgumentParser(description="Regenerate the test fixtures.")
+    parser.add_argument(
+        "--families",
+        nargs="*",
+        metavar="NAME",
+        help=f"only the family fixtures (all, or these: {', '.join(FAMILY_FIXTURES)})",
+    )
+    args = parser.parse_args()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     reports: dict[str, dict[str, object]] = {}
+    if args.families is not None:
+        unknown = set(args.families) - set(FAMILY_FIXTURES)
+        if unknown:
+            parser.error(f"unknown families: {', '.join(sorted(unknown))}")
+        names = args.families or list(FAMILY_FIXTURES)
+        for name in names:
+            for file, rep in make_family(name, list(FAMILY_FIXTURES).index(name)):
+                print(f"== {file}: {rep['size']} bytes, ops {rep['ops']}, max err {rep['max_err']}", flush=True)
+        return
+    for i, name in enumerate(FAMILY_FIXTURES):
+        reports.update(make_family(name, i))
+    torch.manual_seed(SEED)
     for i, (name, make_torch) in enumerate(TORCH_FIXTURES.items()):
         path = OUT_DIR / name
         model = make_torch(path)

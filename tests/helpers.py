@@ -43,6 +43,15 @@ FIXTURE_MODELS = [
     "opset7_alexnet_like.onnx",
     "edge_cases.onnx",
 ]
+# Small-width versions of the model families (scripts/make_fixtures.py), each exported by both
+# torch exporters, with the torch saliency reference in family_<name>.npz.
+FAMILY_NAMES = [
+    "alexnet", "vgg_bn", "resnet", "resnext", "resnet_d", "res2net", "densenet", "squeezenet", "shufflenet_v2",
+    "mobilenet_v2", "mobilenet_v3", "mnasnet", "efficientnet", "efficientnet_v2", "regnet", "convnext", "googlenet",
+    "inception_v3", "xception", "dla", "dpn", "cspdarknet", "hrnet", "nf_resnet", "repvgg", "ghostnet", "rexnet",
+    "mobilevit", "vit",
+]  # fmt: skip
+FAMILY_MODELS = [f"family_{name}_{exporter}.onnx" for name in FAMILY_NAMES for exporter in ("dynamo", "torchscript")]
 
 
 def make_model(

@@ -65,7 +65,7 @@ def test_invert_writes_valid_graphs_that_reproduce_the_projection(capsys, tmp_pa
     np.testing.assert_allclose(i.run(None, feeds)[0], result.projections, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.onnx")))
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.onnx") if not p.name.startswith("family_")))
 def test_check_passes_on_every_fixture(capsys, fixture: str) -> None:
     code, out, err = run_cli(capsys, "check", FIXTURES / fixture, "--json")
     report = json.loads(out)
