@@ -39,8 +39,6 @@ EXPAND_SHAPE = "a known shape for the class token's Expand, whose target shape i
 NEEDS: dict[tuple[str, str], str] = {
     ("family_convnext_dynamo.onnx", "saliency"): AS_STRIDED,
     ("family_convnext_dynamo.onnx", "adjoint"): AS_STRIDED,
-    ("family_vit_dynamo.onnx", "saliency"): HEADS,
-    ("family_vit_dynamo.onnx", "adjoint"): HEADS,
     ("family_vit_torchscript.onnx", "saliency"): EXPAND_SHAPE,
     ("family_vit_torchscript.onnx", "adjoint"): EXPAND_SHAPE,
     **{
