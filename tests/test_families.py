@@ -35,12 +35,9 @@ STEPS = (1e-3, 1e-4)
 # (fixture file, test) -> what it needs; test is "saliency", "adjoint" or "check".
 AS_STRIDED = "a Gather rule for the dynamo exporter's as_strided (Gather on a flattened, batch-merged tensor)"
 HEADS = "the batch axis followed through attention's Transpose + Reshape of (batch, heads, tokens, dim)"
-EXPAND_SHAPE = "a known shape for the class token's Expand, whose target shape is Shape arithmetic on the input"
 NEEDS: dict[tuple[str, str], str] = {
     ("family_convnext_dynamo.onnx", "saliency"): AS_STRIDED,
     ("family_convnext_dynamo.onnx", "adjoint"): AS_STRIDED,
-    ("family_vit_torchscript.onnx", "saliency"): EXPAND_SHAPE,
-    ("family_vit_torchscript.onnx", "adjoint"): EXPAND_SHAPE,
     **{
         (f"family_mobilevit_{exporter}.onnx", test): HEADS
         for exporter in ("dynamo", "torchscript")

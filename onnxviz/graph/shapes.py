@@ -25,13 +25,17 @@ def static_shapes(
     constants: dict[str, np.ndarray],
     custom_ops: tuple[str, ...] = (),
 ) -> dict[str, tuple[int, ...]]:
-    """Full static shapes of every signal tensor and constant for ``input_shape``."""
+    """Full static shapes of every signal tensor, every tensor a signal node reads beside the signal
+    (a class token expanded to the batch: the inverse sizes its share of a Concat), and every
+    constant, for ``input_shape``."""
     shapes = inferred_shapes(model, input_name, input_shape)
-    wanted = [t for t in signal if t not in shapes and t != input_name]
+    beside = {t for n in nodes if any(i in signal for i in n.input) for t in n.input if t and t not in constants}
+    needed = (signal | beside) - {input_name}
+    wanted = sorted(t for t in needed if t not in shapes)
     if any(n.op_type in CEIL_MODE_OPS and node_attr(n, "ceil_mode", 0) for n in nodes):
         # ONNX shape inference keeps a ceil_mode window that starts in the right padding, which
         # onnxruntime (and the spec) drop: trust only real shapes downstream of such pools.
-        wanted = sorted(signal - {input_name})
+        wanted = sorted(needed)
     if wanted:
         shapes.update(_shapes_from_run(model, input_name, input_shape, wanted, custom_ops))
     shapes[input_name] = input_shape

@@ -139,3 +139,32 @@ def test_a_graph_that_fails_the_checker_is_refused() -> None:
     model = make_model([helper.make_node("Relu", ["missing"], ["y"])], (1, 3, 4, 4), "y")
     with pytest.raises(ModelLoadError, match=r"onnx\.checker|undefined"):
         ModelGraph.from_proto(model)
+
+
+def test_shapes_cover_what_a_signal_node_reads_beside_the_signal() -> None:
+    """A class token expanded to the batch by Shape arithmetic is not on the signal path and not a
+    constant, yet the inverse of the Concat that joins it must know its size."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "tokens_shape"], ["tokens"]),
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Slice", ["x_shape", "zero", "one"], ["batch"]),
+        # torch's expand(B, -1, -1) as TorchScript writes it: -1 entries made 1 by Where, which
+        # ONNX shape inference does not propagate
+        helper.make_node("Concat", ["batch", "keep"], ["wanted"], axis=0),
+        helper.make_node("Equal", ["wanted", "minus_one"], ["is_kept"]),
+        helper.make_node("Where", ["is_kept", "ones", "wanted"], ["token_shape"]),
+        helper.make_node("Expand", ["token", "token_shape"], ["class_token"]),
+        helper.make_node("Concat", ["class_token", "tokens"], ["y"], axis=1),
+    ]
+    inits = {
+        "tokens_shape": np.array([-1, 4, 6], np.int64),
+        "zero": np.array([0], np.int64),
+        "one": np.array([1], np.int64),
+        "keep": np.array([-1, -1], np.int64),
+        "minus_one": np.array([-1], np.int64),
+        "ones": np.ones(3, np.int64),
+        "token": np.ones((1, 1, 6), np.float32),
+    }
+    graph = ModelGraph.from_proto(make_model(nodes, (1, 3, 2, 4), "y", inits))
+    assert "class_token" not in graph.signal and "class_token" not in graph.constants
+    assert graph.shapes((1, 3, 2, 4))["class_token"] == (1, 1, 6)
