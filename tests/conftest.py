@@ -71,3 +71,14 @@ def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("pictures") / "chelsea.png"
     cv2.imwrite(str(path), cv2.cvtColor(skimage.data.chelsea(), cv2.COLOR_RGB2BGR))
     return path
+
+
+@pytest.fixture(autouse=True)
+def graph_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The on-disk graph cache lives in the session's temporary directory, never the user's
+    (``~/.cache/onnxviz``); it is shared by the whole session, as a user's repeated runs share it."""
+    root = tmp_path_factory.getbasetemp() / "onnxviz-cache"
+    monkeypatch.setenv("ONNXVIZ_CACHE_DIR", str(root))
+    monkeypatch.delenv("ONNXVIZ_CACHE", raising=False)
+    monkeypatch.delenv("ONNXVIZ_CACHE_SIZE", raising=False)
+    return root
