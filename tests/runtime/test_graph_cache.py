@@ -116,7 +116,7 @@ def test_a_changed_model_file_misses_the_cache(model: Path, cache_dir: Path, mon
     assert not np.array_equal(after, before)
 
 
-@pytest.mark.parametrize("damage", ["truncated weights", "flipped byte", "foreign manifest", "unreadable graph"])
+@pytest.mark.parametrize("damage", ["truncated weights", "flipped bytes", "foreign manifest", "unreadable graph"])
 def test_a_damaged_entry_is_rebuilt(model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
     expected = fresh(model, monkeypatch)
     project(model)
@@ -124,10 +124,10 @@ def test_a_damaged_entry_is_rebuilt(model: Path, cache_dir: Path, monkeypatch: p
     weights = entry / WEIGHTS_FILE
     if damage == "truncated weights":
         weights.write_bytes(weights.read_bytes()[:-100])
-    elif damage == "flipped byte":
-        data = bytearray(weights.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        weights.write_bytes(bytes(data))
+    elif damage == "flipped bytes":  # same size: only the checksum tells
+        data = np.frombuffer(weights.read_bytes(), np.uint8).copy()
+        data[3::4] ^= 0x40  # every float's exponent: every weight changes
+        weights.write_bytes(data.tobytes())
     elif damage == "foreign manifest":
         (entry / MANIFEST).write_text(json.dumps({"format": 999, "key": "someone else's"}))
     else:  # sizes and checksums agree, yet onnxruntime cannot read the graph: caught when opened
