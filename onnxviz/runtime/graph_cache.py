@@ -211,40 +211,46 @@ def open_entry(cached: CachedGraphs, device: Device) -> Sessions:
 def write_graphs(directory: Path, forward: onnx.ModelProto, inverse: onnx.ModelProto) -> dict[str, list[int]]:
     """Write both graphs with their large tensors in one weights file; an inverse tensor equal to
     a forward one (same name, same bytes) points at the forward's copy. Returns each file's
-    [size, crc32]. The tensors are moved out only while the graph files are serialized."""
-    offsets: dict[tuple[str, bytes], tuple[int, int]] = {}
+    [size, crc32]. The tensors are moved out only while the graph files are serialized.
+
+    No fsync: an entry torn by a power cut fails its checksums and is rebuilt, and syncing every
+    entry would make a sweep over all layers (``check``) wait on the disk."""
+    written: dict[str, tuple[bytes, int]] = {}  # the forward's tensors by name: (bytes, offset)
     moved: list[tuple[onnx.TensorProto, bytes]] = []
+    files = {}
     try:
+        crc = 0
         with open(directory / WEIGHTS_FILE, "wb") as weights:
             for model in (forward, inverse):
                 for tensor in model.graph.initializer:
                     data = tensor.raw_data
                     if len(data) < EXTERNAL_THRESHOLD or tensor.data_location == onnx.TensorProto.EXTERNAL:
                         continue
-                    digest = (tensor.name, hashlib.sha1(data).digest())
-                    if digest not in offsets:
-                        offsets[digest] = (weights.tell(), len(data))
+                    shared = written.get(tensor.name)
+                    if shared is not None and shared[0] == data:
+                        offset = shared[1]
+                    else:
+                        offset = weights.tell()
                         weights.write(data)
+                        crc = zlib.crc32(data, crc)
+                        written.setdefault(tensor.name, (data, offset))
                     moved.append((tensor, data))
-                    offset, length = offsets[digest]
+                    length = len(data)
                     tensor.ClearField("raw_data")
                     tensor.data_location = onnx.TensorProto.EXTERNAL
                     for name, value in (("location", WEIGHTS_FILE), ("offset", offset), ("length", length)):
                         entry = tensor.external_data.add()
                         entry.key, entry.value = name, str(value)
-            weights.flush()
-            os.fsync(weights.fileno())
+            files[WEIGHTS_FILE] = [weights.tell(), crc]
         for name, model in ((FORWARD_FILE, forward), (INVERSE_FILE, inverse)):
-            (directory / name).write_bytes(model.SerializeToString())
+            data = model.SerializeToString()
+            (directory / name).write_bytes(data)
+            files[name] = [len(data), zlib.crc32(data)]
     finally:
         for tensor, data in moved:
             del tensor.external_data[:]
             tensor.data_location = onnx.TensorProto.DEFAULT
             tensor.raw_data = data
-    files = {}
-    for name in (FORWARD_FILE, INVERSE_FILE, WEIGHTS_FILE):
-        data = (directory / name).read_bytes()
-        files[name] = [len(data), zlib.crc32(data)]
     return files
 
 
