@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -48,6 +49,9 @@ DEFAULT_LIMIT = 2 * 1024**3
 EXTERNAL_THRESHOLD = 1024  # tensors smaller than this stay inside the graph file
 STALE_TEMPORARY_SECONDS = 3600  # a temporary directory this old belongs to a writer that died
 OFF_VALUES = ("0", "false", "no", "off")
+KEY_LENGTH = 40
+ENTRY_NAME = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
+TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
@@ -121,7 +125,7 @@ class GraphCache:
     ) -> CachedGraphs | None:
         """Write an entry and return it, or None when it cannot be written (no space, no rights,
         larger than the whole cache). The two protos are left as they were."""
-        temporary = self.root / f".tmp-{uuid.uuid4().hex}"
+        temporary = self.root / f".tmp-{uuid.uuid4().hex}"  # matches TEMPORARY_NAME
         try:
             temporary.mkdir(parents=True)
             files = write_graphs(temporary, forward, inverse)
@@ -141,15 +145,16 @@ class GraphCache:
 
     def evict(self, keep: str = "") -> None:
         """Drop least recently used entries until the cache fits its limit, and temporary
-        directories left by writers that died."""
+        directories left by writers that died. Only names this cache makes are touched: a
+        directory pointed at by mistake (``ONNXVIZ_CACHE_DIR=~``) loses nothing else."""
         entries = []
         for path in self.root.iterdir():
             try:
-                if path.name.startswith(".tmp-"):
+                if TEMPORARY_NAME.fullmatch(path.name):
                     if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
                         shutil.rmtree(path, ignore_errors=True)
                     continue
-                if path.is_dir():
+                if ENTRY_NAME.fullmatch(path.name) and path.is_dir():
                     used = (path / MANIFEST).stat().st_mtime if (path / MANIFEST).exists() else 0.0
                     entries.append((used, sum(f.stat().st_size for f in path.iterdir()), path))
             except OSError:
@@ -274,7 +279,7 @@ def projector_key(
         return None
     parts = [FORMAT, source_digest(), onnx.__version__, ort.__version__, content, list(custom_ops)]
     parts += [target, list(input_shape), rule, form, lrn, sparse]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:40]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:KEY_LENGTH]
 
 
 def file_stamp(path: Path) -> tuple[int, int, int]:

@@ -159,6 +159,18 @@ def test_the_size_bound_evicts_the_least_recently_used(
     assert sum(f.stat().st_size for e in remaining for f in e.iterdir()) <= 2.5 * size
 
 
+def test_eviction_touches_only_the_caches_own_directories(model: Path, cache_dir: Path) -> None:
+    project(model)
+    (entry,) = entries(cache_dir)
+    size = sum(f.stat().st_size for f in entry.iterdir())
+    (cache_dir / "photos").mkdir()
+    (cache_dir / "photos" / "big.bin").write_bytes(bytes(4 * size))
+    (cache_dir / ".tmp-half").mkdir()
+    GraphCache(cache_dir, limit=size // 2).evict()
+    assert entries(cache_dir) == [cache_dir / "photos"]
+    assert (cache_dir / ".tmp-half").exists()
+
+
 def test_an_entry_larger_than_the_bound_is_not_stored(
     model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
