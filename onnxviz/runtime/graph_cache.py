@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import re
 import shutil
@@ -49,6 +50,8 @@ DEFAULT_LIMIT = 2 * 1024**3
 EXTERNAL_THRESHOLD = 1024  # tensors smaller than this stay inside the graph file
 STALE_TEMPORARY_SECONDS = 3600  # a temporary directory this old belongs to a writer that died
 OFF_VALUES = ("0", "false", "no", "off")
+# an external-data entry as protobuf writes it: key "location", then the file name (< 128 bytes)
+EXTERNAL_LOCATION = re.compile(rb"\x0a\x08location\x12([\x01-\x7f])")
 KEY_LENGTH = 40
 ENTRY_NAME = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
 TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")
@@ -289,11 +292,25 @@ def file_stamp(path: Path) -> tuple[int, int, int]:
 
 @lru_cache(maxsize=16)
 def file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    """The file's SHA-256, memoised in the process by its stamp (a changed file is read again)."""
+    """The SHA-256 of the model file and of the external data files it names (weights kept
+    beside the graph, which an export can rewrite while the graph file stays byte-identical),
+    memoised in the process by the file's stamp (a changed file is read again)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 24):
-            digest.update(chunk)
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        digest.update(data)
+        locations = sorted({data[m.end() : m.end() + m.group(1)[0]] for m in EXTERNAL_LOCATION.finditer(data)})
+    folder = Path(path).parent
+    for location in locations:
+        try:
+            named = folder / location.decode()
+            wanted = named.is_file() and named.resolve() != Path(path)
+        except (UnicodeDecodeError, ValueError, OSError):
+            continue  # bytes in the weights that only looked like an entry
+        if wanted:
+            digest.update(location)
+            with open(named, "rb") as file:
+                while chunk := file.read(1 << 24):
+                    digest.update(chunk)
     return digest.hexdigest()
 
 

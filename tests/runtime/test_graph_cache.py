@@ -116,6 +116,27 @@ def test_a_changed_model_file_misses_the_cache(model: Path, cache_dir: Path, mon
     assert not np.array_equal(after, before)
 
 
+def test_changed_external_weights_miss_the_cache(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph file stays byte-identical when only the external weights beside it change."""
+    path = tmp_path / "external.onnx"
+    proto = onnx.load(DEMO)
+    onnx.save(proto, path, save_as_external_data=True, location="external.onnx.data", size_threshold=0)
+    graph_bytes = path.read_bytes()
+    before = project(path)
+    proto = onnx.load(DEMO)  # the first was turned into external references by saving it
+    weight = next(t for t in proto.graph.initializer if t.name == "features.conv1.weight")
+    weight.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(weight), weight.name))
+    (tmp_path / "external.onnx.data").unlink()
+    onnx.save(proto, path, save_as_external_data=True, location="external.onnx.data", size_threshold=0)
+    assert path.read_bytes() == graph_bytes
+    after = project(path)
+    assert len(entries(cache_dir)) == 2
+    np.testing.assert_array_equal(after, fresh(path, monkeypatch))
+    assert not np.array_equal(after, before)
+
+
 @pytest.mark.parametrize("damage", ["truncated weights", "flipped bytes", "foreign manifest", "unreadable graph"])
 def test_a_damaged_entry_is_rebuilt(model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
     expected = fresh(model, monkeypatch)
