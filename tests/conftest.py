@@ -13,7 +13,7 @@ Markers are declared in pyproject.toml (``upstream``, ``slow``, ``torch``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -71,3 +71,16 @@ def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("pictures") / "chelsea.png"
     cv2.imwrite(str(path), cv2.cvtColor(skimage.data.chelsea(), cv2.COLOR_RGB2BGR))
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The on-disk graph cache lives in the session's temporary directory, never the user's
+    (``~/.cache/onnxviz``); it is shared by the whole session, as a user's repeated runs share it.
+    Session-scoped, so it is in place before any other session fixture builds a projector."""
+    root = tmp_path_factory.getbasetemp() / "onnxviz-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ONNXVIZ_CACHE_DIR", str(root))
+        patch.delenv("ONNXVIZ_CACHE", raising=False)
+        patch.delenv("ONNXVIZ_CACHE_SIZE", raising=False)
+        yield root

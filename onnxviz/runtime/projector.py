@@ -18,7 +18,8 @@ from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import SEED, build_inverse
 from onnxviz.inverse.sparse import CHANNELS
 from onnxviz.passes.rewrite import forward_model
-from onnxviz.runtime.sessions import Device, create_session, run_bound
+from onnxviz.runtime.graph_cache import open_built, open_cached, projector_key
+from onnxviz.runtime.sessions import Device, run_bound
 
 SEED_AT_INPUT_OPS = ("Softmax", "LogSoftmax")
 
@@ -52,16 +53,18 @@ class Projector:
     ) -> None:
         started = time.perf_counter()
         self.target = target
-        inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse)
-        self.forward_tensors = list(inverse.forward_tensors)
-        self.sparse = inverse.sparse
-        outputs = [target, *(t for t in self.forward_tensors if t != target)]
-        forward = forward_model(graph, outputs, inverse.switches, graph.shapes(input_shape))
-        self.forward_session = create_session(forward, device, "forward graph")
-        del forward  # its weights are in the session now; free them before the inverse session is made
-        self.inverse_session = create_session(inverse.model, device, "inverse graph")
+        key = projector_key(graph.path, graph.custom_ops, target, input_shape, rule, device.form, lrn, sparse)
+        opened = open_cached(key, device)  # a repeat run's graphs, stored on disk by the first
+        if opened is None:
+            inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse)
+            outputs = [target, *(t for t in inverse.forward_tensors if t != target)]
+            forward = forward_model(graph, outputs, inverse.switches, graph.shapes(input_shape))
+            opened = open_built(key, device, forward, inverse.model, tuple(inverse.forward_tensors), inverse.sparse)
+            del forward, inverse  # their weights are in the sessions now
+        self.forward_session, self.inverse_session, forward_tensors, self.sparse = opened
+        self.forward_tensors = list(forward_tensors)
         self.device = device
-        self._on_device = frozenset(outputs[1:]) - {target}
+        self._on_device = frozenset(self.forward_tensors) - {target}
         self.build_seconds = time.perf_counter() - started
 
     def forward(self, x: np.ndarray, input_name: str) -> dict[str, ort.OrtValue]:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -94,12 +95,14 @@ def choose_device(requested: str = "auto") -> Device:
     return Device("cpu", (CPU,), "running on the CPU (no usable CUDA provider)")
 
 
-def create_session(model: onnx.ModelProto, device: Device, what: str) -> ort.InferenceSession:
-    """A session with all graph optimizations on; errors become messages that name ``what``."""
+def create_session(model: onnx.ModelProto | Path, device: Device, what: str) -> ort.InferenceSession:
+    """A session with all graph optimizations on; errors become messages that name ``what``.
+    A path is read by onnxruntime itself (with the external weights beside it)."""
     options = session_options(device.custom_ops)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    source = str(model) if isinstance(model, Path) else model.SerializeToString()
     try:
-        return ort.InferenceSession(model.SerializeToString(), options, providers=list(device.providers))
+        return ort.InferenceSession(source, options, providers=list(device.providers))
     except Exception as exc:
         raise InferenceError(
             f"onnxruntime could not load the {what}: {runtime_message(exc)}",

@@ -1,0 +1,341 @@
+"""Built forward and inverse graphs kept on disk, so a repeat run skips building them.
+
+Building a projector's graphs (the inverse, the forward rewrite) and handing them to onnxruntime
+as serialized bytes is most of what a repeat ``onnxviz project`` spends outside onnxruntime's runs.
+An entry holds the two graphs' structure plus one weights file they both point into (the inverse
+reads the forward's weights by name, so they are stored once), and onnxruntime opens the entry
+from its paths.
+
+An entry's key covers everything the graphs depend on: the model file's content (not its path),
+the target, rule, input shape, LRN mode, layout form, sparse head, custom-op libraries, and the
+versions of onnxviz (its source), onnx and onnxruntime. Entries are written into a temporary
+directory and renamed into place, so a crash or a concurrent writer never leaves a half entry
+under a key; a manifest with each file's size and CRC lets a damaged or foreign entry be noticed,
+dropped and rebuilt, never reported as an error. The directory is bounded: beyond the limit the
+least recently used entries go.
+
+Environment: ``ONNXVIZ_CACHE=0`` turns the cache off, ``ONNXVIZ_CACHE_DIR`` moves it (default
+``$XDG_CACHE_HOME/onnxviz``, else ``~/.cache/onnxviz``), ``ONNXVIZ_CACHE_SIZE`` bounds it (bytes,
+or with a K/M/G suffix; default 2G).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import mmap
+import os
+import re
+import shutil
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+
+from onnxviz.errors import InferenceError, UsageError
+from onnxviz.runtime.sessions import Device, create_session
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+FORWARD_FILE = "forward.onnx"
+INVERSE_FILE = "inverse.onnx"
+WEIGHTS_FILE = "weights.bin"
+DEFAULT_LIMIT = 2 * 1024**3
+EXTERNAL_THRESHOLD = 1024  # tensors smaller than this stay inside the graph file
+STALE_TEMPORARY_SECONDS = 3600  # a temporary directory this old belongs to a writer that died
+OFF_VALUES = ("0", "false", "no", "off")
+# an external-data entry as protobuf writes it: key "location", then the file name (< 128 bytes)
+EXTERNAL_LOCATION = re.compile(rb"\x0a\x08location\x12([\x01-\x7f])")
+KEY_LENGTH = 40
+ENTRY_NAME = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
+TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")
+UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+@dataclass(frozen=True)
+class CachedGraphs:
+    """A stored entry: the graph files onnxruntime opens and what the projector reads besides."""
+
+    forward: Path
+    inverse: Path
+    forward_tensors: tuple[str, ...]
+    sparse: bool
+
+
+class GraphCache:
+    """A directory of entries, each a subdirectory named by its key."""
+
+    def __init__(self, root: Path, limit: int = DEFAULT_LIMIT) -> None:
+        self.root = Path(root)
+        self.limit = limit
+
+    @classmethod
+    def from_environment(cls) -> GraphCache | None:
+        """The cache the environment asks for, or None where ``ONNXVIZ_CACHE`` turns it off."""
+        if os.environ.get("ONNXVIZ_CACHE", "1").strip().lower() in OFF_VALUES:
+            return None
+        root = os.environ.get("ONNXVIZ_CACHE_DIR")
+        if not root:
+            base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+            root = Path(base) / "onnxviz"
+        return cls(Path(root), parse_size(os.environ.get("ONNXVIZ_CACHE_SIZE", "")))
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def load(self, key: str) -> CachedGraphs | None:
+        """The entry under ``key`` if it is whole and ours; a damaged one is removed."""
+        entry = self.root / key
+        if not entry.is_dir():
+            return None
+        try:
+            manifest = json.loads((entry / MANIFEST).read_text())
+            if manifest.get("format") != FORMAT or manifest.get("key") != key:
+                raise ValueError("a foreign entry")
+            for name, (size, crc) in manifest["files"].items():
+                data = (entry / name).read_bytes()
+                if len(data) != size or zlib.crc32(data) != crc:
+                    raise ValueError(f"{name} is damaged")
+            os.utime(entry / MANIFEST)  # the recency eviction goes by
+            return CachedGraphs(
+                entry / FORWARD_FILE,
+                entry / INVERSE_FILE,
+                tuple(str(t) for t in manifest["forward_tensors"]),
+                bool(manifest["sparse"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            self.discard(key)
+            return None
+
+    def discard(self, key: str) -> None:
+        """Remove an entry (one that failed to load); a missing one is fine."""
+        shutil.rmtree(self.root / key, ignore_errors=True)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def store(
+        self,
+        key: str,
+        forward: onnx.ModelProto,
+        inverse: onnx.ModelProto,
+        forward_tensors: tuple[str, ...],
+        sparse: bool,
+    ) -> CachedGraphs | None:
+        """Write an entry and return it, or None when it cannot be written (no space, no rights,
+        larger than the whole cache). The two protos are left as they were."""
+        temporary = self.root / f".tmp-{uuid.uuid4().hex}"  # matches TEMPORARY_NAME
+        try:
+            temporary.mkdir(parents=True)
+            files = write_graphs(temporary, forward, inverse)
+            if sum(size for size, _ in files.values()) > self.limit:
+                return None
+            manifest = {"format": FORMAT, "key": key, "files": files}
+            manifest.update(forward_tensors=list(forward_tensors), sparse=sparse)
+            (temporary / MANIFEST).write_text(json.dumps(manifest))
+            with contextlib.suppress(OSError):  # another process stored the same key first: as good
+                os.rename(temporary, self.root / key)
+            self.evict(keep=key)
+        except OSError:
+            return None
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        return self.load(key)
+
+    def evict(self, keep: str = "") -> None:
+        """Drop least recently used entries until the cache fits its limit, and temporary
+        directories left by writers that died. Only names this cache makes are touched: a
+        directory pointed at by mistake (``ONNXVIZ_CACHE_DIR=~``) loses nothing else."""
+        entries = []
+        for path in self.root.iterdir():
+            try:
+                if TEMPORARY_NAME.fullmatch(path.name):
+                    if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                        shutil.rmtree(path, ignore_errors=True)
+                    continue
+                if ENTRY_NAME.fullmatch(path.name) and path.is_dir():
+                    used = (path / MANIFEST).stat().st_mtime if (path / MANIFEST).exists() else 0.0
+                    entries.append((used, sum(f.stat().st_size for f in path.iterdir()), path))
+            except OSError:
+                continue  # removed by another process meanwhile
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.limit:
+                break
+            if path.name != keep:
+                shutil.rmtree(path, ignore_errors=True)
+                total -= size
+
+
+Sessions = tuple[ort.InferenceSession, ort.InferenceSession, tuple[str, ...], bool]
+
+
+def open_cached(key: str | None, device: Device) -> Sessions | None:
+    """The forward and inverse sessions of a stored entry (with the forward tensors the inverse
+    reads and whether its head is sparse), or None on a miss. An entry onnxruntime cannot open
+    is dropped and counts as a miss."""
+    cache = GraphCache.from_environment()
+    cached = cache.load(key) if cache and key else None
+    if cached is None:
+        return None
+    try:
+        return open_entry(cached, device)
+    except InferenceError:
+        cache.discard(key)
+        return None
+
+
+def open_built(
+    key: str | None,
+    device: Device,
+    forward: onnx.ModelProto,
+    inverse: onnx.ModelProto,
+    forward_tensors: tuple[str, ...],
+    sparse: bool,
+) -> Sessions:
+    """Sessions for freshly built graphs, which are stored first where the cache is on (then
+    onnxruntime reads the files just written instead of the weights serialized once more)."""
+    cache = GraphCache.from_environment()
+    cached = cache.store(key, forward, inverse, forward_tensors, sparse) if cache and key else None
+    if cached is not None:
+        try:
+            return open_entry(cached, device)
+        except InferenceError:
+            cache.discard(key)
+    forward_session = create_session(forward, device, "forward graph")
+    return forward_session, create_session(inverse, device, "inverse graph"), forward_tensors, sparse
+
+
+def open_entry(cached: CachedGraphs, device: Device) -> Sessions:
+    forward_session = create_session(cached.forward, device, "forward graph")
+    inverse_session = create_session(cached.inverse, device, "inverse graph")
+    return forward_session, inverse_session, cached.forward_tensors, cached.sparse
+
+
+def write_graphs(directory: Path, forward: onnx.ModelProto, inverse: onnx.ModelProto) -> dict[str, list[int]]:
+    """Write both graphs with their large tensors in one weights file; an inverse tensor equal to
+    a forward one (same name, same bytes) points at the forward's copy. Returns each file's
+    [size, crc32]. The tensors are moved out only while the graph files are serialized.
+
+    No fsync: an entry torn by a power cut fails its checksums and is rebuilt, and syncing every
+    entry would make a sweep over all layers (``check``) wait on the disk."""
+    written: dict[str, tuple[bytes, int]] = {}  # the forward's tensors by name: (bytes, offset)
+    moved: list[tuple[onnx.TensorProto, bytes]] = []
+    files = {}
+    try:
+        crc = 0
+        with open(directory / WEIGHTS_FILE, "wb") as weights:
+            for model in (forward, inverse):
+                for tensor in model.graph.initializer:
+                    data = tensor.raw_data
+                    if len(data) < EXTERNAL_THRESHOLD or tensor.data_location == onnx.TensorProto.EXTERNAL:
+                        continue
+                    shared = written.get(tensor.name)
+                    if shared is not None and shared[0] == data:
+                        offset = shared[1]
+                    else:
+                        offset = weights.tell()
+                        weights.write(data)
+                        crc = zlib.crc32(data, crc)
+                        written.setdefault(tensor.name, (data, offset))
+                    moved.append((tensor, data))
+                    length = len(data)
+                    tensor.ClearField("raw_data")
+                    tensor.data_location = onnx.TensorProto.EXTERNAL
+                    for name, value in (("location", WEIGHTS_FILE), ("offset", offset), ("length", length)):
+                        entry = tensor.external_data.add()
+                        entry.key, entry.value = name, str(value)
+            files[WEIGHTS_FILE] = [weights.tell(), crc]
+        for name, model in ((FORWARD_FILE, forward), (INVERSE_FILE, inverse)):
+            data = model.SerializeToString()
+            (directory / name).write_bytes(data)
+            files[name] = [len(data), zlib.crc32(data)]
+    finally:
+        for tensor, data in moved:
+            del tensor.external_data[:]
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            tensor.raw_data = data
+    return files
+
+
+def projector_key(
+    model_path: Path | None,
+    custom_ops: tuple[str, ...],
+    target: str,
+    input_shape: tuple[int, ...],
+    rule: str,
+    form: str,
+    lrn: str,
+    sparse: bool,
+) -> str | None:
+    """The key of a projector's graphs, or None for a model not read from a file (nothing to
+    tell two in-memory models apart by without serializing them)."""
+    if model_path is None:
+        return None
+    try:
+        content = file_digest(str(Path(model_path).resolve()), *file_stamp(model_path))
+    except OSError:
+        return None
+    parts = [FORMAT, source_digest(), onnx.__version__, ort.__version__, content, list(custom_ops)]
+    parts += [target, list(input_shape), rule, form, lrn, sparse]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:KEY_LENGTH]
+
+
+def file_stamp(path: Path) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+@lru_cache(maxsize=16)
+def file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    """The SHA-256 of the model file and of the external data files it names (weights kept
+    beside the graph, which an export can rewrite while the graph file stays byte-identical),
+    memoised in the process by the file's stamp (a changed file is read again)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        digest.update(data)
+        locations = sorted({data[m.end() : m.end() + m.group(1)[0]] for m in EXTERNAL_LOCATION.finditer(data)})
+    folder = Path(path).parent
+    for location in locations:
+        try:
+            named = folder / location.decode()
+            wanted = named.is_file() and named.resolve() != Path(path)
+        except (UnicodeDecodeError, ValueError, OSError):
+            continue  # bytes in the weights that only looked like an entry
+        if wanted:
+            digest.update(location)
+            with open(named, "rb") as file:
+                while chunk := file.read(1 << 24):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def source_digest() -> str:
+    """A digest of onnxviz's own source: a changed onnxviz never reads an older one's graphs,
+    also between releases (the version number alone would not tell two working trees apart)."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def parse_size(text: str) -> int:
+    """``ONNXVIZ_CACHE_SIZE``: bytes, or a number with a K, M or G suffix; empty: the default."""
+    text = text.strip().upper().removesuffix("B")
+    if not text:
+        return DEFAULT_LIMIT
+    unit = text[-1] if text[-1] in UNITS else ""
+    try:
+        return int(float(text[: len(text) - len(unit)]) * UNITS[unit])
+    except ValueError:
+        raise UsageError(
+            f"ONNXVIZ_CACHE_SIZE={text!r} is not a size.",
+            "Give bytes or a number with a K, M or G suffix, e.g. ONNXVIZ_CACHE_SIZE=2G.",
+        ) from None
