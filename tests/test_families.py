@@ -33,11 +33,8 @@ NOISE_LIMIT = 0.1
 STEPS = (1e-3, 1e-4)
 
 # (fixture file, test) -> what it needs; test is "saliency", "adjoint" or "check".
-AS_STRIDED = "a Gather rule for the dynamo exporter's as_strided (Gather on a flattened, batch-merged tensor)"
 HEADS = "the batch axis followed through attention's Transpose + Reshape of (batch, heads, tokens, dim)"
 NEEDS: dict[tuple[str, str], str] = {
-    ("family_convnext_dynamo.onnx", "saliency"): AS_STRIDED,
-    ("family_convnext_dynamo.onnx", "adjoint"): AS_STRIDED,
     **{
         (f"family_mobilevit_{exporter}.onnx", test): HEADS
         for exporter in ("dynamo", "torchscript")

@@ -34,6 +34,7 @@ from onnxviz.graph.ops import (
 )
 from onnxviz.graph.shapes import inferred_shapes, static_shapes
 from onnxviz.graph.signal import mark_signal
+from onnxviz.graph.strided import gathers_as_reshapes
 from onnxviz.graph.topology import topological_order, upstream_nodes
 
 # Names other modules have imported from here; each now lives in the module that owns it.
@@ -139,6 +140,10 @@ class ModelGraph:
         if self._fold_shape_arithmetic():
             self.signal = mark_signal(self.nodes, self.input_name, self.constants)
         self._make_pads_explicit()
+        if self._static_spatial_size() and any(n.op_type == "Gather" and n.input[0] in self.signal for n in self.nodes):
+            shapes = self.shapes(self.concrete_input_shape())
+            if gathers_as_reshapes(self.model, self.nodes, self.constants, self.signal, shapes):
+                self._shape_cache.clear()
         self.layers = name_layers(self)
 
     def _static_spatial_size(self) -> bool:
