@@ -95,7 +95,7 @@ BY_NAME = {s.name: s for s in SPECS}
 
 def build(spec: Spec):
     import torch
-    from torch import nn
+    from make_fixtures import randomise_norms  # scripts/ is on the path of a script run from it
 
     torch.manual_seed(SEED)
     if spec.source == "torchvision":
@@ -106,34 +106,7 @@ def build(spec: Spec):
         import timm
 
         model = timm.create_model(spec.name, pretrained=False, **spec.kwargs)
-    generator = torch.Generator().manual_seed(SEED + 1)
-    norms = (nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
-    batch_norms = []
-    with torch.no_grad():
-        for module in model.modules():
-            # Random affine parameters: gamma in [0.5, 1.5) (a zero-initialised last gamma would
-            # switch a residual branch off), small beta.
-            if isinstance(module, norms) and getattr(module, "weight", None) is not None:
-                module.weight.copy_(0.5 + torch.rand(module.weight.shape, generator=generator))
-                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
-            if isinstance(module, nn.BatchNorm2d) and module.track_running_stats:
-                module.reset_running_stats()
-                module.momentum = None  # cumulative average over the calibration batches
-                batch_norms.append(module)
-        # Layer scales start near zero (1e-6 in ConvNeXt), which would leave every block an identity.
-        for name, parameter in model.named_parameters():
-            if name.endswith("layer_scale") or (".ls" in name and name.endswith(".gamma")):
-                parameter.copy_(0.1 + 0.4 * torch.rand(parameter.shape, generator=generator))
-    if batch_norms:
-        # Running statistics from random-input batch statistics: not 0/1 (BN is no identity),
-        # yet matched to the activations, so a deep random net keeps O(1) activations.
-        model.train()
-        with torch.no_grad():
-            for _ in range(2):
-                model(torch.randn((4, 3, spec.size, spec.size), generator=generator))
-        for module in batch_norms:
-            module.momentum = 0.1
-    return model.eval()
+    return randomise_norms(model, SEED + 1, spec.size, batches=2, batch_size=4)
 
 
 def paths(spec: Spec, exporter: str) -> tuple[Path, Path]:

@@ -1009,11 +1009,13 @@ FAMILY_SEED = SEED + 500
 FAMILY_MAX_BYTES = 120 * 1024
 
 
-def randomise_norms(model: nn.Module, seed: int, size: int) -> nn.Module:
-    """Random norm affine parameters and layer scales, BN statistics calibrated on random batches.
+def randomise_norms(model: nn.Module, seed: int, size: int, batches: int = 4, batch_size: int = 8) -> nn.Module:
+    """Random norm affine parameters (gamma in [0.5, 1.5), small beta) and layer scales, and BN
+    running statistics calibrated on ``batches`` random batches: not 0/1 (BN is no identity), yet
+    matched to the activations, so a deep random net keeps O(1) activations.
 
     A zero-initialised last gamma (timm's ``zero_init_last``) or a 1e-6 layer scale (ConvNeXt)
-    would switch whole branches off and leave the fixture testing an identity.
+    would switch whole branches off and leave the model testing an identity.
     """
     gen = torch.Generator().manual_seed(seed)
     batch_norms = []
@@ -1032,8 +1034,8 @@ def randomise_norms(model: nn.Module, seed: int, size: int) -> nn.Module:
     if batch_norms:
         model.train()
         with torch.no_grad():
-            for _ in range(4):
-                model(torch.randn((8, 3, size, size), generator=gen))
+            for _ in range(batches):
+                model(torch.randn((batch_size, 3, size, size), generator=gen))
         for module in batch_norms:
             module.momentum = 0.1
     return model.eval()
