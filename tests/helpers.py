@@ -201,6 +201,12 @@ class Linearisation:
         return (plus - minus) / (2 * eps)
 
     def vjp(self, seeds: np.ndarray) -> np.ndarray:
+        """Jᵀ·v for each seed: in one batched run, or one run per seed where the inverse takes one."""
+        if self.inverse.single:
+            return np.concatenate([self.vjp_once(seed[None]) for seed in seeds], axis=0)
+        return self.vjp_once(seeds)
+
+    def vjp_once(self, seeds: np.ndarray) -> np.ndarray:
         feeds = {"seed": seeds.astype(np.float32)}
         feeds.update({t: self.values[t] for t in self.inverse.forward_tensors})
         return self._inverse_session.run(None, feeds)[0]

@@ -37,6 +37,8 @@ def batch_axis(ctx: InverseContext, node: onnx.NodeProto, tensor: str, merged_ok
 
 def _batch_axis_or_reason(ctx: InverseContext, tensor: str, merged_ok: bool) -> tuple[int, str | None]:
     """``batch_axis`` without raising: (axis, None), or (0, why it cannot be told)."""
+    if ctx.single:
+        return NO_BATCH_AXIS, None
     axes = _batch_axes(ctx)
     if axes is None:
         return 0, None
@@ -72,10 +74,19 @@ def _batch_axes(ctx: InverseContext) -> dict[str, tuple[int, str]] | None:
 
 _BATCH_AXES: dict[int, tuple[weakref.ref, dict[str, tuple[int, str]] | None]] = {}
 
+# The batch axis of every tensor of an inverse built for one projection (``ctx.single``), whose
+# signal has exactly the forward's shapes: no axis is the batch, and -1 equals no (normalised) axis a
+# rule compares it with. A rule that writes -1 there in a reshape target lets the reshape infer the
+# one dimension it leaves out, which the forward's shapes make exact.
+NO_BATCH_AXIS = -1
+
 
 def batch_first_reason(ctx: InverseContext, tensor: str) -> str | None:
     """Why ``tensor`` does not keep the batch on axis 0 (None when it does): the check of rules
-    written for the batch on axis 0."""
+    written for the batch on axis 0. One projection at a time (``ctx.single``) has no batch axis to
+    keep: the rule sees the forward's shapes."""
+    if ctx.single:
+        return None
     axis, reason = _batch_axis_or_reason(ctx, tensor, merged_ok=False)
     if reason is None and axis != 0:
         reason = f"'{tensor}' keeps the batch axis on axis {axis}"
@@ -86,7 +97,7 @@ def refuse_moved_target(ctx: InverseContext, node: onnx.NodeProto, g: str) -> No
     """The seed carries the K projections on axis 0: a target whose batch axis a Transpose moved
     (inside an attention block) cannot be seeded that way. ``g`` is the signal of the first output."""
     tensor = node.output[0]
-    if g == SEED and batch_axis(ctx, node, tensor) != 0:
+    if g == SEED and not ctx.single and batch_axis(ctx, node, tensor) != 0:
         raise ctx.unsupported(node, f"'{tensor}' keeps the batch on axis {batch_axis(ctx, node, tensor)}")
 
 
@@ -168,6 +179,8 @@ def _reshaped_batch(x_shape: tuple[int, ...], y_shape: tuple[int, ...], p: int, 
 def signal_zeros(ctx: InverseContext, node: onnx.NodeProto, like: str, like_tensor: str, tensor: str) -> str:
     """Zeros shaped like the signal of ``tensor`` (K on its batch axis), K read from ``like``, the
     signal of forward tensor ``like_tensor``."""
+    if ctx.single:
+        return ctx.zeros_like_signal(like, tensor)
     axis, like_axis = batch_axis(ctx, node, tensor), batch_axis(ctx, node, like_tensor)
     if axis == 0 and like_axis == 0:
         return ctx.zeros_like_signal(like, tensor)

@@ -7,6 +7,9 @@ forward graph (residual branches, Concat inputs reused…). The result is a stan
     inputs : seed (K, *target per-image shape), and the forward tensors the rules read (batch 1)
     output : projection (K, *input per-image shape), in the model's input layout
 
+K is 1 (a fixed dimension) where the K projections cannot ride on a batch axis (``_plan``); the
+caller then runs the inverse once per projection (``Projector.run_inverse``).
+
 The modes differ only inside the activation rules (see ``rules/activation.py``). In deconvnet
 and guided mode, an activation written as several nodes (``onnxviz.graph.composite``) is inverted as
 one activation from its input; saliency walks its nodes one by one, which is already exact.
@@ -44,6 +47,7 @@ class InverseGraph:
     forward_tensors: list[str]
     switches: dict[str, str]  # MaxPool node name -> tensor holding its argmax indices
     sparse: bool = False  # seed is (K, 1, h, w) plus the channel indices
+    single: bool = False  # seed (and projection) of batch 1: the K projections are run one at a time
 
 
 def signal_path(graph: ModelGraph, target: str) -> list[onnx.NodeProto]:
@@ -106,7 +110,7 @@ def build_inverse(
     ctx.nodes.append(helper.make_node("Identity", [final], [PROJECTION], name="projection"))
     sparse_head = plan.chain is not None
     model = _assemble(ctx, graph, target, input_shape, sparse=sparse_head)
-    return InverseGraph(model, target, mode, list(ctx.forward_inputs), switches, sparse=sparse_head)
+    return InverseGraph(model, target, mode, list(ctx.forward_inputs), switches, sparse=sparse_head, single=ctx.single)
 
 
 def unsupported_reason(
@@ -135,11 +139,38 @@ class _Plan:
 def _plan(
     graph: ModelGraph, target: str, input_shape: tuple[int, ...], mode: str, form: str, lrn: str, sparse: bool
 ) -> _Plan:
+    """The plan for K projections at once, or, where the rules refuse it (an attention block merges
+    the batch axis into one they cannot follow), for one projection at a time (``ctx.single``): then
+    the signal has the forward's shapes and no axis is the batch. The first refusal is the one
+    reported when both fail, and where the target's axis 0 is not the batch of 1 the seeds are
+    copies of (a conv over a moved batch axis), the first refusal stands."""
+    try:
+        return _plan_once(graph, target, input_shape, mode, form, lrn, sparse, single=False)
+    except UnsupportedOpError as batched_refusal:
+        if graph.shapes(input_shape).get(target, (None,))[:1] != (1,):
+            raise
+        try:
+            return _plan_once(graph, target, input_shape, mode, form, lrn, sparse, single=True)
+        except UnsupportedOpError:
+            raise batched_refusal from None
+
+
+def _plan_once(
+    graph: ModelGraph,
+    target: str,
+    input_shape: tuple[int, ...],
+    mode: str,
+    form: str,
+    lrn: str,
+    sparse: bool,
+    single: bool,
+) -> _Plan:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}")
-    ctx = InverseContext(graph=graph, shapes=dict(graph.shapes(input_shape)), mode=mode, form=form, lrn=lrn)
+    shapes = dict(graph.shapes(input_shape))
+    ctx = InverseContext(graph=graph, shapes=shapes, mode=mode, form=form, lrn=lrn, single=single)
     path = signal_path(graph, target)
     if not path:
         raise UnsupportedOpError(f"'{target}' is not computed from the image input.")
@@ -185,10 +216,11 @@ def _assemble(
     target_shape = list(ctx.shape(target)[1:])
     if sparse:
         target_shape[0] = 1
-    seeds = [helper.make_tensor_value_info(SEED, TensorProto.FLOAT, [BATCH, *target_shape])]
+    batch = 1 if ctx.single else BATCH
+    seeds = [helper.make_tensor_value_info(SEED, TensorProto.FLOAT, [batch, *target_shape])]
     if sparse:
-        seeds.append(helper.make_tensor_value_info(CHANNELS, TensorProto.INT64, [BATCH]))
-    output = helper.make_tensor_value_info(PROJECTION, TensorProto.FLOAT, [BATCH, *input_shape[1:]])
+        seeds.append(helper.make_tensor_value_info(CHANNELS, TensorProto.INT64, [batch]))
+    output = helper.make_tensor_value_info(PROJECTION, TensorProto.FLOAT, [batch, *input_shape[1:]])
     inverse = helper.make_graph(
         ctx.nodes,
         f"inverse of {target}",

@@ -38,6 +38,9 @@ class InverseContext:
     mode: str
     form: str = "cpu"
     lrn: str = "exact"
+    # One projection per run: the signal has exactly the forward's shapes, every axis is data (no
+    # batch axis to follow). Used where the batch axis cannot be followed (``batch._batch_axes``).
+    single: bool = False
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: dict[str, TensorProto] = field(default_factory=dict)
     forward_inputs: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
@@ -119,6 +122,8 @@ class InverseContext:
 
     def zeros_like_signal(self, like: str, tensor: str) -> str:
         """Zeros shaped (K, *sample_shape(tensor)), K taken from the signal ``like`` at run time."""
+        if self.single:
+            return self.const(np.zeros(self.shape(tensor), np.float32), "zeros")
         batch = self.op("Slice", [self.op("Shape", [like]), self.ints([0]), self.ints([1])])
         full = self.op("Concat", [batch, self.ints(list(self.sample_shape(tensor)))], axis=0)
         return self.op("ConstantOfShape", [full], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
@@ -127,11 +132,13 @@ class InverseContext:
         return terms[0] if len(terms) == 1 else self.op("Sum", terms)
 
     def reduce_to(self, g: str, out_tensor: str, in_tensor: str) -> str:
-        """Sum ``g`` (shaped like out_tensor) over the axes the forward broadcast ``in_tensor`` along."""
+        """Sum ``g`` (shaped like out_tensor) over the axes the forward broadcast ``in_tensor`` along
+        (axis 0, the batch, only with ``single``: there it is data like any other axis)."""
         out_shape = self.shape(out_tensor)
         in_shape = self.shape(in_tensor)
         padded = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
-        axes = [a for a in range(1, len(out_shape)) if padded[a] == 1 and out_shape[a] != 1]
+        first = 0 if self.single else 1
+        axes = [a for a in range(first, len(out_shape)) if padded[a] == 1 and out_shape[a] != 1]
         if axes:
             g = self.op("ReduceSum", [g, self.ints(axes, "axes")], keepdims=1)
         if len(padded) != len(in_shape) or axes:

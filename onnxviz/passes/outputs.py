@@ -37,13 +37,23 @@ class ExposeOutputs(Pass):
         del model.graph.output[:]
         for name in self.outputs:
             elem = TensorProto.INT64 if name in self.int64_outputs else TensorProto.FLOAT
-            dims = ["N", *self.shapes[name][1:]] if name in self.shapes else None
+            dims = _output_dims(self.shapes[name]) if name in self.shapes else None
             model.graph.output.append(helper.make_tensor_value_info(name, elem, dims))
         return PassResult(model, [o.SerializeToString() for o in model.graph.output] != before)
 
     def ensures(self, model: onnx.ModelProto) -> None:
         if [o.name for o in model.graph.output] != self.outputs:
             raise PassPostconditionError("The graph's outputs are not the tensors asked for.")
+
+
+def _output_dims(shape: tuple[int, ...]) -> list[int | str | None]:
+    """Axis 0 is the symbolic batch where it is the batch (1 at these shapes), and left unnamed
+    where it is not: an attention block's axis 0 that merges the batch with patches holds n·batch,
+    and naming it "N" would tell onnxruntime it equals the input's batch, which its shape-based
+    folding then believes (a Reshape fed ``Shape(x)[0]`` was folded to the wrong length)."""
+    if not shape:
+        return []
+    return ["N" if shape[0] == 1 else None, *shape[1:]]
 
 
 def expose_outputs(

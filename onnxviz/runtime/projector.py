@@ -65,6 +65,9 @@ class Projector:
         self.forward_tensors = list(forward_tensors)
         self.device = device
         self._on_device = frozenset(self.forward_tensors) - {target}
+        # An inverse built for one projection at a time declares its seed of batch 1 (``build_inverse``).
+        seed_input = next(i for i in self.inverse_session.get_inputs() if i.name == SEED)
+        self.single = seed_input.shape[0] == 1
         self.build_seconds = time.perf_counter() - started
 
     def forward(self, x: np.ndarray, input_name: str) -> dict[str, ort.OrtValue]:
@@ -90,7 +93,15 @@ class Projector:
         return self.invert(single, np.array([channel], np.int64), forward)[0]
 
     def run_inverse(self, seeds: dict[str, np.ndarray], forward: dict[str, ort.OrtValue]) -> np.ndarray:
-        """The inverse graph on given seed feeds (a dense ``SEED`` unless the head is sparse)."""
+        """The inverse graph on given seed feeds (a dense ``SEED`` unless the head is sparse): in one
+        batched run, or one run per projection where the inverse takes one at a time."""
+        if self.single:
+            count = len(seeds[SEED])
+            runs = [{name: value[k : k + 1] for name, value in seeds.items()} for k in range(count)]
+            return np.concatenate([self._run_inverse_once(run, forward) for run in runs], axis=0)
+        return self._run_inverse_once(seeds, forward)
+
+    def _run_inverse_once(self, seeds: dict[str, np.ndarray], forward: dict[str, ort.OrtValue]) -> np.ndarray:
         feeds: dict[str, np.ndarray | ort.OrtValue] = dict(seeds)
         feeds.update({t: forward[t] for t in self.forward_tensors})
         (projection,) = run_bound(self.inverse_session, feeds, self.device, "inverse graph").values()

@@ -330,3 +330,31 @@ def test_a_convolution_over_a_moved_batch_axis_is_refused() -> None:
     model = make_model(nodes, SHAPE, "y", {"w": _w(67, 3, 1, 3, 3)})
     with pytest.raises(UnsupportedOpError, match="keeps the batch axis on axis 1"):
         Linearisation(model, "y", _x(68))
+
+
+def test_attention_over_a_batch_merged_with_patches_projects_one_seed_at_a_time() -> None:
+    """MobileViT's unfold: (1, C, H, W) → (patches·batch, tokens, C), attention on it, folded back.
+    The batch axis merged into the patches cannot carry K projections through MatMul + Softmax, so
+    the inverse is built for one projection (every axis data) and the seeds run one by one."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "unfold"], ["h"], name="unfold"),  # (2, 4, 6): batch merged
+        helper.make_node("Transpose", ["h"], ["ht"], perm=[1, 0, 2], name="tokens_first"),
+        helper.make_node("Transpose", ["ht"], ["hb"], perm=[1, 0, 2], name="patches_first"),
+        helper.make_node("MatMul", ["hb", "wq"], ["q"], name="query"),
+        helper.make_node("Transpose", ["hb"], ["kt"], perm=[0, 2, 1], name="keys_t"),
+        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="scores"),
+        helper.make_node("Softmax", ["scores"], ["attn"], axis=-1, name="softmax"),
+        helper.make_node("MatMul", ["attn", "hb"], ["mixed"], name="mix"),
+        helper.make_node("Mul", ["mixed", "gain"], ["scaled"], name="scale"),  # a constant broadcast over patches
+        helper.make_node("Reshape", ["scaled", "fold"], ["y"], name="fold"),
+    ]
+    inits = {
+        "unfold": np.array([2, 4, 6], np.int64),
+        "fold": np.array(SHAPE, np.int64),
+        "wq": _w(5, 6, 6),
+        "gain": np.abs(_w(6, 2, 1, 6)) + 0.5,
+    }
+    model = make_model(nodes, SHAPE, "y", inits)
+    lin = Linearisation(model, "y", _x(7), "saliency")
+    assert lin.inverse.single, "the batch axis merged with the patches should be projected one seed at a time"
+    assert_adjoint(model, "y", _x(7), 3)

@@ -113,7 +113,7 @@ def matmul_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
             ga = ctx.op("Mul", [ctx.op("Unsqueeze", [g, ctx.ints([-1], "axes")]), ctx.forward(b)])
         else:
             ga = ctx.op("MatMul", [g, _swap_last_two(ctx, ctx.forward(b), len(shape_b))])
-        result[0] = _sum_broadcast_batch(ctx, ga, shape_a, shape_y)
+        result[0] = _sum_broadcast_batch(ctx, ga, shape_a, shape_y, ctx.single)
     if _on_path(ctx, b):
         if len(shape_b) < 3 or len(shape_b) < len(shape_a):
             raise ctx.unsupported(node, "its second operand has no batch axis of its own")
@@ -122,7 +122,7 @@ def matmul_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
             gb = ctx.op("Mul", [outer, ctx.op("Unsqueeze", [g, ctx.ints([-2], "axes")])])
         else:
             gb = ctx.op("MatMul", [_swap_last_two(ctx, ctx.forward(a), len(shape_a)), g])
-        result[1] = _sum_broadcast_batch(ctx, gb, shape_b, shape_y)
+        result[1] = _sum_broadcast_batch(ctx, gb, shape_b, shape_y, ctx.single)
     return result
 
 
@@ -131,11 +131,13 @@ def _swap_last_two(ctx: InverseContext, tensor: str, rank: int) -> str:
 
 
 def _sum_broadcast_batch(
-    ctx: InverseContext, grad: str, operand_shape: tuple[int, ...], out_shape: tuple[int, ...]
+    ctx: InverseContext, grad: str, operand_shape: tuple[int, ...], out_shape: tuple[int, ...], single: bool
 ) -> str:
-    """Sum a MatMul operand's gradient over the batch axes (after the first) the forward broadcast
-    that operand along; the operand's batch axes sit at the same positions as the product's."""
-    axes = [i for i in range(1, len(operand_shape) - 2) if operand_shape[i] == 1 and out_shape[i] != 1]
+    """Sum a MatMul operand's gradient over the batch axes (after the first, unless ``single`` makes
+    the first data too) the forward broadcast that operand along; the operand's batch axes sit at
+    the same positions as the product's."""
+    first = 0 if single else 1
+    axes = [i for i in range(first, len(operand_shape) - 2) if operand_shape[i] == 1 and out_shape[i] != 1]
     return ctx.op("ReduceSum", [grad, ctx.ints(axes, "axes")], keepdims=1) if axes else grad
 
 
@@ -146,7 +148,7 @@ def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     opset = _opset(ctx)
     axis = int(ctx.attr(node, "axis", -1 if opset >= 13 else 1)) % rank
     axes = [axis] if opset >= 13 else list(range(axis, rank))
-    if 0 in axes:
+    if 0 in axes and not ctx.single:
         raise ctx.unsupported(node, "it normalises over the batch axis")
     y = ctx.forward(node.output[0])
     if node.op_type == "Softmax":

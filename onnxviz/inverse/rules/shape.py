@@ -54,7 +54,9 @@ def transpose_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals
     x = node.input[0]
     rank = len(ctx.shape(x))
     perm = list(ctx.attr(node, "perm", list(reversed(range(rank)))))
-    if perm.index(batch_axis(ctx, node, x, merged_ok=True)) != batch_axis(ctx, node, node.output[0], merged_ok=True):
+    # One projection at a time (``ctx.single``) has no batch axis for a perm to move.
+    x_axis = batch_axis(ctx, node, x, merged_ok=True)
+    if not ctx.single and perm.index(x_axis) != batch_axis(ctx, node, node.output[0], merged_ok=True):
         raise ctx.unsupported(node, f"perm {perm} moves the batch axis where onnxviz cannot follow it")
     return [ctx.op("Transpose", [g], perm=[int(i) for i in np.argsort(perm)])]
 
