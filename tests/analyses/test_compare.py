@@ -21,6 +21,8 @@ from tests.conversions import DEMO, IMAGES, fp16_demo, quantized_demo
 from tests.helpers import FIXTURES, make_model, session
 
 PICTURES = sorted(IMAGES.glob("*.png"))
+# The demo model's conv, pool and fc aliases, in order: what compare pairs by default.
+DEMO_LAYERS = ["conv1", "pool1", "conv2", "pool2", "conv3", "pool3", "fc1", "fc2"]
 SHAPE = (1, 3, 64, 64)
 
 
@@ -78,16 +80,7 @@ def exposed(path: Path, tensors: list[str]) -> ort.InferenceSession:
 def test_the_demo_against_itself_is_exactly_equal_at_tolerance_zero():
     result = onnxviz.compare(DEMO, DEMO, PICTURES[:3], tolerance=0.0, top=2)
     assert result.ok, result.failures
-    assert [la.pair.name for la in result.layers] == [
-        "conv1",
-        "pool1",
-        "conv2",
-        "pool2",
-        "conv3",
-        "pool3",
-        "fc1",
-        "fc2",
-    ]
+    assert [la.pair.name for la in result.layers] == DEMO_LAYERS
     for la in result.layers:
         assert (la.relative_error == 0).all() and (la.cosine == 1).all()
         assert la.projection_cosine is not None and (la.projection_cosine == 1).all()
@@ -401,16 +394,7 @@ def test_the_qoperator_conversion_passes_within_the_int8_tolerance(folder):
     result = onnxviz.compare(DEMO, quantized_demo(folder / "qop.onnx", "QOperator"), PICTURES, occlusion=True)
     assert result.tolerance.precision == "int8"
     assert result.ok, result.failures
-    assert [la.pair.name for la in result.layers] == [
-        "conv1",
-        "pool1",
-        "conv2",
-        "pool2",
-        "conv3",
-        "pool3",
-        "fc1",
-        "fc2",
-    ]
+    assert [la.pair.name for la in result.layers] == DEMO_LAYERS
     assert all(la.projection_cosine is not None and not la.projection_error for la in result.layers)
     assert max(la.relative_error.max() for la in result.layers) > 1e-3  # really quantised
     assert any(note.startswith("B: QOperator model") for note in result.notes)

@@ -96,14 +96,7 @@ def test_reducing_the_batch_axis_is_refused() -> None:
 def test_maxpool_saliency_is_the_adjoint(case: dict) -> None:
     assume(pool_fits(case))
     rng = np.random.default_rng(case["seed"])
-    attrs = {
-        "kernel_shape": list(case["kernel"]),
-        "strides": list(case["strides"]),
-        "pads": list(case["pads"]),
-        "ceil_mode": case["ceil_mode"],
-        "dilations": list(case["dilations"]),
-    }
-    model = make_model([helper.make_node("MaxPool", ["x"], ["y"], name="pool", **attrs)], (1, 2, *case["size"]), "y")
+    model = _max_pool(case, storage_order=0)
     x = separated_input((1, 2, *case["size"]), rng)
     assert_adjoint(model, "y", x, case["seed"], eps=1e-3)
 
