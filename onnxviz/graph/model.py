@@ -246,6 +246,27 @@ class ModelGraph:
             hint + "`onnxviz layers MODEL` lists every alias and node.",
         )
 
+    def code_layer(self) -> Layer:
+        """The CNN code: the input of the last Gemm/MatMul on the signal path (AlexNet's fc7 after
+        its ReLU, the pooled features of a ResNet), which invariance, correspondence and embed
+        read by default. A net without a dense layer classifies with a 1×1 conv: its input then."""
+        for op_types in (("Gemm", "MatMul"), ("Conv",)):
+            for node in reversed(self.nodes):
+                if node.op_type not in op_types or not node.output or node.output[0] not in self.signal:
+                    continue
+                tensor = node.input[self.signal_inputs(node)[0]]
+                producer = self.producer.get(tensor)
+                if producer is not None:
+                    return self._layer_for_tensor(tensor, producer)
+        raise UsageError(
+            "This model has no dense or conv layer after the input, so it has no code layer.",
+            "Name the layer with --node or --layers (see `onnxviz layers MODEL`).",
+        )
+
+    def conv_layers(self) -> list[Layer]:
+        """The ``convN`` aliases in order: the paper's layers 1 … 5."""
+        return [layer for layer in self.layers if layer.op_type == "Conv"]
+
     def _layer_for_tensor(self, tensor: str, node: onnx.NodeProto) -> Layer:
         if tensor not in self.signal:
             raise UnknownNodeError(

@@ -168,3 +168,26 @@ def test_shapes_cover_what_a_signal_node_reads_beside_the_signal() -> None:
     graph = ModelGraph.from_proto(make_model(nodes, (1, 3, 2, 4), "y", inits))
     assert "class_token" not in graph.signal and "class_token" not in graph.constants
     assert graph.shapes((1, 3, 2, 4))["class_token"] == (1, 1, 6)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "dense_op"),
+    [("vgg_like_torchscript.onnx", "Gemm"), ("family_resnet_dynamo.onnx", None), ("tf2onnx_nhwc.onnx", None)],
+)
+def test_code_layer_is_the_input_of_the_last_dense_layer(fixture: str, dense_op: str | None) -> None:
+    graph = ModelGraph.load(FIXTURES / fixture)
+    code = graph.code_layer()
+    last_dense = [n for n in graph.nodes if n.op_type in ("Gemm", "MatMul") and n.output[0] in graph.signal][-1]
+    assert code.tensor in last_dense.input
+    assert code.tensor in graph.signal
+    if dense_op is not None:
+        assert last_dense.op_type == dense_op
+
+
+def test_code_layer_of_a_net_without_dense_layers_is_the_last_conv_input() -> None:
+    graph = ModelGraph.load(FIXTURES / "squeezenet_like.onnx")
+    last_conv = [n for n in graph.nodes if n.op_type == "Conv"][-1]
+    if any(n.op_type in ("Gemm", "MatMul") for n in graph.nodes):
+        pytest.skip("this fixture has a dense layer")
+    assert graph.code_layer().tensor == last_conv.input[0]
+    assert [layer.alias for layer in graph.conv_layers()] == [f"conv{i + 1}" for i in range(len(graph.conv_layers()))]
