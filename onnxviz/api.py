@@ -18,6 +18,7 @@ import numpy as np
 from onnxviz.analyses import check as checking
 from onnxviz.analyses import compare as comparison
 from onnxviz.analyses import export, grids, layers, occlusion, topk
+from onnxviz.analyses import invariance as curves
 from onnxviz.analyses import project as projection
 from onnxviz.analyses import report as reporting
 from onnxviz.analyses.check import CheckReport, CheckResult
@@ -117,6 +118,11 @@ class Model(LoadedModel):
         return topk.topk(
             self, folder, node, channels, top_channels, k, state_dir, resume, batch_size, project, progress
         )
+
+    def invariance(self, images, transform, amounts=None, layers=None, target_class=None, progress=None):
+        """Invariance curves (Zeiler & Fergus Fig. 5): per layer the feature distance, and the class
+        probability, as ``images`` are translated, rotated or scaled by each amount."""
+        return curves.invariance(self, images, transform, amounts, layers, target_class, progress)
 
     def report(
         self,
