@@ -35,6 +35,7 @@ from onnxviz.runtime.warps import Warps, check_amounts, check_transform, warp, w
 
 TRANSLATE_STEPS = 13
 THUMBNAILS = 5
+IDENTITY = {"translate": 0.0, "rotate": 0.0, "scale": 1.0}
 AXIS_LABELS = {"translate": "shift down (pixels)", "rotate": "rotation (degrees)", "scale": "scale factor"}
 
 
@@ -148,7 +149,7 @@ def invariance(
     norms = np.array([[np.linalg.norm(b[layer.tensor].astype(np.float64)) for b in baseline] for layer in sweep.layers])
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = distance / norms[:, :, None]
-    shown = _thumbnail_amounts(chosen)
+    shown = _thumbnail_amounts(transform, chosen)
     return InvarianceCurves(
         transform=transform,
         amounts=chosen,
@@ -244,10 +245,15 @@ def _curves(
     return distance, probability, probabilities.argmax(axis=2)
 
 
-def _thumbnail_amounts(amounts: list[float]) -> list[float]:
-    """A few amounts spread over the sweep, its ends included, in the sweep's order."""
-    picks = np.unique(np.round(np.linspace(0, len(amounts) - 1, min(THUMBNAILS, len(amounts)))).astype(int))
-    return [amounts[i] for i in picks]
+def _thumbnail_amounts(transform: str, amounts: list[float]) -> list[float]:
+    """A few amounts spread over the sweep, its ends included, in the sweep's order; the
+    untransformed input (shift 0, angle 0, zoom 1) among them where the sweep has it."""
+    picks = np.round(np.linspace(0, len(amounts) - 1, min(THUMBNAILS, len(amounts)))).astype(int)
+    identity = IDENTITY[transform]
+    if identity in amounts and identity not in [amounts[i] for i in picks]:
+        index = amounts.index(identity)
+        picks[np.abs(picks - index).argmin()] = index
+    return [amounts[i] for i in sorted(set(picks.tolist()))]
 
 
 def _thumbnails(model: LoadedModel, inputs: list[np.ndarray], transform: str, amounts: list[float]) -> np.ndarray:

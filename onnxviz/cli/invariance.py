@@ -52,5 +52,5 @@ def invariance(
         if result.probability is not None:
             low, high = result.probability[i].min(), result.probability[i].max()
             line += f"; p({result.label(result.target_class[i])}) {low:.3g}…{high:.3g}"
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, markup=False)
     outputs.print_paths()

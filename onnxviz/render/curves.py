@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -40,7 +41,16 @@ class Thumbnails:
 def curves_figure(
     title: str, x_label: str, amounts: list[float], names: list[str], panels: list[Panel], thumbnails: Thumbnails
 ) -> np.ndarray:
-    """Thumbnails beside the panels, one line per image in each; uint8 RGB (H, W, 3)."""
+    """Thumbnails beside the panels, one line per image in each; uint8 RGB (H, W, 3).
+
+    Texts are drawn as they are: a ``$`` in a file or layer name is not read as mathtext."""
+    with rc_context({"text.parse_math": False}):
+        return _draw(title, x_label, amounts, names, panels, thumbnails)
+
+
+def _draw(
+    title: str, x_label: str, amounts: list[float], names: list[str], panels: list[Panel], thumbnails: Thumbnails
+) -> np.ndarray:
     images, shown = thumbnails.pictures.shape[:2]
     thumbs_width = THUMB_INCHES * shown + 0.3
     height = max(PANEL_INCHES + 0.9, THUMB_INCHES * images + 1.4)
