@@ -1,15 +1,17 @@
-"""The report: the layer table, and per image the occlusion map and, per layer shown, the
-strongest channels' projections and the activation grid, gathered as results; the HTML page is
+"""The report: the layer table, per image the occlusion map and, per layer shown, the strongest
+channels' projections and the activation grid, and over all its images the invariance curves to
+translation, rotation and scaling (the paper's Fig. 5), gathered as results; the HTML page is
 drawn from them by ``onnxviz.render.report``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from onnxviz.analyses.grids import ActivationGrid, activations
+from onnxviz.analyses.invariance import InvarianceCurves, invariance
 from onnxviz.analyses.layers import LayerTable, layers
 from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.occlusion import OcclusionMap, occlude, score_tensor
@@ -17,6 +19,7 @@ from onnxviz.analyses.project import Projection, project
 from onnxviz.analyses.result import Result
 from onnxviz.errors import UsageError
 from onnxviz.render.report import page
+from onnxviz.runtime.warps import TRANSFORMS
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Report(Result):
     layers: LayerTable
     device_note: str
     images: list[ImageView]
+    invariance: list[InvarianceCurves] = field(default_factory=list)
 
     def html(self) -> str:
         return page(self)
@@ -56,6 +60,7 @@ class Report(Result):
                 }
                 for view in self.images
             ],
+            "invariance": {curves.transform: curves.summary() for curves in self.invariance},
         }
 
 
@@ -89,7 +94,22 @@ def report(
             for alias in shown
         ]
         views.append(ImageView(image.name, occlusion, what, rows))
-    return Report(table, model.device.note, views)
+    return Report(table, model.device.note, views, _invariance(model, images, progress))
+
+
+def _invariance(
+    model: LoadedModel, images: list[str | Path], progress: Callable[[str], None] | None
+) -> list[InvarianceCurves]:
+    """The curves of all the images for each transform, at the defaults (the first conv layer and
+    the code layer); a model without a conv layer has no such defaults, so none."""
+    if not model.graph.conv_layers():
+        return []
+    curves = []
+    for transform in TRANSFORMS:
+        if progress is not None:
+            progress(f"invariance to {transform}")
+        curves.append(invariance(model, images, transform))
+    return curves
 
 
 def _occlusion(model: LoadedModel, image: Path, convs: list[str], patch: int | None) -> tuple[OcclusionMap | None, str]:

@@ -1,9 +1,10 @@
 """One self-contained HTML page about a model and a few images: nothing to install to read it.
 
 The page holds the layer table (ops, shapes, receptive fields), then per image: the occlusion
-map and, per layer shown, the strongest channels' projections and the activation grid. Every
-picture is embedded as a base64 PNG, so the file can be mailed or attached to a CI run. The page
-is drawn from results (``onnxviz.analyses.report.Report``) and computes nothing; every text in it
+map and, per layer shown, the strongest channels' projections and the activation grid; then the
+invariance curves of all the images, one figure and table per transform. Every picture is
+embedded as a base64 PNG, so the file can be mailed or attached to a CI run. The page is drawn
+from results (``onnxviz.analyses.report.Report``) and computes nothing; every text in it
 goes through ``markup.fill``, which escapes it.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+
+import numpy as np
 
 from onnxviz.render import pictures as render
 from onnxviz.render.markup import Markup, fill, join
@@ -79,6 +82,7 @@ def page(report) -> str:
             )
         section.append(Markup("</section>"))
         parts.append(join(section))
+    parts.extend(_invariance(curves) for curves in report.invariance)
     return fill(
         "<!doctype html><html><head><meta charset='utf-8'><title>onnxviz report: {name}</title>"
         "<style>{style}</style></head><body>{body}</body></html>",
@@ -86,3 +90,37 @@ def page(report) -> str:
         style=Markup(STYLE),
         body=join(parts),
     )
+
+
+def _invariance(curves) -> Markup:
+    """One transform's figure and, per image, the numbers to read off it: the class followed, its
+    lowest probability and each layer's largest relative feature distance over the amounts."""
+    layers = join(fill("<th>{layer}: largest relative distance</th>", layer=layer) for layer in curves.layers)
+    rows = []
+    for i, name in enumerate(curves.images):
+        followed = curves.label(curves.target_class[i]) if curves.target_class is not None else "–"
+        lowest = f"{curves.probability[i].min():.3g}" if curves.probability is not None else "–"
+        distances = join(fill("<td>{value}</td>", value=_largest(values[i])) for values in curves.relative)
+        rows.append(
+            fill(
+                "<tr><td>{name}</td><td>{followed}</td><td>{lowest}</td>{distances}</tr>",
+                name=Path(name).name,
+                followed=followed,
+                lowest=lowest,
+                distances=distances,
+            )
+        )
+    return fill(
+        "<section><h2>invariance to {transform}</h2>{picture}<table><tr><th>image</th><th>class followed</th>"
+        "<th>lowest probability</th>{layers}</tr>{rows}</table></section>",
+        transform=curves.transform,
+        picture=_img(curves.figure(), f"invariance to {curves.transform}"),
+        layers=layers,
+        rows=join(rows),
+    )
+
+
+def _largest(values: np.ndarray) -> str:
+    """The largest finite value, to three digits ("–" where the layer is all zeros: no ratio)."""
+    finite = values[np.isfinite(values)]
+    return f"{finite.max():.3g}" if finite.size else "–"

@@ -9,11 +9,12 @@ import subprocess
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 import onnxviz
 from tests.cli_helpers import run_cli
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, session
 
 DEMO = FIXTURES.parents[2] / "models" / "demo.onnx"
 IMAGES = FIXTURES.parents[2] / "models" / "images"
@@ -41,8 +42,9 @@ def _embedded(page: str) -> list[bytes]:
 def test_report_embeds_every_picture_and_the_layer_table(report) -> None:
     page = report.read_text()
     pictures = _embedded(page)
-    # per image: 1 occlusion + 3 conv layers x (projections + activations)
-    assert len(pictures) == 2 * (1 + 3 * 2)
+    # per image: 1 occlusion + 3 conv layers x (projections + activations); the invariance curves of
+    # both images to translation, rotation and scaling
+    assert len(pictures) == 2 * (1 + 3 * 2) + 3
     for data in pictures:
         assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
     assert "<td>conv3</td>" in page and "receptive field" in page and 'src="http' not in page
@@ -70,7 +72,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path) -> None:
         probe.as_uri(),
     ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
-    assert 'data-images="14"' in dom, dom[-500:]
+    assert 'data-images="17"' in dom, dom[-500:]
     assert 'data-broken="0"' in dom
 
 
@@ -78,7 +80,7 @@ def test_report_cli(capsys, tmp_path) -> None:
     out = tmp_path / "r.html"
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--top", "2")
     assert code == 0, err
-    assert len(_embedded(out.read_text())) == 7
+    assert len(_embedded(out.read_text())) == 7 + 3
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "missing.png", "--out", tmp_path / "x.html")
     assert code == 2 and not (tmp_path / "x.html").exists()
 
@@ -88,6 +90,32 @@ def test_report_layers_option_limits_the_sections(capsys, tmp_path) -> None:
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--layers", "conv2")
     assert code == 0, err
     page = out.read_text()
-    assert len(_embedded(page)) == 3 and "<h3>conv2</h3>" in page and "<h3>conv1</h3>" not in page
+    assert len(_embedded(page)) == 3 + 3 and "<h3>conv2</h3>" in page and "<h3>conv1</h3>" not in page
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--layers", "conv9")
     assert code == 2 and "conv3" in err
+
+
+def test_report_shows_the_invariance_curves_of_its_images(report, demo_model) -> None:
+    """One section per transform: the curves of both images as the analysis draws them, and a table
+    whose numbers are the analysis's (checked against the model itself at the untransformed input)."""
+    page = report.read_text()
+    pictures = [IMAGES / "triangle.png", IMAGES / "chelsea.png"]
+    plain = session(onnx.load(str(DEMO)))
+    top1 = [int(plain.run(None, {"input": demo_model.prepare(p)[0]})[0].argmax()) for p in pictures]
+    labels = demo_model.labels()
+    for transform in ("translate", "rotate", "scale"):
+        section = re.search(rf"<h2>invariance to {transform}</h2>(.*?)</section>", page, re.S)
+        assert section is not None, transform
+        curves = demo_model.invariance(pictures, transform)
+        (data,) = _embedded(section.group(1))
+        shown = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(shown, curves.figure())
+        rows = re.findall(
+            r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>",
+            section.group(1),
+        )
+        assert [row[:2] for row in rows] == [("triangle.png", labels[top1[0]]), ("chelsea.png", labels[top1[1]])]
+        for i, (_, _, lowest, conv1, code) in enumerate(rows):
+            assert lowest == f"{curves.probability[i].min():.3g}"  # the numbers as shown, to 3 digits
+            assert conv1 == f"{curves.relative[0, i].max():.3g}" and code == f"{curves.relative[1, i].max():.3g}"
+            assert float(lowest) < 0.99 and float(conv1) > 0.1  # the transforms do move something

@@ -95,6 +95,6 @@ def test_the_report_is_drawn_from_results_without_the_facade(model, tmp_path) ->
     np.testing.assert_array_equal(layer.projection.projections, expected.projections)
     assert result.summary()["images"][0]["occlusion"]["kind"] == "class"
     page = result.html()
-    assert page.count("data:image/png;base64,") == 1 + 2 and "<td>conv3</td>" in page
+    assert page.count("data:image/png;base64,") == 1 + 2 + 3 and "<td>conv3</td>" in page  # + 3 invariance
     path = model.report([TRIANGLE], tmp_path / "r.html", top=2, layers=["conv2"])
-    assert path.read_text().count("data:image/png;base64,") == 3
+    assert path.read_text().count("data:image/png;base64,") == 6
