@@ -119,7 +119,15 @@ class Model(LoadedModel):
             self, folder, node, channels, top_channels, k, state_dir, resume, batch_size, project, progress
         )
 
-    def invariance(self, images, transform, amounts=None, layers=None, target_class=None, progress=None):
+    def invariance(
+        self,
+        images: list[Image],
+        transform: str,
+        amounts: list[float] | None = None,
+        layers: list[str] | None = None,
+        target_class: int | None = None,
+        progress: Progress | None = None,
+    ) -> curves.InvarianceCurves:
         """Invariance curves (Zeiler & Fergus Fig. 5): per layer the feature distance, and the class
         probability, as ``images`` are translated, rotated or scaled by each amount."""
         return curves.invariance(self, images, transform, amounts, layers, target_class, progress)
