@@ -31,7 +31,7 @@ from onnxviz.runtime.batching import Progress, batch_size_for, run_in_batches
 from onnxviz.runtime.engines import ForwardKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.projector import seeded_tensor
-from onnxviz.runtime.warps import Warps, check_amounts, check_transform, warp, warp_matrix
+from onnxviz.runtime.warps import Warps, check_transform
 
 TRANSLATE_STEPS = 13
 THUMBNAILS = 5
@@ -130,25 +130,21 @@ def invariance(
 ) -> InvarianceCurves:
     """The invariance curves of ``images`` under ``transform`` (see the module docstring)."""
     check_transform(transform)
-    names, inputs, pictures_shape = _inputs(model, images)
-    h_axis = model.height_axis
-    chosen = (
-        check_amounts(transform, amounts) if amounts is not None else default_amounts(transform, pictures_shape[h_axis])
-    )
+    names, inputs, shape = _inputs(model, images)
+    if amounts is None:
+        amounts = default_amounts(transform, shape[model.height_axis])
+    warps = Warps(inputs, model.layout, transform, amounts)
+    chosen = warps.amounts
     sweep = _sweep(model, layers)
-    runner = model.engines.forward(ForwardKey(tuple(sweep.tensors), pictures_shape))
+    runner = model.engines.forward(ForwardKey(tuple(sweep.tensors), shape))
     baseline = [dict(zip(sweep.tensors, runner.run(x), strict=True)) for x in inputs]
-    logits = _class_vectors(sweep, baseline, target_class)
-    targets = None
-    if logits is not None:
-        targets = [int(row.argmax()) for row in logits] if target_class is None else [target_class] * len(inputs)
-    warps = Warps(inputs, model.layout, transform, chosen)
-    size = batch_size_for(model.graph, model.graph.shapes(pictures_shape), None) if runner.batched else 1
+    targets = _targets(sweep, baseline, target_class)
+    size = batch_size_for(model.graph, model.graph.shapes(shape), None) if runner.batched else 1
     values = run_in_batches(_evaluator(runner, sweep, warps, baseline), warps.count, size, progress)
     distance, probability, top_class = _curves(values, sweep, len(inputs), len(chosen), targets)
-    norms = np.array([[np.linalg.norm(b[layer.tensor].astype(np.float64)) for b in baseline] for layer in sweep.layers])
+    norms = [[np.linalg.norm(b[layer.tensor].astype(np.float64)) for b in baseline] for layer in sweep.layers]
     with np.errstate(divide="ignore", invalid="ignore"):
-        relative = distance / norms[:, :, None]
+        relative = distance / np.array(norms)[:, :, None]
     shown = _thumbnail_amounts(transform, chosen)
     return InvarianceCurves(
         transform=transform,
@@ -191,9 +187,10 @@ def _sweep(model: LoadedModel, layers: Sequence[str] | None) -> Sweep:
     return Sweep(unique, tensors, logits)
 
 
-def _class_vectors(sweep: Sweep, baseline: list[dict[str, np.ndarray]], target_class: int | None) -> np.ndarray | None:
-    """The untransformed logits (images, classes), or None for a model without a class vector
-    (then only a requested ``target_class`` is an error: the distances need no class)."""
+def _targets(sweep: Sweep, baseline: list[dict[str, np.ndarray]], target_class: int | None) -> list[int] | None:
+    """The class followed in each image: ``target_class``, else its untransformed top-1. None for a
+    model without a class vector (then only a requested ``target_class`` is an error: the
+    distances need no class)."""
     shape = baseline[0][sweep.logits].shape if sweep.logits is not None else None
     is_vector = shape is not None and len(shape) >= 2 and shape[0] == 1 and max(shape[1:]) == np.prod(shape[1:])
     if not is_vector or np.prod(shape[1:]) < 2:
@@ -204,10 +201,12 @@ def _class_vectors(sweep: Sweep, baseline: list[dict[str, np.ndarray]], target_c
             f"--target-class needs a class vector, but the model's output {shown}: there is no class probability.",
             "Leave out --target-class for the layers' distance curves alone.",
         )
-    logits = np.concatenate([b[sweep.logits].reshape(1, -1) for b in baseline]).astype(np.float64)
-    if target_class is not None and not 0 <= target_class < logits.shape[1]:
+    logits = np.concatenate([b[sweep.logits].reshape(1, -1) for b in baseline])
+    if target_class is None:
+        return [int(row.argmax()) for row in logits]
+    if not 0 <= target_class < logits.shape[1]:
         raise UsageError(f"Class {target_class} does not exist: the model has classes 0…{logits.shape[1] - 1}.")
-    return logits
+    return [target_class] * len(baseline)
 
 
 def _evaluator(runner: ForwardRunner, sweep: Sweep, warps: Warps, baseline: list[dict[str, np.ndarray]]):
@@ -258,20 +257,6 @@ def _thumbnail_amounts(transform: str, amounts: list[float]) -> list[float]:
 
 def _thumbnails(model: LoadedModel, inputs: list[np.ndarray], transform: str, amounts: list[float]) -> np.ndarray:
     """The transformed inputs as pictures (images, k, H, W, 3), as the model sees them."""
-    h_axis = model.height_axis
-    height, width = inputs[0].shape[h_axis], inputs[0].shape[h_axis + 1]
-    return np.stack(
-        [
-            np.stack(
-                [
-                    picture_from_tensor(
-                        warp(x, model.layout, warp_matrix(transform, a, height, width))[0],
-                        model.layout,
-                        model.preprocessing,
-                    )
-                    for a in amounts
-                ]
-            )
-            for x in inputs
-        ]
-    )
+    warps = Warps(inputs, model.layout, transform, amounts)
+    pictures = [picture_from_tensor(warps.item(i)[0], model.layout, model.preprocessing) for i in range(warps.count)]
+    return np.stack(pictures).reshape(len(inputs), len(amounts), *pictures[0].shape)

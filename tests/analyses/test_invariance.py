@@ -10,7 +10,10 @@ from onnx import helper
 
 import onnxviz
 from onnxviz.analyses.invariance import default_amounts
+from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import UsageError
+from onnxviz.graph.model import ModelGraph
+from onnxviz.runtime.sessions import choose_device
 from onnxviz.runtime.warps import warp, warp_matrix
 from tests.helpers import DEMO, FIXTURES, make_model, session
 
@@ -178,3 +181,30 @@ def test_warps_move_down_turn_counter_clockwise_and_zoom_about_the_centre(layout
     assert moved("translate", 2) == (4, 4) and moved("translate", -1) == (1, 4)
     assert moved("rotate", 90) == (0, 2)  # counter-clockwise: from the right of the centre to above it
     assert moved("scale", 0.5) == (2, 3)
+
+
+def test_a_model_that_cannot_batch_runs_one_input_at_a_time_with_the_same_curves() -> None:
+    """flatten → dense → a Reshape hard-coding batch 1: the code layer is the flattened input itself,
+    so its distance is ‖T x − x‖ and the probability the softmax of (T x)·W, in numpy alone."""
+    rng = np.random.default_rng(3)
+    weights = rng.standard_normal((3 * 8 * 8, 5)).astype(np.float32)
+    nodes = [
+        helper.make_node("Reshape", ["x", "flat"], ["f"], name="flatten_all"),
+        helper.make_node("MatMul", ["f", "w"], ["m"], name="dense"),
+        helper.make_node("Reshape", ["m", "row"], ["y"], name="as_row"),
+    ]
+    inits = {"flat": np.array([-1], np.int64), "w": weights, "row": np.array([1, 5], np.int64)}
+    proto = make_model(nodes, (1, 3, 8, 8), "y", inits)
+    model = onnxviz.Model(ModelGraph.from_proto(proto), choose_device("cpu"), Preprocessing())
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    amounts = [-2, 0, 3]
+    result = model.invariance([x], "translate", amounts)
+    assert "batch 1" in result.note and result.layers == ["flatten_all"]
+    moved = [_warped(x, "translate", a, channels_last=False).reshape(-1).astype(np.float64) for a in amounts]
+    np.testing.assert_allclose(result.distance[0, 0], [np.linalg.norm(m - x.reshape(-1)) for m in moved], rtol=1e-5)
+    z = np.stack(moved) @ weights.astype(np.float64)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    target = int((x.reshape(-1).astype(np.float64) @ weights).argmax())
+    assert result.target_class == [target]
+    np.testing.assert_allclose(result.probability[0], p[:, target], rtol=1e-4)
