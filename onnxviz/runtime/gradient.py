@@ -45,6 +45,12 @@ class GradientEngine:
             return False
         return value.ndim >= 1 and value.shape[0] == 2
 
+    def value(self, x: np.ndarray) -> np.ndarray:
+        """f(x) alone (one forward run per batch the forward takes)."""
+        x = np.ascontiguousarray(x, np.float32)
+        runs = [x] if self.batched else [x[k : k + 1] for k in range(len(x))]
+        return np.concatenate([self.projector.forward(run, self.input_name)[self.target].numpy() for run in runs])
+
     def value_and_gradient(self, x: np.ndarray, seed_of: SeedOf) -> tuple[np.ndarray, np.ndarray]:
         """``(f(x), Jᵀ·seed)`` where ``seed = seed_of(f(x))`` has f(x)'s shape; row k of the
         gradient is image k's."""
