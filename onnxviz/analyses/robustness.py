@@ -86,29 +86,27 @@ def bilinear_taps(source_y: np.ndarray, source_x: np.ndarray, height: int, width
 def transform(x: np.ndarray, sampling: Sampling, gray: np.ndarray) -> np.ndarray:
     """The transformed images (K, C, H, W); taps outside read ``gray`` (1, C, 1, 1)."""
     count, channels, height, width = x.shape
-    flat = x.reshape(count, channels, height * width)
-    rows = np.arange(count)[:, None, None]
-    out = np.zeros_like(flat)
-    for tap in range(4):
-        out += (
-            flat[rows, np.arange(channels)[None, :, None], sampling.index[:, tap][:, None, :]]
-            * (sampling.weights[:, tap][:, None, :])
-        )
-    out += sampling.outside[:, None, :] * gray.reshape(1, channels, 1)
+    index, weights = _channel_taps(sampling, channels, height * width)
+    out = (x.ravel()[index] * weights).sum(axis=1)  # (K·C, H·W)
+    out = out.reshape(count, channels, -1) + sampling.outside[:, None, :] * gray.reshape(1, channels, 1)
     return out.reshape(x.shape)
 
 
 def transform_adjoint(grad: np.ndarray, sampling: Sampling) -> np.ndarray:
     """The adjoint of ``transform``'s linear part: each output's gradient back to its four taps."""
     count, channels, height, width = grad.shape
-    size = height * width
-    flat = grad.reshape(count * channels, size)
-    index = np.repeat(sampling.index, channels, axis=0)  # (K·C, 4, H·W)
-    weights = np.repeat(sampling.weights, channels, axis=0)
-    offsets = (np.arange(count * channels) * size)[:, None, None]
-    contributions = weights * flat[:, None, :]
-    back = np.bincount((index + offsets).ravel(), contributions.ravel(), minlength=count * channels * size)
-    return back.reshape(grad.shape)
+    index, weights = _channel_taps(sampling, channels, height * width)
+    contributions = weights * grad.reshape(count * channels, 1, -1)
+    return np.bincount(index.ravel(), contributions.ravel(), minlength=grad.size).reshape(grad.shape)
+
+
+def _channel_taps(sampling: Sampling, channels: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The taps of every (image, channel) row as indices into the flattened batch: (K·C, 4, H·W)."""
+    count = sampling.index.shape[0]
+    offsets = (np.arange(count * channels) * size).reshape(count, channels, 1, 1)
+    index = (sampling.index[:, None] + offsets).reshape(count * channels, 4, size)
+    weights = np.broadcast_to(sampling.weights[:, None], (count, channels, 4, size)).reshape(count * channels, 4, size)
+    return index, weights
 
 
 def regulariser_gradient(x: np.ndarray, decay: float, tv: float) -> tuple[np.ndarray, np.ndarray]:

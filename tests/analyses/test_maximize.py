@@ -104,7 +104,8 @@ def test_the_step_gradient_equals_torch_autograd(tmp_path, objective: str) -> No
         output.type.tensor_type.shape.SetInParent()
     path = tmp_path / "net.onnx"
     onnx.save(proto, path)
-    weights = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).astype(np.float64)) for t in proto.graph.initializer}
+    arrays = {t.name: onnx.numpy_helper.to_array(t).astype(np.float64) for t in proto.graph.initializer}
+    weights = {name: torch.from_numpy(array) for name, array in arrays.items()}
     node, channels, mix = (logits if objective == "class" else features), [2, 4], [0.5, -1.5]
     count = 1 if objective == "joint" else 2
     x = np.random.default_rng(5).standard_normal((count, 3, 12, 12)).astype(np.float32)
