@@ -17,7 +17,7 @@ import numpy as np
 
 from onnxviz.analyses import check as checking
 from onnxviz.analyses import compare as comparison
-from onnxviz.analyses import export, grids, layers, occlusion, topk
+from onnxviz.analyses import export, grids, layers, maximize, occlusion, topk
 from onnxviz.analyses import invariance as curves
 from onnxviz.analyses import project as projection
 from onnxviz.analyses import report as reporting
@@ -149,6 +149,10 @@ class Model(LoadedModel):
     ) -> tuple[Path, Path]:
         """Write ``forward.onnx`` (switches and chosen tensors as outputs) and ``inverse.onnx``."""
         return export.invert(self, node, out_dir, rule, lrn, form)
+
+    def maximize(self, node: str, channels: list[int] | None = None, top: int | None = None, progress=None, **options):
+        """Activation maximisation of channels of ``node`` (options: ``analyses.maximize.Settings``)."""
+        return maximize.maximize(self, node, channels, top, progress, **options)
 
     def check(self, rule: str = "deconvnet") -> CheckReport:
         """Project the strongest channel of every conv and pool layer from a fixed random input;

@@ -10,8 +10,9 @@ from onnxviz.cli import explain  # project, occlude, activations
 from onnxviz.cli import dataset  # topk, report
 from onnxviz.cli import compare
 from onnxviz.cli import invariance
+from onnxviz.cli import maximize
 from onnxviz.cli.application import app, main
 
 # isort: on
 
-__all__ = ["app", "compare", "dataset", "explain", "invariance", "main", "model"]
+__all__ = ["app", "compare", "dataset", "explain", "invariance", "main", "maximize", "model"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -111,9 +111,10 @@ def input_size(text: str | None) -> tuple[int, int] | None:
 def expand(func: Callable[..., Any]) -> tuple[inspect.Signature, Callable[[dict[str, Any], Sequence[Path]], Any]]:
     """The signature typer should see for ``func``, and how to call ``func`` with what typer parsed.
 
-    A parameter annotated ``ModelOptions`` is replaced by one keyword parameter per field (the
-    shared flags, after the command's own); the call gathers them back into one ``ModelOptions``,
-    the custom-op libraries given before the command first.
+    A parameter annotated with an option bundle (a dataclass whose fields are ``Annotated`` flags:
+    ``ModelOptions``, or a command's own group such as ``maximize``'s settings) is replaced by one
+    keyword parameter per field (after the command's own); the call gathers them back into the
+    dataclass. ``ModelOptions`` gets the custom-op libraries given before the command first.
     Annotations are resolved here because typer reads a given ``__signature__`` as it is.
     """
     hints = get_type_hints(func, include_extras=True)
@@ -123,18 +124,24 @@ def expand(func: Callable[..., Any]) -> tuple[inspect.Signature, Callable[[dict[
         )
         for parameter in inspect.signature(func).parameters.values()
     ]
-    bundle = next((p.name for p in own if p.annotation is ModelOptions), None)
-    if bundle is None:
-        return inspect.Signature(own), lambda values, _: func(**values)
-    shared_hints = get_type_hints(ModelOptions, include_extras=True)
-    shared = [
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=shared_hints[f.name])
-        for f in fields(ModelOptions)
+    bundles = {p.name: p.annotation for p in own if isinstance(p.annotation, type) and is_dataclass(p.annotation)}
+    flags = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=annotation)
+        for bundle in bundles.values()
+        for f, annotation in _annotated_fields(bundle)
     ]
 
     def call(values: dict[str, Any], global_custom_ops: Sequence[Path]) -> Any:
-        options = ModelOptions(**{f.name: values.pop(f.name) for f in fields(ModelOptions)})
-        custom_ops = [*global_custom_ops, *(options.custom_ops or [])]
-        return func(**values, **{bundle: replace(options, custom_ops=custom_ops)})
+        for name, bundle in bundles.items():
+            options = bundle(**{f.name: values.pop(f.name) for f in fields(bundle)})
+            if isinstance(options, ModelOptions):
+                options = replace(options, custom_ops=[*global_custom_ops, *(options.custom_ops or [])])
+            values[name] = options
+        return func(**values)
 
-    return inspect.Signature([p for p in own if p.name != bundle] + shared), call
+    return inspect.Signature([p for p in own if p.name not in bundles] + flags), call
+
+
+def _annotated_fields(bundle: type) -> list[tuple[Any, Any]]:
+    hints = get_type_hints(bundle, include_extras=True)
+    return [(f, hints[f.name]) for f in fields(bundle)]

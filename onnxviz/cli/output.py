@@ -114,7 +114,7 @@ def progress(
     if counted:
         columns += [BarColumn(), MofNCompleteColumn()]
         columns += [TextColumn("{task.fields[rate]}")] if rate_unit else []
-        columns.append(TimeRemainingColumn())
+        columns += [TimeRemainingColumn(), TextColumn("{task.description}")]
     else:
         columns.append(TextColumn("{task.description}"))
     with Progress(*columns, console=err, transient=True, disable=quiet) as bar:

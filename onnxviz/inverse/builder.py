@@ -76,9 +76,14 @@ def build_inverse(
     form: str = "cpu",
     lrn: str = "exact",
     sparse: bool = False,
+    paired: bool = False,
 ) -> InverseGraph:
     """Build the inverse of ``target``. With ``sparse``, and where the target is a conv layer's
     (activated) output, the seed is (K, 1, h, w) plus the K channel indices (see ``sparse.py``).
+
+    ``paired``: the forward runs on K inputs and seed k goes back through input k's own forward
+    values (the gradient engine's K images), rather than K seeds through one input's; the forward
+    tensors the inverse reads then take any batch.
 
     Every node on the path is checked by its rule before anything is emitted (``_plan``)."""
     plan = _plan(graph, target, input_shape, mode, form, lrn, sparse)
@@ -109,7 +114,7 @@ def build_inverse(
         raise UnsupportedOpError(f"No signal reaches the input from '{target}'.")
     ctx.nodes.append(helper.make_node("Identity", [final], [PROJECTION], name="projection"))
     sparse_head = plan.chain is not None
-    model = _assemble(ctx, graph, target, input_shape, sparse=sparse_head)
+    model = _assemble(ctx, graph, target, input_shape, sparse=sparse_head, paired=paired and not ctx.single)
     return InverseGraph(model, target, mode, list(ctx.forward_inputs), switches, sparse=sparse_head, single=ctx.single)
 
 
@@ -211,7 +216,7 @@ def _sum(ctx: InverseContext, node: onnx.NodeProto, terms: list[str] | None) -> 
 
 
 def _assemble(
-    ctx: InverseContext, graph: ModelGraph, target: str, input_shape: tuple[int, ...], sparse: bool
+    ctx: InverseContext, graph: ModelGraph, target: str, input_shape: tuple[int, ...], sparse: bool, paired: bool
 ) -> onnx.ModelProto:
     target_shape = list(ctx.shape(target)[1:])
     if sparse:
@@ -221,6 +226,11 @@ def _assemble(
     if sparse:
         seeds.append(helper.make_tensor_value_info(CHANNELS, TensorProto.INT64, [batch]))
     output = helper.make_tensor_value_info(PROJECTION, TensorProto.FLOAT, [batch, *input_shape[1:]])
+    if paired:
+        for declared in ctx.forward_inputs.values():
+            dims = declared.type.tensor_type.shape.dim
+            if dims:
+                dims[0].dim_param = BATCH
     inverse = helper.make_graph(
         ctx.nodes,
         f"inverse of {target}",

@@ -50,13 +50,15 @@ class Projector:
         device: Device,
         lrn: str = "exact",
         sparse: bool = True,
+        paired: bool = False,
     ) -> None:
         started = time.perf_counter()
         self.target = target
-        key = projector_key(graph.path, graph.custom_ops, target, input_shape, rule, device.form, lrn, sparse)
+        variant = f"{rule}+paired" if paired else rule  # a paired inverse is a different graph
+        key = projector_key(graph.path, graph.custom_ops, target, input_shape, variant, device.form, lrn, sparse)
         opened = open_cached(key, device)  # a repeat run's graphs, stored on disk by the first
         if opened is None:
-            inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse)
+            inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse, paired)
             outputs = [target, *(t for t in inverse.forward_tensors if t != target)]
             forward = forward_model(graph, outputs, inverse.switches, graph.shapes(input_shape))
             opened = open_built(key, device, forward, inverse.model, tuple(inverse.forward_tensors), inverse.sparse)

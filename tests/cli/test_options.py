@@ -34,6 +34,7 @@ COMMANDS = {
     "report": ["{model}", "{picture}", "--out", "{folder}/r.html"],
     "compare": ["{model}", "{model}", "{picture}", "--json"],
     "invariance": ["{model}", "{picture}", "--transform", "rotate", "--json"],
+    "maximize": ["{model}", "--node", "fc2", "--channel", "1", "--steps", "2", "--json"],
 }
 
 

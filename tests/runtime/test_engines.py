@@ -140,3 +140,24 @@ def test_projecting_one_position_is_its_activation_times_the_transposed_forward(
         assert projection.shape == (2, 6, 6)
         expected = float(f_x[0, channel, row, col]) * float(f_u[0, channel, row, col])
         assert float((projection * u[0]).sum()) == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("fixture", ["resnet_like.onnx", "squeezenet_like.onnx", "family_hrnet_dynamo.onnx"])
+def test_the_gradient_engine_runs_k_images_as_one_batch_each_through_its_own_switches(fixture: str) -> None:
+    """Row k of a K-image run equals image k run alone: each seed goes back through its own image's
+    MaxPool switches and ReLU masks (the switches onnxruntime numbers from the start of the batch).
+    HRNet's dynamo export wrote batch 1 into a Resize, so its K images run one at a time."""
+    graph = ModelGraph.load(FIXTURES / fixture)
+    shape = graph.concrete_input_shape()
+    target = graph.conv_layers()[-1].tensor
+    engine = GradientEngine(graph, target, shape, choose_device("cpu"))
+    assert engine.batched == ("hrnet" not in fixture)
+    rng = np.random.default_rng(11)
+    images = rng.standard_normal((3, *shape[1:])).astype(np.float32)
+    seeds = rng.standard_normal((3, *graph.shapes(shape)[target][1:])).astype(np.float32)
+    values, gradients = engine.value_and_gradient(images, lambda _: seeds)
+    for k in range(3):
+        value, gradient = engine.value_and_gradient(images[k : k + 1], lambda _, k=k: seeds[k : k + 1])
+        np.testing.assert_array_equal(values[k : k + 1], value)
+        np.testing.assert_allclose(gradients[k : k + 1], gradient, rtol=1e-5, atol=1e-6 * np.abs(gradient).max())
+    assert not np.allclose(gradients[0], gradients[1])

@@ -72,13 +72,14 @@ def unpool(
     )
     x_size, y_size = math.prod(x_sample), math.prod(y_sample)
     batch = ctx.op("Slice", [ctx.op("Shape", [g]), ctx.ints([0]), ctx.ints([1])])
+    # onnxruntime's switches count from the start of the batch; a forward run on K images (the
+    # gradient engine's) pairs image k with signal k, so each switch is brought back into its image.
+    switches = ctx.op("Mod", [switches, ctx.const(np.array(x_size, np.int64), "image_size")])
     if ctx.form == "cpu" and not overlapping and unpool_fits:
         count = ctx.op("Squeeze", [batch, ctx.ints([0], "axes")])
         first = ctx.const(np.array(0, np.int64), "zero")
         step = ctx.const(np.array(1, np.int64), "one")
-        offsets = ctx.op(
-            "Mul", [ctx.op("Range", [first, count, step]), ctx.const(np.array(x_size, np.int64), "image_size")]
-        )
+        offsets = ctx.op("Mul", [ctx.op("Range", [first, count, step]), ctx.const(np.array(x_size, np.int64))])
         offsets = ctx.op("Reshape", [offsets, ctx.ints([-1] + [1] * len(y_sample))])
         indices = ctx.op("Add", [switches, offsets])
         out_shape = ctx.op("Concat", [batch, ctx.ints(list(x_sample))], axis=0)
@@ -86,7 +87,7 @@ def unpool(
             "MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides, pads=begins + ends
         )
     flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
-    flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([1, y_size])]), ctx.op("Shape", [flat_g])])
+    flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([-1, y_size])]), ctx.op("Shape", [flat_g])])
     zeros = ctx.op(
         "ConstantOfShape",
         [ctx.op("Concat", [batch, ctx.ints([x_size])], axis=0)],

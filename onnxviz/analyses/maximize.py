@@ -1,0 +1,368 @@
+"""Activation maximisation: the images that drive a channel, a neuron or a class most, found by
+gradient ascent on the input with nothing but the ONNX file.
+
+The gradient of a linear objective of a layer, ⟨seed, f_L(x)⟩, is one run of the ``saliency``
+inverse graph (the exact vector-Jacobian product) seeded with ``seed``; the gradient engine runs
+the K images as one batch, so a step is one forward and one inverse run. Objectives (per image k,
+channel cₖ of layer L with map size H·W):
+
+* ``channel``: the mean of channel cₖ's map (a 1-D layer: the unit itself, so the logits give
+  class model visualisations);
+* ``neuron``: the map's centre position;
+* ``joint``: one image maximising Σₖ wₖ · mean(channel cₖ);
+* ``class`` (the default where L is the logits: a 1-D layer the model gives out or reads by a
+  Softmax): the logit plus the log-probability of class cₖ. The logit alone often rises while a
+  rival's rises more (the demo model's "square" logit climbs to 100 while "circle" wins with
+  p(square) ≈ 1e-29); the log-probability alone stops moving once p ≈ 1 and leaves a faint
+  picture. Their sum, seed 2·one-hot(cₖ) − softmax, keeps raising the logit and pushes the rivals
+  down: a picture the model calls cₖ, as vivid as the logit's.
+
+The images are written by a parameterisation (``parameterisations.py``: lucid's ``fft`` by
+default, or ``pixel``), moved by random transforms each step and regularised
+(``robustness.py``); the step is Adam's (lr 0.05), in numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from onnxviz.analyses.loaded import LoadedModel
+from onnxviz.analyses.objectives import (
+    Target,
+    choose_channels,
+    is_logits,
+    objective_seeds,
+    probabilities,
+)
+from onnxviz.analyses.parameterisations import PARAMETERISATIONS, FourierImage, InputRange, PixelImage
+from onnxviz.analyses.result import Result
+from onnxviz.analyses.robustness import (
+    PRESETS,
+    Transforms,
+    blur,
+    clip_small_norms,
+    regulariser_gradient,
+    transform,
+    transform_adjoint,
+)
+from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
+from onnxviz.errors import UnsupportedOpError, UsageError
+from onnxviz.render import pictures as render
+from onnxviz.render.lineplot import line_plot
+from onnxviz.runtime.gradient import GradientEngine
+from onnxviz.runtime.projector import seeded_tensor
+
+OBJECTIVES = ("channel", "neuron", "joint", "class")
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPSILON = 1e-8
+
+StepProgress = Callable[[int, int, float], None]  # (step, steps, mean objective)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option of ``maximize`` with its default, declared once (the CLI reads these)."""
+
+    objective: str | None = None  # None: ``class`` on the logits, else ``channel``
+    weights: tuple[float, ...] | None = None
+    steps: int = 256
+    lr: float = 0.05
+    param: str = "fft"
+    decorrelate: bool = True
+    jitter: int | None = None  # None: about 1/28 of the input's side (8 px at 224)
+    zoom: tuple[float, float] = (0.95, 1.05)
+    rotate: float = 5.0
+    decay: float = 0.0
+    tv: float = 0.0
+    blur: float = 0.0
+    blur_every: int = 0
+    clip_percentile: float = 0.0
+    seed: int = 0
+    regularise: str | None = None  # one of ``robustness.PRESETS``
+
+    @classmethod
+    def make(cls, **options) -> Settings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UsageError(f"maximize has no option '{unknown[0]}'.", f"Options: {', '.join(sorted(known))}.")
+        settings = cls(**options)
+        if settings.regularise is not None:
+            if settings.regularise not in PRESETS:
+                raise UsageError(f"Unknown --regularise '{settings.regularise}'.", f"Use one of: {', '.join(PRESETS)}.")
+            settings = replace(settings, param="pixel", **PRESETS[settings.regularise])  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise UsageError(f"Unknown objective '{self.objective}'.", f"Use one of: {', '.join(OBJECTIVES)}.")
+        if self.param not in PARAMETERISATIONS:
+            choices = ", ".join(PARAMETERISATIONS)
+            raise UsageError(f"Unknown parameterisation '{self.param}'.", f"Use one of: {choices}.")
+        if self.steps <= 0:
+            raise UsageError(f"--steps must be positive; got {self.steps}.")
+        if not self.lr > 0:
+            raise UsageError(f"--lr must be positive; got {self.lr:g}.")
+        if (self.jitter or 0) < 0 or self.rotate < 0 or not 0 < self.zoom[0] <= self.zoom[1]:
+            raise UsageError("--jitter and --rotate must be ≥ 0 and --zoom LO,HI with 0 < LO ≤ HI.")
+        regularisers = (self.decay, self.tv, self.blur, self.blur_every, self.clip_percentile)
+        if min(regularisers) < 0 or self.clip_percentile >= 100:
+            raise UsageError("--decay, --tv, --blur, --blur-every must be ≥ 0 and --clip-percentile in [0, 100).")
+        if self.param == "fft" and (self.blur or self.clip_percentile):
+            raise UsageError(
+                "--blur and --clip-percentile change pixels between steps; the fft parameterisation has none.",
+                "Add --param pixel (--regularise does).",
+            )
+
+    def transforms(self, height: int) -> Transforms:
+        jitter = max(1, round(height / 28)) if self.jitter is None else self.jitter
+        return Transforms(jitter=jitter, scale=self.zoom, rotate=self.rotate)
+
+
+@dataclass
+class Maximization(Result):
+    """K images (or one, ``joint``) in the model's layout and preprocessed space, with the
+    objective at every step (``curve``: steps × images, regularisers not included)."""
+
+    images: np.ndarray
+    node: str
+    objective: str
+    channels: list[int]
+    curve: np.ndarray
+    layout: str
+    preprocessing: Preprocessing
+    probability: list[float] | None = None
+    weights: list[float] | None = None
+    settings: dict = field(default_factory=dict)
+
+    def figure(self) -> np.ndarray:
+        """The K images titled with channel and final objective, beside the objective curves."""
+        pictures = [picture_from_tensor(image, self.layout, self.preprocessing) for image in self.images]
+        size = render.tile_size(*pictures[0].shape[:2])
+        final = self.curve[-1]
+        labels = self._labels()
+        tiles = [
+            render.titled_tile(picture, size, [label, f"objective {value:.3g}"])
+            for picture, label, value in zip(pictures, labels, final, strict=True)
+        ]
+        columns = min(len(tiles), max(1, int(np.ceil(np.sqrt(len(tiles))))))
+        body = render.grid(tiles, columns)
+        plot = line_plot(self.curve.T, labels, "objective per step", "step", "objective", height=body.shape[0])
+        return render.with_header(render.beside(body, plot), f"{self.objective} maximisation of {self.node}")
+
+    def _labels(self) -> list[str]:
+        if self.objective == "joint":
+            return ["joint " + "+".join(str(c) for c in self.channels)]
+        return [f"ch {c}" for c in self.channels]
+
+    def summary(self) -> dict:
+        summary = {
+            "node": self.node,
+            "objective": self.objective,
+            "channels": self.channels,
+            "start": [float(v) for v in self.curve[0]],
+            "final": [float(v) for v in self.curve[-1]],
+            "curve": [[float(v) for v in row] for row in self.curve.T],
+        }
+        if self.weights is not None:
+            summary["weights"] = self.weights
+        if self.probability is not None:
+            summary["probability"] = self.probability
+        return summary
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a run ascends: the gradient engine, the objective, and the input's pixel range."""
+
+    engine: GradientEngine
+    target: Target
+    pixels: InputRange
+    layout: str
+    shape: tuple[int, ...]  # the model input for one image, NCHW
+
+    def objective_and_gradient(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each image's objective at ``x`` (K, C, H, W) and its exact gradient with respect to x:
+        one forward and one inverse run for the batch."""
+        value, gradient = self.engine.value_and_gradient(_to_layout(x, self.layout), self.target.gradient_seeds)
+        return self.target.values(value), _from_layout(gradient, self.layout)
+
+
+def problem(model: LoadedModel, node: str, channels: list[int] | None, top: int | None, settings: Settings) -> Problem:
+    shape = model.input_shape()
+    nchw = (shape[0], shape[3], shape[1], shape[2]) if model.layout == "nhwc" else shape
+    pixels = InputRange.of(model.preprocessing, nchw[1])
+    layer = model.resolve(node)
+    tensor = seeded_tensor(model.graph, layer.tensor)
+    engine = _engine(model, tensor, shape, layer.alias)
+    target = _target(model, layer.alias, tensor, shape, channels, top, settings, engine, pixels)
+    return Problem(engine, target, pixels, model.layout, nchw)
+
+
+def objective_gradient(
+    model: LoadedModel, node: str, x: np.ndarray, channels: list[int] | None = None, **options
+) -> tuple[np.ndarray, np.ndarray]:
+    """The objective and its gradient at ``x`` (K images in the model's layout and preprocessed
+    space): one step of ``--param pixel`` with no transforms and no regularisers."""
+    posed = problem(model, node, channels, None, Settings.make(**options))
+    objective, gradient = posed.objective_and_gradient(_from_layout(x, model.layout))
+    return objective, _to_layout(gradient, model.layout)
+
+
+def maximize(
+    model: LoadedModel,
+    node: str,
+    channels: list[int] | None = None,
+    top: int | None = None,
+    progress: StepProgress | None = None,
+    **options,
+) -> Maximization:
+    """Gradient ascent on the input for the chosen channels of ``node`` (see the module doc)."""
+    settings = Settings.make(**options)
+    posed = problem(model, node, channels, top, settings)
+    rng = np.random.default_rng(settings.seed)
+    image_shape = (len(posed.target.seeds), *posed.shape[1:])
+    image = (
+        FourierImage(image_shape, posed.pixels, rng, settings.decorrelate)
+        if settings.param == "fft"
+        else PixelImage(image_shape, posed.pixels, rng)
+    )
+    curve = _ascend(posed, image, settings, rng, progress)
+    final = image.image()
+    value = posed.engine.value(_to_layout(final, model.layout))
+    curve.append(posed.target.values(value))
+    target = posed.target
+    return Maximization(
+        images=_to_layout(final, model.layout),
+        node=target.alias,
+        objective=target.objective,
+        channels=target.channels,
+        curve=np.asarray(curve, np.float64),
+        layout=model.layout,
+        preprocessing=model.preprocessing,
+        probability=probabilities(value, target) if target.logits else None,
+        weights=list(settings.weights) if target.objective == "joint" and settings.weights else None,
+        settings={f.name: getattr(settings, f.name) for f in fields(settings)},
+    )
+
+
+def _ascend(
+    posed: Problem,
+    image: FourierImage | PixelImage,
+    settings: Settings,
+    rng: np.random.Generator,
+    progress: StepProgress | None,
+) -> list[np.ndarray]:
+    """The steps: transform, objective and gradient, back through the transform and the
+    parameterisation, regularisers, Adam. Returns each step's objective (before its update)."""
+    optimiser = Adam(settings.lr)
+    count, _, height, width = (len(posed.target.seeds), *posed.shape[1:])
+    transforms = settings.transforms(height)
+    gray = posed.pixels.gray()
+    curve = []
+    for step in range(settings.steps):
+        x = image.image()
+        sampling = None if transforms.identity else transforms.draw(count, height, width, rng)
+        objective, gradient = posed.objective_and_gradient(x if sampling is None else transform(x, sampling, gray))
+        if sampling is not None:
+            gradient = transform_adjoint(gradient, sampling)
+        _, penalty_gradient = regulariser_gradient(x, settings.decay, settings.tv)
+        optimiser.ascend(image.params, image.backward(gradient - penalty_gradient))
+        image.project()
+        if isinstance(image, PixelImage):
+            _pixel_regularisers(image, settings, step, posed.pixels)
+        curve.append(objective)
+        if progress is not None:
+            progress(step + 1, settings.steps, float(np.mean(objective)))
+    return curve
+
+
+class Adam:
+    """Adam (Kingma & Ba) for ascent, on one parameter array updated in place."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+        self.moment: np.ndarray | None = None
+        self.second: np.ndarray | None = None
+        self.steps = 0
+
+    def ascend(self, params: np.ndarray, gradient: np.ndarray) -> None:
+        if self.moment is None or self.second is None:
+            self.moment, self.second = np.zeros_like(params), np.zeros_like(params)
+        self.steps += 1
+        beta1, beta2 = ADAM_BETAS
+        self.moment = beta1 * self.moment + (1 - beta1) * gradient
+        self.second = beta2 * self.second + (1 - beta2) * gradient * gradient
+        corrected = self.moment / (1 - beta1**self.steps)
+        spread = np.sqrt(self.second / (1 - beta2**self.steps)) + ADAM_EPSILON
+        params += self.lr * corrected / spread
+
+
+def _pixel_regularisers(image: PixelImage, settings: Settings, step: int, pixels: InputRange) -> None:
+    if settings.blur and settings.blur_every and (step + 1) % settings.blur_every == 0:
+        image.set_image(blur(image.params, settings.blur))
+    if settings.clip_percentile:
+        image.set_image(clip_small_norms(image.params, settings.clip_percentile, pixels.gray()))
+
+
+def _engine(model: LoadedModel, tensor: str, shape: tuple[int, ...], alias: str) -> GradientEngine:
+    try:
+        return GradientEngine(model.graph, tensor, shape, model.device)
+    except UnsupportedOpError as exc:
+        raise UsageError(
+            f"'{alias}' has no gradient path to the input that onnxviz can follow: {exc}",
+            "Pick another layer (`onnxviz layers MODEL` lists them).",
+        ) from None
+
+
+def _target(
+    model: LoadedModel,
+    alias: str,
+    tensor: str,
+    shape: tuple[int, ...],
+    channels: list[int] | None,
+    top: int | None,
+    settings: Settings,
+    engine: GradientEngine,
+    pixels: InputRange,
+) -> Target:
+    layer_shape = model.graph.shapes(shape)[tensor]
+    count = layer_shape[1] if len(layer_shape) >= 2 else 1
+    chosen = choose_channels(channels, top, count, alias)
+    if top is not None:  # the K channels the gray start image drives most
+        gray = np.broadcast_to(pixels.gray(), (1, pixels.gain.shape[0], *_spatial(shape, model.layout)))
+        gray_seeds = objective_seeds(layer_shape, list(range(count)), "channel", None)
+        value = engine.value(_to_layout(np.ascontiguousarray(gray), model.layout))
+        scores = (value * gray_seeds).reshape(count, -1).sum(axis=1)
+        chosen = [int(c) for c in np.argsort(-scores, kind="stable")[:top]]
+    logits = is_logits(model, tensor, layer_shape)
+    objective = settings.objective or ("class" if logits else "channel")
+    if objective == "class" and not logits:
+        raise UsageError(
+            f"The class objective needs the logits; {alias} is not a 1-D layer the model gives out "
+            "or reads by a Softmax.",
+            "Use --objective channel, or name the logits layer with --node.",
+        )
+    weights = settings.weights
+    if weights is not None and len(weights) != len(chosen):
+        raise UsageError(f"--weights has {len(weights)} values for {len(chosen)} channels; give one per channel.")
+    if weights is not None and objective != "joint":
+        raise UsageError("--weights weighs the channels of the joint objective.", "Add --objective joint.")
+    seeds = objective_seeds(layer_shape, chosen, objective, weights)
+    return Target(alias, tensor, layer_shape, chosen, objective, seeds, logits)
+
+
+def _spatial(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
+    return (shape[1], shape[2]) if layout == "nhwc" else (shape[2], shape[3])
+
+
+def _to_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if layout == "nhwc" else x, np.float32)
+
+
+def _from_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if layout == "nhwc" else x, np.float64)
