@@ -206,9 +206,10 @@ def _thumbnail(name: str, picture: np.ndarray, rects: dict[str, Rect], colours: 
     factor = size[0] / picture.shape[0]
     shown = cv2.resize(picture, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
     for part, (x, y, w, h) in rects.items():
-        top_left = (round(x * factor), round(y * factor))
-        bottom_right = (round((x + w) * factor) - 1, round((y + h) * factor) - 1)
-        cv2.rectangle(shown, top_left, bottom_right, colours[part], 2)
+        left, top = round(x * factor), round(y * factor)
+        right, bottom = round((x + w) * factor) - 1, round((y + h) * factor) - 1
+        for inset in (0, 1):  # two pixels wide, on the rectangle's own border: the box is the masked area
+            cv2.rectangle(shown, (left + inset, top + inset), (right - inset, bottom - inset), colours[part], 1)
     return render.titled_tile(shown, size, [name])
 
 
