@@ -173,7 +173,7 @@ class Correspondence(Result):
 def _table(result: Correspondence, colours: dict[str, tuple[int, int, int]]) -> np.ndarray:
     """Zeiler & Fergus' Table 1: a row per part, per layer the part's Δ beside the random Δ."""
     font, scale, line = render.FONT, 0.5, 26
-    first = max(cv2.getTextSize(f"{p} ({n} pairs)", font, scale, 1)[0][0] for p, n in result.pairs.items()) + 30
+    first = max(cv2.getTextSize(f"{p} ({pairs_text(n)})", font, scale, 1)[0][0] for p, n in result.pairs.items()) + 30
     cell = max(80, *(cv2.getTextSize(layer, font, scale, 1)[0][0] // 2 + 12 for layer in result.layers))
     width = first + 2 * cell * len(result.layers) + 8
     canvas = np.full((line * (len(result.parts) + 2) + 12, width, 3), render.BACKGROUND, np.uint8)
@@ -192,12 +192,16 @@ def _table(result: Correspondence, colours: dict[str, tuple[int, int, int]]) -> 
     for row, part in enumerate(result.parts, start=2):
         y = line * (row + 1)
         canvas[y - 12 : y, 8:20] = colours[part]
-        put(f"{part} ({result.pairs[part]} pairs)", 26, row)
+        put(f"{part} ({pairs_text(result.pairs[part])})", 26, row)
         for k, layer in enumerate(result.layers):
             left = first + 2 * cell * k
             put(f"{result.parts[part][layer]:.3f}", left + 8, row)
             put(f"{result.random[part][layer]:.3f}", left + cell + 8, row, (110, 110, 110))
     return canvas
+
+
+def pairs_text(count: int) -> str:
+    return f"{count} pair" if count == 1 else f"{count} pairs"
 
 
 def _thumbnail(name: str, picture: np.ndarray, rects: dict[str, Rect], colours: dict) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from onnxviz.analyses.correspondence import pairs_text
 from onnxviz.cli.application import command
 from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions, names
 from onnxviz.cli.output import Outputs, load_notes, out, print_json, progress
@@ -51,5 +52,5 @@ def correspondence(
         return
     for part, deltas in result.parts.items():
         shown = ", ".join(f"{layer} {deltas[layer]:.3f} (random {result.random[part][layer]:.3f})" for layer in deltas)
-        out.print(f"{part} ({result.pairs[part]} pairs): {shown}")
+        out.print(f"{part} ({pairs_text(result.pairs[part])}): {shown}")
     outputs.print_paths()
