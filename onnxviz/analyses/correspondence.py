@@ -27,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.occlusion import fill_values
@@ -36,8 +37,9 @@ from onnxviz.errors import UsageError
 from onnxviz.graph.model import Layer
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import Progress, batch_size_for, run_in_batches
-from onnxviz.runtime.engines import ForwardKey, OccluderKey
+from onnxviz.runtime.engines import ForwardKey
 from onnxviz.runtime.forward import ForwardRunner
+from onnxviz.runtime.perturb import Occluder
 
 Rect = tuple[int, int, int, int]  # x, y, w, h in model-input pixels
 SCHEMA_HINT = 'The file must hold {"images": {"dog1.jpg": {"left_eye": [x, y, w, h], ...}, ...}}.'
@@ -154,6 +156,7 @@ class Correspondence(Result):
     fill: str = "zero"
     draws: int = 10
     seed: int = 0
+    note: str = ""
 
     def summary(self) -> dict:
         return {"layers": self.layers, "parts": self.parts, "random": self.random, "pairs": self.pairs}
@@ -272,6 +275,7 @@ def correspondence(
         fill=str(fill),
         draws=random,
         seed=seed,
+        note=runner.note,
     )
 
 
@@ -328,13 +332,15 @@ def _masked_signs(
 ) -> np.ndarray:
     """sign(f_L(x) − f_L(x̃)) of every masked input, all layers side by side, as int8 (items, ΣD)."""
     items = [(g, j) for g, group in enumerate(groups) for j in range(len(group.rects))]
-    occluders: dict[tuple[int, int], object] = {}
-    placed: dict[int, object] = {}
+    # One occluder per rectangle size, held for this call only: a dozen part sizes would otherwise
+    # push the forward runner and the other analyses' sessions out of the model's small cache.
+    occluders: dict[tuple[int, int], Occluder] = {}
+    placed: dict[int, np.ndarray | ort.OrtValue] = {}
 
     def masked(group: MaskGroup, rects: list[Rect]) -> np.ndarray:
         patch = (rects[0][3], rects[0][2])
         if patch not in occluders:
-            occluders[patch] = model.engines.occluder(OccluderKey(tuple(inputs[0].shape), model.layout, patch))
+            occluders[patch] = Occluder(tuple(inputs[0].shape), model.layout, patch, model.device)
         occluder = occluders[patch]
         if group.image not in placed:
             placed[group.image] = occluder.place(inputs[group.image])
@@ -365,19 +371,15 @@ def _deltas(
     """(part Δ, random Δ, pair count) per part: mean Hamming fraction over pairs (and draws)."""
     starts = np.cumsum([0, *(len(group.rects) for group in groups)])
     row = {(names[group.image], group.part): int(starts[g]) for g, group in enumerate(groups)}
+    draws = range(1, len(groups[0].rects))  # row 0 of a group is the part's own rectangle
     parts, baseline, pairs = {}, {}, {}
     for part, having in spec.parts().items():
-        couples = list(itertools.combinations(having, 2))
+        couples = [(row[a, part], row[b, part]) for a, b in itertools.combinations(having, 2)]
         pairs[part] = len(couples)
         parts[part], baseline[part] = {}, {}
         for layer, matrix in signs.items():
-            own = [np.mean(matrix[row[a, part]] != matrix[row[b, part]]) for a, b in couples]
-            draws = len(groups[0].rects) - 1
-            drawn = [
-                np.mean(matrix[row[a, part] + d] != matrix[row[b, part] + d])
-                for a, b in couples
-                for d in range(1, draws + 1)
-            ]
+            own = [np.mean(matrix[a] != matrix[b]) for a, b in couples]
+            drawn = [np.mean(matrix[a + d] != matrix[b + d]) for a, b in couples for d in draws]
             parts[part][layer] = float(np.mean(own))
             baseline[part][layer] = float(np.mean(drawn))
     return parts, baseline, pairs

@@ -11,7 +11,7 @@ import typer
 from onnxviz.analyses.correspondence import pairs_text
 from onnxviz.cli.application import command
 from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions, names
-from onnxviz.cli.output import Outputs, load_notes, out, print_json, progress
+from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress
 
 
 @command
@@ -50,6 +50,7 @@ def correspondence(
     if json_output:
         print_json(result.summary())
         return
+    note(result.note)
     for part, deltas in result.parts.items():
         shown = ", ".join(f"{layer} {deltas[layer]:.3f} (random {result.random[part][layer]:.3f})" for layer in deltas)
         out.print(f"{part} ({pairs_text(result.pairs[part])}): {shown}")
