@@ -316,8 +316,9 @@ def _fills(fill: str | float, x: np.ndarray, model: LoadedModel) -> np.ndarray:
 
 def _run(runner: ForwardRunner, batch: np.ndarray, size: int) -> list[np.ndarray]:
     """The layers' outputs for a host batch, flattened per input, in batches of ``size``."""
-    chunks = [runner.run(batch[start : start + size]) for start in range(0, len(batch), size)]
-    return [np.concatenate([chunk[k].reshape(len(chunk[k]), -1) for chunk in chunks]) for k in range(len(chunks[0]))]
+    starts = range(0, len(batch), size)
+    chunks = [[y.reshape(len(batch[s : s + size]), -1) for y in runner.run(batch[s : s + size])] for s in starts]
+    return [np.concatenate(outputs) for outputs in zip(*chunks, strict=True)]
 
 
 def _masked_signs(

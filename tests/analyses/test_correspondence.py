@@ -13,7 +13,8 @@ import onnx
 import pytest
 
 import onnxviz
-from tests.helpers import DEMO, ROOT, session
+from onnxviz.data.preprocess import Preprocessing
+from tests.helpers import DEMO, ROOT, make_model, session
 
 IMAGES = ROOT / "models" / "images"
 # "centre" in three images (3 pairs), "corner" in four (6 pairs), "eye" in two (1 pair); sizes differ
@@ -157,3 +158,44 @@ def test_seeds_draw_inside_the_image_and_repeat(demo_model: onnxviz.Model, masks
             size = tuple(MASKS["images"][name][part][2:])
             assert len(rects) == 20
             assert all((w, h) == size and 0 <= x <= 64 - w and 0 <= y <= 64 - h for x, y, w, h in rects)
+
+
+def test_a_model_that_only_runs_batch_one_gives_the_same_deltas(tmp_path: Path) -> None:
+    """Flatten → MatMul → a Reshape that hard-codes batch 1: masked inputs run one by one, with a
+    note; the code layer (the MatMul's input) is the input itself, so its signs are sign(x − fill)."""
+    rng = np.random.default_rng(4)
+    nodes = [
+        onnx.helper.make_node("Reshape", ["x", "flat"], ["f"], name="flatten_all"),
+        onnx.helper.make_node("MatMul", ["f", "w"], ["m"], name="dense"),
+        onnx.helper.make_node("Reshape", ["m", "row"], ["y"], name="as_row"),
+    ]
+    weights = rng.standard_normal((3 * 6 * 6, 5)).astype(np.float32)
+    inits = {"flat": np.array([-1], np.int64), "w": weights, "row": np.array([1, 5], np.int64)}
+    model = onnxviz.Model(
+        onnxviz.graph.model.ModelGraph.from_proto(make_model(nodes, (1, 3, 6, 6), "y", inits)),
+        onnxviz.runtime.sessions.choose_device("cpu"),
+        Preprocessing(),
+    )
+    inputs = {f"{name}.npy": rng.standard_normal((1, 3, 6, 6)).astype(np.float32) for name in "abc"}
+    for name, x in inputs.items():
+        np.save(tmp_path / name, x)
+    masks = {"images": {name: {"spot": [1 + i, 2, 3, 2]} for i, name in enumerate(inputs)}}
+    (tmp_path / "masks.json").write_text(json.dumps(masks), encoding="utf-8")
+    result = model.correspondence(tmp_path / "masks.json", layers=None, random=3, fill="0.25")
+    assert result.layers == ["flatten_all"] and "batch 1" in result.note
+
+    def signs(name: str, rect: list[int]) -> np.ndarray:
+        left, top, width, height = rect
+        masked = inputs[name].copy()
+        masked[0, :, top : top + height, left : left + width] = 0.25
+        return np.sign(inputs[name] - masked).reshape(-1)
+
+    names = list(inputs)
+    couples = list(itertools.combinations(names, 2))
+    own = {n: signs(n, masks["images"][n]["spot"]) for n in names}
+    drawn = {n: [signs(n, list(r)) for r in result.random_rectangles["spot"][n]] for n in names}
+    expected = np.mean([np.mean(own[a] != own[b]) for a, b in couples])
+    baseline = np.mean([np.mean(s != t) for a, b in couples for s, t in zip(drawn[a], drawn[b], strict=True)])
+    assert result.parts["spot"]["flatten_all"] == pytest.approx(expected, abs=1e-12) and expected > 0
+    assert result.random["spot"]["flatten_all"] == pytest.approx(baseline, abs=1e-12)
+    assert result.pairs == {"spot": 3}
