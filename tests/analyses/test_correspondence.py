@@ -14,7 +14,7 @@ import pytest
 
 import onnxviz
 from onnxviz.data.preprocess import Preprocessing
-from tests.helpers import DEMO, ROOT, make_model, session
+from tests.helpers import DEMO, FIXTURES, ROOT, make_model, session
 
 IMAGES = ROOT / "models" / "images"
 # "centre" in three images (3 pairs), "corner" in four (6 pairs), "eye" in two (1 pair); sizes differ
@@ -39,9 +39,9 @@ def masks_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _activations(tensors: list[str]):
+def _activations(tensors: list[str], path: Path = DEMO):
     """A plain session of the model file with ``tensors`` as its outputs: input (1, …) → flat arrays."""
-    proto = onnx.load(str(DEMO))
+    proto = onnx.load(str(path))
     del proto.graph.output[:]
     proto.graph.output.extend(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors)
     plain = session(proto)
@@ -49,25 +49,31 @@ def _activations(tensors: list[str]):
     return lambda x: [y.reshape(-1) for y in plain.run(None, {name: x})]
 
 
-def _signs(forward, x: np.ndarray, rect: list[int], fill: np.ndarray) -> list[np.ndarray]:
+def _signs(forward, x: np.ndarray, rect: list[int], fill: np.ndarray, layout: str = "nchw") -> list[np.ndarray]:
     """sign(f_L(x) − f_L(x̃)) per layer, x̃ = x with the rectangle filled, channel by channel."""
     left, top, width, height = rect
     masked = x.copy()
-    masked[0, :, top : top + height, left : left + width] = fill[:, None, None]
+    if layout == "nhwc":
+        masked[0, top : top + height, left : left + width, :] = fill
+    else:
+        masked[0, :, top : top + height, left : left + width] = fill[:, None, None]
     return [np.sign(a - b) for a, b in zip(forward(x), forward(masked), strict=True)]
 
 
-def _reference(model, masks: dict, layers: list[str], random: dict, fill: str) -> tuple[dict, dict, dict]:
+def _reference(
+    model, masks: dict, layers: list[str], random: dict, fill: str, path: Path = DEMO
+) -> tuple[dict, dict, dict]:
     """Δ from the definition: per part, the mean over pairs (and draws) of the Hamming fraction."""
+    layout = model.layout
     tensors = [model.resolve(layer).tensor for layer in layers]
-    forward = _activations(tensors)
+    forward = _activations(tensors, path)
     inputs = {name: model.prepare(IMAGES / name)[0] for name in masks["images"]}
-    fills = {name: _fill(fill, x) for name, x in inputs.items()}
+    fills = {name: _fill(fill, x, layout) for name, x in inputs.items()}
     parts, baseline, pairs = {}, {}, {}
     for part in dict.fromkeys(p for rects in masks["images"].values() for p in rects):
         having = [name for name, rects in masks["images"].items() if part in rects]
-        own = {n: _signs(forward, inputs[n], masks["images"][n][part], fills[n]) for n in having}
-        drawn = {n: [_signs(forward, inputs[n], r, fills[n]) for r in random[part][n]] for n in having}
+        own = {n: _signs(forward, inputs[n], masks["images"][n][part], fills[n], layout) for n in having}
+        drawn = {n: [_signs(forward, inputs[n], r, fills[n], layout) for r in random[part][n]] for n in having}
         couples = list(itertools.combinations(having, 2))
         pairs[part] = len(couples)
         parts[part] = {
@@ -83,9 +89,9 @@ def _reference(model, masks: dict, layers: list[str], random: dict, fill: str) -
     return parts, baseline, pairs
 
 
-def _fill(fill: str, x: np.ndarray) -> np.ndarray:
+def _fill(fill: str, x: np.ndarray, layout: str = "nchw") -> np.ndarray:
     if fill == "mean":
-        return x.mean(axis=(0, 2, 3))
+        return x.mean(axis=(0, 1, 2) if layout == "nhwc" else (0, 2, 3))
     if fill == "gray":
         return (128 / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     return np.full(3, float(0 if fill == "zero" else fill))
@@ -127,6 +133,32 @@ def test_fills_and_named_layers_follow_the_definition(demo_model: onnxviz.Model,
     assert result.layers == ["conv1", "fc2"]
     random = _documented_draws(MASKS, 64, 64, 2, 0)
     parts, baseline, _ = _reference(demo_model, MASKS, result.layers, random, fill)
+    for part in parts:
+        for layer in result.layers:
+            assert result.parts[part][layer] == pytest.approx(parts[part][layer], abs=1e-9)
+            assert result.random[part][layer] == pytest.approx(baseline[part][layer], abs=1e-9)
+
+
+def test_channel_last_models_follow_the_definition(fixture_model, tmp_path: Path) -> None:
+    """tf2onnx's NHWC model (32 x 32): the occluder fills the last axis; default layers."""
+    path = FIXTURES / "tf2onnx_nhwc.onnx"
+    model = fixture_model("tf2onnx_nhwc.onnx")
+    masks = {
+        "images": {
+            "circle.png": {"middle": [10, 12, 8, 6], "edge": [0, 20, 5, 12]},
+            "chelsea.png": {"middle": [12, 10, 8, 6], "edge": [27, 0, 5, 12]},
+            "stripes.png": {"middle": [8, 8, 8, 6]},
+        }
+    }
+    folder = tmp_path
+    for name in masks["images"]:
+        shutil.copy(IMAGES / name, folder / name)
+    (folder / "masks.json").write_text(json.dumps(masks), encoding="utf-8")
+    result = model.correspondence(folder / "masks.json", random=3, seed=1, fill="mean")
+    assert result.layers == ["conv2", "relu3"]
+    random = _documented_draws(masks, 32, 32, 3, 1)
+    parts, baseline, pairs = _reference(model, masks, result.layers, random, "mean", path)
+    assert result.pairs == pairs == {"middle": 3, "edge": 1}
     for part in parts:
         for layer in result.layers:
             assert result.parts[part][layer] == pytest.approx(parts[part][layer], abs=1e-9)
