@@ -8,12 +8,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
+from onnx import helper
 
 import onnxviz
 from onnxviz.analyses.correspondence import PART_COLOURS
 from tests.cli_helpers import run_cli
-from tests.helpers import DEMO, ROOT
+from tests.helpers import DEMO, ROOT, make_model
 
 IMAGES = ROOT / "models" / "images"
 MASKS = {
@@ -138,3 +140,24 @@ def test_bad_options_exit_2(capsys, tmp_path, args: tuple[str, str], message: st
     code, out, err = run_cli(capsys, "correspondence", DEMO, "--masks", masks, *args, "--json")
     assert code == 2 and out == ""
     assert message in " ".join(err.split())
+
+
+def test_images_of_different_sizes_need_one_input_size(capsys, tmp_path) -> None:
+    """A model with a free input size takes each picture's own size, unless --size sets one."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="pool"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1, name="fc"),
+    ]
+    inits = {"w": rng.standard_normal((4, 3, 3, 3)), "fc": rng.standard_normal((2, 4))}
+    model = tmp_path / "free.onnx"
+    onnx.save(make_model(nodes, ("N", 3, "H", "W"), "y", {k: v.astype(np.float32) for k, v in inits.items()}), model)
+    masks = masks_in(tmp_path, MASKS)
+    code, _, err = run_cli(capsys, "correspondence", model, "--masks", masks, "--json")
+    assert code == 2 and "makes an input of shape" in " ".join(err.split()) and "--size" in err
+    code, out, err = run_cli(capsys, "correspondence", model, "--masks", masks, "--size", "64,64", "--json")
+    assert code == 0, err
+    assert json.loads(out)["layers"] == ["conv1", "flatten"]
