@@ -161,3 +161,15 @@ def test_images_of_different_sizes_need_one_input_size(capsys, tmp_path) -> None
     code, out, err = run_cli(capsys, "correspondence", model, "--masks", masks, "--size", "64,64", "--json")
     assert code == 0, err
     assert json.loads(out)["layers"] == ["conv1", "flatten"]
+
+
+def test_a_listed_file_that_is_no_picture_exits_2(capsys, tmp_path) -> None:
+    masks = masks_in(tmp_path, _rects(broken_png={"centre": [0, 0, 8, 8]}))
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    code, out, err = run_cli(capsys, "correspondence", DEMO, "--masks", masks, "--json")
+    assert code == 2 and out == "" and "broken.png is not an image OpenCV can read" in " ".join(err.split())
+
+
+def test_a_folder_given_as_the_masks_file_exits_2(capsys, tmp_path) -> None:
+    code, _, err = run_cli(capsys, "correspondence", DEMO, "--masks", tmp_path)
+    assert code == 2 and "Cannot read the masks file" in " ".join(err.split())
