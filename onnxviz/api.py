@@ -17,6 +17,7 @@ import numpy as np
 
 from onnxviz.analyses import check as checking
 from onnxviz.analyses import compare as comparison
+from onnxviz.analyses import correspondence as corresponding
 from onnxviz.analyses import export, grids, layers, maximize, occlusion, topk
 from onnxviz.analyses import invariance as curves
 from onnxviz.analyses import project as projection
@@ -91,6 +92,18 @@ class Model(LoadedModel):
         return occlusion.occlude(
             self, image, patch, stride, fill, target_class, node, channel, batch_size, labels, incremental, progress
         )
+
+    def correspondence(
+        self,
+        masks: str | Path,
+        layers: list[str] | None = None,
+        random: int = 10,
+        seed: int = 0,
+        fill: str | float = "zero",
+        progress: Progress | None = None,
+    ) -> corresponding.Correspondence:
+        """Zeiler & Fergus' correspondence Δ per part and layer, against random rectangles of the same sizes."""
+        return corresponding.correspondence(self, masks, layers, random, seed, fill, progress)
 
     def activations(self, image: Image, node: str) -> grids.ActivationGrid:
         """Every feature map of layer ``node`` for one image."""

@@ -11,8 +11,9 @@ from onnxviz.cli import dataset  # topk, report
 from onnxviz.cli import compare
 from onnxviz.cli import invariance
 from onnxviz.cli import maximize
+from onnxviz.cli import correspondence
 from onnxviz.cli.application import app, main
 
 # isort: on
 
-__all__ = ["app", "compare", "dataset", "explain", "invariance", "main", "maximize", "model"]
+__all__ = ["app", "compare", "correspondence", "dataset", "explain", "invariance", "main", "maximize", "model"]

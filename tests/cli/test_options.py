@@ -35,6 +35,7 @@ COMMANDS = {
     "compare": ["{model}", "{model}", "{picture}", "--json"],
     "invariance": ["{model}", "{picture}", "--transform", "rotate", "--json"],
     "maximize": ["{model}", "--node", "fc2", "--channel", "1", "--steps", "2", "--json"],
+    "correspondence": ["{model}", "--masks", "{folder}/masks.json", "--json"],
 }
 
 

@@ -1,0 +1,57 @@
+"""``correspondence``: does a layer treat the same object part in different images alike?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from onnxviz.analyses.correspondence import pairs_text
+from onnxviz.cli.application import command
+from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions, names
+from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress
+
+
+@command
+def correspondence(
+    model: ModelArg,
+    options: ModelOptions,
+    masks: Annotated[
+        Path,
+        typer.Option(
+            "--masks",
+            help="JSON naming, per image (relative to it), each part's rectangle x, y, w, h in model-input pixels.",
+            show_default=False,
+        ),
+    ],
+    layers: Annotated[
+        list[str] | None,
+        typer.Option("--layers", help="Layers: conv5,fc7 or repeated (default: the last conv and the code layer)."),
+    ] = None,
+    random: Annotated[int, typer.Option("--random", help="Random rectangles per image and part (the baseline).")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random rectangles.")] = 0,
+    fill: Annotated[str, typer.Option("--fill", help="zero | mean | gray | a number (preprocessed space).")] = "zero",
+    out_png: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <masks>_correspondence.png).")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Correspondence analysis (Zeiler & Fergus Table 1): mask a part in several images, compare the sign changes."""
+    loaded = options.load(model)
+    load_notes(loaded)
+    with progress("masking", counted=True, rate_unit="inputs", quiet=json_output) as tracker:
+        result = loaded.correspondence(
+            masks, layers=names(layers), random=random, seed=seed, fill=fill, progress=tracker.count
+        )
+    outputs = Outputs(out_png, None, json_output)
+    outputs.write(result, np.empty(0), Path(f"{masks.stem}_correspondence.png"))
+    if json_output:
+        print_json(result.summary())
+        return
+    note(result.note)
+    for part, deltas in result.parts.items():
+        shown = ", ".join(f"{layer} {deltas[layer]:.3f} (random {result.random[part][layer]:.3f})" for layer in deltas)
+        out.print(f"{part} ({pairs_text(result.pairs[part])}): {shown}")
+    outputs.print_paths()
