@@ -3,15 +3,15 @@
     python scripts/build_vgg16.py --random     # models/vgg16_random.onnx (or the trained HED one)
     python benchmarks/bench_maximize.py [--model models/vgg16_random.onnx] [--rounds 5] [--steps 4]
 
-Both sides do the issue's workload: VGG16 at 224, layer relu4_3 (onnxviz: ``conv4_3``, the
-rectified output), K = 8 channels as one batch, objective the mean of each channel's map, pixel
-parameterisation, Adam (lr 0.05), no transforms and no regularisers. onnxviz runs one forward
-and one inverse (``saliency``) onnxruntime run per step and Adam in numpy; torch runs the same
-network (rebuilt from the ONNX weights by ``scripts/torch_deconvnet.py``) forward to relu4_3,
-autograd backward and ``torch.optim.Adam``. Threads: both use the machine's cores
-(``torch.set_num_threads``, onnxruntime's default intra-op pool). The runs are interleaved
-(onnxviz, torch, onnxviz, …) and the ratio of steps/s is quoted as the median over rounds; the
-first round of each warms up (sessions built, graphs cached) and is dropped.
+Both sides do the issue's workload: VGG16 at 224, layer relu4_3 (conv4_3's rectified output),
+K = 8 channels as one batch, objective the mean of each channel's map, pixel parameterisation,
+Adam (lr 0.05), no transforms and no regularisers. onnxviz runs one forward and one inverse
+(``saliency``) onnxruntime run per step and Adam in numpy; torch runs the same network (rebuilt
+from the ONNX weights by ``scripts/torch_deconvnet.py``) forward to relu4_3, autograd backward
+and ``torch.optim.Adam``. Threads: both use the machine's cores (``torch.set_num_threads``,
+onnxruntime's default intra-op pool). The runs are interleaved (onnxviz, torch, onnxviz, …) and
+the ratio of steps/s is quoted as the median over rounds; the first round of each warms up
+(sessions built, graphs cached) and is dropped.
 
 Also checks that the two compute the same thing: one step's input gradient from onnxviz and from
 torch autograd at the same start images (max relative difference printed).
@@ -43,7 +43,7 @@ def onnxviz_steps(model: onnxviz.Model, steps: int) -> float:
     """Seconds per step of ``maximize`` with the benchmark's settings."""
     started = time.perf_counter()
     model.maximize(
-        "conv4_3", CHANNELS, param="pixel", steps=steps, jitter=0, zoom=(1.0, 1.0), rotate=0.0, lr=0.05
+        "relu4_3", CHANNELS, param="pixel", steps=steps, jitter=0, zoom=(1.0, 1.0), rotate=0.0, lr=0.05
     )
     return (time.perf_counter() - started) / steps
 
@@ -64,7 +64,7 @@ def torch_steps(network: torch.nn.Module, start: np.ndarray, steps: int) -> floa
 
 
 def gradient_agreement(model: onnxviz.Model, network: torch.nn.Module, start: np.ndarray) -> float:
-    _, ours = objective_gradient(model, "conv4_3", start, CHANNELS, param="pixel")
+    _, ours = objective_gradient(model, "relu4_3", start, CHANNELS, param="pixel")
     x = torch.from_numpy(start.copy()).requires_grad_(True)
     activation = network(x)
     activation[torch.arange(len(CHANNELS)), torch.tensor(CHANNELS)].mean(dim=(1, 2)).sum().backward()

@@ -138,6 +138,7 @@ class Maximization(Result):
     probability: list[float] | None = None
     weights: list[float] | None = None
     settings: dict = field(default_factory=dict)
+    class_names: list[str] | None = None  # the model's labels, for titles on the logits
 
     def figure(self) -> np.ndarray:
         """The K images titled with channel and final objective, beside the objective curves."""
@@ -145,9 +146,12 @@ class Maximization(Result):
         size = render.tile_size(*pictures[0].shape[:2])
         final = self.curve[-1]
         labels = self._labels()
+        notes = [f"objective {value:.3g}" for value in final]
+        if self.probability is not None and len(self.probability) == len(notes):
+            notes = [f"{note}, p {p:.2f}" for note, p in zip(notes, self.probability, strict=True)]
         tiles = [
-            render.titled_tile(picture, size, [label, f"objective {value:.3g}"])
-            for picture, label, value in zip(pictures, labels, final, strict=True)
+            render.titled_tile(picture, size, [label, note])
+            for picture, label, note in zip(pictures, labels, notes, strict=True)
         ]
         columns = min(len(tiles), max(1, int(np.ceil(np.sqrt(len(tiles))))))
         body = render.grid(tiles, columns)
@@ -157,6 +161,9 @@ class Maximization(Result):
     def _labels(self) -> list[str]:
         if self.objective == "joint":
             return ["joint " + "+".join(str(c) for c in self.channels)]
+        names = self.class_names
+        if self.probability is not None and names is not None and len(names) > max(self.channels):
+            return [f"{c} {names[c]}" for c in self.channels]
         return [f"ch {c}" for c in self.channels]
 
     def summary(self) -> dict:
@@ -247,6 +254,7 @@ def maximize(
         probability=probabilities(value, target) if target.logits else None,
         weights=list(settings.weights) if target.objective == "joint" and settings.weights else None,
         settings={f.name: getattr(settings, f.name) for f in fields(settings)},
+        class_names=model.labels() if target.logits else None,
     )
 
 
