@@ -32,7 +32,7 @@ from onnxviz.render import pictures as render
 from onnxviz.render.outputs import write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "immunohistochemistry", "motorcycle_left")
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "immunohistochemistry", "hubble_deep_field")
 QUALITY_LAYER, QUALITY_CHANNELS = "relu4_3", [0, 1, 2, 3, 4, 5, 6, 7]
 PICTURE_LAYERS = ("relu2_2", "relu3_3", "relu4_3", "relu5_3")
 PICTURE_CHANNELS = [0, 5, 10, 15]
