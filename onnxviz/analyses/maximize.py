@@ -17,6 +17,9 @@ channel cₖ of layer L with map size H·W):
   picture. Their sum, seed 2·one-hot(cₖ) − softmax, keeps raising the logit and pushes the rivals
   down: a picture the model calls cₖ, as vivid as the logit's.
 
+A rectified map (``conv3``, ``relu3``) is read before its ReLU (``objective_tensor``): a channel
+the ReLU holds at 0 everywhere at the start would have no gradient and never move.
+
 The images are written by a parameterisation (``parameterisations.py``: lucid's ``fft`` by
 default, or ``pixel``), moved by random transforms each step and regularised
 (``robustness.py``); the step is Adam's (lr 0.05), in numpy.
@@ -59,6 +62,7 @@ OBJECTIVES = ("channel", "neuron", "joint", "class")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
 
+RECTIFIERS = ("Relu", "Clip")
 StepProgress = Callable[[int, int, float], None]  # (step, steps, mean objective)
 
 
@@ -204,10 +208,22 @@ def problem(model: LoadedModel, node: str, channels: list[int] | None, top: int 
     nchw = (shape[0], shape[3], shape[1], shape[2]) if model.layout == "nhwc" else shape
     pixels = InputRange.of(model.preprocessing, nchw[1])
     layer = model.resolve(node)
-    tensor = seeded_tensor(model.graph, layer.tensor)
+    tensor = objective_tensor(model, layer.tensor)
     engine = _engine(model, tensor, shape, layer.alias)
     target = _target(model, layer.alias, tensor, shape, channels, top, settings, engine, pixels)
     return Problem(engine, target, pixels, model.layout, nchw)
+
+
+def objective_tensor(model: LoadedModel, tensor: str) -> str:
+    """The tensor the objective reads: a Softmax's logits, and a rectified map's input. A channel
+    that a ReLU (or ReLU6's Clip) holds at 0 everywhere at the start has no gradient and would never
+    move; before the rectifier it always has one, and raising it raises the rectified map (lucid
+    optimises its layers before the ReLU for the same reason)."""
+    tensor = seeded_tensor(model.graph, tensor)
+    producer = model.graph.producer.get(tensor)
+    if producer is not None and producer.op_type in RECTIFIERS and producer.input[0] in model.graph.signal:
+        return producer.input[0]
+    return tensor
 
 
 def objective_gradient(

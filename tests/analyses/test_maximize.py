@@ -16,7 +16,7 @@ from onnxviz.analyses.parameterisations import FourierImage, InputRange, irfft2_
 from onnxviz.analyses.robustness import Transforms, bilinear_taps, transform, transform_adjoint
 from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import UsageError
-from tests.helpers import DEMO, GraphBuilder, session
+from tests.helpers import DEMO, GraphBuilder, make_model, session
 
 
 def _layer_session(path: Path, tensor: str):
@@ -64,7 +64,11 @@ def test_the_step_gradient_equals_central_differences_of_the_objective(node, obj
     objective_values, gradient = objective_gradient(
         model, node, x, channels, objective=objective, weights=weights, param="pixel"
     )
-    plain = _layer_session(DEMO, model.resolve(node).tensor)
+    tensor = model.resolve(node).tensor
+    producer = model.graph.producer[tensor]
+    if producer.op_type == "Relu":  # a rectified map is maximised before its ReLU
+        tensor = producer.input[0]
+    plain = _layer_session(DEMO, tensor)
 
     def f(z: np.ndarray) -> np.ndarray:
         return _objective(plain.run(None, {"input": z.astype(np.float32)})[0], objective, channels, weights)
@@ -95,7 +99,7 @@ def test_the_step_gradient_equals_torch_autograd(tmp_path, objective: str) -> No
     w1, b1, w2 = g.rand(6, 3, 3, 3), g.rand(6), g.rand(8, 6, 3, 3)
     conv = g.op("Relu", [g.op("Conv", ["x", w1, b1], pads=[1, 1, 1, 1])])
     pooled = g.op("MaxPool", [conv], kernel_shape=[2, 2], strides=[2, 2])
-    features = g.op("Relu", [g.op("Conv", [pooled, w2], pads=[1, 1, 1, 1])])
+    features = g.op("Relu", [g.op("Conv", [pooled, w2], pads=[1, 1, 1, 1])])  # maximised before the ReLU
     flat = g.op("Flatten", [features])
     dense, bias = g.rand(5, 8 * 6 * 6, scale=0.1), g.rand(5)
     logits = g.op("Gemm", [flat, dense, bias], transB=1)
@@ -116,8 +120,8 @@ def test_the_step_gradient_equals_torch_autograd(tmp_path, objective: str) -> No
     f = torch.nn.functional
     xt = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
     hidden = f.max_pool2d(f.relu(f.conv2d(xt, weights[w1], weights[b1], padding=1)), 2)
-    feats = f.relu(f.conv2d(hidden, weights[w2], padding=1))
-    scores = feats.flatten(1) @ weights[dense].T + weights[bias]
+    feats = f.conv2d(hidden, weights[w2], padding=1)
+    scores = f.relu(feats).flatten(1) @ weights[dense].T + weights[bias]
     if objective == "class":
         total = sum(scores[k, c] + torch.log_softmax(scores, 1)[k, c] for k, c in enumerate(channels))
     elif objective == "joint":
@@ -207,3 +211,18 @@ def test_every_demo_class_visualisation_is_classified_as_its_class() -> None:
     assert probabilities[np.arange(8), np.arange(8)].min() >= 0.9
     np.testing.assert_allclose(result.probability, probabilities[np.arange(8), np.arange(8)], rtol=1e-4)
     assert (result.curve[-1] > result.curve[0]).all()
+
+
+def test_a_channel_its_relu_holds_at_zero_still_climbs(tmp_path) -> None:
+    """A bias of −10 keeps the ReLU at 0 everywhere for the start image: read after the ReLU the
+    channel would have no gradient; read before it, it climbs."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    weights = {"w": np.full((2, 3, 3, 3), 0.1, np.float32), "b": np.array([-10.0, 0.0], np.float32)}
+    path = tmp_path / "dead.onnx"
+    onnx.save(make_model(nodes, (1, 3, 16, 16), "y", weights), path)
+    model = onnxviz.load(path, device="cpu", preset="raw")
+    result = model.maximize("y", [0], steps=6, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0)
+    assert np.all(np.diff(result.curve[:, 0]) > 0)
