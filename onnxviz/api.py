@@ -17,6 +17,7 @@ import numpy as np
 
 from onnxviz.analyses import check as checking
 from onnxviz.analyses import compare as comparison
+from onnxviz.analyses import evolution as evolving
 from onnxviz.analyses import export, grids, layers, occlusion, topk
 from onnxviz.analyses import project as projection
 from onnxviz.analyses import report as reporting
@@ -41,6 +42,7 @@ __all__ = [
     "LayerTable",
     "Model",
     "compare",
+    "evolution",
     "load",
 ]
 
@@ -189,3 +191,13 @@ def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: li
     first = model_a if isinstance(model_a, Model) else load(model_a)
     second = model_b if isinstance(model_b, Model) else load(model_b)
     return comparison.compare(first, second, images, **options)
+
+
+def evolution(
+    checkpoints: Sequence[str | Path], images: str | Path, node: str, loader: Callable[[Path], Model] = load, **options
+) -> evolving.EvolutionResult:
+    """Feature evolution (Zeiler & Fergus, Fig. 4): each channel's strongest activation over the folder
+    ``images`` at every checkpoint (files, or folders of them, in training order), projected and cropped.
+    Each checkpoint is loaded by ``loader`` (e.g. ``lambda p: load(p, device="cpu")``: the same options for
+    all); ``options`` are those of ``onnxviz.analyses.evolution`` (channels, top_channels, batch_size, progress)."""
+    return evolving.evolution(loader, checkpoints, images, node, **options)

@@ -10,9 +10,16 @@ seeded, so re-running this script reproduces the bundled files:
   carrying ``onnxviz.labels`` and ``onnxviz.preset`` metadata,
 * sample images in ``models/images/``.
 
+With ``--checkpoints DIR`` it trains a narrower variant instead (the same layers at half the
+width, so each file stays small) and saves one ONNX per epoch, ``DIR/epoch1.onnx`` …
+``DIR/epochN.onnx``, plus a few held-out images per class in ``DIR/images/``: the input of
+``onnxviz evolution`` (Zeiler & Fergus, Fig. 4). It prints, per layer and epoch, how much the
+weights moved, which is what shows the lower layers settling before the upper ones.
+
 Usage::
 
     python scripts/train_demo.py  # 7-8 min wall on a busy, shared 2-core CPU box
+    python scripts/train_demo.py --checkpoints models/checkpoints  # the committed checkpoints
 """
 
 from __future__ import annotations
@@ -227,18 +234,19 @@ class DemoNet(nn.Module):
     which is what onnxviz shows when the user picks a layer.
     """
 
-    def __init__(self, n_classes: int) -> None:
+    def __init__(self, n_classes: int, widths: tuple[int, int, int] = (16, 32, 64), hidden: int = 64) -> None:
         super().__init__()
+        first, second, third = widths
         self.features = nn.Sequential(
             OrderedDict(
                 [
-                    ("conv1", nn.Conv2d(3, 16, 3, padding=1)),
+                    ("conv1", nn.Conv2d(3, first, 3, padding=1)),
                     ("relu1", nn.ReLU()),
                     ("pool1", nn.MaxPool2d(2)),
-                    ("conv2", nn.Conv2d(16, 32, 3, padding=1)),
+                    ("conv2", nn.Conv2d(first, second, 3, padding=1)),
                     ("relu2", nn.ReLU()),
                     ("pool2", nn.MaxPool2d(2)),
-                    ("conv3", nn.Conv2d(32, 64, 3, padding=1)),
+                    ("conv3", nn.Conv2d(second, third, 3, padding=1)),
                     ("relu3", nn.ReLU()),
                     ("pool3", nn.MaxPool2d(2)),
                 ]
@@ -248,9 +256,9 @@ class DemoNet(nn.Module):
             OrderedDict(
                 [
                     ("flatten", nn.Flatten()),
-                    ("fc1", nn.Linear(64 * 8 * 8, 64)),
+                    ("fc1", nn.Linear(third * 8 * 8, hidden)),
                     ("relu4", nn.ReLU()),
-                    ("fc2", nn.Linear(64, n_classes)),
+                    ("fc2", nn.Linear(hidden, n_classes)),
                 ]
             )
         )
@@ -259,8 +267,18 @@ class DemoNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, seed: int) -> None:
-    """Adam with a one-cycle LR schedule: converges in a few epochs on this easy task."""
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    batch: int,
+    seed: int,
+    after_epoch: Callable[[int], None] | None = None,
+) -> None:
+    """Adam with a one-cycle LR schedule: converges in a few epochs on this easy task.
+
+    ``after_epoch(epoch)`` (1-based) runs after each epoch: where the checkpoints are saved."""
     gen = torch.Generator().manual_seed(seed)
     steps = epochs * math.ceil(len(x) / batch)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-4)
@@ -284,6 +302,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch
             f"epoch {epoch + 1}/{epochs}: loss {loss_sum / total:.4f} "
             f"train acc {correct / total:.4f} ({time.perf_counter() - t0:.1f}s)"
         )
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
 
 
 @torch.no_grad()
@@ -295,7 +315,11 @@ def predict(model: nn.Module, x: torch.Tensor, batch: int = 500) -> np.ndarray:
 # --------------------------------------------------------------------------- export
 
 
-def export_onnx(model: nn.Module, path: Path) -> onnx.ModelProto:
+def export_onnx(
+    model: nn.Module,
+    path: Path,
+    doc: str = "onnxviz demo CNN: 8 procedural shape/texture classes, see models/README.md",
+) -> onnx.ModelProto:
     """TorchScript export (dynamo=False) keeps the module-path node names and plain ops."""
     model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +338,7 @@ def export_onnx(model: nn.Module, path: Path) -> onnx.ModelProto:
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = "onnxviz demo CNN: 8 procedural shape/texture classes, see models/README.md"
+    proto.doc_string = doc
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
     return proto
@@ -392,14 +416,82 @@ def write_samples(model: nn.Module, images_dir: Path, seed: int) -> None:
 # --------------------------------------------------------------------------- main
 
 
+CHECKPOINT_WIDTHS = (8, 16, 32)
+CHECKPOINT_HIDDEN = 32
+CHECKPOINT_TRAIN_PER_CLASS = 300
+PROBE_PER_CLASS = 4
+LAYERS = ("features.conv1", "features.conv2", "features.conv3", "classifier.fc1", "classifier.fc2")
+
+
+def layer_weights(model: nn.Module) -> dict[str, np.ndarray]:
+    """Each layer's weight and bias as one flat vector (a copy: training goes on)."""
+    params = dict(model.named_parameters())
+    return {
+        name: torch.cat([params[f"{name}.weight"].detach().flatten(), params[f"{name}.bias"].detach()]).numpy().copy()
+        for name in LAYERS
+    }
+
+
+def print_settling(history: list[dict[str, np.ndarray]]) -> None:
+    """Per layer and epoch, how far the weights still are from their final value, as a fraction
+    of how far they started: ‖W_e − W_N‖ / ‖W_0 − W_N‖ (1 at initialisation, 0 at the end). A layer
+    that settles early drops towards 0 in the first epochs."""
+    final = history[-1]
+    epochs = len(history) - 1
+    print("distance to the final weights, relative to the initial distance:")
+    print(f"  {'layer':<16}" + "".join(f"{f'e{e}':>7}" for e in range(1, epochs + 1)))
+    for name in LAYERS:
+        start = float(np.linalg.norm(history[0][name] - final[name]))
+        row = [float(np.linalg.norm(h[name] - final[name])) / start for h in history[1:]]
+        print(f"  {name:<16}" + "".join(f"{v:7.3f}" for v in row))
+
+
+def write_probe_images(folder: Path, seed: int) -> None:
+    """A few held-out images per class: the folder ``onnxviz evolution`` scans."""
+    images, labels = make_dataset(PROBE_PER_CLASS, seed=seed)
+    counts: dict[int, int] = {}
+    for image, label in zip(images, labels, strict=True):
+        counts[int(label)] = counts.get(int(label), 0) + 1
+        _write_png(folder / f"{LABELS[label]}_{counts[int(label)]}.png", image)
+
+
+def train_checkpoints(args: argparse.Namespace, folder: Path) -> None:
+    """The narrow variant, saved after every epoch, and how each layer's weights settled."""
+    per_class = args.train_per_class or CHECKPOINT_TRAIN_PER_CLASS
+    x_train, y_train = make_dataset(per_class, seed=args.seed + 1)
+    model = DemoNet(len(LABELS), CHECKPOINT_WIDTHS, CHECKPOINT_HIDDEN)
+    history = [layer_weights(model)]
+
+    def save(epoch: int) -> None:
+        path = folder / f"epoch{epoch}.onnx"
+        export_onnx(model, path, doc=f"onnxviz demo CNN (narrow variant) after epoch {epoch}, see models/README.md")
+        history.append(layer_weights(model))
+        print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)")
+
+    train(model, to_tensor(x_train), torch.from_numpy(y_train), args.epochs, args.batch_size, args.seed, save)
+    x_test, y_test = make_dataset(args.test_per_class, seed=args.seed + 1_000_003)
+    accuracy = float((predict(model, to_tensor(x_test)).argmax(1) == y_test).mean())
+    print(f"held-out accuracy after epoch {args.epochs}: {accuracy:.4f} ({len(y_test)} images)")
+    print_settling(history)
+    write_probe_images(folder / "images", seed=args.seed + 2_000_003)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=MODELS_DIR, help="default: models/")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-per-class", type=int, default=1250)
+    parser.add_argument(
+        "--train-per-class",
+        type=int,
+        default=None,
+        help=f"default: 1250 ({CHECKPOINT_TRAIN_PER_CLASS} with --checkpoints)",
+    )
     parser.add_argument("--test-per-class", type=int, default=250)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--checkpoints", type=Path, default=None, help="train the narrow variant and save DIR/epochN.onnx per epoch"
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -408,9 +500,13 @@ def main() -> None:
     np.random.seed(args.seed)
     torch.use_deterministic_algorithms(True)
     torch.set_flush_denormal(True)  # tiny weights/grads must not hit slow denormal paths
+    if args.checkpoints is not None:
+        train_checkpoints(args, args.checkpoints)
+        print(f"total time: {time.perf_counter() - start:.1f}s")
+        return
 
     # Different seeds -> the held-out set shares no images with the training set.
-    x_train, y_train = make_dataset(args.train_per_class, seed=args.seed + 1)
+    x_train, y_train = make_dataset(args.train_per_class or 1250, seed=args.seed + 1)
     x_test, y_test = make_dataset(args.test_per_class, seed=args.seed + 1_000_003)
     print(f"generated {len(x_train)} train / {len(x_test)} held-out images ({time.perf_counter() - start:.1f}s)")
 
