@@ -194,7 +194,11 @@ def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: li
 
 
 def evolution(
-    checkpoints: Sequence[str | Path], images: str | Path, node: str, loader: Callable[[Path], Model] = load, **options
+    checkpoints: str | Path | Sequence[str | Path],
+    images: str | Path,
+    node: str,
+    loader: Callable[[Path], Model] = load,
+    **options,
 ) -> evolving.EvolutionResult:
     """Feature evolution (Zeiler & Fergus, Fig. 4): each channel's strongest activation over the folder
     ``images`` at every checkpoint (files, or folders of them, in training order), projected and cropped.

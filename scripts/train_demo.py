@@ -275,14 +275,17 @@ def train(
     batch: int,
     seed: int,
     after_epoch: Callable[[int], None] | None = None,
+    one_cycle: bool = True,
 ) -> None:
     """Adam with a one-cycle LR schedule: converges in a few epochs on this easy task.
 
-    ``after_epoch(epoch)`` (1-based) runs after each epoch: where the checkpoints are saved."""
+    ``after_epoch(epoch)`` (1-based) runs after each epoch: where the checkpoints are saved.
+    Without ``one_cycle`` the rate stays at 1e-3, as in a long run seen early: the schedule's final
+    annealing would freeze every layer at once and hide which ones settled first."""
     gen = torch.Generator().manual_seed(seed)
     steps = epochs * math.ceil(len(x) / batch)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3 if one_cycle else 1e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps) if one_cycle else None
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(epochs):
         model.train()
@@ -294,7 +297,8 @@ def train(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            sched.step()
+            if sched is not None:
+                sched.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
             total += len(idx)
@@ -417,8 +421,9 @@ def write_samples(model: nn.Module, images_dir: Path, seed: int) -> None:
 
 
 CHECKPOINT_WIDTHS = (8, 16, 32)
-CHECKPOINT_HIDDEN = 32
-CHECKPOINT_TRAIN_PER_CLASS = 300
+CHECKPOINT_HIDDEN = 16
+CHECKPOINT_TRAIN_PER_CLASS = 200
+CHECKPOINT_EPOCHS = 8
 PROBE_PER_CLASS = 4
 LAYERS = ("features.conv1", "features.conv2", "features.conv3", "classifier.fc1", "classifier.fc2")
 
@@ -468,10 +473,11 @@ def train_checkpoints(args: argparse.Namespace, folder: Path) -> None:
         history.append(layer_weights(model))
         print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)")
 
-    train(model, to_tensor(x_train), torch.from_numpy(y_train), args.epochs, args.batch_size, args.seed, save)
+    epochs = args.epochs or CHECKPOINT_EPOCHS
+    train(model, to_tensor(x_train), torch.from_numpy(y_train), epochs, args.batch_size, args.seed, save, False)
     x_test, y_test = make_dataset(args.test_per_class, seed=args.seed + 1_000_003)
     accuracy = float((predict(model, to_tensor(x_test)).argmax(1) == y_test).mean())
-    print(f"held-out accuracy after epoch {args.epochs}: {accuracy:.4f} ({len(y_test)} images)")
+    print(f"held-out accuracy after epoch {epochs}: {accuracy:.4f} ({len(y_test)} images)")
     print_settling(history)
     write_probe_images(folder / "images", seed=args.seed + 2_000_003)
 
@@ -487,7 +493,7 @@ def main() -> None:
         help=f"default: 1250 ({CHECKPOINT_TRAIN_PER_CLASS} with --checkpoints)",
     )
     parser.add_argument("--test-per-class", type=int, default=250)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=None, help=f"default: 6 ({CHECKPOINT_EPOCHS} with --checkpoints)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--checkpoints", type=Path, default=None, help="train the narrow variant and save DIR/epochN.onnx per epoch"
@@ -515,7 +521,7 @@ def main() -> None:
         model,
         to_tensor(x_train),
         torch.from_numpy(y_train),
-        epochs=args.epochs,
+        epochs=args.epochs or 6,
         batch=args.batch_size,
         seed=args.seed,
     )

@@ -47,9 +47,11 @@ def natural_key(name: str) -> tuple:
     return tuple(int(part) if i % 2 else part for i, part in enumerate(parts))
 
 
-def checkpoint_files(arguments: Sequence[str | Path]) -> list[Path]:
+def checkpoint_files(arguments: str | Path | Sequence[str | Path]) -> list[Path]:
     """The checkpoint files in training order: files as given, a folder as its ``.onnx`` files in
-    natural order."""
+    natural order. One path may be given on its own."""
+    if isinstance(arguments, (str, Path)):
+        arguments = [arguments]
     if not arguments:
         raise UsageError("Give at least one checkpoint (an ONNX file, or a folder of them).")
     files: list[Path] = []
@@ -179,7 +181,7 @@ def _put_centred(canvas: np.ndarray, text: str, left: int, width: int, baseline:
 
 def evolution(
     load: Loader,
-    checkpoints: Sequence[str | Path],
+    checkpoints: str | Path | Sequence[str | Path],
     images: str | Path,
     node: str,
     channels: list[int] | None = None,
