@@ -13,8 +13,9 @@ seeded, so re-running this script reproduces the bundled files:
 With ``--checkpoints DIR`` it trains a narrower variant instead (the same layers at half the
 width, so each file stays small) and saves one ONNX per epoch, ``DIR/epoch1.onnx`` …
 ``DIR/epochN.onnx``, plus a few held-out images per class in ``DIR/images/``: the input of
-``onnxviz evolution`` (Zeiler & Fergus, Fig. 4). It prints, per layer and epoch, how much the
-weights moved, which is what shows the lower layers settling before the upper ones.
+``onnxviz evolution`` (Zeiler & Fergus, Fig. 4). The learning rate stays constant there, and it
+prints, per conv layer and epoch, how close each feature already is to its final self (the
+correlation of its activations on those images), which shows the lower layers settling first.
 
 Usage::
 
@@ -425,35 +426,39 @@ CHECKPOINT_HIDDEN = 16
 CHECKPOINT_TRAIN_PER_CLASS = 200
 CHECKPOINT_EPOCHS = 8
 PROBE_PER_CLASS = 4
-LAYERS = ("features.conv1", "features.conv2", "features.conv3", "classifier.fc1", "classifier.fc2")
+RECTIFIED = ("relu1", "relu2", "relu3")  # conv1..conv3 as onnxviz names them: the rectified outputs
 
 
-def layer_weights(model: nn.Module) -> dict[str, np.ndarray]:
-    """Each layer's weight and bias as one flat vector (a copy: training goes on)."""
-    params = dict(model.named_parameters())
-    return {
-        name: torch.cat([params[f"{name}.weight"].detach().flatten(), params[f"{name}.bias"].detach()]).numpy().copy()
-        for name in LAYERS
-    }
+@torch.no_grad()
+def conv_activations(model: DemoNet, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """conv1..conv3's rectified maps for ``x``, one (N, C, H, W) array per layer."""
+    model.eval()
+    maps = {}
+    for name, module in model.features.named_children():
+        x = module(x)
+        if name in RECTIFIED:
+            maps[name] = x.numpy().copy()
+    return maps
 
 
 def print_settling(history: list[dict[str, np.ndarray]]) -> None:
-    """Per layer and epoch, how far the weights still are from their final value, as a fraction
-    of how far they started: ‖W_e − W_N‖ / ‖W_0 − W_N‖ (1 at initialisation, 0 at the end). A layer
-    that settles early drops towards 0 in the first epochs."""
+    """Per layer and epoch, how much each feature already is its final self: the correlation of a
+    channel's activations (every probe image and position) with its activations after the last
+    epoch, averaged over channels (dead channels left out). A layer that settles early is near 1
+    after the first epochs; in Zeiler & Fergus' Fig. 4 the upper layers get there much later."""
     final = history[-1]
-    epochs = len(history) - 1
-    print("distance to the final weights, relative to the initial distance:")
-    print(f"  {'layer':<16}" + "".join(f"{f'e{e}':>7}" for e in range(1, epochs + 1)))
-    for name in LAYERS:
-        start = float(np.linalg.norm(history[0][name] - final[name]))
-        row = [float(np.linalg.norm(h[name] - final[name])) / start for h in history[1:]]
-        print(f"  {name:<16}" + "".join(f"{v:7.3f}" for v in row))
+    print("correlation of each channel's activations with the final epoch's, mean over channels:")
+    print(f"  {'layer':<8}" + "".join(f"{f'e{e}':>7}" for e in range(1, len(history) + 1)))
+    for name in RECTIFIED:
+        row = []
+        for maps in history:
+            pairs = [(maps[name][:, c].ravel(), final[name][:, c].ravel()) for c in range(final[name].shape[1])]
+            row.append(np.mean([np.corrcoef(u, v)[0, 1] for u, v in pairs if u.std() > 0 and v.std() > 0]))
+        print(f"  conv{name[-1]:<4}" + "".join(f"{v:7.3f}" for v in row))
 
 
-def write_probe_images(folder: Path, seed: int) -> None:
-    """A few held-out images per class: the folder ``onnxviz evolution`` scans."""
-    images, labels = make_dataset(PROBE_PER_CLASS, seed=seed)
+def write_probe_images(folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """The probe images (a few held-out ones per class): the folder ``onnxviz evolution`` scans."""
     counts: dict[int, int] = {}
     for image, label in zip(images, labels, strict=True):
         counts[int(label)] = counts.get(int(label), 0) + 1
@@ -461,16 +466,17 @@ def write_probe_images(folder: Path, seed: int) -> None:
 
 
 def train_checkpoints(args: argparse.Namespace, folder: Path) -> None:
-    """The narrow variant, saved after every epoch, and how each layer's weights settled."""
+    """The narrow variant, saved after every epoch, and how early each conv layer's features settled."""
     per_class = args.train_per_class or CHECKPOINT_TRAIN_PER_CLASS
     x_train, y_train = make_dataset(per_class, seed=args.seed + 1)
     model = DemoNet(len(LABELS), CHECKPOINT_WIDTHS, CHECKPOINT_HIDDEN)
-    history = [layer_weights(model)]
+    probes, probe_labels = make_dataset(PROBE_PER_CLASS, seed=args.seed + 2_000_003)
+    history: list[dict[str, np.ndarray]] = []
 
     def save(epoch: int) -> None:
         path = folder / f"epoch{epoch}.onnx"
         export_onnx(model, path, doc=f"onnxviz demo CNN (narrow variant) after epoch {epoch}, see models/README.md")
-        history.append(layer_weights(model))
+        history.append(conv_activations(model, to_tensor(probes)))
         print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)")
 
     epochs = args.epochs or CHECKPOINT_EPOCHS
@@ -479,7 +485,7 @@ def train_checkpoints(args: argparse.Namespace, folder: Path) -> None:
     accuracy = float((predict(model, to_tensor(x_test)).argmax(1) == y_test).mean())
     print(f"held-out accuracy after epoch {epochs}: {accuracy:.4f} ({len(y_test)} images)")
     print_settling(history)
-    write_probe_images(folder / "images", seed=args.seed + 2_000_003)
+    write_probe_images(folder / "images", probes, probe_labels)
 
 
 def main() -> None:
