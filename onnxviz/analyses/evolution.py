@@ -179,6 +179,13 @@ def _put_centred(canvas: np.ndarray, text: str, left: int, width: int, baseline:
     cv2.putText(canvas, text, (x, baseline), render.FONT, 0.45, render.INK, 1, cv2.LINE_AA)
 
 
+def _continued(progress: Progress | None, offset: int, total: int) -> Progress | None:
+    """One checkpoint's scan progress as a stretch of the whole run's (checkpoints × images)."""
+    if progress is None:
+        return None
+    return lambda done, _: progress(offset + done, total)
+
+
 def evolution(
     load: Loader,
     checkpoints: str | Path | Sequence[str | Path],
@@ -193,6 +200,8 @@ def evolution(
     cropped. ``load`` loads a checkpoint (the same options for all); ``top_channels`` (default 8)
     ranks channels by their maximum at the last checkpoint; ``progress(done, total)`` counts
     checkpoints × images."""
+    if channels is not None and top_channels is not None:
+        raise UsageError("Give either --channels or --top-channels, not both.")
     files = checkpoint_files(checkpoints)
     folder = Path(images)
     names = list_images(folder)
@@ -203,13 +212,9 @@ def evolution(
     scans: dict[int, TopKResult] = {}
     chosen = channels
     for step, index in enumerate([len(files) - 1, *range(len(files) - 1)]):  # the last picks the channels
-
-        def counted(done: int, _: int, offset: int = step * len(names)) -> None:
-            if progress is not None:
-                progress(offset + done, total)
-
         model = load(files[index])
         picking = top_channels if chosen is None else None
+        counted = _continued(progress, step * len(names), total)
         scans[index] = topk(model, folder, node, chosen, picking, k=1, batch_size=batch_size, progress=counted)
         chosen = scans[index].scan.channels
         model.engines.projectors.clear()  # this checkpoint's sessions go before the next is loaded

@@ -94,3 +94,16 @@ def test_bad_input_exits_2(capsys, tmp_path, folder, checkpoints, images, node, 
     where = folder if images == "probes" else tmp_path / "empty"
     code, out, err = run_cli(capsys, "evolution", *given, "--images", where, "--node", node, "--json")
     assert code == 2 and needle in err and out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--channels", "1", "--top-channels", "2"], "either"),
+        (["--channels", "99"], "Channel 99"),
+        (["--top-channels", "0"], "--top-channels"),
+    ],
+)
+def test_bad_channels_exit_2(capsys, folder, args: list[str], needle: str) -> None:
+    code, _, err = run_cli(capsys, "evolution", *FILES[:2], "--images", folder, "--node", "conv2", *args)
+    assert code == 2 and needle in err
