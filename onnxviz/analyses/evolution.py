@@ -203,11 +203,11 @@ def evolution(
     if channels is not None and top_channels is not None:
         raise UsageError("Give either --channels or --top-channels, not both.")
     files = checkpoint_files(checkpoints)
+    field = check_architecture(load, files, node)
     folder = Path(images)
     names = list_images(folder)
     if not names:
         raise UsageError(f"No pictures or .npy files under {folder}.")
-    field = check_architecture(load, files, node)
     total = len(files) * len(names)
     scans: dict[int, TopKResult] = {}
     chosen = channels
