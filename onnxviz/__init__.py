@@ -7,7 +7,7 @@ p.save("conv5.png")
 """
 
 from onnxviz.analyses.project import Projection
-from onnxviz.api import CheckResult, LayerInfo, Model, compare, load
+from onnxviz.api import CheckResult, LayerInfo, Model, compare, evolution, load
 from onnxviz.errors import (
     DeviceError,
     ImageError,
@@ -34,5 +34,6 @@ __all__ = [
     "UnsupportedOpError",
     "UsageError",
     "compare",
+    "evolution",
     "load",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 from onnxviz.analyses import check as checking
 from onnxviz.analyses import compare as comparison
 from onnxviz.analyses import correspondence as corresponding
+from onnxviz.analyses import evolution as evolving
 from onnxviz.analyses import export, grids, layers, maximize, occlusion, topk
 from onnxviz.analyses import invariance as curves
 from onnxviz.analyses import project as projection
@@ -43,6 +44,7 @@ __all__ = [
     "LayerTable",
     "Model",
     "compare",
+    "evolution",
     "load",
 ]
 
@@ -220,3 +222,17 @@ def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: li
     first = model_a if isinstance(model_a, Model) else load(model_a)
     second = model_b if isinstance(model_b, Model) else load(model_b)
     return comparison.compare(first, second, images, **options)
+
+
+def evolution(
+    checkpoints: str | Path | Sequence[str | Path],
+    images: str | Path,
+    node: str,
+    loader: Callable[[Path], Model] = load,
+    **options,
+) -> evolving.EvolutionResult:
+    """Feature evolution (Zeiler & Fergus, Fig. 4): each channel's strongest activation over the folder
+    ``images`` at every checkpoint (files, or folders of them, in training order), projected and cropped.
+    Each checkpoint is loaded by ``loader`` (e.g. ``lambda p: load(p, device="cpu")``: the same options for
+    all); ``options`` are those of ``onnxviz.analyses.evolution`` (channels, top_channels, batch_size, progress)."""
+    return evolving.evolution(loader, checkpoints, images, node, **options)

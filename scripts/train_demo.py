@@ -10,9 +10,17 @@ seeded, so re-running this script reproduces the bundled files:
   carrying ``onnxviz.labels`` and ``onnxviz.preset`` metadata,
 * sample images in ``models/images/``.
 
+With ``--checkpoints DIR`` it trains a narrower variant instead (the same layers at half the
+width, so each file stays small) and saves one ONNX per epoch, ``DIR/epoch1.onnx`` …
+``DIR/epochN.onnx``, plus a few held-out images per class in ``DIR/images/``: the input of
+``onnxviz evolution`` (Zeiler & Fergus, Fig. 4). The learning rate stays constant there, and it
+prints, per conv layer and epoch, how close each feature already is to its final self (the
+correlation of its activations on those images), which shows the lower layers settling first.
+
 Usage::
 
     python scripts/train_demo.py  # 7-8 min wall on a busy, shared 2-core CPU box
+    python scripts/train_demo.py --checkpoints models/checkpoints  # the committed checkpoints
 """
 
 from __future__ import annotations
@@ -227,18 +235,19 @@ class DemoNet(nn.Module):
     which is what onnxviz shows when the user picks a layer.
     """
 
-    def __init__(self, n_classes: int) -> None:
+    def __init__(self, n_classes: int, widths: tuple[int, int, int] = (16, 32, 64), hidden: int = 64) -> None:
         super().__init__()
+        first, second, third = widths
         self.features = nn.Sequential(
             OrderedDict(
                 [
-                    ("conv1", nn.Conv2d(3, 16, 3, padding=1)),
+                    ("conv1", nn.Conv2d(3, first, 3, padding=1)),
                     ("relu1", nn.ReLU()),
                     ("pool1", nn.MaxPool2d(2)),
-                    ("conv2", nn.Conv2d(16, 32, 3, padding=1)),
+                    ("conv2", nn.Conv2d(first, second, 3, padding=1)),
                     ("relu2", nn.ReLU()),
                     ("pool2", nn.MaxPool2d(2)),
-                    ("conv3", nn.Conv2d(32, 64, 3, padding=1)),
+                    ("conv3", nn.Conv2d(second, third, 3, padding=1)),
                     ("relu3", nn.ReLU()),
                     ("pool3", nn.MaxPool2d(2)),
                 ]
@@ -248,9 +257,9 @@ class DemoNet(nn.Module):
             OrderedDict(
                 [
                     ("flatten", nn.Flatten()),
-                    ("fc1", nn.Linear(64 * 8 * 8, 64)),
+                    ("fc1", nn.Linear(third * 8 * 8, hidden)),
                     ("relu4", nn.ReLU()),
-                    ("fc2", nn.Linear(64, n_classes)),
+                    ("fc2", nn.Linear(hidden, n_classes)),
                 ]
             )
         )
@@ -259,12 +268,25 @@ class DemoNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, seed: int) -> None:
-    """Adam with a one-cycle LR schedule: converges in a few epochs on this easy task."""
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    batch: int,
+    seed: int,
+    after_epoch: Callable[[int], None] | None = None,
+    one_cycle: bool = True,
+) -> None:
+    """Adam with a one-cycle LR schedule: converges in a few epochs on this easy task.
+
+    ``after_epoch(epoch)`` (1-based) runs after each epoch: where the checkpoints are saved.
+    Without ``one_cycle`` the rate stays at 1e-3, as in a long run seen early: the schedule's final
+    annealing would freeze every layer at once and hide which ones settled first."""
     gen = torch.Generator().manual_seed(seed)
     steps = epochs * math.ceil(len(x) / batch)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3 if one_cycle else 1e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps) if one_cycle else None
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(epochs):
         model.train()
@@ -276,7 +298,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch
             opt.zero_grad()
             loss.backward()
             opt.step()
-            sched.step()
+            if sched is not None:
+                sched.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
             total += len(idx)
@@ -284,6 +307,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch
             f"epoch {epoch + 1}/{epochs}: loss {loss_sum / total:.4f} "
             f"train acc {correct / total:.4f} ({time.perf_counter() - t0:.1f}s)"
         )
+        if after_epoch is not None:
+            after_epoch(epoch + 1)
 
 
 @torch.no_grad()
@@ -295,7 +320,11 @@ def predict(model: nn.Module, x: torch.Tensor, batch: int = 500) -> np.ndarray:
 # --------------------------------------------------------------------------- export
 
 
-def export_onnx(model: nn.Module, path: Path) -> onnx.ModelProto:
+def export_onnx(
+    model: nn.Module,
+    path: Path,
+    doc: str = "onnxviz demo CNN: 8 procedural shape/texture classes, see models/README.md",
+) -> onnx.ModelProto:
     """TorchScript export (dynamo=False) keeps the module-path node names and plain ops."""
     model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +343,7 @@ def export_onnx(model: nn.Module, path: Path) -> onnx.ModelProto:
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = "onnxviz demo CNN: 8 procedural shape/texture classes, see models/README.md"
+    proto.doc_string = doc
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
     return proto
@@ -392,14 +421,89 @@ def write_samples(model: nn.Module, images_dir: Path, seed: int) -> None:
 # --------------------------------------------------------------------------- main
 
 
+CHECKPOINT_WIDTHS = (8, 16, 32)
+CHECKPOINT_HIDDEN = 16
+CHECKPOINT_TRAIN_PER_CLASS = 200
+CHECKPOINT_EPOCHS = 8
+PROBE_PER_CLASS = 4
+RECTIFIED = ("relu1", "relu2", "relu3")  # conv1..conv3 as onnxviz names them: the rectified outputs
+
+
+@torch.no_grad()
+def conv_activations(model: DemoNet, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """conv1..conv3's rectified maps for ``x``, one (N, C, H, W) array per layer."""
+    model.eval()
+    maps = {}
+    for name, module in model.features.named_children():
+        x = module(x)
+        if name in RECTIFIED:
+            maps[name] = x.numpy().copy()
+    return maps
+
+
+def print_settling(history: list[dict[str, np.ndarray]]) -> None:
+    """Per layer and epoch, how much each feature already is its final self: the correlation of a
+    channel's activations (every probe image and position) with its activations after the last
+    epoch, averaged over channels (dead channels left out). A layer that settles early is near 1
+    after the first epochs; in Zeiler & Fergus' Fig. 4 the upper layers get there much later."""
+    final = history[-1]
+    print("correlation of each channel's activations with the final epoch's, mean over channels:")
+    print(f"  {'layer':<8}" + "".join(f"{f'e{e}':>7}" for e in range(1, len(history) + 1)))
+    for name in RECTIFIED:
+        row = []
+        for maps in history:
+            pairs = [(maps[name][:, c].ravel(), final[name][:, c].ravel()) for c in range(final[name].shape[1])]
+            row.append(np.mean([np.corrcoef(u, v)[0, 1] for u, v in pairs if u.std() > 0 and v.std() > 0]))
+        print(f"  conv{name[-1]:<4}" + "".join(f"{v:7.3f}" for v in row))
+
+
+def write_probe_images(folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """The probe images (a few held-out ones per class): the folder ``onnxviz evolution`` scans."""
+    counts: dict[int, int] = {}
+    for image, label in zip(images, labels, strict=True):
+        counts[int(label)] = counts.get(int(label), 0) + 1
+        _write_png(folder / f"{LABELS[label]}_{counts[int(label)]}.png", image)
+
+
+def train_checkpoints(args: argparse.Namespace, folder: Path) -> None:
+    """The narrow variant, saved after every epoch, and how early each conv layer's features settled."""
+    per_class = args.train_per_class or CHECKPOINT_TRAIN_PER_CLASS
+    x_train, y_train = make_dataset(per_class, seed=args.seed + 1)
+    model = DemoNet(len(LABELS), CHECKPOINT_WIDTHS, CHECKPOINT_HIDDEN)
+    probes, probe_labels = make_dataset(PROBE_PER_CLASS, seed=args.seed + 2_000_003)
+    history: list[dict[str, np.ndarray]] = []
+
+    def save(epoch: int) -> None:
+        path = folder / f"epoch{epoch}.onnx"
+        export_onnx(model, path, doc=f"onnxviz demo CNN (narrow variant) after epoch {epoch}, see models/README.md")
+        history.append(conv_activations(model, to_tensor(probes)))
+        print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)")
+
+    epochs = args.epochs or CHECKPOINT_EPOCHS
+    train(model, to_tensor(x_train), torch.from_numpy(y_train), epochs, args.batch_size, args.seed, save, False)
+    x_test, y_test = make_dataset(args.test_per_class, seed=args.seed + 1_000_003)
+    accuracy = float((predict(model, to_tensor(x_test)).argmax(1) == y_test).mean())
+    print(f"held-out accuracy after epoch {epochs}: {accuracy:.4f} ({len(y_test)} images)")
+    print_settling(history)
+    write_probe_images(folder / "images", probes, probe_labels)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=MODELS_DIR, help="default: models/")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-per-class", type=int, default=1250)
+    parser.add_argument(
+        "--train-per-class",
+        type=int,
+        default=None,
+        help=f"default: 1250 ({CHECKPOINT_TRAIN_PER_CLASS} with --checkpoints)",
+    )
     parser.add_argument("--test-per-class", type=int, default=250)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=None, help=f"default: 6 ({CHECKPOINT_EPOCHS} with --checkpoints)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--checkpoints", type=Path, default=None, help="train the narrow variant and save DIR/epochN.onnx per epoch"
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -408,9 +512,13 @@ def main() -> None:
     np.random.seed(args.seed)
     torch.use_deterministic_algorithms(True)
     torch.set_flush_denormal(True)  # tiny weights/grads must not hit slow denormal paths
+    if args.checkpoints is not None:
+        train_checkpoints(args, args.checkpoints)
+        print(f"total time: {time.perf_counter() - start:.1f}s")
+        return
 
     # Different seeds -> the held-out set shares no images with the training set.
-    x_train, y_train = make_dataset(args.train_per_class, seed=args.seed + 1)
+    x_train, y_train = make_dataset(args.train_per_class or 1250, seed=args.seed + 1)
     x_test, y_test = make_dataset(args.test_per_class, seed=args.seed + 1_000_003)
     print(f"generated {len(x_train)} train / {len(x_test)} held-out images ({time.perf_counter() - start:.1f}s)")
 
@@ -419,7 +527,7 @@ def main() -> None:
         model,
         to_tensor(x_train),
         torch.from_numpy(y_train),
-        epochs=args.epochs,
+        epochs=args.epochs or 6,
         batch=args.batch_size,
         seed=args.seed,
     )

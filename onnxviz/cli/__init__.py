@@ -12,8 +12,20 @@ from onnxviz.cli import compare
 from onnxviz.cli import invariance
 from onnxviz.cli import maximize
 from onnxviz.cli import correspondence
+from onnxviz.cli import evolution
 from onnxviz.cli.application import app, main
 
 # isort: on
 
-__all__ = ["app", "compare", "correspondence", "dataset", "explain", "invariance", "main", "maximize", "model"]
+__all__ = [
+    "app",
+    "compare",
+    "correspondence",
+    "dataset",
+    "evolution",
+    "explain",
+    "invariance",
+    "main",
+    "maximize",
+    "model",
+]

@@ -36,6 +36,7 @@ COMMANDS = {
     "invariance": ["{model}", "{picture}", "--transform", "rotate", "--json"],
     "maximize": ["{model}", "--node", "fc2", "--channel", "1", "--steps", "2", "--json"],
     "correspondence": ["{model}", "--masks", "{folder}/masks.json", "--json"],
+    "evolution": ["{model}", "--images", "{folder}", "--node", "conv1", "--json"],
 }
 
 
