@@ -17,6 +17,7 @@ import numpy as np
 
 from onnxviz.analyses import check as checking
 from onnxviz.analyses import compare as comparison
+from onnxviz.analyses import embed as embedding
 from onnxviz.analyses import export, grids, layers, occlusion, topk
 from onnxviz.analyses import project as projection
 from onnxviz.analyses import report as reporting
@@ -140,6 +141,19 @@ class Model(LoadedModel):
         """Project the strongest channel of every conv and pool layer from a fixed random input;
         one ``CheckResult`` per layer, ``summary()``: ``check --json``."""
         return checking.check(self, rule)
+
+    def embed(
+        self,
+        folder: str | Path,
+        node: str | None = None,
+        method: str = "tsne",
+        perplexity: float = 30.0,
+        seed: int = 0,
+        grid: bool = False,
+        progress: Progress | None = None,
+    ) -> embedding.Embedding:
+        """t-SNE (or PCA) of the codes at ``node`` (default: the code layer) of the images under ``folder``."""
+        return embedding.embed(self, folder, node, method, perplexity, seed, grid, progress=progress)
 
 
 def _check_normalisation(prep: Preprocessing) -> None:

@@ -9,8 +9,9 @@ from onnxviz.cli import model  # layers, check, invert, filters
 from onnxviz.cli import explain  # project, occlude, activations
 from onnxviz.cli import dataset  # topk, report
 from onnxviz.cli import compare
+from onnxviz.cli import embed
 from onnxviz.cli.application import app, main
 
 # isort: on
 
-__all__ = ["app", "compare", "dataset", "explain", "main", "model"]
+__all__ = ["app", "compare", "dataset", "embed", "explain", "main", "model"]
