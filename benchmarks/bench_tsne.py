@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {version} | {statistics.median(times[name]):.1f} | "
             f"{statistics.median(trust[name]):.4f} | {pulled:.0f} ({', '.join(PULLED_IN[name])}) |"
         )
+    ratios = [b / a for a, b in zip(times["scikit-learn"], times["openTSNE"], strict=True)]
+    print(f"\nopenTSNE / scikit-learn wall time, median of the per-round ratios: {statistics.median(ratios):.2f}")
     return 0
 
 

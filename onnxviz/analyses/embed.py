@@ -39,6 +39,7 @@ from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import batch_size_for
 
 METHODS = ("tsne", "pca")
+SHOWN = {"tsne": "t-SNE", "pca": "PCA"}
 TSNE_INPUT_DIMS = 50  # t-SNE reads the codes' first 50 principal components (cs231n, openTSNE's advice)
 MIN_PERPLEXITY = 1.0  # the perplexity is the effective number of neighbours: fewer than one means nothing
 MIN_IMAGES = {"pca": 2, "tsne": 4}  # t-SNE: a perplexity (N − 1) / 3 ≥ MIN_PERPLEXITY
@@ -76,7 +77,7 @@ class Embedding(Result):
     def figure(self) -> np.ndarray:
         """Thumbnails at their positions (later paths drawn over earlier ones), or on the grid."""
         body = self._grid_canvas() if self.cells is not None else self._scatter_canvas()
-        title = f"{self.method} of {self.node} codes: {len(self.images)} images"
+        title = f"{SHOWN[self.method]} of {self.node} codes: {len(self.images)} images"
         if self.perplexity is not None:
             title += f", perplexity {self.perplexity:.3g}"
         return render.with_header(body, title)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from onnxviz.analyses.embed import SHOWN
 from onnxviz.cli.application import command
 from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions
 from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress, safe_name
@@ -55,7 +56,9 @@ def embed(
         note("grid cells assigned greedily (scipy is not installed)")
     dims = result.codes.shape[1]
     out.print(
-        f"{method} of {result.node} codes ({dims} values each): {len(result.images)} images "
+        f"{SHOWN[method]} of {result.node} codes ({dims} values each): {len(result.images)} images "
         f"({len(result.skipped)} unreadable, skipped)"
     )
-    outputs.print_paths()
+    for label, path in (("picture", outputs.picture), ("codes", codes)):
+        if path is not None:
+            out.print(f"{label}: {path}")
