@@ -8,15 +8,15 @@ kept. The codes are then laid out in 2-D, seeded:
 
 - ``pca``: the projection on the first two principal axes (SVD of the centred codes; each axis'
   sign fixed so that its largest loading is positive, so a run is reproducible to the bit);
-- ``tsne``: scikit-learn's Barnes-Hut t-SNE (PCA initialisation), after PCA to 50 dimensions
-  when D > 50. t-SNE uses the 3·P nearest neighbours of each point, so the perplexity P is
-  lowered to (N − 1) / 3 where a folder of N images has too few for it (``perplexity`` on the
-  result says which was used). scikit-learn is the ``embed`` extra: ``pip install
-  "onnxviz[embed]"`` (``benchmarks/README.md`` says why it and why an extra).
+- ``tsne``: openTSNE's t-SNE (PCA initialisation), after PCA to 50 dimensions when D > 50.
+  t-SNE uses the 3·P nearest neighbours of each point, so the perplexity P is lowered to
+  (N − 1) / 3 where a folder of N images has too few for it (``perplexity`` on the result says
+  which was used). openTSNE is the ``embed`` extra: ``pip install "onnxviz[embed]"``
+  (``benchmarks/README.md`` says why it and why an extra).
 
 The picture places each thumbnail at its 2-D position; ``grid`` snaps them to a square grid,
 one image per cell, by the assignment of images to cells with the least total squared
-distance (``scipy.optimize.linear_sum_assignment``, which comes with scikit-learn; without
+distance (``scipy.optimize.linear_sum_assignment``, which comes with openTSNE; without
 scipy, a greedy assignment: images in path order each take the nearest free cell).
 """
 
@@ -206,15 +206,17 @@ def principal_components(codes: np.ndarray, dims: int) -> np.ndarray:
 
 
 def tsne(x: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
-    """scikit-learn's Barnes-Hut t-SNE to 2-D, PCA initialisation, seeded."""
+    """openTSNE's t-SNE to 2-D (PCA initialisation, its default schedule), seeded, on one thread:
+    on a busy machine more threads were 2-4x slower (``benchmarks/README.md``)."""
     try:
-        from sklearn.manifold import TSNE
+        from openTSNE import TSNE
     except ImportError:
         raise OnnxvizError(
-            "t-SNE needs scikit-learn, which is not installed.",
+            "t-SNE needs openTSNE, which is not installed.",
             'Install the extra: pip install "onnxviz[embed]" (or use --method pca).',
         ) from None
-    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed, n_jobs=-1).fit_transform(x).astype(np.float64)
+    embedding = TSNE(2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1).fit(x)
+    return np.asarray(embedding, dtype=np.float64)
 
 
 def unit_square(points: np.ndarray) -> np.ndarray:

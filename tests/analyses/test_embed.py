@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -35,21 +34,6 @@ def make_folder(root: Path) -> Path:
     np.save(root / "tensor.npy", rng.standard_normal((1, 3, 64, 64)).astype(np.float32))
     (root / "broken.png").write_bytes(b"not a png")
     return root
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """t-SNE on one thread: OpenMP's barriers on a machine busy with other jobs cost 10x more than
-    the few hundred points of these tests (3 s instead of 47 s for 150 points, measured). The limit
-    applies to the runtimes loaded when it is set, hence the import first."""
-    try:
-        import sklearn.manifold  # noqa: F401
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1, "openmp"):
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +97,7 @@ def clustered_codes(count: int, dims: int, seed: int = 0) -> np.ndarray:
 
 
 def test_tsne_keeps_neighbourhoods_and_is_seeded() -> None:
+    pytest.importorskip("openTSNE")
     manifold = pytest.importorskip("sklearn.manifold")
     codes = clustered_codes(150, 80)  # above 50 dimensions: t-SNE runs on 50 principal components
     points = embedding.embed_codes(codes, "tsne", 20.0, seed=3)
@@ -122,7 +107,7 @@ def test_tsne_keeps_neighbourhoods_and_is_seeded() -> None:
 
 
 def test_a_small_folder_lowers_the_perplexity(demo_model, folder) -> None:
-    pytest.importorskip("sklearn")
+    pytest.importorskip("openTSNE")
     result = embedding.embed(demo_model, folder, method="tsne", perplexity=30.0)
     assert len(result.images) == 10 and result.perplexity == pytest.approx(3.0)
     assert embedding.embed(demo_model, folder, method="tsne", perplexity=2.0).perplexity == 2.0
@@ -170,8 +155,8 @@ def test_thumbnails_land_at_their_points_and_on_their_cells() -> None:
     assert (body[:t, t : 2 * t] == green).all() and (body[t : 2 * t, :t] == 255).all()
 
 
-def test_without_scikit_learn_tsne_names_the_extra(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
+def test_without_opentsne_tsne_names_the_extra(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "openTSNE", None)
     with pytest.raises(OnnxvizError, match=r"onnxviz\[embed\]"):
         embedding.embed_codes(np.zeros((10, 3), np.float32), "tsne", 3.0, seed=0)
 

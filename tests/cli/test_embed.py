@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.analyses.test_embed import make_folder, one_thread  # noqa: F401  (the fixture runs here too)
+from tests.analyses.test_embed import make_folder
 from tests.cli_helpers import run_cli
 from tests.helpers import DEMO
 
@@ -46,7 +46,7 @@ def test_codes_file_and_picture_are_the_apis(capsys, folder, demo_model, tmp_pat
 
 
 def test_tsne_by_default_with_a_seed(capsys, folder) -> None:
-    pytest.importorskip("sklearn")
+    pytest.importorskip("openTSNE")
     runs = [json.loads(run_cli(capsys, "embed", DEMO, folder, "--seed", "4", "--json")[1]) for _ in range(2)]
     assert runs[0]["method"] == "tsne" and runs[0] == runs[1]
 
@@ -77,7 +77,7 @@ def test_too_few_images_for_tsne_exit_2(capsys, folder, tmp_path) -> None:
     assert code == 2 and "at least 4 readable images" in err and "1 unreadable" in err
 
 
-def test_tsne_without_scikit_learn_names_the_extra(capsys, folder, monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
+def test_tsne_without_opentsne_names_the_extra(capsys, folder, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "openTSNE", None)
     code, _, err = run_cli(capsys, "embed", DEMO, folder)
     assert code == 1 and "onnxviz[embed]" in err
