@@ -122,6 +122,8 @@ def embed(
             f"got {perplexity:g}.",
             "Typical values are 5 to 50; the default is 30.",
         )
+    if method == "tsne":
+        tsne_class()  # before the scan, not after it
     folder = Path(folder)
     images = list_images(folder)
     if not images:
@@ -131,7 +133,7 @@ def embed(
     least = MIN_IMAGES[method]
     if len(names) < least:
         raise UsageError(
-            f"{method} needs at least {least} readable images; {folder} has {len(names)} "
+            f"{SHOWN[method]} needs at least {least} readable images; {folder} has {len(names)} "
             f"({len(skipped)} unreadable, skipped).",
             "Add images to the folder." if method == "pca" else "Add images, or use --method pca.",
         )
@@ -205,9 +207,8 @@ def principal_components(codes: np.ndarray, dims: int) -> np.ndarray:
     return np.pad(projected, ((0, 0), (0, dims - projected.shape[1])))
 
 
-def tsne(x: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
-    """openTSNE's t-SNE to 2-D (PCA initialisation, its default schedule), seeded, on one thread:
-    on a busy machine more threads were 2-4x slower (``benchmarks/README.md``)."""
+def tsne_class() -> type:
+    """openTSNE's ``TSNE``, or an error naming the extra that brings it."""
     try:
         from openTSNE import TSNE
     except ImportError:
@@ -215,7 +216,13 @@ def tsne(x: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
             "t-SNE needs openTSNE, which is not installed.",
             'Install the extra: pip install "onnxviz[embed]" (or use --method pca).',
         ) from None
-    embedding = TSNE(2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1).fit(x)
+    return TSNE
+
+
+def tsne(x: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
+    """openTSNE's t-SNE to 2-D (PCA initialisation, its default schedule), seeded, on one thread:
+    on a busy machine more threads were 2-4x slower (``benchmarks/README.md``)."""
+    embedding = tsne_class()(2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1).fit(x)
     return np.asarray(embedding, dtype=np.float64)
 
 
