@@ -221,7 +221,7 @@ def tsne_class() -> type:
 
 def tsne(x: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
     """openTSNE's t-SNE to 2-D (PCA initialisation, its default schedule), seeded, on one thread:
-    on a busy machine more threads were 2-4x slower (``benchmarks/README.md``)."""
+    on a busy machine more threads were 2-5x slower (``benchmarks/README.md``)."""
     embedding = tsne_class()(2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1).fit(x)
     return np.asarray(embedding, dtype=np.float64)
 
