@@ -25,7 +25,7 @@ def embed(
     ] = None,
     method: Annotated[str, typer.Option("--method", help="tsne | pca.")] = "tsne",
     perplexity: Annotated[
-        float, typer.Option("--perplexity", help="t-SNE's effective number of neighbours (≥ 1; lowered to (N−1)/3).")
+        float, typer.Option("--perplexity", help="Effective number of neighbours (≥ 1; at most (N−1)/3 for N images).")
     ] = 30.0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of t-SNE.")] = 0,
     codes: Annotated[

@@ -33,6 +33,7 @@ COMMANDS = {
     "topk": ["{model}", "{folder}", "--node", "conv1", "--json"],
     "report": ["{model}", "{picture}", "--out", "{folder}/r.html"],
     "compare": ["{model}", "{model}", "{picture}", "--json"],
+    "embed": ["{model}", "{folder}", "--method", "pca", "--json"],
 }
 
 
