@@ -40,7 +40,7 @@ from onnxviz.runtime.batching import batch_size_for
 
 METHODS = ("tsne", "pca")
 SHOWN = {"tsne": "t-SNE", "pca": "PCA"}
-TSNE_INPUT_DIMS = 50  # t-SNE reads the codes' first 50 principal components (cs231n, openTSNE's advice)
+TSNE_INPUT_DIMS = 50  # t-SNE reads the first 50 principal components, as van der Maaten's tsne.py does
 MIN_PERPLEXITY = 1.0  # the perplexity is the effective number of neighbours: fewer than one means nothing
 MIN_IMAGES = {"pca": 2, "tsne": 4}  # t-SNE: a perplexity (N − 1) / 3 ≥ MIN_PERPLEXITY
 THUMBNAIL = 48  # pixels, the longer side of each image on the map
