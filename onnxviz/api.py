@@ -8,7 +8,6 @@ notebook projecting many images or channels of one layer pays for graph building
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from onnxviz.analyses import check as checking
 from onnxviz.analyses import compare as comparison
 from onnxviz.analyses import correspondence as corresponding
+from onnxviz.analyses import embed as embedding
 from onnxviz.analyses import evolution as evolving
 from onnxviz.analyses import export, grids, layers, maximize, occlusion, topk
 from onnxviz.analyses import invariance as curves
@@ -26,7 +26,7 @@ from onnxviz.analyses import report as reporting
 from onnxviz.analyses.check import CheckReport, CheckResult
 from onnxviz.analyses.layers import LayerInfo, LayerTable
 from onnxviz.analyses.loaded import LRN_MODES, Image, LoadedModel
-from onnxviz.data.preprocess import LAYOUTS, Preprocessing
+from onnxviz.data.preprocess import LAYOUTS, Preprocessing, check_normalisation
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.render.outputs import write_text
@@ -174,18 +174,18 @@ class Model(LoadedModel):
         one ``CheckResult`` per layer, ``summary()``: ``check --json``."""
         return checking.check(self, rule)
 
-
-def _check_normalisation(prep: Preprocessing) -> None:
-    """``(pixel · scale − mean) / std`` per channel: one value for every channel, or one per RGB
-    channel; a zero std or scale would make every picture the same (or infinite) input."""
-    for name, values in (("--mean", prep.mean), ("--std", prep.std)):
-        if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values):
-            shown = ",".join(f"{v:g}" for v in values)
-            raise UsageError(f"{name} needs 1 or 3 finite numbers (per RGB channel); got '{shown}'.")
-    if any(v == 0 for v in prep.std):
-        raise UsageError("--std must not be 0: the input is divided by it.")
-    if not math.isfinite(prep.scale) or prep.scale == 0:
-        raise UsageError(f"--scale must be a non-zero number; got {prep.scale:g}.")
+    def embed(
+        self,
+        folder: str | Path,
+        node: str | None = None,
+        method: str = "tsne",
+        perplexity: float = 30.0,
+        seed: int = 0,
+        grid: bool = False,
+        progress: Progress | None = None,
+    ) -> embedding.Embedding:
+        """t-SNE (or PCA) of the codes at ``node`` (default: the code layer) of the images under ``folder``."""
+        return embedding.embed(self, folder, node, method, perplexity, seed, grid, progress=progress)
 
 
 def load(
@@ -209,7 +209,7 @@ def load(
     if layout is not None and layout not in LAYOUTS:
         raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
     prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
-    _check_normalisation(prep)
+    check_normalisation(prep)
     return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
 
 

@@ -13,6 +13,7 @@ from onnxviz.cli import invariance
 from onnxviz.cli import maximize
 from onnxviz.cli import correspondence
 from onnxviz.cli import evolution
+from onnxviz.cli import embed
 from onnxviz.cli.application import app, main
 
 # isort: on
@@ -22,6 +23,7 @@ __all__ = [
     "compare",
     "correspondence",
     "dataset",
+    "embed",
     "evolution",
     "explain",
     "invariance",

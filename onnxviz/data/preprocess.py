@@ -14,6 +14,7 @@ gives none.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -135,3 +136,16 @@ def picture_from_tensor(tensor: np.ndarray, layout: str, prep: Preprocessing) ->
     elif prep.order == "bgr":
         pixels = pixels[:, :, ::-1]
     return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def check_normalisation(prep: Preprocessing) -> None:
+    """``(pixel · scale − mean) / std`` per channel: one value for every channel, or one per RGB
+    channel; a zero std or scale would make every picture the same (or infinite) input."""
+    for name, values in (("--mean", prep.mean), ("--std", prep.std)):
+        if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values):
+            shown = ",".join(f"{v:g}" for v in values)
+            raise UsageError(f"{name} needs 1 or 3 finite numbers (per RGB channel); got '{shown}'.")
+    if any(v == 0 for v in prep.std):
+        raise UsageError("--std must not be 0: the input is divided by it.")
+    if not math.isfinite(prep.scale) or prep.scale == 0:
+        raise UsageError(f"--scale must be a non-zero number; got {prep.scale:g}.")

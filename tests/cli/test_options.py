@@ -37,6 +37,7 @@ COMMANDS = {
     "maximize": ["{model}", "--node", "fc2", "--channel", "1", "--steps", "2", "--json"],
     "correspondence": ["{model}", "--masks", "{folder}/masks.json", "--json"],
     "evolution": ["{model}", "--images", "{folder}", "--node", "conv1", "--json"],
+    "embed": ["{model}", "{folder}", "--method", "pca", "--json"],
 }
 
 
