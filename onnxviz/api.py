@@ -25,10 +25,10 @@ from onnxviz.analyses.layers import LayerInfo, LayerTable
 from onnxviz.analyses.loaded import LRN_MODES, Image, LoadedModel
 from onnxviz.data.preprocess import LAYOUTS, Preprocessing
 from onnxviz.errors import UsageError
-from onnxviz.graph.model import ModelGraph
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.batching import Progress
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
+from onnxviz.runtime.graph_cache import load_graph
 from onnxviz.runtime.sessions import choose_device, session_options
 
 __all__ = [
@@ -170,7 +170,7 @@ def load(
     """
     libraries = tuple(str(library) for library in custom_ops)
     session_options(libraries)  # a library that does not register is a usage error, said now
-    graph = ModelGraph.load(path, libraries)
+    graph = load_graph(path, libraries)
     metadata = {p.key: p.value for p in graph.model.metadata_props}
     layout = preprocessing.get("layout")
     if layout is not None and layout not in LAYOUTS:

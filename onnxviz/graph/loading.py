@@ -35,15 +35,16 @@ class Normalised:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def read_model(path: str | Path) -> onnx.ModelProto:
-    """The ONNX file at ``path`` with its external data, or a load error saying what is wrong."""
+def read_model(path: str | Path, data: bytes | None = None) -> onnx.ModelProto:
+    """The ONNX file at ``path`` with its external data, or a load error saying what is wrong.
+    ``data``: the file's bytes, where the caller has read them already (to hash them)."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"Model file not found: {path}", "Check the path.")
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder, not an ONNX file.")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False) if data is None else onnx.load_from_string(data)
     except Exception as exc:
         raise ModelLoadError(
             f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}).",
@@ -55,18 +56,12 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     return model
 
 
-def normalise(model: onnx.ModelProto, custom_ops: tuple[str, ...] = ()) -> Normalised:
+def normalise(model: onnx.ModelProto, custom_ops: tuple[str, ...] = (), checked: bool = False) -> Normalised:
     """Check the model, upgrade or lower its versions, and bring fp16 and QOperator graphs to the
-    float32 / QDQ form the rules read. ``model`` is changed in place unless it must be upgraded."""
-    try:
-        onnx.checker.check_model(model)
-    except Exception as exc:
-        # onnx deprecates ops (GroupNormalization-18) that onnxruntime still runs as specified
-        if not _only_deprecated(exc):
-            raise ModelLoadError(
-                f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
-                "Re-export the model, or fix the graph with onnx tools.",
-            ) from None
+    float32 / QDQ form the rules read. ``model`` is changed in place unless it must be upgraded.
+    ``checked``: this content is known to pass onnx.checker (a repeat run), which is skipped."""
+    if not checked:
+        check(model)
     original_opset = default_opset(model)
     if original_opset < MIN_OPSET_FOR_SWITCHES:
         model = _upgrade_opset(model)
@@ -83,6 +78,18 @@ def normalise(model: onnx.ModelProto, custom_ops: tuple[str, ...] = ()) -> Norma
         notes.append(f"QOperator model: {', '.join(converted)} converted to their QDQ form")
     restore_fused_relus(model)
     return Normalised(model, original_opset, notes, half_precision, arrays)
+
+
+def check(model: onnx.ModelProto) -> None:
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        # onnx deprecates ops (GroupNormalization-18) that onnxruntime still runs as specified
+        if not _only_deprecated(exc):
+            raise ModelLoadError(
+                f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
+                "Re-export the model, or fix the graph with onnx tools.",
+            ) from None
 
 
 def _only_deprecated(exc: Exception) -> bool:

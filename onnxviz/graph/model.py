@@ -78,17 +78,24 @@ class ModelGraph:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path, custom_ops: tuple[str, ...] = ()) -> ModelGraph:
-        """Read, normalise and index the ONNX file at ``path``."""
+    def load(
+        cls, path: str | Path, custom_ops: tuple[str, ...] = (), checked: bool = False, data: bytes | None = None
+    ) -> ModelGraph:
+        """Read, normalise and index the ONNX file at ``path``. ``checked``: its content is known
+        to pass onnx.checker; ``data``: its bytes, already read (``runtime/content.py``)."""
         path = Path(path)
-        return cls.from_proto(read_model(path), path, custom_ops)
+        return cls.from_proto(read_model(path, data), path, custom_ops, checked)
 
     @classmethod
     def from_proto(
-        cls, model: onnx.ModelProto, path: Path | None = None, custom_ops: tuple[str, ...] = ()
+        cls,
+        model: onnx.ModelProto,
+        path: Path | None = None,
+        custom_ops: tuple[str, ...] = (),
+        checked: bool = False,
     ) -> ModelGraph:
         """Normalise and index an in-memory model (changed in place)."""
-        loaded = normalise(model, custom_ops)
+        loaded = normalise(model, custom_ops, checked)
         graph = cls(
             model=loaded.model,
             path=path,
