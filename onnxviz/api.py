@@ -27,8 +27,8 @@ from onnxviz.data.preprocess import LAYOUTS, Preprocessing
 from onnxviz.errors import UsageError
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.batching import Progress
+from onnxviz.runtime.content import load_graph
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
-from onnxviz.runtime.graph_cache import load_graph
 from onnxviz.runtime.sessions import choose_device, session_options
 
 __all__ = [
@@ -171,11 +171,10 @@ def load(
     libraries = tuple(str(library) for library in custom_ops)
     session_options(libraries)  # a library that does not register is a usage error, said now
     graph = load_graph(path, libraries)
-    metadata = {p.key: p.value for p in graph.model.metadata_props}
     layout = preprocessing.get("layout")
     if layout is not None and layout not in LAYOUTS:
         raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
-    prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
+    prep = Preprocessing.preset(preset or graph.metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
     _check_normalisation(prep)
     return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
 

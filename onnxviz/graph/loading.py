@@ -56,12 +56,18 @@ def read_model(path: str | Path, data: bytes | None = None) -> onnx.ModelProto:
     return model
 
 
-def normalise(model: onnx.ModelProto, custom_ops: tuple[str, ...] = (), checked: bool = False) -> Normalised:
+def normalise(model: onnx.ModelProto, custom_ops: tuple[str, ...] = ()) -> Normalised:
     """Check the model, upgrade or lower its versions, and bring fp16 and QOperator graphs to the
-    float32 / QDQ form the rules read. ``model`` is changed in place unless it must be upgraded.
-    ``checked``: this content is known to pass onnx.checker (a repeat run), which is skipped."""
-    if not checked:
-        check(model)
+    float32 / QDQ form the rules read. ``model`` is changed in place unless it must be upgraded."""
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        # onnx deprecates ops (GroupNormalization-18) that onnxruntime still runs as specified
+        if not _only_deprecated(exc):
+            raise ModelLoadError(
+                f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
+                "Re-export the model, or fix the graph with onnx tools.",
+            ) from None
     original_opset = default_opset(model)
     if original_opset < MIN_OPSET_FOR_SWITCHES:
         model = _upgrade_opset(model)
@@ -78,18 +84,6 @@ def normalise(model: onnx.ModelProto, custom_ops: tuple[str, ...] = (), checked:
         notes.append(f"QOperator model: {', '.join(converted)} converted to their QDQ form")
     restore_fused_relus(model)
     return Normalised(model, original_opset, notes, half_precision, arrays)
-
-
-def check(model: onnx.ModelProto) -> None:
-    try:
-        onnx.checker.check_model(model)
-    except Exception as exc:
-        # onnx deprecates ops (GroupNormalization-18) that onnxruntime still runs as specified
-        if not _only_deprecated(exc):
-            raise ModelLoadError(
-                f"The model does not pass onnx.checker: {str(exc).splitlines()[0]}",
-                "Re-export the model, or fix the graph with onnx tools.",
-            ) from None
 
 
 def _only_deprecated(exc: Exception) -> bool:

@@ -33,15 +33,13 @@ import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import onnx
 import onnxruntime as ort
 
 from onnxviz.errors import InferenceError, UsageError
-from onnxviz.graph.model import ModelGraph
-from onnxviz.runtime.content import CHECKED, model_content, name_for, write_atomically
+from onnxviz.runtime.content import cache_root, model_content, source_digest
 from onnxviz.runtime.sessions import Device, create_session
 
 FORMAT = 1
@@ -52,7 +50,6 @@ WEIGHTS_FILE = "weights.bin"
 DEFAULT_LIMIT = 2 * 1024**3
 EXTERNAL_THRESHOLD = 1024  # tensors smaller than this stay inside the graph file
 STALE_TEMPORARY_SECONDS = 3600  # a temporary directory this old belongs to a writer that died
-OFF_VALUES = ("0", "false", "no", "off")
 KEY_LENGTH = 40
 ENTRY_NAME = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
 TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")
@@ -198,35 +195,6 @@ class GraphCache:
                 total -= size
 
 
-def cache_root() -> Path | None:
-    """The cache directory the environment names, or None where ``ONNXVIZ_CACHE`` turns it off."""
-    if os.environ.get("ONNXVIZ_CACHE", "1").strip().lower() in OFF_VALUES:
-        return None
-    root = os.environ.get("ONNXVIZ_CACHE_DIR")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        root = Path(base) / "onnxviz"
-    return Path(root)
-
-
-def load_graph(path: str | Path, custom_ops: tuple[str, ...] = ()) -> ModelGraph:
-    """``ModelGraph.load``, with the file read once and onnx.checker skipped for a content this
-    onnx version already passed (both remembered in the cache directory, ``runtime/content.py``)."""
-    root = cache_root()
-    if root is None:
-        return ModelGraph.load(path, custom_ops)
-    content = model_content(Path(path), root)
-    if content is None:  # missing, a folder, unreadable: ModelGraph.load says which
-        return ModelGraph.load(path, custom_ops)
-    digest, data = content
-    marker = root / CHECKED / name_for([digest, onnx.__version__])
-    checked = marker.exists()
-    graph = ModelGraph.load(path, custom_ops, checked=checked, data=data)
-    if not checked:
-        write_atomically(marker, b"")
-    return graph
-
-
 Sessions = tuple[ort.InferenceSession, ort.InferenceSession, tuple[str, ...], bool]
 
 
@@ -345,18 +313,6 @@ def projector_key(
     parts = [FORMAT, source_digest(), onnx.__version__, ort.__version__, content[0], list(custom_ops)]
     parts += [target, list(input_shape), rule, form, lrn, sparse]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:KEY_LENGTH]
-
-
-@lru_cache(maxsize=1)
-def source_digest() -> str:
-    """A digest of onnxviz's own source: a changed onnxviz never reads an older one's graphs,
-    also between releases (the version number alone would not tell two working trees apart)."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def parse_size(text: str) -> int:

@@ -1,6 +1,7 @@
 """What a repeat run remembers about a model file: its content digest, by the stat stamps of the
-file and of its external data, and that onnx.checker passed it. A remembered answer is only ever
-given for the bytes it was computed from; a failing model fails alike every time."""
+file and of its external data, and the loaded graph without its weights (a skeleton). A remembered
+answer is only ever given for the bytes it was computed from; the graph from a skeleton is the
+graph a plain load gives, node for node; a failing model fails alike every time."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from onnxviz.errors import ModelLoadError
+from onnxviz.errors import ModelLoadError, UnknownNodeError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.runtime import content
-from onnxviz.runtime.content import STAMPS, model_content
-from onnxviz.runtime.graph_cache import load_graph
+from onnxviz.runtime.content import SKELETONS, STAMPS, load_graph, model_content
 from onnxviz.runtime.projector import Projector
 from onnxviz.runtime.sessions import choose_device
-from tests.helpers import DEMO, make_model
+from tests import conversions
+from tests.helpers import DEMO, FIXTURE_MODELS, FIXTURES, make_model
 
 OLD = 1_600_000_000 * 10**9  # a modification time long past: the stamp is not "racy"
 
@@ -160,12 +161,27 @@ def count_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+def serialized(model: onnx.ModelProto) -> bytes:
+    """The model's bytes, with a tensor's explicit "stored inside" (what onnx's external-data
+    loader writes) said the default way: the same model either way."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for tensor in copy.graph.initializer:
+        tensor.ClearField("data_location")
+    return copy.SerializeToString()
+
+
 def same_graph(a: ModelGraph, b: ModelGraph) -> None:
-    assert a.model.SerializeToString() == b.model.SerializeToString()
-    assert a.layers == b.layers and a.signal == b.signal and a.notes == b.notes
+    assert serialized(a.model) == serialized(b.model)
+    assert [n.name for n in a.nodes] == [n.name for n in b.nodes]
+    assert a.layers == b.layers and a.signal == b.signal and a.notes == b.notes and a.metadata == b.metadata
+    assert (a.input_name, a.input_dims, a.output_names) == (b.input_name, b.input_dims, b.output_names)
+    assert (a.original_opset, a.half_precision, a.layout) == (b.original_opset, b.half_precision, b.layout)
     assert a.constants.keys() == b.constants.keys()
     for name, value in a.constants.items():
         np.testing.assert_array_equal(value, b.constants[name])
+    if all(isinstance(d, int) and d > 0 for d in a.input_dims[1:]):
+        assert a.shapes(a.concrete_input_shape()) == b.shapes(b.concrete_input_shape())
 
 
 def test_a_repeat_load_skips_the_checker_and_gives_the_same_graph(
@@ -247,3 +263,96 @@ def test_a_rewritten_model_is_never_served_the_graphs_of_its_old_bytes(
     np.testing.assert_array_equal(after, projection(model))
     assert not np.array_equal(after, before)
     assert len([e for e in root.iterdir() if len(e.name) == 40]) == 2
+
+
+def skeleton_of(path: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> ModelGraph:
+    """The graph a repeat run gets: stored by a first load, then read in a new process."""
+    first = load_graph(path)
+    assert "_pending" not in first.__dict__, "the first load is a plain one"
+    new_process(monkeypatch)
+    graph = load_graph(path)
+    assert "_pending" in graph.__dict__, "no skeleton was stored"
+    return graph
+
+
+@pytest.mark.parametrize("name", ["demo.onnx", *FIXTURE_MODELS])
+def test_a_graph_from_its_skeleton_is_the_plainly_loaded_graph_node_for_node(
+    tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    path = tmp_path / name
+    shutil.copyfile(DEMO if name == "demo.onnx" else FIXTURES / name, path)
+    age(path)
+    graph = skeleton_of(path, root, monkeypatch)
+    nodes = list(graph.nodes)
+    answers = {layer.alias: graph.resolve(layer.alias) for layer in graph.layers}
+    plain = ModelGraph.load(path)
+    assert answers == {layer.alias: plain.resolve(layer.alias) for layer in plain.layers}
+    same_graph(graph, plain)  # reads the weights
+    assert "_pending" not in graph.__dict__
+    assert all(a is b for a, b in zip(nodes, graph.nodes, strict=True)), "the nodes were replaced"
+    assert all(graph.producer[t] is n for n in graph.nodes for t in n.output if t)
+
+
+def test_a_repeat_load_reads_neither_the_weights_nor_the_checker(
+    model: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_graph(model)
+    new_process(monkeypatch)
+    with monkeypatch.context() as patch:
+        read_bytes = Path.read_bytes
+        patch.setattr(Path, "read_bytes", lambda self: pytest.fail("read") if self == model else read_bytes(self))
+        patch.setattr(onnx, "load", lambda *a, **k: pytest.fail("the model was parsed"))
+        patch.setattr(onnx.checker, "check_model", lambda *a, **k: pytest.fail("the checker ran"))
+        graph = load_graph(model)
+        graph.resolve("conv2"), graph.layout, graph.concrete_input_shape()
+        with pytest.raises(UnknownNodeError) as unknown:
+            graph.resolve("conv22")
+    with pytest.raises(UnknownNodeError) as plain:
+        ModelGraph.load(model).resolve("conv22")
+    assert (unknown.value.message, unknown.value.hint) == (plain.value.message, plain.value.hint)
+
+
+def test_external_weights_are_referenced_where_they_lie(
+    tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "external.onnx"
+    onnx.save(onnx.load(DEMO), path, save_as_external_data=True, location="weights.data", size_threshold=0)
+    age(path), age(tmp_path / "weights.data")
+    graph = skeleton_of(path, root, monkeypatch)
+    (skeleton,) = (root / SKELETONS).iterdir()
+    assert skeleton.stat().st_size < path.stat().st_size + 10_000, "the weights were copied into the skeleton"
+    same_graph(graph, ModelGraph.load(path))
+
+
+def test_a_model_whose_weights_loading_converts_has_no_skeleton(
+    tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = conversions.fp16_demo(tmp_path / "half.onnx")
+    age(path)
+    load_graph(path)
+    new_process(monkeypatch)
+    graph = load_graph(path)
+    assert "_pending" not in graph.__dict__ and not (root / SKELETONS).exists()
+    assert graph.half_precision
+
+
+@pytest.mark.parametrize("damage", [b"", b"{}\nbytes", b"not json\n", "truncated"])
+def test_a_damaged_skeleton_is_ignored_and_stored_again(
+    model: Path, root: Path, monkeypatch: pytest.MonkeyPatch, damage: bytes | str
+) -> None:
+    load_graph(model)
+    (skeleton,) = (root / SKELETONS).iterdir()
+    skeleton.write_bytes(skeleton.read_bytes()[:-10] if damage == "truncated" else damage)
+    new_process(monkeypatch)
+    graph = load_graph(model)
+    assert "_pending" not in graph.__dict__
+    same_graph(graph, ModelGraph.load(model))
+    new_process(monkeypatch)
+    assert "_pending" in load_graph(model).__dict__
+
+
+def test_weights_of_a_file_changed_since_are_refused(model: Path, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    graph = skeleton_of(model, root, monkeypatch)
+    rewrite_same_size(model)
+    with pytest.raises(ModelLoadError, match="changed after onnxviz loaded it"):
+        graph.shapes(graph.concrete_input_shape())
