@@ -45,6 +45,7 @@ from onnxviz.graph.model import ModelGraph
 
 STAMPS = "stamps"
 SKELETONS = "skeletons"
+MODEL_FILE = ""  # a skeleton's location for the model file: the same bytes may later lie under another name
 SKELETON_FORMAT = 1
 OFF_VALUES = ("0", "false", "no", "off")
 EXTERNAL_THRESHOLD = 1024  # initializers smaller than this stay inside the skeleton
@@ -194,7 +195,8 @@ def write_skeleton(target: Path, graph: ModelGraph, path: Path, data: bytes, dig
     """Store ``graph`` with each large initializer as a reference to where its bytes lie in the
     model file or an external-data file it names; nothing is stored if one lies in neither
     (loading converted it). The tensors are emptied only while the skeleton is serialized."""
-    files: list[list] = [[path.name, data, 0]]  # name, bytes (mapped when first searched), where to look first
+    # name ("" for the model file itself, whatever its name then), bytes (mapped when first searched), where to look
+    files: list[list] = [[MODEL_FILE, data, 0]]
     files += [[location, None, 0] for location in _locations(data) if _named_stamp(path.resolve(), location)]
     moved: list[tuple[onnx.TensorProto, bytes, bool]] = []  # tensor, its bytes, whether it said DEFAULT
     try:
@@ -266,19 +268,25 @@ def load_weights(model: onnx.ModelProto, path: Path, digest: str, root: Path) ->
             f"{path} changed after onnxviz loaded it: its weights no longer belong to the loaded graph.",
             "Load the model again (rerun the command, or call onnxviz.load anew).",
         )
-    with contextlib.ExitStack() as stack:
-        opened: dict[str, BinaryIO] = {}
-        for tensor in model.graph.initializer:
-            if tensor.data_location != onnx.TensorProto.EXTERNAL:
-                continue
-            info = {entry.key: entry.value for entry in tensor.external_data}
-            if info["location"] not in opened:
-                opened[info["location"]] = stack.enter_context(open(path.parent / info["location"], "rb"))
-            file = opened[info["location"]]
-            file.seek(int(info["offset"]))
-            tensor.raw_data = file.read(int(info["length"]))
-            tensor.ClearField("data_location")
-            del tensor.external_data[:]
+    try:
+        with contextlib.ExitStack() as stack:
+            opened: dict[str, BinaryIO] = {}
+            for tensor in model.graph.initializer:
+                if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                    continue
+                info = {entry.key: entry.value for entry in tensor.external_data}
+                location = info["location"]
+                if location not in opened:
+                    named = path if location == MODEL_FILE else path.parent / location
+                    opened[location] = stack.enter_context(open(named, "rb"))
+                opened[location].seek(int(info["offset"]))
+                tensor.raw_data = opened[location].read(int(info["length"]))
+                tensor.ClearField("data_location")
+                del tensor.external_data[:]
+    except OSError as exc:  # removed or replaced meanwhile
+        raise ModelLoadError(
+            f"The weights of {path} cannot be read ({exc}).", "Load the model again (rerun the command)."
+        ) from None
 
 
 @functools.cache

@@ -356,3 +356,18 @@ def test_weights_of_a_file_changed_since_are_refused(model: Path, root: Path, mo
     rewrite_same_size(model)
     with pytest.raises(ModelLoadError, match="changed after onnxviz loaded it"):
         graph.shapes(graph.concrete_input_shape())
+
+
+def test_the_same_content_under_another_name_reads_its_own_file(
+    tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The skeleton is found by content: the weights come from the file loaded now."""
+    first, second = tmp_path / "first.onnx", tmp_path / "second.onnx"
+    shutil.copyfile(DEMO, first)
+    load_graph(first)
+    first.rename(tmp_path / "elsewhere.onnx")
+    shutil.copyfile(DEMO, second)
+    new_process(monkeypatch)
+    graph = load_graph(second)
+    assert "_pending" in graph.__dict__
+    same_graph(graph, ModelGraph.load(second))
