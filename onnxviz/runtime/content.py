@@ -254,6 +254,7 @@ def read_skeleton(target: Path) -> tuple[onnx.ModelProto, dict] | None:
         meta = json.loads(header)
         if meta["format"] != SKELETON_FORMAT or meta["size"] != len(body) or meta["crc"] != zlib.crc32(body):
             return None
+        os.utime(target)  # the recency the cache's eviction goes by
         return onnx.load_from_string(body), dict(meta["facts"])
     except (OSError, ValueError, KeyError, TypeError, DecodeError):
         return None

@@ -39,7 +39,7 @@ import onnx
 import onnxruntime as ort
 
 from onnxviz.errors import InferenceError, UsageError
-from onnxviz.runtime.content import cache_root, model_content, source_digest
+from onnxviz.runtime.content import SKELETONS, STAMPS, cache_root, model_content, source_digest
 from onnxviz.runtime.sessions import Device, create_session
 
 FORMAT = 1
@@ -52,7 +52,7 @@ EXTERNAL_THRESHOLD = 1024  # tensors smaller than this stay inside the graph fil
 STALE_TEMPORARY_SECONDS = 3600  # a temporary directory this old belongs to a writer that died
 KEY_LENGTH = 40
 ENTRY_NAME = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
-TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")
+TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")  # also content.write_atomically's
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
@@ -171,28 +171,38 @@ class GraphCache:
         return self.peek(key)  # its weights are checked while onnxruntime opens it
 
     def evict(self, keep: str = "") -> None:
-        """Drop least recently used entries until the cache fits its limit, and temporary
-        directories left by writers that died. Only names this cache makes are touched: a
-        directory pointed at by mistake (``ONNXVIZ_CACHE_DIR=~``) loses nothing else."""
+        """Drop least recently used entries (and remembered digests and skeletons,
+        ``runtime/content.py``) until the cache fits its limit, and temporary files left by
+        writers that died. Only names this cache makes are touched: a directory pointed at by
+        mistake (``ONNXVIZ_CACHE_DIR=~``) loses nothing else."""
         entries = []
-        for path in self.root.iterdir():
-            try:
-                if TEMPORARY_NAME.fullmatch(path.name):
-                    if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
-                        shutil.rmtree(path, ignore_errors=True)
-                    continue
-                if ENTRY_NAME.fullmatch(path.name) and path.is_dir():
-                    used = (path / MANIFEST).stat().st_mtime if (path / MANIFEST).exists() else 0.0
-                    entries.append((used, sum(f.stat().st_size for f in path.iterdir()), path))
-            except OSError:
-                continue  # removed by another process meanwhile
+        for folder in (self.root, self.root / STAMPS, self.root / SKELETONS):
+            for path in folder.iterdir() if folder.is_dir() else ():
+                try:
+                    if TEMPORARY_NAME.fullmatch(path.name):
+                        if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                            remove(path)
+                    elif ENTRY_NAME.fullmatch(path.name) and path.is_dir() and folder == self.root:
+                        used = (path / MANIFEST).stat().st_mtime if (path / MANIFEST).exists() else 0.0
+                        entries.append((used, sum(f.stat().st_size for f in path.iterdir()), path))
+                    elif ENTRY_NAME.fullmatch(path.name) and path.is_file() and folder != self.root:
+                        entries.append((path.stat().st_mtime, path.stat().st_size, path))
+                except OSError:
+                    continue  # removed by another process meanwhile
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
             if total <= self.limit:
                 break
             if path.name != keep:
-                shutil.rmtree(path, ignore_errors=True)
+                remove(path)
                 total -= size
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 Sessions = tuple[ort.InferenceSession, ort.InferenceSession, tuple[str, ...], bool]

@@ -19,6 +19,7 @@ from onnxviz.errors import ModelLoadError, UnknownNodeError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.runtime import content
 from onnxviz.runtime.content import SKELETONS, STAMPS, load_graph, model_content
+from onnxviz.runtime.graph_cache import GraphCache
 from onnxviz.runtime.projector import Projector
 from onnxviz.runtime.sessions import choose_device
 from tests import conversions
@@ -371,3 +372,17 @@ def test_the_same_content_under_another_name_reads_its_own_file(
     graph = load_graph(second)
     assert "_pending" in graph.__dict__
     same_graph(graph, ModelGraph.load(second))
+
+
+def test_remembered_digests_and_skeletons_are_bounded_with_the_cache(
+    model: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_graph(model)
+    remembered = [*(root / STAMPS).iterdir(), *(root / SKELETONS).iterdir()]
+    assert len(remembered) == 2
+    (root / STAMPS / "notes.txt").write_text("not the cache's")
+    GraphCache(root, limit=0).evict()
+    assert [p.name for p in (root / STAMPS).iterdir()] == ["notes.txt"] and not any((root / SKELETONS).iterdir())
+    new_process(monkeypatch)
+    graph = load_graph(model)  # read and stored again
+    assert "_pending" not in graph.__dict__ and len(list((root / SKELETONS).iterdir())) == 1
