@@ -6,13 +6,15 @@ An entry holds the two graphs' structure plus one weights file they both point i
 reads the forward's weights by name, so they are stored once), and onnxruntime opens the entry
 from its paths.
 
-An entry's key covers everything the graphs depend on: the model file's content (not its path),
-the target, rule, input shape, LRN mode, layout form, sparse head, custom-op libraries, and the
-versions of onnxviz (its source), onnx and onnxruntime. Entries are written into a temporary
-directory and renamed into place, so a crash or a concurrent writer never leaves a half entry
-under a key; a manifest with each file's size and CRC lets a damaged or foreign entry be noticed,
-dropped and rebuilt, never reported as an error. The directory is bounded: beyond the limit the
-least recently used entries go.
+An entry's key covers everything the graphs depend on: the model file's content (not its path;
+its digest is remembered by the files' stat stamps, ``content.py``), the target, rule, input
+shape, LRN mode, layout form, sparse head, custom-op libraries, and the versions of onnxviz (its
+source), onnx and onnxruntime. Entries are written into a temporary directory and renamed into
+place, so a crash or a concurrent writer never leaves a half entry under a key; a manifest with
+each file's size and CRC lets a damaged or foreign entry be noticed, dropped and rebuilt, never
+reported as an error. The weights file's CRC is checked while onnxruntime opens the two
+sessions side by side, and no session of an entry that fails it is used. The directory is
+bounded: beyond the limit the least recently used entries go.
 
 Environment: ``ONNXVIZ_CACHE=0`` turns the cache off, ``ONNXVIZ_CACHE_DIR`` moves it (default
 ``$XDG_CACHE_HOME/onnxviz``, else ``~/.cache/onnxviz``), ``ONNXVIZ_CACHE_SIZE`` bounds it (bytes,
