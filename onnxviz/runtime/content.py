@@ -30,6 +30,7 @@ import json
 import mmap
 import os
 import re
+import stat as stat_module
 import time
 import uuid
 import zlib
@@ -120,7 +121,7 @@ def model_content(path: Path, root: Path | None) -> tuple[str, bytes | None] | N
 def stamp(path: Path) -> Stamp:
     """The stat stamp of a regular file; anything else raises ``ValueError``."""
     status = os.stat(path)
-    if not os.path.isfile(path):
+    if not stat_module.S_ISREG(status.st_mode):
         raise ValueError(f"{path} is not a file")
     return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev]
 
