@@ -29,7 +29,6 @@ import hashlib
 import json
 import mmap
 import os
-import re
 import stat as stat_module
 import time
 import uuid
@@ -50,10 +49,11 @@ MODEL_FILE = ""  # a skeleton's location for the model file: the same bytes may 
 SKELETON_FORMAT = 1
 OFF_VALUES = ("0", "false", "no", "off")
 EXTERNAL_THRESHOLD = 1024  # initializers smaller than this stay inside the skeleton
+NEAR_BYTES = 4096  # how far past the previous tensor's bytes the next one's are looked for first
 RACY_SECONDS = 2
 NAME_LENGTH = 40
-# an external-data entry as protobuf writes it: key "location", then the file name (< 128 bytes)
-EXTERNAL_LOCATION = re.compile(rb"\x0a\x08location\x12([\x01-\x7f])")
+# an external-data entry as protobuf writes it: key "location", then the file name's length (< 128) and name
+LOCATION_ENTRY = b"\x0a\x08location\x12"
 
 Stamp = list[int]  # size, mtime_ns, ctime_ns, inode, device (a list: what JSON gives back)
 _remembered: dict[str, dict] = {}  # this process's digests, by resolved path
@@ -174,8 +174,15 @@ def _digest(path: Path, data: bytes) -> tuple[str, dict[str, Stamp | None]]:
 def _locations(data: bytes) -> list[str]:
     """The external-data file names a serialized model holds, sorted (with whatever bytes of its
     weights look like such an entry: a name that is no file is left out by the callers)."""
+    names = set()
+    at = data.find(LOCATION_ENTRY)
+    while at >= 0:
+        start = at + len(LOCATION_ENTRY)
+        if start < len(data) and 0 < data[start] < 0x80:
+            names.add(data[start + 1 : start + 1 + data[start]])
+        at = data.find(LOCATION_ENTRY, start)
     locations = set()
-    for raw in {data[m.end() : m.end() + m.group(1)[0]] for m in EXTERNAL_LOCATION.finditer(data)}:
+    for raw in names:
         try:
             location = raw.decode()
         except UnicodeDecodeError:
@@ -203,12 +210,13 @@ def write_skeleton(target: Path, graph: ModelGraph, path: Path, data: bytes, dig
     try:
         with contextlib.ExitStack() as stack:
             for tensor in graph.model.graph.initializer:
-                if tensor.ByteSize() < EXTERNAL_THRESHOLD:
+                raw = tensor.raw_data if tensor.HasField("raw_data") else None  # read once: each read copies
+                if (tensor.ByteSize() if raw is None else len(raw)) < EXTERNAL_THRESHOLD:
                     continue
-                found = _find(tensor.raw_data, path.parent, files, stack) if tensor.HasField("raw_data") else None
-                if found is None:
+                found = None if raw is None else _find(raw, path.parent, files, stack)
+                if found is None:  # values in typed fields, or bytes loading made
                     return
-                moved.append((tensor, tensor.raw_data, tensor.HasField("data_location")))
+                moved.append((tensor, raw, tensor.HasField("data_location")))
                 tensor.ClearField("raw_data")
                 tensor.data_location = onnx.TensorProto.EXTERNAL
                 for key, value in zip(("location", "offset", "length"), found, strict=True):
@@ -238,13 +246,22 @@ def _find(raw: bytes, folder: Path, files: list[list], stack: contextlib.ExitSta
                     data = file[1] = stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
             except (OSError, ValueError):
                 data = file[1] = b""
-        offset = data.find(raw, start)
-        if offset < 0 and start:
-            offset = data.find(raw)
+        offset = _offset(data, raw, start)
         if offset >= 0:
             file[2] = offset + len(raw)
             return location, offset, len(raw)
     return None
+
+
+def _offset(data: bytes | mmap.mmap, raw: bytes, start: int) -> int:
+    """Where ``raw`` lies in ``data``, -1 if nowhere. A tensor's bytes follow the previous one's
+    after a few header bytes: a short prefix found there and compared whole saves searching for
+    the whole tensor (which costs a pass over it for every search)."""
+    near = data.find(raw[:64], start, start + NEAR_BYTES + 64)
+    if near >= 0 and data[near : near + len(raw)] == raw:
+        return near
+    offset = data.find(raw, start)
+    return data.find(raw) if offset < 0 and start else offset
 
 
 def read_skeleton(target: Path) -> tuple[onnx.ModelProto, dict] | None:
