@@ -77,6 +77,7 @@ class ModelGraph:
     notes: list[str] = field(default_factory=list)  # one line each on what loading changed
     half_precision: bool = False  # the file computes in fp16 (loading made it float32)
     metadata: dict[str, str] = field(default_factory=dict)  # the model's metadata_props
+    digest: str | None = None  # the content it was read from, where known (``runtime/content.py``)
     _shape_cache: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------------------------

@@ -84,14 +84,16 @@ def load_graph(path: str | Path, custom_ops: tuple[str, ...] = ()) -> ModelGraph
     if stored is not None:
         skeleton, facts = stored
         weights = functools.partial(load_weights, path=path, digest=digest, root=root)
-        return ModelGraph.from_skeleton(skeleton, facts, path, custom_ops, weights)
-    if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return ModelGraph.load(path, custom_ops)
-    graph = ModelGraph.load(path, custom_ops, data=data)
-    write_skeleton(skeleton_path, graph, path, data, digest)
+        graph = ModelGraph.from_skeleton(skeleton, facts, path, custom_ops, weights)
+    else:
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return ModelGraph.load(path, custom_ops)
+        graph = ModelGraph.load(path, custom_ops, data=data)
+        write_skeleton(skeleton_path, graph, path, data, digest)
+    graph.digest = digest  # the cache keys this graph's projectors by it, whatever the file holds later
     return graph
 
 

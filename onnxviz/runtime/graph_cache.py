@@ -41,6 +41,7 @@ import onnx
 import onnxruntime as ort
 
 from onnxviz.errors import InferenceError, UsageError
+from onnxviz.graph.model import ModelGraph
 from onnxviz.runtime.content import SKELETONS, STAMPS, cache_root, model_content, source_digest
 from onnxviz.runtime.sessions import Device, create_session
 
@@ -307,22 +308,20 @@ def write_graphs(directory: Path, forward: onnx.ModelProto, inverse: onnx.ModelP
 
 
 def projector_key(
-    model_path: Path | None,
-    custom_ops: tuple[str, ...],
-    target: str,
-    input_shape: tuple[int, ...],
-    rule: str,
-    form: str,
-    lrn: str,
-    sparse: bool,
+    graph: ModelGraph, target: str, input_shape: tuple[int, ...], rule: str, form: str, lrn: str, sparse: bool
 ) -> str | None:
     """The key of a projector's graphs, or None where the cache is off or the model was not read
-    from a file (nothing to tell two in-memory models apart by without serializing them)."""
+    from a file (nothing to tell two in-memory models apart by without serializing them). The
+    content is the one the graph was loaded from (``load_graph``): a file rewritten since never
+    gets graphs built from the old one under its key; a graph loaded otherwise goes by what the
+    file holds now."""
     cache = GraphCache.from_environment()
-    content = model_content(Path(model_path), cache.root) if cache and model_path is not None else None
+    if cache is None or graph.path is None:
+        return None
+    content = graph.digest or (model_content(Path(graph.path), cache.root) or (None,))[0]
     if content is None:
         return None
-    parts = [FORMAT, source_digest(), onnx.__version__, ort.__version__, content[0], list(custom_ops)]
+    parts = [FORMAT, source_digest(), onnx.__version__, ort.__version__, content, list(graph.custom_ops)]
     parts += [target, list(input_shape), rule, form, lrn, sparse]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:KEY_LENGTH]
 

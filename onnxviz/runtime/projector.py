@@ -53,7 +53,7 @@ class Projector:
     ) -> None:
         started = time.perf_counter()
         self.target = target
-        key = projector_key(graph.path, graph.custom_ops, target, input_shape, rule, device.form, lrn, sparse)
+        key = projector_key(graph, target, input_shape, rule, device.form, lrn, sparse)
         opened = open_cached(key, device)  # a repeat run's graphs, stored on disk by the first
         if opened is None:
             inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse)

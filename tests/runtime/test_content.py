@@ -386,3 +386,19 @@ def test_remembered_digests_and_skeletons_are_bounded_with_the_cache(
     new_process(monkeypatch)
     graph = load_graph(model)  # read and stored again
     assert "_pending" not in graph.__dict__ and len(list((root / SKELETONS).iterdir())) == 1
+
+
+def test_a_model_rewritten_while_loaded_never_lends_its_old_graphs_to_the_new_bytes(
+    model: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loaded graph's projectors are keyed by the content it was read from, not by what the
+    file holds when they are built."""
+    graph = load_graph(model)  # read whole: a first load
+    rewrite_same_size(model)
+    tensor = "/features/pool3/MaxPool_output_0"
+    shape = graph.concrete_input_shape()
+    Projector(graph, tensor, shape, "deconvnet", choose_device("cpu"))  # built from the old bytes, and stored
+    new_process(monkeypatch)
+    cached = projection(model)
+    monkeypatch.setenv("ONNXVIZ_CACHE", "0")
+    np.testing.assert_array_equal(cached, projection(model))
