@@ -85,7 +85,7 @@ class ModelGraph:
     @classmethod
     def load(cls, path: str | Path, custom_ops: tuple[str, ...] = (), data: bytes | None = None) -> ModelGraph:
         """Read, normalise and index the ONNX file at ``path``; ``data``: its bytes, where the
-        caller has read them already (``runtime/graph_cache.load_graph``)."""
+        caller has read them already (``runtime/content.load_graph``)."""
         path = Path(path)
         return cls.from_proto(read_model(path, data), path, custom_ops)
 
