@@ -28,9 +28,9 @@ from onnxviz.analyses.layers import LayerInfo, LayerTable
 from onnxviz.analyses.loaded import LRN_MODES, Image, LoadedModel
 from onnxviz.data.preprocess import LAYOUTS, Preprocessing, check_normalisation
 from onnxviz.errors import UsageError
-from onnxviz.graph.model import ModelGraph
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.batching import Progress
+from onnxviz.runtime.content import load_graph
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
 from onnxviz.runtime.sessions import choose_device, session_options
 
@@ -203,12 +203,11 @@ def load(
     """
     libraries = tuple(str(library) for library in custom_ops)
     session_options(libraries)  # a library that does not register is a usage error, said now
-    graph = ModelGraph.load(path, libraries)
-    metadata = {p.key: p.value for p in graph.model.metadata_props}
+    graph = load_graph(path, libraries)
     layout = preprocessing.get("layout")
     if layout is not None and layout not in LAYOUTS:
         raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
-    prep = Preprocessing.preset(preset or metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
+    prep = Preprocessing.preset(preset or graph.metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
     check_normalisation(prep)
     return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
 

@@ -82,7 +82,7 @@ class LoadedModel:
 
     def labels(self) -> list[str] | None:
         """Class names from the model's metadata (``onnxviz.labels``, a JSON list), if any."""
-        text = {p.key: p.value for p in self.graph.model.metadata_props}.get("onnxviz.labels")
+        text = self.graph.metadata.get("onnxviz.labels")
         try:
             return [str(v) for v in json.loads(text)] if text else None
         except ValueError:

@@ -35,15 +35,16 @@ class Normalised:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def read_model(path: str | Path) -> onnx.ModelProto:
-    """The ONNX file at ``path`` with its external data, or a load error saying what is wrong."""
+def read_model(path: str | Path, data: bytes | None = None) -> onnx.ModelProto:
+    """The ONNX file at ``path`` with its external data, or a load error saying what is wrong.
+    ``data``: the file's bytes, where the caller has read them already (to hash them)."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"Model file not found: {path}", "Check the path.")
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder, not an ONNX file.")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False) if data is None else onnx.load_from_string(data)
     except Exception as exc:
         raise ModelLoadError(
             f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}).",

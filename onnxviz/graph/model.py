@@ -10,7 +10,7 @@ and ``aliases`` (``conv3``…). This module keeps the graph, its indexes and its
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,9 @@ __all__ = [
     "upstream_nodes",
 ]
 
+# What a graph made by ``ModelGraph.from_skeleton`` only has once its weights are read.
+WEIGHTED_FIELDS = frozenset({"model", "constants", "_shape_cache"})
+
 
 @dataclass
 class ModelGraph:
@@ -73,15 +76,18 @@ class ModelGraph:
     custom_ops: tuple[str, ...] = ()  # custom-op libraries every onnxruntime session registers
     notes: list[str] = field(default_factory=list)  # one line each on what loading changed
     half_precision: bool = False  # the file computes in fp16 (loading made it float32)
+    metadata: dict[str, str] = field(default_factory=dict)  # the model's metadata_props
+    digest: str | None = None  # the content it was read from, where known (``runtime/content.py``)
     _shape_cache: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path, custom_ops: tuple[str, ...] = ()) -> ModelGraph:
-        """Read, normalise and index the ONNX file at ``path``."""
+    def load(cls, path: str | Path, custom_ops: tuple[str, ...] = (), data: bytes | None = None) -> ModelGraph:
+        """Read, normalise and index the ONNX file at ``path``; ``data``: its bytes, where the
+        caller has read them already (``runtime/content.load_graph``)."""
         path = Path(path)
-        return cls.from_proto(read_model(path), path, custom_ops)
+        return cls.from_proto(read_model(path, data), path, custom_ops)
 
     @classmethod
     def from_proto(
@@ -96,9 +102,77 @@ class ModelGraph:
             custom_ops=tuple(custom_ops),
             notes=loaded.notes,
             half_precision=loaded.half_precision,
+            metadata={p.key: p.value for p in loaded.model.metadata_props},
         )
         graph._index(loaded.arrays)
         return graph
+
+    # -- a repeat run: the loaded graph without its weights ------------------------------------
+
+    def facts(self) -> dict:
+        """What indexing found that ``from_skeleton`` cannot see without the weights, as JSON."""
+        return {
+            "original_opset": self.original_opset,
+            "input_name": self.input_name,
+            "input_dims": list(self.input_dims),
+            "output_names": self.output_names,
+            "signal": sorted(self.signal),
+            "layers": [[la.alias, la.node, la.op_type, la.tensor] for la in self.layers],
+            "notes": self.notes,
+            "half_precision": self.half_precision,
+        }
+
+    @classmethod
+    def from_skeleton(
+        cls,
+        skeleton: onnx.ModelProto,
+        facts: dict,
+        path: Path,
+        custom_ops: tuple[str, ...],
+        load_weights: Callable[[onnx.ModelProto], None],
+    ) -> ModelGraph:
+        """A graph loaded before, from ``skeleton`` (its ``model`` once loaded and indexed, with
+        the large initializers left as references to be read) and its ``facts``.
+
+        It answers what a repeat run asks first (``resolve``, ``layout``, shapes of the input,
+        metadata) from these alone. ``model``, ``constants`` and ``shapes`` need the weights:
+        the first use of one calls ``load_weights(skeleton)``, which fills them in place, and
+        indexes again (indexing a graph it has indexed before changes nothing in it), so every
+        node is the same object before and after."""
+        graph = cls.__new__(cls)
+        graph.__dict__.update(
+            path=path,
+            original_opset=int(facts["original_opset"]),
+            input_name=str(facts["input_name"]),
+            input_dims=tuple(facts["input_dims"]),
+            output_names=[str(o) for o in facts["output_names"]],
+            signal=set(facts["signal"]),
+            layers=[Layer(*layer) for layer in facts["layers"]],
+            custom_ops=tuple(custom_ops),
+            notes=[str(note) for note in facts["notes"]],
+            half_precision=bool(facts["half_precision"]),
+            metadata={p.key: p.value for p in skeleton.metadata_props},
+            _pending=(skeleton, load_weights),
+        )
+        graph.nodes = topological_order(skeleton.graph)
+        graph._link()
+        return graph
+
+    def __getattr__(self, name: str):
+        """Only reached for an attribute not set: those a graph from ``from_skeleton`` fills in
+        when first used."""
+        pending = self.__dict__.get("_pending")
+        if pending is None or name not in WEIGHTED_FIELDS:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+        skeleton, load_weights = pending
+        load_weights(skeleton)
+        del self.__dict__["_pending"]
+        self.model = skeleton
+        self._shape_cache = {}
+        self._index({})
+        return getattr(self, name)
+
+    # -- indexing -------------------------------------------------------------------------------
 
     def _index(self, arrays: dict[str, np.ndarray]) -> None:
         """Build the lookup tables, fold, mark the signal and name the layers; ``arrays`` holds
@@ -108,12 +182,7 @@ class ModelGraph:
         for i, node in enumerate(self.nodes):
             if not node.name:
                 node.name = f"{node.op_type}_{i}"
-        self.producer = {o: n for n in self.nodes for o in n.output if o}
-        self.consumers = {}
-        for n in self.nodes:
-            for t in n.input:
-                if t:
-                    self.consumers.setdefault(t, []).append(n)
+        self._link()
         initializer_names = {t.name for t in g.initializer}
         inputs = [i for i in g.input if i.name not in initializer_names]
         if len(inputs) != 1:
@@ -145,6 +214,14 @@ class ModelGraph:
             if gathers_as_reshapes(self.model, self.nodes, self.constants, self.signal, shapes):
                 self._shape_cache.clear()
         self.layers = name_layers(self)
+
+    def _link(self) -> None:
+        self.producer = {o: n for n in self.nodes for o in n.output if o}
+        self.consumers = {}
+        for n in self.nodes:
+            for t in n.input:
+                if t:
+                    self.consumers.setdefault(t, []).append(n)
 
     def _static_spatial_size(self) -> bool:
         return all(isinstance(d, int) and d > 0 for d in self.input_dims[1:])

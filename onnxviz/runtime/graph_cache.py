@@ -6,13 +6,15 @@ An entry holds the two graphs' structure plus one weights file they both point i
 reads the forward's weights by name, so they are stored once), and onnxruntime opens the entry
 from its paths.
 
-An entry's key covers everything the graphs depend on: the model file's content (not its path),
-the target, rule, input shape, LRN mode, layout form, sparse head, custom-op libraries, and the
-versions of onnxviz (its source), onnx and onnxruntime. Entries are written into a temporary
-directory and renamed into place, so a crash or a concurrent writer never leaves a half entry
-under a key; a manifest with each file's size and CRC lets a damaged or foreign entry be noticed,
-dropped and rebuilt, never reported as an error. The directory is bounded: beyond the limit the
-least recently used entries go.
+An entry's key covers everything the graphs depend on: the model file's content (not its path;
+its digest is remembered by the files' stat stamps, ``content.py``), the target, rule, input
+shape, LRN mode, layout form, sparse head, custom-op libraries, and the versions of onnxviz (its
+source), onnx and onnxruntime. Entries are written into a temporary directory and renamed into
+place, so a crash or a concurrent writer never leaves a half entry under a key; a manifest with
+each file's size and CRC lets a damaged or foreign entry be noticed, dropped and rebuilt, never
+reported as an error. The weights file's CRC is checked while onnxruntime opens the two
+sessions side by side, and no session of an entry that fails it is used. The directory is
+bounded: beyond the limit the least recently used entries go.
 
 Environment: ``ONNXVIZ_CACHE=0`` turns the cache off, ``ONNXVIZ_CACHE_DIR`` moves it (default
 ``$XDG_CACHE_HOME/onnxviz``, else ``~/.cache/onnxviz``), ``ONNXVIZ_CACHE_SIZE`` bounds it (bytes,
@@ -31,14 +33,16 @@ import shutil
 import time
 import uuid
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import onnx
 import onnxruntime as ort
 
 from onnxviz.errors import InferenceError, UsageError
+from onnxviz.graph.model import ModelGraph
+from onnxviz.runtime.content import SKELETONS, STAMPS, cache_root, model_content, source_digest
 from onnxviz.runtime.sessions import Device, create_session
 
 FORMAT = 1
@@ -49,12 +53,9 @@ WEIGHTS_FILE = "weights.bin"
 DEFAULT_LIMIT = 2 * 1024**3
 EXTERNAL_THRESHOLD = 1024  # tensors smaller than this stay inside the graph file
 STALE_TEMPORARY_SECONDS = 3600  # a temporary directory this old belongs to a writer that died
-OFF_VALUES = ("0", "false", "no", "off")
-# an external-data entry as protobuf writes it: key "location", then the file name (< 128 bytes)
-EXTERNAL_LOCATION = re.compile(rb"\x0a\x08location\x12([\x01-\x7f])")
 KEY_LENGTH = 40
 ENTRY_NAME = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
-TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")
+TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")  # also content.write_atomically's
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
@@ -66,6 +67,26 @@ class CachedGraphs:
     inverse: Path
     forward_tensors: tuple[str, ...]
     sparse: bool
+    weights: tuple[int, int] = (0, 0)  # the weights file's size and CRC, as the manifest gives them
+
+    def weights_whole(self) -> bool:
+        """Whether the weights file has the size and CRC its manifest gives. Read through a map
+        (no copy); zlib lets other threads run meanwhile, so this runs beside the session
+        initialisations that read the same file."""
+        return file_whole(self.forward.parent / WEIGHTS_FILE, *self.weights)
+
+
+def file_whole(path: Path, size: int, crc: int) -> bool:
+    try:
+        with open(path, "rb") as file:
+            if os.fstat(file.fileno()).st_size != size:
+                return False
+            if not size:
+                return zlib.crc32(b"") == crc
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return zlib.crc32(data) == crc
+    except (OSError, ValueError):
+        return False
 
 
 class GraphCache:
@@ -78,18 +99,22 @@ class GraphCache:
     @classmethod
     def from_environment(cls) -> GraphCache | None:
         """The cache the environment asks for, or None where ``ONNXVIZ_CACHE`` turns it off."""
-        if os.environ.get("ONNXVIZ_CACHE", "1").strip().lower() in OFF_VALUES:
-            return None
-        root = os.environ.get("ONNXVIZ_CACHE_DIR")
-        if not root:
-            base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-            root = Path(base) / "onnxviz"
-        return cls(Path(root), parse_size(os.environ.get("ONNXVIZ_CACHE_SIZE", "")))
+        root = cache_root()
+        return None if root is None else cls(root, parse_size(os.environ.get("ONNXVIZ_CACHE_SIZE", "")))
 
     # -- reading --------------------------------------------------------------------------------
 
     def load(self, key: str) -> CachedGraphs | None:
         """The entry under ``key`` if it is whole and ours; a damaged one is removed."""
+        cached = self.peek(key)
+        if cached is not None and not cached.weights_whole():
+            self.discard(key)
+            return None
+        return cached
+
+    def peek(self, key: str) -> CachedGraphs | None:
+        """The entry under ``key`` with its manifest and graph files checked, not yet its weights
+        file (``CachedGraphs.weights_whole``); a damaged or foreign one is removed."""
         entry = self.root / key
         if not entry.is_dir():
             return None
@@ -97,16 +122,18 @@ class GraphCache:
             manifest = json.loads((entry / MANIFEST).read_text())
             if manifest.get("format") != FORMAT or manifest.get("key") != key:
                 raise ValueError("a foreign entry")
-            for name, (size, crc) in manifest["files"].items():
-                data = (entry / name).read_bytes()
-                if len(data) != size or zlib.crc32(data) != crc:
-                    raise ValueError(f"{name} is damaged")
+            files = {name: (int(size), int(crc)) for name, (size, crc) in manifest["files"].items()}
+            if files.keys() != {FORWARD_FILE, INVERSE_FILE, WEIGHTS_FILE}:
+                raise ValueError("a foreign entry")
+            if not all(file_whole(entry / name, *files[name]) for name in (FORWARD_FILE, INVERSE_FILE)):
+                raise ValueError("a graph file is damaged")
             os.utime(entry / MANIFEST)  # the recency eviction goes by
             return CachedGraphs(
                 entry / FORWARD_FILE,
                 entry / INVERSE_FILE,
                 tuple(str(t) for t in manifest["forward_tensors"]),
                 bool(manifest["sparse"]),
+                files[WEIGHTS_FILE],
             )
         except (OSError, ValueError, KeyError, TypeError):
             self.discard(key)
@@ -144,31 +171,41 @@ class GraphCache:
             return None
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
-        return self.load(key)
+        return self.peek(key)  # its weights are checked while onnxruntime opens it
 
     def evict(self, keep: str = "") -> None:
-        """Drop least recently used entries until the cache fits its limit, and temporary
-        directories left by writers that died. Only names this cache makes are touched: a
-        directory pointed at by mistake (``ONNXVIZ_CACHE_DIR=~``) loses nothing else."""
+        """Drop least recently used entries (and remembered digests and skeletons,
+        ``runtime/content.py``) until the cache fits its limit, and temporary files left by
+        writers that died. Only names this cache makes are touched: a directory pointed at by
+        mistake (``ONNXVIZ_CACHE_DIR=~``) loses nothing else."""
         entries = []
-        for path in self.root.iterdir():
-            try:
-                if TEMPORARY_NAME.fullmatch(path.name):
-                    if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
-                        shutil.rmtree(path, ignore_errors=True)
-                    continue
-                if ENTRY_NAME.fullmatch(path.name) and path.is_dir():
-                    used = (path / MANIFEST).stat().st_mtime if (path / MANIFEST).exists() else 0.0
-                    entries.append((used, sum(f.stat().st_size for f in path.iterdir()), path))
-            except OSError:
-                continue  # removed by another process meanwhile
+        for folder in (self.root, self.root / STAMPS, self.root / SKELETONS):
+            for path in folder.iterdir() if folder.is_dir() else ():
+                try:
+                    if TEMPORARY_NAME.fullmatch(path.name):
+                        if time.time() - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                            remove(path)
+                    elif ENTRY_NAME.fullmatch(path.name) and path.is_dir() and folder == self.root:
+                        used = (path / MANIFEST).stat().st_mtime if (path / MANIFEST).exists() else 0.0
+                        entries.append((used, sum(f.stat().st_size for f in path.iterdir()), path))
+                    elif ENTRY_NAME.fullmatch(path.name) and path.is_file() and folder != self.root:
+                        entries.append((path.stat().st_mtime, path.stat().st_size, path))
+                except OSError:
+                    continue  # removed by another process meanwhile
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
             if total <= self.limit:
                 break
             if path.name != keep:
-                shutil.rmtree(path, ignore_errors=True)
+                remove(path)
                 total -= size
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 Sessions = tuple[ort.InferenceSession, ort.InferenceSession, tuple[str, ...], bool]
@@ -176,17 +213,11 @@ Sessions = tuple[ort.InferenceSession, ort.InferenceSession, tuple[str, ...], bo
 
 def open_cached(key: str | None, device: Device) -> Sessions | None:
     """The forward and inverse sessions of a stored entry (with the forward tensors the inverse
-    reads and whether its head is sparse), or None on a miss. An entry onnxruntime cannot open
-    is dropped and counts as a miss."""
+    reads and whether its head is sparse), or None on a miss. An entry that is damaged or that
+    onnxruntime cannot open is dropped and counts as a miss."""
     cache = GraphCache.from_environment()
-    cached = cache.load(key) if cache and key else None
-    if cached is None:
-        return None
-    try:
-        return open_entry(cached, device)
-    except InferenceError:
-        cache.discard(key)
-        return None
+    cached = cache.peek(key) if cache and key else None
+    return open_entry(cache, key, cached, device) if cached else None
 
 
 def open_built(
@@ -201,19 +232,33 @@ def open_built(
     onnxruntime reads the files just written instead of the weights serialized once more)."""
     cache = GraphCache.from_environment()
     cached = cache.store(key, forward, inverse, forward_tensors, sparse) if cache and key else None
-    if cached is not None:
-        try:
-            return open_entry(cached, device)
-        except InferenceError:
-            cache.discard(key)
+    opened = open_entry(cache, key, cached, device) if cached else None
+    if opened is not None:
+        return opened
     forward_session = create_session(forward, device, "forward graph")
     return forward_session, create_session(inverse, device, "inverse graph"), forward_tensors, sparse
 
 
-def open_entry(cached: CachedGraphs, device: Device) -> Sessions:
-    forward_session = create_session(cached.forward, device, "forward graph")
-    inverse_session = create_session(cached.inverse, device, "inverse graph")
-    return forward_session, inverse_session, cached.forward_tensors, cached.sparse
+def open_entry(cache: GraphCache, key: str, cached: CachedGraphs, device: Device) -> Sessions | None:
+    """The sessions of an entry, or None (the entry dropped) where its weights fail their check
+    or onnxruntime cannot open it.
+
+    Initialising the two sessions is most of what a warm run spends outside onnxruntime's runs,
+    and onnxruntime releases the GIL meanwhile: they are made side by side, while this thread
+    checks the weights file they read (a damaged one only gives wrong numbers or a read error,
+    and is caught before any session is used)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        forward = pool.submit(create_session, cached.forward, device, "forward graph")
+        inverse = pool.submit(create_session, cached.inverse, device, "inverse graph")
+        whole = cached.weights_whole()
+        try:
+            sessions = forward.result(), inverse.result()
+        except InferenceError:
+            sessions = None
+    if sessions is None or not whole:
+        cache.discard(key)
+        return None
+    return (*sessions, cached.forward_tensors, cached.sparse)
 
 
 def write_graphs(directory: Path, forward: onnx.ModelProto, inverse: onnx.ModelProto) -> dict[str, list[int]]:
@@ -263,67 +308,22 @@ def write_graphs(directory: Path, forward: onnx.ModelProto, inverse: onnx.ModelP
 
 
 def projector_key(
-    model_path: Path | None,
-    custom_ops: tuple[str, ...],
-    target: str,
-    input_shape: tuple[int, ...],
-    rule: str,
-    form: str,
-    lrn: str,
-    sparse: bool,
+    graph: ModelGraph, target: str, input_shape: tuple[int, ...], rule: str, form: str, lrn: str, sparse: bool
 ) -> str | None:
-    """The key of a projector's graphs, or None for a model not read from a file (nothing to
-    tell two in-memory models apart by without serializing them)."""
-    if model_path is None:
+    """The key of a projector's graphs, or None where the cache is off or the model was not read
+    from a file (nothing to tell two in-memory models apart by without serializing them). The
+    content is the one the graph was loaded from (``load_graph``): a file rewritten since never
+    gets graphs built from the old one under its key; a graph loaded otherwise goes by what the
+    file holds now."""
+    cache = GraphCache.from_environment()
+    if cache is None or graph.path is None:
         return None
-    try:
-        content = file_digest(str(Path(model_path).resolve()), *file_stamp(model_path))
-    except OSError:
+    content = graph.digest or (model_content(Path(graph.path), cache.root) or (None,))[0]
+    if content is None:
         return None
-    parts = [FORMAT, source_digest(), onnx.__version__, ort.__version__, content, list(custom_ops)]
+    parts = [FORMAT, source_digest(), onnx.__version__, ort.__version__, content, list(graph.custom_ops)]
     parts += [target, list(input_shape), rule, form, lrn, sparse]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:KEY_LENGTH]
-
-
-def file_stamp(path: Path) -> tuple[int, int, int]:
-    stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns, stat.st_ino
-
-
-@lru_cache(maxsize=16)
-def file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    """The SHA-256 of the model file and of the external data files it names (weights kept
-    beside the graph, which an export can rewrite while the graph file stays byte-identical),
-    memoised in the process by the file's stamp (a changed file is read again)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        digest.update(data)
-        locations = sorted({data[m.end() : m.end() + m.group(1)[0]] for m in EXTERNAL_LOCATION.finditer(data)})
-    folder = Path(path).parent
-    for location in locations:
-        try:
-            named = folder / location.decode()
-            wanted = named.is_file() and named.resolve() != Path(path)
-        except (UnicodeDecodeError, ValueError, OSError):
-            continue  # bytes in the weights that only looked like an entry
-        if wanted:
-            digest.update(location)
-            with open(named, "rb") as file:
-                while chunk := file.read(1 << 24):
-                    digest.update(chunk)
-    return digest.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def source_digest() -> str:
-    """A digest of onnxviz's own source: a changed onnxviz never reads an older one's graphs,
-    also between releases (the version number alone would not tell two working trees apart)."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def parse_size(text: str) -> int:

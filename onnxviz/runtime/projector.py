@@ -55,7 +55,7 @@ class Projector:
         started = time.perf_counter()
         self.target = target
         variant = f"{rule}+paired" if paired else rule  # a paired inverse is a different graph
-        key = projector_key(graph.path, graph.custom_ops, target, input_shape, variant, device.form, lrn, sparse)
+        key = projector_key(graph, target, input_shape, variant, device.form, lrn, sparse)
         opened = open_cached(key, device)  # a repeat run's graphs, stored on disk by the first
         if opened is None:
             inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse, paired)

@@ -73,7 +73,7 @@ def entries(root: Path) -> list[Path]:
 def key_of(path: Path, tensor: str = POOL3, rule: str = "deconvnet") -> str:
     graph = ModelGraph.load(path)
     shape = graph.concrete_input_shape()
-    key = projector_key(graph.path, graph.custom_ops, tensor, shape, rule, DEVICE.form, "exact", True)
+    key = projector_key(graph, tensor, shape, rule, DEVICE.form, "exact", True)
     assert key is not None
     return key
 
