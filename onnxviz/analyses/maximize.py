@@ -328,9 +328,9 @@ class Adam:
 
 def _pixel_regularisers(image: PixelImage, settings: Settings, step: int, pixels: InputRange) -> None:
     if settings.blur and settings.blur_every and (step + 1) % settings.blur_every == 0:
-        image.set_image(blur(image.params, settings.blur))
+        image.set_image(blur(image.image(), settings.blur))
     if settings.clip_percentile:
-        image.set_image(clip_small_norms(image.params, settings.clip_percentile, pixels.gray()))
+        image.set_image(clip_small_norms(image.image(), settings.clip_percentile, pixels.gray()))
 
 
 def _engine(model: LoadedModel, tensor: str, shape: tuple[int, ...], alias: str) -> GradientEngine:

@@ -48,6 +48,12 @@ class InputRange:
     def to_input(self, rgb: np.ndarray) -> np.ndarray:
         return rgb[:, self.order] * self.gain[:, None, None] + self.offset[:, None, None]
 
+    def to_rgb(self, x: np.ndarray) -> np.ndarray:
+        """The inverse of ``to_input``."""
+        rgb = np.empty_like(x)
+        rgb[:, self.order] = (x - self.offset[:, None, None]) / self.gain[:, None, None]
+        return rgb
+
     def to_rgb_gradient(self, grad: np.ndarray) -> np.ndarray:
         """The adjoint of ``to_input`` (a channel permutation and a per-channel gain)."""
         scaled = grad * self.gain[:, None, None]
@@ -66,26 +72,26 @@ class InputRange:
 
 
 class PixelImage:
-    """The preprocessed input itself, kept inside the pixel range (a projection after each step)."""
+    """RGB pixels in [0, 1], kept there by clipping after each step; the image is their
+    preprocessing. Stepping in pixel units, not in the model's (a caffe model's input spans 255),
+    gives one learning rate the same meaning for every model."""
 
     def __init__(self, shape: tuple[int, ...], pixels: InputRange, rng: np.random.Generator) -> None:
-        rgb = 0.5 + INITIAL_SPREAD * rng.standard_normal(shape)
         self.pixels = pixels
-        self.params = pixels.to_input(rgb)
+        self.params = 0.5 + INITIAL_SPREAD * rng.standard_normal(shape)
 
     def image(self) -> np.ndarray:
-        return self.params
+        return self.pixels.to_input(self.params)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        return grad
+        return self.pixels.to_rgb_gradient(grad)
 
     def project(self) -> None:
-        low, high = self.pixels.bounds()
-        np.clip(self.params, low, high, out=self.params)
+        np.clip(self.params, 0.0, 1.0, out=self.params)
 
     def set_image(self, image: np.ndarray) -> None:
-        """Replace the image (blur, clipping): the parameters are the image."""
-        self.params = image
+        """Replace the image (blur, clipping) by the pixels that make it."""
+        self.params = self.pixels.to_rgb(image)
 
 
 class FourierImage:

@@ -226,3 +226,23 @@ def test_a_channel_its_relu_holds_at_zero_still_climbs(tmp_path) -> None:
     model = onnxviz.load(path, device="cpu", preset="raw")
     result = model.maximize("y", [0], steps=6, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0)
     assert np.all(np.diff(result.curve[:, 0]) > 0)
+
+
+def test_pixel_images_step_in_pixels_and_map_back_exactly() -> None:
+    """The pixel parameterisation's image is the preprocessing of its pixels (BGR, mean, std) and
+    ``set_image`` inverts it; its backward is the preprocessing's adjoint."""
+    from onnxviz.analyses.parameterisations import PixelImage
+
+    rng = np.random.default_rng(6)
+    pixels = InputRange.of(Preprocessing.preset("caffe"), 3)
+    image = PixelImage((2, 3, 5, 4), pixels, rng)
+    rgb = image.params.copy()
+    want = (rgb[:, ::-1] * 255.0 - np.array([103.939, 116.779, 123.68])[:, None, None]) / 1.0
+    np.testing.assert_allclose(image.image(), want, rtol=1e-12)
+    image.set_image(image.image())
+    np.testing.assert_allclose(image.params, rgb, rtol=1e-12)
+    g = rng.standard_normal(rgb.shape)
+    assert float((image.image() * g).sum() - (want * g).sum()) == pytest.approx(0.0, abs=1e-9)
+    direction = rng.standard_normal(rgb.shape)
+    linear = float((pixels.to_input(direction) - pixels.to_input(np.zeros_like(direction))).ravel() @ g.ravel())
+    assert float((image.backward(g) * direction).sum()) == pytest.approx(linear, rel=1e-10)
