@@ -28,8 +28,9 @@ def _plain_scores(model: onnx.ModelProto, x: np.ndarray, patch: int, corners, fi
 def _incremental_scores(
     model: onnxviz.Model, x: np.ndarray, patch: int, corners, fill: np.ndarray
 ) -> tuple[np.ndarray, IncrementalOcclusion]:
-    engine = IncrementalOcclusion(model.graph, model.graph.output_names[0], x, patch, corners, model.device)
+    engine = IncrementalOcclusion(model.graph, model.graph.output_names[0], x.shape, patch, corners, model.device)
     assert engine.applicable
+    engine.use_image(x)
     indices = list(range(len(corners)))
     batches = [engine.evaluate(fill, patch, indices[i : i + 5]) for i in range(0, len(indices), 5)]
     return np.concatenate(batches).reshape(len(corners), -1), engine
@@ -109,7 +110,7 @@ def test_a_residual_network_switches_to_full_maps_only_at_a_block_output() -> No
     model = onnxviz.load(FIXTURES / "resnet_like.onnx", device="cpu")
     x = np.zeros(model.input_shape(), np.float32)
     tensor, _ = score_tensor(model.graph, None)
-    engine = IncrementalOcclusion(model.graph, tensor, x, 6, make_grid(6, 5, 32, 32).corners(), model.device)
+    engine = IncrementalOcclusion(model.graph, tensor, x.shape, 6, make_grid(6, 5, 32, 32).corners(), model.device)
     last = engine.steps[-1].nodes
     assert [n.op_type for n in last][:2] == ["Add", "Relu"] or last[0].op_type == "Add"
     assert engine.steps[-1].region.coverage >= plan.SWITCH_COVERAGE
@@ -117,3 +118,18 @@ def test_a_residual_network_switches_to_full_maps_only_at_a_block_output() -> No
     readers = {t for n in model.graph.nodes if n.name in needed_after for t in n.input}
     walked_outputs = {n.output[0] for s in engine.steps for n in s.nodes}
     assert readers & walked_outputs == {engine.switch}
+
+
+def test_a_warm_engine_scores_each_new_image_from_its_own_maps(fixture_model) -> None:
+    """The engine's sessions are cached with the model; the unoccluded maps must not be."""
+    model = fixture_model("resnet_like.onnx")
+    rng = np.random.default_rng(7)
+    first, second = (rng.standard_normal(model.input_shape()).astype(np.float32) for _ in range(2))
+    model.occlude(first, patch=6, stride=5, batch_size=8)
+    warm = model.occlude(second, patch=6, stride=5, batch_size=8)
+    corners = make_grid(6, 5, 32, 32).corners()
+    logits = _plain_scores(onnx.load(FIXTURES / "resnet_like.onnx"), second, 6, corners, np.zeros(3, np.float32))
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected = (shifted / shifted.sum(axis=1, keepdims=True))[:, warm.target].reshape(warm.scores.shape)
+    assert warm.incremental
+    np.testing.assert_allclose(warm.scores, expected, rtol=2e-5, atol=1e-7)

@@ -8,6 +8,6 @@ hands full maps (cache + pasted region) to the rest of the network once the regi
 of a map. The scores equal a full recompute's up to float32 round-off.
 """
 
-from onnxviz.runtime.incremental.engine import IncrementalOcclusion
+from onnxviz.runtime.incremental.engine import IncrementalKey, IncrementalOcclusion
 
-__all__ = ["IncrementalOcclusion"]
+__all__ = ["IncrementalKey", "IncrementalOcclusion"]

@@ -8,6 +8,8 @@ from exactly the values the full occluded forward would use.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
@@ -20,19 +22,30 @@ from onnxviz.runtime.sessions import Device, create_session, run_outputs
 SCALE = "mean_correction"
 
 
+@dataclass(frozen=True)
+class IncrementalKey:
+    """An incremental engine depends on the score tensor, the input shape, the patch and the positions."""
+
+    tensor: str
+    input_shape: tuple[int, ...]
+    patch: int
+    corners: tuple[tuple[int, int], ...]
+
+
 class IncrementalOcclusion:
-    """Sessions and caches for one (model, score tensor, input shape, patch, positions)."""
+    """Sessions for one (model, score tensor, input shape, patch, positions), reused across images;
+    ``use_image`` caches one image's unoccluded maps before ``evaluate``."""
 
     def __init__(
         self,
         graph: ModelGraph,
         score_tensor: str,
-        x: np.ndarray,
+        input_shape: tuple[int, ...],
         patch: int,
         corners: list[tuple[int, int]],
         device: Device,
     ) -> None:
-        shapes = graph.shapes(tuple(x.shape))
+        shapes = graph.shapes(tuple(input_shape))
         plan = plan_steps(graph, score_tensor, shapes, patch, corners)
         self.steps = plan.steps
         self.switch = plan.switch
@@ -41,23 +54,31 @@ class IncrementalOcclusion:
         self.regions: dict[str, Region] = {}
         if not self.steps:
             return
-        self.regions[graph.input_name] = Region((patch, patch), np.asarray(corners, np.int64), tuple(x.shape[2:]))
+        self.regions[graph.input_name] = Region((patch, patch), np.asarray(corners, np.int64), tuple(input_shape[2:]))
         self.regions.update({step.output: step.region for step in self.steps})
-        cached = [t for step in self.steps for t in step.inputs] + [self.switch]
-        cache = _run_cache(graph, shapes, list(dict.fromkeys(t for t in cached if t != graph.input_name)), x, device)
-        cache[graph.input_name] = x
-        self.sources = [self._sources(step, cache) for step in self.steps]
+        cached = [t for step in self.steps for t in step.inputs if t != graph.input_name] + [self.switch]
+        self.cached = list(dict.fromkeys(cached))
+        self.cache_session = create_session(forward_model(graph, self.cached, {}, shapes), device, "occlusion cache")
         self.sessions = [
             create_session(_step_model(graph, step, shapes), device, f"incremental layer '{step.nodes[0].name}'")
             for step in self.steps
         ]
         self.last_use = {t: i for i, step in enumerate(self.steps) for t in step.inputs}
-        self.switch_cache = cache[self.switch]
         self.tail = None
         if self.switch != score_tensor:
             self.tail = create_session(
                 cut_between(graph, self.switch, shapes, [score_tensor]), device, "incremental tail"
             )
+        self.sources: list[list[tuple[np.ndarray, tuple[int, int]] | None]] = []
+        self.switch_cache = np.empty(0, np.float32)
+
+    def use_image(self, x: np.ndarray) -> None:
+        """Cache the unoccluded maps of ``x`` (1, C, H, W) that the crops are cut from."""
+        values = run_outputs(self.cache_session, {self.input_name: x}, "occlusion cache")
+        cache = dict(zip(self.cached, values, strict=True))
+        cache[self.input_name] = x
+        self.sources = [self._sources(step, cache) for step in self.steps]
+        self.switch_cache = cache[self.switch]
 
     @property
     def applicable(self) -> bool:
@@ -80,7 +101,8 @@ class IncrementalOcclusion:
         return sources
 
     def evaluate(self, x_fill: np.ndarray, patch: int, indices: list[int]) -> np.ndarray:
-        """Score-tensor values for the positions ``indices`` of the grid, as a full forward would give."""
+        """Score-tensor values for the positions ``indices`` of the grid, as a full forward of the
+        image given to ``use_image`` would give."""
         shape = (len(indices), x_fill.shape[0], patch, patch)
         values = {self.input_name: np.broadcast_to(x_fill[None, :, None, None], shape)}
         for i, step in enumerate(self.steps):
@@ -172,12 +194,3 @@ def _step_model(graph: ModelGraph, step: Step, shapes: dict[str, tuple[int, ...]
     )
     model.ir_version = graph.model.ir_version
     return model
-
-
-def _run_cache(
-    graph: ModelGraph, shapes: dict[str, tuple[int, ...]], outputs: list[str], x: np.ndarray, device: Device
-) -> dict[str, np.ndarray]:
-    """The unoccluded maps the crops are cut from, in one forward run."""
-    session = create_session(forward_model(graph, outputs, {}, shapes), device, "occlusion cache")
-    values = run_outputs(session, {graph.input_name: x}, "occlusion cache")
-    return dict(zip(outputs, values, strict=True))
