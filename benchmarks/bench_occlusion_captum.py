@@ -8,19 +8,24 @@ onnxviz runs the ONNX file and captum the very torch module it came from. Input:
 chelsea at 224x224 with the ImageNet preprocessing; patch 32 filled with 0 in preprocessed space
 (captum's ``baselines=0``); the score is the softmax probability of the unoccluded top-1 class.
 
-Rows, alternating in every round (onnxviz, captum, onnxviz, captum…), each a whole call:
+Rows, alternating in every round (onnxviz, captum, onnxviz, captum…), each a whole call; the
+ratio is the median over rounds of captum's time / onnxviz's time in the same round:
 
-  onnxviz    ``Model.occlude(..., incremental=True)``: the cached forward, the per-layer sessions
-             and the sweep (the per-layer sessions are built in every call)
+  onnxviz    ``Model.occlude(..., incremental=True)`` on a warm model (its sessions were built
+             by one call before the rounds, as in a notebook): the target's forward, the cached
+             unoccluded maps of the image, and the sweep
   captum     ``Occlusion(f).attribute(x, sliding_window_shapes=(3, 32, 32), strides=(3, s, s),
              baselines=0, target=top-1, perturbations_per_eval=batch)`` under ``torch.no_grad()``,
              with ``f`` = softmax of the network's logits
 
 Both on 2 threads (``torch.set_num_threads(2)``, onnxruntime ``intra_op_num_threads = 2``).
-Check: ``f`` records every batch captum evaluates; after the unoccluded call come the positions
-(the row shift varying fastest), so captum's own per-position probabilities are compared with onnxviz's
-scores (max |Δ|), and captum's per-pixel attribution with the one rebuilt from onnxviz's scores
-(each pixel: the mean over the windows covering it of unoccluded − occluded probability).
+Check, on round 1's results: ``f`` records the target's logit and probability for every batch
+captum evaluates (after the unoccluded call come the positions, the row shift varying fastest),
+so captum's own per-position probabilities are compared with onnxviz's scores (max |Δ|); one more
+onnxviz call scores the logits tensor itself (``node`` = the last Gemm, ``channel`` = the target)
+and is compared with captum's logits; and captum's per-pixel attribution is compared with the one
+rebuilt from onnxviz's scores (each pixel: the mean over the windows covering it of unoccluded −
+occluded probability).
 captum, torch and torchvision are dev-only tools.
 """
 
@@ -83,17 +88,26 @@ def two_threads() -> None:
 
 
 class RecordingForward:
-    """softmax(logits) for captum, keeping the target's probability of every batch it evaluates."""
+    """softmax(logits) for captum, keeping the target's logit and probability for every batch it evaluates."""
 
     def __init__(self, module, target: int) -> None:
-        self.module, self.target, self.batches = module, target, []
+        self.module, self.target = module, target
+        self.logits: list[np.ndarray] = []
+        self.probabilities: list[np.ndarray] = []
 
     def __call__(self, batch):
         import torch
 
-        probabilities = torch.softmax(self.module(batch), dim=1)
-        self.batches.append(probabilities[:, self.target].numpy().copy())
+        logits = self.module(batch)
+        probabilities = torch.softmax(logits, dim=1)
+        self.logits.append(logits[:, self.target].numpy().copy())
+        self.probabilities.append(probabilities[:, self.target].numpy().copy())
         return probabilities
+
+    def per_position(self, values: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+        """The values of the occluded batches as a (rows, cols) map: after the unoccluded call,
+        captum numbers its windows with the row shift varying fastest (column-major positions)."""
+        return np.concatenate(values[1:]).reshape(shape[::-1]).T
 
 
 def rebuilt_attribution(scores: np.ndarray, baseline: float, stride: int, size: int) -> np.ndarray:
@@ -107,50 +121,68 @@ def rebuilt_attribution(scores: np.ndarray, baseline: float, stride: int, size: 
     return total / np.maximum(count, 1)
 
 
-def case_rows(arch: str, stride: int, batch: int, cache: dict) -> tuple[dict, dict]:
-    """The two timed calls of one (network, stride) and a check that their scores agree."""
-    import skimage.data
-    import torch
-    from captum.attr import Occlusion
+class Case:
+    """One (network, stride): the two timed calls, the results of the latest, and their comparison."""
 
-    if arch not in cache:
-        module, path = export(arch, OUT)
-        model = onnxviz.load(path, device="cpu", preset="imagenet")
-        x = model.prepare(skimage.data.chelsea())[0]
-        cache[arch] = (module, model, x)
-    module, model, x = cache[arch]
-    target = int(module(torch.from_numpy(x)).argmax())
-    forward = RecordingForward(module, target)
-    occlusion = Occlusion(forward)
+    def __init__(self, arch: str, stride: int, batch: int, networks: dict) -> None:
+        import skimage.data
+        import torch
 
-    def onnxviz_row():
-        return model.occlude(x, PATCH, stride, fill="zero", target_class=target, batch_size=batch, incremental=True)
-
-    def captum_row():
-        forward.batches.clear()
+        if arch not in networks:
+            module, path = export(arch, OUT)
+            model = onnxviz.load(path, device="cpu", preset="imagenet")
+            networks[arch] = (module, model, model.prepare(skimage.data.chelsea())[0])
+        self.module, self.model, self.x = networks[arch]
+        self.arch, self.stride, self.batch = arch, stride, batch
         with torch.no_grad():
-            return occlusion.attribute(
-                torch.from_numpy(x),
+            self.target = int(self.module(torch.from_numpy(self.x)).argmax())
+        self.forward = RecordingForward(self.module, self.target)
+        self.results: dict[str, object] = {}
+
+    def onnxviz(self) -> None:
+        self.results["onnxviz"] = self.model.occlude(
+            self.x, PATCH, self.stride, fill="zero", target_class=self.target, batch_size=self.batch, incremental=True
+        )
+
+    def captum(self) -> None:
+        import torch
+        from captum.attr import Occlusion
+
+        self.forward.logits.clear()
+        self.forward.probabilities.clear()
+        with torch.no_grad():
+            self.results["captum"] = Occlusion(self.forward).attribute(
+                torch.from_numpy(self.x),
                 sliding_window_shapes=(3, PATCH, PATCH),
-                strides=(3, stride, stride),
+                strides=(3, self.stride, self.stride),
                 baselines=0,
-                target=target,
-                perturbations_per_eval=batch,
+                target=self.target,
+                perturbations_per_eval=self.batch,
             )
 
-    fast = onnxviz_row()
-    attribution = captum_row()[0].numpy()
-    # captum numbers its windows with the row shift varying fastest: column-major positions.
-    captum_scores = np.concatenate(forward.batches[1:]).reshape(fast.scores.shape[::-1]).T
-    rebuilt = rebuilt_attribution(fast.scores, fast.baseline, stride, x.shape[2])
-    check = {
-        "target": target,
-        "engaged": fast.incremental,
-        "max_abs_score_difference": float(np.abs(fast.scores - captum_scores).max()),
-        "max_abs_attribution_difference": float(np.abs(rebuilt[None] - attribution).max()),
-        "max_abs_score": float(np.abs(captum_scores).max()),
-    }
-    return {"onnxviz": onnxviz_row, "captum": captum_row}, check
+    def check(self) -> dict:
+        """Differences between the latest results: probabilities per position, captum's per-pixel
+        map, and (one more onnxviz call scoring the logits tensor) logits per position."""
+        fast = self.results["onnxviz"]
+        shape = fast.scores.shape
+        probabilities = self.forward.per_position(self.forward.probabilities, shape)
+        logits = self.forward.per_position(self.forward.logits, shape)
+        layer = self.model.resolve(self.model.graph.output_names[0]).alias
+        ours = self.model.occlude(
+            self.x, PATCH, self.stride, fill="zero", node=layer, channel=self.target, batch_size=self.batch
+        )
+        attribution = self.results["captum"][0].numpy()
+        rebuilt = rebuilt_attribution(fast.scores, fast.baseline, self.stride, self.x.shape[2])
+        return {
+            "target": self.target,
+            "incremental": bool(fast.incremental and ours.incremental),
+            "max_abs_probability_difference": float(np.abs(fast.scores - probabilities).max()),
+            "max_probability": float(probabilities.max()),
+            "max_abs_attribution_difference": float(np.abs(rebuilt[None] - attribution).max()),
+            "max_abs_attribution": float(np.abs(attribution).max()),
+            "max_abs_logit_difference": float(np.abs(ours.scores - logits).max()),
+            "max_abs_logit": float(np.abs(logits).max()),
+        }
 
 
 def timed(fn) -> float:
@@ -169,28 +201,32 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(THREADS)
     two_threads()
-    cache: dict = {}
-    cases = [(arch, int(stride)) for arch, stride in (case.split(":") for case in args.cases)]
-    rows, checks = {}, {}
-    for arch, stride in cases:
-        rows[arch, stride], checks[arch, stride] = case_rows(arch, stride, args.batch, cache)
-        print(f"{arch} stride {stride}: {checks[arch, stride]}", flush=True)
-    times: dict[tuple, dict[str, list[float]]] = {case: {"onnxviz": [], "captum": []} for case in cases}
+    networks: dict = {}
+    cases = [Case(arch, int(stride), args.batch, networks) for arch, stride in (c.split(":") for c in args.cases)]
+    for case in cases:
+        case.model.occlude(case.x, PATCH, case.stride, batch_size=args.batch)  # warm: sessions built once
+    times = {(c.arch, c.stride): {"onnxviz": [], "captum": []} for c in cases}
+    checks = {}
     for round_index in range(args.rounds):
         for case in cases:
-            for name, fn in rows[case].items():
-                times[case][name].append(timed(fn))
-            print(f"round {round_index + 1} {case}: " + ", ".join(f"{n} {v[-1]:.1f} s" for n, v in times[case].items()))
-    report(cases, times, checks, args)
+            row = times[case.arch, case.stride]
+            row["onnxviz"].append(timed(case.onnxviz))
+            row["captum"].append(timed(case.captum))
+            print(
+                f"round {round_index + 1} {case.arch} stride {case.stride}: onnxviz {row['onnxviz'][-1]:.1f} s, "
+                f"captum {row['captum'][-1]:.1f} s",
+                flush=True,
+            )
+            if round_index == 0:
+                checks[case.arch, case.stride] = case.check()
+                print(f"  check: {checks[case.arch, case.stride]}", flush=True)
+    report([(c.arch, c.stride) for c in cases], times, checks, args)
     return 0
 
 
 def report(cases, times, checks, args) -> None:
     print(f"\npatch {PATCH}, batch {args.batch}, {args.rounds} rounds, {THREADS} threads each")
-    print(
-        f"{'network':10s} {'stride':>6s} {'positions':>9s} {'onnxviz s':>9s} {'captum s':>9s} {'ratio':>6s} "
-        f"{'max|Δp|':>8s}"
-    )
+    print("network   stride positions onnxviz s captum s  ratio  max|Δp|  max|Δlogit| max|Δattr|")
     summary = []
     for arch, stride in cases:
         positions = ((224 - PATCH) // stride + 1) ** 2
@@ -198,19 +234,13 @@ def report(cases, times, checks, args) -> None:
         ratio = statistics.median(c / o for o, c in zip(ours, theirs, strict=True))
         check = checks[arch, stride]
         print(
-            f"{arch:10s} {stride:6d} {positions:9d} {statistics.median(ours):9.2f} {statistics.median(theirs):9.2f} "
-            f"{ratio:5.2f}x {check['max_abs_score_difference']:8.1e}"
+            f"{arch:9s} {stride:6d} {positions:9d} {statistics.median(ours):9.2f} {statistics.median(theirs):8.2f} "
+            f"{ratio:5.2f}x {check['max_abs_probability_difference']:8.1e} {check['max_abs_logit_difference']:11.1e} "
+            f"{check['max_abs_attribution_difference']:10.1e}"
         )
         summary.append(
-            {
-                "network": arch,
-                "stride": stride,
-                "positions": positions,
-                "onnxviz_s": ours,
-                "captum_s": theirs,
-                "median_ratio": ratio,
-                **check,
-            }
+            {"network": arch, "stride": stride, "positions": positions, "onnxviz_s": ours, "captum_s": theirs}
+            | {"median_ratio": ratio, **check}
         )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "occlusion_captum.json").write_text(json.dumps(summary, indent=1))
