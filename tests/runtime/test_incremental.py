@@ -88,6 +88,7 @@ def test_every_followed_op_gives_the_plain_scores(monkeypatch, tmp_path, switch_
         ("opset7_alexnet_like.onnx", {"LRN"}, 7, 5),
         ("family_inception_v3_torchscript.onnx", {"AveragePool", "Concat"}, 6, 5),
         ("family_densenet_torchscript.onnx", {"Concat"}, 6, 5),
+        ("edge_cases.onnx", {"Sub", "Div"}, 5, 4),  # per-pixel ops read the patch itself, no crop
     ],
 )
 def test_fixtures_through_joins_give_the_plain_scores(

@@ -104,7 +104,7 @@ class IncrementalOcclusion:
         """Score-tensor values for the positions ``indices`` of the grid, as a full forward of the
         image given to ``use_image`` would give."""
         shape = (len(indices), x_fill.shape[0], patch, patch)
-        values = {self.input_name: np.broadcast_to(x_fill[None, :, None, None], shape)}
+        values = {self.input_name: np.ascontiguousarray(np.broadcast_to(x_fill[None, :, None, None], shape))}
         for i, step in enumerate(self.steps):
             feeds = {f"in{k}": self._read(i, k, values[t], indices) for k, t in enumerate(step.inputs)}
             if step.window is not None and step.window.scale is not None:
