@@ -107,13 +107,14 @@ def test_fixtures_through_joins_give_the_plain_scores(
 
 def test_a_residual_network_switches_to_full_maps_only_at_a_block_output() -> None:
     """The walk stops where one map carries everything after it: after the block's Add, never
-    between its two branches."""
+    between its two branches; each Add runs in the session of the block's last conv."""
     model = onnxviz.load(FIXTURES / "resnet_like.onnx", device="cpu")
     x = np.zeros(model.input_shape(), np.float32)
     tensor, _ = score_tensor(model.graph, None)
     engine = IncrementalOcclusion(model.graph, tensor, x.shape, 6, make_grid(6, 5, 32, 32).corners(), model.device)
-    last = engine.steps[-1].nodes
-    assert [n.op_type for n in last][:2] == ["Add", "Relu"] or last[0].op_type == "Add"
+    ops = [[n.op_type for n in step.nodes] for step in engine.steps]
+    assert ops[-1][0] == "Conv" and ops[-1][-2:] == ["Add", "Relu"]
+    assert sum(step.count("Add") for step in ops) == 3 and all(step[0] != "Add" for step in ops)
     assert engine.steps[-1].region.coverage >= plan.SWITCH_COVERAGE
     needed_after = {n.name for n in model.graph.nodes} - {n.name for s in engine.steps for n in s.nodes}
     readers = {t for n in model.graph.nodes if n.name in needed_after for t in n.input}

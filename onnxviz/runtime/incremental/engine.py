@@ -88,8 +88,8 @@ class IncrementalOcclusion:
         """Per input: (cached map padded as the step reads it, padding before row/col 0), or None
         where the input's region is already the block the step reads."""
         sources = []
-        for tensor in step.inputs:
-            window = step.window
+        for k, tensor in enumerate(step.inputs):
+            window = step.window if k == 0 else None
             if window is None and self.regions[tensor].same_as(step.region):
                 sources.append(None)
                 continue
@@ -127,7 +127,7 @@ class IncrementalOcclusion:
             return changed
         cache, before = source
         block = step.region
-        window = step.window
+        window = step.window if k == 0 else None
         if window is not None:
             size = (window.span(block.size[0], 0), window.span(block.size[1], 1))
             origins = block.corners * np.asarray(window.strides) - np.asarray(before)
