@@ -25,7 +25,7 @@ from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import Progress, batch_size_for, run_in_batches
 from onnxviz.runtime.engines import OccluderKey
 from onnxviz.runtime.forward import ForwardRunner
-from onnxviz.runtime.incremental import IncrementalOcclusion
+from onnxviz.runtime.incremental import IncrementalKey, IncrementalOcclusion
 from onnxviz.runtime.projector import seeded_tensor
 
 
@@ -336,8 +336,13 @@ def _evaluator(
     occluder's batches through the forward runner."""
     corners = grid.corners()
     if incremental and runner.batched and model.layout == "nchw":
-        engine = IncrementalOcclusion(model.graph, tensor, x, grid.patch, corners, model.device)
+        shape = tuple(x.shape)
+        key = IncrementalKey(tensor, shape, grid.patch, tuple(corners))
+        engine = model.engines.sessions.get_or_make(
+            key, lambda: IncrementalOcclusion(model.graph, tensor, shape, grid.patch, corners, model.device)
+        )
         if engine.applicable:
+            engine.use_image(x)
             return (lambda indices: engine.evaluate(fills, grid.patch, indices)), engine
     shape = tuple(x.shape)
     occluder = model.engines.occluder(OccluderKey(shape, model.layout, grid.patch))

@@ -249,10 +249,10 @@ def test_incremental_occlusion_engages_on_a_conv_chain() -> None:
     model = onnxviz.load(DEMO, device="cpu")
     x = model.prepare(TRIANGLE)[0]
     tensor, _ = score_tensor(model.graph, None)
-    engine = IncrementalOcclusion(model.graph, tensor, x, 16, make_grid(16, 4, 64, 64).corners(), model.device)
+    engine = IncrementalOcclusion(model.graph, tensor, x.shape, 16, make_grid(16, 4, 64, 64).corners(), model.device)
     assert [s.nodes[0].op_type for s in engine.steps][:2] == ["Conv", "MaxPool"]
     first = engine.steps[0]
-    assert first.region == (18, 18) and first.out_size == (64, 64)
+    assert first.region.size == (18, 18) and first.region.full == (64, 64)
     assert model.occlude(TRIANGLE, patch=16, stride=4).incremental
 
 
