@@ -87,7 +87,8 @@ def picture(model: onnxviz.Model, steps: int, out: Path) -> None:
         print(f"{layer}: done")
     body = render.column(rows)
     image = render.with_header(body, "VGG16 (HED weights): images that maximise channels of conv2_2 … conv5_3")
-    write_bytes(out, cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes())
+    encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])[1]
+    write_bytes(out, encoded.tobytes())
 
 
 def main(argv: list[str] | None = None) -> int:
