@@ -3,11 +3,12 @@
     python scripts/build_vgg16.py --random     # models/vgg16_random.onnx (or the trained HED one)
     python benchmarks/bench_maximize.py [--model models/vgg16_random.onnx] [--rounds 5] [--steps 4]
 
-Both sides do the issue's workload: VGG16 at 224, layer relu4_3 (conv4_3's rectified output),
-K = 8 channels as one batch, objective the mean of each channel's map, pixel parameterisation,
+Both sides do the issue's workload: VGG16 at 224, layer relu4_3, K = 8 channels as one batch,
+objective the mean of each channel's map before the ReLU (conv4_3's output, which is what
+``maximize`` optimises for a rectified map), pixel parameterisation,
 Adam (lr 0.05), no transforms and no regularisers. onnxviz runs one forward and one inverse
 (``saliency``) onnxruntime run per step and Adam in numpy; torch runs the same network (rebuilt
-from the ONNX weights by ``scripts/torch_deconvnet.py``) forward to relu4_3, autograd backward
+from the ONNX weights by ``scripts/torch_deconvnet.py``) forward to conv4_3, autograd backward
 and ``torch.optim.Adam``. Threads: both use the machine's cores (``torch.set_num_threads``,
 onnxruntime's default intra-op pool). The runs are interleaved (onnxviz, torch, onnxviz, …) and
 the ratio of steps/s is quoted as the median over rounds; the first round of each warms up
@@ -42,9 +43,7 @@ CHANNELS = [0, 17, 60, 101, 200, 300, 411, 500]
 def onnxviz_steps(model: onnxviz.Model, steps: int) -> float:
     """Seconds per step of ``maximize`` with the benchmark's settings."""
     started = time.perf_counter()
-    model.maximize(
-        "relu4_3", CHANNELS, param="pixel", steps=steps, jitter=0, zoom=(1.0, 1.0), rotate=0.0, lr=0.05
-    )
+    model.maximize("relu4_3", CHANNELS, param="pixel", steps=steps, jitter=0, zoom=(1.0, 1.0), rotate=0.0, lr=0.05)
     return (time.perf_counter() - started) / steps
 
 
@@ -69,7 +68,9 @@ def gradient_agreement(model: onnxviz.Model, network: torch.nn.Module, start: np
     activation = network(x)
     activation[torch.arange(len(CHANNELS)), torch.tensor(CHANNELS)].mean(dim=(1, 2)).sum().backward()
     theirs = x.grad.numpy()
-    return float(np.abs(ours - theirs).max() / np.abs(theirs).max())
+    # ‖Δ‖/‖g‖, not max |Δ|: a max-pool window whose two largest values lie within float32 round-off
+    # of each other may route its gradient to either, in either library.
+    return float(np.linalg.norm(ours - theirs) / np.linalg.norm(theirs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(os.cpu_count() or 1)
     model = onnxviz.load(args.model, device="cpu", preset="caffe")
-    network = onnx_to_torch(args.model).upto("relu4_3")
+    network = onnx_to_torch(args.model).upto("conv4_3")  # maximize reads a rectified map before its ReLU
     start = np.random.default_rng(0).standard_normal((len(CHANNELS), 3, 224, 224)).astype(np.float32)
     agreement = gradient_agreement(model, network, start)
-    print(f"one step's gradient, onnxviz vs torch autograd: max rel diff {agreement:.2e}")
+    print(f"one step's gradient, onnxviz vs torch autograd: relative L2 difference {agreement:.2e}")
     ours, theirs = [], []
     for round_ in range(args.rounds + 1):
         a = onnxviz_steps(model, args.steps)
