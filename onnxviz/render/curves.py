@@ -9,11 +9,12 @@ its colour from the thumbnails' frames to every panel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import rc_context
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PANEL_INCHES = 3.2
 THUMB_INCHES = 0.72
@@ -44,6 +45,8 @@ def curves_figure(
     """Thumbnails beside the panels, one line per image in each; uint8 RGB (H, W, 3).
 
     Texts are drawn as they are: a ``$`` in a file or layer name is not read as mathtext."""
+    from matplotlib import rc_context  # matplotlib costs 0.2 s to import: only when a plot is drawn
+
     with rc_context({"text.parse_math": False}):
         return _draw(title, x_label, amounts, names, panels, thumbnails)
 
@@ -54,6 +57,9 @@ def _draw(
     images, shown = thumbnails.pictures.shape[:2]
     thumbs_width = THUMB_INCHES * shown + 0.3
     height = max(PANEL_INCHES + 0.9, THUMB_INCHES * images + 1.4)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(thumbs_width + PANEL_INCHES * len(panels), height), dpi=DPI)
     FigureCanvasAgg(figure)
     ratios = [thumbs_width / PANEL_INCHES] + [1.0] * len(panels)

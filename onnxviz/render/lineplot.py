@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 DPI = 100
 
@@ -13,6 +11,9 @@ def line_plot(
     curves: np.ndarray, labels: list[str], title: str, xlabel: str, ylabel: str, height: int = 360
 ) -> np.ndarray:
     """One line per row of ``curves`` (lines × points), labelled, as uint8 RGB of about ``height`` px."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # 0.2 s to import: only when drawn
+    from matplotlib.figure import Figure
+
     height = max(height, 240)
     figure = Figure(figsize=(height * 1.4 / DPI, height / DPI), dpi=DPI)
     axes = figure.add_subplot()
