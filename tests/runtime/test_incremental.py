@@ -10,7 +10,7 @@ import pytest
 import onnxviz
 from onnxviz.analyses.occlusion import make_grid, score_tensor
 from onnxviz.runtime.incremental import IncrementalOcclusion, plan
-from tests.helpers import FIXTURES, GraphBuilder, session
+from tests.helpers import DEMO, FIXTURES, GraphBuilder, session
 
 
 def _plain_scores(model: onnx.ModelProto, x: np.ndarray, patch: int, corners, fill: np.ndarray) -> np.ndarray:
@@ -28,7 +28,9 @@ def _plain_scores(model: onnx.ModelProto, x: np.ndarray, patch: int, corners, fi
 def _incremental_scores(
     model: onnxviz.Model, x: np.ndarray, patch: int, corners, fill: np.ndarray
 ) -> tuple[np.ndarray, IncrementalOcclusion]:
-    engine = IncrementalOcclusion(model.graph, model.graph.output_names[0], x.shape, patch, corners, model.device)
+    engine = IncrementalOcclusion(
+        model.graph, model.graph.output_names[0], x.shape, patch, corners, model.device, min_saving=0.0
+    )
     assert engine.applicable
     engine.use_image(x)
     indices = list(range(len(corners)))
@@ -111,7 +113,9 @@ def test_a_residual_network_switches_to_full_maps_only_at_a_block_output() -> No
     model = onnxviz.load(FIXTURES / "resnet_like.onnx", device="cpu")
     x = np.zeros(model.input_shape(), np.float32)
     tensor, _ = score_tensor(model.graph, None)
-    engine = IncrementalOcclusion(model.graph, tensor, x.shape, 6, make_grid(6, 5, 32, 32).corners(), model.device)
+    engine = IncrementalOcclusion(
+        model.graph, tensor, x.shape, 6, make_grid(6, 5, 32, 32).corners(), model.device, min_saving=0.0
+    )
     ops = [[n.op_type for n in step.nodes] for step in engine.steps]
     assert ops[-1][0] == "Conv" and ops[-1][-2:] == ["Add", "Relu"]
     assert sum(step.count("Add") for step in ops) == 3 and all(step[0] != "Add" for step in ops)
@@ -135,3 +139,20 @@ def test_a_warm_engine_scores_each_new_image_from_its_own_maps(fixture_model) ->
     expected = (shifted / shifted.sum(axis=1, keepdims=True))[:, warm.target].reshape(warm.scores.shape)
     assert warm.incremental
     np.testing.assert_allclose(warm.scores, expected, rtol=2e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("path", "incremental"), [(DEMO, True), (FIXTURES / "family_resnet_dynamo.onnx", False)])
+def test_the_engine_runs_only_where_it_saves_enough_work(path, incremental: bool) -> None:
+    """Crops run where they save at least MIN_WORK_SAVING of the multiply-adds (counted here from
+    the weights and the plan's regions); elsewhere full maps run, with the same scores."""
+    model = onnxviz.load(path, device="cpu")
+    x = np.random.default_rng(3).standard_normal(model.input_shape()).astype(np.float32)
+    size = x.shape[2]
+    grid = make_grid(size // 4, size // 8, size, size)
+    tensor = model.graph.output_names[0]
+    engine = IncrementalOcclusion(model.graph, tensor, x.shape, size // 4, grid.corners(), model.device)
+    assert (engine.saving >= plan.MIN_WORK_SAVING) == incremental == engine.applicable
+    fast = model.occlude(x, patch=size // 4, stride=size // 8, incremental=True)
+    full = model.occlude(x, patch=size // 4, stride=size // 8, incremental=False)
+    assert fast.incremental == incremental
+    np.testing.assert_allclose(fast.scores, full.scores, rtol=1e-5, atol=1e-6)

@@ -16,7 +16,8 @@ from onnx import TensorProto, helper
 
 from onnxviz.graph.model import ModelGraph
 from onnxviz.passes.rewrite import cut_between, forward_model
-from onnxviz.runtime.incremental.plan import Region, Step, plan_steps
+from onnxviz.runtime.incremental import plan as plan_module
+from onnxviz.runtime.incremental.plan import Plan, Region, Step, plan_steps, work_saving
 from onnxviz.runtime.sessions import Device, create_session, run_outputs
 
 SCALE = "mean_correction"
@@ -44,9 +45,14 @@ class IncrementalOcclusion:
         patch: int,
         corners: list[tuple[int, int]],
         device: Device,
+        min_saving: float | None = None,
     ) -> None:
         shapes = graph.shapes(tuple(input_shape))
         plan = plan_steps(graph, score_tensor, shapes, patch, corners)
+        self.saving = work_saving(graph, plan, score_tensor, shapes)
+        if self.saving < (plan_module.MIN_WORK_SAVING if min_saving is None else min_saving):
+            # full maps are faster here: not applicable
+            plan = Plan([], graph.input_name)
         self.steps = plan.steps
         self.switch = plan.switch
         self.score_tensor = score_tensor
