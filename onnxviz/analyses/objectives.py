@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onnxviz.analyses.loaded import LoadedModel
+from onnxviz.analyses.project import checked_channels
 from onnxviz.errors import UsageError
 
 DEFAULT_CHANNELS = 8
@@ -44,15 +45,9 @@ class Target:
 
 
 def choose_channels(channels: list[int] | None, top: int | None, count: int, alias: str) -> list[int]:
-    if channels is not None and top is not None:
-        raise UsageError("Give either --channel or --top, not both.")
-    if channels is not None:
-        if not channels:
-            raise UsageError("The channel list is empty.")
-        bad = [c for c in channels if not 0 <= c < count]
-        if bad:
-            raise UsageError(f"Channel {bad[0]} does not exist: {alias} has channels 0…{count - 1}.")
-        return list(channels)
+    chosen = checked_channels(channels, top, count, alias)
+    if chosen is not None:
+        return chosen
     if top is not None and not 1 <= top <= count:
         raise UsageError(f"--top must be between 1 and {count} ({alias}'s channel count); got {top}.")
     return list(range(min(DEFAULT_CHANNELS, count)))

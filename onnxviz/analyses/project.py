@@ -70,17 +70,26 @@ def project(
     )
 
 
-def select_channels(strengths: np.ndarray, channels: list[int] | None, top: int | None) -> np.ndarray:
-    count = strengths.shape[0]
+def checked_channels(channels: list[int] | None, top: int | None, count: int, owner: str) -> list[int] | None:
+    """``channels`` if given and every one exists in a layer of ``count`` (``owner``: how the
+    message names the layer); refuses both ``channels`` and ``top`` at once."""
     if channels is not None and top is not None:
         raise UsageError("Give either channels or top, not both.")
-    if channels is not None:
-        if not channels:
-            raise UsageError("The channel list is empty.")
-        bad = [c for c in channels if not 0 <= c < count]
-        if bad:
-            raise UsageError(f"Channel {bad[0]} does not exist: this layer has channels 0…{count - 1}.")
-        return np.asarray(channels, np.int64)
+    if channels is None:
+        return None
+    if not channels:
+        raise UsageError("The channel list is empty.")
+    bad = [c for c in channels if not 0 <= c < count]
+    if bad:
+        raise UsageError(f"Channel {bad[0]} does not exist: {owner} has channels 0…{count - 1}.")
+    return list(channels)
+
+
+def select_channels(strengths: np.ndarray, channels: list[int] | None, top: int | None) -> np.ndarray:
+    count = strengths.shape[0]
+    chosen = checked_channels(channels, top, count, "this layer")
+    if chosen is not None:
+        return np.asarray(chosen, np.int64)
     top = 1 if top is None else top
     if not 1 <= top <= count:
         raise UsageError(f"--top must be between 1 and {count} (the layer's channel count); got {top}.")
