@@ -294,7 +294,7 @@ def _ascend(
         objective, gradient = posed.objective_and_gradient(x if sampling is None else transform(x, sampling, gray))
         if sampling is not None:
             gradient = transform_adjoint(gradient, sampling)
-        _, penalty_gradient = regulariser_gradient(x, settings.decay, settings.tv)
+        penalty_gradient = regulariser_gradient(x, settings.decay, settings.tv)
         optimiser.ascend(image.params, image.backward(gradient - penalty_gradient))
         image.project()
         if isinstance(image, PixelImage):

@@ -109,20 +109,18 @@ def _channel_taps(sampling: Sampling, channels: int, size: int) -> tuple[np.ndar
     return index, weights
 
 
-def regulariser_gradient(x: np.ndarray, decay: float, tv: float) -> tuple[np.ndarray, np.ndarray]:
-    """(per-image penalty, its gradient) of decay/2·‖x‖² + tv·Σ squared neighbour differences."""
-    penalty = 0.5 * decay * (x * x).sum(axis=(1, 2, 3))
+def regulariser_gradient(x: np.ndarray, decay: float, tv: float) -> np.ndarray:
+    """The gradient of decay/2·‖x‖² + tv·Σ squared neighbour differences (what the ascent subtracts)."""
     gradient = decay * x
     if tv:
         down, right = np.diff(x, axis=2), np.diff(x, axis=3)
-        penalty = penalty + tv * ((down * down).sum(axis=(1, 2, 3)) + (right * right).sum(axis=(1, 2, 3)))
         tv_grad = np.zeros_like(x)
         tv_grad[:, :, 1:] += 2 * down
         tv_grad[:, :, :-1] -= 2 * down
         tv_grad[:, :, :, 1:] += 2 * right
         tv_grad[:, :, :, :-1] -= 2 * right
         gradient = gradient + tv * tv_grad
-    return penalty, gradient
+    return gradient
 
 
 def blur(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -246,3 +246,18 @@ def test_pixel_images_step_in_pixels_and_map_back_exactly() -> None:
     direction = rng.standard_normal(rgb.shape)
     linear = float((pixels.to_input(direction) - pixels.to_input(np.zeros_like(direction))).ravel() @ g.ravel())
     assert float((image.backward(g) * direction).sum()) == pytest.approx(linear, rel=1e-10)
+
+
+def test_the_regularisers_gradient_is_that_of_decay_and_total_variation() -> None:
+    from onnxviz.analyses.robustness import regulariser_gradient
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 6, 7))
+
+    def penalty(z: np.ndarray) -> float:
+        tv = (np.diff(z, axis=2) ** 2).sum() + (np.diff(z, axis=3) ** 2).sum()
+        return 0.5 * 0.3 * float((z * z).sum()) + 0.7 * float(tv)
+
+    direction = rng.standard_normal(x.shape)
+    numeric = (penalty(x + 1e-6 * direction) - penalty(x - 1e-6 * direction)) / 2e-6
+    assert float((regulariser_gradient(x, 0.3, 0.7) * direction).sum()) == pytest.approx(numeric, rel=1e-6)
