@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import statistics
 import sys
@@ -208,12 +209,15 @@ def profiled(phase: str, folder: Path) -> Iterator[list[ProfiledSession]]:
     """
     recorded: list[ProfiledSession] = []
     original = ort.InferenceSession
+    # onnxviz opens a stored forward and inverse side by side: each session gets its own profile
+    # file from a counter, not from how many were recorded when it started.
+    numbers = itertools.count()
 
     class Profiled(original):  # type: ignore[misc, valid-type]
         def __init__(self, path_or_bytes, sess_options=None, providers=None, *args, **kwargs) -> None:
             options = sess_options if sess_options is not None else ort.SessionOptions()
             options.enable_profiling = True
-            options.profile_file_prefix = str(folder / f"{phase}_{len(recorded)}")
+            options.profile_file_prefix = str(folder / f"{phase}_{next(numbers)}")
             super().__init__(path_or_bytes, options, providers, *args, **kwargs)
             recorded.append(ProfiledSession(self, list(providers or []), phase))
 
