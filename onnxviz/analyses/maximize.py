@@ -28,7 +28,7 @@ default, or ``pixel``), moved by random transforms each step and regularised
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -141,7 +141,6 @@ class Maximization(Result):
     preprocessing: Preprocessing
     probability: list[float] | None = None
     weights: list[float] | None = None
-    settings: dict = field(default_factory=dict)
     class_names: list[str] | None = None  # the model's labels, for titles on the logits
 
     def figure(self) -> np.ndarray:
@@ -269,7 +268,6 @@ def maximize(
         preprocessing=model.preprocessing,
         probability=probabilities(value, target) if target.logits else None,
         weights=list(settings.weights) if target.objective == "joint" and settings.weights else None,
-        settings={f.name: getattr(settings, f.name) for f in fields(settings)},
         class_names=model.labels() if target.logits else None,
     )
 
