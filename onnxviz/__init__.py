@@ -7,7 +7,7 @@ p.save("conv5.png")
 """
 
 from onnxviz.analyses.project import Projection
-from onnxviz.api import CheckResult, LayerInfo, Model, compare, evolution, load
+from onnxviz.api import CheckResult, Engine, LayerInfo, Model, compare, evolution, load
 from onnxviz.errors import (
     DeviceError,
     ImageError,
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckResult",
     "DeviceError",
+    "Engine",
     "ImageError",
     "InferenceError",
     "LayerInfo",

@@ -9,7 +9,6 @@ notebook projecting many images or channels of one layer pays for graph building
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,11 @@ from onnxviz.analyses import project as projection
 from onnxviz.analyses import report as reporting
 from onnxviz.analyses.check import CheckReport, CheckResult
 from onnxviz.analyses.layers import LayerInfo, LayerTable
-from onnxviz.analyses.loaded import LRN_MODES, Image, LoadedModel
-from onnxviz.data.preprocess import LAYOUTS, Preprocessing, check_normalisation
-from onnxviz.errors import UsageError
+from onnxviz.analyses.loaded import LRN_MODES, Image, LoadedModel, Source
+from onnxviz.data.scan import Engine
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.batching import Progress
-from onnxviz.runtime.content import load_graph
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
-from onnxviz.runtime.sessions import choose_device, session_options
 
 __all__ = [
     "LRN_MODES",
@@ -40,6 +36,7 @@ __all__ = [
     "SESSION_CACHE_SIZE",
     "CheckReport",
     "CheckResult",
+    "Engine",
     "LayerInfo",
     "LayerTable",
     "Model",
@@ -127,11 +124,12 @@ class Model(LoadedModel):
         batch_size: int | None = None,
         project: bool = True,
         progress: Progress | None = None,
+        engine: Engine | None = None,
     ) -> topk.TopKResult:
-        """The k images that activate each channel of ``node`` most (one entry per image),
-        with deconvnet projections from the winning position and the matching image patches."""
+        """The k images that activate each channel of ``node`` most (one entry per image), with deconvnet
+        projections from the winning position and the image patches; ``engine``: local (default) or Ray."""
         return topk.topk(
-            self, folder, node, channels, top_channels, k, state_dir, resume, batch_size, project, progress
+            self, folder, node, channels, top_channels, k, state_dir, resume, batch_size, project, progress, engine
         )
 
     def invariance(
@@ -183,9 +181,10 @@ class Model(LoadedModel):
         seed: int = 0,
         grid: bool = False,
         progress: Progress | None = None,
+        engine: Engine | None = None,
     ) -> embedding.Embedding:
         """t-SNE (or PCA) of the codes at ``node`` (default: the code layer) of the images under ``folder``."""
-        return embedding.embed(self, folder, node, method, perplexity, seed, grid, progress=progress)
+        return embedding.embed(self, folder, node, method, perplexity, seed, grid, progress=progress, engine=engine)
 
 
 def load(
@@ -202,14 +201,7 @@ def load(
     layout ('auto'|'nchw'|'nhwc'), size ((H, W)).
     """
     libraries = tuple(str(library) for library in custom_ops)
-    session_options(libraries)  # a library that does not register is a usage error, said now
-    graph = load_graph(path, libraries)
-    layout = preprocessing.get("layout")
-    if layout is not None and layout not in LAYOUTS:
-        raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
-    prep = Preprocessing.preset(preset or graph.metadata.get("onnxviz.preset", "imagenet"), **preprocessing)
-    check_normalisation(prep)
-    return Model(graph, replace(choose_device(device), custom_ops=libraries), replace(prep))
+    return Model.open(Source(str(path), device, preset, libraries, preprocessing))
 
 
 def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: list[str | Path | np.ndarray], **options):

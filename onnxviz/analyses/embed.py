@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from onnxviz.analyses.loaded import LoadedModel, check_choice
 from onnxviz.analyses.result import Result
-from onnxviz.data.images import batches, list_images
-from onnxviz.data.preprocess import picture_from_tensor
+from onnxviz.data.images import list_images, thumbnail
+from onnxviz.data.reducers import Codes
+from onnxviz.data.scan import Engine, ScanTask, run_scan
 from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import batch_size_for
@@ -85,18 +85,18 @@ class Embedding(Result):
     def _scatter_canvas(self) -> np.ndarray:
         side = min(CANVAS, max(8 * THUMBNAIL, 2 * math.ceil(math.sqrt(len(self.images))) * THUMBNAIL))
         canvas = np.full((side, side, 3), render.BACKGROUND, np.uint8)
-        for (u, v), thumbnail in zip(unit_square(self.points), self.thumbnails, strict=True):
-            h, w = thumbnail.shape[:2]
+        for (u, v), picture in zip(unit_square(self.points), self.thumbnails, strict=True):
+            h, w = picture.shape[:2]
             top, left = round(v * (side - h)), round(u * (side - w))
-            canvas[top : top + h, left : left + w] = thumbnail
+            canvas[top : top + h, left : left + w] = picture
         return canvas
 
     def _grid_canvas(self) -> np.ndarray:
         columns = grid_side(len(self.images))
         cell = min(THUMBNAIL, CANVAS // columns)
         canvas = np.full((columns * cell, columns * cell, 3), render.BACKGROUND, np.uint8)
-        for (row, column), thumbnail in zip(self.cells, self.thumbnails, strict=True):
-            shown = fit_inside(thumbnail, cell)
+        for (row, column), picture in zip(self.cells, self.thumbnails, strict=True):
+            shown = thumbnail(picture, cell)
             h, w = shown.shape[:2]
             top, left = row * cell + (cell - h) // 2, column * cell + (cell - w) // 2
             canvas[top : top + h, left : left + w] = shown
@@ -113,8 +113,10 @@ def embed(
     grid: bool = False,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> Embedding:
-    """The codes of every image under ``folder`` at ``node`` (default: the code layer), in 2-D."""
+    """The codes of every image under ``folder`` at ``node`` (default: the code layer), in 2-D;
+    ``engine``: where the folder is scanned (default: this process)."""
     check_choice("method", method, METHODS)
     if not (math.isfinite(perplexity) and perplexity >= MIN_PERPLEXITY):
         raise UsageError(
@@ -129,7 +131,7 @@ def embed(
     if not images:
         raise UsageError(f"No pictures or .npy files under {folder}.")
     layer = model.resolve(node) if node is not None else model.graph.code_layer()
-    names, codes, thumbnails, skipped = stream_codes(model, folder, images, layer.tensor, batch_size, progress)
+    names, codes, thumbnails, skipped = stream_codes(model, folder, images, layer.tensor, batch_size, progress, engine)
     least = MIN_IMAGES[method]
     if len(names) < least:
         raise UsageError(
@@ -154,33 +156,16 @@ def stream_codes(
     tensor: str,
     batch_size: int | None,
     progress: Progress | None,
+    engine: Engine | None = None,
 ) -> tuple[list[str], np.ndarray, list[np.ndarray], list[str]]:
-    """(readable names, float32 codes (N, D), thumbnails, unreadable names), batch by batch."""
+    """(readable names in path order, float32 codes (N, D), thumbnails, unreadable names): a scan of
+    shards into ``Codes`` reducers, on ``engine`` (default: this process)."""
     shape = model.input_shape()
-    runner = model.forward_runner(tensor, shape)
-    size = batch_size_for(model.graph, model.graph.shapes(shape), batch_size) if runner.batched else 1
-    thumbnails: dict[Path, np.ndarray] = {}
-
-    def load(path: Path) -> np.ndarray:
-        x, picture, _ = model.prepare(path)
-        if picture is None:
-            picture = picture_from_tensor(x[0], model.layout, model.preprocessing)
-        thumbnails[path] = fit_inside(picture, THUMBNAIL)
-        return x
-
-    names: list[str] = []
-    codes: list[np.ndarray] = []
-    skipped: list[str] = []
-    for batch in batches(images, folder, load, size):
-        skipped.extend(batch.skipped)
-        if batch.tensors is not None:
-            output = runner.run(batch.tensors)[0]
-            codes.append(output.reshape(len(batch.names), -1).astype(np.float32))
-            names.extend(batch.names)
-        if progress is not None:
-            progress(batch.end, len(images))
-    stacked = np.concatenate(codes) if codes else np.zeros((0, 0), np.float32)
-    return names, stacked, [thumbnails[folder / name] for name in names], skipped
+    size = batch_size_for(model.graph, model.graph.shapes(shape), batch_size)
+    task = ScanTask(folder, tensor, shape, size, Codes, thumbnail_side=THUMBNAIL)
+    codes = run_scan(model, task, images, engine or Engine(), model.opener(), progress=progress)
+    names, stacked, thumbnails = codes.result()
+    return names, stacked, thumbnails, codes.skipped
 
 
 def embed_codes(codes: np.ndarray, method: str, perplexity: float, seed: int) -> np.ndarray:
@@ -260,12 +245,3 @@ def greedy_assignment(cost: np.ndarray) -> np.ndarray:
         column = int(np.argmin(np.where(taken, np.inf, cost[row])))
         chosen[row], taken[column] = column, True
     return chosen
-
-
-def fit_inside(picture: np.ndarray, side: int) -> np.ndarray:
-    """``picture`` resized so that its longer side is ``side`` pixels, keeping its aspect."""
-    h, w = picture.shape[:2]
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return np.ascontiguousarray(cv2.resize(picture, size, interpolation=interpolation))

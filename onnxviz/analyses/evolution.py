@@ -26,6 +26,7 @@ from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.result import Result
 from onnxviz.analyses.topk import ChannelWinners, Progress, TopKResult, topk
 from onnxviz.data.images import list_images
+from onnxviz.data.scan import Engine
 from onnxviz.errors import UsageError
 from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render
@@ -195,11 +196,12 @@ def evolution(
     top_channels: int | None = None,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> EvolutionResult:
     """Each channel's strongest activation over ``images`` at every checkpoint, projected and
     cropped. ``load`` loads a checkpoint (the same options for all); ``top_channels`` (default 8)
     ranks channels by their maximum at the last checkpoint; ``progress(done, total)`` counts
-    checkpoints × images."""
+    checkpoints × images; ``engine``: where each checkpoint's scan runs (default: this process)."""
     if channels is not None and top_channels is not None:
         raise UsageError("Give either --channels or --top-channels, not both.")
     files = checkpoint_files(checkpoints)
@@ -215,7 +217,9 @@ def evolution(
         model = load(files[index])
         picking = top_channels if chosen is None else None
         counted = _continued(progress, step * len(names), total)
-        scans[index] = topk(model, folder, node, chosen, picking, k=1, batch_size=batch_size, progress=counted)
+        scans[index] = topk(
+            model, folder, node, chosen, picking, k=1, batch_size=batch_size, progress=counted, engine=engine
+        )
         chosen = scans[index].scan.channels
         model.engines.projectors.clear()  # this checkpoint's sessions go before the next is loaded
         model.engines.sessions.clear()

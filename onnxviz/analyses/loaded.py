@@ -6,32 +6,69 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from onnxviz.data.preprocess import Preprocessing, prepare, read_image
+from onnxviz.data.preprocess import LAYOUTS, Preprocessing, check_normalisation, prepare, read_image
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import Layer, ModelGraph
 from onnxviz.inverse import MODES
+from onnxviz.runtime.content import load_graph
 from onnxviz.runtime.engines import Engines, ForwardKey, ProjectorKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.projector import Projector
-from onnxviz.runtime.sessions import Device
+from onnxviz.runtime.sessions import Device, choose_device, session_options
 
 LRN_MODES = ("exact", "passthrough")
 Image = str | Path | np.ndarray
 
 
+@dataclass(frozen=True)
+class Source:
+    """How a model was loaded: enough to load it again elsewhere (a Ray actor: sessions do not
+    pickle, so each worker opens the model from this, which does)."""
+
+    path: str
+    device: str = "auto"
+    preset: str | None = None
+    custom_ops: tuple[str, ...] = ()
+    preprocessing: dict = field(default_factory=dict)
+
+
 class LoadedModel:
     """A loaded ONNX CNN with its device, preprocessing and cached engines."""
 
-    def __init__(self, graph: ModelGraph, device: Device, preprocessing: Preprocessing) -> None:
+    def __init__(
+        self, graph: ModelGraph, device: Device, preprocessing: Preprocessing, source: Source | None = None
+    ) -> None:
         self.graph = graph
         self.device = device
         self.preprocessing = preprocessing
+        self.source = source  # None for a model built in memory: it cannot be opened elsewhere
         self.engines = Engines(graph, device)
+
+    @classmethod
+    def open(cls, source: Source, threads: int = 0):
+        """Load ``source``: the graph (through the content cache), the device, the preprocessing;
+        ``threads`` caps onnxruntime's threads per session (0: one per core)."""
+        session_options(source.custom_ops)  # a library that does not register is a usage error, said now
+        graph = load_graph(source.path, source.custom_ops)
+        layout = source.preprocessing.get("layout")
+        if layout is not None and layout not in LAYOUTS:
+            raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
+        preset = source.preset or graph.metadata.get("onnxviz.preset", "imagenet")
+        preprocessing = Preprocessing.preset(preset, **source.preprocessing)
+        check_normalisation(preprocessing)
+        device = replace(choose_device(source.device), custom_ops=source.custom_ops, threads=threads)
+        return cls(graph, device, preprocessing, source)
+
+    def opener(self) -> functools.partial | None:
+        """A picklable ``open(threads=, gpu=)`` of this model for a scan worker (None: built in memory)."""
+        return None if self.source is None else functools.partial(open_worker, self.source)
 
     @property
     def layout(self) -> str:
@@ -96,6 +133,13 @@ class LoadedModel:
     def forward_runner(self, tensor: str, input_shape: tuple[int, ...]) -> ForwardRunner:
         """A forward session cut at ``tensor`` with a dynamic batch, or batch 1 with a note."""
         return self.engines.forward(ForwardKey((tensor,), tuple(input_shape)))
+
+
+def open_worker(source: Source, threads: int, gpu: bool) -> LoadedModel:
+    """``source`` opened in a scan worker: ``threads`` onnxruntime threads, on the worker's GPU when it
+    has one (unless the model was loaded with ``device="cpu"``)."""
+    device = "cuda" if gpu and source.device != "cpu" else "cpu"
+    return LoadedModel.open(replace(source, device=device), threads)
 
 
 def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -1,19 +1,20 @@
 """Top-k activations per feature map over a folder of images (Zeiler & Fergus, Fig. 2).
 
-The scan streams the folder in batches (``data/images.py``) and keeps, per channel, only the k
-best entries (``data/reducers.py``): each image contributes at most one entry per channel (its
-strongest position, the first in row-major order on ties), so the k winners are k different
-images. Memory is O(channels × k) whatever the folder's size; a state file written after every
-batch lets an interrupted scan continue where it stopped. Each winner is then projected by the
+The scan maps shards of the folder to partial top-k lists and merges them (``data/scan.py``, on the
+local engine or on Ray): per channel only the k best entries are kept (``data/reducers.py``), each
+image contributing at most one entry per channel (its strongest position, the first in row-major
+order on ties), so the k winners are k different images. Memory is O(channels × k) whatever the
+folder's size; each finished shard is recorded under ``--out`` so that an interrupted scan
+continues where it stopped. Each winner is then projected by the
 deconvnet *from that single position* (every other activation zeroed) and cropped, with the
 image patch, to the position's receptive field.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,11 @@ import numpy as np
 
 from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.result import Result
-from onnxviz.data.images import batches, list_images
+from onnxviz.data.images import list_images
 from onnxviz.data.preprocess import picture_from_tensor
 from onnxviz.data.reducers import Entry, TopK
+from onnxviz.data.scan import Engine, Progress, ScanTask, run_scan
+from onnxviz.data.shards import ShardStore, listing_digest
 from onnxviz.errors import UsageError
 from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render
@@ -32,36 +35,7 @@ from onnxviz.render.pages import topk_index
 from onnxviz.runtime.batching import batch_size_for
 from onnxviz.runtime.projector import seeded_tensor
 
-STATE_FILE = "topk_state.json"
-Progress = Callable[[int, int], None]
-
-
-def scan(
-    images: list[str],
-    folder: Path,
-    load: Callable[[Path], np.ndarray],
-    activations_of: Callable[[np.ndarray], np.ndarray],
-    state: TopK,
-    batch_size: int,
-    state_path: Path | None,
-    progress: Progress | None = None,
-) -> TopK:
-    """Stream ``images`` (from ``state.processed`` on) through the model, batch by batch."""
-    if state.processed and (state.processed > len(images) or images[state.processed - 1] != state.last_image):
-        raise UsageError(
-            "Cannot resume: the folder's files changed since the interrupted scan.",
-            "Run without --resume to start a new scan.",
-        )
-    for batch in batches(images, folder, load, batch_size, state.processed):
-        state.skipped.extend(batch.skipped)
-        if batch.tensors is not None:
-            state.update(batch.names, activations_of(batch.tensors))
-        state.processed, state.last_image = batch.end, images[batch.end - 1]
-        if state_path is not None:
-            state.save_state(state_path, len(images))
-        if progress is not None:
-            progress(batch.end, len(images))
-    return state
+STATE_FOLDER = "scan"  # under --out: the manifest and one record per finished shard
 
 
 @dataclass
@@ -141,10 +115,12 @@ def topk(
     batch_size: int | None = None,
     project: bool = True,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> TopKResult:
     """The k images that activate each channel of ``node`` most (one entry per image), with
-    deconvnet projections from the winning position and the matching image patches."""
-    folder = Path(folder)
+    deconvnet projections from the winning position and the matching image patches. ``engine``:
+    where the scan runs (default: this process)."""
+    folder, engine = Path(folder), engine or Engine()
     if k <= 0:
         raise UsageError(f"--k must be positive; got {k}.")
     if channels is not None and top_channels is not None:
@@ -164,19 +140,12 @@ def topk(
     bad = [c for c in channels or [] if not 0 <= c < count]
     if bad:
         raise UsageError(f"Channel {bad[0]} does not exist: '{node}' has channels 0…{count - 1}.")
-    runner = model.forward_runner(tensor, shape)
-    size = batch_size_for(model.graph, shapes, batch_size) if runner.batched else 1
-    state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
-    if resume:
-        state = TopK.load_state(state_path, layer.alias, k)
-    else:
-        scanned = channels if channels is not None else list(range(count))
-        state = TopK(layer.alias, scanned, k, {c: [] for c in scanned})
-
-    def load(path: Path) -> np.ndarray:
-        return model.prepare(path)[0]
-
-    scan(images, folder, load, lambda batch: runner.run(batch)[0], state, size, state_path, progress)
+    manifest = {"node": layer.alias, "channels": channels, "k": k, "shard_size": engine.shard_size}
+    store = _store(state_dir, resume, manifest | {"files": listing_digest(images)}, count)
+    scanned = store.manifest["channels"] if store is not None else channels or list(range(count))
+    size = batch_size_for(model.graph, shapes, batch_size)
+    task = ScanTask(folder, tensor, shape, size, functools.partial(TopK.empty, layer.alias, scanned, k))
+    state = run_scan(model, task, images, engine, model.opener(), store, TopK.from_state, progress)
     if channels is None:
         wanted = top_channels if top_channels is not None else min(8, count)
         if not 1 <= wanted <= count:
@@ -186,6 +155,16 @@ def topk(
         state.entries = {c: state.entries[c] for c in state.channels}
     winners = [_winners(model, folder, tensor, c, state.entries[c], shape) for c in state.channels] if project else []
     return TopKResult(state, winners, len(images))
+
+
+def _store(state_dir: str | Path | None, resume: bool, manifest: dict, count: int) -> ShardStore | None:
+    """Where finished shards are recorded: none without ``--out``; the interrupted scan's with ``--resume``."""
+    if state_dir is None:
+        return None
+    folder = Path(state_dir) / STATE_FOLDER
+    if resume:
+        return ShardStore.resume(folder, manifest)
+    return ShardStore.start(folder, manifest | {"channels": manifest["channels"] or list(range(count))})
 
 
 def _winners(

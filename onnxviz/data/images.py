@@ -1,20 +1,19 @@
-"""Image sets on disk: every picture or .npy file under a folder, streamed in batches.
+"""Image sets on disk: every picture or .npy file under a folder, in sorted order.
 
-A dataset analysis (top-k, and the next ones: evolution, embeddings) reads a folder recursively
-in sorted order, loads each file through the model's preprocessing, skips and counts files that
-cannot be read as an input, and hands the model one batch at a time, so memory does not grow
-with the folder.
+A dataset analysis (top-k, evolution, embeddings) reads a folder recursively in sorted order; the
+scan (``data/scan.py``) cuts the list into shards, loads each file through the model's
+preprocessing, skips and counts files that cannot be read as an input, and hands the model one
+batch at a time, so memory does not grow with the folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from onnxviz.errors import ImageError, UsageError
+from onnxviz.errors import UsageError
 
 PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"})
 
@@ -30,27 +29,10 @@ def list_images(folder: Path) -> list[str]:
     )
 
 
-@dataclass
-class Batch:
-    """One step of a stream: the readable files' names and stacked inputs, the unreadable ones."""
-
-    names: list[str]
-    tensors: np.ndarray | None  # None when no file of the step could be read
-    skipped: list[str]
-    end: int  # files consumed so far, counting this batch
-
-
-def batches(
-    images: list[str], folder: Path, load: Callable[[Path], np.ndarray], batch_size: int, start: int = 0
-) -> Iterator[Batch]:
-    """``images[start:]`` in batches of ``batch_size`` files, each loaded by ``load``."""
-    for position in range(start, len(images), batch_size):
-        chunk = images[position : position + batch_size]
-        tensors, names, skipped = [], [], []
-        for name in chunk:
-            try:
-                tensors.append(load(folder / name))
-                names.append(name)
-            except ImageError:
-                skipped.append(name)
-        yield Batch(names, np.concatenate(tensors) if tensors else None, skipped, position + len(chunk))
+def thumbnail(picture: np.ndarray, side: int) -> np.ndarray:
+    """``picture`` resized so that its longer side is ``side`` pixels, keeping its aspect."""
+    h, w = picture.shape[:2]
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(picture, size, interpolation=interpolation))

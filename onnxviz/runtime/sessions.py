@@ -34,6 +34,7 @@ class Device:
     providers: tuple[str, ...]
     note: str
     custom_ops: tuple[str, ...] = ()  # custom-op libraries registered with every session
+    threads: int = 0  # onnxruntime's intra-op threads; 0: its default (one per core)
 
     @property
     def form(self) -> str:
@@ -99,6 +100,7 @@ def create_session(model: onnx.ModelProto | Path, device: Device, what: str) -> 
     """A session with all graph optimizations on; errors become messages that name ``what``.
     A path is read by onnxruntime itself (with the external weights beside it)."""
     options = session_options(device.custom_ops)
+    options.intra_op_num_threads = device.threads  # a Ray actor's share of the cores, not all of them
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     source = str(model) if isinstance(model, Path) else model.SerializeToString()
     try:

@@ -11,6 +11,7 @@ import pytest
 from onnx import helper
 
 import onnxviz
+from onnxviz.data.scan import Engine
 from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES, session
 
@@ -81,17 +82,21 @@ def test_ties_are_broken_by_path(folder) -> None:
 
 def test_an_interrupted_scan_resumes_exactly(folder, tmp_path) -> None:
     model = onnxviz.load(VGG, device="cpu")
+    engine = Engine(shard_size=4)
     calls = []
 
     def interrupt(done: int, total: int) -> None:
         calls.append(done)
-        if len(calls) == 2:
+        if len(calls) == 4:  # batches of 2: the second shard of 4 files has just been recorded
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        model.topk(folder, "conv4", channels=[1, 2], k=3, state_dir=tmp_path, batch_size=4, progress=interrupt)
-    state = json.loads((tmp_path / "topk_state.json").read_text())
-    assert state["processed"] == 8
+        model.topk(
+            folder, "conv4", channels=[1, 2], k=3, state_dir=tmp_path, batch_size=2, progress=interrupt, engine=engine
+        )
+    records = sorted(p.name for p in (tmp_path / "scan").glob("shard_*.json"))
+    assert records == ["shard_000000.json", "shard_000001.json"]
+    assert json.loads((tmp_path / "scan" / "shard_000001.json").read_text())["processed"] == 4
     seen = []
     resumed = model.topk(
         folder,
@@ -99,14 +104,22 @@ def test_an_interrupted_scan_resumes_exactly(folder, tmp_path) -> None:
         k=3,
         state_dir=tmp_path,
         resume=True,
-        batch_size=4,
+        batch_size=2,
         project=False,
         progress=lambda done, total: seen.append(done),
+        engine=engine,
     )
-    assert seen[0] == 12  # the first 8 files were not read again
+    assert seen[:2] == [8, 10]  # the first 8 files were not read again
     whole = model.topk(folder, "conv4", channels=[1, 2], k=3, batch_size=4, project=False)
     assert resumed.to_json() == whole.to_json()
-    assert resumed.scan.skipped == whole.scan.skipped
+    assert resumed.scan.skipped == whole.scan.skipped == ["broken.png", "wrong_shape.npy"]
+
+
+def test_a_scan_does_not_resume_across_shard_sizes(folder, tmp_path) -> None:
+    model = onnxviz.load(VGG, device="cpu")
+    model.topk(folder, "conv4", channels=[1], k=2, state_dir=tmp_path, project=False, engine=Engine(shard_size=4))
+    with pytest.raises(onnxviz.UsageError, match="Cannot resume: shard_size changed"):
+        model.topk(folder, "conv4", k=2, state_dir=tmp_path, resume=True, engine=Engine(shard_size=5))
 
 
 def test_topk_cli_writes_grids_index_and_json(capsys, folder, tmp_path) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxviz.data.reducers import TopK
+from onnxviz.data.reducers import Evaluated, TopK
 from onnxviz.errors import UsageError
 
 
 def _scan(names: list[str], maps: np.ndarray, channels: list[int], k: int, size: int) -> TopK:
-    state = TopK("conv", channels, k, {c: [] for c in channels})
+    state = TopK.empty("conv", channels, k)
     for start in range(0, len(names), size):
-        state.update(names[start : start + size], maps[start : start + size])
+        state.update(Evaluated(names[start : start + size], maps[start : start + size], []))
     return state
 
 

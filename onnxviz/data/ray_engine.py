@@ -1,0 +1,105 @@
+"""The Ray engine: shards mapped by a pool of actors with Ray Data, partials merged on the driver.
+
+The dataset has one row per shard (its index and paths); ``map_batches`` hands each row to a
+``ShardActor``, which opened the model in its constructor (onnxruntime sessions do not pickle, so
+each actor builds its own once and keeps it for every shard it gets) with as many onnxruntime
+threads as it has CPUs, and on a GPU where the cluster has GPUs (one per actor, the CUDA
+provider). An actor returns the shard's partial reducer, pickled; the driver merges them as they
+stream back, so the progress bar moves by shards and each shard is recorded for ``--resume`` as
+it arrives. Ray Data restarts an actor that dies and retries its task (``max_restarts`` and
+``max_task_retries`` are unlimited for actor pools), and a retried shard gives the same partial,
+so a lost worker costs time, never exactness.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from onnxviz.data.scan import Reducer, ScanModel, ScanTask, ShardScanner
+from onnxviz.data.shards import Shard
+from onnxviz.errors import OnnxvizError, UsageError
+
+
+def ray_module():
+    """``ray`` with Ray Data, or an error naming the extra that brings them."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise OnnxvizError(
+            "--engine ray needs Ray (with Ray Data), which is not installed.",
+            'Install the extra: pip install "onnxviz[ray]", or use --engine local.',
+        ) from None
+    return ray
+
+
+class ShardActor:
+    """One model, opened once per actor; each call scans the shards of a batch of rows."""
+
+    def __init__(self, opener: Callable[..., ScanModel], task: ScanTask, threads: int, gpu: bool, decoders: int):
+        self.scanner = ShardScanner(opener(threads=threads, gpu=gpu), task, decoders)
+
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        pairs = zip(rows["index"], rows["names"], strict=True)
+        shards = [Shard(int(index), tuple(str(name) for name in names)) for index, names in pairs]
+        partials = [pickle.dumps(p) for _, p, _ in self.scanner.scan(shards) if p is not None]
+        return {"index": np.asarray(rows["index"]), "partial": np.array(partials, dtype=object)}
+
+
+def scan_on_ray(
+    opener: Callable[..., ScanModel] | None, task: ScanTask, shards: list[Shard], engine
+) -> Iterator[tuple[Shard, Reducer, int]]:
+    """Each shard's partial from a pool of actors: (shard, partial, files), in completion order."""
+    if opener is None:
+        raise UsageError(
+            "--engine ray needs a model loaded from a file: each Ray worker opens it again.",
+            "Load the model with onnxviz.load(path).",
+        )
+    if not shards:
+        return
+    ray = ray_module()
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=engine.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        except Exception as exc:  # any failure to reach or start a cluster is the user's to fix
+            where = engine.address or "a local instance"
+            raise OnnxvizError(
+                f"Ray could not start or connect to {where}: {exc}",
+                "Check --ray-address (e.g. ray://host:10001 or auto), or leave it out for a local instance.",
+            ) from None
+    try:
+        yield from _mapped(ray, opener, task, shards, engine)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _mapped(ray, opener, task: ScanTask, shards: list[Shard], engine) -> Iterator[tuple[Shard, Reducer, int]]:
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0)) if engine.gpus else 0
+    cpus = max(1, int(resources.get("CPU", 1)))
+    workers = engine.workers or gpus or cpus
+    threads = max(1, cpus // workers)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the command's own bar counts shards
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    rows = [{"index": shard.index, "names": list(shard.names)} for shard in shards]
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+    mapped = dataset.map_batches(
+        ShardActor,
+        fn_constructor_args=(opener, task, threads, gpus > 0, engine.decoders),
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=threads,
+        num_gpus=1 if gpus else 0,
+    )
+    by_index = {shard.index: shard for shard in shards}
+    for row in mapped.iter_rows():
+        shard = by_index[int(row["index"])]
+        yield shard, pickle.loads(row["partial"]), len(shard.names)
