@@ -25,7 +25,7 @@ from onnxviz.analyses import report as reporting
 from onnxviz.analyses.check import CheckReport, CheckResult
 from onnxviz.analyses.layers import LayerInfo, LayerTable
 from onnxviz.analyses.loaded import LRN_MODES, Image, LoadedModel, Source
-from onnxviz.data.scan import Engine
+from onnxviz.data.scanner import Engine
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.batching import Progress
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE

@@ -33,7 +33,8 @@ from onnxviz.analyses.loaded import LoadedModel, check_choice
 from onnxviz.analyses.result import Result
 from onnxviz.data.images import list_images, thumbnail
 from onnxviz.data.reducers import Codes
-from onnxviz.data.scan import Engine, ScanTask, run_scan
+from onnxviz.data.scan import run_scan
+from onnxviz.data.scanner import Engine, ScanTask
 from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import batch_size_for

@@ -26,7 +26,7 @@ from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.result import Result
 from onnxviz.analyses.topk import ChannelWinners, Progress, TopKResult, topk
 from onnxviz.data.images import list_images
-from onnxviz.data.scan import Engine
+from onnxviz.data.scanner import Engine
 from onnxviz.errors import UsageError
 from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render

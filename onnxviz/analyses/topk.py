@@ -25,7 +25,8 @@ from onnxviz.analyses.result import Result
 from onnxviz.data.images import list_images
 from onnxviz.data.preprocess import picture_from_tensor
 from onnxviz.data.reducers import Entry, TopK
-from onnxviz.data.scan import Engine, Progress, ScanTask, run_scan
+from onnxviz.data.scan import Progress, run_scan
+from onnxviz.data.scanner import Engine, ScanTask
 from onnxviz.data.shards import ShardStore, listing_digest
 from onnxviz.errors import UsageError
 from onnxviz.graph.receptive import receptive_fields

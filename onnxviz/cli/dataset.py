@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from onnxviz.cli.application import command
-from onnxviz.cli.options import ImagesArg, JsonOpt, ModelArg, ModelOptions, NodeOpt, ints, names
+from onnxviz.cli.options import ImagesArg, JsonOpt, ModelArg, ModelOptions, NodeOpt, ScanOptions, ints, names
 from onnxviz.cli.output import load_notes, out, print_json, progress
 
 
@@ -20,6 +20,7 @@ def topk(
     ],
     node: NodeOpt,
     options: ModelOptions,
+    scan: ScanOptions,
     channels: Annotated[list[str] | None, typer.Option("--channels", help="Channels: 0,5,9 or repeated.")] = None,
     top_channels: Annotated[
         int | None, typer.Option("--top-channels", help="The N channels with the strongest winners (default 8).")
@@ -34,6 +35,7 @@ def topk(
     json_output: JsonOpt = False,
 ) -> None:
     """The k images that activate each feature map most, with projections and patches (the paper's Fig. 2)."""
+    engine = scan.engine_for(options)
     loaded = options.load(model)
     load_notes(loaded)
     chosen = ints(channels, "--channels")
@@ -49,6 +51,7 @@ def topk(
             batch_size=batch_size,
             project=out_dir is not None,
             progress=tracker.count,
+            engine=engine,
         )
     written = result.save(out_dir) if out_dir is not None else []
     if json_output:

@@ -9,7 +9,7 @@ import typer
 
 from onnxviz.analyses.embed import SHOWN
 from onnxviz.cli.application import command
-from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions
+from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions, ScanOptions
 from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress, safe_name
 
 
@@ -20,6 +20,7 @@ def embed(
         Path, typer.Argument(help="Folder of pictures / .npy inputs (searched recursively).", show_default=False)
     ],
     options: ModelOptions,
+    scan: ScanOptions,
     node: Annotated[
         str | None, typer.Option("--node", "-n", help="Layer whose output is the code (default: the code layer).")
     ] = None,
@@ -38,12 +39,11 @@ def embed(
     json_output: JsonOpt = False,
 ) -> None:
     """t-SNE (or PCA) of the CNN codes of a folder of images, drawn as thumbnails (cs231n's figure)."""
+    engine = scan.engine_for(options)
     loaded = options.load(model)
     load_notes(loaded)
     with progress("coding", counted=True, rate_unit="images", quiet=json_output) as tracker:
-        result = loaded.embed(
-            image_dir, node, method=method, perplexity=perplexity, seed=seed, grid=grid, progress=tracker.count
-        )
+        result = loaded.embed(image_dir, node, method, perplexity, seed, grid, tracker.count, engine)
     outputs = Outputs(out_png, codes, json_output)
     default = Path(f"{safe_name(image_dir.resolve().name)}_{safe_name(result.node)}_{method}.png")
     outputs.write(result, result.codes, default)

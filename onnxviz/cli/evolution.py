@@ -9,7 +9,7 @@ import typer
 
 from onnxviz import api
 from onnxviz.cli.application import command
-from onnxviz.cli.options import JsonOpt, ModelOptions, NodeOpt, ints
+from onnxviz.cli.options import JsonOpt, ModelOptions, NodeOpt, ScanOptions, ints
 from onnxviz.cli.output import load_notes, out, print_json, progress, safe_name
 
 
@@ -26,6 +26,7 @@ def evolution(
     images: Annotated[Path, typer.Option("--images", help="Folder of pictures / .npy inputs (searched recursively).")],
     node: NodeOpt,
     options: ModelOptions,
+    scan: ScanOptions,
     channels: Annotated[list[str] | None, typer.Option("--channels", help="Channels: 0,5,9 or repeated.")] = None,
     top_channels: Annotated[
         int | None,
@@ -60,9 +61,9 @@ def evolution(
             top_channels=top_channels,
             batch_size=batch_size,
             progress=tracker.count,
+            engine=scan.engine_for(options),
         )
-    if picture is None and not json_output:
-        picture = Path(f"evolution_{safe_name(node)}.png")
+    picture = picture or (None if json_output else Path(f"evolution_{safe_name(node)}.png"))
     if picture is not None:
         result.save(picture)
     if json_output:

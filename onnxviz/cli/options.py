@@ -17,6 +17,8 @@ from typing import Annotated, Any, get_type_hints
 import typer
 
 from onnxviz import api
+from onnxviz.data.scanner import DEFAULT_DECODERS, Engine
+from onnxviz.data.shards import DEFAULT_SHARD_SIZE
 from onnxviz.errors import UsageError
 
 ModelArg = Annotated[Path, typer.Argument(help="The ONNX model file.", show_default=False)]
@@ -73,6 +75,33 @@ class ModelOptions:
             size=input_size(self.size),
             custom_ops=self.custom_ops or [],
         )
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Where a dataset scan runs: ``data.scan.Engine``, as flags."""
+
+    engine: Annotated[
+        str, typer.Option("--engine", help='local | ray (Ray Data actors; pip install "onnxviz[ray]").')
+    ] = "local"
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="A running Ray cluster (auto, ray://HOST:10001); default: a local one."),
+    ] = None
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Ray actors (default: one per GPU, else one per CPU).")
+    ] = None
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", help="Images per shard: the unit of work, of progress and of --resume.")
+    ] = DEFAULT_SHARD_SIZE
+    decoders: Annotated[int, typer.Option("--decoders", help="Threads decoding images ahead of the model.")] = (
+        DEFAULT_DECODERS
+    )
+
+    def engine_for(self, model_options: ModelOptions) -> Engine:
+        """The engine; Ray actors take no GPU when the model was asked to run on the CPU."""
+        gpus = model_options.device != "cpu"
+        return Engine(self.engine, self.ray_address, self.workers, self.shard_size, self.decoders, gpus)
 
 
 def floats(text: str | None, name: str) -> tuple[float, ...] | None:

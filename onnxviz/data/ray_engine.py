@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from onnxviz.data.scan import Reducer, ScanModel, ScanTask, ShardScanner
+from onnxviz.data.scanner import Engine, Reducer, ScanModel, ScanTask, ShardScanner
 from onnxviz.data.shards import Shard
 from onnxviz.errors import OnnxvizError, UsageError
 
@@ -51,7 +51,7 @@ class ShardActor:
 
 
 def scan_on_ray(
-    opener: Callable[..., ScanModel] | None, task: ScanTask, shards: list[Shard], engine
+    opener: Callable[..., ScanModel] | None, task: ScanTask, shards: list[Shard], engine: Engine
 ) -> Iterator[tuple[Shard, Reducer, int]]:
     """Each shard's partial from a pool of actors: (shard, partial, files), in completion order."""
     if opener is None:
@@ -79,7 +79,7 @@ def scan_on_ray(
             ray.shutdown()
 
 
-def _mapped(ray, opener, task: ScanTask, shards: list[Shard], engine) -> Iterator[tuple[Shard, Reducer, int]]:
+def _mapped(ray, opener, task: ScanTask, shards: list[Shard], engine: Engine) -> Iterator[tuple[Shard, Reducer, int]]:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0)) if engine.gpus else 0
     cpus = max(1, int(resources.get("CPU", 1)))
@@ -88,7 +88,7 @@ def _mapped(ray, opener, task: ScanTask, shards: list[Shard], engine) -> Iterato
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the command's own bar counts shards
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     rows = [{"index": shard.index, "names": list(shard.names)} for shard in shards]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
     mapped = dataset.map_batches(

@@ -11,7 +11,7 @@ import pytest
 from onnx import helper
 
 import onnxviz
-from onnxviz.data.scan import Engine
+from onnxviz.data.scanner import Engine
 from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES, session
 
