@@ -26,6 +26,7 @@ from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.result import Result
 from onnxviz.analyses.topk import ChannelWinners, Progress, TopKResult, topk
 from onnxviz.data.images import list_images
+from onnxviz.data.scan import session
 from onnxviz.data.scanner import Engine
 from onnxviz.errors import UsageError
 from onnxviz.graph.receptive import receptive_fields
@@ -213,16 +214,16 @@ def evolution(
     total = len(files) * len(names)
     scans: dict[int, TopKResult] = {}
     chosen = channels
-    for step, index in enumerate([len(files) - 1, *range(len(files) - 1)]):  # the last picks the channels
-        model = load(files[index])
-        picking = top_channels if chosen is None else None
-        counted = _continued(progress, step * len(names), total)
-        scans[index] = topk(
-            model, folder, node, chosen, picking, k=1, batch_size=batch_size, progress=counted, engine=engine
-        )
-        chosen = scans[index].scan.channels
-        model.engines.projectors.clear()  # this checkpoint's sessions go before the next is loaded
-        model.engines.sessions.clear()
+    engine = engine or Engine()
+    with session(engine):
+        for step, index in enumerate([len(files) - 1, *range(len(files) - 1)]):  # the last picks the channels
+            model = load(files[index])
+            picking = top_channels if chosen is None else None
+            counted = _continued(progress, step * len(names), total)
+            scans[index] = topk(model, folder, node, chosen, picking, 1, None, False, batch_size, True, counted, engine)
+            chosen = scans[index].scan.channels
+            model.engines.projectors.clear()  # this checkpoint's sessions go before the next is loaded
+            model.engines.sessions.clear()
     last = scans[len(files) - 1]
     rows = {c: [scans[i].winners[scans[i].scan.channels.index(c)] for i in range(len(files))] for c in chosen}
     labels = [path.stem for path in files]

@@ -51,17 +51,10 @@ def evolution(
         loaded.append(path)
         return model
 
+    settings = {"channels": ints(channels, "--channels"), "top_channels": top_channels, "batch_size": batch_size}
     with progress("scanning", counted=True, quiet=json_output) as tracker:
         result = api.evolution(
-            checkpoints,
-            images,
-            node,
-            loader=load,
-            channels=ints(channels, "--channels"),
-            top_channels=top_channels,
-            batch_size=batch_size,
-            progress=tracker.count,
-            engine=scan.engine_for(options),
+            checkpoints, images, node, load, progress=tracker.count, engine=scan.engine_for(options), **settings
         )
     picture = picture or (None if json_output else Path(f"evolution_{safe_name(node)}.png"))
     if picture is not None:

@@ -13,6 +13,7 @@ so a lost worker costs time, never exactness.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 from collections.abc import Callable, Iterator
@@ -61,22 +62,30 @@ def scan_on_ray(
         )
     if not shards:
         return
-    ray = ray_module()
-    started = not ray.is_initialized()
-    if started:
-        try:
-            ray.init(address=engine.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        except Exception as exc:  # any failure to reach or start a cluster is the user's to fix
-            where = engine.address or "a local instance"
-            raise OnnxvizError(
-                f"Ray could not start or connect to {where}: {exc}",
-                "Check --ray-address (e.g. ray://host:10001 or auto), or leave it out for a local instance.",
-            ) from None
-    try:
+    with connected(engine) as ray:
         yield from _mapped(ray, opener, task, shards, engine)
+
+
+@contextlib.contextmanager
+def connected(engine: Engine) -> Iterator:
+    """``ray``, connected: to the instance this process already started, else to ``engine.address``
+    or a new local instance, shut down on leaving (so several scans can share one: ``scan.session``)."""
+    ray = ray_module()
+    if ray.is_initialized():
+        yield ray
+        return
+    try:
+        ray.init(address=engine.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except Exception as exc:  # any failure to reach or start a cluster is the user's to fix
+        where = engine.address or "a local instance"
+        raise OnnxvizError(
+            f"Ray could not start or connect to {where}: {exc}",
+            "Check --ray-address (e.g. ray://host:10001 or auto), or leave it out for a local instance.",
+        ) from None
+    try:
+        yield ray
     finally:
-        if started:
-            ray.shutdown()
+        ray.shutdown()
 
 
 def _mapped(ray, opener, task: ScanTask, shards: list[Shard], engine: Engine) -> Iterator[tuple[Shard, Reducer, int]]:

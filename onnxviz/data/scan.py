@@ -9,12 +9,25 @@ or the order shards finish in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 from onnxviz.data.scanner import Engine, Reducer, ScanModel, ScanTask, ShardScanner
 from onnxviz.data.shards import ShardStore, make_shards
 
 Progress = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def session(engine: Engine) -> Iterator[None]:
+    """Scans inside share one engine: on Ray, one connection (or local instance) for all of them."""
+    if engine.name != "ray":
+        yield
+        return
+    from onnxviz.data.ray_engine import connected
+
+    with connected(engine):
+        yield
 
 
 def run_scan(
