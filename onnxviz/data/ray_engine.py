@@ -92,7 +92,7 @@ def _mapped(ray, opener, task: ScanTask, shards: list[Shard], engine: Engine) ->
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0)) if engine.gpus else 0
     cpus = max(1, int(resources.get("CPU", 1)))
-    workers = engine.workers or gpus or cpus
+    workers = min(engine.workers or gpus or cpus, len(shards))  # an idle actor would only hold resources
     threads = max(1, cpus // workers)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the command's own bar counts shards
