@@ -26,6 +26,7 @@ from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.result import Result
 from onnxviz.analyses.topk import ChannelWinners, Progress, TopKResult, topk
 from onnxviz.data.images import list_images
+from onnxviz.data.reducers import CheckpointWinners
 from onnxviz.data.scan import session
 from onnxviz.data.scanner import Engine
 from onnxviz.errors import UsageError
@@ -119,18 +120,21 @@ class EvolutionResult(Result):
     checkpoints: list[str]  # labels: the files' stems, in training order
     channels: list[int]
     rows: dict[int, list[ChannelWinners]]  # per channel, one single-winner entry per checkpoint
+    winners: CheckpointWinners  # the scans' merged winners, per checkpoint file
+    files: list[str]  # the checkpoint files, in training order (the keys of ``winners``)
     field: tuple[int, int]  # the receptive field the crops are cut to, in input pixels
     images: int
     skipped: list[str]
 
     def summary(self) -> dict:
+        found = self.winners.result()
         return {
             "node": self.node,
             "checkpoints": list(self.checkpoints),
             "channels": {
                 str(channel): [
-                    {"checkpoint": label, **cell.entries[0].as_dict()}
-                    for label, cell in zip(self.checkpoints, self.rows[channel], strict=True)
+                    {"checkpoint": label, **found[path][channel][0].as_dict()}
+                    for label, path in zip(self.checkpoints, self.files, strict=True)
                 ]
                 for channel in self.channels
             },
@@ -227,4 +231,10 @@ def evolution(
     last = scans[len(files) - 1]
     rows = {c: [scans[i].winners[scans[i].scan.channels.index(c)] for i in range(len(files))] for c in chosen}
     labels = [path.stem for path in files]
-    return EvolutionResult(last.scan.node, labels, list(chosen), rows, field, last.images, last.scan.skipped)
+    winners = CheckpointWinners(last.scan.node, list(chosen), 1)
+    for index, path in enumerate(files):  # keyed by path: two folders may hold checkpoints of one name
+        winners = winners.merge(CheckpointWinners(last.scan.node, list(chosen), 1, {str(path): scans[index].scan}))
+    paths = [str(path) for path in files]
+    return EvolutionResult(
+        last.scan.node, labels, list(chosen), rows, winners, paths, field, last.images, last.scan.skipped
+    )
