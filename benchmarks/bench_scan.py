@@ -1,17 +1,19 @@
 """Dataset scans: decoding overlapped with inference, and the local engine against Ray.
 
     python benchmarks/bench_scan.py [--model models/vgg16_random.onnx] [--node conv13] [--images 48]
-                                    [--rounds 3] [--overhead-images 200]
+                                    [--rounds 3] [--part all|decoding|engines]
 
-1. Decoding ahead: a folder of JPEGs at ImageNet's typical size (500x375, from scikit-image's
-   photos, random crops so every file differs) scanned for the top 9 of every channel of
+1. Decoding ahead, decoding-bound: the demo model on 1600x1200 JPEGs (as on a GPU worker, the
+   forward costs far less than the decoding), the scan as it was against the local engine.
+2. Decoding ahead, forward-bound: a folder of JPEGs at ImageNet's typical size (500x375, from
+   scikit-image's photos, random crops so every file differs) scanned for the top 9 of every channel of
    ``--node``, in batches of 16: the scan as it was (each batch decoded, then run: the session
    waits for the decoder) against the local engine (two threads decode the next batches while
    the session runs), interleaved A B A B, images/s and the median ratio.
-2. Engines: the same scan on the local engine and on a local Ray instance (``num_cpus=2``) with
+3. Engines: the same scan on the local engine and on a local Ray instance (``num_cpus=2``) with
    1 and 2 actors, one run each: wall time of the scan call (the actors' start included) and
    images/s; the JSON of every run is checked equal to the local one.
-3. Ray's cost per shard: the demo model on ``--overhead-images`` tiny inputs, one actor, shards
+4. Ray's cost per shard: the demo model on 200 tiny inputs, one actor, shards
    of 1 image against one shard of all of them: (difference) / (shards - 1) is what a task costs
    beyond its images (scheduling, the object store, the driver's merge).
 """
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH = 16
 
 
-def make_jpegs(folder: Path, count: int, seed: int = 0) -> Path:
+def make_jpegs(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (500, 375)) -> Path:
     import skimage.data
 
     photos = [skimage.data.chelsea(), skimage.data.astronaut(), skimage.data.coffee(), skimage.data.rocket()]
@@ -49,7 +51,7 @@ def make_jpegs(folder: Path, count: int, seed: int = 0) -> Path:
         h, w = photo.shape[:2]
         top, left = rng.integers(0, h // 4), rng.integers(0, w // 4)
         crop = photo[top : top + 3 * h // 4, left : left + 3 * w // 4]
-        picture = cv2.resize(crop, (500, 375), interpolation=cv2.INTER_AREA)
+        picture = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if size[0] <= crop.shape[1] else cv2.INTER_CUBIC)
         bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
         cv2.imwrite(str(folder / f"{i:05d}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return folder
@@ -90,6 +92,16 @@ def decoding(model, folder: Path, node: str, rounds: int) -> None:
         rounds_text = ", ".join(f"{t:.1f}" for t in times)
         print(f"{label + ':':20s} {count / statistics.median(times):6.2f} images/s ({rounds_text} s)")
     print(f"speed-up: median {statistics.median(ratios):.3f}x (per round: {', '.join(f'{r:.3f}' for r in ratios)})")
+
+
+def decoding_bound(rounds: int, count: int = 48) -> None:
+    """The demo model (a forward of well under a millisecond per image) on 1600x1200 JPEGs: the
+    decoder is the bottleneck, as it is for a GPU worker; decoding ahead spreads it over threads."""
+    demo = onnxviz.load(ROOT / "models" / "demo.onnx", device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = make_jpegs(Path(tmp), count, seed=1, size=(1600, 1200))
+        print(f"decoding-bound case: the demo model, {count} JPEGs of 1600x1200")
+        decoding(demo, folder, demo.graph.conv_layers()[-1].alias, rounds)
 
 
 def engines(model, folder: Path, node: str) -> None:
@@ -141,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", default="conv13")
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--part", choices=("all", "decoding", "engines"), default="all")
     args = parser.parse_args(argv)
+    if args.part != "engines":
+        decoding_bound(args.rounds)
     model = onnxviz.load(args.model, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_jpegs(Path(tmp) / "jpegs", args.images)
@@ -149,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in list_images(folder)[:16]:
             model.prepare(folder / name)
         print(f"decode + preprocess: {(time.perf_counter() - start) / 16 * 1000:.1f} ms per 500x375 JPEG (one thread)")
-        decoding(model, folder, args.node, args.rounds)
-        engines(model, folder, args.node)
+        if args.part != "engines":
+            decoding(model, folder, args.node, args.rounds)
+        if args.part != "decoding":
+            engines(model, folder, args.node)
     return 0
 
 

@@ -72,7 +72,8 @@ def test_embed_codes_on_ray_equal_the_local_ones(model, folder, shard_size) -> N
         np.testing.assert_array_equal(mine, theirs)
 
 
-def test_evolution_on_ray_equals_the_local_engine(tmp_path) -> None:
+@pytest.mark.parametrize("shard_size", [1, 4])
+def test_evolution_on_ray_equals_the_local_engine(tmp_path, shard_size) -> None:
     images = tmp_path / "probes"
     images.mkdir()
     for picture in sorted(PROBES.glob("*.png"))[:10]:
@@ -83,8 +84,9 @@ def test_evolution_on_ray_equals_the_local_engine(tmp_path) -> None:
         return onnxviz.load(path, device="cpu")
 
     options = {"top_channels": 3, "loader": load}
-    local = onnxviz.evolution(CHECKPOINTS, images, "conv2", engine=Engine(shard_size=3), **options)
-    distributed = onnxviz.evolution(CHECKPOINTS, images, "conv2", engine=Engine("ray", shard_size=3), **options)
+    local = onnxviz.evolution(CHECKPOINTS, images, "conv2", engine=Engine(shard_size=shard_size), **options)
+    ray_engine = Engine("ray", shard_size=shard_size)
+    distributed = onnxviz.evolution(CHECKPOINTS, images, "conv2", engine=ray_engine, **options)
     assert dumped(distributed) == dumped(local)
     assert distributed.skipped == ["broken.png"]
 
@@ -154,6 +156,17 @@ def test_the_ray_command_prints_the_local_json(capsys, folder) -> None:
     code, distributed, err = run_cli(capsys, *args, "--engine", "ray", "--workers", "2", "--shard-size", "6")
     assert code == 0, err
     assert distributed == local
+
+
+def test_the_ray_embed_command_writes_the_local_codes(capsys, folder, tmp_path) -> None:
+    args = ("embed", VGG, folder, "--method", "pca", "--json", "--device", "cpu")
+    code, local, err = run_cli(capsys, *args, "--codes", tmp_path / "local.npy", "--out", tmp_path / "local.png")
+    assert code == 0, err
+    outputs = ("--codes", tmp_path / "ray.npy", "--out", tmp_path / "ray.png")
+    code, distributed, err = run_cli(capsys, *args, "--engine", "ray", "--shard-size", "3", *outputs)
+    assert code == 0, err
+    assert distributed == local
+    np.testing.assert_array_equal(np.load(tmp_path / "ray.npy"), np.load(tmp_path / "local.npy"))
 
 
 def test_without_ray_the_engine_names_the_extra(capsys, folder, monkeypatch) -> None:
