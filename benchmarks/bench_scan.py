@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
+from bench_topk import make_folder  # run as a script: benchmarks/ is on the path
 
 import onnxviz
 from onnxviz.data.images import list_images
@@ -41,20 +41,7 @@ BATCH = 16
 
 
 def make_jpegs(folder: Path, count: int, seed: int = 0, size: tuple[int, int] = (500, 375)) -> Path:
-    import skimage.data
-
-    photos = [skimage.data.chelsea(), skimage.data.astronaut(), skimage.data.coffee(), skimage.data.rocket()]
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        photo = photos[i % len(photos)]
-        h, w = photo.shape[:2]
-        top, left = rng.integers(0, h // 4), rng.integers(0, w // 4)
-        crop = photo[top : top + 3 * h // 4, left : left + 3 * w // 4]
-        picture = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if size[0] <= crop.shape[1] else cv2.INTER_CUBIC)
-        bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(folder / f"{i:05d}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return folder
+    return make_folder(folder, count, size, seed, suffix=".jpg")
 
 
 def sequential_scan(model: onnxviz.Model, folder: Path, node: str) -> int:

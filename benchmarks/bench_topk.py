@@ -34,10 +34,13 @@ print(next(line.split()[1] for line in open("/proc/self/status") if line.startsw
 """
 
 
-def make_folder(folder: Path, count: int, size: int, seed: int = 0) -> Path:
+def make_folder(folder: Path, count: int, size: int | tuple[int, int], seed: int = 0, suffix: str = ".png") -> Path:
+    """``count`` random crops (three quarters of a side, random corner) of scikit-image's photos,
+    resized to ``size`` (a side, or (width, height)), written as ``suffix`` files."""
     import skimage.data
 
     photos = [skimage.data.chelsea(), skimage.data.astronaut(), skimage.data.coffee(), skimage.data.rocket()]
+    width, height = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
@@ -45,8 +48,9 @@ def make_folder(folder: Path, count: int, size: int, seed: int = 0) -> Path:
         h, w = photo.shape[:2]
         top, left = rng.integers(0, h // 4), rng.integers(0, w // 4)
         crop = photo[top : top + 3 * h // 4, left : left + 3 * w // 4]
-        picture = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        shrink = width <= crop.shape[1]
+        picture = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"{i:05d}{suffix}"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     return folder
 
 
