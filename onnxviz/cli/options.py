@@ -81,9 +81,9 @@ class ModelOptions:
 class ScanOptions:
     """Where a dataset scan runs: ``data.scan.Engine``, as flags."""
 
-    engine: Annotated[
-        str, typer.Option("--engine", help='local | ray (Ray Data actors; pip install "onnxviz[ray]").')
-    ] = "local"
+    engine: Annotated[str, typer.Option("--engine", help="local | ray (Ray Data actors; needs the ray extra).")] = (
+        "local"
+    )
     ray_address: Annotated[
         str | None,
         typer.Option("--ray-address", help="A running Ray cluster (auto, ray://HOST:10001); default: a local one."),
