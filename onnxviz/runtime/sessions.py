@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
+import json
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,12 +99,22 @@ def choose_device(requested: str = "auto") -> Device:
     return Device("cpu", (CPU,), "running on the CPU (no usable CUDA provider)")
 
 
-def create_session(model: onnx.ModelProto | Path, device: Device, what: str) -> ort.InferenceSession:
+def create_session(
+    model: onnx.ModelProto | Path, device: Device, what: str, optimized: bool = False, save_to: Path | None = None
+) -> ort.InferenceSession:
     """A session with all graph optimizations on; errors become messages that name ``what``.
-    A path is read by onnxruntime itself (with the external weights beside it)."""
+    A path is read by onnxruntime itself (with the external weights beside it).
+
+    ``optimized``: the file is a graph onnxruntime optimized and saved before (``save_to``), on this
+    hardware with this version (``hardware_tag``), so it is opened with the optimizations off:
+    they are done, and redoing them is most of a session's start."""
     options = session_options(device.custom_ops)
     options.intra_op_num_threads = device.threads  # a Ray actor's share of the cores, not all of them
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL if optimized else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
+    if save_to is not None:
+        options.optimized_model_filepath = str(save_to)
     source = str(model) if isinstance(model, Path) else model.SerializeToString()
     try:
         return ort.InferenceSession(source, options, providers=list(device.providers))
@@ -110,6 +123,19 @@ def create_session(model: onnx.ModelProto | Path, device: Device, what: str) -> 
             f"onnxruntime could not load the {what}: {runtime_message(exc)}",
             "Run `onnxviz invert` to write the graph out and inspect it, or report the model.",
         ) from None
+
+
+@functools.cache
+def hardware_tag(providers: tuple[str, ...]) -> str:
+    """What an optimized graph saved by onnxruntime depends on: its version, the providers, the
+    CPU (the blocked layouts it picks follow the vector width: AVX-512 blocks of 16, AVX2 of 8)."""
+    cpu = f"{platform.machine()} {platform.processor()}"
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as info:
+            lines = [line for line in info if line.startswith(("model name", "flags"))]
+        cpu = "".join(sorted(set(lines)))
+    text = json.dumps([ort.__version__, list(providers), cpu])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def session_options(custom_ops: tuple[str, ...] = ()) -> ort.SessionOptions:

@@ -16,6 +16,7 @@ from onnx import numpy_helper
 
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.runtime import sessions
 from onnxviz.runtime.graph_cache import (
     FORWARD_FILE,
     MANIFEST,
@@ -137,11 +138,21 @@ def test_changed_external_weights_miss_the_cache(
     assert not np.array_equal(after, before)
 
 
+def saved_optimized(entry: Path) -> list[Path]:
+    """The graphs onnxruntime optimized for this CPU and saved in the entry, with their record."""
+    kinds = ("forward.", "inverse.", "optimized.")
+    return sorted(p for p in entry.iterdir() if p.name.startswith(kinds) and p.name.count(".") == 2)
+
+
 @pytest.mark.parametrize("damage", ["truncated weights", "flipped bytes", "foreign manifest", "unreadable graph"])
 def test_a_damaged_entry_is_rebuilt(model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    """Damage to what the graph files need: found when they are opened (on a CPU for which no
+    optimized graphs were saved yet, so the graph files themselves are read)."""
     expected = fresh(model, monkeypatch)
     project(model)
     (entry,) = entries(cache_dir)
+    for path in saved_optimized(entry):
+        path.unlink()
     weights = entry / WEIGHTS_FILE
     if damage == "truncated weights":
         weights.write_bytes(weights.read_bytes()[:-100])
@@ -160,6 +171,59 @@ def test_a_damaged_entry_is_rebuilt(model: Path, cache_dir: Path, monkeypatch: p
     # the damaged entry was dropped; the next run stores a whole one again
     np.testing.assert_array_equal(project(model), expected)
     assert GraphCache(cache_dir).load(entry.name) is not None
+
+
+def test_optimized_graphs_are_saved_once_and_then_opened(
+    model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run saves onnxruntime's optimized graphs; the next runs open them with the
+    optimizations off (never optimizing again) and give the same numbers to the bit."""
+    expected = fresh(model, monkeypatch)
+    np.testing.assert_array_equal(project(model), expected)
+    (entry,) = entries(cache_dir)
+    saved = saved_optimized(entry)
+    assert [p.name.split(".")[0] for p in saved] == ["forward", "inverse", "optimized"]
+    stamps = [p.stat().st_mtime_ns for p in saved]
+    levels = []
+    real = sessions.ort.InferenceSession
+
+    def recording(source, options, **kwargs):
+        levels.append((Path(source).name, options.graph_optimization_level))
+        return real(source, options, **kwargs)
+
+    monkeypatch.setattr(sessions.ort, "InferenceSession", recording)
+    np.testing.assert_array_equal(project(model), expected)
+    disabled = sessions.ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    assert sorted(levels) == [(saved[0].name, disabled), (saved[1].name, disabled)]
+    assert [p.stat().st_mtime_ns for p in saved] == stamps
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped bytes", "no record", "unreadable"])
+def test_damaged_optimized_graphs_are_saved_again(
+    model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    expected = fresh(model, monkeypatch)
+    project(model)
+    (entry,) = entries(cache_dir)
+    forward, inverse, record = saved_optimized(entry)
+    if damage == "truncated":
+        forward.write_bytes(forward.read_bytes()[:-100])
+    elif damage == "flipped bytes":  # the same size; onnxruntime may well read it: only the CRC tells
+        data = bytearray(inverse.read_bytes())
+        data[len(data) // 2] ^= 0x40
+        inverse.write_bytes(bytes(data))
+    elif damage == "no record":
+        record.unlink()
+    else:  # the record agrees, yet onnxruntime cannot read the graph
+        forward.write_bytes(b"not an onnx model")
+        recorded = json.loads(record.read_text())
+        recorded[forward.name] = [17, zlib.crc32(b"not an onnx model")]
+        record.write_text(json.dumps(recorded))
+    np.testing.assert_array_equal(project(model), expected)
+    assert [p.name for p in saved_optimized(entry)] == [forward.name, inverse.name, record.name]
+    recorded = json.loads(record.read_text())
+    assert all(recorded[p.name] == [p.stat().st_size, zlib.crc32(p.read_bytes())] for p in (forward, inverse))
+    np.testing.assert_array_equal(project(model), expected)
 
 
 def test_the_size_bound_evicts_the_least_recently_used(
