@@ -15,6 +15,7 @@ from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.project import project
 from onnxviz.analyses.result import Result
 from onnxviz.errors import OnnxvizError
+from onnxviz.graph.model import Layer
 from onnxviz.render import pictures as render
 
 
@@ -64,25 +65,32 @@ class CheckReport(list, Result):
         return render.text_block(lines, f"check ({self.rule}): {sum(r.ok for r in self)}/{len(self)} layers project")
 
 
+def _checked(model: LoadedModel, x: np.ndarray, layer: Layer, rule: str) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        projection = project(model, x, layer.alias, rule=rule)
+        finite = bool(np.isfinite(projection.projections).all())
+        ok = finite and projection.projections.shape == (1, *x.shape[1:])
+        message = "" if ok else "projection is not finite" if not finite else "wrong projection shape"
+    except OnnxvizError as exc:
+        ok, message = False, exc.message
+    finally:
+        # This layer's sessions are not needed again: release them before the next is built,
+        # so the sweep's peak memory is one projection's, not the sum over all layers.
+        model.engines.projectors.clear()
+    return CheckResult(layer.alias, layer.node, layer.op_type, ok, message, time.perf_counter() - started)
+
+
 def check(model: LoadedModel, rule: str = "deconvnet") -> CheckReport:
+    """Every conv and pool layer projected once; each layer's sessions are released before the
+    next is built, and the graph cache keeps no optimized graphs for them (each is used once)."""
     shape = model.input_shape()
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    rows = []
-    for layer in model.graph.layers:
-        if not layer.alias.startswith(("conv", "pool")):
-            continue
-        started = time.perf_counter()
-        try:
-            projection = project(model, x, layer.alias, rule=rule)
-            finite = bool(np.isfinite(projection.projections).all())
-            ok = finite and projection.projections.shape == (1, *shape[1:])
-            message = "" if ok else "projection is not finite" if not finite else "wrong projection shape"
-        except OnnxvizError as exc:
-            ok, message = False, exc.message
-        finally:
-            # This layer's sessions are not needed again: release them before the next is built,
-            # so the sweep's peak memory is one projection's, not the sum over all layers.
-            model.engines.projectors.clear()
-        rows.append(CheckResult(layer.alias, layer.node, layer.op_type, ok, message, time.perf_counter() - started))
+    model.engines.save_optimized = False
+    try:
+        layers = [layer for layer in model.graph.layers if layer.alias.startswith(("conv", "pool"))]
+        rows = [_checked(model, x, layer, rule) for layer in layers]
+    finally:
+        model.engines.save_optimized = True
     path = model.graph.path
     return CheckReport(rows, str(path) if path is not None else None, model.device.name, rule)

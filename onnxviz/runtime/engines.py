@@ -80,11 +80,14 @@ class Engines:
         self.device = device
         self.projectors: LruCache[ProjectorKey, Projector] = LruCache(PROJECTOR_CACHE_SIZE)
         self.sessions: LruCache[ForwardKey | OccluderKey, ForwardRunner | Occluder] = LruCache(SESSION_CACHE_SIZE)
+        self.save_optimized = True  # off for a sweep whose projectors are each used once (``check``)
 
     def projector(self, key: ProjectorKey) -> Projector:
-        return self.projectors.get_or_make(
-            key, lambda: Projector(self.graph, key.tensor, key.input_shape, key.rule, self.device, key.lrn)
-        )
+        def make() -> Projector:
+            shape, keep = key.input_shape, self.save_optimized
+            return Projector(self.graph, key.tensor, shape, key.rule, self.device, key.lrn, save_optimized=keep)
+
+        return self.projectors.get_or_make(key, make)
 
     def forward(self, key: ForwardKey) -> ForwardRunner:
         return self.sessions.get_or_make(

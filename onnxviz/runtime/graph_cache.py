@@ -216,13 +216,13 @@ def remove(path: Path) -> None:
 Sessions = tuple[ort.InferenceSession, ort.InferenceSession, tuple[str, ...], bool]
 
 
-def open_cached(key: str | None, device: Device) -> Sessions | None:
+def open_cached(key: str | None, device: Device, save_optimized: bool = True) -> Sessions | None:
     """The forward and inverse sessions of a stored entry (with the forward tensors the inverse
     reads and whether its head is sparse), or None on a miss. An entry that is damaged or that
     onnxruntime cannot open is dropped and counts as a miss."""
     cache = GraphCache.from_environment()
     cached = cache.peek(key) if cache and key else None
-    return open_entry(cache, key, cached, device) if cached else None
+    return open_entry(cache, key, cached, device, save_optimized) if cached else None
 
 
 def open_built(
@@ -232,32 +232,38 @@ def open_built(
     inverse: onnx.ModelProto,
     forward_tensors: tuple[str, ...],
     sparse: bool,
+    save_optimized: bool = True,
 ) -> Sessions:
     """Sessions for freshly built graphs, which are stored first where the cache is on (then
     onnxruntime reads the files just written instead of the weights serialized once more)."""
     cache = GraphCache.from_environment()
     cached = cache.store(key, forward, inverse, forward_tensors, sparse) if cache and key else None
-    opened = open_entry(cache, key, cached, device) if cached else None
+    opened = open_entry(cache, key, cached, device, save_optimized) if cached else None
     if opened is not None:
         return opened
     forward_session = create_session(forward, device, "forward graph")
     return forward_session, create_session(inverse, device, "inverse graph"), forward_tensors, sparse
 
 
-def open_entry(cache: GraphCache, key: str, cached: CachedGraphs, device: Device) -> Sessions | None:
+def open_entry(
+    cache: GraphCache, key: str, cached: CachedGraphs, device: Device, save_optimized: bool = False
+) -> Sessions | None:
     """The sessions of an entry, or None (the entry dropped) where its weights fail their check
     or onnxruntime cannot open it.
 
     Initialising the two sessions is most of what a warm run spends outside onnxruntime's runs,
     and onnxruntime releases the GIL meanwhile: they are made side by side, while this thread
     checks the weights file they read (a damaged one only gives wrong numbers or a read error,
-    and is caught before any session is used). On the CPU, the graphs onnxruntime optimized the
-    first time are saved beside the entry and opened instead from then on (``OptimizedGraphs``)."""
+    and is caught before any session is used). On the CPU, the graphs onnxruntime optimizes are
+    saved beside the entry (``save_optimized``; a sweep over every layer, whose entries are each
+    used once, does not pay for writing them) and opened instead from then on."""
     optimized = OptimizedGraphs.of(cached, device)
     if optimized is not None:
         opened = optimized.open(device)
         if opened is not None:
             return (*opened, cached.forward_tensors, cached.sparse)
+    if not save_optimized:
+        optimized = None
     temporaries = optimized.temporaries() if optimized is not None else (None, None)
     saving = temporaries
     try:
@@ -298,9 +304,9 @@ def open_pair(
 class OptimizedGraphs:
     """An entry's two graphs as onnxruntime optimized them for this CPU and version: opened with
     the optimizations off, a session starts three to five times faster (VGG16: 20 ms instead of
-    70 for the forward, 25 instead of 120 for the inverse). They hold their weights inline
-    (transformed: blocked layouts, folded constants), so they are checked like the weights file,
-    by size and CRC, from a record written after both are in place."""
+    70 for the forward, 25 instead of 120 for the inverse); saving them costs about 0.1 s once.
+    They hold their weights inline (transformed: blocked layouts, folded constants), so they are
+    checked like the weights file, by size and CRC, from a record written after both are in place."""
 
     entry: Path
     tag: str

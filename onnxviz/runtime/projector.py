@@ -51,17 +51,19 @@ class Projector:
         lrn: str = "exact",
         sparse: bool = True,
         paired: bool = False,
+        save_optimized: bool = True,
     ) -> None:
         started = time.perf_counter()
         self.target = target
         variant = f"{rule}+paired" if paired else rule  # a paired inverse is a different graph
         key = projector_key(graph, target, input_shape, variant, device.form, lrn, sparse)
-        opened = open_cached(key, device)  # a repeat run's graphs, stored on disk by the first
+        opened = open_cached(key, device, save_optimized)  # a repeat run's graphs, stored on disk by the first
         if opened is None:
             inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse, paired)
             outputs = [target, *(t for t in inverse.forward_tensors if t != target)]
             forward = forward_model(graph, outputs, inverse.switches, graph.shapes(input_shape))
-            opened = open_built(key, device, forward, inverse.model, tuple(inverse.forward_tensors), inverse.sparse)
+            stored = (tuple(inverse.forward_tensors), inverse.sparse, save_optimized)
+            opened = open_built(key, device, forward, inverse.model, *stored)
             del forward, inverse  # their weights are in the sessions now
         self.forward_session, self.inverse_session, forward_tensors, self.sparse = opened
         self.forward_tensors = list(forward_tensors)

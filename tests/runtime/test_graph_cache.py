@@ -14,6 +14,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+import onnxviz
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.runtime import sessions
@@ -146,8 +147,8 @@ def saved_optimized(entry: Path) -> list[Path]:
 
 @pytest.mark.parametrize("damage", ["truncated weights", "flipped bytes", "foreign manifest", "unreadable graph"])
 def test_a_damaged_entry_is_rebuilt(model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
-    """Damage to what the graph files need: found when they are opened (on a CPU for which no
-    optimized graphs were saved yet, so the graph files themselves are read)."""
+    """Damage to what the graph files need: found when they are opened (here, on a CPU for which
+    no optimized graphs were saved yet, so the graph files themselves are read)."""
     expected = fresh(model, monkeypatch)
     project(model)
     (entry,) = entries(cache_dir)
@@ -176,8 +177,9 @@ def test_a_damaged_entry_is_rebuilt(model: Path, cache_dir: Path, monkeypatch: p
 def test_optimized_graphs_are_saved_once_and_then_opened(
     model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first run saves onnxruntime's optimized graphs; the next runs open them with the
-    optimizations off (never optimizing again) and give the same numbers to the bit."""
+    """The first run stores the entry and onnxruntime's optimized graphs beside it; the next runs
+    open those with the optimizations off (never optimizing again). All give the same numbers to
+    the bit."""
     expected = fresh(model, monkeypatch)
     np.testing.assert_array_equal(project(model), expected)
     (entry,) = entries(cache_dir)
@@ -229,19 +231,33 @@ def test_damaged_optimized_graphs_are_saved_again(
 def test_the_size_bound_evicts_the_least_recently_used(
     model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def size(entry: Path) -> int:
+        return sum(f.stat().st_size for f in entry.iterdir())
+
     project(model, rule="deconvnet")
     (first,) = entries(cache_dir)
-    size = sum(f.stat().st_size for f in first.iterdir())
-    monkeypatch.setenv("ONNXVIZ_CACHE_SIZE", str(int(2.5 * size)))
     project(model, rule="guided")
     (second,) = [e for e in entries(cache_dir) if e != first]
+    limit = size(first) + int(1.5 * size(second))  # room for the first two, not for a third like the second
+    monkeypatch.setenv("ONNXVIZ_CACHE_SIZE", str(limit))
     os.utime(first / MANIFEST, (1, 1))
     os.utime(second / MANIFEST, (2, 2))
     project(model, rule="deconvnet")  # reading the first makes it the most recently used
     project(model, rule="saliency")  # a third entry: the second, least recently used, goes
     remaining = entries(cache_dir)
     assert first in remaining and second not in remaining and len(remaining) == 2
-    assert sum(f.stat().st_size for e in remaining for f in e.iterdir()) <= 2.5 * size
+    assert sum(size(e) for e in remaining) <= limit
+
+
+def test_a_check_sweep_saves_no_optimized_graphs(cache_dir: Path) -> None:
+    """``check`` uses each layer's entry once: writing onnxruntime's optimized graphs would only
+    cost time and room."""
+    model = onnxviz.load(DEMO, device="cpu")
+    assert model.check().ok
+    stored = entries(cache_dir)
+    assert len(stored) >= 4 and all(saved_optimized(entry) == [] for entry in stored)
+    model.project(np.zeros(model.input_shape(), np.float32), "conv2")
+    assert any(saved_optimized(entry) for entry in entries(cache_dir))
 
 
 def test_eviction_touches_only_the_caches_own_directories(model: Path, cache_dir: Path) -> None:
