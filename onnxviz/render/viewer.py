@@ -123,7 +123,7 @@ TEMPLATE = """<!doctype html>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/viewer.css"></head>
 <body data-tile="{tile}" data-columns="{columns}">
-<header><h1>onnxviz · {model}</h1><p>input {input} {shape} ({layout}) ·
+<header><h1>onnxviz · {model}</h1><p>{input} {shape} ({layout}) ·
 arrow keys: ←/→ channel, ↑/↓ layer</p><p id="status" role="status"></p></header>
 <main>
 <section id="image-section"><h2>Image</h2>
