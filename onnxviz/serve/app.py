@@ -52,103 +52,118 @@ def _png(rgb) -> Response:
     return Response(render.png_bytes(rgb), media_type="image/png", headers=HEADERS)
 
 
-def create_app(viewer: Viewer) -> Starlette:
-    """The Starlette app serving ``viewer``."""
+class Endpoints:
+    """The handlers of one viewer's routes, each a few lines over a ``Viewer`` call."""
 
-    def page(request: Request) -> Response:
-        html = viewer_page(viewer.table, viewer.image_names(), viewer.galleries())
-        return HTMLResponse(html, headers=HEADERS)
+    def __init__(self, viewer: Viewer) -> None:
+        self.viewer = viewer
 
-    def static(request: Request) -> Response:
+    def page(self, request: Request) -> Response:
+        viewer = self.viewer
+        return HTMLResponse(viewer_page(viewer.table, viewer.image_names(), viewer.galleries()), headers=HEADERS)
+
+    def static(self, request: Request) -> Response:
         return FileResponse(inside(STATIC, request.path_params["name"]), headers=HEADERS)
 
-    def folder_file(root: Path | None, what: str):
-        def serve(request: Request) -> Response:
-            if root is None:
-                raise Refused(404, f"No {what} folder is served.")
-            path = inside(root, request.path_params["path"])
-            return FileResponse(path, media_type=media_type(path), headers=HEADERS)
+    def images_file(self, request: Request) -> Response:
+        return _folder_file(self.viewer.images, "--images", request.path_params["path"])
 
-        return serve
+    def state_file(self, request: Request) -> Response:
+        return _folder_file(self.viewer.state, "--state", request.path_params["path"])
 
-    def layers(request: Request) -> Response:
-        return JSONResponse(viewer.table)
+    def layers(self, request: Request) -> Response:
+        return JSONResponse(self.viewer.table)
 
-    def images(request: Request) -> Response:
-        return JSONResponse({"images": viewer.image_names()})
+    def images(self, request: Request) -> Response:
+        return JSONResponse({"images": self.viewer.image_names()})
 
-    def gallery(request: Request) -> Response:
-        found = viewer.galleries()
+    def galleries(self, request: Request) -> Response:
+        found = self.viewer.galleries()
         return JSONResponse({"galleries": [{"title": g.title, "pictures": g.pictures} for g in found]})
 
-    async def upload(request: Request) -> Response:
+    async def upload(self, request: Request) -> Response:
+        """The body is the picture's bytes; counted as it arrives, so an oversized one is never kept."""
+        too_big = Refused(413, f"The upload is over the limit of {UPLOAD_LIMIT // 2**20} MB.")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > UPLOAD_LIMIT:
-            raise Refused(413, f"The upload is over the limit of {UPLOAD_LIMIT // 2**20} MB.")
+            raise too_big
         data = bytearray()
         async for chunk in request.stream():
             data += chunk
             if len(data) > UPLOAD_LIMIT:
-                raise Refused(413, f"The upload is over the limit of {UPLOAD_LIMIT // 2**20} MB.")
-        return JSONResponse({"image": viewer.upload(bytes(data))})
+                raise too_big
+        return JSONResponse({"image": self.viewer.upload(bytes(data))})
 
-    def picture(request: Request) -> Response:
-        return _png(viewer.picture(_query(request, "image")))
+    def picture(self, request: Request) -> Response:
+        return _png(self.viewer.picture(_query(request, "image")))
 
-    def projection(request: Request):
+    def _projection(self, request: Request):
         rule = request.query_params.get("rule", "deconvnet")
         args = (_query(request, "image"), _query(request, "node"), _number(request, "channel", None), rule)
-        return viewer.project(*args)
+        return self.viewer.project(*args)
 
-    def project(request: Request) -> Response:
-        return JSONResponse(projection(request).summary())
+    def project(self, request: Request) -> Response:
+        return JSONResponse(self._projection(request).summary())
 
-    def project_png(request: Request) -> Response:
-        result = projection(request)
+    def project_png(self, request: Request) -> Response:
+        result = self._projection(request)
         return _png(render.projection_to_rgb(result.projections[0], result.layout, result.preprocessing.order))
 
-    def activations(request: Request) -> Response:
-        return JSONResponse(viewer.activations(_query(request, "image"), _query(request, "node")).summary())
+    def activations(self, request: Request) -> Response:
+        return JSONResponse(self.viewer.activations(_query(request, "image"), _query(request, "node")).summary())
 
-    def activations_png(request: Request) -> Response:
-        return _png(activation_sprite(viewer.activations(_query(request, "image"), _query(request, "node")).maps))
+    def activations_png(self, request: Request) -> Response:
+        grid = self.viewer.activations(_query(request, "image"), _query(request, "node"))
+        return _png(activation_sprite(grid.maps))
 
-    def occlusion(request: Request):
+    def _occlusion(self, request: Request):
         patch, stride = _number(request, "patch", 16), _number(request, "stride", 4)
-        return viewer.occlude(_query(request, "image"), patch, stride, request.query_params.get("job"))
+        return self.viewer.occlude(_query(request, "image"), patch, stride, request.query_params.get("job"))
 
-    def occlude(request: Request) -> Response:
-        return JSONResponse(occlusion(request).summary())
+    def occlude(self, request: Request) -> Response:
+        return JSONResponse(self._occlusion(request).summary())
 
-    def occlude_png(request: Request) -> Response:
-        result = occlusion(request)
-        picture = viewer.picture(_query(request, "image"))
+    def occlude_png(self, request: Request) -> Response:
+        result = self._occlusion(request)
+        picture = self.viewer.picture(_query(request, "image"))
         return _png(render.heatmap_overlay(picture, result.scores, result.grid.patch, result.grid.stride))
 
-    def progress(request: Request) -> Response:
-        done, total = viewer.progress.get(_query(request, "job"), (0, 0))
+    def progress(self, request: Request) -> Response:
+        done, total = self.viewer.progress.get(_query(request, "job"), (0, 0))
         return JSONResponse({"done": done, "total": total})
 
-    routes = [
-        Route("/", page),
-        Route("/static/{name}", static),
-        Route("/images/{path:path}", folder_file(viewer.images, "--images")),
-        Route("/state/{path:path}", folder_file(viewer.state, "--state")),
-        Route("/api/layers", layers),
-        Route("/api/images", images),
-        Route("/api/galleries", gallery),
-        Route("/api/upload", upload, methods=["POST"]),
-        Route("/api/picture.png", picture),
-        Route("/api/project", project),
-        Route("/api/project.png", project_png),
-        Route("/api/activations", activations),
-        Route("/api/activations.png", activations_png),
-        Route("/api/occlude", occlude),
-        Route("/api/occlude.png", occlude_png),
-        Route("/api/progress", progress),
-    ]
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.page),
+            Route("/static/{name}", self.static),
+            Route("/images/{path:path}", self.images_file),
+            Route("/state/{path:path}", self.state_file),
+            Route("/api/layers", self.layers),
+            Route("/api/images", self.images),
+            Route("/api/galleries", self.galleries),
+            Route("/api/upload", self.upload, methods=["POST"]),
+            Route("/api/picture.png", self.picture),
+            Route("/api/project", self.project),
+            Route("/api/project.png", self.project_png),
+            Route("/api/activations", self.activations),
+            Route("/api/activations.png", self.activations_png),
+            Route("/api/occlude", self.occlude),
+            Route("/api/occlude.png", self.occlude_png),
+            Route("/api/progress", self.progress),
+        ]
+
+
+def create_app(viewer: Viewer) -> Starlette:
+    """The Starlette app serving ``viewer``."""
     handlers = {Refused: _refused, OnnxvizError: _failed}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    return Starlette(routes=Endpoints(viewer).routes(), exception_handlers=handlers)
+
+
+def _folder_file(root: Path | None, flag: str, name: str) -> Response:
+    if root is None:
+        raise Refused(404, f"No {flag} folder is served.")
+    path = inside(root, name)
+    return FileResponse(path, media_type=media_type(path), headers=HEADERS)
 
 
 def _refused(request: Request, exc: Exception) -> Response:

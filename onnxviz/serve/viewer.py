@@ -87,7 +87,9 @@ class Viewer:
         """The image as the model sees it (resized; a tensor input drawn back as a picture)."""
         key, image = self.image(reference)
         x, picture, _ = self._cached(("picture", key), lambda: self.model.prepare(image))
-        return picture if picture is not None else picture_from_tensor(x[0], self.model.layout, self.model.preprocessing)
+        return (
+            picture if picture is not None else picture_from_tensor(x[0], self.model.layout, self.model.preprocessing)
+        )
 
     def project(self, reference: str, node: str, channel: int | None, rule: str):
         key, image = self.image(reference)

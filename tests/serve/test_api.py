@@ -63,7 +63,9 @@ def test_project_json_is_the_cli_json_and_the_png_is_the_projection_picture(clie
     picture = served["images"] / "chelsea.png"
     params = {"image": "chelsea.png", "node": "conv2", "channel": 5, "rule": "guided"}
     answer = client.get("/api/project", params=params).json()
-    code, out, err = run_cli(capsys, "project", DEMO, picture, "--node", "conv2", "-c", "5", "--rule", "guided", "--json")
+    code, out, err = run_cli(
+        capsys, "project", DEMO, picture, "--node", "conv2", "-c", "5", "--rule", "guided", "--json"
+    )
     assert code == 0, err
     assert untimed(answer) == untimed(json.loads(out))
     expected = fresh.project(picture, "conv2", [5], rule="guided")

@@ -103,7 +103,9 @@ def test_an_upload_at_the_limit_is_decoded(client) -> None:
     assert response.status_code == 200 and response.json()["image"].startswith("upload:")
 
 
-@pytest.mark.parametrize("data", [b"", b"GIF89a not really", b"<svg xmlns='http://www.w3.org/2000/svg'/>", b"\x89PNG\r\n"])
+@pytest.mark.parametrize(
+    "data", [b"", b"GIF89a not really", b"<svg xmlns='http://www.w3.org/2000/svg'/>", b"\x89PNG\r\n"]
+)
 def test_an_upload_that_is_not_a_picture_is_refused_with_400(client, data) -> None:
     response = client.post("/api/upload", content=data)
     assert response.status_code == 400 and "not a picture" in response.json()["error"]
