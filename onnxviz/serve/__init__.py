@@ -15,10 +15,13 @@ from onnxviz.serve.app import create_app
 from onnxviz.serve.viewer import Viewer
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# What a browser sends as Host to a local server (the port is not part of the check).
+LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 __all__ = ["LOCAL_HOSTS", "Viewer", "create_app", "run"]
 
 
 def run(model: Model, images: Path | None, state: Path | None, host: str, port: int) -> None:
     """Serve ``model`` on ``host:port`` until interrupted."""
-    uvicorn.run(create_app(Viewer(model, images, state)), host=host, port=port, log_level="warning")
+    hosts = list(LOCAL_NAMES) if host in LOCAL_HOSTS else None
+    uvicorn.run(create_app(Viewer(model, images, state), hosts), host=host, port=port, log_level="warning")

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -153,10 +155,13 @@ class Endpoints:
         ]
 
 
-def create_app(viewer: Viewer) -> Starlette:
-    """The Starlette app serving ``viewer``."""
+def create_app(viewer: Viewer, hosts: list[str] | None = None) -> Starlette:
+    """The Starlette app serving ``viewer``; ``hosts``: the only ``Host`` headers answered (a server
+    on localhost answers only to localhost names, so a page elsewhere cannot reach it by pointing
+    its own domain at 127.0.0.1), None: any."""
     handlers = {Refused: _refused, OnnxvizError: _failed}
-    return Starlette(routes=Endpoints(viewer).routes(), exception_handlers=handlers)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts)] if hosts else []
+    return Starlette(routes=Endpoints(viewer).routes(), exception_handlers=handlers, middleware=middleware)
 
 
 def _folder_file(root: Path | None, flag: str, name: str) -> Response:

@@ -20,7 +20,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 import onnxviz
-from onnxviz.serve import Viewer, create_app
+from onnxviz.serve import LOCAL_NAMES, Viewer, create_app
 from tests.helpers import DEMO
 
 PICTURES = DEMO.parent / "images"
@@ -66,7 +66,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(viewer) -> Iterator[str]:
     """uvicorn serving the viewer in a thread; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(create_app(viewer), host="127.0.0.1", port=free_port(), log_level="error"))
+    app = create_app(viewer, list(LOCAL_NAMES))  # as ``onnxviz serve`` on localhost makes it
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

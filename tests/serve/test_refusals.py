@@ -15,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import onnxviz
+import onnxviz.serve
 from onnxviz.serve import Viewer, create_app
 from onnxviz.serve.viewer import UPLOAD_LIMIT
 from tests.helpers import DEMO
@@ -109,3 +110,17 @@ def test_an_upload_at_the_limit_is_decoded(client) -> None:
 def test_an_upload_that_is_not_a_picture_is_refused_with_400(client, data) -> None:
     response = client.post("/api/upload", content=data)
     assert response.status_code == 400 and "not a picture" in response.json()["error"]
+
+
+@pytest.mark.parametrize(("bind", "answered"), [("127.0.0.1", False), ("localhost", False), ("0.0.0.0", True)])
+def test_a_local_server_answers_only_to_local_host_names(served, monkeypatch, bind, answered) -> None:
+    """A page on another site that points its own name at 127.0.0.1 (DNS rebinding) gets 400."""
+    apps = []
+    monkeypatch.setattr(onnxviz.serve.uvicorn, "run", lambda app, **options: apps.append((app, options)))
+    onnxviz.serve.run(onnxviz.load(DEMO, device="cpu"), served["images"], None, bind, 8000)
+    ((app, options),) = apps
+    assert options["host"] == bind and options["port"] == 8000
+    for base in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"):
+        assert TestClient(app, base_url=base).get("/api/images").status_code == 200
+    other = TestClient(app, base_url="http://attacker.example:8000").get("/api/images")
+    assert (other.status_code == 200) == answered
