@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -94,7 +95,7 @@ class Endpoints:
             data += chunk
             if len(data) > UPLOAD_LIMIT:
                 raise too_big
-        return JSONResponse({"image": self.viewer.upload(bytes(data))})
+        return JSONResponse({"image": await run_in_threadpool(self.viewer.upload, bytes(data))})
 
     def picture(self, request: Request) -> Response:
         return _png(self.viewer.picture(_query(request, "image")))
@@ -171,13 +172,11 @@ def _folder_file(root: Path | None, flag: str, name: str) -> Response:
     return FileResponse(path, media_type=media_type(path), headers=HEADERS)
 
 
-def _refused(request: Request, exc: Exception) -> Response:
-    status, message = (exc.status, exc.message) if isinstance(exc, Refused) else (400, str(exc))
-    return JSONResponse({"error": message, "hint": None}, status_code=status, headers=HEADERS)
+def _refused(request: Request, exc: Refused) -> Response:
+    return JSONResponse({"error": exc.message, "hint": None}, status_code=exc.status, headers=HEADERS)
 
 
-def _failed(request: Request, exc: Exception) -> Response:
+def _failed(request: Request, exc: OnnxvizError) -> Response:
     """An analysis's own error: the user asked for something impossible (400), or it failed (500)."""
-    message, hint = (exc.message, exc.hint) if isinstance(exc, OnnxvizError) else (str(exc), None)
     status = 400 if isinstance(exc, UsageError) else 500
-    return JSONResponse({"error": message, "hint": hint}, status_code=status, headers=HEADERS)
+    return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status, headers=HEADERS)

@@ -23,6 +23,7 @@ import numpy as np
 
 from onnxviz.api import Model
 from onnxviz.data.preprocess import picture_from_tensor
+from onnxviz.render.viewer import Gallery
 from onnxviz.serve.files import Refused, galleries, image_names, inside
 
 UPLOAD_LIMIT = 16 * 1024 * 1024
@@ -54,7 +55,7 @@ class Viewer:
     def image_names(self) -> list[str]:
         return image_names(self.images)
 
-    def galleries(self):
+    def galleries(self) -> list[Gallery]:
         return galleries(self.state)
 
     def image(self, reference: str) -> tuple[tuple, Path | np.ndarray]:
@@ -63,7 +64,9 @@ class Viewer:
         if reference.startswith(UPLOAD_PREFIX):
             upload = self.uploads.get(reference)
             if upload is None:
-                raise Refused(404, f"No upload '{reference}' (uploads are kept while the server runs, {KEPT_UPLOADS}).")
+                raise Refused(
+                    404, f"No upload '{reference}': the server keeps its last {KEPT_UPLOADS}; upload it again."
+                )
             return (reference,), upload
         if self.images is None:
             raise Refused(404, "No --images folder is served; upload a picture instead.")

@@ -114,10 +114,14 @@ async function occlude() {
   const bar = $("occlusion-progress");
   bar.value = 0;
   const poll = setInterval(async () => {
-    const progress = await getJson("/api/progress?" + query({ job: job }));
-    if (progress.total > 0) {
-      bar.max = progress.total;
-      bar.value = progress.done;
+    try {
+      const progress = await getJson("/api/progress?" + query({ job: job }));
+      if (progress.total > 0) {
+        bar.max = progress.total;
+        bar.value = progress.done;
+      }
+    } catch (error) {
+      say(error.message);
     }
   }, 150);
   try {
@@ -140,6 +144,7 @@ async function occlude() {
 async function upload(file) {
   try {
     const answer = await getJson("/api/upload", { method: "POST", body: file });
+    $("image-picker").value = "";
     setImage(answer.image);
   } catch (error) {
     say(error.message);
