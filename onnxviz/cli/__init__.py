@@ -14,6 +14,7 @@ from onnxviz.cli import maximize
 from onnxviz.cli import correspondence
 from onnxviz.cli import evolution
 from onnxviz.cli import embed
+from onnxviz.cli import serve
 from onnxviz.cli.application import app, main
 
 # isort: on
@@ -30,4 +31,5 @@ __all__ = [
     "main",
     "maximize",
     "model",
+    "serve",
 ]

@@ -38,6 +38,7 @@ COMMANDS = {
     "correspondence": ["{model}", "--masks", "{folder}/masks.json", "--json"],
     "evolution": ["{model}", "--images", "{folder}", "--node", "conv1", "--json"],
     "embed": ["{model}", "{folder}", "--method", "pca", "--json"],
+    "serve": ["{model}", "--port", "0"],
 }
 
 

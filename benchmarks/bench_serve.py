@@ -1,0 +1,114 @@
+"""Server-side time of a click in ``onnxviz serve``: the page's two requests for one channel.
+
+    python benchmarks/bench_serve.py [--vgg models/vgg16_random.onnx] [--rounds 41] [--vgg-rounds 9]
+
+A click on a channel makes the page ask ``/api/project`` (JSON: computes the projection) and then
+``/api/project.png`` (the same result, kept by the viewer, drawn as a PNG). The app is called
+in-process (Starlette's TestClient) through an ASGI wrapper that times each request from the
+moment the app receives it until its response is sent: server-side time, without the client or
+the network. Every click is on a channel not clicked before, so nothing is served from the
+viewer's result cache; the projector (one per layer and rule) is warm after the first click,
+whose time (graph build included) is reported apart.
+
+Demo model (64×64): median over rounds against the 150 ms target. VGG16 conv5_3 (224×224,
+``conv13``, caffe preprocessing): interleaved per round with a direct ``Model.project`` of
+another channel on the same warm model, i.e. one forward + inverse; the median per-round ratio
+says what the server adds. ``scripts/build_vgg16.py --random`` builds the VGG16 file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import onnxruntime
+from starlette.testclient import TestClient
+
+import onnxviz
+from onnxviz.serve import Viewer, create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "models" / "images"
+
+
+class Timed:
+    """An ASGI wrapper remembering how long the last request took inside the app."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.last = 0.0
+
+    async def __call__(self, scope, receive, send) -> None:
+        started = time.perf_counter()
+        await self.app(scope, receive, send)
+        self.last = time.perf_counter() - started
+
+
+def click(client: TestClient, timed: Timed, node: str, channel: int) -> tuple[float, float]:
+    """(JSON, PNG) server-side seconds of one click on ``channel`` of ``node``."""
+    params = {"image": "chelsea.png", "node": node, "channel": channel, "rule": "deconvnet"}
+    client.get("/api/project", params=params).raise_for_status()
+    computed = timed.last
+    client.get("/api/project.png", params=params).raise_for_status()
+    return computed, timed.last
+
+
+def serve(model: onnxviz.Model) -> tuple[TestClient, Timed]:
+    timed = Timed(create_app(Viewer(model, IMAGES)))
+    return TestClient(timed), timed
+
+
+def ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:8.1f} ms median, {min(values) * 1000:8.1f} min"
+
+
+def demo(rounds: int) -> None:
+    client, timed = serve(onnxviz.load(ROOT / "models" / "demo.onnx", device="cpu"))
+    first = click(client, timed, "conv3", 0)
+    clicks = [click(client, timed, "conv3", 1 + i % 63) for i in range(rounds)]
+    print(f"demo.onnx conv3, {rounds} clicks (first click, projector build included: {sum(first) * 1000:.1f} ms)")
+    print(f"  /api/project (computes)      {ms([c[0] for c in clicks])}")
+    print(f"  /api/project.png (kept)      {ms([c[1] for c in clicks])}")
+    print(f"  click = both                 {ms([sum(c) for c in clicks])}   target < 150 ms")
+
+
+def vgg(path: Path, rounds: int) -> None:
+    model = onnxviz.load(path, device="cpu", preset="caffe")
+    client, timed = serve(model)
+    picture = IMAGES / "chelsea.png"
+    first = click(client, timed, "conv13", 0)
+    model.project(picture, "conv13", [1])  # warms the shared forward of direct calls too
+    clicks, direct, ratios = [], [], []
+    for i in range(rounds):
+        clicks.append(click(client, timed, "conv13", 2 + 2 * i))
+        started = time.perf_counter()
+        model.project(picture, "conv13", [3 + 2 * i])
+        direct.append(time.perf_counter() - started)
+        ratios.append(sum(clicks[-1]) / direct[-1])
+    print(f"{path.name} conv13 (conv5_3), 224x224, {rounds} interleaved rounds (first click: {sum(first):.2f} s)")
+    print(f"  /api/project (computes)      {ms([c[0] for c in clicks])}")
+    print(f"  /api/project.png (kept)      {ms([c[1] for c in clicks])}")
+    print(f"  click = both                 {ms([sum(c) for c in clicks])}")
+    print(f"  Model.project (fwd + inv)    {ms(direct)}")
+    print(f"  click / Model.project        {statistics.median(ratios):8.2f} median per-round ratio")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vgg", type=Path, default=ROOT / "models" / "vgg16_random.onnx")
+    parser.add_argument("--rounds", type=int, default=41)
+    parser.add_argument("--vgg-rounds", type=int, default=9)
+    args = parser.parse_args()
+    print(f"{platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__} CPU provider")
+    demo(args.rounds)
+    if args.vgg.is_file():
+        vgg(args.vgg, args.vgg_rounds)
+    else:
+        print(f"{args.vgg} not found: build it with `python scripts/build_vgg16.py --random`")
+
+
+if __name__ == "__main__":
+    main()

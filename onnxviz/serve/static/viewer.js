@@ -1,0 +1,188 @@
+// The viewer's page: picks an image and a layer, draws the activation grid from one sprite,
+// fetches a projection per clicked channel and an occlusion map, all from the JSON API.
+// Text from the server is only ever set as textContent, never parsed as markup.
+"use strict";
+
+const tile = Number(document.body.dataset.tile);
+const columns = Number(document.body.dataset.columns);
+const state = { image: "", node: "", channel: null, channels: 0, rule: "deconvnet" };
+const $ = (id) => document.getElementById(id);
+
+function query(params) {
+  return new URLSearchParams(params).toString();
+}
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+async function getJson(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json();
+  if (!response.ok) {
+    throw new Error(body.error + (body.hint ? " " + body.hint : ""));
+  }
+  return body;
+}
+
+function layerRows() {
+  return [...document.querySelectorAll("#layers tr.maps")];
+}
+
+function setImage(reference) {
+  state.image = reference;
+  $("picture").src = "/api/picture.png?" + query({ image: reference });
+  $("heatmap").removeAttribute("src");
+  $("occlusion-caption").textContent = "";
+  if (!state.node && layerRows().length) {
+    state.node = layerRows()[0].dataset.node;
+  }
+  showLayer(state.node, state.channel);
+}
+
+async function showLayer(node, channel) {
+  state.node = node;
+  for (const row of layerRows()) {
+    row.classList.toggle("selected", row.dataset.node === node);
+  }
+  $("layer-name").textContent = node;
+  if (!state.image) {
+    return;
+  }
+  const params = { image: state.image, node: node };
+  try {
+    const summary = await getJson("/api/activations?" + query(params));
+    state.channels = summary.maps;
+    $("activation-caption").textContent =
+      `${summary.maps} maps, strongest ${summary.strongest}, ${summary.dead} dead (${summary.tensor})`;
+    drawGrid("/api/activations.png?" + query(params), summary);
+    const start = channel !== null && channel < summary.maps ? channel : summary.strongest;
+    selectChannel(start);
+    say("");
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+function drawGrid(sprite, summary) {
+  const grid = $("grid");
+  grid.replaceChildren();
+  const perRow = Math.min(columns, summary.maps);
+  for (let c = 0; c < summary.maps; c++) {
+    const cell = document.createElement("div");
+    cell.className = "channel";
+    cell.tabIndex = -1;
+    cell.dataset.channel = String(c);
+    cell.title = `channel ${c}: max ${summary.max_per_map[c].toPrecision(3)}`;
+    cell.style.width = cell.style.height = `${tile}px`;
+    cell.style.backgroundImage = `url("${sprite}")`;
+    cell.style.backgroundPosition = `-${(c % perRow) * tile}px -${Math.floor(c / perRow) * tile}px`;
+    cell.addEventListener("click", () => selectChannel(c));
+    grid.appendChild(cell);
+  }
+}
+
+async function selectChannel(channel) {
+  state.channel = channel;
+  for (const cell of document.querySelectorAll(".channel")) {
+    const chosen = Number(cell.dataset.channel) === channel;
+    cell.classList.toggle("selected", chosen);
+    if (chosen) {
+      cell.focus({ preventScroll: true });
+    }
+  }
+  const params = query({ image: state.image, node: state.node, channel: channel, rule: state.rule });
+  try {
+    const summary = await getJson("/api/project?" + params);
+    $("projection").src = "/api/project.png?" + params;
+    const t = summary.timings_ms;
+    $("projection-caption").textContent =
+      `${summary.rule} projection of ${summary.node} channel ${channel}: activation ` +
+      `${summary.activations[0].toPrecision(3)} (forward ${t.forward.toFixed(1)} ms, inverse ${t.inverse.toFixed(1)} ms)`;
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+async function occlude() {
+  if (!state.image) {
+    say("Pick an image first.");
+    return;
+  }
+  const job = Math.random().toString(36).slice(2);
+  const params = { image: state.image, patch: $("patch").value, stride: $("stride").value };
+  const bar = $("occlusion-progress");
+  bar.value = 0;
+  const poll = setInterval(async () => {
+    try {
+      const progress = await getJson("/api/progress?" + query({ job: job }));
+      if (progress.total > 0) {
+        bar.max = progress.total;
+        bar.value = progress.done;
+      }
+    } catch (error) {
+      say(error.message);
+    }
+  }, 150);
+  try {
+    const summary = await getJson("/api/occlude?" + query({ ...params, job: job }));
+    bar.max = 1;
+    bar.value = 1;
+    $("heatmap").src = "/api/occlude.png?" + query(params);
+    const low = summary.min;
+    $("occlusion-caption").textContent =
+      `p(${summary.target_label}) unoccluded ${summary.unoccluded_score.toPrecision(3)}, lowest ` +
+      `${low.score.toPrecision(3)} at y=${low.y}, x=${low.x}; ${summary.grid.rows}×${summary.grid.cols} positions`;
+    say("");
+  } catch (error) {
+    say(error.message);
+  } finally {
+    clearInterval(poll);
+  }
+}
+
+async function upload(file) {
+  try {
+    const answer = await getJson("/api/upload", { method: "POST", body: file });
+    $("image-picker").value = "";
+    setImage(answer.image);
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+function onKey(event) {
+  if (event.target.tagName === "INPUT" || event.target.tagName === "SELECT" || !state.image) {
+    return;
+  }
+  const rows = layerRows();
+  const layer = rows.findIndex((row) => row.dataset.node === state.node);
+  if (event.key === "ArrowRight" && state.channel + 1 < state.channels) {
+    selectChannel(state.channel + 1);
+  } else if (event.key === "ArrowLeft" && state.channel > 0) {
+    selectChannel(state.channel - 1);
+  } else if (event.key === "ArrowDown" && layer + 1 < rows.length) {
+    showLayer(rows[layer + 1].dataset.node, state.channel);
+  } else if (event.key === "ArrowUp" && layer > 0) {
+    showLayer(rows[layer - 1].dataset.node, state.channel);
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
+$("image-picker").addEventListener("change", (event) => event.target.value && setImage(event.target.value));
+$("upload").addEventListener("change", (event) => event.target.files.length && upload(event.target.files[0]));
+$("occlude").addEventListener("click", occlude);
+for (const row of layerRows()) {
+  row.addEventListener("click", () => showLayer(row.dataset.node, state.channel));
+}
+for (const radio of document.querySelectorAll("input[name=rule]")) {
+  radio.addEventListener("change", () => {
+    state.rule = radio.value;
+    if (state.channel !== null) {
+      selectChannel(state.channel);
+    }
+  });
+}
+document.addEventListener("keydown", onKey);

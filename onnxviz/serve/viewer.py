@@ -1,0 +1,134 @@
+"""What the server knows between requests: the model, its folders, uploads and recent results.
+
+Requests run on a thread pool, and a model's engine caches (``runtime/engines.py``) are plain
+dicts that build a session on a miss. So every call into the model holds the viewer's one lock:
+two requests for the same layer and rule cannot both build its projector, and a session is never
+run by two threads at once. The results of the last calls are kept by what computed them, so the
+page's JSON and PNG requests for one click cost one projection, and going back to a channel costs
+nothing. Occlusion reports its progress into ``progress`` without the lock, so the page can poll it
+while the sweep holds the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from onnxviz.api import Model
+from onnxviz.data.preprocess import picture_from_tensor
+from onnxviz.render.viewer import Gallery
+from onnxviz.serve.files import Refused, galleries, image_names, inside
+
+UPLOAD_LIMIT = 16 * 1024 * 1024
+UPLOAD_PREFIX = "upload:"
+KEPT_UPLOADS = 16
+KEPT_RESULTS = 64
+KEPT_JOBS = 64
+# Three rules for two layers: toggling the rule, or going back to the previous layer, rebuilds nothing.
+WARM_PROJECTORS = 6
+WARM_SESSIONS = 8
+
+
+class Viewer:
+    """One model served with its ``images`` and ``state`` folders (either may be None)."""
+
+    def __init__(self, model: Model, images: Path | None = None, state: Path | None = None) -> None:
+        self.model = model
+        self.images = images
+        self.state = state
+        self.lock = threading.Lock()
+        self.uploads: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.results: OrderedDict[tuple, Any] = OrderedDict()
+        self.progress: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        engines = model.engines
+        engines.projectors.size = max(engines.projectors.size, WARM_PROJECTORS)
+        engines.sessions.size = max(engines.sessions.size, WARM_SESSIONS)
+        self.table = model.layers().summary()
+
+    def image_names(self) -> list[str]:
+        return image_names(self.images)
+
+    def galleries(self) -> list[Gallery]:
+        return galleries(self.state)
+
+    def image(self, reference: str) -> tuple[tuple, Path | np.ndarray]:
+        """The image a request names, and a key that changes when its content does: ``upload:ID``
+        (an earlier upload) or a path under ``--images``."""
+        if reference.startswith(UPLOAD_PREFIX):
+            upload = self.uploads.get(reference)
+            if upload is None:
+                raise Refused(
+                    404, f"No upload '{reference}': the server keeps its last {KEPT_UPLOADS}; upload it again."
+                )
+            return (reference,), upload
+        if self.images is None:
+            raise Refused(404, "No --images folder is served; upload a picture instead.")
+        path = inside(self.images, reference)
+        stat = path.stat()
+        return (str(path), stat.st_mtime_ns, stat.st_size), path
+
+    def upload(self, data: bytes) -> str:
+        """Decode an uploaded picture (OpenCV, in memory) and keep it; its reference is its hash."""
+        picture = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        if picture is None:
+            raise Refused(400, "The upload is not a picture OpenCV can read (PNG, JPEG, BMP, TIFF, WebP).")
+        reference = UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]
+        self.uploads[reference] = cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
+        self.uploads.move_to_end(reference)
+        while len(self.uploads) > KEPT_UPLOADS:
+            self.uploads.popitem(last=False)
+        return reference
+
+    def picture(self, reference: str) -> np.ndarray:
+        """The image as the model sees it (resized; a tensor input drawn back as a picture)."""
+        key, image = self.image(reference)
+        x, picture, _ = self._cached(("picture", key), lambda: self.model.prepare(image))
+        return (
+            picture if picture is not None else picture_from_tensor(x[0], self.model.layout, self.model.preprocessing)
+        )
+
+    def project(self, reference: str, node: str, channel: int | None, rule: str):
+        key, image = self.image(reference)
+        channels = None if channel is None else [channel]
+        return self._cached(
+            ("project", key, node, channel, rule), lambda: self.model.project(image, node, channels, rule=rule)
+        )
+
+    def activations(self, reference: str, node: str):
+        key, image = self.image(reference)
+        return self._cached(("activations", key, node), lambda: self.model.activations(image, node))
+
+    def occlude(self, reference: str, patch: int, stride: int, job: str | None = None):
+        """Occlusion of the top-1 class; ``job`` names the progress entry the page polls."""
+        key, image = self.image(reference)
+
+        def report(done: int, total: int) -> None:
+            if job:
+                self.progress[job] = (done, total)
+
+        if job:
+            self.progress[job] = (0, 0)
+            while len(self.progress) > KEPT_JOBS:
+                self.progress.popitem(last=False)
+        return self._cached(
+            ("occlude", key, patch, stride), lambda: self.model.occlude(image, patch, stride, progress=report)
+        )
+
+    def _cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """The result of ``compute`` for ``key``, computed under the lock only when not kept."""
+        with self.lock:
+            if key in self.results:
+                self.results.move_to_end(key)
+                return self.results[key]
+            result = compute()
+            self.results[key] = result
+            while len(self.results) > KEPT_RESULTS:
+                self.results.popitem(last=False)
+            return result
