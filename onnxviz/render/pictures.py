@@ -26,7 +26,7 @@ def projection_to_rgb(projection: np.ndarray, layout: str, order: str) -> np.nda
     """One projection (C, H, W) or (H, W, C) as uint8 RGB, grey = zero signal."""
     hwc = projection if layout == "nhwc" else projection.transpose(1, 2, 0)
     hwc = hwc.astype(np.float32)
-    scale = float(np.percentile(np.abs(hwc), DISPLAY_PERCENTILE))
+    scale = percentile(np.abs(hwc).ravel(), DISPLAY_PERCENTILE)
     if scale <= 0:
         scale = float(np.abs(hwc).max()) or 1.0
     shown = np.clip(128.0 + 127.0 * hwc / scale, 0, 255).astype(np.uint8)
@@ -35,6 +35,18 @@ def projection_to_rgb(projection: np.ndarray, layout: str, order: str) -> np.nda
     elif order == "bgr":
         shown = shown[:, :, ::-1]
     return np.ascontiguousarray(shown[:, :, :3])
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear interpolation) from a partial sort of the two order
+    statistics it lies between: the first call of ``np.percentile`` in a process imports
+    ``numpy.ma`` and costs 25 ms, a sixth of a warm ``project``'s time outside onnxruntime."""
+    position = q / 100 * (values.size - 1)
+    below = math.floor(position)
+    above = min(below + 1, values.size - 1)
+    ordered = np.partition(values, [below, above])
+    low, high = float(ordered[below]), float(ordered[above])
+    return low + (high - low) * (position - below)
 
 
 def tile_size(height: int, width: int) -> tuple[int, int]:

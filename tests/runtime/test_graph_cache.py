@@ -200,6 +200,21 @@ def test_optimized_graphs_are_saved_once_and_then_opened(
     assert [p.stat().st_mtime_ns for p in saved] == stamps
 
 
+def test_optimized_graphs_touched_but_whole_are_kept(
+    model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved graph whose stat stamp changed (copied, touched) but whose bytes did not passes its
+    CRC and is opened, not saved again."""
+    expected = fresh(model, monkeypatch)
+    project(model)
+    (entry,) = entries(cache_dir)
+    forward, _, record = saved_optimized(entry)
+    os.utime(forward, ns=(1, 1))
+    before = record.read_text()
+    np.testing.assert_array_equal(project(model), expected)
+    assert record.read_text() == before and forward.stat().st_mtime_ns == 1
+
+
 @pytest.mark.parametrize("damage", ["truncated", "flipped bytes", "no record", "unreadable"])
 def test_damaged_optimized_graphs_are_saved_again(
     model: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, damage: str
@@ -224,7 +239,9 @@ def test_damaged_optimized_graphs_are_saved_again(
     np.testing.assert_array_equal(project(model), expected)
     assert [p.name for p in saved_optimized(entry)] == [forward.name, inverse.name, record.name]
     recorded = json.loads(record.read_text())
-    assert all(recorded[p.name] == [p.stat().st_size, zlib.crc32(p.read_bytes())] for p in (forward, inverse))
+    for path in (forward, inverse):
+        stat = path.stat()
+        assert recorded[path.name] == [stat.st_size, zlib.crc32(path.read_bytes()), stat.st_mtime_ns, stat.st_ino]
     np.testing.assert_array_equal(project(model), expected)
 
 
