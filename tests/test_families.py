@@ -36,6 +36,13 @@ STEPS = (1e-3, 1e-4)
 NEEDS: dict[tuple[str, str], str] = {}
 
 
+@pytest.fixture(autouse=True)
+def no_graph_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each family's graphs are built and used once here: storing them in the graph cache (tested in
+    ``tests/runtime/test_graph_cache.py``) would only add writing them, 40 % of these tests' time."""
+    monkeypatch.setenv("ONNXVIZ_CACHE", "0")
+
+
 def cases(test: str) -> list:
     return [
         pytest.param(

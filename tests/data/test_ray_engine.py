@@ -72,8 +72,8 @@ def test_embed_codes_on_ray_equal_the_local_ones(model, folder, shard_size) -> N
         np.testing.assert_array_equal(mine, theirs)
 
 
-@pytest.mark.parametrize("shard_size", [1, 4])
-def test_evolution_on_ray_equals_the_local_engine(tmp_path, shard_size) -> None:
+def test_evolution_on_ray_equals_the_local_engine(tmp_path) -> None:
+    shard_size = 3  # topk and embed are compared at several shard sizes; each size here costs two Ray scans
     images = tmp_path / "probes"
     images.mkdir()
     for picture in sorted(PROBES.glob("*.png"))[:10]:
