@@ -224,7 +224,9 @@ def evolution(
             model = load(files[index])
             picking = top_channels if chosen is None else None
             counted = _continued(progress, step * len(names), total)
-            scans[index] = topk(model, folder, node, chosen, picking, 1, None, False, batch_size, True, counted, engine)
+            scans[index] = topk(
+                model, folder, node, chosen, picking, k=1, batch_size=batch_size, progress=counted, engine=engine
+            )
             chosen = scans[index].scan.channels
             model.engines.projectors.clear()  # this checkpoint's sessions go before the next is loaded
             model.engines.sessions.clear()

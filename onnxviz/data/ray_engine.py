@@ -94,21 +94,34 @@ def _mapped(ray, opener, task: ScanTask, shards: list[Shard], engine: Engine) ->
     cpus = max(1, int(resources.get("CPU", 1)))
     workers = min(engine.workers or gpus or cpus, len(shards))  # an idle actor would only hold resources
     threads = max(1, cpus // workers)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the command's own bar counts shards
-    context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
     rows = [{"index": shard.index, "names": list(shard.names)} for shard in shards]
-    dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-    mapped = dataset.map_batches(
-        ShardActor,
-        fn_constructor_args=(opener, task, threads, gpus > 0, engine.decoders),
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=threads,
-        num_gpus=1 if gpus else 0,
-    )
     by_index = {shard.index: shard for shard in shards}
-    for row in mapped.iter_rows():
-        shard = by_index[int(row["index"])]
-        yield shard, pickle.loads(row["partial"]), len(shard.names)
+    with quiet_ray_data(ray):
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+        mapped = dataset.map_batches(
+            ShardActor,
+            fn_constructor_args=(opener, task, threads, gpus > 0, engine.decoders),
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=threads,
+            num_gpus=1 if gpus else 0,
+        )
+        for row in mapped.iter_rows():
+            shard = by_index[int(row["index"])]
+            yield shard, pickle.loads(row["partial"]), len(shard.names)
+
+
+@contextlib.contextmanager
+def quiet_ray_data(ray) -> Iterator[None]:
+    """Ray Data's own progress bars and execution logs off while a scan runs (the command's bar
+    counts shards), and back as they were afterwards: a notebook's own datasets keep its settings."""
+    context = ray.data.DataContext.get_current()
+    logger = logging.getLogger("ray.data")
+    saved = context.enable_progress_bars, context.print_on_execution_start, logger.level
+    context.enable_progress_bars = context.print_on_execution_start = False
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved[:2]
+        logger.setLevel(saved[2])

@@ -13,8 +13,9 @@ source), onnx and onnxruntime. Entries are written into a temporary directory an
 place, so a crash or a concurrent writer never leaves a half entry under a key; a manifest with
 each file's size and CRC lets a damaged or foreign entry be noticed, dropped and rebuilt, never
 reported as an error. The weights file's CRC is checked while onnxruntime opens the two
-sessions side by side, and no session of an entry that fails it is used. The directory is
-bounded: beyond the limit the least recently used entries go.
+sessions side by side, and no session of an entry that fails it is used; on the CPU the entry
+also keeps onnxruntime's optimized graphs, which later runs open instead (``optimized.py``). The
+directory is bounded: beyond the limit the least recently used entries go.
 
 Environment: ``ONNXVIZ_CACHE=0`` turns the cache off, ``ONNXVIZ_CACHE_DIR`` moves it (default
 ``$XDG_CACHE_HOME/onnxviz``, else ``~/.cache/onnxviz``), ``ONNXVIZ_CACHE_SIZE`` bounds it (bytes,
@@ -26,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import mmap
 import os
 import re
 import shutil
@@ -42,8 +42,10 @@ import onnxruntime as ort
 
 from onnxviz.errors import InferenceError, UsageError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.runtime.checksums import file_whole
 from onnxviz.runtime.content import SKELETONS, STAMPS, cache_root, model_content, source_digest
-from onnxviz.runtime.sessions import Device, create_session, hardware_tag
+from onnxviz.runtime.optimized import OptimizedGraphs
+from onnxviz.runtime.sessions import Device, create_session
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -74,24 +76,6 @@ class CachedGraphs:
         (no copy); zlib lets other threads run meanwhile, so this runs beside the session
         initialisations that read the same file."""
         return file_whole(self.forward.parent / WEIGHTS_FILE, *self.weights)
-
-
-def file_whole(path: Path, size: int, crc: int) -> bool:
-    return file_check(path) == (size, crc)
-
-
-def file_check(path: Path) -> tuple[int, int] | None:
-    """(size, CRC-32) of a file, read through a map (no copy; zlib lets other threads run
-    meanwhile), or None where it cannot be read."""
-    try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            if not size:
-                return 0, zlib.crc32(b"")
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return size, zlib.crc32(data)
-    except (OSError, ValueError):
-        return None
 
 
 class GraphCache:
@@ -257,7 +241,7 @@ def open_entry(
     and is caught before any session is used). On the CPU, the graphs onnxruntime optimizes are
     saved beside the entry (``save_optimized``; a sweep over every layer, whose entries are each
     used once, does not pay for writing them) and opened instead from then on."""
-    optimized = OptimizedGraphs.of(cached, device)
+    optimized = OptimizedGraphs.of(cached.forward.parent, device)
     if optimized is not None:
         opened = optimized.open(device)
         if opened is not None:
@@ -298,82 +282,6 @@ def open_pair(
         except InferenceError:
             return None
     return sessions if whole else None
-
-
-@dataclass(frozen=True)
-class OptimizedGraphs:
-    """An entry's two graphs as onnxruntime optimized them for this CPU and version: opened with
-    the optimizations off, a session starts three to five times faster (VGG16: 20 ms instead of
-    70 for the forward, 25 instead of 120 for the inverse); saving them costs about 0.1 s once.
-    They hold their weights inline (transformed: blocked layouts, folded constants) and are
-    checked against a record written after both are in place. They are opened one after the
-    other: two threads were no faster (VGG16 on 2 cores: 55 ms side by side, 44 ms in turn)."""
-
-    entry: Path
-    tag: str
-
-    @classmethod
-    def of(cls, cached: CachedGraphs, device: Device) -> OptimizedGraphs | None:
-        """None on the GPU: CUDA's optimized graphs are not saved (its kernels' choices happen at run time)."""
-        if device.name != "cpu":
-            return None
-        return cls(cached.forward.parent, hardware_tag(device.providers))
-
-    def paths(self) -> tuple[Path, Path]:
-        return self.entry / f"forward.{self.tag}.onnx", self.entry / f"inverse.{self.tag}.onnx"
-
-    @property
-    def record(self) -> Path:
-        return self.entry / f"optimized.{self.tag}.json"
-
-    def temporaries(self) -> tuple[Path, Path]:
-        return tuple(self.entry / f".tmp-{uuid.uuid4().hex}" for _ in range(2))
-
-    def open(self, device: Device) -> tuple[ort.InferenceSession, ort.InferenceSession] | None:
-        """Both sessions, or None (the saved graphs removed) where they are missing, damaged or refused."""
-        try:
-            recorded = json.loads(self.record.read_text())
-            whole = all(self.unchanged(path, *recorded[path.name]) for path in self.paths())
-        except (OSError, ValueError, KeyError, TypeError):
-            whole = False
-        try:
-            sessions = tuple(create_session(path, device, "optimized graph", True) for path in self.paths())
-        except InferenceError:
-            sessions = None
-        if sessions is None or not whole:
-            self.remove()
-            return None
-        return sessions
-
-    @staticmethod
-    def unchanged(path: Path, size: int, crc: int, modified: int, inode: int) -> bool:
-        """Whether ``path`` is the file recorded: by its stat stamp (size, modification time, inode),
-        as ``runtime/content.py`` remembers a model's digest, else by its CRC (a file copied or
-        touched since, with the same bytes, still is). Reading 100 MB for a CRC on every run cost a
-        quarter of a warm VGG16 start."""
-        stat = path.stat()
-        if (stat.st_size, stat.st_mtime_ns, stat.st_ino) == (size, modified, inode):
-            return True
-        return file_whole(path, size, crc)
-
-    def keep(self, saved: tuple[Path, Path]) -> None:
-        """Move the graphs onnxruntime just saved into place, then record them."""
-        with contextlib.suppress(OSError):
-            record = {}
-            for source, path in zip(saved, self.paths(), strict=True):
-                checked = file_check(source)
-                if checked is None:
-                    return
-                os.replace(source, path)
-                stat = path.stat()
-                record[path.name] = [*checked, stat.st_mtime_ns, stat.st_ino]
-            temporary = self.entry / f".tmp-{uuid.uuid4().hex}"
-            temporary.write_text(json.dumps(record))
-            os.replace(temporary, self.record)
-
-    def remove(self) -> None:
-        for path in (self.record, *self.paths()):
-            path.unlink(missing_ok=True)
 
 
 def write_graphs(directory: Path, forward: onnx.ModelProto, inverse: onnx.ModelProto) -> dict[str, list[int]]:
