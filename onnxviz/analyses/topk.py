@@ -146,7 +146,8 @@ def topk(
     scanned = store.manifest["channels"] if store is not None else channels or list(range(count))
     size = batch_size_for(model.graph, shapes, batch_size)
     task = ScanTask(folder, tensor, shape, size, functools.partial(TopK.empty, layer.alias, scanned, k))
-    state = run_scan(model, task, images, engine, model.opener(), store, TopK.from_state, progress)
+    resumed = TopK.from_state if resume else None  # a new scan has no finished shards to read back
+    state = run_scan(model, task, images, engine, model.opener(), store, resumed, progress)
     if channels is None:
         wanted = top_channels if top_channels is not None else min(8, count)
         if not 1 <= wanted <= count:
