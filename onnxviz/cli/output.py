@@ -7,7 +7,9 @@ Files go through ``onnxviz.render.outputs`` (atomic: complete or absent). Result
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,7 +110,8 @@ def progress(
 ) -> Iterator[Tracker]:
     """A transient progress bar on stderr: done/total with time left (``counted``), else a status line.
 
-    ``quiet`` (``--json``) hides it.
+    ``quiet`` (``--json``) hides it. While it runs, whatever a library prints on stdout goes to
+    stderr (Ray prints its workers' failures on stdout): stdout carries only the command's result.
     """
     columns: list = [TextColumn(label)]
     if counted:
@@ -117,5 +120,5 @@ def progress(
         columns += [TimeRemainingColumn(), TextColumn("{task.description}")]
     else:
         columns.append(TextColumn("{task.description}"))
-    with Progress(*columns, console=err, transient=True, disable=quiet) as bar:
+    with contextlib.redirect_stdout(sys.stderr), Progress(*columns, console=err, transient=True, disable=quiet) as bar:
         yield Tracker(bar, rate_unit)

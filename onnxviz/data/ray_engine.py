@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
+import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from onnxviz import errors
 from onnxviz.data.scanner import Engine, Reducer, ScanModel, ScanTask, ShardScanner
 from onnxviz.data.shards import Shard
 from onnxviz.errors import OnnxvizError, UsageError
@@ -63,7 +65,32 @@ def scan_on_ray(
     if not shards:
         return
     with connected(engine) as ray:
-        yield from _mapped(ray, opener, task, shards, engine)
+        try:
+            yield from _mapped(ray, opener, task, shards, engine)
+        except ray.exceptions.RayError as exc:
+            raise worker_error(exc) from None
+
+
+def worker_error(exc: BaseException) -> OnnxvizError:
+    """The onnxviz error a Ray worker raised, as the driver would have raised it; else one that says
+    a worker failed, with Ray's own last line. Ray hands the driver either the worker's exception
+    (a task's error, as its cause) or only its text (an actor that failed to start)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OnnxvizError):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    text = str(exc)
+    raised = list(re.finditer(r"onnxviz\.errors\.(\w+): (.*)(?:\nHint: (.*))?", text))
+    if raised:
+        kind = getattr(errors, raised[-1].group(1), OnnxvizError)
+        kind = kind if isinstance(kind, type) and issubclass(kind, OnnxvizError) else OnnxvizError
+        return kind(raised[-1].group(2), raised[-1].group(3))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return OnnxvizError(
+        f"A Ray worker failed: {lines[-1] if lines else type(exc).__name__}",
+        "Check that every node of the cluster has onnxviz installed and can read the model and the images.",
+    )
 
 
 @contextlib.contextmanager
@@ -113,13 +140,14 @@ def _mapped(ray, opener, task: ScanTask, shards: list[Shard], engine: Engine) ->
 
 @contextlib.contextmanager
 def quiet_ray_data(ray) -> Iterator[None]:
-    """Ray Data's own progress bars and execution logs off while a scan runs (the command's bar
-    counts shards), and back as they were afterwards: a notebook's own datasets keep its settings."""
+    """Ray Data's own progress bars and logs off while a scan runs (the command's bar counts shards;
+    a failure reaches the caller as an onnxviz error, not as Ray Data's log of it), and back as they
+    were afterwards: a notebook's own datasets keep its settings."""
     context = ray.data.DataContext.get_current()
     logger = logging.getLogger("ray.data")
     saved = context.enable_progress_bars, context.print_on_execution_start, logger.level
     context.enable_progress_bars = context.print_on_execution_start = False
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:

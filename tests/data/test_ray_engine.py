@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -147,6 +148,19 @@ def test_a_scan_interrupted_locally_resumes_on_ray(model, folder, tmp_path) -> N
     assert seen == [12, 16]  # three shards read back, only the fourth scanned
     whole = model.topk(folder, project=False, **options)
     assert dumped(resumed) == dumped(whole)
+
+
+def test_a_worker_that_cannot_open_the_model_raises_its_onnxviz_error(folder, tmp_path) -> None:
+    """The model moved after the driver loaded it: each actor fails to open it; the caller gets
+    the worker's own error (type, message, hint), not Ray's exception."""
+    path = tmp_path / "model.onnx"
+    shutil.copy(VGG, path)
+    model = onnxviz.load(path, device="cpu")
+    model.graph.shapes(model.input_shape())  # all the driver needs, read before the file goes
+    path.rename(tmp_path / "moved.onnx")
+    with pytest.raises(onnxviz.ModelLoadError, match="Model file not found") as raised:
+        model.topk(folder, "conv3", k=2, project=False, engine=Engine("ray", workers=1, shard_size=8))
+    assert raised.value.hint == "Check the path."
 
 
 def test_the_ray_command_prints_the_local_json(capsys, folder) -> None:
