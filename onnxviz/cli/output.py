@@ -7,12 +7,11 @@ Files go through ``onnxviz.render.outputs`` (atomic: complete or absent). Result
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -120,5 +119,5 @@ def progress(
         columns += [TimeRemainingColumn(), TextColumn("{task.description}")]
     else:
         columns.append(TextColumn("{task.description}"))
-    with contextlib.redirect_stdout(sys.stderr), Progress(*columns, console=err, transient=True, disable=quiet) as bar:
+    with redirect_stdout(sys.stderr), Progress(*columns, console=err, transient=True, disable=quiet) as bar:
         yield Tracker(bar, rate_unit)

@@ -56,7 +56,6 @@ class ScanTask:
     batch_size: int
     empty: Callable[[], Reducer]
     thumbnail_side: int | None = None  # keep a thumbnail of each image (embed), longer side in pixels
-    checkpoint: str = ""  # the label the outputs are filed under (evolution)
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,8 @@ class ShardScanner:
         readable = [(name, item) for name, item in zip(names, decoded, strict=True) if item is not None]
         skipped = [name for name, item in zip(names, decoded, strict=True) if item is None]
         if not readable:
-            return Evaluated([], None, skipped, checkpoint=self.task.checkpoint)
+            return Evaluated([], None, skipped)
         tensors = np.concatenate([item[0] for _, item in readable])
         thumbnails = [item[1] for _, item in readable] if self.task.thumbnail_side is not None else None
         outputs = self.runner.run(tensors)[0]
-        return Evaluated([name for name, _ in readable], outputs, skipped, thumbnails, self.task.checkpoint)
+        return Evaluated([name for name, _ in readable], outputs, skipped, thumbnails)
