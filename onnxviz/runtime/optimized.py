@@ -58,14 +58,13 @@ class OptimizedGraphs:
             whole = all(self.unchanged(path, *recorded[path.name]) for path in self.paths())
         except (OSError, ValueError, KeyError, TypeError):
             whole = False
-        try:
-            sessions = tuple(create_session(path, device, "optimized graph", True) for path in self.paths())
-        except InferenceError:
-            sessions = None
-        if sessions is None or not whole:
-            self.remove()
-            return None
-        return sessions
+        if whole:  # checked before any session is made: most entries have none saved, or a sweep's never will
+            try:
+                return tuple(create_session(path, device, "optimized graph", True) for path in self.paths())
+            except InferenceError:
+                pass
+        self.remove()
+        return None
 
     @staticmethod
     def unchanged(path: Path, size: int, crc: int, modified: int, inode: int) -> bool:
