@@ -55,6 +55,7 @@ from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import UnsupportedOpError, UsageError
 from onnxviz.render import pictures as render
 from onnxviz.render.lineplot import line_plot
+from onnxviz.runtime.engines import GradientKey
 from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.projector import seeded_tensor
 
@@ -333,7 +334,7 @@ def _pixel_regularisers(image: PixelImage, settings: Settings, step: int, pixels
 
 def _engine(model: LoadedModel, tensor: str, shape: tuple[int, ...], alias: str) -> GradientEngine:
     try:
-        return GradientEngine(model.graph, tensor, shape, model.device)
+        return model.engines.gradient(GradientKey(tensor, tuple(shape)))
     except UnsupportedOpError as exc:
         raise UsageError(
             f"'{alias}' has no gradient path to the input that onnxviz can follow: {exc}",

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from onnxviz.graph.model import ModelGraph
 from onnxviz.runtime.forward import ForwardRunner
+from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.perturb import Occluder
 from onnxviz.runtime.projector import Projector
 from onnxviz.runtime.sessions import Device
@@ -56,6 +57,14 @@ class ProjectorKey:
 
 
 @dataclass(frozen=True)
+class GradientKey:
+    """A gradient engine depends on the target tensor and the input shape (its rule is fixed)."""
+
+    tensor: str
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class ForwardKey:
     """A forward runner depends on the tensors it is cut at and the input shape."""
 
@@ -78,7 +87,10 @@ class Engines:
     def __init__(self, graph: ModelGraph, device: Device) -> None:
         self.graph = graph
         self.device = device
-        self.projectors: LruCache[ProjectorKey, Projector] = LruCache(PROJECTOR_CACHE_SIZE)
+        # A gradient engine is a projector (two sessions) with its batch probe: it counts as one.
+        self.projectors: LruCache[ProjectorKey | GradientKey, Projector | GradientEngine] = LruCache(
+            PROJECTOR_CACHE_SIZE
+        )
         self.sessions: LruCache[ForwardKey | OccluderKey, ForwardRunner | Occluder] = LruCache(SESSION_CACHE_SIZE)
         self.save_optimized = True  # off for a sweep whose projectors are each used once (``check``)
 
@@ -88,6 +100,13 @@ class Engines:
             return Projector(self.graph, key.tensor, shape, key.rule, self.device, key.lrn, save_optimized=keep)
 
         return self.projectors.get_or_make(key, make)
+
+    def gradient(self, key: GradientKey) -> GradientEngine:
+        """Kept warm so a second ``maximize`` of the layer (a notebook's next channels, another
+        seed) starts its first step at once instead of rebuilding the sessions and probing batches."""
+        return self.projectors.get_or_make(
+            key, lambda: GradientEngine(self.graph, key.tensor, key.input_shape, self.device)
+        )
 
     def forward(self, key: ForwardKey) -> ForwardRunner:
         return self.sessions.get_or_make(

@@ -11,7 +11,7 @@ import pytest
 from onnx import helper
 
 import onnxviz
-from onnxviz.analyses.maximize import objective_gradient
+from onnxviz.analyses.maximize import Settings, objective_gradient, problem
 from onnxviz.analyses.parameterisations import FourierImage, InputRange, irfft2_adjoint
 from onnxviz.analyses.robustness import Transforms, bilinear_taps, transform, transform_adjoint
 from onnxviz.data.preprocess import Preprocessing
@@ -261,3 +261,15 @@ def test_the_regularisers_gradient_is_that_of_decay_and_total_variation() -> Non
     direction = rng.standard_normal(x.shape)
     numeric = (penalty(x + 1e-6 * direction) - penalty(x - 1e-6 * direction)) / 2e-6
     assert float((regulariser_gradient(x, 0.3, 0.7) * direction).sum()) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_a_second_run_on_the_layer_reuses_its_gradient_engine() -> None:
+    """A notebook's next channels or seed must not rebuild the sessions: the engine is cached per
+    (tensor, input shape), and another layer gets its own."""
+    model = onnxviz.load(DEMO, device="cpu")
+    first = problem(model, "conv3", [0, 1], None, Settings.make(steps=1))
+    again = problem(model, "conv3", [2], None, Settings.make(steps=1, seed=4))
+    other = problem(model, "conv2", [0], None, Settings.make(steps=1))
+    assert again.engine is first.engine
+    assert other.engine is not first.engine
+    assert other.engine.target != first.engine.target
