@@ -32,6 +32,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from onnxviz.analyses.ascent_graphs import ADAM_BETAS, ADAM_EPSILON
+from onnxviz.analyses.device_ascent import ascend_chained
 from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.objectives import (
     Target,
@@ -59,8 +61,6 @@ from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.projector import seeded_tensor
 
 OBJECTIVES = ("channel", "neuron", "joint", "class")
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPSILON = 1e-8
 
 RECTIFIERS = ("Relu", "Clip")
 StepProgress = Callable[[int, int, float], None]  # (step, steps, mean objective)
@@ -253,8 +253,11 @@ def maximize(
         if settings.param == "fft"
         else PixelImage(image_shape, posed.pixels, rng)
     )
-    curve = _ascend(posed, image, settings, rng, progress)
-    final = image.image()
+    if model.device.name != "cpu" and posed.engine.batched:  # the step as chained graphs on the device
+        final, curve = ascend_chained(posed, image, settings, rng, progress)
+    else:
+        curve = _ascend(posed, image, settings, rng, progress)
+        final = image.image()
     value = posed.engine.value(_to_layout(final, model.layout))
     curve.append(posed.target.values(value))
     target = posed.target
