@@ -71,6 +71,14 @@ def test_the_chained_ascent_equals_the_numpy_path(demo_model, case: str) -> None
     _assert_agree(numpy_path, chained)
 
 
+def test_the_chained_ascent_reads_and_writes_an_nhwc_model_in_its_layout(fixture_model) -> None:
+    """The render graph hands the forward NHWC and the update reads the inverse's NHWC gradient."""
+    model = fixture_model("tf2onnx_nhwc.onnx")
+    assert model.layout == "nhwc"
+    numpy_path, chained = _both_paths(model, "conv1", [0, 1], param="fft", steps=4)
+    _assert_agree(numpy_path, chained)
+
+
 def _spec(fourier: bool, transformed: bool) -> graphs.AscentSpec:
     """Three channels of 12 × 10 with the identity input range: the graphs' linear parts alone."""
     height, width = 12, 10
