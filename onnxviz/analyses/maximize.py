@@ -22,7 +22,8 @@ the ReLU holds at 0 everywhere at the start would have no gradient and never mov
 
 The images are written by a parameterisation (``parameterisations.py``: lucid's ``fft`` by
 default, or ``pixel``), moved by random transforms each step and regularised
-(``robustness.py``); the step is Adam's (lr 0.05), in numpy.
+(``robustness.py``); the step is Adam's (lr 0.05), in numpy, or off the CPU as chained graphs
+that keep it on the device (``device_ascent.py``).
 """
 
 from __future__ import annotations
