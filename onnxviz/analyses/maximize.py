@@ -22,7 +22,8 @@ the ReLU holds at 0 everywhere at the start would have no gradient and never mov
 
 The images are written by a parameterisation (``parameterisations.py``: lucid's ``fft`` by
 default, or ``pixel``), moved by random transforms each step and regularised
-(``robustness.py``); the step is Adam's (lr 0.05), in numpy.
+(``robustness.py``); the step is Adam's (lr 0.05), in numpy, or off the CPU as chained graphs
+that keep it on the device (``device_ascent.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from onnxviz.analyses.ascent_graphs import ADAM_BETAS, ADAM_EPSILON
+from onnxviz.analyses.device_ascent import ascend_chained
 from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.objectives import (
     Target,
@@ -60,8 +63,6 @@ from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.projector import seeded_tensor
 
 OBJECTIVES = ("channel", "neuron", "joint", "class")
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPSILON = 1e-8
 
 RECTIFIERS = ("Relu", "Clip")
 StepProgress = Callable[[int, int, float], None]  # (step, steps, mean objective)
@@ -254,8 +255,11 @@ def maximize(
         if settings.param == "fft"
         else PixelImage(image_shape, posed.pixels, rng)
     )
-    curve = _ascend(posed, image, settings, rng, progress)
-    final = image.image()
+    if model.device.name != "cpu" and posed.engine.batched:  # the step as chained graphs on the device
+        final, curve = ascend_chained(posed, image, settings, rng, progress)
+    else:
+        curve = _ascend(posed, image, settings, rng, progress)
+        final = image.image()
     value = posed.engine.value(_to_layout(final, model.layout))
     curve.append(posed.target.values(value))
     target = posed.target

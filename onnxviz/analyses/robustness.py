@@ -55,9 +55,7 @@ class Transforms:
 
     def draw(self, count: int, height: int, width: int, rng: np.random.Generator) -> Sampling:
         """Per image: a shift, a zoom and a turn about the centre, as bilinear reads."""
-        shifts = rng.integers(-self.jitter, self.jitter + 1, size=(count, 2))
-        zooms = rng.uniform(self.scale[0], self.scale[1], size=count)
-        turns = np.deg2rad(rng.uniform(-self.rotate, self.rotate, size=count))
+        shifts, zooms, turns = self.parameters(count, rng)
         rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
         centre_y, centre_x = (height - 1) / 2, (width - 1) / 2
         dy = rows.ravel()[None] + shifts[:, :1] - centre_y
@@ -66,6 +64,14 @@ class Transforms:
         source_y = cos * dy - sin * dx + centre_y  # the output pixel reads the image here
         source_x = sin * dy + cos * dx + centre_x
         return bilinear_taps(source_y, source_x, height, width)
+
+    def parameters(self, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per image: the shift (y, x) in pixels, the zoom and the turn in radians (the draws of
+        one step, in the order a seeded run makes them)."""
+        shifts = rng.integers(-self.jitter, self.jitter + 1, size=(count, 2))
+        zooms = rng.uniform(self.scale[0], self.scale[1], size=count)
+        turns = np.deg2rad(rng.uniform(-self.rotate, self.rotate, size=count))
+        return shifts, zooms, turns
 
 
 def bilinear_taps(source_y: np.ndarray, source_x: np.ndarray, height: int, width: int) -> Sampling:

@@ -79,6 +79,19 @@ class Projector:
         switches and masks the inverse reads stay on the device."""
         return run_bound(self.forward_session, {input_name: x}, self.device, "forward graph", self._on_device)
 
+    def forward_on_device(self, x: ort.OrtValue, input_name: str) -> dict[str, ort.OrtValue]:
+        """Every forward value, the target too, left where the session ran: for a loop whose next
+        graph reads the target on the device (the chained ascent under CUDA)."""
+        outputs = frozenset(o.name for o in self.forward_session.get_outputs())
+        return run_bound(self.forward_session, {input_name: x}, self.device, "forward graph", outputs)
+
+    def inverse_on_device(self, seed: ort.OrtValue, forward: dict[str, ort.OrtValue]) -> ort.OrtValue:
+        """The inverse on a dense seed already on the device, its projection left there too."""
+        feeds: dict[str, np.ndarray | ort.OrtValue] = {SEED: seed, **{t: forward[t] for t in self.forward_tensors}}
+        outputs = frozenset(o.name for o in self.inverse_session.get_outputs())
+        (projection,) = run_bound(self.inverse_session, feeds, self.device, "inverse graph", outputs).values()
+        return projection
+
     def invert(self, activation: np.ndarray, channels: np.ndarray, forward: dict[str, ort.OrtValue]) -> np.ndarray:
         """Project ``channels`` of ``activation`` (the target's forward value) in one batched run."""
         if self.sparse:
