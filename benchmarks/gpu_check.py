@@ -15,9 +15,17 @@ Checks, each printed as a row (exit 0: all pass, 1: a check failed, 2: no usable
    names the execution provider that ran it); any node run by another provider than the
    candidate's is listed and fails the check. onnxruntime may place shape computations on the CPU
    on purpose; the listed op types tell whether that is all that happened.
-4. **Timings** (VGG16 from ``scripts/build_vgg16.py``; ``--random`` weights are as fast): project
+4. **Activation maximisation**: on CUDA, ``maximize`` runs its step as chained graphs on the
+   device (``analyses/device_ascent.py``); the demo model's fc2 class objective and conv2 channel
+   objective (pixel without transforms, and the fft defaults), 8 steps, against the CPU's numpy
+   step: the first step's objectives within 1e-4 (the same start image through both), and every
+   step's within 5e-2 relative (float32 against float64 Adam drifts from step 2 on: under the CPU
+   provider the chained fft case ends 6.5e-3 from numpy after 8 steps, the pixel ones 7e-6, 6e-5).
+   The ascent's own graphs (render, objective, update) are in the placement check.
+5. **Timings** (VGG16 from ``scripts/build_vgg16.py``; ``--random`` weights are as fast): project
    1 and 64 channels of ``conv13``, occlude (patch 32, stride 16), top-k over a folder of
-   pictures; medians over ``--rounds`` after one warm-up, profiling off.
+   pictures, and 4 maximisation steps of relu4_3 with K = 8 (pixel, no transforms: the
+   issue's workload); medians over ``--rounds`` after one warm-up, profiling off.
 
 The CUDA provider is probed the way onnxviz probes it (``onnxviz.runtime.sessions.cuda_status``),
 so a machine where ``onnxruntime-gpu`` is installed but CUDA/cuDNN are missing stops at once
@@ -140,6 +148,28 @@ def compare_occlusion(name: str, reference: onnxviz.Model, candidate: onnxviz.Mo
     return [Row("occlude", f"{name} patch {patch} stride {stride}", error <= TOLERANCE, error, TOLERANCE)]
 
 
+MAXIMIZE_CASES = (
+    ("fc2", {"param": "pixel", "jitter": 0, "zoom": (1.0, 1.0), "rotate": 0.0}),
+    ("conv2", {"param": "pixel", "jitter": 0, "zoom": (1.0, 1.0), "rotate": 0.0}),
+    ("conv2", {}),  # the defaults: fft, decorrelated, jitter, zoom, rotate
+)
+FIRST_STEP_TOLERANCE, CURVE_TOLERANCE = 1e-4, 5e-2
+
+
+def compare_maximize(reference: onnxviz.Model, candidate: onnxviz.Model) -> list[Row]:
+    """The objective curves of the same seeded runs on both devices."""
+    rows = []
+    for node, options in MAXIMIZE_CASES:
+        subject = f"demo {node} {options.get('param', 'fft defaults')}"
+        expected = reference.maximize(node, [1, 3], steps=8, seed=0, **options).curve
+        got = candidate.maximize(node, [1, 3], steps=8, seed=0, **options).curve
+        first = relative_error(expected[0], got[0])
+        rows.append(Row("maximize", f"{subject} step 1", first <= FIRST_STEP_TOLERANCE, first, FIRST_STEP_TOLERANCE))
+        error = relative_error(expected, got)
+        rows.append(Row("maximize", f"{subject} 8 steps", error <= CURVE_TOLERANCE, error, CURVE_TOLERANCE))
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # placement
 # --------------------------------------------------------------------------------------------
@@ -189,6 +219,8 @@ class ProfiledSession:
             return "inverse"
         if "corners" in inputs:
             return "occluder"
+        if "params" in inputs or "value" in inputs:
+            return "ascent"  # maximize's render, objective or update graph
         return "forward"
 
     def finish(self) -> list[Placement]:
@@ -295,6 +327,9 @@ def vgg16_timings(path: Path, device: str, rounds: int, folder: Path) -> list[st
         f"topk conv13, {len(pictures)} pictures, 8 channels, k 4": lambda: model.topk(
             folder, "conv13", top_channels=8, k=4
         ),
+        "maximize relu4_3, K 8, 4 steps (pixel)": lambda: model.maximize(
+            "relu4_3", list(range(8)), steps=4, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0
+        ),
     }
     return [f"{device:>4}  {name:<46} {median_seconds(run, rounds) * 1000:10.1f} ms" for name, run in cases.items()]
 
@@ -323,6 +358,9 @@ def placement_rows(candidate: str, folder: Path) -> list[Row]:
     with profiled("demo topk", folder) as sessions:
         onnxviz.load(DEMO, device=candidate).topk(pictures, "conv2", top_channels=2, k=2)
     rows += check_placement("demo topk", provider, sessions)
+    with profiled("demo maximize", folder) as sessions:
+        onnxviz.load(DEMO, device=candidate).maximize("conv2", [1, 3], steps=2)
+    rows += check_placement("demo maximize", provider, sessions)
     return rows
 
 
@@ -336,6 +374,7 @@ def run_checks(candidate: str, fixtures: list[str], rules: tuple[str, ...], fold
         rows += compare_projections(name, reference, other, rules)
         rows += compare_occlusion(name, reference, other)
     rows += compare_occlusion("demo.onnx", onnxviz.load(DEMO, device="cpu"), onnxviz.load(DEMO, device=candidate))
+    rows += compare_maximize(onnxviz.load(DEMO, device="cpu"), onnxviz.load(DEMO, device=candidate))
     return rows
 
 
