@@ -28,13 +28,12 @@ that keep it on the device (``device_ascent.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from onnxviz.analyses.ascent_graphs import ADAM_BETAS, ADAM_EPSILON
-from onnxviz.analyses.device_ascent import ascend_chained
+from onnxviz.analyses.device_ascent import StepProgress, ascend_chained
 from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.objectives import (
     Target,
@@ -65,7 +64,6 @@ from onnxviz.runtime.projector import seeded_tensor
 OBJECTIVES = ("channel", "neuron", "joint", "class")
 
 RECTIFIERS = ("Relu", "Clip")
-StepProgress = Callable[[int, int, float], None]  # (step, steps, mean objective)
 
 
 @dataclass(frozen=True)
