@@ -4,16 +4,20 @@ graphs' adjoints by the adjoint identity ⟨A·x, y⟩ = ⟨x, Aᵀ·y⟩ evalua
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
 
+import onnxviz
 from onnxviz.analyses import ascent_graphs as graphs
 from onnxviz.analyses.device_ascent import ascend_chained
 from onnxviz.analyses.maximize import Settings, _ascend, problem
 from onnxviz.analyses.parameterisations import COLOUR_DECORRELATION, FourierImage, PixelImage
 from onnxviz.analyses.robustness import Transforms
 from onnxviz.runtime.sessions import choose_device, create_session
+from tests.helpers import DEMO
 
 STILL = {"jitter": 0, "zoom": (1.0, 1.0), "rotate": 0.0}
 
@@ -149,3 +153,18 @@ def test_the_fourier_render_and_its_adjoint_in_the_update_are_adjoint() -> None:
     sigmoid = np.full(y.shape, 0.5, np.float32)
     adjoint = update(_update_feeds(spec, y) | {graphs.SIGMOID: sigmoid})[graphs.PARAMS_GRADIENT] * 4
     np.testing.assert_allclose(np.vdot(image, y), np.vdot(params, adjoint), rtol=1e-5)
+
+
+def test_maximize_off_the_cpu_runs_the_chained_step() -> None:
+    """``maximize`` takes the chained path wherever the model's device is not the CPU. Here the
+    model is told it is on "cuda" while its engines keep the CPU provider they were built with, so
+    the dispatch branch runs for real: its images differ from the numpy path's by float32
+    round-off (so not to the bit: the chained graphs ran), and by no more."""
+    options = {"steps": 6, "param": "pixel", "seed": 2, **STILL}
+    reference = onnxviz.load(DEMO, device="cpu").maximize("conv2", [1, 3], **options)
+    model = onnxviz.load(DEMO, device="cpu")
+    model.device = replace(model.device, name="cuda")
+    chained = model.maximize("conv2", [1, 3], **options)
+    difference = np.abs(chained.images - reference.images).max()
+    assert 0 < difference < 1e-3
+    np.testing.assert_allclose(chained.curve, reference.curve, rtol=1e-4)
