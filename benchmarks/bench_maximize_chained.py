@@ -22,8 +22,7 @@ import numpy as np
 
 import onnxviz
 from onnxviz.analyses.device_ascent import ascend_chained
-from onnxviz.analyses.maximize import Settings, _ascend, problem
-from onnxviz.analyses.parameterisations import FourierImage
+from onnxviz.analyses.maximize import Settings, _ascend, problem, start_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNELS = [0, 17, 60, 101, 200, 300, 411, 500]
@@ -32,7 +31,7 @@ CHANNELS = [0, 17, 60, 101, 200, 300, 411, 500]
 def timed_run(posed, settings: Settings, chained: bool) -> tuple[float, np.ndarray]:
     """Seconds per step of one seeded run, and its final image."""
     rng = np.random.default_rng(settings.seed)
-    image = FourierImage((len(posed.target.seeds), *posed.shape[1:]), posed.pixels, rng, settings.decorrelate)
+    image = start_image(posed, settings, rng)  # the defaults: fft
     started = time.perf_counter()
     if chained:
         final, _ = ascend_chained(posed, image, settings, rng)

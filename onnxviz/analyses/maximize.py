@@ -247,12 +247,7 @@ def maximize(
     settings = Settings.make(**options)
     posed = problem(model, node, channels, top, settings)
     rng = np.random.default_rng(settings.seed)
-    image_shape = (len(posed.target.seeds), *posed.shape[1:])
-    image = (
-        FourierImage(image_shape, posed.pixels, rng, settings.decorrelate)
-        if settings.param == "fft"
-        else PixelImage(image_shape, posed.pixels, rng)
-    )
+    image = start_image(posed, settings, rng)
     if model.device.name != "cpu" and posed.engine.batched:  # the step as chained graphs on the device
         final, curve = ascend_chained(posed, image, settings, rng, progress)
     else:
@@ -273,6 +268,15 @@ def maximize(
         weights=list(settings.weights) if target.objective == "joint" and settings.weights else None,
         class_names=model.labels() if target.logits else None,
     )
+
+
+def start_image(posed: Problem, settings: Settings, rng: np.random.Generator) -> FourierImage | PixelImage:
+    """The K images' start parameters, drawn first from the run's generator (a seeded run's
+    transforms come after them, whichever path steps)."""
+    shape = (len(posed.target.seeds), *posed.shape[1:])
+    if settings.param == "fft":
+        return FourierImage(shape, posed.pixels, rng, settings.decorrelate)
+    return PixelImage(shape, posed.pixels, rng)
 
 
 def _ascend(

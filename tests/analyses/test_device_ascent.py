@@ -13,8 +13,8 @@ import pytest
 import onnxviz
 from onnxviz.analyses import ascent_graphs as graphs
 from onnxviz.analyses.device_ascent import ascend_chained
-from onnxviz.analyses.maximize import Settings, _ascend, problem
-from onnxviz.analyses.parameterisations import COLOUR_DECORRELATION, FourierImage, PixelImage
+from onnxviz.analyses.maximize import Settings, _ascend, problem, start_image
+from onnxviz.analyses.parameterisations import COLOUR_DECORRELATION
 from onnxviz.analyses.robustness import Transforms
 from onnxviz.runtime.sessions import choose_device, create_session
 from tests.helpers import DEMO
@@ -26,15 +26,10 @@ def _both_paths(model, node: str, channels: list[int], **options) -> list[tuple[
     """(final image, curve) of the numpy path and of the chained path, from the same seed."""
     settings = Settings.make(**options)
     posed = problem(model, node, channels, None, settings)
-    shape = (len(posed.target.seeds), *posed.shape[1:])
     results = []
     for ascend in ("numpy", "chained"):
         rng = np.random.default_rng(settings.seed)
-        image = (
-            FourierImage(shape, posed.pixels, rng, settings.decorrelate)
-            if settings.param == "fft"
-            else PixelImage(shape, posed.pixels, rng)
-        )
+        image = start_image(posed, settings, rng)
         if ascend == "chained":
             final, curve = ascend_chained(posed, image, settings, rng)
         else:
