@@ -71,6 +71,15 @@ def test_the_readme_command_table_lists_every_command_with_its_page():
     assert [row["link"] for row in rows] == [f"docs/{_command_page(command)}" for command in _commands()]
 
 
+def test_ci_runs_exactly_the_readme_development_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"^## Development\n+```bash\n(?P<commands>.*?)```", readme, re.MULTILINE | re.DOTALL)
+    assert block is not None, "README.md has no Development section with a bash block"
+    commands = block["commands"].strip().splitlines()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert ci[-len(commands) :] == commands
+
+
 def test_every_registered_analysis_has_a_page():
     try:
         from onnxviz.analyses.registry import ANALYSES
