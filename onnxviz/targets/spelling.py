@@ -19,7 +19,7 @@ from onnxviz.targets.tensors import ElementTarget
 TargetSpelling = Target | int | str | None
 
 _CLASS = re.compile(r"[+-]?\d+")
-_ELEMENT = re.compile(r"(?P<name>.+)\[(?P<index>[^\[\]]*)\]")
+_ELEMENT = re.compile(r"(?P<name>.*)\[(?P<index>[^\[\]]*)\]")
 
 
 def class_from_spelling(text: str) -> ClassTarget | None:
