@@ -29,6 +29,7 @@ from onnxviz.data.scanner import Engine
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.batching import Progress
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
+from onnxviz.targets.spelling import TargetSpelling
 
 __all__ = [
     "LRN_MODES",
@@ -75,9 +76,7 @@ class Model(LoadedModel):
         patch: int = 32,
         stride: int = 16,
         fill: str | float = "zero",
-        target_class: int | None = None,
-        node: str | None = None,
-        channel: int | None = None,
+        target: TargetSpelling = None,
         batch_size: int | None = None,
         labels: list[str] | None = None,
         incremental: bool = True,
@@ -85,11 +84,22 @@ class Model(LoadedModel):
     ) -> occlusion.OcclusionMap:
         """Occlusion sensitivity: the score of every patch position (see ``analyses/occlusion.py``).
 
+        ``target``: a class K, ``"NAME[0,i,...]"`` (an element of any tensor), a
+        ``targets.tensors.ChannelTarget`` (a feature map's total activation), or None: the top-1.
         ``incremental`` recomputes only the region each patch changes; the scores are the same as
         a full recompute, and it falls back to one where it cannot apply.
         """
         return occlusion.occlude(
-            self, image, patch, stride, fill, target_class, node, channel, batch_size, labels, incremental, progress
+            self,
+            image,
+            patch=patch,
+            stride=stride,
+            fill=fill,
+            target=target,
+            batch_size=batch_size,
+            labels=labels,
+            incremental=incremental,
+            progress=progress,
         )
 
     def correspondence(

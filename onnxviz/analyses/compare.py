@@ -94,7 +94,7 @@ class ComparedModel(Protocol):
 
     def project(self, image: np.ndarray, node: str, channels: list[int], rule: str) -> Projection: ...
 
-    def occlude(self, image: np.ndarray, patch: int, stride: int, target_class: int) -> OcclusionMap: ...
+    def occlude(self, image: np.ndarray, patch: int, stride: int, target: int) -> OcclusionMap: ...
 
 
 # -- measures -------------------------------------------------------------------------------------
@@ -390,8 +390,8 @@ def _occlude(
     side = min(x_a.shape[h_axis], x_a.shape[h_axis + 1])
     patch = patch if patch is not None else max(1, min(32, side // 4))
     stride = stride if stride is not None else max(1, patch // 2)
-    scores_a = model_a.occlude(x_a, patch=patch, stride=stride, target_class=result.top_a).scores
-    scores_b = model_b.occlude(x_b, patch=patch, stride=stride, target_class=result.top_a).scores
+    scores_a = model_a.occlude(x_a, patch=patch, stride=stride, target=result.top_a).scores
+    scores_b = model_b.occlude(x_b, patch=patch, stride=stride, target=result.top_a).scores
     a = scores_a.astype(np.float64).reshape(1, -1)
     b = scores_b.astype(np.float64).reshape(1, -1)
     result.occlusion_max_difference = float(np.abs(a - b).max())

@@ -1,11 +1,12 @@
 """Occlusion sensitivity (Zeiler & Fergus §4.2): slide a square over the image, watch a score.
 
 For every top-left corner (0, S, 2S, … while the patch fits) the patch is filled in
-preprocessed-input space and the model is run; the score is the softmax probability of the
-target class (default: the unoccluded top-1), or, with a node and channel, the total
-activation of that feature map. Positions run in batches: the occluded images are made on the
-device by the perturbation engine and scored by the forward runner, or, where it applies, the
-incremental engine recomputes only the region each patch changes (same scores).
+preprocessed-input space and the model is run; the score is the target's (``onnxviz.targets``):
+for a class (default: the unoccluded top-1) its softmax probability, as the paper plots it, for
+the other kinds the score itself (a feature map's total activation, a tensor element).
+Positions run in batches: the occluded images are made on the device by the perturbation engine
+and scored by the forward runner, or, where it applies, the incremental engine recomputes only
+the region each patch changes (same scores).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from onnxviz.analyses.loaded import Image, LoadedModel
 from onnxviz.analyses.result import Result
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import UsageError
-from onnxviz.graph.model import ModelGraph
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import Progress, batch_size_for, run_in_batches
 from onnxviz.runtime.engines import OccluderKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.incremental import IncrementalKey, IncrementalOcclusion
-from onnxviz.runtime.projector import seeded_tensor
+from onnxviz.targets.base import ResolvedTarget
+from onnxviz.targets.spelling import TargetSpelling, parse_target
 
 
 @dataclass(frozen=True)
@@ -91,27 +92,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def score_tensor(graph: ModelGraph, node_tensor: str | None) -> tuple[str, str]:
-    """(tensor to read, kind): the logits of the first output, or a feature map."""
-    if node_tensor is not None:
-        return node_tensor, "channel"
-    if not graph.output_names:
-        raise UsageError(
-            "The model declares no outputs, so there is no class score to occlude.",
-            "Score a feature map instead: --node LAYER [--channel C].",
-        )
-    logits = seeded_tensor(graph, graph.output_names[0])
-    return logits, "class"
-
-
 @dataclass
 class OcclusionMap(Result):
     """Scores of every patch position; ``scores`` is what ``onnxviz occlude --raw`` writes."""
 
     scores: np.ndarray
     grid: Grid
-    kind: str
-    target: int
+    resolved: ResolvedTarget
     baseline: float
     top_class: np.ndarray | None
     top_probability: np.ndarray | None
@@ -120,7 +107,6 @@ class OcclusionMap(Result):
     preprocessing: Preprocessing
     picture: np.ndarray | None = None
     labels: list[str] | None = None
-    node: str | None = None
     fill: str = "zero"
     device: str = "cpu"
     batch_size: int = 1
@@ -129,21 +115,44 @@ class OcclusionMap(Result):
     positions_per_second: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def kind(self) -> str:
+        return self.resolved.kind
+
+    @property
+    def node(self) -> str | None:
+        """The layer or tensor scored as the caller named it; None for a class of the output."""
+        return self.resolved.layer
+
+    @property
+    def target(self) -> int | list[int]:
+        """The class or the channel scored; for an element, its index."""
+        if self.kind == "element":
+            return list(self.resolved.index)
+        return self.resolved.index[1] if self.kind == "channel" else self.resolved.class_index
+
     def label(self, index: int) -> str:
         if self.labels and 0 <= index < len(self.labels):
             return self.labels[index]
         return str(index)
+
+    def described(self) -> str:
+        """What is scored, in words: the class's name, the layer's channel, or the element."""
+        if self.kind == "class":
+            return self.label(self.target)
+        if self.kind == "channel":
+            return f"{self.node} channel {self.target}"
+        return f"{self.node}[{','.join(map(str, self.target))}]"
 
     def figure(self) -> np.ndarray:
         picture = self.picture
         if picture is None:
             picture = picture_from_tensor(self.input_tensor[0], self.layout, self.preprocessing)
         size = render.tile_size(*picture.shape[:2])
-        what = (
-            f"p({self.label(self.target)})"
-            if self.kind == "class"
-            else f"{self.node} ch {self.target} total activation"
-        )
+        what = {
+            "class": f"p({self.described()})",
+            "channel": f"{self.node} ch {self.target} total activation",
+        }.get(self.kind, self.described())
         heat = render.heatmap_overlay(picture, self.scores, self.grid.patch, self.grid.stride)
         tiles = [
             render.titled_tile(picture, size, ["input", f"unoccluded {self.baseline:.3g}"]),
@@ -183,6 +192,7 @@ class OcclusionMap(Result):
             "target": self.target,
             "target_label": self.label(self.target) if self.kind == "class" else None,
             "node": self.node,
+            "resolved_target": self.resolved.summary(),
             "grid": {
                 "patch": self.grid.patch,
                 "stride": self.grid.stride,
@@ -209,61 +219,45 @@ class OcclusionMap(Result):
         return result
 
 
-@dataclass(frozen=True)
-class Target:
-    """What is scored: a class probability or a channel's total activation, and its unoccluded value."""
-
-    tensor: str
-    kind: str
-    index: int
-    baseline: float
-    count: int
-
-
 def occlude(
     model: LoadedModel,
     image: Image,
+    *,
     patch: int = 32,
     stride: int = 16,
     fill: str | float = "zero",
-    target_class: int | None = None,
-    node: str | None = None,
-    channel: int | None = None,
+    target: TargetSpelling = None,
     batch_size: int | None = None,
     labels: list[str] | None = None,
     incremental: bool = True,
     progress: Progress | None = None,
 ) -> OcclusionMap:
-    """The score of every patch position; ``incremental`` recomputes only what each patch changes
-    (the same scores as a full recompute) and falls back to one where it cannot apply."""
+    """The score of ``target`` (``onnxviz.targets``: a class, ``NAME[i,...]``, a ``ChannelTarget``;
+    default each image's top-1 class) at every patch position; ``incremental`` recomputes only what
+    each patch changes (the same scores as a full recompute) and falls back to one where it cannot
+    apply."""
     started = time.perf_counter()
     x, picture, shape = model.prepare(image)
     h_axis = model.height_axis
     grid = make_grid(patch, stride, shape[h_axis], shape[h_axis + 1])
-    if node is None and channel is not None:
-        raise UsageError("--channel needs --node: the channel of which layer?")
-    if node is not None and target_class is not None:
-        raise UsageError("Give either --target-class or --node/--channel, not both.")
-    layer_tensor = seeded_tensor(model.graph, model.resolve(node).tensor) if node is not None else None
-    tensor, kind = score_tensor(model.graph, layer_tensor)
+    scored = parse_target(target)
+    tensor = scored.tensor(model.graph)
     shapes = model.graph.shapes(shape)
-    if kind == "channel" and len(shapes[tensor]) < 2:
-        raise UsageError(f"'{node}' has no channels to score (shape {list(shapes[tensor])}).")
     runner = model.forward_runner(tensor, shape)
-    target = _target(runner, x, tensor, kind, node, target_class if kind == "class" else channel)
+    (unoccluded,) = runner.run(x)
+    resolved = scored.resolve(model.graph, unoccluded)
     fills = fill_values(fill, x, model.layout, model.preprocessing)
     size = batch_size_for(model.graph, shapes, batch_size) if runner.batched else 1
     evaluate, engine = _evaluator(model, runner, x, tensor, grid, fills, incremental)
     prepared = time.perf_counter()
     outputs = run_in_batches(evaluate, grid.rows * grid.cols, size, progress)
     finished = time.perf_counter()
-    scores, top_class, top_probability = _scores(outputs, target, grid)
+    scores, top_class, top_probability = _scores(outputs, resolved, grid)
     return OcclusionMap(
         scores=scores,
         grid=grid,
-        kind=kind,
-        target=target.index,
-        baseline=target.baseline,
+        resolved=resolved,
+        baseline=_unoccluded_score(unoccluded, resolved),
         top_class=top_class,
         top_probability=top_probability,
         input_tensor=x,
@@ -271,7 +265,6 @@ def occlude(
         preprocessing=model.preprocessing,
         picture=picture,
         labels=labels or model.labels(),
-        node=node,
         fill=str(fill),
         device=model.device.name,
         batch_size=size,
@@ -282,40 +275,23 @@ def occlude(
     )
 
 
-def _target(
-    runner: ForwardRunner, x: np.ndarray, tensor: str, kind: str, node: str | None, wanted: int | None
-) -> Target:
-    """The scored class (default: the top-1) or channel (default: the strongest), checked to exist."""
-    (base,) = runner.run(x)
-    if base.ndim < 2 or base.shape[0] != 1:
-        raise UsageError(
-            f"The score tensor '{tensor}' has shape {list(base.shape)} for one image: it has no batch "
-            "and class/channel axes to score.",
-            "Score a feature map instead: --node LAYER [--channel C]." if node is None else "Pick another layer.",
-        )
-    count = base.shape[1]
-    if kind == "class":
-        probabilities = softmax(base.reshape(1, -1))
-        target = int(probabilities.argmax()) if wanted is None else wanted
-        if not 0 <= target < probabilities.shape[1]:
-            last = probabilities.shape[1] - 1
-            raise UsageError(f"Class {target} does not exist: the model has classes 0…{last}.")
-        return Target(tensor, kind, target, float(probabilities[0, target]), count)
-    per_channel = base.reshape(1, count, -1)
-    target = int(per_channel.max(axis=2).argmax()) if wanted is None else wanted
-    if not 0 <= target < count:
-        raise UsageError(f"Channel {target} does not exist: '{node}' has channels 0…{count - 1}.")
-    return Target(tensor, kind, target, float(per_channel.sum(axis=2)[0, target]), count)
+def _unoccluded_score(value: np.ndarray, target: ResolvedTarget) -> float:
+    """The score the map is compared with: a class's softmax probability, else the target's score."""
+    if target.kind != "class":
+        return target.score
+    return float(softmax(value.reshape(1, -1))[0, target.class_index])
 
 
-def _scores(outputs: np.ndarray, target: Target, grid: Grid) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(scores, most probable class, its probability) per position, as (rows, cols) maps."""
+def _scores(
+    outputs: np.ndarray, target: ResolvedTarget, grid: Grid
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(scores, most probable class, its probability) per position, as (rows, cols) maps: a
+    class's softmax probability, any other target's own score."""
     shape = (grid.rows, grid.cols)
     if target.kind != "class":
-        scores = outputs.reshape(len(outputs), target.count, -1)[:, target.index].sum(axis=1)
-        return scores.reshape(shape).astype(np.float32), None, None
+        return target.scores(outputs).reshape(shape).astype(np.float32), None, None
     probabilities = softmax(outputs.reshape(len(outputs), -1))
-    scores = probabilities[:, target.index].reshape(shape).astype(np.float32)
+    scores = probabilities[:, target.class_index].reshape(shape).astype(np.float32)
     return (
         scores,
         probabilities.argmax(axis=1).reshape(shape),

@@ -14,12 +14,14 @@ from onnxviz.analyses.grids import ActivationGrid, activations
 from onnxviz.analyses.invariance import InvarianceCurves, invariance
 from onnxviz.analyses.layers import LayerTable, layers
 from onnxviz.analyses.loaded import LoadedModel
-from onnxviz.analyses.occlusion import OcclusionMap, occlude, score_tensor
+from onnxviz.analyses.occlusion import OcclusionMap, occlude
 from onnxviz.analyses.project import Projection, project
 from onnxviz.analyses.result import Result
 from onnxviz.errors import UsageError
 from onnxviz.render.report import page
 from onnxviz.runtime.warps import TRANSFORMS
+from onnxviz.targets.classes import ClassTarget
+from onnxviz.targets.tensors import ChannelTarget
 
 
 @dataclass
@@ -118,10 +120,10 @@ def _occlusion(model: LoadedModel, image: Path, convs: list[str], patch: int | N
     h_axis = model.height_axis
     patch = patch or max(2, min(shape[h_axis], shape[h_axis + 1]) // 7)
     stride = max(1, patch // 2)
-    logits, _ = score_tensor(model.graph, None)
+    logits = ClassTarget().tensor(model.graph)
     if len(model.graph.shapes(shape)[logits]) == 2:
         return occlude(model, image, patch=patch, stride=stride, fill="gray"), "class probability"
     if convs:
-        result = occlude(model, image, patch=patch, stride=stride, fill="gray", node=convs[-1])
+        result = occlude(model, image, patch=patch, stride=stride, fill="gray", target=ChannelTarget(convs[-1]))
         return result, f"total activation of the strongest {convs[-1]} map"
     return None, ""

@@ -11,6 +11,8 @@ from onnxviz.cli.application import command
 from onnxviz.cli.options import ImageArg, JsonOpt, LrnOpt, ModelArg, ModelOptions, NodeOpt, RuleOpt, ints
 from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress, safe_name
 from onnxviz.errors import UsageError
+from onnxviz.targets.spelling import TargetSpelling
+from onnxviz.targets.tensors import ChannelTarget
 
 
 @command
@@ -59,6 +61,10 @@ def occlude(
     patch: Annotated[int, typer.Option("--patch", help="Patch size P (pixels of the model input).")] = 32,
     stride: Annotated[int, typer.Option("--stride", help="Step S between patch positions.")] = 16,
     fill: Annotated[str, typer.Option("--fill", help="zero | mean | gray | a number (preprocessed space).")] = "zero",
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="What to score: class K, or NAME[0,i,...] an element of any tensor."),
+    ] = None,
     target_class: Annotated[int | None, typer.Option("--target-class", help="Class to score (default: top-1).")] = None,
     node: Annotated[str | None, typer.Option("--node", "-n", help="Score a feature map of this layer instead.")] = None,
     channel: Annotated[
@@ -82,7 +88,7 @@ def occlude(
     loaded = options.load(model)
     load_notes(loaded)
     names = read_labels(labels) if labels is not None else None
-    settings = dict(patch=patch, stride=stride, fill=fill, target_class=target_class, node=node, channel=channel)
+    settings = dict(patch=patch, stride=stride, fill=fill, target=occlusion_target(target, target_class, node, channel))
     with progress("occluding", counted=True, rate_unit="positions", quiet=json_output) as tracker:
         result = loaded.occlude(
             image, batch_size=batch_size, labels=names, incremental=incremental, progress=tracker.count, **settings
@@ -93,14 +99,36 @@ def occlude(
         print_json(summary)
         return
     note(result.note)
-    target = result.label(result.target) if result.kind == "class" else f"{node} channel {result.target}"
     lowest = summary["min"]
     out.print(
-        f"occlusion of {target}: unoccluded {result.baseline:.4g}, lowest {lowest['score']:.4g} at "
+        f"occlusion of {result.described()}: unoccluded {result.baseline:.4g}, lowest {lowest['score']:.4g} at "
         f"(y={lowest['y']}, x={lowest['x']}), {result.grid.rows}x{result.grid.cols} positions, "
         f"{result.positions_per_second:.1f} positions/s (batch {result.batch_size})"
     )
     outputs.print_paths()
+
+
+def occlusion_target(
+    target: str | None, target_class: int | None, node: str | None, channel: int | None
+) -> TargetSpelling:
+    """``--target``, or the flags that spelled a target before it: ``--target-class K`` (class K)
+    and ``--node N [--channel C]`` (the total activation of a feature map)."""
+    if node is None and channel is not None:
+        raise UsageError("--channel needs --node: the channel of which layer?")
+    given = [
+        flag
+        for flag, value in (("--target", target), ("--target-class", target_class), ("--node/--channel", node))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise UsageError(
+            f"Give either {' or '.join(given)}, not {'both' if len(given) == 2 else 'all three'}: each names "
+            "what is scored.",
+            "--target K is --target-class K; --node/--channel scores a feature map's total activation.",
+        )
+    if node is not None:
+        return ChannelTarget(node, channel)
+    return target if target is not None else target_class
 
 
 def read_labels(path: Path) -> list[str]:

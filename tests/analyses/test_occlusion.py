@@ -10,11 +10,13 @@ import pytest
 from onnx import helper
 
 import onnxviz
-from onnxviz.analyses.occlusion import fill_values, make_grid, score_tensor
+from onnxviz.analyses.occlusion import fill_values, make_grid
 from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import UsageError
 from onnxviz.runtime.incremental import IncrementalOcclusion
 from onnxviz.runtime.perturb import occluder_model
+from onnxviz.targets.classes import ClassTarget
+from onnxviz.targets.tensors import ChannelTarget
 from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES, fixed_batch_classifier, make_model, session
 
@@ -65,7 +67,7 @@ def test_class_scores_equal_a_per_position_loop(patch: int, stride: int) -> None
 def test_feature_map_scores_equal_a_per_position_loop() -> None:
     model = onnxviz.load(FIXTURES / "vgg_like_torchscript.onnx", device="cpu")
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    result = model.occlude(x, patch=8, stride=4, fill=0.5, node="conv3", channel=5)
+    result = model.occlude(x, patch=8, stride=4, fill=0.5, target=ChannelTarget("conv3", 5))
     graph = model.graph
     tensor = graph.resolve("conv3").tensor
     cut = onnx.ModelProto()
@@ -156,6 +158,9 @@ def test_grid_geometry_and_bad_arguments() -> None:
         (["--channel", "3"], "needs --node"),
         (["--node", "conv2", "--channel", "99"], "Channel 99"),
         (["--node", "conv2", "--target-class", "1"], "either"),
+        (["--target", "1", "--target-class", "1"], "either --target or --target-class, not both"),
+        (["--target", "1", "--node", "conv2"], "either --target or --node/--channel"),
+        (["--target", "1", "--target-class", "1", "--node", "conv2"], "not all three"),
         (["--fill", "black"], "--fill"),
         (["--batch-size", "0"], "--batch-size"),
         (["--labels", "missing.txt"], "labels"),
@@ -176,7 +181,7 @@ def test_occlude_without_channels_is_a_usage_error() -> None:
         onnxviz.graph.model.ModelGraph.from_proto(proto), onnxviz.runtime.sessions.choose_device("cpu"), Preprocessing()
     )
     with pytest.raises(UsageError, match="no channels"):
-        model.occlude(np.zeros((1, 3, 4, 4), np.float32), patch=2, stride=2, node="as_vector")
+        model.occlude(np.zeros((1, 3, 4, 4), np.float32), patch=2, stride=2, target=ChannelTarget("as_vector"))
 
 
 def test_occlude_cli_writes_png_raw_and_json(capsys, tmp_path) -> None:
@@ -234,9 +239,9 @@ def test_incremental_occlusion_equals_full_recompute(
     monkeypatch.setattr("onnxviz.runtime.incremental.plan.MIN_WORK_SAVING", 0.0)
     model = onnxviz.load(FIXTURES / fixture, device="cpu")
     x = np.random.default_rng(4).standard_normal(model.input_shape()).astype(np.float32)
-    channel = 1 if node else None
-    full = model.occlude(x, patch=patch, stride=stride, node=node, channel=channel, incremental=False, batch_size=7)
-    fast = model.occlude(x, patch=patch, stride=stride, node=node, channel=channel, incremental=True, batch_size=7)
+    target = ChannelTarget(node, 1) if node else None
+    full = model.occlude(x, patch=patch, stride=stride, target=target, incremental=False, batch_size=7)
+    fast = model.occlude(x, patch=patch, stride=stride, target=target, incremental=True, batch_size=7)
     assert not full.incremental
     assert fast.incremental == (model.layout == "nchw")  # NHWC falls back to the full recompute
     if not fast.incremental:  # the same sessions on the same batches: the same numbers, bit for bit
@@ -252,7 +257,7 @@ def test_incremental_occlusion_equals_full_recompute(
 def test_incremental_occlusion_engages_on_a_conv_chain() -> None:
     model = onnxviz.load(DEMO, device="cpu")
     x = model.prepare(TRIANGLE)[0]
-    tensor, _ = score_tensor(model.graph, None)
+    tensor = ClassTarget().tensor(model.graph)
     engine = IncrementalOcclusion(
         model.graph, tensor, x.shape, 16, make_grid(16, 4, 64, 64).corners(), model.device, min_saving=0.0
     )

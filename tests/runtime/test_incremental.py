@@ -8,8 +8,9 @@ import onnx
 import pytest
 
 import onnxviz
-from onnxviz.analyses.occlusion import make_grid, score_tensor
+from onnxviz.analyses.occlusion import make_grid
 from onnxviz.runtime.incremental import IncrementalOcclusion, plan
+from onnxviz.targets.classes import ClassTarget
 from tests.helpers import DEMO, FIXTURES, GraphBuilder, session
 
 
@@ -112,7 +113,7 @@ def test_a_residual_network_switches_to_full_maps_only_at_a_block_output() -> No
     between its two branches; each Add runs in the session of the block's last conv."""
     model = onnxviz.load(FIXTURES / "resnet_like.onnx", device="cpu")
     x = np.zeros(model.input_shape(), np.float32)
-    tensor, _ = score_tensor(model.graph, None)
+    tensor = ClassTarget().tensor(model.graph)
     engine = IncrementalOcclusion(
         model.graph, tensor, x.shape, 6, make_grid(6, 5, 32, 32).corners(), model.device, min_saving=0.0
     )
