@@ -165,7 +165,7 @@ class Model(LoadedModel):
         return export.invert(self, node, out_dir, rule, lrn, form)
 
     def maximize(self, node: str, channels: list[int] | None = None, top: int | None = None, progress=None, **options):
-        """Activation maximisation of channels of ``node`` (options: ``analyses.maximize.Settings``)."""
+        """Activation maximisation of channels of ``node`` (options: ``analyses.maximize.analysis.Settings``)."""
         return maximize.maximize(self, node, channels, top, progress, **options)
 
     def check(self, rule: str = "deconvnet") -> CheckReport:

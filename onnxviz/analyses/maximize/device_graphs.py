@@ -1,6 +1,6 @@
 """The small ONNX graphs that keep an activation-maximisation step on the device (``device.py``).
 
-Each is the numpy path's step (``maximize._ascend``) written with ops every provider runs in
+Each is the numpy path's step (``analysis._ascend``) written with ops every provider runs in
 float32 (MatMul, GatherElements, ScatterElements with ``add``, TopK, Where, Pad, …), so the same
 graphs run under CUDA, where their inputs and outputs never leave the GPU, and under the CPU
 provider, where they are tested against numpy.
