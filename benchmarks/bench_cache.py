@@ -33,11 +33,11 @@ BASE = {name: value for name, value in os.environ.items() if name != "PYTHONDONT
 CLI = "from onnxviz.cli import main; main()"
 # the steps ``--phases`` times: "module:function" (or "module:Class.method") -> its row
 PHASES = {
-    "onnxviz.runtime.content:load_graph": "load (read or skeleton, digest)",
+    "onnxviz.runtime.warm_start:load_graph": "load (read or skeleton, digest)",
     "onnxviz.runtime.graph_cache:projector_key": "cache key",
     "onnxviz.runtime.graph_cache:open_cached": "sessions (open the entry, check its weights)",
     "onnxviz.runtime.sessions:run_bound": "onnxruntime runs",
-    "onnxviz.analyses.result:Result.save": "write the picture",
+    "onnxviz.core.result:Result.save": "write the picture",
 }
 
 

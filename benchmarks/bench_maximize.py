@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 import onnxviz
-from onnxviz.analyses.maximize import objective_gradient
+from onnxviz.analyses.maximize.analysis import objective_gradient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import onnxviz
-from onnxviz.analyses.device_ascent import ascend_chained
-from onnxviz.analyses.maximize import Settings, _ascend, problem, start_image
+from onnxviz.analyses.maximize.analysis import Settings, _ascend, problem, start_image
+from onnxviz.analyses.maximize.device import ascend_chained
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNELS = [0, 17, 60, 101, 200, 300, 411, 500]

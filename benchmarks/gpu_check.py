@@ -16,7 +16,7 @@ Checks, each printed as a row (exit 0: all pass, 1: a check failed, 2: no usable
    candidate's is listed and fails the check. onnxruntime may place shape computations on the CPU
    on purpose; the listed op types tell whether that is all that happened.
 4. **Activation maximisation**: on CUDA, ``maximize`` runs its step as chained graphs on the
-   device (``analyses/device_ascent.py``); the demo model's fc2 class objective and conv2 channel
+   device (``analyses/maximize/device.py``); the demo model's fc2 class objective and conv2 channel
    objective (pixel without transforms, and the fft defaults), 8 steps, against the CPU's numpy
    step: the first step's objectives within 1e-4 (the same start image through both), and every
    step's within 5e-2 relative (float32 against float64 Adam drifts from step 2 on: under the CPU

@@ -24,10 +24,11 @@ from onnxviz.analyses import project as projection
 from onnxviz.analyses import report as reporting
 from onnxviz.analyses.check import CheckReport, CheckResult
 from onnxviz.analyses.layers import LayerInfo, LayerTable
-from onnxviz.analyses.loaded import LRN_MODES, Image, LoadedModel, Source
+from onnxviz.core.loaded import LRN_MODES, LoadedModel, Source
+from onnxviz.core.progress import Progress
+from onnxviz.core.types import Image
 from onnxviz.data.scanner import Engine
 from onnxviz.render.outputs import write_text
-from onnxviz.runtime.batching import Progress
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
 from onnxviz.targets.spelling import TargetSpelling
 
@@ -174,7 +175,7 @@ class Model(LoadedModel):
         return export.invert(self, node, out_dir, rule, lrn, form)
 
     def maximize(self, node: str, channels: list[int] | None = None, top: int | None = None, progress=None, **options):
-        """Activation maximisation of channels of ``node`` (options: ``analyses.maximize.Settings``)."""
+        """Activation maximisation of channels of ``node`` (options: ``analyses.maximize.analysis.Settings``)."""
         return maximize.maximize(self, node, channels, top, progress, **options)
 
     def check(self, rule: str = "deconvnet") -> CheckReport:

@@ -33,8 +33,8 @@ from onnx import helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import onnxviz
-from onnxviz.analyses.compare import Comparison, cosines, relative_errors
-from onnxviz.analyses.occlusion import softmax
+from onnxviz.analyses._common import softmax
+from onnxviz.analyses.compare.measures import Comparison, cosines, relative_errors
 from tests.conversions import DEMO, demo_inputs, fp16_demo, quantized_demo
 
 OPTIONS = {"top": 4, "occlusion": True, "patch": 16, "stride": 8}

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.project import project
-from onnxviz.analyses.result import Result
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.result import Result
 from onnxviz.errors import OnnxvizError
-from onnxviz.graph.model import Layer
+from onnxviz.graph.aliases import Layer
 from onnxviz.render import pictures as render
 
 

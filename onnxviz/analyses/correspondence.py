@@ -29,14 +29,15 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from onnxviz.analyses.loaded import LoadedModel
-from onnxviz.analyses.occlusion import fill_values
-from onnxviz.analyses.result import Result
+from onnxviz.analyses._common import fill_values
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.progress import Progress
+from onnxviz.core.result import Result
 from onnxviz.data.preprocess import picture_from_tensor
 from onnxviz.errors import UsageError
-from onnxviz.graph.model import Layer
+from onnxviz.graph.aliases import Layer
 from onnxviz.render import pictures as render
-from onnxviz.runtime.batching import Progress, batch_size_for, run_in_batches
+from onnxviz.runtime.batching import batch_size_for, run_in_batches
 from onnxviz.runtime.engines import ForwardKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.perturb import Occluder

@@ -23,14 +23,14 @@ scipy, a greedy assignment: images in path order each take the nearest free cell
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from onnxviz.analyses.loaded import LoadedModel, check_choice
-from onnxviz.analyses.result import Result
+from onnxviz.core.loaded import LoadedModel, check_choice
+from onnxviz.core.progress import Progress
+from onnxviz.core.result import Result
 from onnxviz.data.images import list_images, thumbnail
 from onnxviz.data.reducers import Codes
 from onnxviz.data.scan import run_scan
@@ -46,7 +46,6 @@ MIN_PERPLEXITY = 1.0  # the perplexity is the effective number of neighbours: fe
 MIN_IMAGES = {"pca": 2, "tsne": 4}  # t-SNE: a perplexity (N − 1) / 3 ≥ MIN_PERPLEXITY
 THUMBNAIL = 48  # pixels, the longer side of each image on the map
 CANVAS = 2000  # pixels, the largest side of the map
-Progress = Callable[[int, int], None]
 
 
 @dataclass

@@ -22,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from onnxviz.analyses.loaded import LoadedModel
-from onnxviz.analyses.result import Result
-from onnxviz.analyses.topk import ChannelWinners, Progress, TopKResult, topk
+from onnxviz.analyses.topk import ChannelWinners, TopKResult, topk
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.progress import Progress
+from onnxviz.core.result import Result
 from onnxviz.data.images import list_images
 from onnxviz.data.reducers import CheckpointWinners
 from onnxviz.data.scan import session

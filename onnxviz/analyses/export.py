@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 
-from onnxviz.analyses.loaded import LRN_MODES, LoadedModel, check_choice
+from onnxviz.core.loaded import LRN_MODES, LoadedModel, check_choice
 from onnxviz.inverse import MODES, build_inverse
 from onnxviz.inverse.context import FORMS
 from onnxviz.passes.rewrite import forward_model

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from onnxviz.analyses.loaded import Image, LoadedModel
-from onnxviz.analyses.result import Result
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.result import Result
+from onnxviz.core.types import Image
 from onnxviz.errors import UsageError
 from onnxviz.render import pictures as render
 

@@ -20,14 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxviz.analyses.loaded import Image, LoadedModel
-from onnxviz.analyses.occlusion import softmax
-from onnxviz.analyses.result import Result
+from onnxviz.analyses._common import softmax
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.progress import Progress
+from onnxviz.core.result import Result
+from onnxviz.core.types import Image
 from onnxviz.data.preprocess import picture_from_tensor, prepare
 from onnxviz.errors import UsageError
-from onnxviz.graph.model import Layer
+from onnxviz.graph.aliases import Layer
 from onnxviz.render.curves import Panel, Thumbnails, curves_figure
-from onnxviz.runtime.batching import Progress, batch_size_for, run_in_batches
+from onnxviz.runtime.batching import batch_size_for, run_in_batches
 from onnxviz.runtime.engines import ForwardKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.projector import seeded_tensor

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnxviz.analyses.loaded import LoadedModel
-from onnxviz.analyses.result import Result
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.result import Result
 from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render
 

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from onnxviz.analyses.loaded import Image, LoadedModel
-from onnxviz.analyses.result import Result
+from onnxviz.analyses._common import fill_values, softmax
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.progress import Progress
+from onnxviz.core.result import Result
+from onnxviz.core.types import Image
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import UsageError
 from onnxviz.render import pictures as render
-from onnxviz.runtime.batching import Progress, batch_size_for, run_in_batches
+from onnxviz.runtime.batching import batch_size_for, run_in_batches
 from onnxviz.runtime.engines import OccluderKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.incremental import IncrementalKey, IncrementalOcclusion
@@ -61,35 +64,6 @@ def make_grid(patch: int, stride: int, height: int, width: int) -> Grid:
     return Grid(patch, stride, height, width)
 
 
-def fill_values(fill: str | float, x: np.ndarray, layout: str, prep: Preprocessing) -> np.ndarray:
-    """Per-channel fill in preprocessed-input space: zero, the image's mean, mid-grey, or a number."""
-    channel_axis = 3 if layout == "nhwc" else 1
-    channels = x.shape[channel_axis]
-    if isinstance(fill, (int, float)) or _is_number(fill):
-        return np.full(channels, float(fill), np.float32)
-    if fill == "zero":
-        return np.zeros(channels, np.float32)
-    if fill == "mean":
-        axes = tuple(a for a in range(x.ndim) if a != channel_axis)
-        return x.mean(axis=axes).astype(np.float32)
-    if fill == "gray":
-        grey = np.full(channels, 128.0 * prep.scale, np.float32)
-        return (grey - np.asarray(prep.mean, np.float32)[:channels]) / np.asarray(prep.std, np.float32)[:channels]
-    raise UsageError(f"Unknown --fill '{fill}'.", "Use zero, mean, gray, or a number.")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from onnxviz.analyses.loaded import Image, LoadedModel
-from onnxviz.analyses.result import Result
+from onnxviz.analyses._common import checked_channels
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.result import Result
+from onnxviz.core.types import Image
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import UsageError
 from onnxviz.render import pictures as render
@@ -68,21 +70,6 @@ def project(
             "total": finished - started,
         },
     )
-
-
-def checked_channels(channels: list[int] | None, top: int | None, count: int, owner: str) -> list[int] | None:
-    """``channels`` if given and every one exists in a layer of ``count`` (``owner``: how the
-    message names the layer); refuses both ``channels`` and ``top`` at once."""
-    if channels is not None and top is not None:
-        raise UsageError("Give either channels or top, not both.")
-    if channels is None:
-        return None
-    if not channels:
-        raise UsageError("The channel list is empty.")
-    bad = [c for c in channels if not 0 <= c < count]
-    if bad:
-        raise UsageError(f"Channel {bad[0]} does not exist: {owner} has channels 0…{count - 1}.")
-    return list(channels)
 
 
 def select_channels(strengths: np.ndarray, channels: list[int] | None, top: int | None) -> np.ndarray:

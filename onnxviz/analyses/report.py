@@ -13,10 +13,10 @@ from pathlib import Path
 from onnxviz.analyses.grids import ActivationGrid, activations
 from onnxviz.analyses.invariance import InvarianceCurves, invariance
 from onnxviz.analyses.layers import LayerTable, layers
-from onnxviz.analyses.loaded import LoadedModel
 from onnxviz.analyses.occlusion import OcclusionMap, occlude
 from onnxviz.analyses.project import Projection, project
-from onnxviz.analyses.result import Result
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.result import Result
 from onnxviz.errors import UsageError
 from onnxviz.render.report import page
 from onnxviz.runtime.warps import TRANSFORMS

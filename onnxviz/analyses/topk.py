@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxviz.analyses.loaded import LoadedModel
-from onnxviz.analyses.result import Result
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.progress import Progress
+from onnxviz.core.result import Result
 from onnxviz.data.images import list_images
 from onnxviz.data.preprocess import picture_from_tensor
 from onnxviz.data.reducers import Entry, TopK
-from onnxviz.data.scan import Progress, run_scan
+from onnxviz.data.scan import run_scan
 from onnxviz.data.scanner import Engine, ScanTask
 from onnxviz.data.shards import ShardStore, listing_digest
 from onnxviz.errors import UsageError

@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxviz import api
-from onnxviz.analyses.compare import Comparison, layer_request
+from onnxviz.analyses.compare.measures import Comparison
+from onnxviz.analyses.compare.pairing import layer_request
 from onnxviz.cli.application import command
 from onnxviz.cli.options import ImagesArg, JsonOpt, ModelOptions, RuleOpt
 from onnxviz.cli.output import err, note, out, print_json, progress

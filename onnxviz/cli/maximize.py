@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from onnxviz.analyses.maximize import OBJECTIVES, Settings
-from onnxviz.analyses.parameterisations import PARAMETERISATIONS
-from onnxviz.analyses.robustness import PRESETS
+from onnxviz.analyses.maximize.analysis import OBJECTIVES, Settings
+from onnxviz.analyses.maximize.parameterisations import PARAMETERISATIONS
+from onnxviz.analyses.maximize.transforms import PRESETS
 from onnxviz.cli.application import command
 from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions, NodeOpt, floats, ints
 from onnxviz.cli.output import Outputs, load_notes, out, print_json, progress, safe_name

@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+from onnxviz.core.progress import Progress
 from onnxviz.data.scanner import Engine, Reducer, ScanModel, ScanTask, ShardScanner
 from onnxviz.data.shards import ShardStore, make_shards
-
-Progress = Callable[[int, int], None]
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ class Reducer(Protocol):
 
 
 class ScanModel(Protocol):
-    """What a scanner needs of a loaded model (``analyses.loaded.LoadedModel`` is one)."""
+    """What a scanner needs of a loaded model (``core.loaded.LoadedModel`` is one)."""
 
     layout: str
     preprocessing: Any

@@ -24,34 +24,12 @@ from onnxviz.graph.folding import fold_constants, fold_shape_arithmetic
 from onnxviz.graph.geometry import auto_padded, make_pads_explicit
 from onnxviz.graph.loading import normalise, read_model
 from onnxviz.graph.ops import (
-    ACTIVATION_OPS,
-    CEIL_MODE_OPS,
-    MIN_OPSET_FOR_SWITCHES,
-    NON_DIFFERENTIABLE_OPS,
-    PASS_THROUGH_OPS,
     SHAPE_READER_OPS,
-    WINDOW_OPS,
 )
 from onnxviz.graph.shapes import inferred_shapes, static_shapes
 from onnxviz.graph.signal import mark_signal
 from onnxviz.graph.strided import gathers_as_reshapes
 from onnxviz.graph.topology import topological_order, upstream_nodes
-
-# Names other modules have imported from here; each now lives in the module that owns it.
-__all__ = [
-    "ACTIVATION_OPS",
-    "CEIL_MODE_OPS",
-    "MIN_OPSET_FOR_SWITCHES",
-    "NON_DIFFERENTIABLE_OPS",
-    "PASS_THROUGH_OPS",
-    "SHAPE_READER_OPS",
-    "WINDOW_OPS",
-    "Layer",
-    "ModelGraph",
-    "default_opset",
-    "node_attr",
-    "upstream_nodes",
-]
 
 # What a graph made by ``ModelGraph.from_skeleton`` only has once its weights are read.
 WEIGHTED_FIELDS = frozenset({"model", "constants", "_shape_cache"})
@@ -77,7 +55,7 @@ class ModelGraph:
     notes: list[str] = field(default_factory=list)  # one line each on what loading changed
     half_precision: bool = False  # the file computes in fp16 (loading made it float32)
     metadata: dict[str, str] = field(default_factory=dict)  # the model's metadata_props
-    digest: str | None = None  # the content it was read from, where known (``runtime/content.py``)
+    digest: str | None = None  # the content it was read from, where known (``runtime/warm_start.py``)
     _shape_cache: dict[tuple[int, ...], dict[str, tuple[int, ...]]] = field(default_factory=dict)
 
     # -- construction -------------------------------------------------------------------------
@@ -85,7 +63,7 @@ class ModelGraph:
     @classmethod
     def load(cls, path: str | Path, custom_ops: tuple[str, ...] = (), data: bytes | None = None) -> ModelGraph:
         """Read, normalise and index the ONNX file at ``path``; ``data``: its bytes, where the
-        caller has read them already (``runtime/content.load_graph``)."""
+        caller has read them already (``runtime/warm_start.load_graph``)."""
         path = Path(path)
         return cls.from_proto(read_model(path, data), path, custom_ops)
 

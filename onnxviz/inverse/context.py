@@ -16,7 +16,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.errors import UnsupportedOpError
-from onnxviz.graph.model import ModelGraph, node_attr
+from onnxviz.graph.attributes import node_attr
+from onnxviz.graph.model import ModelGraph
 
 MODES = ("deconvnet", "guided", "saliency")
 FORMS = ("cpu", "portable")

@@ -24,8 +24,9 @@ import math
 import numpy as np
 import onnx
 
+from onnxviz.graph.attributes import node_attr
 from onnxviz.graph.geometry import explicit_pads, window_attrs
-from onnxviz.graph.model import ModelGraph, node_attr
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.modes import rectify
 from onnxviz.inverse.rules.activation import DERIVATIVES

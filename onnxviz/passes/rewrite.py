@@ -17,25 +17,12 @@ import logging
 import onnx
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.passes.base import PassPreconditionError, PassResult, Pipeline, PipelineResult
+from onnxviz.passes.base import PassPreconditionError, Pipeline, PipelineResult
 from onnxviz.passes.cut import Cut
-from onnxviz.passes.dynamic_batch import DynamicBatch, dynamic_batch
-from onnxviz.passes.outputs import ExposeOutputs, expose_outputs
-from onnxviz.passes.prune import Prune, prune
-from onnxviz.passes.switches import AddSwitches, add_switches
-
-# The passes' functions were defined here first; callers import them from here.
-__all__ = [
-    "PassResult",
-    "PipelineResult",
-    "add_switches",
-    "cut_between",
-    "dynamic_batch",
-    "expose_outputs",
-    "forward_model",
-    "forward_passes",
-    "prune",
-]
+from onnxviz.passes.dynamic_batch import DynamicBatch
+from onnxviz.passes.outputs import ExposeOutputs
+from onnxviz.passes.prune import Prune
+from onnxviz.passes.switches import AddSwitches
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,17 @@
 """Atomic file output: a file is either fully written or not there at all.
 
-Everything is written to a temporary file in the destination folder and then renamed over the
-target, which is atomic on POSIX and Windows; an interrupted run leaves no half-written file.
+Everything goes through ``core.files.write_atomically`` (a temporary file beside the target,
+renamed over it); a write that fails is a usage error that names the file.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from onnxviz.core.files import write_atomically
 from onnxviz.errors import UsageError
 
 
@@ -25,20 +24,9 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
         except OSError as exc:
             raise UsageError(f"Cannot create the folder {folder}: {exc.strerror}.") from None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UsageError(f"Cannot write into {folder}: {exc.strerror}.") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs are ordinary files
-        os.replace(tmp, path)
-    except OSError as exc:  # disk full, quota, a folder in the way of the target name
-        Path(tmp).unlink(missing_ok=True)
+        write_atomically(path, data)
+    except OSError as exc:  # no rights, disk full, quota, a folder in the way of the target name
         raise UsageError(f"Cannot write {path}: {exc.strerror or exc}.") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -50,9 +38,3 @@ def write_npy(path: str | Path, array: np.ndarray) -> Path:
 
 def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current

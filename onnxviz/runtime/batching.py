@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from onnxviz.core.progress import Progress
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
 
-Progress = Callable[[int, int], None]
 DEFAULT_BATCH_LIMIT = 64
 MEMORY_SHARE = 0.25
 

@@ -7,7 +7,7 @@ reads the forward's weights by name, so they are stored once), and onnxruntime o
 from its paths.
 
 An entry's key covers everything the graphs depend on: the model file's content (not its path;
-its digest is remembered by the files' stat stamps, ``content.py``), the target, rule, input
+its digest is remembered by the files' stat stamps, ``warm_start.py``), the target, rule, input
 shape, LRN mode, layout form, sparse head, custom-op libraries, and the versions of onnxviz (its
 source), onnx and onnxruntime. Entries are written into a temporary directory and renamed into
 place, so a crash or a concurrent writer never leaves a half entry under a key; a manifest with
@@ -43,9 +43,9 @@ import onnxruntime as ort
 from onnxviz.errors import InferenceError, UsageError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.runtime.checksums import file_whole
-from onnxviz.runtime.content import SKELETONS, STAMPS, cache_root, model_content, source_digest
 from onnxviz.runtime.optimized import OptimizedGraphs
 from onnxviz.runtime.sessions import Device, create_session
+from onnxviz.runtime.warm_start import SKELETONS, STAMPS, cache_root, model_content, source_digest
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -57,7 +57,7 @@ EXTERNAL_THRESHOLD = 1024  # tensors smaller than this stay inside the graph fil
 STALE_TEMPORARY_SECONDS = 3600  # a temporary directory this old belongs to a writer that died
 KEY_LENGTH = 40
 ENTRY_NAME = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
-TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")  # also content.write_atomically's
+TEMPORARY_NAME = re.compile(r"\.tmp-[0-9a-f]{32}")  # also core.files.write_atomically's
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
@@ -164,7 +164,7 @@ class GraphCache:
 
     def evict(self, keep: str = "") -> None:
         """Drop least recently used entries (and remembered digests and skeletons,
-        ``runtime/content.py``) until the cache fits its limit, and temporary files left by
+        ``runtime/warm_start.py``) until the cache fits its limit, and temporary files left by
         writers that died. Only names this cache makes are touched: a directory pointed at by
         mistake (``ONNXVIZ_CACHE_DIR=~``) loses nothing else."""
         entries = []

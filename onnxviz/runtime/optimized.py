@@ -17,6 +17,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from onnxviz.core.files import write_atomically
 from onnxviz.errors import InferenceError
 from onnxviz.runtime.checksums import file_check, file_whole
 from onnxviz.runtime.sessions import Device, create_session, hardware_tag
@@ -69,7 +70,7 @@ class OptimizedGraphs:
     @staticmethod
     def unchanged(path: Path, size: int, crc: int, modified: int, inode: int) -> bool:
         """Whether ``path`` is the file recorded: by its stat stamp (size, modification time, inode),
-        as ``runtime/content.py`` remembers a model's digest, else by its CRC (a file copied or
+        as ``runtime/warm_start.py`` remembers a model's digest, else by its CRC (a file copied or
         touched since, with the same bytes, still is). Reading 100 MB for a CRC on every run cost a
         quarter of a warm VGG16 start."""
         stat = path.stat()
@@ -88,9 +89,7 @@ class OptimizedGraphs:
                 os.replace(source, path)
                 stat = path.stat()
                 record[path.name] = [*checked, stat.st_mtime_ns, stat.st_ino]
-            temporary = self.entry / f".tmp-{uuid.uuid4().hex}"
-            temporary.write_text(json.dumps(record))
-            os.replace(temporary, self.record)
+            write_atomically(self.record, json.dumps(record).encode())
 
     def remove(self) -> None:
         for path in (self.record, *self.paths()):

@@ -12,8 +12,8 @@ import pytest
 from onnx import helper, numpy_helper, version_converter
 
 import onnxviz
-from onnxviz.analyses import compare as comparison
-from onnxviz.analyses.compare import DEFAULT_TOLERANCES, pair_layers, precision_of
+from onnxviz.analyses.compare import analysis as comparison
+from onnxviz.analyses.compare.pairing import DEFAULT_TOLERANCES, pair_layers, precision_of
 from onnxviz.errors import UnknownNodeError, UsageError
 from onnxviz.graph.model import ModelGraph
 from tests.cli_helpers import run_cli

@@ -11,11 +11,11 @@ import onnx
 import pytest
 
 import onnxviz
-from onnxviz.analyses import ascent_graphs as graphs
-from onnxviz.analyses.device_ascent import ascend_chained
-from onnxviz.analyses.maximize import Settings, _ascend, problem, start_image
-from onnxviz.analyses.parameterisations import COLOUR_DECORRELATION
-from onnxviz.analyses.robustness import Transforms
+from onnxviz.analyses.maximize import device_graphs as graphs
+from onnxviz.analyses.maximize.analysis import Settings, _ascend, problem, start_image
+from onnxviz.analyses.maximize.device import ascend_chained
+from onnxviz.analyses.maximize.parameterisations import COLOUR_DECORRELATION
+from onnxviz.analyses.maximize.transforms import Transforms
 from onnxviz.runtime.sessions import choose_device, create_session
 from tests.helpers import DEMO
 

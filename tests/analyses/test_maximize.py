@@ -11,9 +11,9 @@ import pytest
 from onnx import helper
 
 import onnxviz
-from onnxviz.analyses.maximize import Settings, objective_gradient, problem
-from onnxviz.analyses.parameterisations import FourierImage, InputRange, irfft2_adjoint
-from onnxviz.analyses.robustness import Transforms, bilinear_taps, transform, transform_adjoint
+from onnxviz.analyses.maximize.analysis import Settings, objective_gradient, problem
+from onnxviz.analyses.maximize.parameterisations import FourierImage, InputRange, irfft2_adjoint
+from onnxviz.analyses.maximize.transforms import Transforms, bilinear_taps, transform, transform_adjoint
 from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import UsageError
 from tests.helpers import DEMO, GraphBuilder, make_model, session
@@ -231,7 +231,7 @@ def test_a_channel_its_relu_holds_at_zero_still_climbs(tmp_path) -> None:
 def test_pixel_images_step_in_pixels_and_map_back_exactly() -> None:
     """The pixel parameterisation's image is the preprocessing of its pixels (BGR, mean, std) and
     ``set_image`` inverts it; its backward is the preprocessing's adjoint."""
-    from onnxviz.analyses.parameterisations import PixelImage
+    from onnxviz.analyses.maximize.parameterisations import PixelImage
 
     rng = np.random.default_rng(6)
     pixels = InputRange.of(Preprocessing.preset("caffe"), 3)
@@ -249,7 +249,7 @@ def test_pixel_images_step_in_pixels_and_map_back_exactly() -> None:
 
 
 def test_the_regularisers_gradient_is_that_of_decay_and_total_variation() -> None:
-    from onnxviz.analyses.robustness import regulariser_gradient
+    from onnxviz.analyses.maximize.transforms import regulariser_gradient
 
     rng = np.random.default_rng(8)
     x = rng.standard_normal((2, 3, 6, 7))

@@ -10,7 +10,8 @@ import pytest
 from onnx import helper
 
 import onnxviz
-from onnxviz.analyses.occlusion import fill_values, make_grid
+from onnxviz.analyses._common import fill_values
+from onnxviz.analyses.occlusion import make_grid
 from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import UsageError
 from onnxviz.runtime.incremental import IncrementalOcclusion

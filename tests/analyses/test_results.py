@@ -11,8 +11,8 @@ import pytest
 
 import onnxviz
 from onnxviz.analyses import report as reporting
-from onnxviz.analyses.loaded import LoadedModel
-from onnxviz.analyses.result import Result
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.result import Result
 from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES
 

@@ -169,7 +169,7 @@ def execute(capsys, run: Run, workdir: Path) -> tuple[dict, np.ndarray | None]:
 
 def _stable(value):
     if isinstance(value, dict):
-        return {_stable(k): _stable(v) for k, v in value.items() if k not in VOLATILE}
+        return {_stable(k): _stable(v) for k, v in value.items() if k not in VOLATILE}  # keys: image paths too
     if isinstance(value, list):
         return [_stable(v) for v in value]
     if isinstance(value, str) and ("/tmp" in value or str(ROOT) in value):

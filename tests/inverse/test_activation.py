@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from onnxviz.graph.composite import KINDS, find_composites
-from onnxviz.graph.model import ACTIVATION_OPS, ModelGraph
+from onnxviz.graph.model import ModelGraph
+from onnxviz.graph.ops import ACTIVATION_OPS
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import COMPOSITE_DERIVATIVES
 from tests.helpers import Linearisation, make_model

@@ -10,7 +10,11 @@ from onnx import helper
 
 from onnxviz.graph.model import ModelGraph
 from onnxviz.passes.base import PassPreconditionError
-from onnxviz.passes.rewrite import add_switches, cut_between, dynamic_batch, expose_outputs, forward_passes, prune
+from onnxviz.passes.dynamic_batch import dynamic_batch
+from onnxviz.passes.outputs import expose_outputs
+from onnxviz.passes.prune import prune
+from onnxviz.passes.rewrite import cut_between, forward_passes
+from onnxviz.passes.switches import add_switches
 from tests.helpers import make_model, session
 
 

@@ -11,7 +11,8 @@ from onnx import helper
 
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import build_inverse
-from onnxviz.passes.rewrite import dynamic_batch, forward_model
+from onnxviz.passes.dynamic_batch import dynamic_batch
+from onnxviz.passes.rewrite import forward_model
 from tests import reference
 from tests.helpers import FIXTURES, fixed_batch_classifier, make_model, session
 

@@ -159,7 +159,7 @@ def softmax_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
 
 
 def _opset(ctx: InverseContext) -> int:
-    from onnxviz.graph.model import default_opset
+    from onnxviz.graph.attributes import default_opset
 
     return default_opset(ctx.graph.model)
 

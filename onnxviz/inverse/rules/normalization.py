@@ -31,7 +31,8 @@ import math
 import numpy as np
 import onnx
 
-from onnxviz.graph.model import ModelGraph, default_opset, node_attr
+from onnxviz.graph.attributes import default_opset, node_attr
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals
 

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxviz.graph.model import default_opset, node_attr
+from onnxviz.graph.attributes import default_opset, node_attr
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
 from onnxviz.inverse.rules.shape import matmul_along_axis

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from onnxviz.errors import UnknownNodeError, UsageError
-from onnxviz.graph.model import ACTIVATION_OPS, PASS_THROUGH_OPS, ModelGraph
+from onnxviz.graph.model import ModelGraph
+from onnxviz.graph.ops import ACTIVATION_OPS, PASS_THROUGH_OPS
 from onnxviz.graph.precision import is_quantized_operator
 
 PRECISIONS = ("fp32", "fp16", "int8")  # from strictest to loosest

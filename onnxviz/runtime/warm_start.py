@@ -31,7 +31,6 @@ import mmap
 import os
 import stat as stat_module
 import time
-import uuid
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +39,7 @@ import onnx
 import onnxruntime as ort
 from google.protobuf.message import DecodeError
 
+from onnxviz.core.files import write_atomically
 from onnxviz.errors import ModelLoadError
 from onnxviz.graph.model import ModelGraph
 
@@ -116,7 +116,7 @@ def model_content(path: Path, root: Path | None) -> tuple[str, bytes | None] | N
         record = {"stamp": before, "named": named, "digest": digest}
         _remembered[str(path)] = record
         if root is not None:
-            write_atomically(root / STAMPS / name_for([str(path)]), json.dumps(record).encode())
+            _keep(root / STAMPS / name_for([str(path)]), json.dumps(record).encode())
     return digest, data
 
 
@@ -234,7 +234,7 @@ def write_skeleton(target: Path, graph: ModelGraph, path: Path, data: bytes, dig
             tensor.raw_data = raw
     header = {"format": SKELETON_FORMAT, "digest": digest, "size": len(body), "crc": zlib.crc32(body)}
     header["facts"] = graph.facts()
-    write_atomically(target, json.dumps(header).encode() + b"\n" + body)
+    _keep(target, json.dumps(header).encode() + b"\n" + body)
 
 
 def _find(raw: bytes, folder: Path, files: list[list], stack: contextlib.ExitStack) -> tuple[str, int, int] | None:
@@ -322,12 +322,8 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write by renaming a whole temporary file into place; a failure only loses the memo."""
-    temporary = path.with_name(f".tmp-{uuid.uuid4().hex}")
-    try:
+def _keep(path: Path, data: bytes) -> None:
+    """Write a memo atomically; a failure (no space, no rights) only loses the memo."""
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except OSError:
-        temporary.unlink(missing_ok=True)
+        write_atomically(path, data)

@@ -2,7 +2,7 @@
 
 Each objective but ``class`` is linear in the layer's value, objective k = ⟨seeds[k], f_L(x_k)⟩,
 so its gradient at the layer is the constant seed; ``class`` (logit plus log-probability) has the
-seed 2·one-hot − softmax, recomputed from the value each step. ``maximize.py`` holds the rationale.
+seed 2·one-hot − softmax, recomputed from the value each step. ``analysis.py`` holds the rationale.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnxviz.analyses.loaded import LoadedModel
-from onnxviz.analyses.project import checked_channels
+from onnxviz.analyses._common import checked_channels
+from onnxviz.core.loaded import LoadedModel
 from onnxviz.errors import UsageError
 
 DEFAULT_CHANNELS = 8

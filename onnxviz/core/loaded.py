@@ -13,18 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
+from onnxviz.core.types import Image
 from onnxviz.data.preprocess import LAYOUTS, Preprocessing, check_normalisation, prepare, read_image
 from onnxviz.errors import UsageError
-from onnxviz.graph.model import Layer, ModelGraph
+from onnxviz.graph.aliases import Layer
+from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import MODES
-from onnxviz.runtime.content import load_graph
 from onnxviz.runtime.engines import Engines, ForwardKey, ProjectorKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.projector import Projector
 from onnxviz.runtime.sessions import Device, choose_device, session_options
+from onnxviz.runtime.warm_start import load_graph
 
 LRN_MODES = ("exact", "passthrough")
-Image = str | Path | np.ndarray
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The small ONNX graphs that keep an activation-maximisation step on the device (``device_ascent.py``).
+"""The small ONNX graphs that keep an activation-maximisation step on the device (``device.py``).
 
-Each is the numpy path's step (``maximize._ascend``) written with ops every provider runs in
+Each is the numpy path's step (``analysis._ascend``) written with ops every provider runs in
 float32 (MatMul, GatherElements, ScatterElements with ``add``, TopK, Where, Pad, …), so the same
 graphs run under CUDA, where their inputs and outputs never leave the GPU, and under the CPU
 provider, where they are tested against numpy.
@@ -35,7 +35,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxviz.analyses.parameterisations import SPECTRUM_DIVISOR
+from onnxviz.analyses.maximize.parameterisations import SPECTRUM_DIVISOR
 from onnxviz.runtime.sessions import ir_version_for
 
 OPSET = 17
@@ -257,7 +257,7 @@ def _channel_index(g: Graph, spec: AscentSpec, index: str) -> str:
 
 
 def _transform(g: Graph, spec: AscentSpec, x: str, index: str, weights: str, outside: str) -> str:
-    """robustness.transform: each output the weighted sum of its four taps, gray outside."""
+    """transforms.transform: each output the weighted sum of its four taps, gray outside."""
     count, channels, size = spec.count, spec.channels, spec.height * spec.width
     flat = g.reshape(x, (count, channels, size))
     taps = g.reshape(g.op("GatherElements", flat, _channel_index(g, spec, index), axis=2), (count, channels, 4, size))
@@ -269,7 +269,7 @@ def _transform(g: Graph, spec: AscentSpec, x: str, index: str, weights: str, out
 
 
 def _transform_adjoint(g: Graph, spec: AscentSpec, grad: str, index: str, weights: str) -> str:
-    """robustness.transform_adjoint: each output's gradient added back to its four taps."""
+    """transforms.transform_adjoint: each output's gradient added back to its four taps."""
     count, channels, size = spec.count, spec.channels, spec.height * spec.width
     spread = g.op("Mul", g.reshape(grad, (count, channels, 1, size)), g.reshape(weights, (count, 1, 4, size)))
     zeros = g.op("ConstantOfShape", g.const((count, channels, size), np.int64))
@@ -356,7 +356,7 @@ def _adam(g: Graph, spec: AscentSpec, grad: str) -> str:
 
 
 def _regulariser_gradient(g: Graph, spec: AscentSpec, x: str) -> str:
-    """robustness.regulariser_gradient: decay·x + tv·(the squared neighbour differences' gradient)."""
+    """transforms.regulariser_gradient: decay·x + tv·(the squared neighbour differences' gradient)."""
     gradient = g.op("Mul", x, g.const(spec.decay))
     if not spec.tv:
         return gradient
@@ -370,7 +370,7 @@ def _regulariser_gradient(g: Graph, spec: AscentSpec, x: str) -> str:
 
 
 def _blur(g: Graph, spec: AscentSpec, params: str) -> str:
-    """robustness.blur on the pixels: cv2's Gaussian kernel, BORDER_REFLECT (edge repeated) by
+    """transforms.blur on the pixels: cv2's Gaussian kernel, BORDER_REFLECT (edge repeated) by
     gathering the padded rows and columns, then a depthwise convolution along each axis."""
     radius = max(1, math.ceil(3 * spec.blur))
     kernel = cv2.getGaussianKernel(2 * radius + 1, spec.blur, ktype=cv2.CV_64F).ravel()
@@ -384,7 +384,7 @@ def _blur(g: Graph, spec: AscentSpec, params: str) -> str:
 
 
 def _clip_small_norms(g: Graph, spec: AscentSpec, params: str) -> str:
-    """robustness.clip_small_norms on the pixels: the norm of x − gray per pixel, its percentile
+    """transforms.clip_small_norms on the pixels: the norm of x − gray per pixel, its percentile
     interpolated between the two order statistics np.percentile's linear method reads (TopK),
     and the pixels below it set to gray (0.5 in every RGB channel)."""
     size = spec.height * spec.width

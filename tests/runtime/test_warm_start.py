@@ -17,11 +17,11 @@ from onnx import helper, numpy_helper
 
 from onnxviz.errors import ModelLoadError, UnknownNodeError
 from onnxviz.graph.model import ModelGraph
-from onnxviz.runtime import content
-from onnxviz.runtime.content import SKELETONS, STAMPS, load_graph, model_content
+from onnxviz.runtime import warm_start
 from onnxviz.runtime.graph_cache import GraphCache
 from onnxviz.runtime.projector import Projector
 from onnxviz.runtime.sessions import choose_device
+from onnxviz.runtime.warm_start import SKELETONS, STAMPS, load_graph, model_content
 from tests import conversions
 from tests.helpers import DEMO, FIXTURE_MODELS, FIXTURES, make_model
 
@@ -39,7 +39,7 @@ def model(tmp_path: Path) -> Path:
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The cache directory, and a process that remembers nothing yet."""
-    monkeypatch.setattr(content, "_remembered", {})
+    monkeypatch.setattr(warm_start, "_remembered", {})
     path = tmp_path / "cache"
     monkeypatch.setenv("ONNXVIZ_CACHE_DIR", str(path))
     monkeypatch.delenv("ONNXVIZ_CACHE", raising=False)
@@ -52,7 +52,7 @@ def age(path: Path, mtime_ns: int = OLD) -> None:
 
 def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget what this process remembers: only the cache directory is left, as in a new run."""
-    monkeypatch.setattr(content, "_remembered", {})
+    monkeypatch.setattr(warm_start, "_remembered", {})
 
 
 def sha256(*paths: Path) -> str:
@@ -134,7 +134,7 @@ def test_a_just_written_file_is_not_remembered(tmp_path: Path, root: Path) -> No
     shutil.copyfile(DEMO, path)
     assert model_content(path, root)[1] is not None
     assert model_content(path, root)[1] is not None, "read again: nothing was remembered"
-    assert not (root / STAMPS).exists() and content._remembered == {}
+    assert not (root / STAMPS).exists() and warm_start._remembered == {}
 
 
 @pytest.mark.parametrize("damage", [b"", b"{not json", b'{"stamp": 3}', b'["a", "list"]'])

@@ -31,24 +31,23 @@ run through it in batches; projections run K channels per inverse run on cached 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from onnxviz.analyses.comparison import Comparison, ImageResult, LayerResult
-from onnxviz.analyses.occlusion import OcclusionMap, softmax
-from onnxviz.analyses.pairing import (
-    DEFAULT_TOLERANCES,
+from onnxviz.analyses._common import NHWC_TO_NCHW, move_layout, softmax
+from onnxviz.analyses.compare.measures import Comparison, ImageResult, LayerResult, cosines, judge, relative_errors
+from onnxviz.analyses.compare.pairing import (
     LayerPair,
-    Tolerance,
-    layer_request,
     pair_layers,
-    precision_of,
     tolerance_for,
 )
+from onnxviz.analyses.occlusion import OcclusionMap
 from onnxviz.analyses.project import Projection
+from onnxviz.core.progress import StageProgress
+from onnxviz.core.types import Image
 from onnxviz.errors import InferenceError, OnnxvizError, UsageError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import MODES
@@ -58,24 +57,6 @@ from onnxviz.runtime.sessions import Device, create_session, run_bound
 
 MEMORY_BUDGET = 256 << 20  # bytes of compared activations held per batch, both models together
 MAX_BATCH = 64
-NHWC_TO_NCHW = (0, 3, 1, 2)
-
-Progress = Callable[[str], None]
-Image = str | Path | np.ndarray
-__all__ = [
-    "DEFAULT_TOLERANCES",
-    "Comparison",
-    "ImageResult",
-    "LayerPair",
-    "LayerResult",
-    "Tolerance",
-    "compare",
-    "cosines",
-    "layer_request",
-    "pair_layers",
-    "precision_of",
-    "relative_errors",
-]
 
 
 class ComparedModel(Protocol):
@@ -97,43 +78,11 @@ class ComparedModel(Protocol):
     def occlude(self, image: np.ndarray, patch: int, stride: int, target: int) -> OcclusionMap: ...
 
 
-# -- measures -------------------------------------------------------------------------------------
-
-
-def relative_errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """‖b − a‖ / ‖a‖ per row; 0 where both rows are zero, inf where only a's is."""
-    difference = np.linalg.norm(b - a, axis=1)
-    reference = np.linalg.norm(a, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(
-            reference > 0, difference / np.where(reference > 0, reference, 1), np.where(difference > 0, np.inf, 0.0)
-        )
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine per row as 1 − ‖â − b̂‖²/2: exactly 1 for equal rows; 1 for two zero rows, 0 for one."""
-    norm_a = np.linalg.norm(a, axis=1, keepdims=True)
-    norm_b = np.linalg.norm(b, axis=1, keepdims=True)
-    unit_a = a / np.where(norm_a > 0, norm_a, 1)
-    unit_b = b / np.where(norm_b > 0, norm_b, 1)
-    value = 1.0 - 0.5 * np.square(np.linalg.norm(unit_a - unit_b, axis=1))
-    both_zero = (norm_a[:, 0] == 0) & (norm_b[:, 0] == 0)
-    one_zero = (norm_a[:, 0] == 0) != (norm_b[:, 0] == 0)
-    return np.where(both_zero, 1.0, np.where(one_zero, 0.0, value))
-
-
 # -- running --------------------------------------------------------------------------------------
 
 
 def _channels_first(values: np.ndarray, nhwc: bool) -> np.ndarray:
     return values.transpose(NHWC_TO_NCHW) if nhwc else values
-
-
-def _in_layout(tensor: np.ndarray, source: str, target: str) -> np.ndarray:
-    """A batch of input tensors moved from layout ``source`` to ``target``."""
-    if source == target:
-        return tensor
-    return np.ascontiguousarray(tensor.transpose((0, 2, 3, 1) if target == "nhwc" else NHWC_TO_NCHW))
 
 
 class _Forward:
@@ -179,7 +128,7 @@ def compare(
     precision: str | None = None,
     patch: int | None = None,
     stride: int | None = None,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
 ) -> Comparison:
     """Compare ``model_b`` (a conversion) with ``model_a`` (the original) on ``images``.
 
@@ -204,7 +153,7 @@ def compare(
     for result, x_a, x_b in zip(results, inputs_a, inputs_b, strict=True) if occlusion else ():
         note(f"occlusion of {result.image}")
         _occlude(model_a, model_b, result, x_a, x_b, patch, stride)
-    _judge(results, layer_results, limits)
+    judge(results, layer_results, limits)
     loaded = [f"{which}: {line}" for which, m in (("A", model_a), ("B", model_b)) for line in m.graph.notes]
     return Comparison(
         model_a=str(model_a.graph.path or "A"),
@@ -235,7 +184,7 @@ def _check_compatible(
 ) -> tuple[str, str]:
     """The two logits tensors, once the models are known to take one input and give one output."""
     shape_a, shape_b = model_a.input_shape(), model_b.input_shape()
-    if _in_layout(np.zeros(shape_b), model_b.layout, model_a.layout).shape != shape_a:
+    if move_layout(np.zeros(shape_b), model_b.layout, model_a.layout).shape != shape_a:
         raise UsageError(
             f"The models take different inputs: A {list(shape_a)} ({model_a.layout.upper()}), "
             f"B {list(shape_b)} ({model_b.layout.upper()}).",
@@ -262,7 +211,7 @@ def _prepare(
     names, inputs_a, inputs_b = [], [], []
     for index, image in enumerate(images):
         x_a, picture, _ = model_a.prepare(image)
-        x_b = model_b.prepare(image)[0] if picture is not None else _in_layout(x_a, model_a.layout, model_b.layout)
+        x_b = model_b.prepare(image)[0] if picture is not None else move_layout(x_a, model_a.layout, model_b.layout)
         names.append(str(image) if isinstance(image, (str, Path)) else f"array {index}")
         inputs_a.append(x_a)
         inputs_b.append(x_b)
@@ -360,7 +309,7 @@ def _project(
         result.projection_error = exc.message
         return
     result.channels = channels
-    moved_b = [_in_layout(b, model_b.layout, model_a.layout) for b in projected_b]  # projections are inputs
+    moved_b = [move_layout(b, model_b.layout, model_a.layout) for b in projected_b]  # projections are inputs
     result.channel_cosines = np.stack(
         [cosines(a.reshape(len(a), -1), b.reshape(len(a), -1)) for a, b in zip(projected_a, moved_b, strict=True)]
     )
@@ -397,45 +346,3 @@ def _occlude(
     result.occlusion_max_difference = float(np.abs(a - b).max())
     result.occlusion_range_a = float(a.max() - a.min())
     result.occlusion_correlation = float(cosines(a - a.mean(), b - b.mean())[0])
-
-
-def _judge(images: list[ImageResult], layers: list[LayerResult], limits: Tolerance) -> None:
-    """Fill in every result's list of measures beyond tolerance."""
-    for image in images:
-        if not image.agree and _beyond(image.margin_a, 2 * limits.probability):
-            image.failed["top-1"] = (
-                f"top-1 {image.top_a} became {image.top_b} (A's margin {image.margin_a:.3g} > 2×{limits.probability:g})"
-            )
-        if _beyond(image.max_dp, limits.probability):
-            image.failed["max |Δp|"] = f"max|Δp| {image.max_dp:.3g} > {limits.probability:g}"
-        if image.occlusion_correlation is not None:
-            # A map that varies less than the probability tolerance (a saturated class: occlusion
-            # changes nothing) has a meaningless correlation; it is judged by max |Δscore| instead.
-            if not _beyond(image.occlusion_range_a or 0.0, limits.probability):
-                if _beyond(image.occlusion_max_difference or 0.0, limits.probability):
-                    image.failed["occlusion"] = (
-                        f"occlusion max|Δscore| {image.occlusion_max_difference:.3g} > {limits.probability:g} "
-                        "(A's map is flat)"
-                    )
-            elif _beyond(1.0 - image.occlusion_correlation, limits.occlusion):
-                image.failed["occlusion"] = (
-                    f"occlusion correlation {image.occlusion_correlation:.4f} < {1 - limits.occlusion:.4f}"
-                )
-    for la in layers:
-        worst_error = float(la.relative_error.max())
-        worst_cosine = float(la.cosine.min())
-        if _beyond(worst_error, limits.relative_error):
-            la.failed["rel. error"] = f"relative error {worst_error:.3g} > {limits.relative_error:g}"
-        if _beyond(1.0 - worst_cosine, limits.cosine):
-            la.failed["cosine"] = f"cosine {worst_cosine:.6f} < {1 - limits.cosine:.6f}"
-        if la.projection_error:
-            la.failed["projection"] = f"B cannot be projected here: {la.projection_error}"
-        if la.projection_cosine is not None:
-            worst_projection = float(la.projection_cosine.min())
-            if _beyond(1.0 - worst_projection, limits.projection):
-                la.failed["projection"] = f"projection cosine {worst_projection:.4f} < {1 - limits.projection:.4f}"
-
-
-def _beyond(distance: float, limit: float) -> bool:
-    """Beyond tolerance; a NaN (B overflowed, say in fp16) is beyond any."""
-    return not distance <= limit

@@ -1,4 +1,5 @@
-"""What ``compare`` found: per image, per layer, and the verdict with its reasons."""
+"""What ``compare`` measures and found: the distances, per image and per layer results, and the
+verdict against the tolerances with its reasons."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from onnxviz.analyses.pairing import LayerPair, Tolerance
-from onnxviz.analyses.result import Result
+from onnxviz.analyses.compare.pairing import LayerPair, Tolerance
+from onnxviz.core.result import Result
 from onnxviz.render import pictures as render
 
 
@@ -184,3 +185,73 @@ def _layer_summary(la: LayerResult) -> dict:
 
 def _listed(values: np.ndarray | None) -> list | None:
     return None if values is None else values.tolist()
+
+
+# -- distances -------------------------------------------------------------------------------------
+
+
+def relative_errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """‖b − a‖ / ‖a‖ per row; 0 where both rows are zero, inf where only a's is."""
+    difference = np.linalg.norm(b - a, axis=1)
+    reference = np.linalg.norm(a, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(
+            reference > 0, difference / np.where(reference > 0, reference, 1), np.where(difference > 0, np.inf, 0.0)
+        )
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine per row as 1 − ‖â − b̂‖²/2: exactly 1 for equal rows; 1 for two zero rows, 0 for one."""
+    norm_a = np.linalg.norm(a, axis=1, keepdims=True)
+    norm_b = np.linalg.norm(b, axis=1, keepdims=True)
+    unit_a = a / np.where(norm_a > 0, norm_a, 1)
+    unit_b = b / np.where(norm_b > 0, norm_b, 1)
+    value = 1.0 - 0.5 * np.square(np.linalg.norm(unit_a - unit_b, axis=1))
+    both_zero = (norm_a[:, 0] == 0) & (norm_b[:, 0] == 0)
+    one_zero = (norm_a[:, 0] == 0) != (norm_b[:, 0] == 0)
+    return np.where(both_zero, 1.0, np.where(one_zero, 0.0, value))
+
+
+# -- verdict ----------------------------------------------------------------------------------------
+
+
+def judge(images: list[ImageResult], layers: list[LayerResult], limits: Tolerance) -> None:
+    """Fill in every result's list of measures beyond tolerance."""
+    for image in images:
+        if not image.agree and _beyond(image.margin_a, 2 * limits.probability):
+            image.failed["top-1"] = (
+                f"top-1 {image.top_a} became {image.top_b} (A's margin {image.margin_a:.3g} > 2×{limits.probability:g})"
+            )
+        if _beyond(image.max_dp, limits.probability):
+            image.failed["max |Δp|"] = f"max|Δp| {image.max_dp:.3g} > {limits.probability:g}"
+        if image.occlusion_correlation is not None:
+            # A map that varies less than the probability tolerance (a saturated class: occlusion
+            # changes nothing) has a meaningless correlation; it is judged by max |Δscore| instead.
+            if not _beyond(image.occlusion_range_a or 0.0, limits.probability):
+                if _beyond(image.occlusion_max_difference or 0.0, limits.probability):
+                    image.failed["occlusion"] = (
+                        f"occlusion max|Δscore| {image.occlusion_max_difference:.3g} > {limits.probability:g} "
+                        "(A's map is flat)"
+                    )
+            elif _beyond(1.0 - image.occlusion_correlation, limits.occlusion):
+                image.failed["occlusion"] = (
+                    f"occlusion correlation {image.occlusion_correlation:.4f} < {1 - limits.occlusion:.4f}"
+                )
+    for la in layers:
+        worst_error = float(la.relative_error.max())
+        worst_cosine = float(la.cosine.min())
+        if _beyond(worst_error, limits.relative_error):
+            la.failed["rel. error"] = f"relative error {worst_error:.3g} > {limits.relative_error:g}"
+        if _beyond(1.0 - worst_cosine, limits.cosine):
+            la.failed["cosine"] = f"cosine {worst_cosine:.6f} < {1 - limits.cosine:.6f}"
+        if la.projection_error:
+            la.failed["projection"] = f"B cannot be projected here: {la.projection_error}"
+        if la.projection_cosine is not None:
+            worst_projection = float(la.projection_cosine.min())
+            if _beyond(1.0 - worst_projection, limits.projection):
+                la.failed["projection"] = f"projection cosine {worst_projection:.4f} < {1 - limits.projection:.4f}"
+
+
+def _beyond(distance: float, limit: float) -> bool:
+    """Beyond tolerance; a NaN (B overflowed, say in fp16) is beyond any."""
+    return not distance <= limit

@@ -3,7 +3,7 @@
 
 Per step: render (parameters → transformed model input), the model's forward, objective (the
 layer's value → K objectives and the seed), the ``saliency`` inverse, update (adjoints,
-regularisers, Adam, pixel constraints) — the graphs of ``ascent_graphs.py`` chained with the
+regularisers, Adam, pixel constraints) — the graphs of ``device_graphs.py`` chained with the
 gradient engine's own forward and inverse sessions through IOBinding. Parameters, Adam's moments,
 the step count and every intermediate are OrtValues bound on the device (the GPU under CUDA);
 per step only the transform's draws go up (4·K floats, drawn on the host from the run's generator
@@ -17,20 +17,18 @@ agree to float32 round-off, which Adam's normalised steps let grow slowly over a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
 
-from onnxviz.analyses import ascent_graphs as graphs
-from onnxviz.analyses.objectives import Target
-from onnxviz.analyses.parameterisations import FourierImage, InputRange, PixelImage
-from onnxviz.analyses.robustness import Transforms
+from onnxviz.analyses.maximize import device_graphs as graphs
+from onnxviz.analyses.maximize.objectives import Target
+from onnxviz.analyses.maximize.parameterisations import FourierImage, InputRange, PixelImage
+from onnxviz.analyses.maximize.transforms import Transforms
+from onnxviz.core.progress import StepProgress
 from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.sessions import create_session, run_bound
-
-StepProgress = Callable[[int, int, float], None]  # (step, steps, mean objective)
 
 
 class PosedProblem(Protocol):

@@ -22,8 +22,8 @@ the ReLU holds at 0 everywhere at the start would have no gradient and never mov
 
 The images are written by a parameterisation (``parameterisations.py``: lucid's ``fft`` by
 default, or ``pixel``), moved by random transforms each step and regularised
-(``robustness.py``); the step is Adam's (lr 0.05), in numpy, or off the CPU as chained graphs
-that keep it on the device (``device_ascent.py``).
+(``transforms.py``); the step is Adam's (lr 0.05), in numpy, or off the CPU as chained graphs
+that keep it on the device (``device.py``).
 """
 
 from __future__ import annotations
@@ -32,19 +32,18 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from onnxviz.analyses.ascent_graphs import ADAM_BETAS, ADAM_EPSILON
-from onnxviz.analyses.device_ascent import StepProgress, ascend_chained
-from onnxviz.analyses.loaded import LoadedModel
-from onnxviz.analyses.objectives import (
+from onnxviz.analyses._common import move_layout
+from onnxviz.analyses.maximize.device import ascend_chained
+from onnxviz.analyses.maximize.device_graphs import ADAM_BETAS, ADAM_EPSILON
+from onnxviz.analyses.maximize.objectives import (
     Target,
     choose_channels,
     is_logits,
     objective_seeds,
     probabilities,
 )
-from onnxviz.analyses.parameterisations import PARAMETERISATIONS, FourierImage, InputRange, PixelImage
-from onnxviz.analyses.result import Result
-from onnxviz.analyses.robustness import (
+from onnxviz.analyses.maximize.parameterisations import PARAMETERISATIONS, FourierImage, InputRange, PixelImage
+from onnxviz.analyses.maximize.transforms import (
     PRESETS,
     Transforms,
     blur,
@@ -53,6 +52,9 @@ from onnxviz.analyses.robustness import (
     transform,
     transform_adjoint,
 )
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.progress import StepProgress
+from onnxviz.core.result import Result
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import UnsupportedOpError, UsageError
 from onnxviz.render import pictures as render
@@ -85,7 +87,7 @@ class Settings:
     blur_every: int = 0
     clip_percentile: float = 0.0
     seed: int = 0
-    regularise: str | None = None  # one of ``robustness.PRESETS``
+    regularise: str | None = None  # one of ``transforms.PRESETS``
 
     @classmethod
     def make(cls, **options) -> Settings:
@@ -198,8 +200,10 @@ class Problem:
     def objective_and_gradient(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each image's objective at ``x`` (K, C, H, W) and its exact gradient with respect to x:
         one forward and one inverse run for the batch."""
-        value, gradient = self.engine.value_and_gradient(_to_layout(x, self.layout), self.target.gradient_seeds)
-        return self.target.values(value), _from_layout(gradient, self.layout)
+        value, gradient = self.engine.value_and_gradient(
+            move_layout(x, "nchw", self.layout, np.float32), self.target.gradient_seeds
+        )
+        return self.target.values(value), move_layout(gradient, self.layout, "nchw", np.float64)
 
 
 def problem(model: LoadedModel, node: str, channels: list[int] | None, top: int | None, settings: Settings) -> Problem:
@@ -231,8 +235,8 @@ def objective_gradient(
     """The objective and its gradient at ``x`` (K images in the model's layout and preprocessed
     space): one step of ``--param pixel`` with no transforms and no regularisers."""
     posed = problem(model, node, channels, None, Settings.make(**options))
-    objective, gradient = posed.objective_and_gradient(_from_layout(x, model.layout))
-    return objective, _to_layout(gradient, model.layout)
+    objective, gradient = posed.objective_and_gradient(move_layout(x, model.layout, "nchw", np.float64))
+    return objective, move_layout(gradient, "nchw", model.layout, np.float32)
 
 
 def maximize(
@@ -253,11 +257,11 @@ def maximize(
     else:
         curve = _ascend(posed, image, settings, rng, progress)
         final = image.image()
-    value = posed.engine.value(_to_layout(final, model.layout))
+    value = posed.engine.value(move_layout(final, "nchw", model.layout, np.float32))
     curve.append(posed.target.values(value))
     target = posed.target
     return Maximization(
-        images=_to_layout(final, model.layout),
+        images=move_layout(final, "nchw", model.layout, np.float32),
         node=target.alias,
         objective=target.objective,
         channels=target.channels,
@@ -365,7 +369,7 @@ def _target(
     if top is not None:  # the K channels the gray start image drives most
         gray = np.broadcast_to(pixels.gray(), (1, pixels.gain.shape[0], *_spatial(shape, model.layout)))
         gray_seeds = objective_seeds(layer_shape, list(range(count)), "channel", None)
-        value = engine.value(_to_layout(np.ascontiguousarray(gray), model.layout))
+        value = engine.value(move_layout(gray, "nchw", model.layout, np.float32))
         scores = (value * gray_seeds).reshape(count, -1).sum(axis=1)
         chosen = [int(c) for c in np.argsort(-scores, kind="stable")[:top]]
     logits = is_logits(model, tensor, layer_shape)
@@ -387,11 +391,3 @@ def _target(
 
 def _spatial(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
     return (shape[1], shape[2]) if layout == "nhwc" else (shape[2], shape[3])
-
-
-def _to_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if layout == "nhwc" else x, np.float32)
-
-
-def _from_layout(x: np.ndarray, layout: str) -> np.ndarray:
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if layout == "nhwc" else x, np.float64)
