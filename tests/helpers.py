@@ -23,7 +23,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import build_inverse
+from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.passes.rewrite import forward_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -182,7 +182,7 @@ class Linearisation:
         self.graph = ModelGraph.from_proto(model)
         self.x = x
         self.target = target
-        self.inverse = build_inverse(self.graph, target, x.shape, mode, form, lrn)
+        self.inverse = build_inverse(self.graph, InverseSpec(target, x.shape, rule=mode, form=form, lrn=lrn))
         shapes = self.graph.shapes(x.shape)
         outputs = [target, *(t for t in self.inverse.forward_tensors if t != target)]
         self.forward = forward_model(self.graph, outputs, self.inverse.switches, shapes)

@@ -17,6 +17,7 @@ from onnx import numpy_helper
 import onnxviz
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.inverse import InverseSpec
 from onnxviz.runtime import sessions
 from onnxviz.runtime.graph_cache import (
     FORWARD_FILE,
@@ -54,7 +55,7 @@ def project(path: Path, tensor: str = POOL3, rule: str = "deconvnet") -> np.ndar
     """Projections of the four first channels of ``tensor`` for a fixed input, by a new Projector."""
     graph = ModelGraph.load(path)
     shape = graph.concrete_input_shape()
-    projector = Projector(graph, tensor, shape, rule, DEVICE)
+    projector = Projector(graph, InverseSpec(tensor, shape, rule=rule, form=DEVICE.form, sparse=True), DEVICE)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     forward = projector.forward(x, graph.input_name)
     activation = forward[tensor].numpy()
@@ -75,7 +76,7 @@ def entries(root: Path) -> list[Path]:
 def key_of(path: Path, tensor: str = POOL3, rule: str = "deconvnet") -> str:
     graph = ModelGraph.load(path)
     shape = graph.concrete_input_shape()
-    key = projector_key(graph, tensor, shape, rule, DEVICE.form, "exact", True)
+    key = projector_key(graph, InverseSpec(tensor, shape, rule=rule, form=DEVICE.form, sparse=True))
     assert key is not None
     return key
 
