@@ -231,3 +231,25 @@ def adjoint_gaps(lin: Linearisation, rng: np.random.Generator, k: int = 3, eps: 
 
 def load_fixture(name: str) -> onnx.ModelProto:
     return onnx.load(str(FIXTURES / name))
+
+
+class CutAt:
+    """The rest of a network from a layer on: ``target`` as a function of ``source``'s value, run
+    by a plain onnxruntime session on the model cut there (``onnx.utils.Extractor``). The graph
+    input stays an input too, for the branches that reach the target without passing the source
+    (a residual's skip); it is fed the image the source's value came from."""
+
+    def __init__(self, model: onnx.ModelProto, input_name: str, source: str, target: str) -> None:
+        self.input_name, self.source = input_name, source
+        extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model))  # it cuts at declared tensors
+        self._session = session(extractor.extract_model([input_name, source], [target]))
+
+    def __call__(self, x: np.ndarray, activation: np.ndarray) -> np.ndarray:
+        feeds = {self.input_name: x.astype(np.float32), self.source: activation.astype(np.float32)}
+        return self._session.run(None, feeds)[0]
+
+    def directional_derivative(self, x: np.ndarray, activation: np.ndarray, u: np.ndarray, eps: float) -> np.ndarray:
+        """J·u by central differences at the layer: (f(a + εu) − f(a − εu)) / 2ε."""
+        plus = self(x, activation + eps * u).astype(np.float64)
+        minus = self(x, activation - eps * u).astype(np.float64)
+        return (plus - minus) / (2 * eps)
