@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import InverseSpec
 from onnxviz.runtime import sessions
+from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.graph_cache import (
     FORWARD_FILE,
     MANIFEST,
@@ -96,6 +98,45 @@ def test_a_cached_projector_is_bit_identical_to_a_fresh_build(
     assert entries(cache_dir) == [entry]
     np.testing.assert_array_equal(stored, expected)
     np.testing.assert_array_equal(loaded, expected)
+
+
+def test_every_field_of_the_spec_is_in_the_key(model: Path, cache_dir: Path) -> None:
+    """A paired or layer-source inverse is another graph: it never opens another spec's entry."""
+    graph = ModelGraph.load(model)
+    base = InverseSpec(POOL3, graph.concrete_input_shape())
+    variants = [
+        base,
+        replace(base, target=CONV2),
+        replace(base, input_shape=(1, 3, 96, 96)),
+        replace(base, source="/features/pool1/MaxPool_output_0"),
+        replace(base, rule="saliency"),
+        replace(base, form="portable"),
+        replace(base, lrn="passthrough"),
+        replace(base, sparse=True),
+        replace(base, paired=True),
+    ]
+    keys = [projector_key(graph, spec) for spec in variants]
+    assert None not in keys and len(set(keys)) == len(variants)
+    assert projector_key(graph, InverseSpec(POOL3, graph.concrete_input_shape())) == keys[0]
+
+
+def test_a_layer_gradient_engine_opened_from_its_entry_gives_the_same_numbers(model: Path, cache_dir: Path) -> None:
+    """The stored forward graph keeps the layer source among its outputs."""
+    source = "/features/pool1/MaxPool_output_0"
+    shape = ModelGraph.load(model).concrete_input_shape()
+    images = np.random.default_rng(2).standard_normal((2, *shape[1:])).astype(np.float32)
+
+    def run() -> tuple[np.ndarray, ...]:
+        engine = GradientEngine(ModelGraph.load(model), "logits", shape, DEVICE, source=source)
+        return engine.value_activation_gradient(images, np.ones_like)
+
+    built = run()
+    (entry,) = entries(cache_dir)
+    os.utime(entry / MANIFEST, (0, 0))
+    opened = run()
+    assert (entry / MANIFEST).stat().st_mtime > 0, "the second engine did not read the entry"
+    for first, second in zip(built, opened, strict=True):
+        np.testing.assert_array_equal(first, second)
 
 
 def test_weights_are_stored_once_for_both_graphs(model: Path, cache_dir: Path) -> None:
