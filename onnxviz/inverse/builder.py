@@ -61,7 +61,7 @@ def signal_path(graph: ModelGraph, target: str, source: str | None = None) -> li
     signal, in topological order: the walk stops at the source and never enters a branch the
     source does not feed."""
     start = source or graph.input_name
-    fed = downstream(graph, start)
+    fed = _downstream(graph, start)
     on_path: set[str] = set()
     stack = [target]
     seen: set[str] = set()
@@ -78,7 +78,7 @@ def signal_path(graph: ModelGraph, target: str, source: str | None = None) -> li
     return [n for n in graph.nodes if n.name in on_path]
 
 
-def downstream(graph: ModelGraph, source: str) -> set[str]:
+def _downstream(graph: ModelGraph, source: str) -> set[str]:
     """The signal tensors computed from ``source`` (with it): from the input, the whole signal."""
     fed = {source}
     for node in graph.nodes:
@@ -204,7 +204,7 @@ def _check_source(graph: ModelGraph, target: str, source: str) -> None:
             f"of '{target}' can be taken with respect to it.",
             "Pick a layer's tensor on the path to the target (see `onnxviz layers MODEL`).",
         )
-    if source == target or target not in downstream(graph, source):
+    if source == target or target not in _downstream(graph, source):
         raise UsageError(
             f"The source '{source}' is not upstream of the target '{target}': the target is not computed from it.",
             "Pick a source between the input and the target (see `onnxviz layers MODEL`).",

@@ -36,8 +36,8 @@ class GradientEngine:
     def __init__(
         self, graph: ModelGraph, target: str, input_shape: tuple[int, ...], device: Device, source: str | None = None
     ) -> None:
-        # A dense seed: the objective's gradient may touch every position of every channel.
-        spec = InverseSpec(target, input_shape, source, GRADIENT_RULE, device.form, sparse=False, paired=True)
+        # A dense seed (not ``sparse``): the objective's gradient may touch every position of every channel.
+        spec = InverseSpec(target, input_shape, source=source, rule=GRADIENT_RULE, form=device.form, paired=True)
         self.projector = Projector(graph, spec, device)
         self.input_name = graph.input_name
         self.target = target
