@@ -32,7 +32,7 @@ from onnxviz.graph.model import ModelGraph
 from onnxviz.graph.ops import NON_DIFFERENTIABLE_OPS
 from onnxviz.graph.signal import mark_signal
 from onnxviz.graph.topology import topological_order
-from onnxviz.inverse import build_inverse
+from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.passes.rewrite import forward_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def load_and_build(path: Path, node: str) -> tuple[float, float]:
     loaded = time.perf_counter()
     shape = graph.concrete_input_shape(224, 224)
     target = graph.resolve(node).tensor
-    inverse = build_inverse(graph, target, shape, "deconvnet", "cpu")
+    inverse = build_inverse(graph, InverseSpec(target, shape))
     outputs = [target, *(t for t in inverse.forward_tensors if t != target)]
     forward_model(graph, outputs, inverse.switches, graph.shapes(shape))
     return loaded - start, time.perf_counter() - loaded

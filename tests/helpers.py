@@ -23,7 +23,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import build_inverse
+from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.passes.rewrite import forward_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -182,7 +182,7 @@ class Linearisation:
         self.graph = ModelGraph.from_proto(model)
         self.x = x
         self.target = target
-        self.inverse = build_inverse(self.graph, target, x.shape, mode, form, lrn)
+        self.inverse = build_inverse(self.graph, InverseSpec(target, x.shape, rule=mode, form=form, lrn=lrn))
         shapes = self.graph.shapes(x.shape)
         outputs = [target, *(t for t in self.inverse.forward_tensors if t != target)]
         self.forward = forward_model(self.graph, outputs, self.inverse.switches, shapes)
@@ -231,3 +231,25 @@ def adjoint_gaps(lin: Linearisation, rng: np.random.Generator, k: int = 3, eps: 
 
 def load_fixture(name: str) -> onnx.ModelProto:
     return onnx.load(str(FIXTURES / name))
+
+
+class CutAt:
+    """The rest of a network from a layer on: ``target`` as a function of ``source``'s value, run
+    by a plain onnxruntime session on the model cut there (``onnx.utils.Extractor``). The graph
+    input stays an input too, for the branches that reach the target without passing the source
+    (a residual's skip); it is fed the image the source's value came from."""
+
+    def __init__(self, model: onnx.ModelProto, input_name: str, source: str, target: str) -> None:
+        self.input_name, self.source = input_name, source
+        extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model))  # it cuts at declared tensors
+        self._session = session(extractor.extract_model([input_name, source], [target]))
+
+    def __call__(self, x: np.ndarray, activation: np.ndarray) -> np.ndarray:
+        feeds = {self.input_name: x.astype(np.float32), self.source: activation.astype(np.float32)}
+        return self._session.run(None, feeds)[0]
+
+    def directional_derivative(self, x: np.ndarray, activation: np.ndarray, u: np.ndarray, eps: float) -> np.ndarray:
+        """J·u by central differences at the layer: (f(a + εu) − f(a − εu)) / 2ε."""
+        plus = self(x, activation + eps * u).astype(np.float64)
+        minus = self(x, activation - eps * u).astype(np.float64)
+        return (plus - minus) / (2 * eps)

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from onnxviz.core.loaded import LRN_MODES, LoadedModel, check_choice
-from onnxviz.inverse import MODES, build_inverse
+from onnxviz.inverse import MODES, InverseSpec, build_inverse
 from onnxviz.inverse.context import FORMS
 from onnxviz.passes.rewrite import forward_model
 from onnxviz.render.outputs import write_bytes
@@ -26,7 +26,8 @@ def invert(
     layer = model.resolve(node)
     tensor = seeded_tensor(model.graph, layer.tensor)
     shape = model.input_shape()
-    inverse = build_inverse(model.graph, tensor, shape, rule, form or model.device.form, lrn)
+    spec = InverseSpec(tensor, shape, rule=rule, form=form or model.device.form, lrn=lrn)
+    inverse = build_inverse(model.graph, spec)
     outputs = [tensor, *(t for t in inverse.forward_tensors if t != tensor)]
     forward = forward_model(model.graph, outputs, inverse.switches, model.graph.shapes(shape))
     out = Path(out_dir)

@@ -2,5 +2,15 @@
 
 from onnxviz.inverse.builder import PROJECTION, SEED, InverseGraph, build_inverse, signal_path, unsupported_reason
 from onnxviz.inverse.context import MODES
+from onnxviz.inverse.spec import InverseSpec
 
-__all__ = ["MODES", "PROJECTION", "SEED", "InverseGraph", "build_inverse", "signal_path", "unsupported_reason"]
+__all__ = [
+    "MODES",
+    "PROJECTION",
+    "SEED",
+    "InverseGraph",
+    "InverseSpec",
+    "build_inverse",
+    "signal_path",
+    "unsupported_reason",
+]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from onnxviz.graph.model import ModelGraph
+from onnxviz.inverse import InverseSpec
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.perturb import Occluder
@@ -58,10 +59,12 @@ class ProjectorKey:
 
 @dataclass(frozen=True)
 class GradientKey:
-    """A gradient engine depends on the target tensor and the input shape (its rule is fixed)."""
+    """A gradient engine depends on the target tensor, the input shape and the source (None: the
+    input; a layer for layer gradients). Its rule is fixed."""
 
     tensor: str
     input_shape: tuple[int, ...]
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,10 @@ class Engines:
 
     def projector(self, key: ProjectorKey) -> Projector:
         def make() -> Projector:
-            shape, keep = key.input_shape, self.save_optimized
-            return Projector(self.graph, key.tensor, shape, key.rule, self.device, key.lrn, save_optimized=keep)
+            spec = InverseSpec(
+                key.tensor, key.input_shape, rule=key.rule, form=self.device.form, lrn=key.lrn, sparse=True
+            )
+            return Projector(self.graph, spec, self.device, save_optimized=self.save_optimized)
 
         return self.projectors.get_or_make(key, make)
 
@@ -105,7 +110,7 @@ class Engines:
         """Kept warm so a second ``maximize`` of the layer (a notebook's next channels, another
         seed) starts its first step at once instead of rebuilding the sessions and probing batches."""
         return self.projectors.get_or_make(
-            key, lambda: GradientEngine(self.graph, key.tensor, key.input_shape, self.device)
+            key, lambda: GradientEngine(self.graph, key.tensor, key.input_shape, self.device, key.source)
         )
 
     def forward(self, key: ForwardKey) -> ForwardRunner:

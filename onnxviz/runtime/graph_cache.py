@@ -8,7 +8,8 @@ from its paths.
 
 An entry's key covers everything the graphs depend on: the model file's content (not its path;
 its digest is remembered by the files' stat stamps, ``warm_start.py``), the target, rule, input
-shape, LRN mode, layout form, sparse head, custom-op libraries, and the versions of onnxviz (its
+shape, source, LRN mode, form, sparse head, pairing (all the ``InverseSpec``), custom-op
+libraries, and the versions of onnxviz (its
 source), onnx and onnxruntime. Entries are written into a temporary directory and renamed into
 place, so a crash or a concurrent writer never leaves a half entry under a key; a manifest with
 each file's size and CRC lets a damaged or foreign entry be noticed, dropped and rebuilt, never
@@ -34,7 +35,7 @@ import time
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import onnx
@@ -42,6 +43,7 @@ import onnxruntime as ort
 
 from onnxviz.errors import InferenceError, UsageError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.inverse import InverseSpec
 from onnxviz.runtime.checksums import file_whole
 from onnxviz.runtime.optimized import OptimizedGraphs
 from onnxviz.runtime.sessions import Device, create_session
@@ -330,14 +332,13 @@ def write_graphs(directory: Path, forward: onnx.ModelProto, inverse: onnx.ModelP
     return files
 
 
-def projector_key(
-    graph: ModelGraph, target: str, input_shape: tuple[int, ...], rule: str, form: str, lrn: str, sparse: bool
-) -> str | None:
+def projector_key(graph: ModelGraph, spec: InverseSpec) -> str | None:
     """The key of a projector's graphs, or None where the cache is off or the model was not read
     from a file (nothing to tell two in-memory models apart by without serializing them). The
     content is the one the graph was loaded from (``load_graph``): a file rewritten since never
     gets graphs built from the old one under its key; a graph loaded otherwise goes by what the
-    file holds now."""
+    file holds now. Every field of the spec counts: a paired or layer-source inverse is another
+    graph, under another key."""
     cache = GraphCache.from_environment()
     if cache is None or graph.path is None:
         return None
@@ -345,7 +346,7 @@ def projector_key(
     if content is None:
         return None
     parts = [FORMAT, source_digest(), onnx.__version__, ort.__version__, content, list(graph.custom_ops)]
-    parts += [target, list(input_shape), rule, form, lrn, sparse]
+    parts.append(asdict(spec))
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:KEY_LENGTH]
 
 

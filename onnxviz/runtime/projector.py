@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import SEED, build_inverse
+from onnxviz.inverse import SEED, InverseSpec, build_inverse
 from onnxviz.inverse.sparse import CHANNELS
 from onnxviz.passes.rewrite import forward_model
 from onnxviz.runtime.graph_cache import open_built, open_cached, projector_key
@@ -34,49 +34,43 @@ def seeded_tensor(graph: ModelGraph, tensor: str) -> str:
 
 
 class Projector:
-    """The forward and inverse sessions for one (target, rule, input shape): built once, reused.
+    """The forward and inverse sessions for one ``InverseSpec``: built once, reused.
 
     Only the two sessions and the names the inverse reads are kept: the graphs they were built
     from (the weights copied into each) are dropped as soon as onnxruntime holds them, so a
-    projector costs its sessions' memory and no more.
+    projector costs its sessions' memory and no more. The spec's ``form`` should be the device's
+    (``Device.form``): the emission its provider runs best.
+
+    The forward runs from the graph input whatever the spec's source; a layer source is one more
+    output of it, brought to the host with the target (the layer gradient's activation).
     """
 
-    def __init__(
-        self,
-        graph: ModelGraph,
-        target: str,
-        input_shape: tuple[int, ...],
-        rule: str,
-        device: Device,
-        lrn: str = "exact",
-        sparse: bool = True,
-        paired: bool = False,
-        save_optimized: bool = True,
-    ) -> None:
+    def __init__(self, graph: ModelGraph, spec: InverseSpec, device: Device, save_optimized: bool = True) -> None:
         started = time.perf_counter()
-        self.target = target
-        variant = f"{rule}+paired" if paired else rule  # a paired inverse is a different graph
-        key = projector_key(graph, target, input_shape, variant, device.form, lrn, sparse)
+        self.target = spec.target
+        self.source = spec.source or graph.input_name
+        to_host = [spec.target] if self.source == graph.input_name else [spec.target, self.source]
+        key = projector_key(graph, spec)
         opened = open_cached(key, device, save_optimized)  # a repeat run's graphs, stored on disk by the first
         if opened is None:
-            inverse = build_inverse(graph, target, input_shape, rule, device.form, lrn, sparse, paired)
-            outputs = [target, *(t for t in inverse.forward_tensors if t != target)]
-            forward = forward_model(graph, outputs, inverse.switches, graph.shapes(input_shape))
+            inverse = build_inverse(graph, spec)
+            outputs = list(dict.fromkeys([*to_host, *inverse.forward_tensors]))
+            forward = forward_model(graph, outputs, inverse.switches, graph.shapes(spec.input_shape))
             stored = (tuple(inverse.forward_tensors), inverse.sparse, save_optimized)
             opened = open_built(key, device, forward, inverse.model, *stored)
             del forward, inverse  # their weights are in the sessions now
         self.forward_session, self.inverse_session, forward_tensors, self.sparse = opened
         self.forward_tensors = list(forward_tensors)
         self.device = device
-        self._on_device = frozenset(self.forward_tensors) - {target}
+        self._on_device = frozenset(self.forward_tensors) - set(to_host)
         # An inverse built for one projection at a time declares its seed of batch 1 (``build_inverse``).
         seed_input = next(i for i in self.inverse_session.get_inputs() if i.name == SEED)
         self.single = seed_input.shape[0] == 1
         self.build_seconds = time.perf_counter() - started
 
     def forward(self, x: np.ndarray, input_name: str) -> dict[str, ort.OrtValue]:
-        """Forward values: the target comes to the host (channels are chosen from it), the
-        switches and masks the inverse reads stay on the device."""
+        """Forward values: the target comes to the host (channels are chosen from it), with a layer
+        source; the switches and masks the inverse reads stay on the device."""
         return run_bound(self.forward_session, {input_name: x}, self.device, "forward graph", self._on_device)
 
     def forward_on_device(self, x: ort.OrtValue, input_name: str) -> dict[str, ort.OrtValue]:

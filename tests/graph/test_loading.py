@@ -15,7 +15,7 @@ from onnx import helper
 import onnxviz
 from onnxviz.errors import ModelLoadError, UnsupportedOpError, UsageError
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import build_inverse
+from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.passes.rewrite import forward_model
 from onnxviz.runtime.sessions import ir_version_for, max_ir_version, max_opset
 from tests import conversions
@@ -264,7 +264,7 @@ def test_quantize_dequantize_pair_passes_the_signal_straight_through(axis_scale)
     ]
     c = np.random.default_rng(5).standard_normal((1, 3, 4, 4)).astype(np.float32)
     graph = ModelGraph.from_proto(make_model(nodes, (1, 3, 4, 4), "y", {"s": scale, "z": zero_point, "c": c}))
-    inverse = build_inverse(graph, "y", (1, 3, 4, 4), "saliency")
+    inverse = build_inverse(graph, InverseSpec("y", (1, 3, 4, 4), rule="saliency"))
     seeds = np.random.default_rng(6).standard_normal((2, 3, 4, 4)).astype(np.float32)
     (projection,) = session(inverse.model).run(None, {"seed": seeds})
     np.testing.assert_allclose(projection, seeds * c, rtol=1e-5, atol=1e-6)

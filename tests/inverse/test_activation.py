@@ -350,14 +350,14 @@ def test_conv_alias_names_the_output_of_a_composite_activation() -> None:
 def test_sparse_head_through_the_new_activations_equals_the_dense_inverse(
     op: str, opset: int, attrs: dict, mode: str
 ) -> None:
-    from onnxviz.inverse import build_inverse
+    from onnxviz.inverse import InverseSpec, build_inverse
     from onnxviz.runtime.projector import make_seeds
     from tests.helpers import session
 
     model = _single_after_conv(op, opset, attrs)
     x = _input(32)
     dense = Linearisation(model, "y", x, mode)
-    sparse = build_inverse(dense.graph, "y", x.shape, mode, sparse=True)
+    sparse = build_inverse(dense.graph, InverseSpec("y", x.shape, rule=mode, sparse=True))
     assert sparse.sparse
     activation = dense.values["y"]
     channels = np.array([2, 0], np.int64)

@@ -9,7 +9,7 @@ from onnx import helper
 
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import build_inverse, unsupported_reason
+from onnxviz.inverse import InverseSpec, build_inverse, unsupported_reason
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules import ALL_RULES, RULES, OutputsRule, Rule
 from onnxviz.inverse.rules.registry import by_op_type
@@ -74,27 +74,27 @@ def test_every_rule_is_checked_before_anything_is_emitted(monkeypatch) -> None:
 
     monkeypatch.setattr(InverseContext, "op", recording)
     with pytest.raises(UnsupportedOpError, match="Where node 'gate' cannot be inverted: its condition 'mask'"):
-        build_inverse(graph, "y", (1, 2, 5, 5))
+        build_inverse(graph, InverseSpec("y", (1, 2, 5, 5)))
     assert emitted == []
-    reason = unsupported_reason(graph, "y", (1, 2, 5, 5))
+    reason = unsupported_reason(graph, InverseSpec("y", (1, 2, 5, 5)))
     assert reason is not None and "its condition 'mask' is computed from the image" in reason
-    assert unsupported_reason(graph, "c", (1, 2, 5, 5)) is not None  # the gate is still on c's path
+    assert unsupported_reason(graph, InverseSpec("c", (1, 2, 5, 5))) is not None  # the gate is still on c's path
     assert emitted == []
 
 
 def test_unsupported_reason_is_none_exactly_where_the_build_succeeds() -> None:
     graph = ModelGraph.from_proto(_conv_then([helper.make_node("Relu", ["c"], ["y"], name="relu")]))
-    assert unsupported_reason(graph, "y", (1, 2, 5, 5)) is None
-    inverse = build_inverse(graph, "y", (1, 2, 5, 5))
+    assert unsupported_reason(graph, InverseSpec("y", (1, 2, 5, 5))) is None
+    inverse = build_inverse(graph, InverseSpec("y", (1, 2, 5, 5)))
     assert inverse.model.graph.output[0].name == "projection"
 
 
 def test_an_op_without_a_rule_is_reported_with_the_layer_to_project_from_instead() -> None:
     graph = ModelGraph.from_proto(_conv_then([helper.make_node("Cos", ["c"], ["y"], name="cosine")]))
-    reason = unsupported_reason(graph, "y", (1, 2, 5, 5))
+    reason = unsupported_reason(graph, InverseSpec("y", (1, 2, 5, 5)))
     assert reason is not None and "Unsupported op Cos (node 'cosine')" in reason
     with pytest.raises(UnsupportedOpError, match="Unsupported op Cos"):
-        build_inverse(graph, "y", (1, 2, 5, 5))
+        build_inverse(graph, InverseSpec("y", (1, 2, 5, 5)))
 
 
 def test_a_rule_refuses_a_signal_on_an_output_it_cannot_carry_back() -> None:
@@ -110,7 +110,7 @@ def test_a_rule_refuses_a_signal_on_an_output_it_cannot_carry_back() -> None:
         {"g": np.ones((c, 3, 3), np.float32)},
     )
     with pytest.raises(UnsupportedOpError, match="its mean or variance output is used on the image path"):
-        build_inverse(ModelGraph.from_proto(model), "y", (1, c, 3, 3))
+        build_inverse(ModelGraph.from_proto(model), InverseSpec("y", (1, c, 3, 3)))
 
 
 def test_the_registry_is_the_families_lists_and_refuses_an_op_claimed_twice() -> None:
@@ -137,6 +137,6 @@ def test_the_sparse_head_and_the_activation_rule_share_one_mode_switch(monkeypat
     monkeypatch.setattr(activation, "rectify", counting)
     monkeypatch.setattr(sparse, "rectify", counting)
     graph = ModelGraph.from_proto(_conv_then([helper.make_node("Relu", ["c"], ["y"], name="relu")]))
-    build_inverse(graph, "y", (1, 2, 5, 5), mode="guided")
-    build_inverse(graph, "y", (1, 2, 5, 5), mode="saliency", sparse=True)
+    build_inverse(graph, InverseSpec("y", (1, 2, 5, 5), rule="guided"))
+    build_inverse(graph, InverseSpec("y", (1, 2, 5, 5), rule="saliency", sparse=True))
     assert calls == ["guided", "saliency"]

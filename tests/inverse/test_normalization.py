@@ -157,7 +157,7 @@ def test_batch_norm_exported_in_training_mode_uses_the_batch_statistics(opset: i
 
 def test_training_mode_batch_norm_keeps_the_sparse_head_out() -> None:
     """Batch statistics couple the positions of a channel, which the per-channel head cannot."""
-    from onnxviz.inverse import build_inverse
+    from onnxviz.inverse import InverseSpec, build_inverse
 
     rng = np.random.default_rng(40)
     c = SHAPE[1]
@@ -176,7 +176,7 @@ def test_training_mode_batch_norm_keeps_the_sparse_head_out() -> None:
     ]
     model = make_model(nodes, SHAPE, "y", inits, opset=15)
     lin = Linearisation(model, "y", _input(41), "saliency")
-    assert not build_inverse(lin.graph, "y", SHAPE, "saliency", sparse=True).sparse
+    assert not build_inverse(lin.graph, InverseSpec("y", SHAPE, rule="saliency", sparse=True)).sparse
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import build_inverse
+from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.runtime.projector import make_seeds
 from tests.helpers import FIXTURES, session
 
@@ -30,7 +30,7 @@ def test_sparse_head_equals_the_dense_inverse(fixture: str, mode: str, form: str
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     checked = 0
     for layer in (la for la in graph.layers if la.alias.startswith("conv")):
-        sparse = build_inverse(graph, layer.tensor, shape, mode, form, sparse=True)
+        sparse = build_inverse(graph, InverseSpec(layer.tensor, shape, rule=mode, form=form, sparse=True))
         if not sparse.sparse:
             continue
         dense = Linearisation(graph.model, layer.tensor, x, mode, form)
@@ -50,6 +50,6 @@ def test_sparse_head_applies_to_conv_layers_and_not_to_grouped_ones() -> None:
     verdicts = {}
     for layer in (la for la in graph.layers if la.alias.startswith("conv")):
         group = next(a.i for a in graph.node_by_name(layer.node).attribute if a.name == "group")
-        verdicts[layer.alias] = (group, build_inverse(graph, layer.tensor, shape, sparse=True).sparse)
+        verdicts[layer.alias] = (group, build_inverse(graph, InverseSpec(layer.tensor, shape, sparse=True)).sparse)
     assert all(sparse == (group == 1) for group, sparse in verdicts.values()), verdicts
     assert any(sparse for _, sparse in verdicts.values())

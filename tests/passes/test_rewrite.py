@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import build_inverse
+from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.passes.dynamic_batch import dynamic_batch
 from onnxviz.passes.rewrite import forward_model
 from tests import reference
@@ -20,7 +20,7 @@ from tests.helpers import FIXTURES, fixed_batch_classifier, make_model, session
 def _forward_for(graph: ModelGraph, alias: str) -> tuple[onnx.ModelProto, list[str]]:
     tensor = graph.resolve(alias).tensor
     shape = graph.concrete_input_shape()
-    inverse = build_inverse(graph, tensor, shape)
+    inverse = build_inverse(graph, InverseSpec(tensor, shape))
     outputs = [tensor, *(t for t in inverse.forward_tensors if t != tensor)]
     return forward_model(graph, outputs, inverse.switches, graph.shapes(shape)), outputs
 

@@ -9,6 +9,7 @@ from onnx import helper
 import onnxviz
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.inverse import InverseSpec
 from onnxviz.runtime.batching import batch_size_for, run_in_batches
 from onnxviz.runtime.engines import Engines, ForwardKey, OccluderKey, ProjectorKey
 from onnxviz.runtime.gradient import GradientEngine
@@ -132,7 +133,8 @@ def test_projecting_one_position_is_its_activation_times_the_transposed_forward(
         helper.make_node("AveragePool", ["c"], ["y"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
     ]
     proto = make_model(nodes, (1, 2, 6, 6), "y", {"w": rng.standard_normal((3, 2, 3, 3)).astype(np.float32)})
-    projector = Projector(ModelGraph.from_proto(proto), "y", (1, 2, 6, 6), "deconvnet", choose_device("cpu"))
+    spec = InverseSpec("y", (1, 2, 6, 6), sparse=True)
+    projector = Projector(ModelGraph.from_proto(proto), spec, choose_device("cpu"))
     x, u = (rng.standard_normal((1, 2, 6, 6)).astype(np.float32) for _ in range(2))
     f_x, f_u = (session(proto).run(None, {"x": z})[0] for z in (x, u))
     for channel, row, col in [(0, 0, 0), (2, 1, 2), (1, 2, 1)]:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from onnx import numpy_helper
 import onnxviz
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.inverse import InverseSpec
 from onnxviz.runtime import sessions
+from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.graph_cache import (
     FORWARD_FILE,
     MANIFEST,
@@ -54,7 +57,7 @@ def project(path: Path, tensor: str = POOL3, rule: str = "deconvnet") -> np.ndar
     """Projections of the four first channels of ``tensor`` for a fixed input, by a new Projector."""
     graph = ModelGraph.load(path)
     shape = graph.concrete_input_shape()
-    projector = Projector(graph, tensor, shape, rule, DEVICE)
+    projector = Projector(graph, InverseSpec(tensor, shape, rule=rule, form=DEVICE.form, sparse=True), DEVICE)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     forward = projector.forward(x, graph.input_name)
     activation = forward[tensor].numpy()
@@ -75,7 +78,7 @@ def entries(root: Path) -> list[Path]:
 def key_of(path: Path, tensor: str = POOL3, rule: str = "deconvnet") -> str:
     graph = ModelGraph.load(path)
     shape = graph.concrete_input_shape()
-    key = projector_key(graph, tensor, shape, rule, DEVICE.form, "exact", True)
+    key = projector_key(graph, InverseSpec(tensor, shape, rule=rule, form=DEVICE.form, sparse=True))
     assert key is not None
     return key
 
@@ -95,6 +98,45 @@ def test_a_cached_projector_is_bit_identical_to_a_fresh_build(
     assert entries(cache_dir) == [entry]
     np.testing.assert_array_equal(stored, expected)
     np.testing.assert_array_equal(loaded, expected)
+
+
+def test_every_field_of_the_spec_is_in_the_key(model: Path, cache_dir: Path) -> None:
+    """A paired or layer-source inverse is another graph: it never opens another spec's entry."""
+    graph = ModelGraph.load(model)
+    base = InverseSpec(POOL3, graph.concrete_input_shape())
+    variants = [
+        base,
+        replace(base, target=CONV2),
+        replace(base, input_shape=(1, 3, 96, 96)),
+        replace(base, source="/features/pool1/MaxPool_output_0"),
+        replace(base, rule="saliency"),
+        replace(base, form="portable"),
+        replace(base, lrn="passthrough"),
+        replace(base, sparse=True),
+        replace(base, paired=True),
+    ]
+    keys = [projector_key(graph, spec) for spec in variants]
+    assert None not in keys and len(set(keys)) == len(variants)
+    assert projector_key(graph, InverseSpec(POOL3, graph.concrete_input_shape())) == keys[0]
+
+
+def test_a_layer_gradient_engine_opened_from_its_entry_gives_the_same_numbers(model: Path, cache_dir: Path) -> None:
+    """The stored forward graph keeps the layer source among its outputs."""
+    source = "/features/pool1/MaxPool_output_0"
+    shape = ModelGraph.load(model).concrete_input_shape()
+    images = np.random.default_rng(2).standard_normal((2, *shape[1:])).astype(np.float32)
+
+    def run() -> tuple[np.ndarray, ...]:
+        engine = GradientEngine(ModelGraph.load(model), "logits", shape, DEVICE, source=source)
+        return engine.value_activation_gradient(images, np.ones_like)
+
+    built = run()
+    (entry,) = entries(cache_dir)
+    os.utime(entry / MANIFEST, (0, 0))
+    opened = run()
+    assert (entry / MANIFEST).stat().st_mtime > 0, "the second engine did not read the entry"
+    for first, second in zip(built, opened, strict=True):
+        np.testing.assert_array_equal(first, second)
 
 
 def test_weights_are_stored_once_for_both_graphs(model: Path, cache_dir: Path) -> None:

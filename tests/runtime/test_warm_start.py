@@ -17,6 +17,7 @@ from onnx import helper, numpy_helper
 
 from onnxviz.errors import ModelLoadError, UnknownNodeError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.inverse import InverseSpec
 from onnxviz.runtime import warm_start
 from onnxviz.runtime.graph_cache import GraphCache
 from onnxviz.runtime.projector import Projector
@@ -245,7 +246,7 @@ def projection(path: Path) -> np.ndarray:
     graph = load_graph(path)
     tensor = "/features/pool3/MaxPool_output_0"
     shape = graph.concrete_input_shape()
-    projector = Projector(graph, tensor, shape, "deconvnet", choose_device("cpu"))
+    projector = Projector(graph, InverseSpec(tensor, shape, sparse=True), choose_device("cpu"))
     forward = projector.forward(np.random.default_rng(0).standard_normal(shape).astype(np.float32), graph.input_name)
     return projector.invert(forward[tensor].numpy(), np.arange(4), forward)
 
@@ -397,7 +398,9 @@ def test_a_model_rewritten_while_loaded_never_lends_its_old_graphs_to_the_new_by
     rewrite_same_size(model)
     tensor = "/features/pool3/MaxPool_output_0"
     shape = graph.concrete_input_shape()
-    Projector(graph, tensor, shape, "deconvnet", choose_device("cpu"))  # built from the old bytes, and stored
+    Projector(
+        graph, InverseSpec(tensor, shape, sparse=True), choose_device("cpu")
+    )  # built from the old bytes, and stored
     new_process(monkeypatch)
     cached = projection(model)
     monkeypatch.setenv("ONNXVIZ_CACHE", "0")

@@ -192,7 +192,7 @@ def test_concurrent_clicks_build_each_projector_once(served, monkeypatch) -> Non
 
     class Counting(engines.Projector):
         def __init__(self, *args, **kwargs) -> None:
-            built.append(args[1:4])
+            built.append(args[1])  # the InverseSpec
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(engines, "Projector", Counting)
@@ -208,7 +208,7 @@ def test_concurrent_clicks_build_each_projector_once(served, monkeypatch) -> Non
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(rule for _, _, rule in built) == ["deconvnet", "saliency"]  # one build per (layer, rule)
+    assert sorted(spec.rule for spec in built) == ["deconvnet", "saliency"]  # one build per (layer, rule)
     assert all(a["channels"] == [c] and a["rule"] == r for (c, r), a in answers.items()) and len(answers) == 12
     for rule in ("deconvnet", "saliency"):  # back to a rule already seen: served from the warm projector
         client.get("/api/project", params={"image": "chelsea.png", "node": "conv2", "channel": 0, "rule": rule})
