@@ -71,18 +71,18 @@ def test_an_error_is_spelled_as_the_flag_by_the_caller_that_asks() -> None:
 
 
 def test_each_analysis_checks_its_own_options() -> None:
-    with pytest.raises(OptionError, match="^random must be a positive number"):
+    with pytest.raises(OptionError, match=r"^random must be a positive number"):
         CorrespondenceOptions(random=0)
     with pytest.raises(OptionError, match="Unknown rule 'deconv'"):
         ProjectOptions(node="conv1", rule="deconv")
-    with pytest.raises(OptionError, match="^Give either channels or top"):
+    with pytest.raises(OptionError, match=r"^Give either channels or top"):
         ProjectOptions(node="conv1", channels=[1], top=2)
-    with pytest.raises(OptionError, match="^resume needs state_dir"):
+    with pytest.raises(OptionError, match=r"^resume needs state_dir"):
         TopKOptions(node="conv1", resume=True)
 
 
 def test_python_names_the_argument(demo_model, picture) -> None:
-    with pytest.raises(UsageError, match="^top must be a positive number; got 0"):
+    with pytest.raises(UsageError, match=r"^top must be a positive number; got 0"):
         demo_model.project(picture, node="conv2", top=0)
     with pytest.raises(UsageError, match=r"^top must be between 1 and \d+"):
         demo_model.project(picture, node="conv2", top=10_000)
@@ -131,5 +131,5 @@ def test_old_python_names_still_work(demo_model, picture) -> None:
     assert old.to_json() == new.to_json() and len(new.scan.channels) == 2
     given = demo_model.project(picture, options=ProjectOptions(node="conv2", top=2))
     np.testing.assert_array_equal(given.projections, demo_model.project(picture, node="conv2", top=2).projections)
-    with pytest.raises(OptionError, match="^Give top inside options="):
+    with pytest.raises(OptionError, match=r"^Give top inside options="):
         demo_model.project(picture, options=ProjectOptions(node="conv2"), top=2)
