@@ -4,11 +4,12 @@ A field carries its default, and in its metadata (``option(...)``) the help text
 choices, and how the command line spells it. From that one declaration come the checks (here,
 at construction, for Python and the CLI alike), the CLI's flags (``cli/options.expand``) and the
 facade's keyword arguments (``api.Model``). A bad value raises ``OptionError`` naming the field;
-the CLI re-spells it as the flag (``flags``), so no analysis writes command-line text.
+the CLI re-spells it as the flag typed (``cli/application.py``), so no analysis writes
+command-line text.
 
     @dataclass(frozen=True)
-    class OcclusionOptions(Options):
-        patch: int = field(default=32, metadata=option("Patch size P.", min=1))
+    class TopKOptions(Options):
+        k: int = field(default=9, metadata=option("Winners per channel.", min=1))
 """
 
 from __future__ import annotations
@@ -65,11 +66,6 @@ def declared(options: type | object) -> list[tuple[Field, Option]]:
 def flag_of(f: Field, spec: Option) -> str:
     """The field's main flag, as the CLI's errors name it (``--no-x`` half of a switch left off)."""
     return (spec.flag or "--" + f.name.replace("_", "-")).split("/")[0]
-
-
-def flags(*bundles: type) -> dict[str, str]:
-    """Field name → main flag for the given ``Options`` classes: the CLI's spelling of ``OptionError``."""
-    return {f.name: flag_of(f, spec) for bundle in bundles for f, spec in declared(bundle)}
 
 
 @dataclass(frozen=True)
