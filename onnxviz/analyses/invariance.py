@@ -221,7 +221,7 @@ def _targets(sweep: Sweep, baseline: list[dict[str, np.ndarray]], target_class: 
     if not 0 <= target_class < logits.shape[1]:
         raise OptionError(
             "target_class",
-            f"Class {target_class} ({{option}}) does not exist: the model has classes 0…{logits.shape[1] - 1}.",
+            f"Class {target_class} does not exist: the model has classes 0…{logits.shape[1] - 1}.",
         )
     return [target_class] * len(baseline)
 

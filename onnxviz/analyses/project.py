@@ -99,9 +99,7 @@ def checked_channels(channels: list[int] | None, top: int | None, count: int, ow
         raise OptionError("channels", "The {option} list is empty.")
     bad = [c for c in channels if not 0 <= c < count]
     if bad:
-        raise OptionError(
-            "channels", f"Channel {bad[0]} ({{option}}) does not exist: {owner} has channels 0…{count - 1}."
-        )
+        raise OptionError("channels", f"Channel {bad[0]} does not exist: {owner} has channels 0…{count - 1}.")
     return list(channels)
 
 

@@ -164,9 +164,7 @@ def topk(model: LoadedModel, folder: str | Path, options: TopKOptions, progress:
     count = shapes[tensor][1]
     bad = [c for c in channels or [] if not 0 <= c < count]
     if bad:
-        raise OptionError(
-            "channels", f"Channel {bad[0]} ({{option}}) does not exist: '{node}' has channels 0…{count - 1}."
-        )
+        raise OptionError("channels", f"Channel {bad[0]} does not exist: '{node}' has channels 0…{count - 1}.")
     manifest = {"node": layer.alias, "channels": channels, "k": k, "shard_size": engine.shard_size}
     store = _store(options.state_dir, options.resume, manifest | {"files": listing_digest(images)}, count)
     scanned = store.manifest["channels"] if store is not None else channels or list(range(count))

@@ -68,13 +68,21 @@ GIVEN = "onnxviz.given"
 
 def spelling(flags: dict[str, tuple[str, ...]], given: list[str]) -> dict[str, str]:
     """Each option as the command line names it: the flag the user typed (the last one, as the last
-    wins), else its main flag; an option with no declared flag as ``--its-name``."""
+    wins), else its main flag."""
 
     def typed(names: tuple[str, ...]) -> str:
         used = [w.split("=", 1)[0] for w in given if w.split("=", 1)[0] in names]
         return used[-1] if used else names[0]
 
     return {name: typed(names) for name, names in flags.items()}
+
+
+def _as_typed(exc: OptionError, context: typer.Context, flags: dict[str, tuple[str, ...]]) -> OptionError:
+    """``exc`` with its options named by the flags typed: the analysis options' flags, else the
+    command's own parameters' (by name, or by the singular's name)."""
+    own = {p.name: tuple(p.opts) for p in context.command.params if p.name and p.opts}
+    named = spelling(own | flags, context.meta.get(GIVEN, []))
+    return exc.spelled(named, lambda name: named.get(name.removesuffix("s"), "--" + name.replace("_", "-")))
 
 
 def command(func: Command) -> Command:
@@ -89,8 +97,7 @@ def command(func: Command) -> Command:
             try:
                 return call(values, settings.custom_ops)
             except OptionError as exc:
-                named = spelling(flags, context.meta.get(GIVEN, []))
-                raise exc.spelled(named, lambda name: "--" + name.replace("_", "-")) from exc
+                raise _as_typed(exc, context, flags) from exc
         except (typer.Exit, typer.Abort):
             raise
         except OnnxvizError as exc:

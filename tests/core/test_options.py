@@ -86,7 +86,7 @@ def test_python_names_the_argument(demo_model, picture) -> None:
         demo_model.project(picture, node="conv2", top=0)
     with pytest.raises(UsageError, match=r"^top must be between 1 and \d+"):
         demo_model.project(picture, node="conv2", top=10_000)
-    with pytest.raises(UsageError, match=r"^Channel 999 \(channels\) does not exist"):
+    with pytest.raises(OptionError, match=r"^Channel 999 does not exist"):
         demo_model.project(picture, node="conv2", channels=[999])
 
 
@@ -95,8 +95,7 @@ def test_python_names_the_argument(demo_model, picture) -> None:
     [
         (("--top", "0"), "error: --top must be a positive number; got 0."),
         (("--top", "10000"), "error: --top must be between 1 and"),
-        (("--channel", "999"), "error: Channel 999 (--channel) does not exist"),
-        (("-c", "999"), "error: Channel 999 (-c) does not exist"),
+        (("-c", "999"), "error: Channel 999 does not exist"),
         (("--channel", "1", "--top", "2"), "error: Give either --channel or --top, not both."),
         (("--channel", "one"), "error: --channel must be comma-separated integers; got 'one'."),
         (("--rule", "deconv"), "error: Unknown --rule 'deconv'."),
