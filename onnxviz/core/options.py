@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, Self
@@ -113,13 +114,14 @@ class Options:
 def _check(name: str, value: Any, spec: Option) -> None:
     if value is None:
         return
-    for item in value if isinstance(value, (list, tuple)) else [value]:
+    listed = isinstance(value, (list, tuple)) or (hasattr(value, "__array__") and getattr(value, "ndim", 0) > 0)
+    for item in value if listed else [value]:
         if spec.choices is not None and item not in spec.choices:
             shown = ", ".join(map(str, spec.choices))
             raise OptionError(name, f"Unknown {{option}} '{item}'.", f"Use one of: {shown}.")
         if spec.min is None and spec.max is None:
             continue
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+        if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item):
             raise OptionError(name, f"{{option}} must be a finite number; got '{item}'.")
         if spec.min is not None and item < spec.min:
             least = {0: "must not be negative", 1: "must be a positive number"}.get(spec.min, f"must be ≥ {spec.min:g}")

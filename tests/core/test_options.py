@@ -52,6 +52,12 @@ def test_values_inside_the_bounds_are_kept() -> None:
     assert (options.count, options.ratio, options.mode, options.sizes) == (10, 1, "b", [1, 4])
 
 
+def test_numpy_values_are_checked_like_python_ones() -> None:
+    assert Bounded(count=np.int64(2), sizes=np.array([1, 4])).count == 2
+    with pytest.raises(OptionError, match="sizes must be a positive number; got 0"):
+        Bounded(sizes=np.array([3, 0]))
+
+
 def test_old_names_are_accepted_and_unknown_or_doubled_ones_refused() -> None:
     assert Bounded.of({"old": 4}).new == 4
     with pytest.raises(OptionError, match="Unknown option colour"):
