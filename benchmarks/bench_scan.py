@@ -69,11 +69,11 @@ def timed(call) -> float:
 
 def decoding(model, folder: Path, node: str, rounds: int) -> None:
     count = len(list_images(folder))
-    model.topk(folder, node, k=9, batch_size=BATCH, project=False)  # warm: sessions built, files in the page cache
+    model.topk(folder, node=node, k=9, batch_size=BATCH, project=False)  # warm: sessions built, files in the page cache
     before, after = [], []
     for _ in range(rounds):
         before.append(timed(lambda: sequential_scan(model, folder, node)))
-        after.append(timed(lambda: model.topk(folder, node, k=9, batch_size=BATCH, project=False)))
+        after.append(timed(lambda: model.topk(folder, node=node, k=9, batch_size=BATCH, project=False)))
     ratios = [b / a for b, a in zip(before, after, strict=True)]
     for label, times in (("decode then run", before), ("decoding ahead", after)):
         rounds_text = ", ".join(f"{t:.1f}" for t in times)
@@ -96,8 +96,8 @@ def engines(model, folder: Path, node: str) -> None:
 
     count = len(list_images(folder))
     options = {"k": 9, "batch_size": BATCH, "project": False}
-    local_time = timed(lambda: model.topk(folder, node, engine=onnxviz.Engine(shard_size=16), **options))
-    reference = json.dumps(model.topk(folder, node, **options).to_json())
+    local_time = timed(lambda: model.topk(folder, node=node, engine=onnxviz.Engine(shard_size=16), **options))
+    reference = json.dumps(model.topk(folder, node=node, **options).to_json())
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     print(f"ray.init (local instance, 2 CPUs): {time.perf_counter() - start:.1f} s")
@@ -106,7 +106,7 @@ def engines(model, folder: Path, node: str) -> None:
         for workers in (1, 2):
             engine = onnxviz.Engine("ray", workers=workers, shard_size=16)
             start = time.perf_counter()
-            result = model.topk(folder, node, engine=engine, **options)
+            result = model.topk(folder, node=node, engine=engine, **options)
             wall = time.perf_counter() - start
             same = json.dumps(result.to_json()) == reference
             print(f"ray, {workers} actor(s):     {count / wall:6.2f} images/s ({wall:.1f} s with the actors' start)")
@@ -127,7 +127,7 @@ def overhead(ray, images: int = 200) -> None:
         for shard in (images, 1, images, 1):  # interleaved; the first of each pair also warms the actor's start
             engine = onnxviz.Engine("ray", workers=1, shard_size=shard)
             start = time.perf_counter()
-            demo.topk(tmp, node, k=1, project=False, engine=engine)
+            demo.topk(tmp, node=node, k=1, project=False, engine=engine)
             runs.setdefault(shard, []).append(time.perf_counter() - start)
         one, many = min(runs[images]), min(runs[1])
         print(f"ray per-shard cost: {(many - one) / (images - 1) * 1000:.1f} ms")

@@ -80,12 +80,12 @@ def vgg(path: Path, rounds: int) -> None:
     client, timed = serve(model)
     picture = IMAGES / "chelsea.png"
     first = click(client, timed, "conv13", 0)
-    model.project(picture, "conv13", [1])  # warms the shared forward of direct calls too
+    model.project(picture, node="conv13", channels=[1])  # warms the shared forward of direct calls too
     clicks, direct, ratios = [], [], []
     for i in range(rounds):
         clicks.append(click(client, timed, "conv13", 2 + 2 * i))
         started = time.perf_counter()
-        model.project(picture, "conv13", [3 + 2 * i])
+        model.project(picture, node="conv13", channels=[3 + 2 * i])
         direct.append(time.perf_counter() - started)
         ratios.append(sum(clicks[-1]) / direct[-1])
     print(f"{path.name} conv13 (conv5_3), 224x224, {rounds} interleaved rounds (first click: {sum(first):.2f} s)")

@@ -29,7 +29,7 @@ CHILD = """
 import sys
 import onnxviz
 model = onnxviz.load(sys.argv[1], device="cpu")
-model.topk(sys.argv[2], "conv3", k=9, batch_size=16, project=False)
+model.topk(sys.argv[2], node="conv3", k=9, batch_size=16, project=False)
 print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
@@ -77,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         if path is not None:
             folder = make_folder(tmp / "photos", args.images, 224)
             model = onnxviz.load(path, device="cpu", preset="caffe")
-            model.topk(folder, "conv13", k=9, batch_size=16, project=False)  # warm-up
+            model.topk(folder, node="conv13", k=9, batch_size=16, project=False)  # warm-up
             times = []
             for _ in range(args.rounds):
                 started = time.perf_counter()
-                model.topk(folder, "conv13", k=9, batch_size=16, project=False)
+                model.topk(folder, node="conv13", k=9, batch_size=16, project=False)
                 times.append(time.perf_counter() - started)
             median = statistics.median(times)
             print(

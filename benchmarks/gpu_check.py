@@ -116,11 +116,11 @@ def compare_projections(name: str, reference: onnxviz.Model, candidate: onnxviz.
     for layer in deepest_layers(reference):
         for rule in rules:
             subject = f"{name} {layer} {rule}"
-            expected = reference.project(x, layer, top=2, rule=rule)
+            expected = reference.project(x, node=layer, top=2, rule=rule)
             if not np.abs(expected.projections).max() > 0:
                 rows.append(Row("project", subject, False, note="the CPU projection is all zero: proves nothing"))
                 continue
-            got = candidate.project(x, layer, channels=[int(c) for c in expected.channels], rule=rule)
+            got = candidate.project(x, node=layer, channels=[int(c) for c in expected.channels], rule=rule)
             error = relative_error(expected.projections, got.projections)
             rows.append(Row("project", subject, error <= TOLERANCE, error, TOLERANCE))
     return rows
@@ -321,11 +321,11 @@ def vgg16_timings(path: Path, device: str, rounds: int, folder: Path) -> list[st
     pictures = write_pictures(folder, 32)
     image = pictures[0]
     cases = {
-        "project conv13, 1 channel": lambda: model.project(image, "conv13"),
-        "project conv13, 64 channels": lambda: model.project(image, "conv13", top=64),
+        "project conv13, 1 channel": lambda: model.project(image, node="conv13"),
+        "project conv13, 64 channels": lambda: model.project(image, node="conv13", top=64),
         "occlude patch 32 stride 16": lambda: model.occlude(image, patch=32, stride=16),
         f"topk conv13, {len(pictures)} pictures, 8 channels, k 4": lambda: model.topk(
-            folder, "conv13", top_channels=8, k=4
+            folder, node="conv13", top_channels=8, k=4
         ),
         "maximize relu4_3, K 8, 4 steps (pixel)": lambda: model.maximize(
             "relu4_3", list(range(8)), steps=4, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0
@@ -346,7 +346,7 @@ def placement_rows(candidate: str, folder: Path) -> list[Row]:
     for rule in RULES:
         with profiled(f"demo project {rule}", folder) as sessions:
             model = onnxviz.load(DEMO, device=candidate)
-            model.project(np.zeros(model.input_shape(), np.float32) + 0.5, "conv2", top=2, rule=rule)
+            model.project(np.zeros(model.input_shape(), np.float32) + 0.5, node="conv2", top=2, rule=rule)
         rows += check_placement(f"demo project {rule}", provider, sessions)
     with profiled("demo occlude", folder) as sessions:
         model = onnxviz.load(DEMO, device=candidate)
@@ -356,7 +356,7 @@ def placement_rows(candidate: str, folder: Path) -> list[Row]:
     pictures.mkdir(exist_ok=True)
     write_pictures(pictures, 4)
     with profiled("demo topk", folder) as sessions:
-        onnxviz.load(DEMO, device=candidate).topk(pictures, "conv2", top_channels=2, k=2)
+        onnxviz.load(DEMO, device=candidate).topk(pictures, node="conv2", top_channels=2, k=2)
     rows += check_placement("demo topk", provider, sessions)
     with profiled("demo maximize", folder) as sessions:
         onnxviz.load(DEMO, device=candidate).maximize("conv2", [1, 3], steps=2)

@@ -59,7 +59,7 @@ def differences(model_path: Path, picture_path: Path) -> list[tuple[str, str, in
             border = maps.shape[1] // 8
             inner = maps[:, border : maps.shape[1] - border, border : maps.shape[2] - border]
             channel = int(inner.reshape(inner.shape[0], -1).max(axis=1).argmax())
-            projection = model.project(x, layer, channels=[channel]).projections[0]
+            projection = model.project(x, node=layer, channels=[channel]).projections[0]
             tile = reference[row * TILE : (row + 1) * TILE, column * TILE : (column + 1) * TILE]
             difference = np.abs(display(projection).astype(int) - tile.astype(int))
             rows.append((name, layer, int(difference.max()), int((difference > 0).sum())))

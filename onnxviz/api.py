@@ -1,33 +1,37 @@
 """The Python API: ``onnxviz.load(path)`` and what a loaded model can do.
 
-A thin facade: each method of ``Model`` calls one analysis (``onnxviz.analyses.<name>``) and
-returns its result. The CLI is a thin shell over this; everything it prints or writes comes from
-these results. Built graphs and sessions are cached on the model (``runtime/engines.py``), so a
-notebook projecting many images or channels of one layer pays for graph building once.
+A thin facade: each method of ``Model`` runs one analysis of the registry
+(``onnxviz.analyses.registry``) and returns its result. Everything after the image (or folder,
+images, masks) is keyword-only: the fields of that analysis's ``Options``, old names accepted,
+checked when the options are made, or ``options=`` an ``Options`` made beforehand. The CLI is a
+thin shell over this. Built graphs and sessions are cached on the model (``runtime/engines.py``),
+so a notebook projecting many images or channels of one layer pays for graph building once.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
-from onnxviz.analyses import check as checking
 from onnxviz.analyses import compare as comparison
-from onnxviz.analyses import correspondence as corresponding
 from onnxviz.analyses import embed as embedding
 from onnxviz.analyses import evolution as evolving
-from onnxviz.analyses import export, grids, layers, maximize, occlusion, topk
+from onnxviz.analyses import grids, maximize, occlusion, topk
 from onnxviz.analyses import invariance as curves
 from onnxviz.analyses import project as projection
-from onnxviz.analyses import report as reporting
 from onnxviz.analyses.check import CheckReport, CheckResult
+from onnxviz.analyses.correspondence import Correspondence
 from onnxviz.analyses.layers import LayerInfo, LayerTable
+from onnxviz.analyses.registry import ANALYSES
 from onnxviz.core.loaded import LRN_MODES, LoadedModel, Source
 from onnxviz.core.progress import Progress
 from onnxviz.core.types import Image
 from onnxviz.data.scanner import Engine
+from onnxviz.errors import OptionError
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
 from onnxviz.targets.spelling import TargetSpelling
@@ -47,29 +51,51 @@ __all__ = [
     "load",
 ]
 
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def forwards(name: str) -> Callable[[Method], Method]:
+    """Give a facade method the signature it forwards: its own leading arguments, then the
+    analysis's options as keywords (``help()``, IDEs and the registry test read it)."""
+    analysis = ANALYSES[name]
+
+    def decorate(method: Method) -> Method:
+        signature = inspect.signature(method)
+        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        extra = [inspect.Parameter("progress", keyword, default=None)] if analysis.progress else []
+        extra.append(inspect.Parameter("options", keyword, default=None))
+        method.__signature__ = signature.replace(parameters=[*own, *analysis.options.keywords(), *extra])  # type: ignore[attr-defined]
+        return method
+
+    return decorate
+
+
+def run(name: str, model: Any, subject: Any, given: dict[str, Any]) -> Any:
+    """Analysis ``name`` on ``model`` and ``subject`` with the options as keywords (or ``options=``)."""
+    analysis = ANALYSES[name]
+    progress = given.pop("progress", None)
+    options = given.pop("options", None)
+    if options is None:
+        options = analysis.options.of(given)
+    elif given:
+        raise OptionError(next(iter(given)), "Give {option} inside options=, or leave options= out.")
+    return analysis.run(model, subject, options, progress)
+
 
 class Model(LoadedModel):
     """A loaded ONNX CNN, ready to explain itself."""
 
+    @forwards("layers")
     def layers(self) -> LayerTable:
         """Every alias with node, op, output shape and receptive field; ``summary()``: ``layers --json``."""
-        return layers.layers(self)
+        return run("layers", self, None, {})
 
-    def project(
-        self,
-        image: Image,
-        node: str,
-        channels: list[int] | None = None,
-        top: int | None = None,
-        rule: str = "deconvnet",
-        lrn: str = "exact",
-    ) -> projection.Projection:
-        """Project channels of layer ``node`` back to input space.
-
-        ``channels``: explicit channel indices; ``top``: the K channels with the largest
-        activation; neither: the single strongest channel.
-        """
-        return projection.project(self, image, node, channels, top, rule, lrn)
+    @forwards("project")
+    def project(self, image: Image, **options: Any) -> projection.Projection:
+        """Project channels of layer ``node`` back to input space: ``channels`` by index, ``top`` the K
+        strongest, neither the single strongest."""
+        return run("project", self, image, options)
 
     def occlude(
         self,
@@ -103,99 +129,57 @@ class Model(LoadedModel):
             progress=progress,
         )
 
-    def correspondence(
-        self,
-        masks: str | Path,
-        layers: list[str] | None = None,
-        random: int = 10,
-        seed: int = 0,
-        fill: str | float = "zero",
-        progress: Progress | None = None,
-    ) -> corresponding.Correspondence:
+    @forwards("correspondence")
+    def correspondence(self, masks: str | Path, **options: Any) -> Correspondence:
         """Zeiler & Fergus' correspondence Δ per part and layer, against random rectangles of the same sizes."""
-        return corresponding.correspondence(self, masks, layers, random, seed, fill, progress)
+        return run("correspondence", self, masks, options)
 
-    def activations(self, image: Image, node: str) -> grids.ActivationGrid:
+    @forwards("activations")
+    def activations(self, image: Image, **options: Any) -> grids.ActivationGrid:
         """Every feature map of layer ``node`` for one image."""
-        return grids.activations(self, image, node)
+        return run("activations", self, image, options)
 
-    def filters(self, node: str) -> grids.FilterGrid:
+    @forwards("filters")
+    def filters(self, **options: Any) -> grids.FilterGrid:
         """The weights of the conv layer ``node`` (``conv1``: the filters that read the image)."""
-        return grids.filters(self, node)
+        return run("filters", self, None, options)
 
-    def topk(
-        self,
-        folder: str | Path,
-        node: str,
-        channels: list[int] | None = None,
-        top_channels: int | None = None,
-        k: int = 9,
-        state_dir: str | Path | None = None,
-        resume: bool = False,
-        batch_size: int | None = None,
-        project: bool = True,
-        progress: Progress | None = None,
-        engine: Engine | None = None,
-    ) -> topk.TopKResult:
+    @forwards("topk")
+    def topk(self, folder: str | Path, **options: Any) -> topk.TopKResult:
         """The k images that activate each channel of ``node`` most (one entry per image), with deconvnet
         projections from the winning position and the image patches; ``engine``: local (default) or Ray."""
-        return topk.topk(
-            self, folder, node, channels, top_channels, k, state_dir, resume, batch_size, project, progress, engine
-        )
+        return run("topk", self, folder, options)
 
-    def invariance(
-        self,
-        images: list[Image],
-        transform: str,
-        amounts: list[float] | None = None,
-        layers: list[str] | None = None,
-        target_class: int | None = None,
-        progress: Progress | None = None,
-    ) -> curves.InvarianceCurves:
+    @forwards("invariance")
+    def invariance(self, images: list[Image], **options: Any) -> curves.InvarianceCurves:
         """Invariance curves (Zeiler & Fergus Fig. 5): per layer the feature distance, and the class
         probability, as ``images`` are translated, rotated or scaled by each amount."""
-        return curves.invariance(self, images, transform, amounts, layers, target_class, progress)
+        return run("invariance", self, images, options)
 
-    def report(
-        self,
-        images: list[str | Path],
-        out: str | Path,
-        top: int = 4,
-        layers: list[str] | None = None,
-        progress: Callable[[str], None] | None = None,
-    ) -> Path:
-        """A self-contained HTML page: layer table, occlusion, projections and activations."""
-        result = reporting.report(self, images, top=top, layers_shown=layers, progress=progress)
-        return write_text(Path(out), result.html())
+    @forwards("report")
+    def report(self, images: list[str | Path], *, out: str | Path, **options: Any) -> Path:
+        """A self-contained HTML page: layer table, occlusion, projections and activations, written to ``out``."""
+        return write_text(Path(out), run("report", self, images, options).html())
 
-    def invert(
-        self, node: str, out_dir: str | Path, rule: str = "deconvnet", lrn: str = "exact", form: str | None = None
-    ) -> tuple[Path, Path]:
-        """Write ``forward.onnx`` (switches and chosen tensors as outputs) and ``inverse.onnx``."""
-        return export.invert(self, node, out_dir, rule, lrn, form)
+    @forwards("invert")
+    def invert(self, **options: Any) -> tuple[Path, Path]:
+        """Write ``forward.onnx`` (switches and chosen tensors as outputs) and ``inverse.onnx`` into ``out_dir``."""
+        return run("invert", self, None, options)
 
     def maximize(self, node: str, channels: list[int] | None = None, top: int | None = None, progress=None, **options):
         """Activation maximisation of channels of ``node`` (options: ``analyses.maximize.analysis.Settings``)."""
         return maximize.maximize(self, node, channels, top, progress, **options)
 
-    def check(self, rule: str = "deconvnet") -> CheckReport:
+    @forwards("check")
+    def check(self, **options: Any) -> CheckReport:
         """Project the strongest channel of every conv and pool layer from a fixed random input;
         one ``CheckResult`` per layer, ``summary()``: ``check --json``."""
-        return checking.check(self, rule)
+        return run("check", self, None, options)
 
-    def embed(
-        self,
-        folder: str | Path,
-        node: str | None = None,
-        method: str = "tsne",
-        perplexity: float = 30.0,
-        seed: int = 0,
-        grid: bool = False,
-        progress: Progress | None = None,
-        engine: Engine | None = None,
-    ) -> embedding.Embedding:
+    @forwards("embed")
+    def embed(self, folder: str | Path, **options: Any) -> embedding.Embedding:
         """t-SNE (or PCA) of the codes at ``node`` (default: the code layer) of the images under ``folder``."""
-        return embedding.embed(self, folder, node, method, perplexity, seed, grid, progress=progress, engine=engine)
+        return run("embed", self, folder, options)
 
 
 def load(
@@ -226,15 +210,12 @@ def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: li
     return comparison.compare(first, second, images, **options)
 
 
+@forwards("evolution")
 def evolution(
-    checkpoints: str | Path | Sequence[str | Path],
-    images: str | Path,
-    node: str,
-    loader: Callable[[Path], Model] = load,
-    **options,
+    checkpoints: str | Path | Sequence[str | Path], *, loader: Callable[[Path], Model] = load, **options: Any
 ) -> evolving.EvolutionResult:
     """Feature evolution (Zeiler & Fergus, Fig. 4): each channel's strongest activation over the folder
     ``images`` at every checkpoint (files, or folders of them, in training order), projected and cropped.
-    Each checkpoint is loaded by ``loader`` (e.g. ``lambda p: load(p, device="cpu")``: the same options for
-    all); ``options`` are those of ``onnxviz.analyses.evolution`` (channels, top_channels, batch_size, progress)."""
-    return evolving.evolution(loader, checkpoints, images, node, **options)
+    Each checkpoint is loaded by ``loader`` (e.g. ``lambda p: load(p, device="cpu")``: the same options
+    for all)."""
+    return run("evolution", loader, checkpoints, options)

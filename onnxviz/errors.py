@@ -8,6 +8,7 @@ cannot be, 1: onnxviz could not do what was asked), so scripts and CI can tell t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 
 class OnnxvizError(Exception):
@@ -68,3 +69,35 @@ def runtime_message(exc: BaseException) -> str:
 
 
 _STATUS_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*")
+
+
+class OptionError(UsageError):
+    """One option's value is wrong. ``template`` (and ``hint``) say what, with ``{option}`` where
+    the option's name goes and ``{field}`` for any other option mentioned: the analysis that raises
+    it names fields, and the caller spells them as its user wrote them (the Python argument by
+    default, the flag on the command line: ``spelled``)."""
+
+    def __init__(self, option: str, template: str, hint: str | None = None) -> None:
+        super().__init__(_spell(template, option, {}), hint and _spell(hint, option, {}))
+        self.option = option
+        self.template = template
+        self.hint_template = hint
+
+    def spelled(self, spelling: dict[str, str], unmapped: Callable[[str], str] = str) -> OptionError:
+        """The same error with the options named as ``spelling`` maps them (others: ``unmapped(name)``)."""
+        respelled = OptionError(self.option, self.template, self.hint_template)
+        respelled.message = _spell(self.template, self.option, spelling, unmapped)
+        respelled.hint = self.hint_template and _spell(self.hint_template, self.option, spelling, unmapped)
+        respelled.args = (respelled.message,)
+        return respelled
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def _spell(template: str, option: str, spelling: dict[str, str], unmapped: Callable[[str], str] = str) -> str:
+    def name(match: re.Match) -> str:
+        field = option if match.group(1) == "option" else match.group(1)
+        return spelling[field] if field in spelling else unmapped(field)
+
+    return _PLACEHOLDER.sub(name, template)

@@ -65,7 +65,7 @@ def test_recorded_onnxviz_sessions_pass_on_their_provider_and_fail_on_another(tm
     def project_once() -> list:
         with gpu_check.profiled("demo", tmp_path) as sessions:
             model = onnxviz.load(DEMO, device="cpu")
-            model.project(np.full(model.input_shape(), 0.5, np.float32), "conv2", top=2)
+            model.project(np.full(model.input_shape(), 0.5, np.float32), node="conv2", top=2)
         return sessions
 
     rows = gpu_check.check_placement("demo", CPU, project_once())

@@ -1,4 +1,5 @@
-"""One module per analysis: each a function that takes a loaded model and returns a ``Result``.
+"""One module per analysis: each a function that takes a loaded model, what it reads and its
+frozen ``Options`` (``core/options.py``), and returns a ``Result``; ``registry.py`` lists them.
 
 An analysis with helpers of its own is a package (``maximize/``, ``compare/``) whose
 ``__init__`` exposes the analysis function and its result type. Helpers several analyses share

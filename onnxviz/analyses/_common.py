@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxviz.data.preprocess import Preprocessing
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError, UsageError
 
 NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -18,14 +18,14 @@ def checked_channels(channels: list[int] | None, top: int | None, count: int, ow
     """``channels`` if given and every one exists in a layer of ``count`` (``owner``: how the
     message names the layer); refuses both ``channels`` and ``top`` at once."""
     if channels is not None and top is not None:
-        raise UsageError("Give either channels or top, not both.")
+        raise OptionError("top", "Give either {channels} or {option}, not both.")
     if channels is None:
         return None
     if not channels:
-        raise UsageError("The channel list is empty.")
+        raise OptionError("channels", "The {option} list is empty.")
     bad = [c for c in channels if not 0 <= c < count]
     if bad:
-        raise UsageError(f"Channel {bad[0]} does not exist: {owner} has channels 0…{count - 1}.")
+        raise OptionError("channels", f"Channel {bad[0]} does not exist: {owner} has channels 0…{count - 1}.")
     return list(channels)
 
 

@@ -7,16 +7,25 @@ A ``CheckReport`` is a list of ``CheckResult`` rows (what ``Model.check()`` alwa
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from onnxviz.analyses.project import project
+from onnxviz.analyses.project import RULE_HELP, ProjectOptions, project
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.errors import OnnxvizError
 from onnxviz.graph.aliases import Layer
+from onnxviz.inverse import MODES
 from onnxviz.render import pictures as render
+
+
+@dataclass(frozen=True)
+class CheckOptions(Options):
+    """The rule every layer is projected by."""
+
+    rule: str = field(default="deconvnet", metadata=option(RULE_HELP, choices=MODES))
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ class CheckReport(list, Result):
 def _checked(model: LoadedModel, x: np.ndarray, layer: Layer, rule: str) -> CheckResult:
     started = time.perf_counter()
     try:
-        projection = project(model, x, layer.alias, rule=rule)
+        projection = project(model, x, ProjectOptions(node=layer.alias, rule=rule))
         finite = bool(np.isfinite(projection.projections).all())
         ok = finite and projection.projections.shape == (1, *x.shape[1:])
         message = "" if ok else "projection is not finite" if not finite else "wrong projection shape"
@@ -81,9 +90,10 @@ def _checked(model: LoadedModel, x: np.ndarray, layer: Layer, rule: str) -> Chec
     return CheckResult(layer.alias, layer.node, layer.op_type, ok, message, time.perf_counter() - started)
 
 
-def check(model: LoadedModel, rule: str = "deconvnet") -> CheckReport:
+def check(model: LoadedModel, options: CheckOptions) -> CheckReport:
     """Every conv and pool layer projected once; each layer's sessions are released before the
     next is built, and the graph cache keeps no optimized graphs for them (each is used once)."""
+    rule = options.rule
     shape = model.input_shape()
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     model.engines.save_optimized = False

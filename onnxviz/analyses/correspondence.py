@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -31,10 +31,11 @@ import onnxruntime as ort
 
 from onnxviz.analyses._common import fill_values
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.data.preprocess import picture_from_tensor
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError, UsageError
 from onnxviz.graph.aliases import Layer
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import batch_size_for, run_in_batches
@@ -230,18 +231,26 @@ class MaskGroup:
     rects: list[Rect]
 
 
+@dataclass(frozen=True)
+class CorrespondenceOptions(Options):
+    """The layers compared, the random baseline's draws and seed, and what a masked part is filled with."""
+
+    layers: list[str] | None = field(
+        default=None,
+        metadata=option("Layers: conv5,fc7 or repeated (default: the last conv and the code layer)."),
+    )
+    random: int = field(
+        default=10, metadata=option("Random rectangles per image and part (the baseline; a positive number).", min=1)
+    )
+    seed: int = field(default=0, metadata=option("Seed of the random rectangles."))
+    fill: str | float = field(default="zero", metadata=option("zero | mean | gray | a number (preprocessed space)."))
+
+
 def correspondence(
-    model: LoadedModel,
-    masks: str | Path,
-    layers: list[str] | None = None,
-    random: int = 10,
-    seed: int = 0,
-    fill: str | float = "zero",
-    progress: Progress | None = None,
+    model: LoadedModel, masks: str | Path, options: CorrespondenceOptions, progress: Progress | None = None
 ) -> Correspondence:
-    """Δ per part and layer (and for ``random`` draws of random rectangles), per the module's rule."""
-    if random <= 0:
-        raise UsageError(f"--random must be a positive number of draws; got {random}.")
+    """Δ per part and layer (and for ``options.random`` draws of random rectangles), per the module's rule."""
+    layers, random, seed, fill = options.layers, options.random, options.seed, options.fill
     spec = read_masks(masks)
     chosen = _layers(model, layers)
     tensors = list(dict.fromkeys(layer.tensor for layer in chosen))
@@ -311,7 +320,9 @@ def _prepare(model: LoadedModel, spec: MaskSpec) -> tuple[list[np.ndarray], dict
 def _fills(fill: str | float, x: np.ndarray, model: LoadedModel) -> np.ndarray:
     values = fill_values(fill, x, model.layout, model.preprocessing)
     if not np.isfinite(values).all():
-        raise UsageError(f"--fill must be finite; got '{fill}'.", "Use zero, mean, gray, or a finite number.")
+        raise OptionError(
+            "fill", f"{{option}} must be finite; got '{fill}'.", "Use zero, mean, gray, or a finite number."
+        )
     return values
 
 

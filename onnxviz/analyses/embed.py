@@ -23,12 +23,13 @@ scipy, a greedy assignment: images in path order each take the nearest free cell
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from onnxviz.core.loaded import LoadedModel, check_choice
+from onnxviz.core.options import Options, option
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.data.images import list_images, thumbnail
@@ -103,27 +104,34 @@ class Embedding(Result):
         return canvas
 
 
-def embed(
-    model: LoadedModel,
-    folder: str | Path,
-    node: str | None = None,
-    method: str = "tsne",
-    perplexity: float = 30.0,
-    seed: int = 0,
-    grid: bool = False,
-    batch_size: int | None = None,
-    progress: Progress | None = None,
-    engine: Engine | None = None,
-) -> Embedding:
-    """The codes of every image under ``folder`` at ``node`` (default: the code layer), in 2-D;
-    ``engine``: where the folder is scanned (default: this process)."""
-    check_choice("method", method, METHODS)
-    if not (math.isfinite(perplexity) and perplexity >= MIN_PERPLEXITY):
-        raise UsageError(
-            f"--perplexity must be a number ≥ {MIN_PERPLEXITY:g} (the effective number of neighbours); "
-            f"got {perplexity:g}.",
-            "Typical values are 5 to 50; the default is 30.",
-        )
+@dataclass(frozen=True)
+class EmbedOptions(Options):
+    """The layer whose output is the code, how it is laid out in 2-D, and where the folder is scanned."""
+
+    node: str | None = field(
+        default=None,
+        metadata=option("Layer whose output is the code (default: the code layer).", aliases=("-n",)),
+    )
+    method: str = field(default="tsne", metadata=option("tsne | pca.", choices=METHODS))
+    perplexity: float = field(
+        default=30.0,
+        metadata=option(
+            "Effective number of neighbours (≥ 1; at most (N−1)/3 for N images; typically 5 to 50).",
+            min=MIN_PERPLEXITY,
+        ),
+    )
+    seed: int = field(default=0, metadata=option("Random seed of t-SNE."))
+    grid: bool = field(default=False, metadata=option("Snap the thumbnails to a square grid, one per cell."))
+    batch_size: int | None = field(default=None, metadata=option("Images per run.", min=1, cli=False))
+    engine: Engine | None = field(
+        default=None, metadata=option("Where the folder is scanned (default: this process).", cli=False)
+    )
+
+
+def embed(model: LoadedModel, folder: str | Path, options: EmbedOptions, progress: Progress | None = None) -> Embedding:
+    """The codes of every image under ``folder`` at ``options.node`` (default: the code layer), in 2-D."""
+    node, method, perplexity, seed = options.node, options.method, options.perplexity, options.seed
+    batch_size, engine = options.batch_size, options.engine
     if method == "tsne":
         tsne_class()  # before the scan, not after it
     folder = Path(folder)
@@ -144,7 +152,7 @@ def embed(
     result = Embedding(
         layer.alias, method, names, codes, points, thumbnails, skipped, used if method == "tsne" else None
     )
-    if grid:
+    if options.grid:
         result.cells, result.assignment = snap_to_grid(points)
     return result
 

@@ -16,26 +16,60 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from onnxviz.analyses.topk import ChannelWinners, TopKResult, topk
+from onnxviz.analyses.project import NODE_HELP
+from onnxviz.analyses.topk import DEFAULT_TOP, ChannelWinners, TopKOptions, TopKResult, topk
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.data.images import list_images
 from onnxviz.data.reducers import CheckpointWinners
 from onnxviz.data.scan import session
 from onnxviz.data.scanner import Engine
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError, UsageError
 from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render
 from onnxviz.runtime.projector import seeded_tensor
 
 Loader = Callable[[Path], LoadedModel]
+
+
+@dataclass(frozen=True)
+class EvolutionOptions(Options):
+    """The images scanned at every checkpoint, the layer, its channels, and where the scans run."""
+
+    images: Path | str = field(metadata=option("Folder of pictures / .npy inputs (searched recursively)."))
+    node: str = field(metadata=option(NODE_HELP, aliases=("-n",)))
+    channels: list[int] | None = field(
+        default=None,
+        metadata=option("Channels: 0,5,9 or repeated.", min=0, flag="--channel", aliases=("-c", "--channels")),
+    )
+    top: int | None = field(
+        default=None,
+        metadata=option(
+            f"The N channels strongest at the last checkpoint (default {DEFAULT_TOP}).",
+            min=1,
+            aliases=("--top-channels",),
+            renamed=("top_channels",),
+        ),
+    )
+    batch_size: int | None = field(default=None, metadata=option("Images per run.", min=1))
+    engine: Engine | None = field(
+        default=None, metadata=option("Where each checkpoint's scan runs (default: this process).", cli=False)
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.channels is not None and self.top is not None:
+            raise OptionError("top", "Give either {channels} or {option}, not both.")
+
+
 TILE = 96  # pixels of the square a projection is drawn in
 GAP = 6
 LABEL_WIDTH = 64
@@ -196,38 +230,31 @@ def _continued(progress: Progress | None, offset: int, total: int) -> Progress |
 def evolution(
     load: Loader,
     checkpoints: str | Path | Sequence[str | Path],
-    images: str | Path,
-    node: str,
-    channels: list[int] | None = None,
-    top_channels: int | None = None,
-    batch_size: int | None = None,
+    options: EvolutionOptions,
     progress: Progress | None = None,
-    engine: Engine | None = None,
 ) -> EvolutionResult:
-    """Each channel's strongest activation over ``images`` at every checkpoint, projected and
-    cropped. ``load`` loads a checkpoint (the same options for all); ``top_channels`` (default 8)
+    """Each channel's strongest activation over ``options.images`` at every checkpoint, projected and
+    cropped. ``load`` loads a checkpoint (the same options for all); ``options.top`` (default 8)
     ranks channels by their maximum at the last checkpoint; ``progress(done, total)`` counts
-    checkpoints × images; ``engine``: where each checkpoint's scan runs (default: this process)."""
-    if channels is not None and top_channels is not None:
-        raise UsageError("Give either --channels or --top-channels, not both.")
+    checkpoints × images."""
+    node = options.node
     files = checkpoint_files(checkpoints)
     field = check_architecture(load, files, node)
-    folder = Path(images)
+    folder = Path(options.images)
     names = list_images(folder)
     if not names:
         raise UsageError(f"No pictures or .npy files under {folder}.")
     total = len(files) * len(names)
     scans: dict[int, TopKResult] = {}
-    chosen = channels
-    engine = engine or Engine()
+    chosen = options.channels
+    engine = options.engine or Engine()
     with session(engine):
         for step, index in enumerate([len(files) - 1, *range(len(files) - 1)]):  # the last picks the channels
             model = load(files[index])
-            picking = top_channels if chosen is None else None
+            picking = options.top if chosen is None else None
             counted = _continued(progress, step * len(names), total)
-            scans[index] = topk(
-                model, folder, node, chosen, picking, k=1, batch_size=batch_size, progress=counted, engine=engine
-            )
+            scan = TopKOptions(node, chosen, picking, k=1, batch_size=options.batch_size, engine=engine)
+            scans[index] = topk(model, folder, scan, counted)
             chosen = scans[index].scan.channels
             model.engines.projectors.clear()  # this checkpoint's sessions go before the next is loaded
             model.engines.sessions.clear()

@@ -9,12 +9,13 @@ weights of a conv layer, in colour for a first layer that reads the image, and o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.errors import UsageError
@@ -23,6 +24,15 @@ from onnxviz.render import pictures as render
 MAX_FILTERS = 64
 MAX_INPUTS = 32
 FRAME = (230, 40, 40)
+
+
+@dataclass(frozen=True)
+class GridOptions(Options):
+    """The layer whose maps (``activations``) or filters (``filters``) are drawn."""
+
+    node: str = field(
+        metadata=option("Node name, tensor name, alias (conv5, pool2, fc1) or unique substring.", aliases=("-n",))
+    )
 
 
 @dataclass
@@ -121,16 +131,18 @@ def spatial_maps(activation: np.ndarray, node: str) -> np.ndarray:
     return activation[0]
 
 
-def activations(model: LoadedModel, image: Image, node: str) -> ActivationGrid:
-    """Every feature map of layer ``node`` for one image."""
+def activations(model: LoadedModel, image: Image, options: GridOptions) -> ActivationGrid:
+    """Every feature map of layer ``options.node`` for one image."""
+    node = options.node
     x, _, shape = model.prepare(image)
     layer = model.resolve(node)
     (activation,) = model.forward_runner(layer.tensor, shape).run(x)
     return ActivationGrid(spatial_maps(activation, layer.alias), layer.alias, layer.tensor)
 
 
-def filters(model: LoadedModel, node: str) -> FilterGrid:
-    """The weights of the conv layer ``node`` (``conv1``: the filters that read the image)."""
+def filters(model: LoadedModel, options: GridOptions) -> FilterGrid:
+    """The weights of the conv layer ``options.node`` (``conv1``: the filters that read the image)."""
+    node = options.node
     layer = model.resolve(node)
     conv = model.graph.node_by_name(layer.node)
     weights = model.graph.constants.get(conv.input[1]) if conv.op_type == "Conv" else None

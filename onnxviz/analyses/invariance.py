@@ -15,25 +15,26 @@ to its distances at once, so a sweep never holds more than one batch of feature 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from onnxviz.analyses._common import softmax
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.data.preprocess import picture_from_tensor, prepare
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError, UsageError
 from onnxviz.graph.aliases import Layer
 from onnxviz.render.curves import Panel, Thumbnails, curves_figure
 from onnxviz.runtime.batching import batch_size_for, run_in_batches
 from onnxviz.runtime.engines import ForwardKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.projector import seeded_tensor
-from onnxviz.runtime.warps import Warps, check_transform
+from onnxviz.runtime.warps import TRANSFORMS, Warps, check_transform
 
 TRANSLATE_STEPS = 13
 THUMBNAILS = 5
@@ -121,17 +122,29 @@ class Sweep:
     logits: str | None
 
 
+@dataclass(frozen=True)
+class InvarianceOptions(Options):
+    """The transform and its amounts, the layers followed and the class whose probability is drawn."""
+
+    transform: str = field(metadata=option("translate | rotate | scale.", choices=TRANSFORMS, aliases=("-t",)))
+    amounts: list[float] | None = field(
+        default=None,
+        metadata=option("Pixels down, degrees counter-clockwise or zoom factors: -8,0,8 or repeated."),
+    )
+    layers: list[str] | None = field(
+        default=None,
+        metadata=option("Layers to follow: conv1,fc7 or repeated (default: conv1 and the code layer)."),
+    )
+    target_class: int | None = field(
+        default=None, metadata=option("Class to follow (default: each image's top-1).", min=0)
+    )
+
+
 def invariance(
-    model: LoadedModel,
-    images: Sequence[Image],
-    transform: str,
-    amounts: Sequence[float] | None = None,
-    layers: Sequence[str] | None = None,
-    target_class: int | None = None,
-    progress: Progress | None = None,
+    model: LoadedModel, images: Sequence[Image], options: InvarianceOptions, progress: Progress | None = None
 ) -> InvarianceCurves:
-    """The invariance curves of ``images`` under ``transform`` (see the module docstring)."""
-    check_transform(transform)
+    """The invariance curves of ``images`` under ``options.transform`` (see the module docstring)."""
+    transform, amounts, layers, target_class = options.transform, options.amounts, options.layers, options.target_class
     names, inputs, shape = _inputs(model, images)
     if amounts is None:
         amounts = default_amounts(transform, shape[model.height_axis])
@@ -199,15 +212,19 @@ def _targets(sweep: Sweep, baseline: list[dict[str, np.ndarray]], target_class: 
         if target_class is None:
             return None
         shown = f"'{sweep.logits}' has shape {list(shape)}" if shape is not None else "declares no output"
-        raise UsageError(
-            f"--target-class needs a class vector, but the model's output {shown}: there is no class probability.",
-            "Leave out --target-class for the layers' distance curves alone.",
+        raise OptionError(
+            "target_class",
+            f"{{option}} needs a class vector, but the model's output {shown}: there is no class probability.",
+            "Leave out {option} for the layers' distance curves alone.",
         )
     logits = np.concatenate([b[sweep.logits].reshape(1, -1) for b in baseline])
     if target_class is None:
         return [int(row.argmax()) for row in logits]
     if not 0 <= target_class < logits.shape[1]:
-        raise UsageError(f"Class {target_class} does not exist: the model has classes 0…{logits.shape[1] - 1}.")
+        raise OptionError(
+            "target_class",
+            f"Class {target_class} does not exist: the model has classes 0…{logits.shape[1] - 1}.",
+        )
     return [target_class] * len(baseline)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options
 from onnxviz.core.result import Result
 from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render
@@ -69,7 +70,13 @@ class LayerTable(list, Result):
         return render.text_block(lines, f"{self.input_name} {list(self.input_shape)} ({self.layout.upper()})")
 
 
-def layers(model: LoadedModel) -> LayerTable:
+@dataclass(frozen=True)
+class LayersOptions(Options):
+    """The layer table takes no options: every layer is listed."""
+
+
+def layers(model: LoadedModel, options: LayersOptions | None = None) -> LayerTable:
+    """Every alias of ``model`` with its node, op, output shape and receptive field."""
     shape = model.input_shape()
     shapes = model.graph.shapes(shape)
     fields = receptive_fields(model.graph, shapes)

@@ -13,26 +13,44 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from onnxviz.analyses._common import checked_channels
-from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.loaded import LRN_MODES, LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError
+from onnxviz.inverse import MODES
 from onnxviz.render import pictures as render
 from onnxviz.runtime.engines import ProjectorKey
 from onnxviz.runtime.projector import channel_strengths, seeded_tensor
 
+NODE_HELP = "Node name, tensor name, alias (conv5, pool2, fc1) or unique substring."
+CHANNELS_HELP = "Channel(s): 3,7 or repeated."
+RULE_HELP = "deconvnet | guided | saliency."
+LRN_HELP = "exact | passthrough (the paper's approximation)."
 
-def project(
-    model: LoadedModel,
-    image: Image,
-    node: str,
-    channels: list[int] | None = None,
-    top: int | None = None,
-    rule: str = "deconvnet",
-    lrn: str = "exact",
-) -> Projection:
-    """Project channels of layer ``node`` of ``image`` back to input space."""
+
+@dataclass(frozen=True)
+class ProjectOptions(Options):
+    """Which layer and channels to project, and by which rule."""
+
+    node: str = field(metadata=option(NODE_HELP, aliases=("-n",)))
+    channels: list[int] | None = field(
+        default=None, metadata=option(CHANNELS_HELP, min=0, flag="--channel", aliases=("-c", "--channels"))
+    )
+    top: int | None = field(default=None, metadata=option("Project the K strongest channels.", min=1))
+    rule: str = field(default="deconvnet", metadata=option(RULE_HELP, choices=MODES))
+    lrn: str = field(default="exact", metadata=option(LRN_HELP, choices=LRN_MODES))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.channels is not None and self.top is not None:
+            raise OptionError("top", "Give either {channels} or {option}, not both.")
+
+
+def project(model: LoadedModel, image: Image, options: ProjectOptions) -> Projection:
+    """Project channels of layer ``options.node`` of ``image`` back to input space."""
+    node, rule, lrn = options.node, options.rule, options.lrn
     started = time.perf_counter()
     x, picture, shape = model.prepare(image)
     layer = model.resolve(node)
@@ -46,7 +64,7 @@ def project(
     forwarded = time.perf_counter()
     activation = forward[tensor].numpy()
     strengths = channel_strengths(activation)
-    chosen = select_channels(strengths, channels, top)
+    chosen = select_channels(strengths, options.channels, options.top)
     selected = time.perf_counter()
     projections = projector.invert(activation, chosen, forward)
     finished = time.perf_counter()
@@ -79,7 +97,7 @@ def select_channels(strengths: np.ndarray, channels: list[int] | None, top: int 
         return np.asarray(chosen, np.int64)
     top = 1 if top is None else top
     if not 1 <= top <= count:
-        raise UsageError(f"--top must be between 1 and {count} (the layer's channel count); got {top}.")
+        raise OptionError("top", f"{{option}} must be between 1 and {count} (the layer's channel count); got {top}.")
     order = np.argsort(-strengths, kind="stable")
     return order[:top].astype(np.int64)
 

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from onnxviz.analyses.grids import ActivationGrid, activations
-from onnxviz.analyses.invariance import InvarianceCurves, invariance
+from onnxviz.analyses.grids import ActivationGrid, GridOptions, activations
+from onnxviz.analyses.invariance import InvarianceCurves, InvarianceOptions, invariance
 from onnxviz.analyses.layers import LayerTable, layers
 from onnxviz.analyses.occlusion import OcclusionMap, occlude
-from onnxviz.analyses.project import Projection, project
+from onnxviz.analyses.project import Projection, ProjectOptions, project
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.errors import UsageError
 from onnxviz.render.report import page
@@ -66,15 +67,29 @@ class Report(Result):
         }
 
 
+@dataclass(frozen=True)
+class ReportOptions(Options):
+    """How much the page shows: the layers, the channels projected per layer, the occlusion patch."""
+
+    top: int = field(default=4, metadata=option("Projected channels per layer.", min=1))
+    layers: list[str] | None = field(
+        default=None,
+        metadata=option("Layers to show: conv2,conv5 or repeated (default: every conv).", renamed=("layers_shown",)),
+    )
+    occlusion_patch: int | None = field(
+        default=None,
+        metadata=option("Occlusion patch side (default: a seventh of the input's shorter side).", min=1, cli=False),
+    )
+
+
 def report(
     model: LoadedModel,
     images: list[str | Path],
-    top: int = 4,
-    layers_shown: list[str] | None = None,
-    occlusion_patch: int | None = None,
+    options: ReportOptions,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
-    """The report's results; ``layers_shown`` names the layers to show (default: every conv layer)."""
+    """The report's results for ``images``; ``progress`` is told what is being computed."""
+    top, layers_shown = options.top, options.layers
     if not images:
         raise UsageError("Give at least one image for the report.")
     table = layers(model)
@@ -86,12 +101,12 @@ def report(
     for image in map(Path, images):
         if progress is not None:
             progress(str(image))
-        occlusion, what = _occlusion(model, image, convs, occlusion_patch)
+        occlusion, what = _occlusion(model, image, convs, options.occlusion_patch)
         rows = [
             LayerView(
                 alias,
-                project(model, image, alias, top=min(top, channels[alias])),
-                activations(model, image, alias),
+                project(model, image, ProjectOptions(node=alias, top=min(top, channels[alias]))),
+                activations(model, image, GridOptions(node=alias)),
             )
             for alias in shown
         ]
@@ -110,7 +125,7 @@ def _invariance(
     for transform in TRANSFORMS:
         if progress is not None:
             progress(f"invariance to {transform}")
-        curves.append(invariance(model, images, transform))
+        curves.append(invariance(model, images, InvarianceOptions(transform=transform)))
     return curves
 
 

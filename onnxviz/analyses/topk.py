@@ -15,12 +15,14 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from onnxviz.analyses.project import NODE_HELP
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.data.images import list_images
@@ -29,7 +31,7 @@ from onnxviz.data.reducers import Entry, TopK
 from onnxviz.data.scan import run_scan
 from onnxviz.data.scanner import Engine, ScanTask
 from onnxviz.data.shards import ShardStore, listing_digest
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError, UsageError
 from onnxviz.graph.receptive import receptive_fields
 from onnxviz.render import pictures as render
 from onnxviz.render.outputs import write_text
@@ -38,6 +40,47 @@ from onnxviz.runtime.batching import batch_size_for
 from onnxviz.runtime.projector import seeded_tensor
 
 STATE_FOLDER = "scan"  # under --out: the manifest and one record per finished shard
+DEFAULT_TOP = 8  # channels ranked by their strongest winner, when none are named
+
+
+@dataclass(frozen=True)
+class TopKOptions(Options):
+    """Which channels of which layer, how many winners each, and where the scan runs and keeps its state."""
+
+    node: str = field(metadata=option(NODE_HELP, aliases=("-n",)))
+    channels: list[int] | None = field(
+        default=None,
+        metadata=option("Channels: 0,5,9 or repeated.", min=0, flag="--channel", aliases=("-c", "--channels")),
+    )
+    top: int | None = field(
+        default=None,
+        metadata=option(
+            f"The N channels with the strongest winners (default {DEFAULT_TOP}).",
+            min=1,
+            aliases=("--top-channels",),
+            renamed=("top_channels",),
+        ),
+    )
+    k: int = field(default=9, metadata=option("Winners per channel.", min=1))
+    batch_size: int | None = field(default=None, metadata=option("Images per run.", min=1))
+    resume: bool = field(default=False, metadata=option("Continue an interrupted scan in --out."))
+    state_dir: Path | str | None = field(
+        default=None,
+        metadata=option("Folder for the grids, topk.json, index.html and the resumable scan state.", flag="--out"),
+    )
+    project: bool = field(
+        default=True, metadata=option("Project each winner and crop its patch (off: the scan only).", cli=False)
+    )
+    engine: Engine | None = field(
+        default=None, metadata=option("Where the scan runs (default: this process).", cli=False)
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.channels is not None and self.top is not None:
+            raise OptionError("top", "Give either {channels} or {option}, not both.")
+        if self.resume and self.state_dir is None:
+            raise OptionError("resume", "{option} needs {state_dir}: the scan state lives in the output folder.")
 
 
 @dataclass
@@ -105,30 +148,11 @@ class TopKResult(Result):
         return written
 
 
-def topk(
-    model: LoadedModel,
-    folder: str | Path,
-    node: str,
-    channels: list[int] | None = None,
-    top_channels: int | None = None,
-    k: int = 9,
-    state_dir: str | Path | None = None,
-    resume: bool = False,
-    batch_size: int | None = None,
-    project: bool = True,
-    progress: Progress | None = None,
-    engine: Engine | None = None,
-) -> TopKResult:
-    """The k images that activate each channel of ``node`` most (one entry per image), with
-    deconvnet projections from the winning position and the matching image patches. ``engine``:
-    where the scan runs (default: this process)."""
-    folder, engine = Path(folder), engine or Engine()
-    if k <= 0:
-        raise UsageError(f"--k must be positive; got {k}.")
-    if channels is not None and top_channels is not None:
-        raise UsageError("Give either --channels or --top-channels, not both.")
-    if resume and state_dir is None:
-        raise UsageError("--resume needs --out: the scan state lives in the output folder.")
+def topk(model: LoadedModel, folder: str | Path, options: TopKOptions, progress: Progress | None = None) -> TopKResult:
+    """The k images that activate each channel of ``options.node`` most (one entry per image), with
+    deconvnet projections from the winning position and the matching image patches."""
+    folder, engine = Path(folder), options.engine or Engine()
+    node, channels, k = options.node, options.channels, options.k
     images = list_images(folder)
     if not images:
         raise UsageError(f"No pictures or .npy files under {folder}.")
@@ -141,22 +165,24 @@ def topk(
     count = shapes[tensor][1]
     bad = [c for c in channels or [] if not 0 <= c < count]
     if bad:
-        raise UsageError(f"Channel {bad[0]} does not exist: '{node}' has channels 0…{count - 1}.")
+        raise OptionError("channels", f"Channel {bad[0]} does not exist: '{node}' has channels 0…{count - 1}.")
     manifest = {"node": layer.alias, "channels": channels, "k": k, "shard_size": engine.shard_size}
-    store = _store(state_dir, resume, manifest | {"files": listing_digest(images)}, count)
+    store = _store(options.state_dir, options.resume, manifest | {"files": listing_digest(images)}, count)
     scanned = store.manifest["channels"] if store is not None else channels or list(range(count))
-    size = batch_size_for(model.graph, shapes, batch_size)
+    size = batch_size_for(model.graph, shapes, options.batch_size)
     task = ScanTask(folder, tensor, shape, size, functools.partial(TopK.empty, layer.alias, scanned, k))
-    resumed = TopK.from_state if resume else None  # a new scan has no finished shards to read back
+    resumed = TopK.from_state if options.resume else None  # a new scan has no finished shards to read back
     state = run_scan(model, task, images, engine, model.opener(), store, resumed, progress)
     if channels is None:
-        wanted = top_channels if top_channels is not None else min(8, count)
+        wanted = options.top if options.top is not None else min(DEFAULT_TOP, count)
         if not 1 <= wanted <= count:
-            raise UsageError(f"--top-channels must be between 1 and {count}; got {wanted}.")
+            raise OptionError("top", f"{{option}} must be between 1 and {count}; got {wanted}.")
         ranked = sorted(state.channels, key=lambda c: state.entries[c][0].key if state.entries[c] else (math.inf,))
         state.channels = sorted(ranked[:wanted])
         state.entries = {c: state.entries[c] for c in state.channels}
-    winners = [_winners(model, folder, tensor, c, state.entries[c], shape) for c in state.channels] if project else []
+    winners = (
+        [_winners(model, folder, tensor, c, state.entries[c], shape) for c in state.channels] if options.project else []
+    )
     return TopKResult(state, winners, len(images))
 
 

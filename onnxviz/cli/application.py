@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.markup import escape
+from typer.core import TyperCommand
 
 from onnxviz.cli.options import CustomOpsOpt, expand
 from onnxviz.cli.output import err
-from onnxviz.errors import OnnxvizError
+from onnxviz.errors import OnnxvizError, OptionError
 
 app = typer.Typer(
     add_completion=False,
@@ -53,15 +55,49 @@ def _settings(context: typer.Context) -> Settings:
     return settings if isinstance(settings, Settings) else Settings()
 
 
+class SpelledCommand(TyperCommand):
+    """A command that keeps the words it was given, so an error can name a flag as it was typed."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[GIVEN] = list(args)
+        return super().parse_args(ctx, args)
+
+
+GIVEN = "onnxviz.given"
+
+
+def spelling(flags: dict[str, tuple[str, ...]], given: list[str]) -> dict[str, str]:
+    """Each option as the command line names it: the flag the user typed (the last one, as the last
+    wins), else its main flag."""
+
+    def typed(names: tuple[str, ...]) -> str:
+        used = [w.split("=", 1)[0] for w in given if w.split("=", 1)[0] in names]
+        return used[-1] if used else names[0]
+
+    return {name: typed(names) for name, names in flags.items()}
+
+
+def _as_typed(exc: OptionError, context: typer.Context, flags: dict[str, tuple[str, ...]]) -> OptionError:
+    """``exc`` with its options named by the flags typed: the analysis options' flags, else the
+    command's own parameters' (by name, or by the singular's name)."""
+    own = {p.name: tuple(p.opts) for p in context.command.params if p.name and p.opts}
+    named = spelling(own | flags, context.meta.get(GIVEN, []))
+    return exc.spelled(named, lambda name: named.get(name.removesuffix("s"), "--" + name.replace("_", "-")))
+
+
 def command(func: Command) -> Command:
-    """Register ``func`` as a command: its ``ModelOptions`` parameter becomes the shared flags, and
-    what it raises becomes one paragraph on stderr and the contract's exit code."""
-    signature, call = expand(func)
+    """Register ``func`` as a command: its ``ModelOptions`` parameter becomes the shared flags, its
+    analysis ``Options`` its own, and what it raises becomes one paragraph on stderr and the
+    contract's exit code (an option named as the user typed it)."""
+    signature, call, flags = expand(func)
 
     def run(context: typer.Context, **values: Any) -> Any:
         settings = _settings(context)
         try:
-            return call(values, settings.custom_ops)
+            try:
+                return call(values, settings.custom_ops)
+            except OptionError as exc:
+                raise _as_typed(exc, context, flags) from exc
         except (typer.Exit, typer.Abort):
             raise
         except OnnxvizError as exc:
@@ -78,7 +114,7 @@ def command(func: Command) -> Command:
     run.__name__, run.__doc__, run.__module__ = func.__name__, func.__doc__, func.__module__
     context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     run.__signature__ = signature.replace(parameters=[context, *signature.parameters.values()])  # type: ignore[attr-defined]
-    app.command()(run)
+    app.command(cls=SpelledCommand)(run)
     return func
 
 

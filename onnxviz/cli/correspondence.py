@@ -8,9 +8,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from onnxviz.analyses.correspondence import pairs_text
+from onnxviz.analyses.correspondence import CorrespondenceOptions, pairs_text
 from onnxviz.cli.application import command
-from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions, names
+from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions
 from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress
 
 
@@ -26,13 +26,7 @@ def correspondence(
             show_default=False,
         ),
     ],
-    layers: Annotated[
-        list[str] | None,
-        typer.Option("--layers", help="Layers: conv5,fc7 or repeated (default: the last conv and the code layer)."),
-    ] = None,
-    random: Annotated[int, typer.Option("--random", help="Random rectangles per image and part (the baseline).")] = 10,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random rectangles.")] = 0,
-    fill: Annotated[str, typer.Option("--fill", help="zero | mean | gray | a number (preprocessed space).")] = "zero",
+    settings: CorrespondenceOptions,
     out_png: Annotated[
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: <masks>_correspondence.png).")
     ] = None,
@@ -42,9 +36,7 @@ def correspondence(
     loaded = options.load(model)
     load_notes(loaded)
     with progress("masking", counted=True, rate_unit="inputs", quiet=json_output) as tracker:
-        result = loaded.correspondence(
-            masks, layers=names(layers), random=random, seed=seed, fill=fill, progress=tracker.count
-        )
+        result = loaded.correspondence(masks, options=settings, progress=tracker.count)
     outputs = Outputs(out_png, None, json_output)
     outputs.write(result, np.empty(0), Path(f"{masks.stem}_correspondence.png"))
     if json_output:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from onnxviz.analyses.report import ReportOptions
+from onnxviz.analyses.topk import TopKOptions
 from onnxviz.cli.application import command
-from onnxviz.cli.options import ImagesArg, JsonOpt, ModelArg, ModelOptions, NodeOpt, ScanOptions, ints, names
+from onnxviz.cli.options import ImagesArg, JsonOpt, ModelArg, ModelOptions, ScanOptions
 from onnxviz.cli.output import load_notes, out, print_json, progress
 
 
@@ -18,41 +21,18 @@ def topk(
     image_dir: Annotated[
         Path, typer.Argument(help="Folder of pictures / .npy inputs (searched recursively).", show_default=False)
     ],
-    node: NodeOpt,
     options: ModelOptions,
     scan: ScanOptions,
-    channels: Annotated[list[str] | None, typer.Option("--channels", help="Channels: 0,5,9 or repeated.")] = None,
-    top_channels: Annotated[
-        int | None, typer.Option("--top-channels", help="The N channels with the strongest winners (default 8).")
-    ] = None,
-    k: Annotated[int, typer.Option("--k", help="Winners per channel.")] = 9,
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", help="Folder for the grids, topk.json, index.html and the resumable scan state."),
-    ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted scan in --out.")] = False,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per run.")] = None,
+    settings: TopKOptions,
     json_output: JsonOpt = False,
 ) -> None:
     """The k images that activate each feature map most, with projections and patches (the paper's Fig. 2)."""
-    engine = scan.engine_for(options)
+    out_dir = None if settings.state_dir is None else Path(settings.state_dir)
+    settings = replace(settings, project=out_dir is not None, engine=scan.engine_for(options))
     loaded = options.load(model)
     load_notes(loaded)
-    chosen = ints(channels, "--channels")
     with progress("scanning", counted=True, quiet=json_output) as tracker:
-        result = loaded.topk(
-            image_dir,
-            node,
-            channels=chosen,
-            top_channels=top_channels,
-            k=k,
-            state_dir=out_dir,
-            resume=resume,
-            batch_size=batch_size,
-            project=out_dir is not None,
-            progress=tracker.count,
-            engine=engine,
-        )
+        result = loaded.topk(image_dir, options=settings, progress=tracker.count)
     written = result.save(out_dir) if out_dir is not None else []
     if json_output:
         print_json(result.to_json())
@@ -73,16 +53,12 @@ def report(
     model: ModelArg,
     images: ImagesArg,
     options: ModelOptions,
+    settings: ReportOptions,
     out_html: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
-    top: Annotated[int, typer.Option("--top", help="Projected channels per layer.")] = 4,
-    layers: Annotated[
-        list[str] | None,
-        typer.Option("--layers", help="Layers to show: conv2,conv5 or repeated (default: every conv)."),
-    ] = None,
 ) -> None:
     """One self-contained HTML page: layers, occlusion, projections and activation grids per image."""
     loaded = options.load(model)
     load_notes(loaded)
     with progress("report") as tracker:
-        path = loaded.report(images, out_html, top=top, layers=names(layers), progress=tracker.describe)
+        path = loaded.report(images, out=out_html, options=settings, progress=tracker.describe)
     out.print(f"report: {path}")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from onnxviz import api
+from onnxviz.analyses.evolution import EvolutionOptions
 from onnxviz.cli.application import command
-from onnxviz.cli.options import JsonOpt, ModelOptions, NodeOpt, ScanOptions, ints
+from onnxviz.cli.options import JsonOpt, ModelOptions, ScanOptions
 from onnxviz.cli.output import load_notes, out, print_json, progress, safe_name
 
 
@@ -23,16 +25,9 @@ def evolution(
             show_default=False,
         ),
     ],
-    images: Annotated[Path, typer.Option("--images", help="Folder of pictures / .npy inputs (searched recursively).")],
-    node: NodeOpt,
     options: ModelOptions,
     scan: ScanOptions,
-    channels: Annotated[list[str] | None, typer.Option("--channels", help="Channels: 0,5,9 or repeated.")] = None,
-    top_channels: Annotated[
-        int | None,
-        typer.Option("--top-channels", help="The N channels strongest at the last checkpoint (default 8)."),
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per run.")] = None,
+    settings: EvolutionOptions,
     picture: Annotated[
         Path | None,
         typer.Option(
@@ -51,12 +46,10 @@ def evolution(
         loaded.append(path)
         return model
 
-    settings = {"channels": ints(channels, "--channels"), "top_channels": top_channels, "batch_size": batch_size}
+    settings = replace(settings, engine=scan.engine_for(options))
     with progress("scanning", counted=True, quiet=json_output) as tracker:
-        result = api.evolution(
-            checkpoints, images, node, load, progress=tracker.count, engine=scan.engine_for(options), **settings
-        )
-    picture = picture or (None if json_output else Path(f"evolution_{safe_name(node)}.png"))
+        result = api.evolution(checkpoints, loader=load, options=settings, progress=tracker.count)
+    picture = picture or (None if json_output else Path(f"evolution_{safe_name(settings.node)}.png"))
     if picture is not None:
         result.save(picture)
     if json_output:

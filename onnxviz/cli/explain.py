@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from onnxviz.analyses.grids import GridOptions
+from onnxviz.analyses.project import ProjectOptions
 from onnxviz.cli.application import command
-from onnxviz.cli.options import ImageArg, JsonOpt, LrnOpt, ModelArg, ModelOptions, NodeOpt, RuleOpt, ints
+from onnxviz.cli.options import ImageArg, JsonOpt, ModelArg, ModelOptions
 from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress, safe_name
 from onnxviz.errors import UsageError
 from onnxviz.targets.spelling import TargetSpelling
@@ -19,11 +21,8 @@ from onnxviz.targets.tensors import ChannelTarget
 def project(
     model: ModelArg,
     image: ImageArg,
-    node: NodeOpt,
     options: ModelOptions,
-    channel: Annotated[list[str] | None, typer.Option("--channel", "-c", help="Channel(s): 3,7 or repeated.")] = None,
-    top: Annotated[int | None, typer.Option("--top", help="Project the K strongest channels.")] = None,
-    rule: RuleOpt = "deconvnet",
+    settings: ProjectOptions,
     out_png: Annotated[
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_<node>_<rule>.png).")
     ] = None,
@@ -31,14 +30,13 @@ def project(
         Path | None, typer.Option("--raw", help="Write the float32 projections (K, *input) as .npy.")
     ] = None,
     json_output: JsonOpt = False,
-    lrn: LrnOpt = "exact",
 ) -> None:
     """Project feature maps of one layer back to pixels (deconvnet, guided backprop or saliency)."""
     loaded = options.load(model)
     load_notes(loaded)
-    result = loaded.project(image, node, channels=ints(channel, "--channel"), top=top, rule=rule, lrn=lrn)
+    result = loaded.project(image, options=settings)
     outputs = Outputs(out_png, raw, json_output)
-    default = Path(f"{image.stem}_{safe_name(result.node)}_{rule}.png")
+    default = Path(f"{image.stem}_{safe_name(result.node)}_{settings.rule}.png")
     summary = result.summary() | outputs.write(result, result.projections, default)
     if json_output:
         print_json(summary)
@@ -143,8 +141,8 @@ def read_labels(path: Path) -> list[str]:
 def activations(
     model: ModelArg,
     image: ImageArg,
-    node: NodeOpt,
     options: ModelOptions,
+    settings: GridOptions,
     out_png: Annotated[
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_<node>_activations.png).")
     ] = None,
@@ -152,7 +150,7 @@ def activations(
     json_output: JsonOpt = False,
 ) -> None:
     """Grid of every feature map of one layer for one image; the strongest framed, dead maps counted."""
-    grid = options.load(model).activations(image, node)
+    grid = options.load(model).activations(image, options=settings)
     outputs = Outputs(out_png, raw, json_output)
     summary = grid.summary() | outputs.write(
         grid, grid.maps, Path(f"{image.stem}_{safe_name(grid.node)}_activations.png")

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from onnxviz.analyses.invariance import InvarianceOptions
 from onnxviz.cli.application import command
-from onnxviz.cli.options import ImagesArg, JsonOpt, ModelArg, ModelOptions, floats, names
+from onnxviz.cli.options import ImagesArg, JsonOpt, ModelArg, ModelOptions
 from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress
 
 
@@ -17,18 +18,7 @@ def invariance(
     model: ModelArg,
     images: ImagesArg,
     options: ModelOptions,
-    transform: Annotated[str, typer.Option("--transform", "-t", help="translate | rotate | scale.")],
-    amounts: Annotated[
-        list[str] | None,
-        typer.Option("--amounts", help="Pixels down, degrees counter-clockwise or zoom factors: -8,0,8 or repeated."),
-    ] = None,
-    layers: Annotated[
-        list[str] | None,
-        typer.Option("--layers", help="Layers to follow: conv1,fc7 or repeated (default: conv1 and the code layer)."),
-    ] = None,
-    target_class: Annotated[
-        int | None, typer.Option("--target-class", help="Class to follow (default: each image's top-1).")
-    ] = None,
+    settings: InvarianceOptions,
     out_png: Annotated[
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: invariance_<transform>.png).")
     ] = None,
@@ -37,11 +27,10 @@ def invariance(
     """Invariance curves (the paper's Fig. 5): how far each layer's features and the class probability move."""
     loaded = options.load(model)
     load_notes(loaded)
-    chosen = floats(",".join(amounts), "--amounts") if amounts else None
     with progress("transforming", counted=True, rate_unit="inputs", quiet=json_output) as tracker:
-        result = loaded.invariance(images, transform, chosen, names(layers), target_class, progress=tracker.count)
+        result = loaded.invariance(images, options=settings, progress=tracker.count)
     outputs = Outputs(out_png, None, json_output)
-    outputs.write(result, result.distance, Path(f"invariance_{transform}.png"))
+    outputs.write(result, result.distance, Path(f"invariance_{settings.transform}.png"))
     if json_output:
         print_json(result.summary())
         return

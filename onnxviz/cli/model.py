@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from onnxviz.analyses.check import CheckOptions
+from onnxviz.analyses.export import InvertOptions
+from onnxviz.analyses.grids import GridOptions
 from onnxviz.cli.application import command
-from onnxviz.cli.options import JsonOpt, LrnOpt, ModelArg, ModelOptions, NodeOpt, RuleOpt
+from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions
 from onnxviz.cli.output import Outputs, err, load_notes, out, print_json, safe_name
 
 
@@ -33,11 +36,12 @@ def layers(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False)
 
 
 @command
-def check(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False, rule: RuleOpt = "deconvnet") -> None:
+def check(model: ModelArg, options: ModelOptions, settings: CheckOptions, json_output: JsonOpt = False) -> None:
     """Smoke test: every conv and pool layer must project. Exit 1 if any fails."""
     loaded = options.load(model)
     load_notes(loaded)
-    results = loaded.check(rule=rule)
+    results = loaded.check(options=settings)
+    rule = settings.rule
     if json_output:
         print_json(results.summary())
     else:
@@ -56,34 +60,24 @@ def check(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False, 
 
 
 @command
-def invert(
-    model: ModelArg,
-    node: NodeOpt,
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for forward.onnx and inverse.onnx.")],
-    options: ModelOptions,
-    rule: RuleOpt = "deconvnet",
-    lrn: LrnOpt = "exact",
-    form: Annotated[
-        str | None, typer.Option("--form", help="cpu | portable (CUDA-safe ops); default: the device's.")
-    ] = None,
-) -> None:
+def invert(model: ModelArg, options: ModelOptions, settings: InvertOptions) -> None:
     """Write the forward graph (with switches) and the generated inverse graph as .onnx files."""
-    forward_path, inverse_path = options.load(model).invert(node, out_dir, rule=rule, lrn=lrn, form=form)
+    forward_path, inverse_path = options.load(model).invert(options=settings)
     out.print(f"forward: {forward_path}\ninverse: {inverse_path}")
 
 
 @command
 def filters(
     model: ModelArg,
-    node: NodeOpt,
     options: ModelOptions,
+    settings: GridOptions,
     out_png: Annotated[
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: <node>_filters.png).")
     ] = None,
     raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 weights (O, I, kh, kw) as .npy.")] = None,
 ) -> None:
     """Grid of a conv layer's filters: RGB for the first layer, one grey tile per input channel deeper."""
-    grid = options.load(model).filters(node)
+    grid = options.load(model).filters(options=settings)
     outputs = Outputs(out_png or Path(f"{safe_name(grid.node)}_filters.png"), raw, json=False)
     outputs.write(grid, grid.weights, default=outputs.picture)
     out.print(f"{grid.node}: {grid.weights.shape[0]} filters of {list(grid.weights.shape[1:])}")

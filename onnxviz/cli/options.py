@@ -4,22 +4,26 @@
 takes as one parameter. Its fields' ``Annotated`` metadata is the command-line declaration;
 ``expand`` turns the bundle parameter of a command into those flags for typer and builds the
 bundle back from the parsed values, so a flag and its help text are written in this file only.
+An analysis's ``Options`` (``core/options.py``) is expanded the same way from its fields'
+``option(...)`` metadata: the flags, their help, list flags given as ``3,7`` or repeated.
 """
 
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import MISSING, Field, dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 import typer
 
 from onnxviz import api
+from onnxviz.core.options import Options, declared, flag_of
 from onnxviz.data.scanner import DEFAULT_DECODERS, Engine
 from onnxviz.data.shards import DEFAULT_SHARD_SIZE
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError, UsageError
 
 ModelArg = Annotated[Path, typer.Argument(help="The ONNX model file.", show_default=False)]
 ImageArg = Annotated[
@@ -31,7 +35,6 @@ NodeOpt = Annotated[
 ]
 RuleOpt = Annotated[str, typer.Option("--rule", help="deconvnet | guided | saliency.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
-LrnOpt = Annotated[str, typer.Option("--lrn", help="exact | passthrough (the paper's approximation).")]
 CustomOpsOpt = Annotated[
     list[Path] | None,
     typer.Option("--custom-ops", help="Custom-op library to register with onnxruntime (repeatable)."),
@@ -123,11 +126,6 @@ def ints(values: list[str] | None, name: str) -> list[int] | None:
         raise UsageError(f"{name} must be comma-separated integers; got '{','.join(values)}'.") from None
 
 
-def names(values: list[str] | None) -> list[str] | None:
-    """A list option of names given as ``conv2,conv5`` or repeated."""
-    return [v.strip() for text in values for v in text.split(",") if v.strip()] if values else None
-
-
 def input_size(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -137,14 +135,20 @@ def input_size(text: str | None) -> tuple[int, int] | None:
     return dims[0], dims[1]
 
 
-def expand(func: Callable[..., Any]) -> tuple[inspect.Signature, Callable[[dict[str, Any], Sequence[Path]], Any]]:
-    """The signature typer should see for ``func``, and how to call ``func`` with what typer parsed.
+Call = Callable[[dict[str, Any], Sequence[Path]], Any]
 
-    A parameter annotated with an option bundle (a dataclass whose fields are ``Annotated`` flags:
-    ``ModelOptions``, or a command's own group such as ``maximize``'s settings) is replaced by one
-    keyword parameter per field (after the command's own); the call gathers them back into the
-    dataclass. ``ModelOptions`` gets the custom-op libraries given before the command first.
-    Annotations are resolved here because typer reads a given ``__signature__`` as it is.
+
+def expand(func: Callable[..., Any]) -> tuple[inspect.Signature, Call, dict[str, tuple[str, ...]]]:
+    """The signature typer should see for ``func``, how to call ``func`` with what typer parsed,
+    and the flags of every analysis option (field name → its flags, the main one first).
+
+    A parameter annotated with an option bundle is replaced by one keyword parameter per field
+    (after the command's own); the call gathers them back into the dataclass. A bundle is either
+    an analysis's ``Options`` (flags from its fields' ``option`` metadata; fields set by the
+    program, ``cli=False``, are left to the command) or a dataclass whose fields are ``Annotated``
+    flags (``ModelOptions``, ``ScanOptions``, maximize's settings). ``ModelOptions`` gets the
+    custom-op libraries given before the command first. Annotations are resolved here because
+    typer reads a given ``__signature__`` as it is.
     """
     hints = get_type_hints(func, include_extras=True)
     own = [
@@ -154,21 +158,77 @@ def expand(func: Callable[..., Any]) -> tuple[inspect.Signature, Callable[[dict[
         for parameter in inspect.signature(func).parameters.values()
     ]
     bundles = {p.name: p.annotation for p in own if isinstance(p.annotation, type) and is_dataclass(p.annotation)}
-    flags = [
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=annotation)
-        for bundle in bundles.values()
-        for f, annotation in _annotated_fields(bundle)
-    ]
+    flags: list[inspect.Parameter] = []
+    parsers: dict[str, Callable[[Any], Any]] = {}
+    spelling: dict[str, tuple[str, ...]] = {}
+    for bundle in bundles.values():
+        if issubclass(bundle, Options):
+            for f, annotation, parse in _option_fields(bundle):
+                flags.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, **annotation))
+                parsers[f.name] = parse
+            spelling |= {f.name: (flag_of(f, spec), *spec.aliases) for f, spec in declared(bundle)}
+        else:
+            flags += [
+                inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=annotation)
+                for f, annotation in _annotated_fields(bundle)
+            ]
 
     def call(values: dict[str, Any], global_custom_ops: Sequence[Path]) -> Any:
         for name, bundle in bundles.items():
-            options = bundle(**{f.name: values.pop(f.name) for f in fields(bundle)})
+            given = {f.name: values.pop(f.name) for f in fields(bundle) if f.name in values}
+            options = bundle(**{key: parsers.get(key, _same)(value) for key, value in given.items()})
             if isinstance(options, ModelOptions):
                 options = replace(options, custom_ops=[*global_custom_ops, *(options.custom_ops or [])])
             values[name] = options
         return func(**values)
 
-    return inspect.Signature([p for p in own if p.name not in bundles] + flags), call
+    return inspect.Signature([p for p in own if p.name not in bundles] + flags), call, spelling
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _option_fields(bundle: type[Options]) -> list[tuple[Field, dict[str, Any], Callable[[Any], Any]]]:
+    """Each command-line field of ``bundle``: its typer annotation and default, and how its parsed
+    value becomes the field's (a list flag's texts split at commas into numbers or names)."""
+    hints = get_type_hints(bundle)
+    found = []
+    for f, spec in declared(bundle):
+        if not spec.cli:
+            continue
+        kind, parse = _cli_type(f.name, hints[f.name])
+        declaration = typer.Option(flag_of(f, spec) if spec.flag is None else spec.flag, *spec.aliases, help=spec.help)
+        default = inspect.Parameter.empty if f.default is MISSING else f.default
+        found.append((f, {"annotation": Annotated[kind, declaration], "default": default}, parse))
+    return found
+
+
+def _cli_type(name: str, hint: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """The type typer parses a field as, and the conversion to the field's type: lists are read as
+    repeated texts (each ``3,7`` or ``3``); a union of scalars other than ``None`` as text."""
+    union = get_origin(hint) in (Union, types.UnionType)
+    optional = union and type(None) in get_args(hint)
+    members = [a for a in get_args(hint) if a is not type(None)] if union else [hint]
+    if len(members) == 1 and get_origin(members[0]) is list:
+        (item,) = get_args(members[0])
+        return list[str] | None, lambda texts: _items(name, texts, item)
+    if len(members) > 1:
+        scalar = Path if Path in members else str
+        return (scalar | None) if optional else scalar, _same
+    return (members[0] | None) if optional else members[0], _same
+
+
+def _items(name: str, texts: list[str] | None, item: type) -> list | None:
+    """A list option given as ``3,7`` or repeated (``--channel 3 --channel 7``), as ``item`` values."""
+    if not texts:
+        return None
+    parts = [v.strip() for text in texts for v in text.split(",") if v.strip()]
+    try:
+        return [item(v) for v in parts]
+    except ValueError:
+        kind = {int: "integers", float: "numbers"}.get(item, "values")
+        raise OptionError(name, f"{{option}} must be comma-separated {kind}; got '{','.join(texts)}'.") from None
 
 
 def _annotated_fields(bundle: type) -> list[tuple[Any, Any]]:

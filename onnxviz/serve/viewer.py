@@ -98,12 +98,13 @@ class Viewer:
         key, image = self.image(reference)
         channels = None if channel is None else [channel]
         return self._cached(
-            ("project", key, node, channel, rule), lambda: self.model.project(image, node, channels, rule=rule)
+            ("project", key, node, channel, rule),
+            lambda: self.model.project(image, node=node, channels=channels, rule=rule),
         )
 
     def activations(self, reference: str, node: str):
         key, image = self.image(reference)
-        return self._cached(("activations", key, node), lambda: self.model.activations(image, node))
+        return self._cached(("activations", key, node), lambda: self.model.activations(image, node=node))
 
     def occlude(self, reference: str, patch: int, stride: int, job: str | None = None):
         """Occlusion of the top-1 class; ``job`` names the progress entry the page polls."""

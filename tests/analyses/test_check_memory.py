@@ -47,7 +47,7 @@ def test_projector_cache_keeps_only_the_most_recently_used(monkeypatch) -> None:
     model = onnxviz.load(DEMO, device="cpu")
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     for node in ("conv1", "conv2", "conv1", "conv3", "conv1", "conv2"):
-        model.project(x, node)
+        model.project(x, node=node)
     # conv1 stays warm (used every other time); conv2 is evicted by conv3 and built again.
     assert len(built) == 4 and max(alive_at_build) < api.PROJECTOR_CACHE_SIZE
     gc.collect()

@@ -228,8 +228,8 @@ def test_projection_cosines_are_those_of_the_projections_of_a_s_strongest_channe
             strongest = activation[i].reshape(activation.shape[1], -1).max(axis=1)
             chosen = np.argsort(-strongest, kind="stable")[:3]
             assert la.channels[i].tolist() == chosen.tolist()
-            pa = a.project(x, la.pair.tensor_a, channels=chosen.tolist()).projections.reshape(3, -1)
-            pb = b.project(x, la.pair.tensor_b, channels=chosen.tolist()).projections.reshape(3, -1)
+            pa = a.project(x, node=la.pair.tensor_a, channels=chosen.tolist()).projections.reshape(3, -1)
+            pb = b.project(x, node=la.pair.tensor_b, channels=chosen.tolist()).projections.reshape(3, -1)
             cosine = (pa * pb).sum(axis=1) / (np.linalg.norm(pa, axis=1) * np.linalg.norm(pb, axis=1))
             np.testing.assert_allclose(la.channel_cosines[i], cosine, atol=1e-6)
             assert la.projection_cosine[i] == la.channel_cosines[i].min()

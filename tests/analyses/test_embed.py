@@ -66,7 +66,7 @@ def last_gemm_input() -> str:
 @pytest.mark.parametrize(("node", "tensor"), [(None, None), ("pool2", "/features/pool2/MaxPool_output_0")])
 def test_codes_equal_a_plain_session_image_by_image(demo_model, folder, node, tensor) -> None:
     tensor = tensor or last_gemm_input()
-    result = embedding.embed(demo_model, folder, node, method="pca", batch_size=4)
+    result = embedding.embed(demo_model, folder, embedding.EmbedOptions(node=node, method="pca", batch_size=4))
     names, expected = brute_force_codes(demo_model, folder, tensor)
     assert result.images == names == sorted(names)
     assert result.skipped == ["broken.png"]
@@ -108,9 +108,9 @@ def test_tsne_keeps_neighbourhoods_and_is_seeded() -> None:
 
 def test_a_small_folder_lowers_the_perplexity(demo_model, folder) -> None:
     pytest.importorskip("openTSNE")
-    result = embedding.embed(demo_model, folder, method="tsne", perplexity=30.0)
+    result = demo_model.embed(folder, method="tsne", perplexity=30.0)
     assert len(result.images) == 10 and result.perplexity == pytest.approx(3.0)
-    assert embedding.embed(demo_model, folder, method="tsne", perplexity=2.0).perplexity == 2.0
+    assert demo_model.embed(folder, method="tsne", perplexity=2.0).perplexity == 2.0
 
 
 @pytest.mark.parametrize("count", [1, 7, 16, 37])
@@ -165,11 +165,11 @@ def test_without_opentsne_tsne_names_the_extra(monkeypatch) -> None:
     ("kwargs", "needle"),
     [
         ({"method": "umap"}, "Unknown method 'umap'"),
-        ({"perplexity": 0.5}, "--perplexity"),
-        ({"perplexity": float("nan")}, "--perplexity"),
+        ({"perplexity": 0.5}, "^perplexity must be"),
+        ({"perplexity": float("nan")}, "^perplexity must be a finite number"),
         ({"node": "no_such_layer"}, "no_such_layer"),
     ],
 )
 def test_bad_requests_are_usage_errors(demo_model, folder, kwargs: dict, needle: str) -> None:
     with pytest.raises(UsageError, match=needle):
-        embedding.embed(demo_model, folder, **kwargs)
+        demo_model.embed(folder, **kwargs)

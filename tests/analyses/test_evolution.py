@@ -74,7 +74,7 @@ def brute_force(checkpoint: Path, folder: Path, tensor: str) -> dict[int, tuple[
 
 @pytest.fixture(scope="module")
 def result(folder) -> EvolutionResult:
-    return onnxviz.evolution(CHECKPOINTS, folder, "conv2", loader=load_cpu, top_channels=5)
+    return onnxviz.evolution(CHECKPOINTS, images=folder, node="conv2", loader=load_cpu, top_channels=5)
 
 
 def test_the_committed_checkpoints_are_in_place() -> None:
@@ -103,14 +103,14 @@ def test_ties_go_to_the_first_path(folder) -> None:
     (only / "a").mkdir(parents=True, exist_ok=True)
     shutil.copy(first, only / "a" / "x.png")
     shutil.copy(first, only / "a" / "w.png")
-    tied = onnxviz.evolution(FILES[-2:], only, "conv1", loader=load_cpu, channels=[0, 3])
+    tied = onnxviz.evolution(FILES[-2:], images=only, node="conv1", loader=load_cpu, channels=[0, 3])
     assert {cell.entries[0].image for row in tied.rows.values() for cell in row} == {"a/w.png"}
 
 
 def test_a_folder_of_checkpoints_sorts_naturally(tmp_path, folder) -> None:
     for name, source in (("epoch10", FILES[2]), ("epoch2", FILES[1]), ("epoch1", FILES[0])):
         shutil.copy(source, tmp_path / f"{name}.onnx")
-    got = onnxviz.evolution(tmp_path, folder, "conv3", loader=load_cpu, channels=[1, 6])
+    got = onnxviz.evolution(tmp_path, images=folder, node="conv3", loader=load_cpu, channels=[1, 6])
     assert got.checkpoints == ["epoch1", "epoch2", "epoch10"]
     tensor = "/features/relu3/Relu_output_0"
     for cell, source in zip(got.rows[6], FILES[:3], strict=True):  # each column comes from its own file
@@ -174,7 +174,7 @@ def test_each_checkpoint_is_freed_before_the_next(folder) -> None:
         loaded.append(model)
         return model
 
-    onnxviz.evolution(FILES[:3], folder, "conv1", loader=watch, channels=[2])
+    onnxviz.evolution(FILES[:3], images=folder, node="conv1", loader=watch, channels=[2])
     assert len(loaded) == 6 and sorted(set(ran)) == [3, 4, 5]  # three checked, then three scanned
     assert not any(held_at_load)
     assert not any(m.engines.projectors or m.engines.sessions for m in loaded)
@@ -182,4 +182,4 @@ def test_each_checkpoint_is_freed_before_the_next(folder) -> None:
 
 def test_checkpoints_of_another_architecture_are_refused(folder) -> None:
     with pytest.raises(onnxviz.UsageError, match="not one architecture"):
-        onnxviz.evolution([FILES[0], DEMO], folder, "conv2", loader=load_cpu)
+        onnxviz.evolution([FILES[0], DEMO], images=folder, node="conv2", loader=load_cpu)

@@ -51,7 +51,7 @@ def _conv_relu(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def test_activation_grid_holds_the_layer_maps_and_counts_dead_ones() -> None:
     model = _dead_channel_model()
     x = np.random.default_rng(1).standard_normal((1, 3, 6, 6)).astype(np.float32)
-    grid = model.activations(x, "conv1")
+    grid = model.activations(x, node="conv1")
     weights = onnx.numpy_helper.to_array(next(t for t in model.graph.model.graph.initializer if t.name == "w"))
     expected = _conv_relu(x, weights)
     np.testing.assert_allclose(grid.maps, expected, rtol=1e-5, atol=1e-6)
@@ -67,7 +67,7 @@ def test_activation_figure_shows_each_map_on_one_shared_scale() -> None:
     the strongest framed, the dead map black."""
     model = _dead_channel_model()
     x = np.random.default_rng(1).standard_normal((1, 3, 6, 6)).astype(np.float32)
-    grid = model.activations(x, "conv1")
+    grid = model.activations(x, node="conv1")
     figure = grid.figure()
     peak = np.abs(grid.maps).max()
     for index, fmap in enumerate(grid.maps):
@@ -97,7 +97,7 @@ def _centres(kernel: int, size: int) -> list[tuple[int, int, int, int]]:
 @pytest.mark.parametrize("order", ["rgb", "bgr"])
 def test_first_layer_filters_are_drawn_in_colour_centred_on_grey(order: str) -> None:
     model = onnxviz.load(DEMO, device="cpu", order=order)
-    grid = model.filters("conv1")
+    grid = model.filters(node="conv1")
     proto = onnx.load(str(DEMO))
     weights = next(onnx.numpy_helper.to_array(t) for t in proto.graph.initializer if t.name.endswith("conv1.weight"))
     np.testing.assert_array_equal(grid.weights, weights)
@@ -113,7 +113,7 @@ def test_first_layer_filters_are_drawn_in_colour_centred_on_grey(order: str) -> 
 
 
 def test_deeper_filters_are_one_grey_tile_per_input_channel() -> None:
-    grid = onnxviz.load(DEMO, device="cpu").filters("conv2")
+    grid = onnxviz.load(DEMO, device="cpu").filters(node="conv2")
     weights = grid.weights  # (32, 16, 3, 3): rows = filters, columns = input channels
     figure = grid.figure()
     shown = np.clip(128 + 127 * weights / np.abs(weights).max(), 0, 255).astype(np.uint8)

@@ -83,7 +83,7 @@ def _reference(
 )
 def test_curves_equal_a_plain_onnxruntime_run_on_warped_inputs(demo_model, transform, amounts, monkeypatch) -> None:
     monkeypatch.setattr("onnxviz.runtime.batching.DEFAULT_BATCH_LIMIT", 3)  # batches straddle the images
-    result = demo_model.invariance(PICTURES, transform, amounts)
+    result = demo_model.invariance(PICTURES, transform=transform, amounts=amounts)
     inputs = [demo_model.prepare(p)[0] for p in PICTURES]
     tensors = list(DEMO_LAYERS.values())
     distance, probability, top = _reference(DEMO, inputs, tensors, "logits", transform, amounts)
@@ -102,7 +102,7 @@ def test_amount_zero_gives_distance_zero_and_the_plain_probability(demo_model) -
     inputs = [demo_model.prepare(p)[0] for p in PICTURES]
     plain = session(onnx.load(str(DEMO)))
     for transform, identity in (("translate", 0), ("rotate", 0), ("scale", 1)):
-        result = demo_model.invariance(PICTURES, transform, [identity, identity])
+        result = demo_model.invariance(PICTURES, transform=transform, amounts=[identity, identity])
         assert np.all(result.distance == 0) and np.all(result.relative == 0)
         for i, x in enumerate(inputs):
             z = plain.run(None, {"input": x})[0][0].astype(np.float64)
@@ -116,7 +116,7 @@ def test_nhwc_model_is_warped_on_its_spatial_axes(fixture_model) -> None:
     model = fixture_model("tf2onnx_nhwc.onnx")
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((1, 32, 32, 3)).astype(np.float32) for _ in range(2)]
-    result = model.invariance(inputs, "rotate", [0, 30, 90], layers=["conv1"], target_class=1)
+    result = model.invariance(inputs, transform="rotate", amounts=[0, 30, 90], layers=["conv1"], target_class=1)
     tensor, logits = model.resolve("conv1").tensor, model.graph.output_names[0]
     path = FIXTURES / "tf2onnx_nhwc.onnx"
     assert model.graph.producer[logits].op_type == "Softmax"
@@ -132,7 +132,7 @@ def test_defaults_follow_the_contract(demo_model) -> None:
     assert default_amounts("translate", 64) == [-16, -13, -11, -8, -5, -3, 0, 3, 5, 8, 11, 13, 16]
     assert default_amounts("rotate", 64) == list(range(0, 360, 10))
     assert default_amounts("scale", 64) == [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]
-    result = demo_model.invariance(PICTURES[:1], "translate")
+    result = demo_model.invariance(PICTURES[:1], transform="translate")
     assert result.amounts == default_amounts("translate", 64) and result.layers == ["conv1", "relu4"]
     summary = result.summary()
     assert list(summary) == ["transform", "amounts", "layers", "target_class", "images"]
@@ -155,12 +155,12 @@ def test_a_model_without_a_class_vector_gives_distances_only(tmp_path) -> None:
     path = _feature_extractor(tmp_path)
     model = onnxviz.load(path, device="cpu")
     x = np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype(np.float32)
-    result = model.invariance([x], "translate", [-3, 0, 2], layers=["conv1"])
+    result = model.invariance([x], transform="translate", amounts=[-3, 0, 2], layers=["conv1"])
     distance, _, _ = _reference(path, [x], ["y"], "y", "translate", [-3, 0, 2])
     np.testing.assert_allclose(result.distance, distance, rtol=1e-4, atol=1e-5)
     assert result.probability is None and result.summary()["target_class"] is None
     with pytest.raises(UsageError, match="class vector"):
-        model.invariance([x], "translate", [1], layers=["conv1"], target_class=0)
+        model.invariance([x], transform="translate", amounts=[1], layers=["conv1"], target_class=0)
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
@@ -198,7 +198,7 @@ def test_a_model_that_cannot_batch_runs_one_input_at_a_time_with_the_same_curves
     model = onnxviz.Model(ModelGraph.from_proto(proto), choose_device("cpu"), Preprocessing())
     x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
     amounts = [-2, 0, 3]
-    result = model.invariance([x], "translate", amounts)
+    result = model.invariance([x], transform="translate", amounts=amounts)
     assert "batch 1" in result.note and result.layers == ["flatten_all"]
     moved = [_warped(x, "translate", a, channels_last=False).reshape(-1).astype(np.float64) for a in amounts]
     np.testing.assert_allclose(result.distance[0, 0], [np.linalg.norm(m - x.reshape(-1)) for m in moved], rtol=1e-5)

@@ -31,7 +31,7 @@ window.addEventListener("load", () => {
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     path = tmp_path_factory.mktemp("report") / "report.html"
-    onnxviz.load(DEMO, device="cpu").report([IMAGES / "triangle.png", IMAGES / "chelsea.png"], path, top=3)
+    onnxviz.load(DEMO, device="cpu").report([IMAGES / "triangle.png", IMAGES / "chelsea.png"], out=path, top=3)
     return path
 
 
@@ -106,7 +106,7 @@ def test_report_shows_the_invariance_curves_of_its_images(report, demo_model) ->
     for transform in ("translate", "rotate", "scale"):
         section = re.search(rf"<h2>invariance to {transform}</h2>(.*?)</section>", page, re.S)
         assert section is not None, transform
-        curves = demo_model.invariance(pictures, transform)
+        curves = demo_model.invariance(pictures, transform=transform)
         (data,) = _embedded(section.group(1))
         shown = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         np.testing.assert_array_equal(shown, curves.figure())

@@ -31,11 +31,11 @@ def _results(model: onnxviz.Model, tmp_path) -> dict[str, Result]:
     for name in ("triangle.png", "chelsea.png"):
         (tmp_path / "set" / name).write_bytes((IMAGES / name).read_bytes())
     return {
-        "project": model.project(TRIANGLE, "conv2", top=2),
+        "project": model.project(TRIANGLE, node="conv2", top=2),
         "occlude": model.occlude(TRIANGLE, patch=16, stride=8),
-        "activations": model.activations(TRIANGLE, "conv2"),
-        "filters": model.filters("conv1"),
-        "topk": model.topk(tmp_path / "set", "conv2", top_channels=2, k=1),
+        "activations": model.activations(TRIANGLE, node="conv2"),
+        "filters": model.filters(node="conv1"),
+        "topk": model.topk(tmp_path / "set", node="conv2", top_channels=2, k=1),
         "layers": model.layers(),
         "check": model.check(),
         "compare": onnxviz.compare(model, model, [TRIANGLE], layers=["conv2"]),
@@ -76,8 +76,8 @@ def test_check_summary_is_what_check_json_prints(capsys) -> None:
 def test_a_cached_projector_costs_no_build_time_and_prepare_is_never_negative(model) -> None:
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     model.engines.projectors.clear()
-    first = model.project(x, "conv3")
-    second = model.project(x, "conv3")
+    first = model.project(x, node="conv3")
+    second = model.project(x, node="conv3")
     assert first.timings["build"] > 0
     assert second.timings["build"] == 0.0
     for timings in (first.timings, second.timings):
@@ -88,13 +88,13 @@ def test_a_cached_projector_costs_no_build_time_and_prepare_is_never_negative(mo
 def test_the_report_is_drawn_from_results_without_the_facade(model, tmp_path) -> None:
     """The report analysis runs on a bare ``LoadedModel``: it never calls back into ``Model``."""
     bare = LoadedModel(model.graph, model.device, model.preprocessing)
-    result = reporting.report(bare, [TRIANGLE], top=2, layers_shown=["conv2"])
+    result = reporting.report(bare, [TRIANGLE], reporting.ReportOptions(top=2, layers=["conv2"]))
     assert [view.name for view in result.images] == ["triangle.png"]
     (layer,) = result.images[0].layers
-    expected = model.project(TRIANGLE, "conv2", top=2)
+    expected = model.project(TRIANGLE, node="conv2", top=2)
     np.testing.assert_array_equal(layer.projection.projections, expected.projections)
     assert result.summary()["images"][0]["occlusion"]["kind"] == "class"
     page = result.html()
     assert page.count("data:image/png;base64,") == 1 + 2 + 3 and "<td>conv3</td>" in page  # + 3 invariance
-    path = model.report([TRIANGLE], tmp_path / "r.html", top=2, layers=["conv2"])
+    path = model.report([TRIANGLE], out=tmp_path / "r.html", top=2, layers=["conv2"])
     assert path.read_text().count("data:image/png;base64,") == 6

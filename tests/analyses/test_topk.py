@@ -20,7 +20,7 @@ def folder(tmp_path_factory):
 
 def test_topk_equals_a_brute_force_scan(folder) -> None:
     model = onnxviz.load(VGG, device="cpu")
-    result = model.topk(folder, "conv3", channels=[0, 5, 11], k=4, batch_size=3, project=False)
+    result = model.topk(folder, node="conv3", channels=[0, 5, 11], k=4, batch_size=3, project=False)
     expected = brute_force(model, folder, "conv3", [0, 5, 11], 4)
     got = result.to_json()["channels"]
     assert set(got) == set(expected)
@@ -33,7 +33,7 @@ def test_topk_equals_a_brute_force_scan(folder) -> None:
 
 def test_ties_are_broken_by_path(folder) -> None:
     model = onnxviz.load(VGG, device="cpu")
-    result = model.topk(folder, "conv3", channels=list(range(16)), k=14, project=False)
+    result = model.topk(folder, node="conv3", channels=list(range(16)), k=14, project=False)
     for entries in result.scan.entries.values():
         names = [e.image for e in entries]
         assert names.index("img_03.npy") + 1 == names.index("img_03_copy.npy")
@@ -51,7 +51,14 @@ def test_an_interrupted_scan_resumes_exactly(folder, tmp_path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         model.topk(
-            folder, "conv4", channels=[1, 2], k=3, state_dir=tmp_path, batch_size=2, progress=interrupt, engine=engine
+            folder,
+            node="conv4",
+            channels=[1, 2],
+            k=3,
+            state_dir=tmp_path,
+            batch_size=2,
+            progress=interrupt,
+            engine=engine,
         )
     records = sorted(p.name for p in (tmp_path / "scan").glob("shard_*.json"))
     assert records == ["shard_000000.json", "shard_000001.json"]
@@ -59,7 +66,7 @@ def test_an_interrupted_scan_resumes_exactly(folder, tmp_path) -> None:
     seen = []
     resumed = model.topk(
         folder,
-        "conv4",
+        node="conv4",
         k=3,
         state_dir=tmp_path,
         resume=True,
@@ -69,16 +76,16 @@ def test_an_interrupted_scan_resumes_exactly(folder, tmp_path) -> None:
         engine=engine,
     )
     assert seen[:2] == [8, 10]  # the first 8 files were not read again
-    whole = model.topk(folder, "conv4", channels=[1, 2], k=3, batch_size=4, project=False)
+    whole = model.topk(folder, node="conv4", channels=[1, 2], k=3, batch_size=4, project=False)
     assert resumed.to_json() == whole.to_json()
     assert resumed.scan.skipped == whole.scan.skipped == ["broken.png", "wrong_shape.npy"]
 
 
 def test_a_scan_does_not_resume_across_shard_sizes(folder, tmp_path) -> None:
     model = onnxviz.load(VGG, device="cpu")
-    model.topk(folder, "conv4", channels=[1], k=2, state_dir=tmp_path, project=False, engine=Engine(shard_size=4))
+    model.topk(folder, node="conv4", channels=[1], k=2, state_dir=tmp_path, project=False, engine=Engine(shard_size=4))
     with pytest.raises(onnxviz.UsageError, match="Cannot resume: shard_size changed"):
-        model.topk(folder, "conv4", k=2, state_dir=tmp_path, resume=True, engine=Engine(shard_size=5))
+        model.topk(folder, node="conv4", k=2, state_dir=tmp_path, resume=True, engine=Engine(shard_size=5))
 
 
 def test_topk_cli_writes_grids_index_and_json(capsys, folder, tmp_path) -> None:

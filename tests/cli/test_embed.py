@@ -54,7 +54,7 @@ def test_tsne_by_default_with_a_seed(capsys, folder) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--method", "umap"], "Unknown method"),
+        (["--method", "umap"], "Unknown --method 'umap'"),
         (["--perplexity", "0"], "--perplexity"),
         (["--node", "no_such_layer"], "no_such_layer"),
     ],

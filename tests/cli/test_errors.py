@@ -141,7 +141,7 @@ def test_a_bug_is_an_internal_error_with_a_hint_and_exit_1(capsys, monkeypatch) 
 
 
 def test_interrupt_says_so_and_exits_130(capsys, monkeypatch) -> None:
-    def interrupted(self, rule: str) -> list:
+    def interrupted(self, **options) -> list:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(api.Model, "check", interrupted)

@@ -35,7 +35,9 @@ def test_json_is_the_api_summary(capsys, folder) -> None:
         capsys, "evolution", *FILES, "--images", folder, "--node", "conv3", "--top-channels", "3", "--json"
     )
     assert code == 0, err
-    expected = onnxviz.evolution(FILES, folder, "conv3", loader=lambda p: onnxviz.load(p, device="cpu"), top_channels=3)
+    expected = onnxviz.evolution(
+        FILES, images=folder, node="conv3", loader=lambda p: onnxviz.load(p, device="cpu"), top_channels=3
+    )
     assert json.loads(out) == json.loads(json.dumps(expected.summary()))
     assert json.loads(out)["checkpoints"] == ["epoch1", "epoch3", "epoch5"]
 
@@ -49,7 +51,7 @@ def test_the_picture_has_a_row_per_channel_and_a_column_per_checkpoint(capsys, f
     assert f"picture: {picture}" in out
     shown = cv2.cvtColor(cv2.imread(str(picture)), cv2.COLOR_BGR2RGB)
     result = onnxviz.evolution(
-        FILES, folder, "conv2", loader=lambda p: onnxviz.load(p, device="cpu"), channels=[4, 1, 9, 12]
+        FILES, images=folder, node="conv2", loader=lambda p: onnxviz.load(p, device="cpu"), channels=[4, 1, 9, 12]
     )
     tops, lefts = np.zeros((4, 3), int), np.zeros((4, 3), int)
     for r, channel in enumerate([4, 1, 9, 12]):

@@ -29,7 +29,7 @@ def test_json_follows_the_contract(capsys, demo_model) -> None:
     assert summary["transform"] == "scale" and summary["amounts"] == [0.5, 1.0, 1.5]
     assert summary["layers"] == ["conv1", "relu4"] and list(summary["images"]) == [str(TRIANGLE), str(STRIPES)]
     assert summary["target_class"] == {str(TRIANGLE): 2, str(STRIPES): 4}  # each image's own top-1
-    expected = demo_model.invariance([TRIANGLE, STRIPES], "scale", [0.5, 1, 1.5]).summary()
+    expected = demo_model.invariance([TRIANGLE, STRIPES], transform="scale", amounts=[0.5, 1, 1.5]).summary()
     assert summary == json.loads(json.dumps(expected))
     for entry in summary["images"].values():
         assert list(entry) == ["distance", "relative", "probability", "top_class"]

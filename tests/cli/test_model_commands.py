@@ -55,7 +55,7 @@ def test_invert_writes_valid_graphs_that_reproduce_the_projection(capsys, tmp_pa
     onnx.checker.check_model(inverse)
     assert any(n.name.startswith("/5/Conv/inverse") for n in inverse.graph.node)
     model = onnxviz.load(VGG, device="cpu")
-    result = model.project(picture, "conv3", channels=[2], rule="guided")
+    result = model.project(picture, node="conv3", channels=[2], rule="guided")
     f = ort.InferenceSession(str(tmp_path / "forward.onnx"), providers=["CPUExecutionProvider"])
     i = ort.InferenceSession(str(tmp_path / "inverse.onnx"), providers=["CPUExecutionProvider"])
     values = dict(zip([o.name for o in f.get_outputs()], f.run(None, {"input": result.input_tensor}), strict=True))
@@ -103,7 +103,7 @@ def test_filters_writes_the_weights_and_their_grid(capsys, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "filters", VGG, "--node", "conv1", "--raw", "w.npy")
     assert code == 0, err
-    grid = onnxviz.load(VGG, device="cpu").filters("conv1")
+    grid = onnxviz.load(VGG, device="cpu").filters(node="conv1")
     weights = np.load("w.npy")
     assert weights.dtype == np.float32 and weights.shape == (8, 3, 3, 3)
     np.testing.assert_array_equal(weights, grid.weights)

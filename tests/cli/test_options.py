@@ -83,8 +83,8 @@ def test_preprocessing_options_change_what_the_command_computes(capsys, tmp_path
     code, _, err = run_cli(capsys, "project", DEMO, picture, "--node", "conv2", "--raw", raw, *options)
     assert code == 0, err
     model = onnxviz.load(DEMO, device="cpu", scale=0.5, mean=(0.1, 0.2, 0.3), std=(0.9,), order="bgr", layout="nchw")
-    expected = model.project(picture, "conv2").projections
-    default = onnxviz.load(DEMO, device="cpu").project(picture, "conv2").projections
+    expected = model.project(picture, node="conv2").projections
+    default = onnxviz.load(DEMO, device="cpu").project(picture, node="conv2").projections
     np.testing.assert_allclose(np.load(raw), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(expected, default, rtol=1e-3)
 
@@ -137,7 +137,7 @@ def test_expand_replaces_the_bundle_by_its_fields_and_builds_it_back() -> None:
     def command(model: Path, options: ModelOptions, top: int = 4) -> None:
         received.update(model=model, options=options, top=top)
 
-    signature, call = expand(command)
+    signature, call, _ = expand(command)
     assert list(signature.parameters) == ["model", "top", *(f.name for f in fields(ModelOptions))]
     values = {name: p.default for name, p in signature.parameters.items() if name != "model"}
     call(values | {"model": Path("m.onnx"), "device": "cpu", "custom_ops": [Path("b.so")]}, [Path("a.so")])
@@ -152,6 +152,6 @@ def test_expand_leaves_a_command_without_the_bundle_as_it_is() -> None:
     def command(folder: Path, k: int = 9) -> tuple:
         return folder, k
 
-    signature, call = expand(command)
+    signature, call, _ = expand(command)
     assert list(signature.parameters) == ["folder", "k"]
     assert call({"folder": Path("x"), "k": 3}, [Path("ignored.so")]) == (Path("x"), 3)

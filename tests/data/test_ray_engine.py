@@ -85,9 +85,9 @@ def test_evolution_on_ray_equals_the_local_engine(tmp_path) -> None:
         return onnxviz.load(path, device="cpu")
 
     options = {"top_channels": 3, "loader": load}
-    local = onnxviz.evolution(CHECKPOINTS, images, "conv2", engine=Engine(shard_size=shard_size), **options)
+    local = onnxviz.evolution(CHECKPOINTS, images=images, node="conv2", engine=Engine(shard_size=shard_size), **options)
     ray_engine = Engine("ray", shard_size=shard_size)
-    distributed = onnxviz.evolution(CHECKPOINTS, images, "conv2", engine=ray_engine, **options)
+    distributed = onnxviz.evolution(CHECKPOINTS, images=images, node="conv2", engine=ray_engine, **options)
     assert dumped(distributed) == dumped(local)
     assert distributed.skipped == ["broken.png"]
 
@@ -159,7 +159,7 @@ def test_a_worker_that_cannot_open_the_model_raises_its_onnxviz_error(folder, tm
     model.graph.shapes(model.input_shape())  # all the driver needs, read before the file goes
     path.rename(tmp_path / "moved.onnx")
     with pytest.raises(onnxviz.ModelLoadError, match="Model file not found") as raised:
-        model.topk(folder, "conv3", k=2, project=False, engine=Engine("ray", workers=1, shard_size=8))
+        model.topk(folder, node="conv3", k=2, project=False, engine=Engine("ray", workers=1, shard_size=8))
     assert raised.value.hint == "Check the path."
 
 

@@ -30,7 +30,9 @@ def model():
 @pytest.mark.parametrize(("shard_size", "batch_size", "decoders"), [(1, 1, 1), (3, 2, 2), (5, 8, 3), (256, 4, 2)])
 def test_every_cut_gives_the_brute_force_answer(model, folder, shard_size, batch_size, decoders) -> None:
     engine = Engine(shard_size=shard_size, decoders=decoders)
-    result = model.topk(folder, "conv3", CHANNELS, k=5, batch_size=batch_size, project=False, engine=engine)
+    result = model.topk(
+        folder, node="conv3", channels=CHANNELS, k=5, batch_size=batch_size, project=False, engine=engine
+    )
     expected = brute_force(model, folder, "conv3", CHANNELS, 5)
     got = result.to_json()["channels"]
     for c in expected:
@@ -38,7 +40,7 @@ def test_every_cut_gives_the_brute_force_answer(model, folder, shard_size, batch
         np.testing.assert_allclose([e["activation"] for e in got[c]], [e["activation"] for e in expected[c]], rtol=1e-5)
     assert result.scan.skipped == ["broken.png", "wrong_shape.npy"]
     assert result.scan.processed == 16
-    reference = model.topk(folder, "conv3", CHANNELS, k=5, batch_size=4, project=False)
+    reference = model.topk(folder, node="conv3", channels=CHANNELS, k=5, batch_size=4, project=False)
     assert json.dumps(result.to_json()) == json.dumps(reference.to_json())
 
 
@@ -73,7 +75,7 @@ def test_images_are_decoded_while_the_session_runs(tmp_path) -> None:
         return run(batch, what)
 
     runner.run = waiting_run
-    model.topk(tmp_path, "conv3", [0], k=2, batch_size=2, project=False, engine=Engine(shard_size=4))
+    model.topk(tmp_path, node="conv3", channels=[0], k=2, batch_size=2, project=False, engine=Engine(shard_size=4))
     assert len(started) == 12 and all(name.startswith("onnxviz-decode") for name in started)
     assert len(ahead) == 6 and all(ahead[:-1])  # every batch but the last had files after it decoding
 

@@ -57,8 +57,8 @@ def test_dynamo_allowzero_views_run_at_any_batch_and_project_like_torchscript(tm
     _batched_forward_equals_singles(graph, "y")
     onnx.save(fixed_batch_classifier(SIZE, [1, 2 * SIZE * SIZE]), tmp_path / "ts.onnx")
     x = np.random.default_rng(2).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
-    expected = onnxviz.load(tmp_path / "ts.onnx", device="cpu").project(x, "y", channels=[0, 3], rule="saliency")
-    got = onnxviz.load(dynamo, device="cpu").project(x, "y", channels=[0, 3], rule="saliency")
+    expected = onnxviz.load(tmp_path / "ts.onnx", device="cpu").project(x, node="y", channels=[0, 3], rule="saliency")
+    got = onnxviz.load(dynamo, device="cpu").project(x, node="y", channels=[0, 3], rule="saliency")
     assert np.abs(expected.projections).max() > 0
     np.testing.assert_allclose(got.projections, expected.projections, rtol=1e-5, atol=1e-6)
 
@@ -148,7 +148,7 @@ def test_folded_channel_split_projects_like_the_same_split_written_as_numbers(tm
         onnx.save(_channel_split_model(computed), tmp_path / f"m{computed}.onnx")
         model = onnxviz.load(tmp_path / f"m{computed}.onnx", device="cpu")
         for rule in ("deconvnet", "saliency"):
-            results[computed, rule] = model.project(x, "y", channels=[0, 1, 2], rule=rule).projections
+            results[computed, rule] = model.project(x, node="y", channels=[0, 1, 2], rule=rule).projections
         occlusion = model.occlude(x, patch=2, stride=1)
         assert occlusion.batch_size > 1 and not occlusion.note  # the batch stayed dynamic
         results[computed, "occlusion"] = occlusion.scores
@@ -212,8 +212,10 @@ def test_converted_projections_match_the_float_model(converted, rule) -> None:
     reference = onnxviz.load(conversions.DEMO, device="cpu")
     for x in conversions.demo_inputs()[:2]:
         for layer in LAYERS:
-            expected = reference.project(x, layer, channels=[0, 1, 2], rule=rule).projections
-            got = {kind: m.project(x, layer, channels=[0, 1, 2], rule=rule).projections for kind, m in models.items()}
+            expected = reference.project(x, node=layer, channels=[0, 1, 2], rule=rule).projections
+            got = {
+                kind: m.project(x, node=layer, channels=[0, 1, 2], rule=rule).projections for kind, m in models.items()
+            }
             assert _cosines(got["fp16"], expected).min() > 0.998
             np.testing.assert_allclose(got["QOperator"], got["QDQ"], rtol=1e-5, atol=1e-7)
             int8 = _cosines(got["QDQ"], expected)
@@ -286,8 +288,8 @@ def test_newer_ir_version_is_lowered_and_projects_like_the_original(tmp_path) ->
     assert loaded.graph.model.ir_version == max_ir_version()
     assert any(f"IR version {onnx.IR_VERSION} lowered to {max_ir_version()}" in n for n in loaded.graph.notes)
     x = conversions.demo_inputs()[0]
-    expected = onnxviz.load(conversions.DEMO, device="cpu").project(x, "conv2", top=2).projections
-    np.testing.assert_array_equal(loaded.project(x, "conv2", top=2).projections, expected)
+    expected = onnxviz.load(conversions.DEMO, device="cpu").project(x, node="conv2", top=2).projections
+    np.testing.assert_array_equal(loaded.project(x, node="conv2", top=2).projections, expected)
 
 
 def test_opset_newer_than_onnxruntime_is_an_error_naming_both(tmp_path) -> None:
@@ -350,7 +352,7 @@ def test_custom_ops_library_is_registered_with_every_session(tmp_path, capsys) -
     plain = onnxviz.load(tmp_path / "plain.onnx", device="cpu")
     # The forward runs the custom op (its output shifts every logit by 1/2): same saliency, and the
     # occlusion scores (softmax, shift-invariant) agree, which needs the op run at batch K too.
-    got, expected = (m.project(x, "y", channels=[1], rule="saliency").projections for m in (custom, plain))
+    got, expected = (m.project(x, node="y", channels=[1], rule="saliency").projections for m in (custom, plain))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     occluded = custom.occlude(x, patch=2, stride=1)
     assert occluded.batch_size > 1
@@ -440,9 +442,11 @@ def test_every_converted_qoperator_op_computes_and_projects_like_its_qdq_twin(tm
     models = {name: onnxviz.load(path, device="cpu") for name, path in (("qop", qop), ("qdq", qdq))}
     reference = onnxviz.load(tmp_path / "float.onnx", device="cpu")
     for rule in ("deconvnet", "saliency"):
-        got = {name: m.project(x[:1], "y", channels=[0, 2, 4], rule=rule).projections for name, m in models.items()}
+        got = {
+            name: m.project(x[:1], node="y", channels=[0, 2, 4], rule=rule).projections for name, m in models.items()
+        }
         np.testing.assert_allclose(got["qop"], got["qdq"], rtol=1e-5, atol=1e-7)
-        expected = reference.project(x[:1], "y", channels=[0, 2, 4], rule=rule).projections
+        expected = reference.project(x[:1], node="y", channels=[0, 2, 4], rule=rule).projections
         assert _cosines(got["qop"], expected).min() > 0.95
 
 

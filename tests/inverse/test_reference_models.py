@@ -27,7 +27,7 @@ def test_projection_matches_the_numpy_reference(fixture: str, rule: str, fixture
     model, proto = fixture_model(fixture), fixture_proto(fixture)
     x = np.random.default_rng(1).standard_normal(model.input_shape()).astype(np.float32)
     for node in filter(None, (_deepest(model, "conv"), _deepest(model, "fc"))):
-        projection = model.project(x, node, top=2, rule=rule)
+        projection = model.project(x, node=node, top=2, rule=rule)
         forward = reference.forward(proto, x.astype(np.float64))
         activation = forward[projection.tensor]
         seeds = make_seeds(activation, projection.channels)

@@ -315,7 +315,7 @@ def test_a_check_sweep_saves_no_optimized_graphs(cache_dir: Path) -> None:
     assert model.check().ok
     stored = entries(cache_dir)
     assert len(stored) >= 4 and all(saved_optimized(entry) == [] for entry in stored)
-    model.project(np.zeros(model.input_shape(), np.float32), "conv2")
+    model.project(np.zeros(model.input_shape(), np.float32), node="conv2")
     assert any(saved_optimized(entry) for entry in entries(cache_dir))
 
 

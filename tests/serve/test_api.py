@@ -68,7 +68,7 @@ def test_project_json_is_the_cli_json_and_the_png_is_the_projection_picture(clie
     )
     assert code == 0, err
     assert untimed(answer) == untimed(json.loads(out))
-    expected = fresh.project(picture, "conv2", [5], rule="guided")
+    expected = fresh.project(picture, node="conv2", channels=[5], rule="guided")
     shown = decoded(client.get("/api/project.png", params=params))
     np.testing.assert_array_equal(shown, render.projection_to_rgb(expected.projections[0], "nchw", "rgb"))
     x = fresh.prepare(picture)[0]
@@ -81,7 +81,7 @@ def test_the_rule_toggle_changes_the_projection(client, served, fresh) -> None:
     for rule in ("deconvnet", "guided", "saliency"):
         params = {"image": "triangle.png", "node": "conv3", "channel": 2, "rule": rule}
         shown[rule] = decoded(client.get("/api/project.png", params=params))
-        expected = fresh.project(picture, "conv3", [2], rule=rule).projections[0]
+        expected = fresh.project(picture, node="conv3", channels=[2], rule=rule).projections[0]
         np.testing.assert_array_equal(shown[rule], render.projection_to_rgb(expected, "nchw", "rgb"))
     assert not np.array_equal(shown["deconvnet"], shown["guided"])
     assert not np.array_equal(shown["guided"], shown["saliency"])
@@ -89,7 +89,7 @@ def test_the_rule_toggle_changes_the_projection(client, served, fresh) -> None:
 
 def test_project_without_channel_projects_the_strongest(client, served, fresh) -> None:
     answer = client.get("/api/project", params={"image": "circle.png", "node": "conv1"}).json()
-    assert answer["channels"] == [int(fresh.project(served["images"] / "circle.png", "conv1").channels[0])]
+    assert answer["channels"] == [int(fresh.project(served["images"] / "circle.png", node="conv1").channels[0])]
 
 
 def test_activations_json_is_the_cli_json_and_the_sprite_holds_every_map(client, served, fresh, capsys) -> None:

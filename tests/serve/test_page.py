@@ -27,7 +27,7 @@ def read(html: str) -> PageReader:
 
 def test_hostile_node_and_file_names_show_as_text(hostile_model, hostile_folder, tmp_path) -> None:  # noqa: F811
     model = onnxviz.load(hostile_model, device="cpu")
-    model.topk(hostile_folder, SIGMOID_NAME, channels=[0], k=2).save(tmp_path / "gallery")
+    model.topk(hostile_folder, node=SIGMOID_NAME, channels=[0], k=2).save(tmp_path / "gallery")
     client = TestClient(create_app(Viewer(model, hostile_folder, tmp_path)))
     page = read(client.get("/").text)
     scripts = [attrs for tag, attrs in page.tags if tag == "script"]

@@ -320,7 +320,7 @@ def _projections(
 ) -> list[np.ndarray]:
     """Each image's projections of its ``channels`` (one row per image) at ``tensor``."""
     return [
-        model.project(x, tensor, channels=chosen.tolist(), rule=rule).projections
+        model.project(x, node=tensor, channels=chosen.tolist(), rule=rule).projections
         for x, chosen in zip(inputs, channels, strict=True)
     ]
 

@@ -1,0 +1,88 @@
+"""Every analysis in one list: its name, its ``Options``, what it reads and its function.
+
+The facade (``api.Model``), the CLI's commands and the viewer's menu are written against this
+list, and ``tests/test_registry.py`` fails when an analysis here is missing from any of them.
+Adding a method is one module (its ``Options`` and its function) and one line below.
+
+An analysis function is called ``function(model, subject, options[, progress])``: ``subject`` is
+what the analysis reads besides the model (``Subject``; ``None``: nothing, and it is left out of
+the call), ``progress`` only where the analysis reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from onnxviz.analyses import (
+    check,
+    correspondence,
+    embed,
+    evolution,
+    export,
+    grids,
+    invariance,
+    layers,
+    project,
+    report,
+    topk,
+)
+from onnxviz.core.options import Options
+
+
+class Subject(Enum):
+    """What an analysis reads besides the model: how the facade and the CLI take it."""
+
+    MODEL = "model"  # nothing: the model alone
+    IMAGE = "image"
+    IMAGES = "images"
+    FOLDER = "folder"
+    MASKS = "masks"  # a JSON file naming images and their parts' rectangles
+    CHECKPOINTS = "checkpoints"  # several models, loaded one after the other
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis as the facade, the CLI and the viewer see it."""
+
+    name: str
+    options: type[Options]
+    function: Callable[..., Any]
+    subject: Subject
+    progress: bool = False
+    viewer: bool = False  # the live viewer computes it for the picture on show
+
+    def run(self, model: Any, subject: Any, options: Options, progress: Callable[..., None] | None = None) -> Any:
+        """``function`` called with what it reads (``options`` made by the caller, checked when made)."""
+        if not isinstance(options, self.options):
+            raise TypeError(f"{self.name} takes {self.options.__name__}, not {type(options).__name__}.")
+        given = () if self.subject is Subject.MODEL else (subject,)
+        counted = {"progress": progress} if self.progress else {}
+        return self.function(model, *given, options, **counted)
+
+
+ANALYSES: dict[str, Analysis] = {
+    a.name: a
+    for a in (
+        Analysis("layers", layers.LayersOptions, layers.layers, Subject.MODEL, viewer=True),
+        Analysis("check", check.CheckOptions, check.check, Subject.MODEL),
+        Analysis("invert", export.InvertOptions, export.invert, Subject.MODEL),
+        Analysis("filters", grids.GridOptions, grids.filters, Subject.MODEL),
+        Analysis("project", project.ProjectOptions, project.project, Subject.IMAGE, viewer=True),
+        Analysis("activations", grids.GridOptions, grids.activations, Subject.IMAGE, viewer=True),
+        Analysis("topk", topk.TopKOptions, topk.topk, Subject.FOLDER, progress=True),
+        Analysis("report", report.ReportOptions, report.report, Subject.IMAGES, progress=True),
+        Analysis("invariance", invariance.InvarianceOptions, invariance.invariance, Subject.IMAGES, progress=True),
+        Analysis(
+            "correspondence",
+            correspondence.CorrespondenceOptions,
+            correspondence.correspondence,
+            Subject.MASKS,
+            progress=True,
+        ),
+        Analysis("evolution", evolution.EvolutionOptions, evolution.evolution, Subject.CHECKPOINTS, progress=True),
+        Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
+    )
+}
