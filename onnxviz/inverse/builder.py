@@ -20,20 +20,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.graph.composite import Composite, find_composites
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse.context import BATCH, FORMS, MODES, SEED, InverseContext
+from onnxviz.inverse.context import BATCH, FORMS, INVERSE_IR_VERSION, MODES, SEED, InverseContext
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import composite_rule
 from onnxviz.inverse.rules.normalization import uses_batch_statistics
 from onnxviz.inverse.rules.pool import switches_name
 from onnxviz.inverse.sparse import CHANNELS, emit_sparse_head, sparse_chain
 
-INVERSE_OPSET = 17
-INVERSE_IR_VERSION = 8
 PROJECTION = "projection"
 
 
@@ -112,7 +110,7 @@ def build_inverse(
     final = _sum(ctx, plan.path[0], grads.get(graph.input_name))
     if final is None:
         raise UnsupportedOpError(f"No signal reaches the input from '{target}'.")
-    ctx.nodes.append(helper.make_node("Identity", [final], [PROJECTION], name="projection"))
+    ctx.op("Identity", [final], outputs=[PROJECTION], name="projection")
     sparse_head = plan.chain is not None
     model = _assemble(ctx, graph, target, input_shape, sparse=sparse_head, paired=paired and not ctx.single)
     return InverseGraph(model, target, mode, list(ctx.forward_inputs), switches, sparse=sparse_head, single=ctx.single)
@@ -222,24 +220,17 @@ def _assemble(
     if sparse:
         target_shape[0] = 1
     batch = 1 if ctx.single else BATCH
-    seeds = [helper.make_tensor_value_info(SEED, TensorProto.FLOAT, [batch, *target_shape])]
     if sparse:
-        seeds.append(helper.make_tensor_value_info(CHANNELS, TensorProto.INT64, [batch]))
-    output = helper.make_tensor_value_info(PROJECTION, TensorProto.FLOAT, [batch, *input_shape[1:]])
+        ctx.input(CHANNELS, [batch], TensorProto.INT64, leading=True)
+    ctx.input(SEED, [batch, *target_shape], leading=True)
+    ctx.output(PROJECTION, [batch, *input_shape[1:]])
     if paired:
         for declared in ctx.forward_inputs.values():
             dims = declared.type.tensor_type.shape.dim
             if dims:
                 dims[0].dim_param = BATCH
-    inverse = helper.make_graph(
-        ctx.nodes,
-        f"inverse of {target}",
-        [*seeds, *ctx.forward_inputs.values()],
-        [output],
-        initializer=list(ctx.initializers.values()),
-    )
-    model = helper.make_model(inverse, opset_imports=[helper.make_opsetid("", INVERSE_OPSET)], producer_name="onnxviz")
-    model.ir_version = INVERSE_IR_VERSION
+    ctx.name = f"inverse of {target}"
+    model = ctx.model(ir_version=INVERSE_IR_VERSION)
     meta = model.metadata_props.add()
     meta.key, meta.value = "onnxviz.mode", ctx.mode
     return model

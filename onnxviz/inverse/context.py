@@ -9,24 +9,30 @@ the forward run), and fresh nodes. Node names keep the forward node's name so a 
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from onnxviz.errors import UnsupportedOpError
+from onnxviz.graph.emit import GraphEmitter
 from onnxviz.graph.model import ModelGraph, node_attr
 
 MODES = ("deconvnet", "guided", "saliency")
 FORMS = ("cpu", "portable")
 BATCH = "K"
 SEED = "seed"  # the inverse graph's input: the signal of the target, K projections on axis 0
+INVERSE_OPSET = 17
+INVERSE_IR_VERSION = 8
 
 
 @dataclass
-class InverseContext:
-    """Collects the inverse graph while the builder walks the forward graph backwards.
+class InverseContext(GraphEmitter):
+    """Collects the inverse graph while the builder walks the forward graph backwards: a
+    ``GraphEmitter`` whose fresh names avoid the forward graph's tensors (the inverse reads some of
+    them under their own names) and carry the forward node's name (``begin``).
 
     ``form`` picks between equivalent emissions: ``cpu`` uses the ops onnxruntime's CPU provider
     runs best (MaxUnpool, ConvTranspose with its own pads); ``portable`` avoids the ops the CUDA
@@ -41,42 +47,17 @@ class InverseContext:
     # One projection per run: the signal has exactly the forward's shapes, every axis is data (no
     # batch axis to follow). Used where the batch axis cannot be followed (``batch._batch_axes``).
     single: bool = False
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    initializers: dict[str, TensorProto] = field(default_factory=dict)
+    # The forward tensors the inverse reads as inputs (batch 1), fed by the forward run.
     forward_inputs: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
-    _used: set[str] = field(default_factory=set)
-    _node_prefix: str = "inverse"
 
-    # -- naming ---------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        reserved = ChainMap(self.graph.producer, self.graph.constants)
+        GraphEmitter.__init__(self, "inverse", opset=INVERSE_OPSET, reserved=reserved)
+        self.prefix = "inverse"
 
     def begin(self, node: onnx.NodeProto) -> None:
-        self._node_prefix = f"{node.name}/inverse"
-
-    def fresh(self, hint: str) -> str:
-        base = f"{self._node_prefix}/{hint}"
-        name, i = base, 1
-        while name in self._used or name in self.graph.producer or name in self.graph.constants:
-            i += 1
-            name = f"{base}_{i}"
-        self._used.add(name)
-        return name
-
-    # -- emission -------------------------------------------------------------------------------
-
-    def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs) -> str:
-        """Add one node; returns its (first) output name."""
-        names = [self.fresh(op_type if outputs == 1 else f"{op_type}:{i}") for i in range(outputs)]
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        self.nodes.append(helper.make_node(op_type, inputs, names, name=self.fresh(f"{op_type}#node"), **attrs))
-        return names[0]
-
-    def const(self, value: np.ndarray | list | float | int, hint: str = "const", dtype=None) -> str:
-        array = np.asarray(value, dtype=dtype)
-        if array.dtype == np.float64:
-            array = array.astype(np.float32)
-        name = self.fresh(hint)
-        self.initializers[name] = numpy_helper.from_array(array, name)
-        return name
+        """Name what follows after ``node``: its inverse reads as ``<node>/inverse/...`` in Netron."""
+        self.prefix = f"{node.name}/inverse"
 
     def ints(self, values: list[int] | tuple[int, ...], hint: str = "shape") -> str:
         return self.const(np.asarray(values, dtype=np.int64), hint)
@@ -98,11 +79,10 @@ class InverseContext:
         """A forward tensor as seen by the inverse: shared constant, or an input fed (batch 1) by the
         forward run."""
         if tensor in self.graph.constants:
-            if tensor not in self.initializers:
-                self.initializers[tensor] = numpy_helper.from_array(self.graph.constants[tensor], tensor)
-            return tensor
+            return self.initializer(tensor, self.graph.constants[tensor])
         if tensor not in self.forward_inputs:
-            self.forward_inputs[tensor] = helper.make_tensor_value_info(tensor, dtype, list(self.shapes[tensor]))
+            self.input(tensor, self.shapes[tensor], dtype)
+            self.forward_inputs[tensor] = self.inputs[tensor]
         return tensor
 
     # -- shapes ---------------------------------------------------------------------------------
