@@ -96,6 +96,13 @@ class GraphEmitter:
         self.nodes.append(helper.make_node(op_type, list(inputs), names, name=node_name, **kept))
         return names[0]
 
+    def append(self, node: onnx.NodeProto) -> None:
+        """Take ``node`` as it is (a node of the graph being rewritten), in emission order."""
+        self.claim(node.name)
+        for output in node.output:
+            self.claim(output)
+        self.nodes.append(node)
+
     # -- the graph's interface ------------------------------------------------------------------
 
     def input(
