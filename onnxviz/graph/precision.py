@@ -176,9 +176,6 @@ class _Writer(GraphEmitter):
         super().__init__(model.graph.name, reserved=_tensor_names(model))
         self.values = values
 
-    def constant(self, value: np.ndarray, hint: str) -> str:
-        return self.const(np.asarray(value, np.float32), hint)
-
     def dequantized(self, tensor: str, scale: str, zero_point: str, hint: str, axis: int | None = None) -> str:
         """A DequantizeLinear of a quantised input, weights included: kept quantised in the graph,
         onnxruntime fuses DQ → op → Q back into the integer kernel the QOperator model ran, so the
@@ -195,7 +192,7 @@ class _Writer(GraphEmitter):
     def bias(self, bias: str, scale: np.ndarray, axis: int) -> str:
         """DequantizeLinear of an int32 bias quantised at ``scale`` (per tensor or per channel), zero point 0."""
         scale = np.asarray(scale, np.float32).reshape(-1)
-        scale_name = self.constant(scale if scale.size > 1 else scale.reshape(()), "bias_scale")
+        scale_name = self.const(scale if scale.size > 1 else scale.reshape(()), "bias_scale")
         zero_name = self.const(np.zeros(scale.shape if scale.size > 1 else (), np.int32), "bias_zero_point")
         attrs = {"axis": axis} if scale.size > 1 else {}
         inputs = [bias, scale_name, zero_name]

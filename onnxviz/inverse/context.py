@@ -1,4 +1,5 @@
-"""The emitter the inverse rules write into.
+"""The emitter the inverse rules write into: the package's graph emitter (``graph/emit.py``) with
+what inverting needs on top.
 
 A rule sees the forward node and the backward signal ``g`` of each output (batch K, the
 projections being made at once) and asks the context for what it needs: weights (shared by
