@@ -120,7 +120,10 @@ class GraphEmitter:
         """
         if name not in self.inputs:
             info = helper.make_tensor_value_info(self.claim(name), elem, _dims(shape))
-            self.inputs = {name: info, **self.inputs} if leading else {**self.inputs, name: info}
+            if leading:
+                self.inputs = {name: info, **self.inputs}
+            else:
+                self.inputs[name] = info
         return name
 
     def output(self, name: str, shape: Sequence[int | str | None] | None = None, elem: int = TensorProto.FLOAT) -> str:

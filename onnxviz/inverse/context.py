@@ -10,7 +10,6 @@ the forward run), and fresh nodes. Node names keep the forward node's name so a 
 
 from __future__ import annotations
 
-from collections import ChainMap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +26,17 @@ BATCH = "K"
 SEED = "seed"  # the inverse graph's input: the signal of the target, K projections on axis 0
 INVERSE_OPSET = 17
 INVERSE_IR_VERSION = 8
+
+
+class _ForwardNames:
+    """The forward graph's tensor names, which no inverse name may take (the inverse reads some of
+    them under their own names): a view, since the builder asks once per emitted name."""
+
+    def __init__(self, graph: ModelGraph) -> None:
+        self._producer, self._constants = graph.producer, graph.constants
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._producer or name in self._constants
 
 
 @dataclass
@@ -52,8 +62,7 @@ class InverseContext(GraphEmitter):
     forward_inputs: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        reserved = ChainMap(self.graph.producer, self.graph.constants)
-        GraphEmitter.__init__(self, "inverse", opset=INVERSE_OPSET, reserved=reserved)
+        GraphEmitter.__init__(self, "inverse", opset=INVERSE_OPSET, reserved=_ForwardNames(self.graph))
         self.prefix = "inverse"
 
     def begin(self, node: onnx.NodeProto) -> None:
