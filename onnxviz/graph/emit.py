@@ -126,9 +126,16 @@ class GraphEmitter:
                 self.inputs[name] = info
         return name
 
-    def output(self, name: str, shape: Sequence[int | str | None] | None = None, elem: int = TensorProto.FLOAT) -> str:
-        """Declare tensor ``name`` a graph output (shape None: left to whoever runs it)."""
-        self.outputs.append(helper.make_tensor_value_info(self.claim(name), elem, _dims(shape)))
+    def output(
+        self, name: str, shape: Sequence[int | str | None] | None = None, elem: int | None = TensorProto.FLOAT
+    ) -> str:
+        """Declare tensor ``name`` a graph output (shape None: left to whoever runs it; elem None: no
+        type at all, for a probe whose output type onnxruntime must find itself)."""
+        if elem is None:
+            info = helper.make_empty_tensor_value_info(self.claim(name))
+        else:
+            info = helper.make_tensor_value_info(self.claim(name), elem, _dims(shape))
+        self.outputs.append(info)
         return name
 
     def model(self, *, ir_version: int, producer_name: str = "onnxviz") -> onnx.ModelProto:

@@ -84,3 +84,11 @@ def test_appended_nodes_keep_their_place_and_claim_their_outputs() -> None:
     emit.op("Neg", ["Neg"])
     assert [n.name for n in emit.nodes] == ["Relu#node", "negate", "Neg#node"]
     assert list(emit.nodes[-1].output) == ["Neg_2"]
+
+
+def test_an_output_without_a_type_leaves_onnxruntime_to_find_it() -> None:
+    emit = GraphEmitter("probe")
+    emit.output(emit.op("Shape", [emit.input("x", [2, 3])], outputs=["y"]), elem=None)
+    model = emit.model(ir_version=8)
+    assert not model.graph.output[0].HasField("type")
+    np.testing.assert_array_equal(session(model).run(None, {"x": np.zeros((2, 3), np.float32)})[0], [2, 3])
