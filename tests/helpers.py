@@ -1,9 +1,10 @@
 """Shared test machinery: toy graphs, the in-process CLI runner, and the adjoint (dot-product) check.
 
-Graphs for tests are built here and nowhere else: ``make_model`` wraps a list of nodes (one
-declared output, its shape left to inference), ``GraphBuilder`` grows a graph node by node with
-generated names and can declare every node output with its type (what the numpy reference's
-self-check needs to compare each intermediate tensor with onnxruntime).
+Graphs for tests are built here and nowhere else, through the package's own emitter
+(``onnxviz.graph.emit``): ``make_model`` wraps a list of nodes (one declared output, its shape
+left to inference), ``GraphBuilder`` grows a graph node by node with generated names and can
+declare every node output with its type (what the numpy reference's self-check needs to compare
+each intermediate tensor with onnxruntime).
 
 The adjoint check is what proves an inverse graph right without trusting any of its parts:
 for the linearisation J of the forward graph at x, ⟨J·u, v⟩ = ⟨u, Jᵀ·v⟩ for any u and v.
@@ -14,14 +15,14 @@ built with well-separated values so that none does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from onnxviz.graph.emit import GraphEmitter
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.passes.rewrite import forward_model
@@ -62,41 +63,41 @@ def make_model(
     opset: int = OPSET,
     input_name: str = "x",
 ) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes,
-        "test",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
-    )
-    graph.output[0].type.tensor_type.shape.SetInParent()
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
+    emit = GraphEmitter("test", opset=opset)
+    emit.input(input_name, input_shape)
+    for node in nodes:
+        emit.append(node)
+    for name, value in (initializers or {}).items():
+        emit.initializer(name, np.asarray(value))
+    emit.output(output)
+    model = emit.model(ir_version=8)
+    model.graph.output[0].type.tensor_type.shape.SetInParent()
     return model
 
 
-@dataclass
 class GraphBuilder:
     """A graph grown node by node: input ``x`` of a fixed shape, generated names, seeded weights.
 
     ``op`` appends a node and returns its first output's name, so a chain reads like the
     network (``a = g.op("Relu", [g.op("Conv", ["x", g.rand(4, 3, 3, 3)])])``). Names are
     ``<op><k>`` for nodes and their first output, ``<op><k>_<i>`` for further outputs and
-    ``c<k>`` for constants.
+    ``c<k>`` for constants: short and predictable, so a test can name a tensor it did not keep.
     """
 
-    x_shape: tuple[int, ...]
-    opset: int = OPSET
-    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    inits: list[onnx.TensorProto] = field(default_factory=list)
-    _count: int = 0
+    def __init__(self, x_shape: tuple[int, ...], opset: int = OPSET, rng: np.random.Generator | None = None) -> None:
+        self.x_shape = x_shape
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.emit = GraphEmitter("g", opset=opset)
+        self.emit.input("x", x_shape)
+        self._count = 0
+
+    @property
+    def nodes(self) -> list[onnx.NodeProto]:
+        return self.emit.nodes
 
     def const(self, value: np.ndarray | list | float, dtype: type = np.float32) -> str:
         self._count += 1
-        name = f"c{self._count}"
-        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
+        return self.emit.initializer(f"c{self._count}", np.asarray(value, dtype=dtype))
 
     def rand(self, *shape: int, scale: float = 0.5) -> str:
         """A float32 initializer of seeded normal values (scaled so deep chains stay O(1))."""
@@ -106,9 +107,8 @@ class GraphBuilder:
         """Append a node; returns its first output (further outputs are ``<first>_<i>``)."""
         self._count += 1
         base = f"{op_type.lower()}{self._count}"
-        outs = [base] + [f"{base}_{i}" for i in range(1, n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=base, **attrs))
-        return base
+        outputs = [base] + [f"{base}_{i}" for i in range(1, n_out)]
+        return self.emit.op(op_type, inputs, outputs=outputs, name=base, **attrs)
 
     def done(self, target: str) -> tuple[onnx.ModelProto, str]:
         """(model, target) with every node output declared, once ``target``'s node is added."""
@@ -122,9 +122,7 @@ class GraphBuilder:
         """
         from tests import reference
 
-        x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, self.x_shape)
-        graph = helper.make_graph(self.nodes, "g", [x_info], [], self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)], ir_version=IR_VERSION)
+        model = self.emit.model(ir_version=IR_VERSION)
         names = [o for n in self.nodes for o in n.output if o] if outputs is None else outputs
         values = reference.forward(model, np.zeros(self.x_shape)) if names else {}
         for name in names:

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from onnxviz.graph.attributes import default_opset
+from onnxviz.graph.emit import GraphEmitter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -185,27 +186,18 @@ def _members(
 
 def _identify(graph: GraphView, x: str, members: list[onnx.NodeProto]) -> str | None:
     """Which of ``KINDS`` the group computes, by evaluating it on ``PROBE`` (cached by structure)."""
-    rename = {x: "x"}
-    constants: list[TensorProto] = []
-    nodes = []
+    probe = GraphEmitter("composite", opset=default_opset(graph.model))
+    rename = {x: probe.input("x", [len(PROBE)])}
     for i, node in enumerate(members):
         inputs = []
         for tensor in node.input:
             if tensor and tensor not in rename:
-                rename[tensor] = f"c{len(constants)}"
-                constants.append(numpy_helper.from_array(graph.constants[tensor], rename[tensor]))
+                rename[tensor] = probe.initializer(f"c{len(probe.initializers)}", graph.constants[tensor])
             inputs.append(rename.get(tensor, ""))
-        rename[node.output[0]] = f"t{i}"
-        nodes.append(helper.make_node(node.op_type, inputs, [f"t{i}"], **_attributes(node)))
-    probe_graph = helper.make_graph(
-        nodes,
-        "composite",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [len(PROBE)])],
-        [helper.make_tensor_value_info(f"t{len(members) - 1}", TensorProto.UNDEFINED, None)],
-        initializer=constants,
-    )
-    probe = helper.make_model(probe_graph, opset_imports=[helper.make_opsetid("", default_opset(graph.model))])
-    return _identify_serialized(probe.SerializeToString(deterministic=True))
+        rename[node.output[0]] = probe.op(node.op_type, inputs, outputs=[f"t{i}"], name="", **_attributes(node))
+    probe.output(f"t{len(members) - 1}", elem=TensorProto.UNDEFINED)
+    model = probe.model(ir_version=onnx.IR_VERSION)
+    return _identify_serialized(model.SerializeToString(deterministic=True))
 
 
 def _attributes(node: onnx.NodeProto) -> dict:

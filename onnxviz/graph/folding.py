@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 
 from onnxviz.graph.attributes import constant_node_value, node_attr
+from onnxviz.graph.emit import GraphEmitter
 from onnxviz.graph.ops import NON_FOLDABLE_OPS, SHAPE_READER_OPS
 
 
@@ -113,8 +114,7 @@ def _evaluate_with_onnxruntime(node: onnx.NodeProto, constants: dict[str, np.nda
 
     from onnxviz.runtime.sessions import ir_version_for
 
-    model = _single_node_model(node, constants, opset)
-    model.ir_version = ir_version_for(opset)
+    model = _single_node_model(node, constants, opset, ir_version_for(opset))
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -122,18 +122,20 @@ def _evaluate_with_onnxruntime(node: onnx.NodeProto, constants: dict[str, np.nda
     return session.run(None, {t: constants[t] for t in node.input if t})
 
 
-def _single_node_model(node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int) -> onnx.ModelProto:
-    helper = onnx.helper
-    inputs = [
-        helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(constants[t].dtype), None)
-        for t in dict.fromkeys(node.input)
-        if t
-    ]
-    outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
-    graph = helper.make_graph([node], "fold", inputs, outputs)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+def _single_node_model(
+    node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int, ir_version: int
+) -> onnx.ModelProto:
+    probe = GraphEmitter("fold", opset=opset)
+    for tensor in node.input:
+        if tensor:
+            probe.input(tensor, None, onnx.helper.np_dtype_to_tensor_dtype(constants[tensor].dtype))
+    probe.append(node)
+    for output in node.output:
+        if output:
+            probe.output(output, elem=None)
+    return probe.model(ir_version=ir_version)
 
 
 def _evaluate_with(evaluator_cls, node: onnx.NodeProto, constants: dict[str, np.ndarray], opset: int):
-    model = _single_node_model(node, constants, opset)
+    model = _single_node_model(node, constants, opset, onnx.IR_VERSION)
     return evaluator_cls(model).run(None, {t: constants[t] for t in node.input if t})

@@ -30,6 +30,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxviz.errors import ModelLoadError, UnsupportedOpError
+from onnxviz.graph.emit import GraphEmitter
 
 HALF_TYPES = (TensorProto.FLOAT16, TensorProto.BFLOAT16)
 # Quantised operator-format ops: every QLinear* op and these. Those without a converter (CONVERTERS) are refused.
@@ -86,10 +87,10 @@ def restore_fused_relus(model: onnx.ModelProto) -> int:
         for tensor in node.input:
             consumers.setdefault(tensor, []).append(node)
     graph_outputs = {o.name for o in model.graph.output}
-    nodes: list[onnx.NodeProto] = []
+    emit = GraphEmitter(model.graph.name, reserved=_tensor_names(model))
     restored = 0
     for node in model.graph.node:
-        nodes.append(node)
+        emit.append(node)
         if node.op_type not in RELU_FUSING_OPS or not node.output or node.output[0] in graph_outputs:
             continue
         users = consumers.get(node.output[0], [])
@@ -104,12 +105,19 @@ def restore_fused_relus(model: onnx.ModelProto) -> int:
         if not np.all(zero_point == np.iinfo(zero_point.dtype).min):
             continue
         output = node.output[0]
-        node.output[0] = f"{output}/before_relu"
-        nodes.append(helper.make_node("Relu", [node.output[0]], [output], name=f"{node.name or output}/fused_relu"))
+        node.output[0] = emit.claim(f"{output}/before_relu")
+        emit.op("Relu", [node.output[0]], outputs=[output], name=f"{node.name or output}/fused_relu")
         restored += 1
     del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    model.graph.node.extend(emit.nodes)
     return restored
+
+
+def _tensor_names(model: onnx.ModelProto) -> set[str]:
+    """Every tensor name of the graph: no name an emitter generates may take one."""
+    graph = model.graph
+    names = {o for n in graph.node for o in n.output} | {t.name for t in graph.initializer}
+    return names | {i.name for i in graph.input}
 
 
 # -- QOperator → QDQ ------------------------------------------------------------------------------
@@ -129,12 +137,11 @@ def operators_to_qdq(model: onnx.ModelProto) -> list[str]:
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    writer = _Writer(values)
-    nodes: list[onnx.NodeProto] = []
+    writer = _Writer(model, values)
     for node in model.graph.node:
         convert = CONVERTERS.get(node.op_type) if is_quantized_operator(node) else None
         if node.op_type == "MaxPool" and len(node.output) == 1:
-            convert = _integer_max_pool(nodes)
+            convert = _integer_max_pool(writer.nodes)
         if is_quantized_operator(node) and convert is None:
             domain = node.domain or "ai.onnx"
             raise UnsupportedOpError(
@@ -144,11 +151,11 @@ def operators_to_qdq(model: onnx.ModelProto) -> list[str]:
                 "project the float model.",
             )
         if convert is None:
-            nodes.append(node)
+            writer.append(node)
             continue
         writer.prefix = node.name or node.output[0]
         try:
-            nodes.extend(convert(writer, node))
+            convert(writer, node)
         except (ValueError, IndexError, KeyError, StopIteration):
             raise ModelLoadError(
                 f"The quantised node '{node.name}' ({node.domain or 'ai.onnx'}::{node.op_type}) lacks inputs or "
@@ -156,28 +163,18 @@ def operators_to_qdq(model: onnx.ModelProto) -> list[str]:
                 "The model is malformed; quantise the float model again.",
             ) from None
     del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    model.graph.initializer.extend(writer.initializers)
+    model.graph.node.extend(writer.nodes)
+    model.graph.initializer.extend(writer.initializers.values())
     return sorted({n.op_type for n in quantized})
 
 
-class _Writer:
-    """Emits the QDQ nodes and float initializers for one converted node at a time."""
+class _Writer(GraphEmitter):
+    """The converted graph: each converted node's QDQ nodes and float initializers where the node
+    was (named after it: ``prefix``), the other nodes as they were."""
 
-    def __init__(self, values: dict[str, np.ndarray]) -> None:
+    def __init__(self, model: onnx.ModelProto, values: dict[str, np.ndarray]) -> None:
+        super().__init__(model.graph.name, reserved=_tensor_names(model))
         self.values = values
-        self.initializers: list[TensorProto] = []
-        self.prefix = ""
-        self.nodes: list[onnx.NodeProto] = []
-
-    def constant(self, value: np.ndarray, hint: str) -> str:
-        name = f"{self.prefix}/{hint}"
-        self.initializers.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
-        return name
-
-    def node(self, op_type: str, inputs: list[str], output: str, hint: str, **attrs) -> str:
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=f"{self.prefix}/{hint}", **attrs))
-        return output
 
     def dequantized(self, tensor: str, scale: str, zero_point: str, hint: str, axis: int | None = None) -> str:
         """A DequantizeLinear of a quantised input, weights included: kept quantised in the graph,
@@ -188,23 +185,28 @@ class _Writer:
         if axis is not None and self._value(scale).size > 1:
             attrs["axis"] = axis
         inputs = [tensor, scale, zero_point] if zero_point else [tensor, scale]
-        return self.node("DequantizeLinear", inputs, f"{self.prefix}/{hint}", f"dequantize_{hint}", **attrs)
+        return self.op(
+            "DequantizeLinear", inputs, outputs=[self.fresh(hint)], name=self.fresh(f"dequantize_{hint}"), **attrs
+        )
 
     def bias(self, bias: str, scale: np.ndarray, axis: int) -> str:
         """DequantizeLinear of an int32 bias quantised at ``scale`` (per tensor or per channel), zero point 0."""
         scale = np.asarray(scale, np.float32).reshape(-1)
-        scale_name = self.constant(scale if scale.size > 1 else scale.reshape(()), "bias_scale")
-        zero_name = f"{self.prefix}/bias_zero_point"
-        self.initializers.append(
-            numpy_helper.from_array(np.zeros(scale.shape if scale.size > 1 else (), np.int32), zero_name)
-        )
+        scale_name = self.const(scale if scale.size > 1 else scale.reshape(()), "bias_scale")
+        zero_name = self.const(np.zeros(scale.shape if scale.size > 1 else (), np.int32), "bias_zero_point")
         attrs = {"axis": axis} if scale.size > 1 else {}
-        return self.node(
-            "DequantizeLinear", [bias, scale_name, zero_name], f"{self.prefix}/bias", "dequantize_bias", **attrs
+        inputs = [bias, scale_name, zero_name]
+        return self.op(
+            "DequantizeLinear", inputs, outputs=[self.fresh("bias")], name=self.fresh("dequantize_bias"), **attrs
         )
 
     def quantized_output(self, value: str, scale: str, zero_point: str, output: str) -> None:
-        self.node("QuantizeLinear", [value, scale, zero_point] if zero_point else [value, scale], output, "quantize")
+        inputs = [value, scale, zero_point] if zero_point else [value, scale]
+        self.op("QuantizeLinear", inputs, outputs=[output], name=self.fresh("quantize"))
+
+    def float_op(self, op_type: str, inputs: list[str], node: onnx.NodeProto, **attrs: object) -> str:
+        """The float op that replaces ``node``: it keeps the name users know from the graph."""
+        return self.op(op_type, inputs, outputs=[self.fresh("float")], name=node.name, **attrs)
 
     def _value(self, name: str) -> np.ndarray:
         if not name:
@@ -215,10 +217,6 @@ class _Writer:
                 "convert quantised ops with constant scales and zero points."
             )
         return self.values[name]
-
-    def take(self) -> list[onnx.NodeProto]:
-        emitted, self.nodes = self.nodes, []
-        return emitted
 
 
 # Ops that move quantised integers without computing: their output keeps the input's scale and zero point.
@@ -237,17 +235,17 @@ def _integer_max_pool(emitted: list[onnx.NodeProto]):
         elif node.op_type in MOVING_OPS | {"MaxPool"} and node.input and node.input[0] in quantized:
             quantized[node.output[0]] = quantized[node.input[0]]
 
-    def convert(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+    def convert(w: _Writer, node: onnx.NodeProto) -> None:
         if node.input[0] not in quantized:
-            return [node]
+            w.append(node)
+            return
         scale, zero_point = quantized[node.input[0]]
         pooled = onnx.NodeProto()
         pooled.CopyFrom(node)  # name and attributes kept
         pooled.input[0] = w.dequantized(node.input[0], scale, zero_point, "x")
-        pooled.output[0] = f"{w.prefix}/float"
-        w.nodes.append(pooled)
+        pooled.output[0] = w.fresh("float")
+        w.append(pooled)
         w.quantized_output(pooled.output[0], scale, zero_point, node.output[0])
-        return w.take()
 
     return convert
 
@@ -256,20 +254,17 @@ def _optional(node: onnx.NodeProto, index: int) -> str:
     return node.input[index] if len(node.input) > index else ""
 
 
-def _qlinear_conv(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+def _qlinear_conv(w: _Writer, node: onnx.NodeProto) -> None:
     x, x_scale, x_zp, wq, w_scale, w_zp, y_scale, y_zp = node.input[:8]
     bias = _optional(node, 8)
     inputs = [w.dequantized(x, x_scale, x_zp, "x"), w.dequantized(wq, w_scale, w_zp, "weight", axis=0)]
     if bias:
         inputs.append(w.bias(bias, np.asarray(w._value(x_scale)) * np.asarray(w._value(w_scale)), axis=0))
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    conv = w.node("Conv", inputs, f"{w.prefix}/float", "conv", **attrs)
-    w.nodes[-1].name = node.name  # the float op keeps the name users know from the graph
-    w.quantized_output(conv, y_scale, y_zp, node.output[0])
-    return w.take()
+    w.quantized_output(w.float_op("Conv", inputs, node, **attrs), y_scale, y_zp, node.output[0])
 
 
-def _qgemm(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+def _qgemm(w: _Writer, node: onnx.NodeProto) -> None:
     """com.microsoft QGemm: the bias is int32 at scale α·s_a·s_b; no y_scale means a float output."""
     a, a_scale, a_zp, bq, b_scale, b_zp = node.input[:6]
     bias, y_scale, y_zp = _optional(node, 6), _optional(node, 7), _optional(node, 8)
@@ -280,33 +275,25 @@ def _qgemm(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
     if bias:
         inputs.append(w.bias(bias, alpha * np.asarray(w._value(a_scale)) * np.asarray(w._value(b_scale)), axis=0))
     gemm_attrs = {k: v for k, v in attrs.items() if k in ("alpha", "transA", "transB")}
-    out = node.output[0] if not y_scale else f"{w.prefix}/float"
-    w.node("Gemm", inputs, out, "gemm", **gemm_attrs)
-    w.nodes[-1].name = node.name
-    if y_scale:
-        w.quantized_output(out, y_scale, y_zp, node.output[0])
-    return w.take()
+    if not y_scale:
+        w.op("Gemm", inputs, outputs=[node.output[0]], name=node.name, **gemm_attrs)
+        return
+    w.quantized_output(w.float_op("Gemm", inputs, node, **gemm_attrs), y_scale, y_zp, node.output[0])
 
 
-def _qlinear_matmul(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+def _qlinear_matmul(w: _Writer, node: onnx.NodeProto) -> None:
     a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp = node.input[:8]
     inputs = [w.dequantized(a, a_scale, a_zp, "a", axis=-2), w.dequantized(b, b_scale, b_zp, "b", axis=-1)]
-    w.node("MatMul", inputs, f"{w.prefix}/float", "matmul")
-    w.nodes[-1].name = node.name
-    w.quantized_output(f"{w.prefix}/float", y_scale, y_zp, node.output[0])
-    return w.take()
+    w.quantized_output(w.float_op("MatMul", inputs, node), y_scale, y_zp, node.output[0])
 
 
 def _qlinear_binary(op_type: str):
-    def convert(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+    def convert(w: _Writer, node: onnx.NodeProto) -> None:
         a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp = (
             node.input[i] if i < len(node.input) else "" for i in range(8)
         )
         inputs = [w.dequantized(a, a_scale, a_zp, "a"), w.dequantized(b, b_scale, b_zp, "b")]
-        w.node(op_type, inputs, f"{w.prefix}/float", op_type.lower())
-        w.nodes[-1].name = node.name
-        w.quantized_output(f"{w.prefix}/float", y_scale, y_zp, node.output[0])
-        return w.take()
+        w.quantized_output(w.float_op(op_type, inputs, node), y_scale, y_zp, node.output[0])
 
     return convert
 
@@ -315,7 +302,7 @@ def _qlinear_unary(op_type: str, *attribute_names: str):
     """QLinearGlobalAveragePool, QLinearAveragePool, QLinearSigmoid, QLinearLeakyRelu: X, x_scale,
     x_zp, y_scale, y_zp, and the float op's own attributes."""
 
-    def convert(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+    def convert(w: _Writer, node: onnx.NodeProto) -> None:
         x, x_scale, x_zp, y_scale, y_zp = (node.input[i] if i < len(node.input) else "" for i in range(5))
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.pop("channels_last", 0):
@@ -324,24 +311,19 @@ def _qlinear_unary(op_type: str, *attribute_names: str):
                 "Quantise the model in QDQ format instead.",
             )
         kept = {k: v for k, v in attrs.items() if k in attribute_names}
-        w.node(op_type, [w.dequantized(x, x_scale, x_zp, "x")], f"{w.prefix}/float", op_type.lower(), **kept)
-        w.nodes[-1].name = node.name
-        w.quantized_output(f"{w.prefix}/float", y_scale, y_zp, node.output[0])
-        return w.take()
+        pooled = w.float_op(op_type, [w.dequantized(x, x_scale, x_zp, "x")], node, **kept)
+        w.quantized_output(pooled, y_scale, y_zp, node.output[0])
 
     return convert
 
 
-def _qlinear_concat(w: _Writer, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+def _qlinear_concat(w: _Writer, node: onnx.NodeProto) -> None:
     """com.microsoft QLinearConcat: y_scale, y_zp, then (X, x_scale, x_zp) per input."""
     y_scale, y_zp = node.input[:2]
     triples = [node.input[i : i + 3] for i in range(2, len(node.input), 3)]
     inputs = [w.dequantized(x, s, z, f"x{i}") for i, (x, s, z) in enumerate(triples)]
     axis = next(helper.get_attribute_value(a) for a in node.attribute if a.name == "axis")
-    w.node("Concat", inputs, f"{w.prefix}/float", "concat", axis=axis)
-    w.nodes[-1].name = node.name
-    w.quantized_output(f"{w.prefix}/float", y_scale, y_zp, node.output[0])
-    return w.take()
+    w.quantized_output(w.float_op("Concat", inputs, node, axis=axis), y_scale, y_zp, node.output[0])
 
 
 POOL_ATTRIBUTES = ("kernel_shape", "strides", "pads", "auto_pad", "ceil_mode", "count_include_pad", "dilations")

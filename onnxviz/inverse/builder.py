@@ -25,12 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from onnxviz.errors import UnsupportedOpError, UsageError
 from onnxviz.graph.composite import Composite, find_composites
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse.context import BATCH, SEED, InverseContext
+from onnxviz.inverse.context import BATCH, INVERSE_IR_VERSION, SEED, InverseContext
 from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import composite_rule
 from onnxviz.inverse.rules.normalization import uses_batch_statistics
@@ -38,8 +38,6 @@ from onnxviz.inverse.rules.pool import switches_name
 from onnxviz.inverse.sparse import CHANNELS, emit_sparse_head, sparse_chain
 from onnxviz.inverse.spec import InverseSpec
 
-INVERSE_OPSET = 17
-INVERSE_IR_VERSION = 8
 PROJECTION = "projection"
 
 
@@ -119,7 +117,7 @@ def build_inverse(graph: ModelGraph, spec: InverseSpec) -> InverseGraph:
     final = _sum(ctx, plan.path[0], grads.get(plan.source))
     if final is None:
         raise UnsupportedOpError(f"No signal reaches {_spelled(graph, spec)} from '{spec.target}'.")
-    ctx.nodes.append(helper.make_node("Identity", [final], [PROJECTION], name="projection"))
+    ctx.op("Identity", [final], outputs=[PROJECTION], name="projection")
     _drop_unread(ctx)
     switches = {node: tensor for node, tensor in switches.items() if tensor in ctx.forward_inputs}
     sparse_head = plan.chain is not None
@@ -242,6 +240,7 @@ def _drop_unread(ctx: InverseContext) -> None:
     ctx.nodes[:] = kept[::-1]
     ctx.initializers = {name: tensor for name, tensor in ctx.initializers.items() if name in read}
     ctx.forward_inputs = {name: info for name, info in ctx.forward_inputs.items() if name in read}
+    ctx.inputs = {name: info for name, info in ctx.inputs.items() if name in read}
 
 
 def _assemble(ctx: InverseContext, spec: InverseSpec, source: str, sparse: bool, paired: bool) -> onnx.ModelProto:
@@ -249,24 +248,17 @@ def _assemble(ctx: InverseContext, spec: InverseSpec, source: str, sparse: bool,
     if sparse:
         target_shape[0] = 1
     batch = 1 if ctx.single else BATCH
-    seeds = [helper.make_tensor_value_info(SEED, TensorProto.FLOAT, [batch, *target_shape])]
     if sparse:
-        seeds.append(helper.make_tensor_value_info(CHANNELS, TensorProto.INT64, [batch]))
-    output = helper.make_tensor_value_info(PROJECTION, TensorProto.FLOAT, [batch, *ctx.shape(source)[1:]])
+        ctx.input(CHANNELS, [batch], TensorProto.INT64, leading=True)
+    ctx.input(SEED, [batch, *target_shape], leading=True)
+    ctx.output(PROJECTION, [batch, *ctx.shape(source)[1:]])
     if paired:
         for declared in ctx.forward_inputs.values():
             dims = declared.type.tensor_type.shape.dim
             if dims:
                 dims[0].dim_param = BATCH
-    inverse = helper.make_graph(
-        ctx.nodes,
-        f"inverse of {spec.target}",
-        [*seeds, *ctx.forward_inputs.values()],
-        [output],
-        initializer=list(ctx.initializers.values()),
-    )
-    model = helper.make_model(inverse, opset_imports=[helper.make_opsetid("", INVERSE_OPSET)], producer_name="onnxviz")
-    model.ir_version = INVERSE_IR_VERSION
+    ctx.name = f"inverse of {spec.target}"
+    model = ctx.model(ir_version=INVERSE_IR_VERSION)
     meta = model.metadata_props.add()
     meta.key, meta.value = "onnxviz.mode", ctx.mode
     return model

@@ -1,4 +1,5 @@
-"""The emitter the inverse rules write into.
+"""The emitter the inverse rules write into: the package's graph emitter (``graph/emit.py``) with
+what inverting needs on top.
 
 A rule sees the forward node and the backward signal ``g`` of each output (batch K, the
 projections being made at once) and asks the context for what it needs: weights (shared by
@@ -13,21 +14,37 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.graph.attributes import node_attr
+from onnxviz.graph.emit import GraphEmitter
 from onnxviz.graph.model import ModelGraph
 
 MODES = ("deconvnet", "guided", "saliency")
 FORMS = ("cpu", "portable")
 BATCH = "K"
 SEED = "seed"  # the inverse graph's input: the signal of the target, K projections on axis 0
+INVERSE_OPSET = 17
+INVERSE_IR_VERSION = 8
+
+
+class _ForwardNames:
+    """The forward graph's tensor names, which no inverse name may take (the inverse reads some of
+    them under their own names): a view, since the builder asks once per emitted name."""
+
+    def __init__(self, graph: ModelGraph) -> None:
+        self._producer, self._constants = graph.producer, graph.constants
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._producer or name in self._constants
 
 
 @dataclass
-class InverseContext:
-    """Collects the inverse graph while the builder walks the forward graph backwards.
+class InverseContext(GraphEmitter):
+    """Collects the inverse graph while the builder walks the forward graph backwards: a
+    ``GraphEmitter`` whose fresh names avoid the forward graph's tensors (the inverse reads some of
+    them under their own names) and carry the forward node's name (``begin``).
 
     ``form`` picks between equivalent emissions: ``cpu`` uses the ops onnxruntime's CPU provider
     runs best (MaxUnpool, ConvTranspose with its own pads); ``portable`` avoids the ops the CUDA
@@ -42,42 +59,16 @@ class InverseContext:
     # One projection per run: the signal has exactly the forward's shapes, every axis is data (no
     # batch axis to follow). Used where the batch axis cannot be followed (``batch._batch_axes``).
     single: bool = False
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    initializers: dict[str, TensorProto] = field(default_factory=dict)
+    # The forward tensors the inverse reads as inputs (batch 1), fed by the forward run.
     forward_inputs: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
-    _used: set[str] = field(default_factory=set)
-    _node_prefix: str = "inverse"
 
-    # -- naming ---------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        GraphEmitter.__init__(self, "inverse", opset=INVERSE_OPSET, reserved=_ForwardNames(self.graph))
+        self.prefix = "inverse"
 
     def begin(self, node: onnx.NodeProto) -> None:
-        self._node_prefix = f"{node.name}/inverse"
-
-    def fresh(self, hint: str) -> str:
-        base = f"{self._node_prefix}/{hint}"
-        name, i = base, 1
-        while name in self._used or name in self.graph.producer or name in self.graph.constants:
-            i += 1
-            name = f"{base}_{i}"
-        self._used.add(name)
-        return name
-
-    # -- emission -------------------------------------------------------------------------------
-
-    def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs) -> str:
-        """Add one node; returns its (first) output name."""
-        names = [self.fresh(op_type if outputs == 1 else f"{op_type}:{i}") for i in range(outputs)]
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        self.nodes.append(helper.make_node(op_type, inputs, names, name=self.fresh(f"{op_type}#node"), **attrs))
-        return names[0]
-
-    def const(self, value: np.ndarray | list | float | int, hint: str = "const", dtype=None) -> str:
-        array = np.asarray(value, dtype=dtype)
-        if array.dtype == np.float64:
-            array = array.astype(np.float32)
-        name = self.fresh(hint)
-        self.initializers[name] = numpy_helper.from_array(array, name)
-        return name
+        """Name what follows after ``node``: its inverse reads as ``<node>/inverse/...`` in Netron."""
+        self.prefix = f"{node.name}/inverse"
 
     def ints(self, values: list[int] | tuple[int, ...], hint: str = "shape") -> str:
         return self.const(np.asarray(values, dtype=np.int64), hint)
@@ -99,11 +90,10 @@ class InverseContext:
         """A forward tensor as seen by the inverse: shared constant, or an input fed (batch 1) by the
         forward run."""
         if tensor in self.graph.constants:
-            if tensor not in self.initializers:
-                self.initializers[tensor] = numpy_helper.from_array(self.graph.constants[tensor], tensor)
-            return tensor
+            return self.initializer(tensor, self.graph.constants[tensor])
         if tensor not in self.forward_inputs:
-            self.forward_inputs[tensor] = helper.make_tensor_value_info(tensor, dtype, list(self.shapes[tensor]))
+            self.input(tensor, self.shapes[tensor], dtype)
+            self.forward_inputs[tensor] = self.inputs[tensor]
         return tensor
 
     # -- shapes ---------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""What a pass is: a rewrite of an ``onnx.ModelProto`` in place that states what it requires of the
-graph and what it ensures, in the manner of ``onnx_ir.passes``.
+"""What a pass is: a rewrite of an ``onnx.ModelProto`` that states what it requires of the graph,
+what it ensures, and whether it works in place, in the manner of ``onnx_ir.passes``.
 
 ``requires`` is checked before the rewrite and ``ensures`` after it; either failing raises a named
 error instead of handing onnxruntime a graph it would refuse with a message about some tensor.
-Every pass returns a ``PassResult``; a ``Pipeline`` runs passes in order and keeps each one's
-result, so a caller can tell what changed (``steps``).
+``in_place`` says whether the pass changes the model it is given (and returns that same object)
+or leaves it alone and returns a new one: a caller that must keep its model (``ModelGraph.model``
+is shared by every session built from it) copies it before an in-place pass. The claim is checked
+on every run. Every pass returns a ``PassResult``; a ``Pipeline`` runs passes in order and keeps
+each one's result, so a caller can tell what changed (``steps``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ class PassPostconditionError(OnnxvizError):
 
 @dataclass(frozen=True)
 class PassResult:
-    """The rewritten model (the same object, changed in place) and whether anything changed."""
+    """The rewritten model (the object the pass was given where it works in place, else a new one)
+    and whether anything changed."""
 
     model: onnx.ModelProto
     modified: bool
@@ -46,11 +50,14 @@ class PipelineResult(PassResult):
 
 
 class Pass:
-    """A rewrite with stated requirements. Subclasses implement ``call``, and ``requires`` /
-    ``ensures`` where they have something to check (raising ``PassPreconditionError`` /
-    ``PassPostconditionError``)."""
+    """A rewrite with stated requirements. Subclasses declare ``in_place``, implement ``call``, and
+    ``requires`` / ``ensures`` where they have something to check (raising ``PassPreconditionError``
+    / ``PassPostconditionError``)."""
 
     name = "pass"
+    # True: ``call`` changes the model it is given and returns it; False: it returns a new model
+    # and leaves the one given as it was. Every pass states which (no default to forget).
+    in_place: bool
 
     def requires(self, model: onnx.ModelProto) -> None:
         """Raise ``PassPreconditionError`` unless ``model`` is a graph this pass can rewrite."""
@@ -64,6 +71,9 @@ class Pass:
     def __call__(self, model: onnx.ModelProto) -> PassResult:
         self.requires(model)
         result = self.call(model)
+        if (result.model is model) != self.in_place:
+            promise = "change its model in place" if self.in_place else "return a new model"
+            raise PassPostconditionError(f"The {self.name} pass did not {promise}, as it declares.")
         self.ensures(result.model)
         return result
 
@@ -73,6 +83,11 @@ class Pipeline:
 
     def __init__(self, passes: Iterable[Pass]) -> None:
         self.passes = list(passes)
+
+    @property
+    def in_place(self) -> bool:
+        """Whether the model given is changed (every pass works in place) or left as it was."""
+        return all(step.in_place for step in self.passes)
 
     def __call__(self, model: onnx.ModelProto) -> PipelineResult:
         steps = []

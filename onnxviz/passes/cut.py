@@ -16,9 +16,11 @@ class Cut(Pass):
     Requires: everything the kept nodes read comes from ``start``, initializers or each other (an
     output that also depends on another input cannot be cut there).
     Ensures: ``start`` is the graph's only input.
+    Works in place: changes the model it is given and returns it.
     """
 
     name = "cut"
+    in_place = True
 
     def __init__(self, start: str, start_shape: tuple[int, ...], outputs: list[str]) -> None:
         self.start = start

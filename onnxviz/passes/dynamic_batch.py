@@ -33,9 +33,11 @@ class DynamicBatch(Pass):
 
     Requires: ``input_name`` is a graph input with a batch axis.
     Ensures: that axis is symbolic.
+    Works in place: changes the model it is given and returns it.
     """
 
     name = "dynamic_batch"
+    in_place = True
 
     def __init__(
         self, input_name: str, shapes: dict[str, tuple[int, ...]] | None = None, unbatched: Collection[str] = ()

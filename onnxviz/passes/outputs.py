@@ -14,9 +14,11 @@ class ExposeOutputs(Pass):
 
     Requires: every output is a tensor the graph defines.
     Ensures: the graph's outputs are exactly ``outputs``, in order.
+    Works in place: changes the model it is given and returns it.
     """
 
     name = "outputs"
+    in_place = True
 
     def __init__(self, outputs: list[str], int64_outputs: set[str], shapes: dict[str, tuple[int, ...]]) -> None:
         self.outputs = list(outputs)

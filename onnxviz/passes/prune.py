@@ -13,9 +13,11 @@ class Prune(Pass):
     (stale once nodes go).
 
     Ensures: every graph output is still defined.
+    Works in place: changes the model it is given and returns it.
     """
 
     name = "prune"
+    in_place = True
 
     def call(self, model: onnx.ModelProto) -> PassResult:
         graph = model.graph

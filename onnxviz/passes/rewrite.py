@@ -8,6 +8,9 @@ made by a pipeline of small passes that state what they require of the graph (``
 * ``dynamic_batch.DynamicBatch``: the input's batch axis becomes symbolic, and Reshape shapes that
   hard-code the exported batch size copy it from their input instead;
 * ``cut.Cut``: the nodes between a tensor made the input and the outputs are kept.
+
+Every pass works in place (``Pass.in_place``), so both pipelines run on a copy of the loaded model,
+which every session built from it shares.
 """
 
 from __future__ import annotations

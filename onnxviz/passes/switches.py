@@ -15,9 +15,11 @@ class AddSwitches(Pass):
     Requires: the opset has MaxPool indices (8+) if any switch is asked for; every named node is a
     MaxPool of the graph, and one that already emits indices names them as asked.
     Ensures: each named MaxPool's second output is its switch tensor.
+    Works in place: changes the model it is given and returns it.
     """
 
     name = "switches"
+    in_place = True
 
     def __init__(self, switches: dict[str, str]) -> None:
         self.switches = dict(switches)

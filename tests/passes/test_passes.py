@@ -9,12 +9,12 @@ import pytest
 from onnx import helper
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.passes.base import PassPreconditionError
+from onnxviz.passes.base import Pass, PassPostconditionError, PassPreconditionError, PassResult, Pipeline
 from onnxviz.passes.dynamic_batch import dynamic_batch
 from onnxviz.passes.outputs import expose_outputs
-from onnxviz.passes.prune import prune
+from onnxviz.passes.prune import Prune, prune
 from onnxviz.passes.rewrite import cut_between, forward_passes
-from onnxviz.passes.switches import add_switches
+from onnxviz.passes.switches import AddSwitches, add_switches
 from tests.helpers import make_model, session
 
 
@@ -91,3 +91,57 @@ def test_the_forward_pipeline_reports_what_each_pass_changed() -> None:
     assert [n.op_type for n in result.model.graph.node] == ["Conv", "MaxPool"]
     unchanged = forward_passes(graph, ["y"], {}, shapes)
     assert dict(unchanged.steps)["switches"] is False and dict(unchanged.steps)["prune"] is False
+
+
+def _package_passes() -> list[type[Pass]]:
+    """Every pass onnxviz defines (the passes' modules are imported through ``passes.rewrite``)."""
+    found, stack = [], list(Pass.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls.__module__.startswith("onnxviz."):
+            found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+def test_every_pass_states_whether_it_works_in_place() -> None:
+    passes = _package_passes()
+    assert {cls.__name__ for cls in passes} >= {"AddSwitches", "ExposeOutputs", "Prune", "DynamicBatch", "Cut"}
+    for cls in passes:
+        assert isinstance(cls.__dict__.get("in_place"), bool), f"{cls.__name__} does not declare in_place"
+        assert "in place" in (cls.__doc__ or "").lower() or "new model" in (cls.__doc__ or "").lower(), cls.__name__
+
+
+def test_the_in_place_passes_change_the_model_they_are_given() -> None:
+    model = _conv_pool_relu()
+    result = prune(expose_outputs(model, ["c"], set(), {}).model)
+    assert result.model is model
+    assert [n.name for n in model.graph.node] == ["conv"]
+
+
+class _Copying(Pass):
+    """Returns a changed copy, whatever it declares."""
+
+    name = "copying"
+
+    def __init__(self, in_place: bool) -> None:
+        self.in_place = in_place
+
+    def call(self, model: onnx.ModelProto) -> PassResult:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        copy.graph.name = "copied"
+        return PassResult(copy, True)
+
+
+def test_a_pass_that_breaks_its_in_place_claim_is_reported() -> None:
+    model = _conv_pool_relu()
+    with pytest.raises(PassPostconditionError, match="copying pass did not change its model in place"):
+        _Copying(in_place=True)(model)
+    result = _Copying(in_place=False)(model)
+    assert result.model is not model and model.graph.name == "test"
+
+
+def test_a_pipeline_works_in_place_only_when_every_pass_does() -> None:
+    assert Pipeline([Prune(), AddSwitches({})]).in_place
+    assert not Pipeline([Prune(), _Copying(in_place=False)]).in_place

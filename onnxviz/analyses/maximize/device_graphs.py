@@ -28,14 +28,16 @@ The fft parameters live on the device as (K, C, 2H, W/2+1): real parts above ima
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 from onnxviz.analyses.maximize.parameterisations import SPECTRUM_DIVISOR
+from onnxviz.graph.emit import GraphEmitter
 from onnxviz.runtime.sessions import ir_version_for
 
 OPSET = 17
@@ -84,52 +86,33 @@ class AscentSpec:
         return (self.count, self.channels, 2 * self.height, self.fourier_scale.shape[1])
 
 
-class Graph:
-    """A graph grown node by node; ``op`` returns its node's (single) output name."""
+# The names the chaining loop feeds and reads: no generated name may take one.
+INTERFACE = frozenset(
+    {PARAMS, DRAWS, MODEL_INPUT, IMAGE, SIGMOID, INDEX, WEIGHTS, VALUE, OBJECTIVE, SEED, GRADIENT, MOMENT, SECOND}
+    | {STEP, LINEAR, PARAMS_GRADIENT}
+    | {NEW + name for name in (PARAMS, MOMENT, SECOND, STEP)}
+)
+
+
+class Graph(GraphEmitter):
+    """An ascent graph: constants are float32 unless told (the step computes in float32 throughout),
+    and the reshapes, slices and named outputs the step writes often."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.inputs: list[onnx.ValueInfoProto] = []
-        self.outputs: list[onnx.ValueInfoProto] = []
-        self._count = 0
+        super().__init__(name, opset=OPSET, reserved=INTERFACE)
 
-    def _fresh(self, stem: str) -> str:
-        self._count += 1
-        return f"{stem}_{self._count}"
-
-    def const(self, value, dtype: type = np.float32) -> str:
-        name = self._fresh("c")
-        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    def op(self, op_type: str, *inputs: str, out: str | None = None, indices: bool = False, **attrs) -> str:
-        """``indices``: the node also gives out indices (TopK), which nothing reads."""
-        output = out or self._fresh(op_type.lower())
-        outputs = [output, f"{output}_indices"] if indices else [output]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outputs, **attrs))
-        return output
+    def const(self, value: np.ndarray | Sequence | float, hint: str = "c", dtype: type | None = np.float32) -> str:
+        return super().const(value, hint, dtype)
 
     def reshape(self, x: str, shape: tuple[int, ...]) -> str:
-        return self.op("Reshape", x, self.const(shape, np.int64))
+        return self.op("Reshape", [x, self.const(shape, dtype=np.int64)])
 
     def slice(self, x: str, axis: int, start: int, end: int) -> str:
-        return self.op("Slice", x, *(self.const([v], np.int64) for v in (start, end, axis)))
+        return self.op("Slice", [x, *(self.const([v], dtype=np.int64) for v in (start, end, axis))])
 
-    def input(self, name: str, shape: tuple[int, ...], elem: int = TensorProto.FLOAT) -> str:
-        self.inputs.append(helper.make_tensor_value_info(name, elem, list(shape)))
-        return name
-
-    def output(self, tensor: str, name: str, elem: int = TensorProto.FLOAT) -> None:
-        self.op("Identity", tensor, out=name)
-        self.outputs.append(helper.make_tensor_value_info(name, elem, None))
-
-    def model(self) -> onnx.ModelProto:
-        graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = ir_version_for(OPSET)
-        return model
+    def expose(self, tensor: str, name: str, elem: int = TensorProto.FLOAT) -> str:
+        """Graph output ``name``, a copy of ``tensor`` (left unshaped: the runner knows its shapes)."""
+        return self.output(self.op("Identity", [tensor], outputs=[name]), elem=elem)
 
 
 def dft_matrices(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -150,58 +133,58 @@ def render_graph(spec: AscentSpec) -> onnx.ModelProto:
     if spec.fourier_scale is None:
         x = _to_input(g, spec, params)
     else:
-        sigmoid = g.op("Sigmoid", _spectrum_image(g, spec, params))
+        sigmoid = g.op("Sigmoid", [_spectrum_image(g, spec, params)])
         x = _to_input(g, spec, sigmoid)
-        g.output(sigmoid, SIGMOID)
+        g.expose(sigmoid, SIGMOID)
     model_x = x
     if spec.transformed:
         index, weights, outside = _taps(g, spec, g.input(DRAWS, (spec.count, 4)))
         model_x = _transform(g, spec, x, index, weights, outside)
-        g.output(index, INDEX, TensorProto.INT64)
-        g.output(weights, WEIGHTS)
+        g.expose(index, INDEX, TensorProto.INT64)
+        g.expose(weights, WEIGHTS)
     if spec.layout == "nhwc":
-        model_x = g.op("Transpose", model_x, perm=[0, 2, 3, 1])
-    g.output(model_x, MODEL_INPUT)
+        model_x = g.op("Transpose", [model_x], perm=[0, 2, 3, 1])
+    g.expose(model_x, MODEL_INPUT)
     if spec.regularised:
-        g.output(x, IMAGE)
-    return g.model()
+        g.expose(x, IMAGE)
+    return g.model(ir_version=ir_version_for(OPSET))
 
 
 def _to_input(g: Graph, spec: AscentSpec, rgb: str) -> str:
     """InputRange.to_input: the model's channel order, gain and offset."""
     if spec.order != tuple(range(spec.channels)):
-        rgb = g.op("Gather", rgb, g.const(spec.order, np.int64), axis=1)
-    gained = g.op("Mul", rgb, g.const(spec.gain.reshape(1, -1, 1, 1)))
-    return g.op("Add", gained, g.const(spec.offset.reshape(1, -1, 1, 1)))
+        rgb = g.op("Gather", [rgb, g.const(spec.order, dtype=np.int64)], axis=1)
+    gained = g.op("Mul", [rgb, g.const(spec.gain.reshape(1, -1, 1, 1))])
+    return g.op("Add", [gained, g.const(spec.offset.reshape(1, -1, 1, 1))])
 
 
 def _to_rgb_gradient(g: Graph, spec: AscentSpec, grad: str) -> str:
     """InputRange.to_rgb_gradient: the gain, then the channels back to RGB order."""
-    scaled = g.op("Mul", grad, g.const(spec.gain.reshape(1, -1, 1, 1)))
+    scaled = g.op("Mul", [grad, g.const(spec.gain.reshape(1, -1, 1, 1))])
     if spec.order == tuple(range(spec.channels)):
         return scaled
-    return g.op("Gather", scaled, g.const(np.argsort(spec.order), np.int64), axis=1)
+    return g.op("Gather", [scaled, g.const(np.argsort(spec.order), dtype=np.int64)], axis=1)
 
 
 def _colour(g: Graph, spec: AscentSpec, x: str, matrix: np.ndarray) -> str:
     """A 3 × 3 colour matrix applied to every pixel: einsum("ij,kjhw->kihw")."""
     flat = g.reshape(x, (spec.count, spec.channels, spec.height * spec.width))
-    mixed = g.op("MatMul", g.const(matrix), flat)
+    mixed = g.op("MatMul", [g.const(matrix), flat])
     return g.reshape(mixed, (spec.count, spec.channels, spec.height, spec.width))
 
 
 def _spectrum_image(g: Graph, spec: AscentSpec, params: str) -> str:
     """FourierImage._linear and its colour decorrelation: the image before the sigmoid."""
     rows, real_bins, imag_bins = dft_matrices(spec.height, spec.width)
-    scaled = g.op("Mul", params, g.const(np.tile(spec.fourier_scale, (2, 1))))
-    stacked = g.op("MatMul", g.const(rows), scaled)
+    scaled = g.op("Mul", [params, g.const(np.tile(spec.fourier_scale, (2, 1)))])
+    stacked = g.op("MatMul", [g.const(rows), scaled])
     top = g.slice(stacked, 2, 0, spec.height)
     bottom = g.slice(stacked, 2, spec.height, 2 * spec.height)
-    real = g.op("MatMul", top, g.const(real_bins / SPECTRUM_DIVISOR))
-    linear = g.op("Add", real, g.op("MatMul", bottom, g.const(imag_bins / SPECTRUM_DIVISOR)))
+    real = g.op("MatMul", [top, g.const(real_bins / SPECTRUM_DIVISOR)])
+    linear = g.op("Add", [real, g.op("MatMul", [bottom, g.const(imag_bins / SPECTRUM_DIVISOR)])])
     if spec.decorrelation is not None:
         linear = _colour(g, spec, linear, spec.decorrelation)
-    return g.op("Identity", linear, out=LINEAR)
+    return g.op("Identity", [linear], outputs=[LINEAR])
 
 
 def _spectrum_adjoint(g: Graph, spec: AscentSpec, grad: str) -> str:
@@ -209,10 +192,10 @@ def _spectrum_adjoint(g: Graph, spec: AscentSpec, grad: str) -> str:
     if spec.decorrelation is not None:
         grad = _colour(g, spec, grad, spec.decorrelation.T)
     rows, real_bins, imag_bins = dft_matrices(spec.height, spec.width)
-    real = g.op("MatMul", grad, g.const(real_bins.T / SPECTRUM_DIVISOR))
-    imag = g.op("MatMul", grad, g.const(imag_bins.T / SPECTRUM_DIVISOR))
-    stacked = g.op("MatMul", g.const(rows.T), g.op("Concat", real, imag, axis=2))
-    return g.op("Mul", stacked, g.const(np.tile(spec.fourier_scale, (2, 1))))
+    real = g.op("MatMul", [grad, g.const(real_bins.T / SPECTRUM_DIVISOR)])
+    imag = g.op("MatMul", [grad, g.const(imag_bins.T / SPECTRUM_DIVISOR)])
+    stacked = g.op("MatMul", [g.const(rows.T), g.op("Concat", [real, imag], axis=2)])
+    return g.op("Mul", [stacked, g.const(np.tile(spec.fourier_scale, (2, 1)))])
 
 
 def _taps(g: Graph, spec: AscentSpec, draws: str) -> tuple[str, str, str]:
@@ -222,59 +205,60 @@ def _taps(g: Graph, spec: AscentSpec, draws: str) -> tuple[str, str, str]:
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
     centre_y, centre_x = (height - 1) / 2, (width - 1) / 2
     shift_y, shift_x, cos, sin = (g.slice(draws, 1, i, i + 1) for i in range(4))
-    dy = g.op("Add", g.const(rows.reshape(1, -1) - centre_y), shift_y)
-    dx = g.op("Add", g.const(cols.reshape(1, -1) - centre_x), shift_x)
-    source_y = g.op("Add", g.op("Sub", g.op("Mul", cos, dy), g.op("Mul", sin, dx)), g.const(centre_y))
-    source_x = g.op("Add", g.op("Add", g.op("Mul", sin, dy), g.op("Mul", cos, dx)), g.const(centre_x))
+    dy = g.op("Add", [g.const(rows.reshape(1, -1) - centre_y), shift_y])
+    dx = g.op("Add", [g.const(cols.reshape(1, -1) - centre_x), shift_x])
+    source_y = g.op("Add", [g.op("Sub", [g.op("Mul", [cos, dy]), g.op("Mul", [sin, dx])]), g.const(centre_y)])
+    source_x = g.op("Add", [g.op("Add", [g.op("Mul", [sin, dy]), g.op("Mul", [cos, dx])]), g.const(centre_x)])
     taps_y, weights_y = _axis_taps(g, source_y, [0, 0, 1, 1])
     taps_x, weights_x = _axis_taps(g, source_x, [0, 1, 0, 1])
-    weights = g.op("Mul", weights_y, weights_x)
-    inside_y = g.op("And", g.op("Greater", taps_y, g.const(-0.5)), g.op("Less", taps_y, g.const(height - 0.5)))
-    inside_x = g.op("And", g.op("Greater", taps_x, g.const(-0.5)), g.op("Less", taps_x, g.const(width - 0.5)))
-    inside = g.op("And", inside_y, inside_x)
-    flat = g.op("Add", g.op("Mul", taps_y, g.const(float(width))), taps_x)
-    index = g.op("Cast", g.op("Where", inside, flat, g.const(0.0)), to=TensorProto.INT64)
-    kept = g.op("Where", inside, weights, g.const(0.0))
-    axis = g.const([1], np.int64)
-    outside = g.op("Sub", g.op("ReduceSum", weights, axis, keepdims=0), g.op("ReduceSum", kept, axis, keepdims=0))
+    weights = g.op("Mul", [weights_y, weights_x])
+    inside_y = g.op("And", [g.op("Greater", [taps_y, g.const(-0.5)]), g.op("Less", [taps_y, g.const(height - 0.5)])])
+    inside_x = g.op("And", [g.op("Greater", [taps_x, g.const(-0.5)]), g.op("Less", [taps_x, g.const(width - 0.5)])])
+    inside = g.op("And", [inside_y, inside_x])
+    flat = g.op("Add", [g.op("Mul", [taps_y, g.const(float(width))]), taps_x])
+    index = g.op("Cast", [g.op("Where", [inside, flat, g.const(0.0)])], to=TensorProto.INT64)
+    kept = g.op("Where", [inside, weights, g.const(0.0)])
+    axis = g.const([1], dtype=np.int64)
+    outside = g.op("Sub", [g.op("ReduceSum", [weights, axis], keepdims=0), g.op("ReduceSum", [kept, axis], keepdims=0)])
     return index, kept, outside
 
 
 def _axis_taps(g: Graph, source: str, steps: list[int]) -> tuple[str, str]:
     """Along one axis, the four taps' coordinates floor(s) + step and weights (1 − f or f)."""
-    floor = g.op("Floor", source)
-    fraction = g.op("Unsqueeze", g.op("Sub", source, floor), g.const([1], np.int64))
-    taps = g.op("Add", g.op("Unsqueeze", floor, g.const([1], np.int64)), g.const(np.reshape(steps, (1, 4, 1))))
+    floor = g.op("Floor", [source])
+    fraction = g.op("Unsqueeze", [g.op("Sub", [source, floor]), g.const([1], dtype=np.int64)])
+    unsqueezed = g.op("Unsqueeze", [floor, g.const([1], dtype=np.int64)])
+    taps = g.op("Add", [unsqueezed, g.const(np.reshape(steps, (1, 4, 1)))])
     starts, signs = np.reshape([1 - s for s in steps], (1, 4, 1)), np.reshape([2 * s - 1 for s in steps], (1, 4, 1))
-    return taps, g.op("Add", g.const(starts), g.op("Mul", g.const(signs), fraction))
+    return taps, g.op("Add", [g.const(starts), g.op("Mul", [g.const(signs), fraction])])
 
 
 def _channel_index(g: Graph, spec: AscentSpec, index: str) -> str:
     """The taps' indices for every channel: (K, C, 4·HW)."""
     size = spec.height * spec.width
     flat = g.reshape(index, (spec.count, 1, 4 * size))
-    return g.op("Expand", flat, g.const((spec.count, spec.channels, 4 * size), np.int64))
+    return g.op("Expand", [flat, g.const((spec.count, spec.channels, 4 * size), dtype=np.int64)])
 
 
 def _transform(g: Graph, spec: AscentSpec, x: str, index: str, weights: str, outside: str) -> str:
     """transforms.transform: each output the weighted sum of its four taps, gray outside."""
     count, channels, size = spec.count, spec.channels, spec.height * spec.width
     flat = g.reshape(x, (count, channels, size))
-    taps = g.reshape(g.op("GatherElements", flat, _channel_index(g, spec, index), axis=2), (count, channels, 4, size))
-    weighted = g.op("Mul", taps, g.reshape(weights, (count, 1, 4, size)))
-    read = g.op("ReduceSum", weighted, g.const([2], np.int64), keepdims=0)
+    taps = g.reshape(g.op("GatherElements", [flat, _channel_index(g, spec, index)], axis=2), (count, channels, 4, size))
+    weighted = g.op("Mul", [taps, g.reshape(weights, (count, 1, 4, size))])
+    read = g.op("ReduceSum", [weighted, g.const([2], dtype=np.int64)], keepdims=0)
     gray = (spec.offset + 0.5 * spec.gain).reshape(1, channels, 1)
-    filled = g.op("Add", read, g.op("Mul", g.reshape(outside, (count, 1, size)), g.const(gray)))
+    filled = g.op("Add", [read, g.op("Mul", [g.reshape(outside, (count, 1, size)), g.const(gray)])])
     return g.reshape(filled, (count, channels, spec.height, spec.width))
 
 
 def _transform_adjoint(g: Graph, spec: AscentSpec, grad: str, index: str, weights: str) -> str:
     """transforms.transform_adjoint: each output's gradient added back to its four taps."""
     count, channels, size = spec.count, spec.channels, spec.height * spec.width
-    spread = g.op("Mul", g.reshape(grad, (count, channels, 1, size)), g.reshape(weights, (count, 1, 4, size)))
-    zeros = g.op("ConstantOfShape", g.const((count, channels, size), np.int64))
+    spread = g.op("Mul", [g.reshape(grad, (count, channels, 1, size)), g.reshape(weights, (count, 1, 4, size))])
+    zeros = g.op("ConstantOfShape", [g.const((count, channels, size), dtype=np.int64)])
     contributions = g.reshape(spread, (count, channels, 4 * size))
-    added = g.op("ScatterElements", zeros, _channel_index(g, spec, index), contributions, axis=2, reduction="add")
+    added = g.op("ScatterElements", [zeros, _channel_index(g, spec, index), contributions], axis=2, reduction="add")
     return g.reshape(added, (count, channels, spec.height, spec.width))
 
 
@@ -285,16 +269,16 @@ def objective_graph(seeds: np.ndarray, class_objective: bool) -> onnx.ModelProto
     value = g.input(VALUE, seeds.shape)
     count = len(seeds)
     ones = g.const(seeds)
-    axis = g.const([1], np.int64)
-    linear = g.op("ReduceSum", g.reshape(g.op("Mul", value, ones), (count, -1)), axis, keepdims=0)
+    axis = g.const([1], dtype=np.int64)
+    linear = g.op("ReduceSum", [g.reshape(g.op("Mul", [value, ones]), (count, -1)), axis], keepdims=0)
     if class_objective:
-        shifted = g.op("Sub", value, g.op("ReduceMax", value, axes=[1], keepdims=1))
-        total = g.op("ReduceSum", g.op("Exp", shifted), axis, keepdims=1)
-        log_p = g.op("Sub", shifted, g.op("Log", total))
-        linear = g.op("Add", linear, g.op("ReduceSum", g.op("Mul", log_p, ones), axis, keepdims=0))
-        g.output(g.op("Sub", g.const(2 * seeds), g.op("Exp", log_p)), SEED)
-    g.output(linear, OBJECTIVE)
-    return g.model()
+        shifted = g.op("Sub", [value, g.op("ReduceMax", [value], axes=[1], keepdims=1)])
+        total = g.op("ReduceSum", [g.op("Exp", [shifted]), axis], keepdims=1)
+        log_p = g.op("Sub", [shifted, g.op("Log", [total])])
+        linear = g.op("Add", [linear, g.op("ReduceSum", [g.op("Mul", [log_p, ones]), axis], keepdims=0)])
+        g.expose(g.op("Sub", [g.const(2 * seeds), g.op("Exp", [log_p])]), SEED)
+    g.expose(linear, OBJECTIVE)
+    return g.model(ir_version=ir_version_for(OPSET))
 
 
 def update_graph(spec: AscentSpec, blur: bool = False) -> onnx.ModelProto:
@@ -303,27 +287,27 @@ def update_graph(spec: AscentSpec, blur: bool = False) -> onnx.ModelProto:
     g = Graph("update")
     grad = g.input(GRADIENT, _model_shape(spec))
     if spec.layout == "nhwc":
-        grad = g.op("Transpose", grad, perm=[0, 3, 1, 2])
+        grad = g.op("Transpose", [grad], perm=[0, 3, 1, 2])
     if spec.transformed:
         index = g.input(INDEX, (spec.count, 4, spec.height * spec.width), TensorProto.INT64)
         grad = _transform_adjoint(g, spec, grad, index, g.input(WEIGHTS, (spec.count, 4, spec.height * spec.width)))
     if spec.regularised:
-        grad = g.op("Sub", grad, _regulariser_gradient(g, spec, g.input(IMAGE, _image_shape(spec))))
+        grad = g.op("Sub", [grad, _regulariser_gradient(g, spec, g.input(IMAGE, _image_shape(spec)))])
     rgb = _to_rgb_gradient(g, spec, grad)
     if spec.fourier_scale is not None:
         sigmoid = g.input(SIGMOID, _image_shape(spec))
-        slope = g.op("Mul", sigmoid, g.op("Sub", g.const(1.0), sigmoid))
-        rgb = _spectrum_adjoint(g, spec, g.op("Mul", rgb, slope))
-    params_gradient = g.op("Identity", rgb, out=PARAMS_GRADIENT)
+        slope = g.op("Mul", [sigmoid, g.op("Sub", [g.const(1.0), sigmoid])])
+        rgb = _spectrum_adjoint(g, spec, g.op("Mul", [rgb, slope]))
+    params_gradient = g.op("Identity", [rgb], outputs=[PARAMS_GRADIENT])
     params = _adam(g, spec, params_gradient)
     if spec.fourier_scale is None:
-        params = g.op("Clip", params, g.const(0.0), g.const(1.0))
+        params = g.op("Clip", [params, g.const(0.0), g.const(1.0)])
         if blur:
             params = _blur(g, spec, params)
         if spec.clip_percentile:
             params = _clip_small_norms(g, spec, params)
-    g.output(params, NEW + PARAMS)
-    return g.model()
+    g.expose(params, NEW + PARAMS)
+    return g.model(ir_version=ir_version_for(OPSET))
 
 
 def _model_shape(spec: AscentSpec) -> tuple[int, ...]:
@@ -340,32 +324,32 @@ def _adam(g: Graph, spec: AscentSpec, grad: str) -> str:
     """maximize.Adam.ascend; the step count is an input and comes out incremented."""
     beta1, beta2 = ADAM_BETAS
     params = g.input(PARAMS, spec.params_shape)
-    step = g.op("Add", g.input(STEP, (1,)), g.const([1.0]))
-    moment = g.op(
-        "Add", g.op("Mul", g.input(MOMENT, spec.params_shape), g.const(beta1)), g.op("Mul", grad, g.const(1 - beta1))
-    )
-    squared = g.op("Mul", g.op("Mul", grad, grad), g.const(1 - beta2))
-    second = g.op("Add", g.op("Mul", g.input(SECOND, spec.params_shape), g.const(beta2)), squared)
-    corrected = g.op("Div", moment, g.op("Sub", g.const(1.0), g.op("Pow", g.const(beta1), step)))
-    variance = g.op("Div", second, g.op("Sub", g.const(1.0), g.op("Pow", g.const(beta2), step)))
-    spread = g.op("Add", g.op("Sqrt", variance), g.const(ADAM_EPSILON))
-    g.output(moment, NEW + MOMENT)
-    g.output(second, NEW + SECOND)
-    g.output(step, NEW + STEP)
-    return g.op("Add", params, g.op("Div", g.op("Mul", corrected, g.const(spec.lr)), spread))
+    step = g.op("Add", [g.input(STEP, (1,)), g.const([1.0])])
+    decayed = g.op("Mul", [g.input(MOMENT, spec.params_shape), g.const(beta1)])
+    moment = g.op("Add", [decayed, g.op("Mul", [grad, g.const(1 - beta1)])])
+    squared = g.op("Mul", [g.op("Mul", [grad, grad]), g.const(1 - beta2)])
+    second = g.op("Add", [g.op("Mul", [g.input(SECOND, spec.params_shape), g.const(beta2)]), squared])
+    corrected = g.op("Div", [moment, g.op("Sub", [g.const(1.0), g.op("Pow", [g.const(beta1), step])])])
+    variance = g.op("Div", [second, g.op("Sub", [g.const(1.0), g.op("Pow", [g.const(beta2), step])])])
+    spread = g.op("Add", [g.op("Sqrt", [variance]), g.const(ADAM_EPSILON)])
+    g.expose(moment, NEW + MOMENT)
+    g.expose(second, NEW + SECOND)
+    g.expose(step, NEW + STEP)
+    return g.op("Add", [params, g.op("Div", [g.op("Mul", [corrected, g.const(spec.lr)]), spread])])
 
 
 def _regulariser_gradient(g: Graph, spec: AscentSpec, x: str) -> str:
     """transforms.regulariser_gradient: decay·x + tv·(the squared neighbour differences' gradient)."""
-    gradient = g.op("Mul", x, g.const(spec.decay))
+    gradient = g.op("Mul", [x, g.const(spec.decay)])
     if not spec.tv:
         return gradient
     for axis, size in ((2, spec.height), (3, spec.width)):
-        twice = g.op("Mul", g.op("Sub", g.slice(x, axis, 1, size), g.slice(x, axis, 0, size - 1)), g.const(2.0))
+        twice = g.op("Mul", [g.op("Sub", [g.slice(x, axis, 1, size), g.slice(x, axis, 0, size - 1)]), g.const(2.0)])
         before, after = [0] * 8, [0] * 8
         before[axis], after[4 + axis] = 1, 1
-        step = g.op("Sub", g.op("Pad", twice, g.const(before, np.int64)), g.op("Pad", twice, g.const(after, np.int64)))
-        gradient = g.op("Add", gradient, g.op("Mul", step, g.const(spec.tv)))
+        shifted_down = g.op("Pad", [twice, g.const(before, dtype=np.int64)])
+        step = g.op("Sub", [shifted_down, g.op("Pad", [twice, g.const(after, dtype=np.int64)])])
+        gradient = g.op("Add", [gradient, g.op("Mul", [step, g.const(spec.tv)])])
     return gradient
 
 
@@ -376,11 +360,12 @@ def _blur(g: Graph, spec: AscentSpec, params: str) -> str:
     kernel = cv2.getGaussianKernel(2 * radius + 1, spec.blur, ktype=cv2.CV_64F).ravel()
     rows = np.pad(np.arange(spec.height), radius, mode="symmetric")
     cols = np.pad(np.arange(spec.width), radius, mode="symmetric")
-    padded = g.op("Gather", g.op("Gather", params, g.const(rows, np.int64), axis=2), g.const(cols, np.int64), axis=3)
+    padded_rows = g.op("Gather", [params, g.const(rows, dtype=np.int64)], axis=2)
+    padded = g.op("Gather", [padded_rows, g.const(cols, dtype=np.int64)], axis=3)
     channels = spec.channels
     vertical = g.const(np.tile(kernel.reshape(1, 1, -1, 1), (channels, 1, 1, 1)))
     horizontal = g.const(np.tile(kernel.reshape(1, 1, 1, -1), (channels, 1, 1, 1)))
-    return g.op("Conv", g.op("Conv", padded, vertical, group=channels), horizontal, group=channels)
+    return g.op("Conv", [g.op("Conv", [padded, vertical], group=channels), horizontal], group=channels)
 
 
 def _clip_small_norms(g: Graph, spec: AscentSpec, params: str) -> str:
@@ -392,11 +377,11 @@ def _clip_small_norms(g: Graph, spec: AscentSpec, params: str) -> str:
     below = math.floor(position)
     fraction = position - below
     rgb_gain = spec.gain[np.argsort(spec.order)].reshape(1, -1, 1, 1)  # x − gray = (p − ½)·gain per model channel
-    distance = g.op("Mul", g.op("Sub", params, g.const(0.5)), g.const(rgb_gain))
-    squares = g.op("ReduceSum", g.op("Mul", distance, distance), g.const([1], np.int64), keepdims=0)
-    norms = g.reshape(g.op("Sqrt", squares), (spec.count, size))
-    smallest = g.op("TopK", norms, g.const([below + 2], np.int64), axis=1, largest=0, sorted=1, indices=True)
+    distance = g.op("Mul", [g.op("Sub", [params, g.const(0.5)]), g.const(rgb_gain)])
+    squares = g.op("ReduceSum", [g.op("Mul", [distance, distance]), g.const([1], dtype=np.int64)], keepdims=0)
+    norms = g.reshape(g.op("Sqrt", [squares]), (spec.count, size))
+    smallest = g.op("TopK", [norms, g.const([below + 2], dtype=np.int64)], outputs=2, axis=1, largest=0, sorted=1)
     low, high = g.slice(smallest, 1, below, below + 1), g.slice(smallest, 1, below + 1, below + 2)
-    threshold = g.op("Add", low, g.op("Mul", g.op("Sub", high, low), g.const(fraction)))
-    small = g.reshape(g.op("Less", norms, threshold), (spec.count, 1, spec.height, spec.width))
-    return g.op("Where", small, g.const(0.5), params)
+    threshold = g.op("Add", [low, g.op("Mul", [g.op("Sub", [high, low]), g.const(fraction)])])
+    small = g.reshape(g.op("Less", [norms, threshold]), (spec.count, 1, spec.height, spec.width))
+    return g.op("Where", [small, g.const(0.5), params])

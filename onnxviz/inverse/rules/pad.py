@@ -9,8 +9,8 @@ from functools import lru_cache
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
+from onnxviz.graph.emit import GraphEmitter
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, all_of, batch_first, constant_input
 from onnxviz.inverse.rules.shape import INT64_MIN
@@ -85,16 +85,14 @@ def _pad_sources(mode: str, length: int, begin: int, end: int) -> tuple[int, ...
     """
     import onnxruntime as ort
 
-    pad = helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)
-    graph = helper.make_graph(
-        [pad],
-        "one_axis_pad",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [length])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[numpy_helper.from_array(np.array([begin, end], np.int64), "pads")],
+    probe = GraphEmitter("one_axis_pad", opset=19)
+    probe.op(
+        "Pad",
+        [probe.input("x", [length]), probe.initializer("pads", np.array([begin, end], np.int64))],
+        outputs=[probe.output("y")],
+        mode=mode,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
-    model.ir_version = 9
+    model = probe.model(ir_version=9)
     options = ort.SessionOptions()
     options.log_severity_level = 4
     try:

@@ -20,9 +20,10 @@ from functools import lru_cache
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from onnxviz.graph.attributes import default_opset, node_attr
+from onnxviz.graph.emit import GraphEmitter
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
 from onnxviz.inverse.rules.shape import matmul_along_axis
@@ -134,36 +135,24 @@ def axis_sampling_matrix(op_type: str, opset: int, attrs: tuple[bytes, ...], axi
     (the node's sizing cannot be reproduced on one axis)."""
     n = axis.length_in
     basis = np.concatenate([np.eye(n, dtype=np.float32), np.zeros((1, n), np.float32)]).reshape(n + 1, 1, 1, n)
-    initializers = []
-    if op_type == "Upsample" and opset < 9:
-        inputs = ["x"]
-    elif op_type == "Upsample" or opset < 11:
-        inputs = ["x", "scales"]
-        initializers.append(numpy_helper.from_array(np.array([1, 1, 1, axis.scale], np.float32), "scales"))
-    else:
+    probe = GraphEmitter("one_axis_resize", opset=opset)
+    inputs = [probe.input("x", list(basis.shape))]
+    if (op_type == "Upsample" and opset >= 9) or (op_type == "Resize" and opset < 11):
+        inputs.append(probe.initializer("scales", np.array([1, 1, 1, axis.scale], np.float32)))
+    elif op_type == "Resize":
         start, end = axis.roi
-        roi = np.array([0, 0, 0, start, 1, 1, 1, end], np.float32)
-        initializers.append(numpy_helper.from_array(roi, "roi"))
+        inputs.append(probe.initializer("roi", np.array([0, 0, 0, start, 1, 1, 1, end], np.float32)))
         if axis.size is not None:
-            inputs = ["x", "roi", "scales", "sizes"]
-            initializers.append(numpy_helper.from_array(np.zeros(0, np.float32), "scales"))
-            initializers.append(numpy_helper.from_array(np.array([n + 1, 1, 1, axis.size], np.int64), "sizes"))
+            inputs.append(probe.initializer("scales", np.zeros(0, np.float32)))
+            inputs.append(probe.initializer("sizes", np.array([n + 1, 1, 1, axis.size], np.int64)))
         else:
-            inputs = ["x", "roi", "scales"]
-            initializers.append(numpy_helper.from_array(np.array([1, 1, 1, axis.scale], np.float32), "scales"))
-    resize = helper.make_node(op_type, inputs, ["y"])
+            inputs.append(probe.initializer("scales", np.array([1, 1, 1, axis.scale], np.float32)))
+    probe.op(op_type, inputs, outputs=[probe.output("y")], name="")
+    resize = probe.nodes[-1]
     resize.attribute.extend(onnx.AttributeProto.FromString(a) for a in attrs)
     if op_type == "Upsample" and opset < 9:
         resize.attribute.append(helper.make_attribute("scales", [1.0, 1.0, 1.0, float(axis.scale or 1.0)]))
-    graph = helper.make_graph(
-        [resize],
-        "one_axis_resize",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(basis.shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
+    model = probe.model(ir_version=8)
     import onnxruntime as ort
 
     options = ort.SessionOptions()
