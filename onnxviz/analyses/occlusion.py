@@ -64,8 +64,6 @@ def make_grid(patch: int, stride: int, height: int, width: int) -> Grid:
     return Grid(patch, stride, height, width)
 
 
-
-
 @dataclass
 class OcclusionMap(Result):
     """Scores of every patch position; ``scores`` is what ``onnxviz occlude --raw`` writes."""
