@@ -39,7 +39,7 @@ OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (
 RawOpt = Annotated[Path | None, typer.Option("--raw", help="Write the result's array as float32 .npy.")]
 
 
-def declared_result(analysis: Analysis) -> type | None:
+def _declared_result(analysis: Analysis) -> type | None:
     """The result type the analysis's function declares it returns, if it names one that resolves."""
     try:
         returns = get_type_hints(analysis.function).get("return")
@@ -98,7 +98,7 @@ def _signature(analysis: Analysis) -> inspect.Signature:
         inspect.Parameter("settings", keyword, annotation=analysis.options),
     ]
     outputs = [inspect.Parameter("out_png", keyword, default=None, annotation=OutOpt)]
-    result = declared_result(analysis)
+    result = _declared_result(analysis)
     if result is not None and issubclass(result, Result) and result.offers_raw():
         outputs.append(inspect.Parameter("raw", keyword, default=None, annotation=RawOpt))
     outputs.append(inspect.Parameter("json_output", keyword, default=False, annotation=JsonOpt))
