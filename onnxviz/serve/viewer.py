@@ -165,11 +165,11 @@ class Viewer:
             raise Refused(404, f"No analysis '{name}' in the viewer's menu.")
         layer = {"node": node} if node and takes_layer(analysis) else {}
         if analysis.subject is Subject.MODEL:
-            return self._cached(("run", name, node), lambda: getattr(self.model, name)(**layer))
+            return self._cached(("run", name, *layer.values()), lambda: getattr(self.model, name)(**layer))
         if not reference:
             raise Refused(400, f"{name} reads an image: the request needs 'image'.")
         key, image = self.image(reference)
-        return self._cached(("run", name, key, node), lambda: getattr(self.model, name)(image, **layer))
+        return self._cached(("run", name, key, *layer.values()), lambda: getattr(self.model, name)(image, **layer))
 
     def _cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
         """The result of ``compute`` for ``key``, computed under the lock only when not kept."""
