@@ -41,19 +41,18 @@ KEPT_JOBS = 64
 # Three rules for two layers: toggling the rule, or going back to the previous layer, rebuilds nothing.
 WARM_PROJECTORS = 6
 WARM_SESSIONS = 8
-
-
 MENU_SUBJECTS = (Subject.IMAGE, Subject.MODEL)  # what the page has on show: a picture, and the model
 
 
 def menu() -> list[dict]:
     """The analyses the page offers, as its menu reads them: name, what it reads (``image`` or
-    ``model``), one line of help, and whether it takes the layer on show (its options' ``node``)."""
+    ``model``), its function's first paragraph as help, and whether it takes the layer on show
+    (its options' ``node``)."""
     return [
         {
             "name": name,
             "subject": analysis.subject.value,
-            "help": (inspect.getdoc(analysis.function) or name).splitlines()[0],
+            "help": " ".join((inspect.getdoc(analysis.function) or name).split("\n\n")[0].split()),
             "layer": takes_layer(analysis),
         }
         for name, analysis in ANALYSES.items()
