@@ -5,12 +5,14 @@ A thin facade: each method of ``Model`` runs one analysis of the registry
 images, masks) is keyword-only: the fields of that analysis's ``Options``, old names accepted,
 checked when the options are made, or ``options=`` an ``Options`` made beforehand. The CLI is a
 thin shell over this. Built graphs and sessions are cached on the model (``runtime/engines.py``),
-so a notebook projecting many images or channels of one layer pays for graph building once.
+so a notebook projecting many images or channels of one layer pays for graph building once. An
+analysis registered with no method written here has one ``generated`` from its entry.
 """
 
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +28,7 @@ from onnxviz.analyses import project as projection
 from onnxviz.analyses.check import CheckReport, CheckResult
 from onnxviz.analyses.correspondence import Correspondence
 from onnxviz.analyses.layers import LayerInfo, LayerTable
-from onnxviz.analyses.registry import ANALYSES
+from onnxviz.analyses.registry import ANALYSES, Subject
 from onnxviz.core.loaded import LRN_MODES, LoadedModel, Source
 from onnxviz.core.progress import Progress
 from onnxviz.core.types import Image
@@ -83,8 +85,52 @@ def run(name: str, model: Any, subject: Any, given: dict[str, Any]) -> Any:
     return analysis.run(model, subject, options, progress)
 
 
+def generated(name: str) -> Callable[..., Any]:
+    """The facade call of registered analysis ``name`` made from its entry, for an analysis with
+    none written here: a ``Model`` method ``(self[, SUBJECT], **options)``, or for several models a
+    function ``(checkpoints, *, loader, **options)``; its signature is ``forwards``'s."""
+    analysis = ANALYSES[name]
+    if analysis.subject is Subject.CHECKPOINTS:
+
+        def call(checkpoints: Any, /, *, loader: Callable[[Path], Model] = load, **options: Any) -> Any:
+            return run(name, loader, checkpoints, options)
+
+    elif analysis.subject is Subject.MODEL:
+
+        def call(self: Model, /, **options: Any) -> Any:
+            return run(name, self, None, options)
+
+    else:
+
+        def call(self: Model, subject: Any, /, **options: Any) -> Any:
+            return run(name, self, subject, options)
+
+    own = inspect.signature(call).parameters.values()
+    named = [p.replace(name=analysis.subject.value) if p.name == "subject" else p for p in own]
+    returns = inspect.signature(analysis.function).return_annotation
+    call.__signature__ = inspect.Signature(named, return_annotation=returns)  # type: ignore[attr-defined]
+    call.__name__, call.__qualname__, call.__doc__ = name, name, inspect.getdoc(analysis.function)
+    return forwards(name)(call)
+
+
+def __getattr__(name: str) -> Callable[..., Any]:
+    """A registered analysis of several models without a function written here, generated."""
+    if name not in ANALYSES or ANALYSES[name].subject is not Subject.CHECKPOINTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return generated(name)
+
+
 class Model(LoadedModel):
     """A loaded ONNX CNN, ready to explain itself."""
+
+    def __getattr__(self, name: str) -> Any:
+        """A registered analysis without a method written here, as a method generated from its entry."""
+        if name not in ANALYSES or ANALYSES[name].subject is Subject.CHECKPOINTS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return types.MethodType(generated(name), self)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *(n for n, a in ANALYSES.items() if a.subject is not Subject.CHECKPOINTS)})
 
     @forwards("layers")
     def layers(self) -> LayerTable:

@@ -1,8 +1,10 @@
 """Every analysis in one list: its name, its ``Options``, what it reads and its function.
 
-The facade (``api.Model``), the CLI's commands and the viewer's menu are written against this
-list, and ``tests/test_registry.py`` fails when an analysis here is missing from any of them.
-Adding a method is one module (its ``Options`` and its function) and one line below.
+The facade (``api.Model``), the CLI's commands and the viewer's menu are read from this list when
+they are asked for: an analysis with no method or command written for it gets one generated from
+its entry, and ``tests/analyses/test_registry.py`` fails when one is missing from any of them.
+Adding a method is one module (its ``Options`` and its function) and one line below
+(``docs/adding-a-method.md``).
 
 An analysis function is called ``function(model, subject, options[, progress])``: ``subject`` is
 what the analysis reads besides the model (``Subject``; ``None``: nothing, and it is left out of
@@ -52,7 +54,7 @@ class Analysis:
     function: Callable[..., Any]
     subject: Subject
     progress: bool = False
-    viewer: bool = False  # the live viewer computes it for the picture on show
+    viewer: bool = False  # in the live viewer's menu, computed on the picture on show (IMAGE or MODEL)
 
     def run(self, model: Any, subject: Any, options: Options, progress: Callable[..., None] | None = None) -> Any:
         """``function`` called with what it reads (``options`` made by the caller, checked when made)."""

@@ -1,7 +1,8 @@
 """The ``onnxviz`` command: parses, calls the Python API, prints. No logic of its own.
 
 ``app`` is the typer app and ``main`` the console script (``onnxviz.cli:main``). Each command
-module registers its commands on import; the import order is the order ``--help`` lists them.
+module registers its commands on import; the import order is the order ``--help`` lists them,
+followed by those generated for registered analyses with none written (``cli/generated.py``).
 """
 
 # isort: off

@@ -2,6 +2,10 @@
 
 Errors are printed where the command runs, inside the app, so ``--debug`` is read after typer
 parsed it: each run's flag lives in its own click context, never in module state.
+
+The command list is made when the app is built (each ``main()``, each ``typer.main.get_command``):
+the written commands, then one generated from each registered analysis that has none
+(``cli/generated.py``), so an analysis is a command as soon as it is in the registry.
 """
 
 from __future__ import annotations
@@ -17,13 +21,28 @@ from typing import Annotated, Any, TypeVar
 import click
 import typer
 from rich.markup import escape
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
+from onnxviz.analyses.registry import ANALYSES
+from onnxviz.cli.generated import analysis_command
 from onnxviz.cli.options import CustomOpsOpt, expand
 from onnxviz.cli.output import err
 from onnxviz.errors import OnnxvizError, OptionError
 
+
+class Commands(TyperGroup):
+    """The app's commands as built for one run: the written ones, in the order their modules
+    registered them, then one generated for each registered analysis with none written."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        for name, analysis in ANALYSES.items():
+            if name not in self.commands:
+                self.add_command(_click_command(analysis_command(analysis)), name)
+
+
 app = typer.Typer(
+    cls=Commands,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -89,6 +108,20 @@ def command(func: Command) -> Command:
     """Register ``func`` as a command: its ``ModelOptions`` parameter becomes the shared flags, its
     analysis ``Options`` its own, and what it raises becomes one paragraph on stderr and the
     contract's exit code (an option named as the user typed it)."""
+    app.command(cls=SpelledCommand)(_guarded(func))
+    return func
+
+
+def _click_command(func: Callable[..., Any]) -> click.Command:
+    """``func`` made a click command as ``command`` makes one, for a command list being built."""
+    single = typer.Typer(add_completion=False)
+    single.command(cls=SpelledCommand)(_guarded(func))
+    return typer.main.get_command(single)
+
+
+def _guarded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` as typer should call it: its option bundles expanded into flags, and its errors
+    printed as the contract says."""
     signature, call, flags = expand(func)
 
     def run(context: typer.Context, **values: Any) -> Any:
@@ -114,8 +147,7 @@ def command(func: Command) -> Command:
     run.__name__, run.__doc__, run.__module__ = func.__name__, func.__doc__, func.__module__
     context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     run.__signature__ = signature.replace(parameters=[context, *signature.parameters.values()])  # type: ignore[attr-defined]
-    app.command(cls=SpelledCommand)(run)
-    return func
+    return run
 
 
 def _print_error(settings: Settings, message: str, hint: str | None) -> None:

@@ -2,7 +2,9 @@
 
 A result is a dataclass with numpy fields; ``figure()`` draws it as one RGB array, and the rest
 follows: ``save`` writes that picture atomically (what ``--out`` writes), ``_repr_png_`` shows it
-inline in a notebook, and ``summary()`` is the JSON-ready dict ``--json`` prints.
+inline in a notebook, and ``summary()`` is the JSON-ready dict ``--json`` prints. A result with
+one array that says it all (an attribution, a score map) returns it from ``raw()``: that is what
+``--raw`` writes, and a command generated from the registry offers ``--raw`` only for such results.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ class Result:
     def summary(self) -> dict:
         """What ``--json`` prints: plain JSON types only."""
         raise NotImplementedError(f"{type(self).__name__} has no summary")
+
+    def raw(self) -> np.ndarray | None:
+        """The result's array, as ``--raw`` writes it (float32 .npy); None: it has none."""
+        return None
+
+    @classmethod
+    def offers_raw(cls) -> bool:
+        """Whether this kind of result has an array for ``--raw`` (it overrides ``raw``)."""
+        return cls.raw is not Result.raw
 
     def save(self, path) -> None:
         render.save_png(self.figure(), path)

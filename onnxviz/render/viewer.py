@@ -143,6 +143,11 @@ arrow keys: ←/→ channel, ↑/↓ layer</p><p id="status" role="status"></p><
 <label>stride <input id="stride" type=number min=1 value=4></label>
 <button id="occlude" type=button>run</button> <progress id="occlusion-progress" value=0 max=1></progress>
 <div><img id="heatmap" alt="occlusion heatmap"></div><p id="occlusion-caption" class=dim></p></section>
+<section id="analysis-section"><h2>Analyses</h2>
+<label>method <select id="analysis-picker"></select></label>
+<button id="analysis-run" type=button>run</button>
+<div><img id="analysis-picture" alt="the chosen analysis of the current image"></div>
+<pre id="analysis-summary" class=dim></pre></section>
 <section id="gallery-section"><h2>Galleries</h2>{galleries}</section>
 </main><script src="/static/viewer.js"></script></body></html>
 """

@@ -2,8 +2,9 @@
 
 Every JSON answer is an analysis result's ``summary()`` — what the command's ``--json`` prints —
 and every picture is drawn by ``onnxviz.render`` from the same result, so the server computes
-nothing of its own. Endpoints are plain functions; Starlette runs them on its thread pool, and the
-``Viewer`` serialises what touches the model. Errors are JSON ``{"error", "hint"}`` with a status:
+nothing of its own; ``/api/analyses`` is the menu of registered analyses, and ``/api/run/NAME``
+(and its ``.png``) computes any of them. Endpoints are plain functions; Starlette runs them on its
+thread pool, and the ``Viewer`` serialises what touches the model. Errors are JSON ``{"error", "hint"}`` with a status:
 400 for a bad request (unknown node, not a picture), 403/404 for a file that is not served, 413 for
 an upload over the limit.
 """
@@ -24,7 +25,7 @@ from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.render import pictures as render
 from onnxviz.render.viewer import activation_sprite, viewer_page
 from onnxviz.serve.files import Refused, inside, media_type
-from onnxviz.serve.viewer import UPLOAD_LIMIT, Viewer
+from onnxviz.serve.viewer import UPLOAD_LIMIT, Viewer, menu
 
 STATIC = Path(__file__).parent / "static"
 # No script, style or picture from anywhere but this server; nothing may frame the page.
@@ -131,6 +132,24 @@ class Endpoints:
         picture = self.viewer.picture(_query(request, "image"))
         return _png(render.heatmap_overlay(picture, result.scores, result.grid.patch, result.grid.stride))
 
+    def analyses(self, request: Request) -> Response:
+        """The menu, read from the registry now: an analysis registered since the start is in it."""
+        return JSONResponse({"analyses": menu()})
+
+    def _run(self, request: Request):
+        image, node = request.query_params.get("image"), request.query_params.get("node")
+        return self.viewer.run(request.path_params["name"], image, node)
+
+    def run(self, request: Request) -> Response:
+        return JSONResponse(self._run(request).summary())
+
+    def run_png(self, request: Request) -> Response:
+        result = self._run(request)
+        try:
+            return _png(result.figure())
+        except NotImplementedError:
+            raise Refused(404, f"{request.path_params['name']} draws no picture.") from None
+
     def progress(self, request: Request) -> Response:
         done, total = self.viewer.progress.get(_query(request, "job"), (0, 0))
         return JSONResponse({"done": done, "total": total})
@@ -153,6 +172,9 @@ class Endpoints:
             Route("/api/occlude", self.occlude),
             Route("/api/occlude.png", self.occlude_png),
             Route("/api/progress", self.progress),
+            Route("/api/analyses", self.analyses),
+            Route("/api/run/{name}.png", self.run_png),  # before the summary's route, which would take "NAME.png"
+            Route("/api/run/{name}", self.run),
         ]
 
 

@@ -7,20 +7,27 @@ run by two threads at once. The results of the last calls are kept by what compu
 page's JSON and PNG requests for one click cost one projection, and going back to a channel costs
 nothing. Occlusion reports its progress into ``progress`` without the lock, so the page can poll it
 while the sweep holds the lock.
+
+The page's menu (``menu``) is read from the analysis registry on each request: every analysis
+registered with ``viewer=True`` that reads one image or the model alone, computed by ``run`` with
+its default options on the picture (and the layer) on show.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from onnxviz.analyses.registry import ANALYSES, Analysis, Subject
 from onnxviz.api import Model
 from onnxviz.data.preprocess import picture_from_tensor
 from onnxviz.render.viewer import Gallery
@@ -34,6 +41,33 @@ KEPT_JOBS = 64
 # Three rules for two layers: toggling the rule, or going back to the previous layer, rebuilds nothing.
 WARM_PROJECTORS = 6
 WARM_SESSIONS = 8
+MENU_SUBJECTS = (Subject.IMAGE, Subject.MODEL)  # what the page has on show: a picture, and the model
+
+
+def menu() -> list[dict]:
+    """The analyses the page offers, as its menu reads them: name, what it reads (``image`` or
+    ``model``), its function's first paragraph as help, and whether it takes the layer on show
+    (its options' ``node``)."""
+    return [
+        {
+            "name": name,
+            "subject": analysis.subject.value,
+            "help": " ".join((inspect.getdoc(analysis.function) or name).split("\n\n")[0].split()),
+            "layer": takes_layer(analysis),
+        }
+        for name, analysis in ANALYSES.items()
+        if offered(analysis)
+    ]
+
+
+def offered(analysis: Analysis) -> bool:
+    """Whether the page's menu offers ``analysis``: registered for the viewer, reading what it shows."""
+    return analysis.viewer and analysis.subject in MENU_SUBJECTS
+
+
+def takes_layer(analysis: Analysis) -> bool:
+    """Whether ``analysis`` reads a layer (its options' ``node``): the page gives it the one on show."""
+    return "node" in {f.name for f in fields(analysis.options)}
 
 
 class Viewer:
@@ -121,6 +155,20 @@ class Viewer:
         return self._cached(
             ("occlude", key, patch, stride), lambda: self.model.occlude(image, patch, stride, progress=report)
         )
+
+    def run(self, name: str, reference: str | None, node: str | None) -> Any:
+        """The menu's analysis ``name`` with its default options, on image ``reference`` (None for an
+        analysis of the model alone) and, where its options name a layer, on ``node``."""
+        analysis = ANALYSES.get(name)
+        if analysis is None or not offered(analysis):
+            raise Refused(404, f"No analysis '{name}' in the viewer's menu.")
+        layer = {"node": node} if node and takes_layer(analysis) else {}
+        if analysis.subject is Subject.MODEL:
+            return self._cached(("run", name, *layer.values()), lambda: getattr(self.model, name)(**layer))
+        if not reference:
+            raise Refused(400, f"{name} reads an image: the request needs 'image'.")
+        key, image = self.image(reference)
+        return self._cached(("run", name, key, *layer.values()), lambda: getattr(self.model, name)(image, **layer))
 
     def _cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
         """The result of ``compute`` for ``key``, computed under the lock only when not kept."""

@@ -1,17 +1,21 @@
 """The registry is the one list of analyses: each is a CLI command, a facade call and, where it
-applies, in the viewer; a registered analysis missing from any of them fails here."""
+applies, in the viewer's menu; a registered analysis missing from any of them fails here. Written
+wiring and the wiring generated from an entry are checked alike, on the app, model and menu a user
+gets."""
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
 
+import pytest
 import typer
 
 from onnxviz import api, cli
 from onnxviz.analyses.registry import ANALYSES, Analysis, Subject
 from onnxviz.core.options import Options, declared, flag_of, option
 from onnxviz.serve.app import Endpoints
+from onnxviz.serve.viewer import menu
 
 # Commands that are not (yet) analyses of the registry: the server itself, and the analyses whose
 # Options come with their move into packages (occlude, maximize, compare).
@@ -26,17 +30,17 @@ def viewer_routes() -> set[str]:
     return {route.path for route in Endpoints(viewer=None).routes()}  # type: ignore[arg-type]
 
 
-def facade(analysis: Analysis):
-    """The facade's call for ``analysis``: a ``Model`` method, or for several models an ``api`` function."""
-    owner = api if analysis.subject is Subject.CHECKPOINTS else api.Model
+def facade(analysis: Analysis, model: api.Model):
+    """The facade's call for ``analysis``: a method of a loaded model, or for several models an ``api`` function."""
+    owner = api if analysis.subject is Subject.CHECKPOINTS else model
     return getattr(owner, analysis.name, None)
 
 
-def wiring_problems(analyses: dict[str, Analysis]) -> list[str]:
+def wiring_problems(analyses: dict[str, Analysis], model: api.Model) -> list[str]:
     """What is missing for each registered analysis: its command, its flags, its facade call or
-    its keywords, its viewer route."""
+    its keywords, its entry in the viewer's menu."""
     problems = []
-    found, routes = commands(), viewer_routes()
+    found, offered = commands(), {entry["name"] for entry in menu()}
     for name, analysis in analyses.items():
         command = found.get(name)
         if command is None:
@@ -47,7 +51,7 @@ def wiring_problems(analyses: dict[str, Analysis]) -> list[str]:
                 wanted = {flag_of(f, spec), *spec.aliases}
                 if spec.cli and not wanted <= typed:
                     problems.append(f"{name}: the CLI lacks {sorted(wanted - typed)}")
-        call = facade(analysis)
+        call = facade(analysis, model)
         if call is None:
             problems.append(f"{name}: no facade call")
         else:
@@ -56,13 +60,14 @@ def wiring_problems(analyses: dict[str, Analysis]) -> list[str]:
             missing = {f.name for f, _ in declared(analysis.options)} - keywords
             if missing:
                 problems.append(f"{name}: the facade lacks {sorted(missing)}")
-        if analysis.viewer and f"/api/{name}" not in routes:
+        if analysis.viewer and name not in offered:
             problems.append(f"{name}: not in the viewer")
     return problems
 
 
-def test_every_registered_analysis_is_a_command_a_facade_call_and_in_the_viewer() -> None:
-    assert wiring_problems(ANALYSES) == []
+def test_every_registered_analysis_is_a_command_a_facade_call_and_in_the_viewer(demo_model) -> None:
+    assert wiring_problems(ANALYSES, demo_model) == []
+    assert {"/api/analyses", "/api/run/{name}", "/api/run/{name}.png"} <= viewer_routes()
 
 
 def test_every_command_is_a_registered_analysis_or_named_as_not_one() -> None:
@@ -74,12 +79,32 @@ class ToyOptions(Options):
     strength: float = field(default=1.0, metadata=option("How strong.", min=0))
 
 
-def test_an_analysis_registered_but_not_wired_is_reported_everywhere_it_is_missing() -> None:
+def test_an_analysis_not_in_the_registry_is_reported_everywhere_it_is_missing(demo_model) -> None:
     toy = Analysis("toy", ToyOptions, lambda model, image, options: None, Subject.IMAGE, viewer=True)
-    assert wiring_problems({"toy": toy}) == ["toy: no CLI command", "toy: no facade call", "toy: not in the viewer"]
+    problems = wiring_problems({"toy": toy}, demo_model)
+    assert problems == ["toy: no CLI command", "toy: no facade call", "toy: not in the viewer"]
 
 
-def test_a_command_that_drops_a_flag_is_reported() -> None:
+@pytest.mark.parametrize("subject", list(Subject))
+def test_an_analysis_registered_alone_is_wired_everywhere_whatever_it_reads(subject, demo_model, monkeypatch) -> None:
+    viewer = subject in (Subject.IMAGE, Subject.MODEL)
+    toy = Analysis("toy", ToyOptions, lambda *given: None, subject, viewer=viewer)
+    monkeypatch.setitem(ANALYSES, "toy", toy)
+    assert wiring_problems({"toy": toy}, demo_model) == []
+    arguments = [p.name for p in commands()["toy"].params if isinstance(p, typer.core.TyperArgument)]
+    assert arguments == {Subject.MODEL: ["model"], Subject.CHECKPOINTS: ["checkpoints"]}.get(
+        subject, ["model", subject.value]
+    )
+    assert "toy" in dir(demo_model) or subject is Subject.CHECKPOINTS
+
+
+def test_an_analysis_for_the_viewer_that_reads_a_folder_is_reported_missing_from_it(demo_model, monkeypatch) -> None:
+    toy = Analysis("toy", ToyOptions, lambda model, folder, options: None, Subject.FOLDER, viewer=True)
+    monkeypatch.setitem(ANALYSES, "toy", toy)
+    assert wiring_problems({"toy": toy}, demo_model) == ["toy: not in the viewer"]
+
+
+def test_a_command_that_drops_a_flag_is_reported(demo_model) -> None:
     project = ANALYSES["project"]
 
     @dataclass(frozen=True)
@@ -87,14 +112,14 @@ def test_a_command_that_drops_a_flag_is_reported() -> None:
         gamma: float = field(default=1.0, metadata=option("A flag no command declares.", min=0))
 
     widened = Analysis("project", Wider, project.function, project.subject, viewer=True)
-    assert wiring_problems({"project": widened}) == [
+    assert wiring_problems({"project": widened}, demo_model) == [
         "project: the CLI lacks ['--gamma']",
         "project: the facade lacks ['gamma']",
     ]
 
 
-def test_facade_arguments_after_the_subject_are_keyword_only() -> None:
+def test_facade_arguments_after_the_subject_are_keyword_only(demo_model) -> None:
     for analysis in ANALYSES.values():
-        parameters = list(inspect.signature(facade(analysis)).parameters.values())
+        parameters = list(inspect.signature(facade(analysis, demo_model)).parameters.values())
         leading = [p.name for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
-        assert leading in (["self"], ["self", parameters[1].name], ["checkpoints"]), (analysis.name, leading)
+        assert leading in ([], [parameters[0].name], ["checkpoints"]), (analysis.name, leading)

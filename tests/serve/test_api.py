@@ -113,6 +113,27 @@ def test_activations_json_is_the_cli_json_and_the_sprite_holds_every_map(client,
         np.testing.assert_array_equal(tile, expected)
 
 
+def test_the_menu_runs_each_viewer_analysis_on_the_picture_and_layer_on_show(client, served, fresh) -> None:
+    menu = {
+        entry["name"]: (entry["subject"], entry["layer"]) for entry in client.get("/api/analyses").json()["analyses"]
+    }
+    assert {name: menu.get(name) for name in ("layers", "project", "activations", "topk")} == {
+        "layers": ("model", False),
+        "project": ("image", True),
+        "activations": ("image", True),
+        "topk": None,  # registered, but reads a folder and is not for the viewer
+    }
+    params = {"image": "nested/stripes.png", "node": "conv2"}
+    answer = client.get("/api/run/activations", params=params).json()
+    assert answer == client.get("/api/activations", params=params).json()
+    expected = fresh.activations(served["images"] / "nested" / "stripes.png", node="conv2").figure()
+    np.testing.assert_array_equal(decoded(client.get("/api/run/activations.png", params=params)), expected)
+    assert client.get("/api/run/layers").json() == client.get("/api/layers").json()
+    assert client.get("/api/run/topk", params=params).status_code == 404
+    refused = client.get("/api/run/activations", params={"image": "nested/stripes.png"})
+    assert refused.status_code == 400 and "node" in refused.json()["error"]  # no layer on show
+
+
 def test_occlusion_json_is_model_occlude_and_the_heatmap_is_drawn_from_it(client, served, fresh) -> None:
     picture = served["images"] / "chelsea.png"
     params = {"image": "chelsea.png", "patch": 16, "stride": 8}

@@ -1,8 +1,8 @@
 """The viewer in a real browser: Debian's headless Chromium driven by Playwright against uvicorn.
 
 Load the page, pick an image, click a channel, wait for the projection to decode, toggle the rule
-(the picture changes), walk with the arrow keys, run an occlusion (the heatmap appears), upload a
-picture; no console
+(the picture changes), walk with the arrow keys, run an occlusion (the heatmap appears), run an
+analysis from the menu (its figure and summary appear), upload a picture; no console
 error on the way. Screenshots land in the test's tmp folder. Skips, saying why, only where Chromium
 or Playwright is missing.
 """
@@ -91,9 +91,16 @@ def test_the_viewer_works_in_headless_chromium(page, served, tmp_path) -> None:
     )
     page.screenshot(path=str(tmp_path / "occlusion.png"), full_page=True)
 
+    layer = page.eval_on_selector("#layers tr.selected", "row => row.dataset.node")
+    page.select_option("#analysis-picker", "activations")
+    page.click("#analysis-run")
+    _decoded_source(page, "#analysis-picture")
+    assert f'"node": "{layer}"' in page.inner_text("#analysis-summary")
+
     shown = page.eval_on_selector("#picture", "i => i.src")
     page.set_input_files("#upload", str(served["images"] / "nested" / "stripes.png"))
     assert "image=upload%3A" in _decoded_source(page, "#picture", shown)
     page.wait_for_function("() => document.querySelector('#heatmap').getAttribute('src') === null")
+    assert page.get_attribute("#analysis-picture", "src") is None
     assert page.inner_text("#status") == ""
     assert [m for m in page.messages if m[0] == "error"] == []

@@ -1,11 +1,12 @@
 // The viewer's page: picks an image and a layer, draws the activation grid from one sprite,
-// fetches a projection per clicked channel and an occlusion map, all from the JSON API.
+// fetches a projection per clicked channel and an occlusion map, all from the JSON API; its menu
+// lists the registered analyses (/api/analyses) and runs the one chosen on the image on show.
 // Text from the server is only ever set as textContent, never parsed as markup.
 "use strict";
 
 const tile = Number(document.body.dataset.tile);
 const columns = Number(document.body.dataset.columns);
-const state = { image: "", node: "", channel: null, channels: 0, rule: "deconvnet" };
+const state = { image: "", node: "", channel: null, channels: 0, rule: "deconvnet", analyses: new Map() };
 const $ = (id) => document.getElementById(id);
 
 function query(params) {
@@ -34,6 +35,8 @@ function setImage(reference) {
   $("picture").src = "/api/picture.png?" + query({ image: reference });
   $("heatmap").removeAttribute("src");
   $("occlusion-caption").textContent = "";
+  $("analysis-picture").removeAttribute("src");
+  $("analysis-summary").textContent = "";
   if (!state.node && layerRows().length) {
     state.node = layerRows()[0].dataset.node;
   }
@@ -141,6 +144,50 @@ async function occlude() {
   }
 }
 
+async function loadMenu() {
+  try {
+    const answer = await getJson("/api/analyses");
+    const picker = $("analysis-picker");
+    for (const entry of answer.analyses) {
+      state.analyses.set(entry.name, entry);
+      const option = document.createElement("option");
+      option.value = entry.name;
+      option.textContent = entry.name;
+      option.title = entry.help;
+      picker.appendChild(option);
+    }
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+async function runAnalysis() {
+  const entry = state.analyses.get($("analysis-picker").value);
+  if (!entry) {
+    return;
+  }
+  if (entry.subject === "image" && !state.image) {
+    say("Pick an image first.");
+    return;
+  }
+  const params = {};
+  if (entry.subject === "image") {
+    params.image = state.image;
+  }
+  if (entry.layer && state.node) {
+    params.node = state.node;
+  }
+  const route = "/api/run/" + encodeURIComponent(entry.name);
+  try {
+    const summary = await getJson(route + "?" + query(params));
+    $("analysis-summary").textContent = JSON.stringify(summary, null, 1);
+    $("analysis-picture").src = route + ".png?" + query(params);
+    say("");
+  } catch (error) {
+    say(error.message);
+  }
+}
+
 async function upload(file) {
   try {
     const answer = await getJson("/api/upload", { method: "POST", body: file });
@@ -174,6 +221,7 @@ function onKey(event) {
 $("image-picker").addEventListener("change", (event) => event.target.value && setImage(event.target.value));
 $("upload").addEventListener("change", (event) => event.target.files.length && upload(event.target.files[0]));
 $("occlude").addEventListener("click", occlude);
+$("analysis-run").addEventListener("click", runAnalysis);
 for (const row of layerRows()) {
   row.addEventListener("click", () => showLayer(row.dataset.node, state.channel));
 }
@@ -186,3 +234,4 @@ for (const radio of document.querySelectorAll("input[name=rule]")) {
   });
 }
 document.addEventListener("keydown", onKey);
+loadMenu();
