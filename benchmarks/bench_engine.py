@@ -109,6 +109,8 @@ def one_hot_top1(value: np.ndarray) -> np.ndarray:
 
 
 def build_projectors(case: Case, device: Device) -> dict[str, Projector]:
+    """One projector per variant, built once and reused by every round and batch (their inverse
+    takes any batch: paired, a seed per image)."""
     graph = load_graph(case.path)
     if case.layer not in graph.producer:
         raise SystemExit(f"{case.path.name} has no tensor '{case.layer}': rebuild it with scripts/")
@@ -212,13 +214,14 @@ def peaks(models: list[str]) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as cache:
             for state in ("graphs built (empty cache)", "graphs opened (cached)"):
                 env = dict(os.environ, ONNXVIZ_CACHE_DIR=cache, PYTHONPATH=str(ROOT))
-                command = [sys.executable, __file__, "--peak-child", model]
+                command = [sys.executable, __file__, "--peak-child", model]  # a fresh process: its own peak
                 done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
                 result = json.loads(done.stdout.splitlines()[-1])
                 yield f"{runs[model]:50s} {state:28s} {result['seconds']:7.1f} s {result['peak_mib']:8.0f} MiB"
 
 
 def machine() -> str:
+    """What the times were measured on, for the README's note."""
     with open("/proc/cpuinfo") as cpuinfo:
         cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
     with open("/proc/meminfo") as meminfo:
@@ -230,6 +233,7 @@ def machine() -> str:
 
 
 def load() -> str:
+    """The load average: this machine is shared, and the times mean little without it."""
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
