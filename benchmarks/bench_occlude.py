@@ -145,20 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         positions = ((224 - 32) // stride + 1) ** 2
         rows = {
             "onnxviz batched": lambda s=stride: model.occlude(
-                x, 32, s, target=target, batch_size=args.batch, incremental=False
+                x, patch=32, stride=s, target=target, batch_size=args.batch, incremental=False
             ),
             "onnxviz incremental": lambda s=stride: model.occlude(
-                x, 32, s, target=target, batch_size=args.batch, incremental=True
+                x, patch=32, stride=s, target=target, batch_size=args.batch, incremental=True
             ),
         }
         if stride not in args.no_batch1_at:
             rows["onnxviz batch 1"] = lambda s=stride: model.occlude(
-                x, 32, s, target=target, batch_size=1, incremental=False
+                x, patch=32, stride=s, target=target, batch_size=1, incremental=False
             )
         if captum_row is not None:
             rows["captum Occlusion"] = lambda s=stride: captum_row(s)
-        full = model.occlude(x, 32, stride, target=target, batch_size=args.batch, incremental=False)
-        fast = model.occlude(x, 32, stride, target=target, batch_size=args.batch, incremental=True)
+        full = model.occlude(x, patch=32, stride=stride, target=target, batch_size=args.batch, incremental=False)
+        fast = model.occlude(x, patch=32, stride=stride, target=target, batch_size=args.batch, incremental=True)
         checks[stride] = float(np.abs(fast.scores - full.scores).max() / np.abs(full.scores).max())
         for _ in range(args.rounds):
             for name, fn in rows.items():

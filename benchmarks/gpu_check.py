@@ -143,7 +143,7 @@ def compare_occlusion(name: str, reference: onnxviz.Model, candidate: onnxviz.Mo
         expected = reference.occlude(x, patch=patch, stride=stride)
     except OnnxvizError as exc:
         return [Row("occlude", name, True, note=f"not occludable on the CPU either: {exc}")]
-    got = candidate.occlude(x, patch=patch, stride=stride, target_class=expected.target)
+    got = candidate.occlude(x, patch=patch, stride=stride, target=expected.target)
     error = relative_error(expected.scores, got.scores)
     return [Row("occlude", f"{name} patch {patch} stride {stride}", error <= TOLERANCE, error, TOLERANCE)]
 
@@ -350,7 +350,9 @@ def placement_rows(candidate: str, folder: Path) -> list[Row]:
         rows += check_placement(f"demo project {rule}", provider, sessions)
     with profiled("demo occlude", folder) as sessions:
         model = onnxviz.load(DEMO, device=candidate)
-        model.occlude(np.random.default_rng(3).standard_normal(model.input_shape()).astype(np.float32), 16, 8)
+        model.occlude(
+            np.random.default_rng(3).standard_normal(model.input_shape()).astype(np.float32), patch=16, stride=8
+        )
     rows += check_placement("demo occlude", provider, sessions)
     pictures = folder / "pictures"
     pictures.mkdir(exist_ok=True)
@@ -359,7 +361,7 @@ def placement_rows(candidate: str, folder: Path) -> list[Row]:
         onnxviz.load(DEMO, device=candidate).topk(pictures, node="conv2", top_channels=2, k=2)
     rows += check_placement("demo topk", provider, sessions)
     with profiled("demo maximize", folder) as sessions:
-        onnxviz.load(DEMO, device=candidate).maximize("conv2", [1, 3], steps=2)
+        onnxviz.load(DEMO, device=candidate).maximize(node="conv2", channels=[1, 3], steps=2)
     rows += check_placement("demo maximize", provider, sessions)
     return rows
 

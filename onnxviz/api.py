@@ -28,13 +28,11 @@ from onnxviz.analyses.correspondence import Correspondence
 from onnxviz.analyses.layers import LayerInfo, LayerTable
 from onnxviz.analyses.registry import ANALYSES
 from onnxviz.core.loaded import LRN_MODES, LoadedModel, Source
-from onnxviz.core.progress import Progress
 from onnxviz.core.types import Image
 from onnxviz.data.scanner import Engine
 from onnxviz.errors import OptionError
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
-from onnxviz.targets.spelling import TargetSpelling
 
 __all__ = [
     "LRN_MODES",
@@ -97,18 +95,8 @@ class Model(LoadedModel):
         strongest, neither the single strongest."""
         return run("project", self, image, options)
 
-    def occlude(
-        self,
-        image: Image,
-        patch: int = 32,
-        stride: int = 16,
-        fill: str | float = "zero",
-        target: TargetSpelling = None,
-        batch_size: int | None = None,
-        labels: list[str] | None = None,
-        incremental: bool = True,
-        progress: Progress | None = None,
-    ) -> occlusion.OcclusionMap:
+    @forwards("occlude")
+    def occlude(self, image: Image, **options: Any) -> occlusion.OcclusionMap:
         """Occlusion sensitivity: the score of every patch position (see ``analyses/occlusion.py``).
 
         ``target``: a class K, ``"NAME[0,i,...]"`` (an element of any tensor), a
@@ -116,18 +104,7 @@ class Model(LoadedModel):
         ``incremental`` recomputes only the region each patch changes; the scores are the same as
         a full recompute, and it falls back to one where it cannot apply.
         """
-        return occlusion.occlude(
-            self,
-            image,
-            patch=patch,
-            stride=stride,
-            fill=fill,
-            target=target,
-            batch_size=batch_size,
-            labels=labels,
-            incremental=incremental,
-            progress=progress,
-        )
+        return run("occlude", self, image, options)
 
     @forwards("correspondence")
     def correspondence(self, masks: str | Path, **options: Any) -> Correspondence:

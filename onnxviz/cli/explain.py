@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from onnxviz.analyses.grids import GridOptions
+from onnxviz.analyses.occlusion import OccludeOptions
 from onnxviz.analyses.project import ProjectOptions
 from onnxviz.cli.application import command
 from onnxviz.cli.options import ImageArg, JsonOpt, ModelArg, ModelOptions
@@ -56,41 +58,26 @@ def occlude(
     model: ModelArg,
     image: ImageArg,
     options: ModelOptions,
-    patch: Annotated[int, typer.Option("--patch", help="Patch size P (pixels of the model input).")] = 32,
-    stride: Annotated[int, typer.Option("--stride", help="Step S between patch positions.")] = 16,
-    fill: Annotated[str, typer.Option("--fill", help="zero | mean | gray | a number (preprocessed space).")] = "zero",
-    target: Annotated[
-        str | None,
-        typer.Option("--target", help="What to score: class K, or NAME[0,i,...] an element of any tensor."),
-    ] = None,
+    settings: OccludeOptions,
     target_class: Annotated[int | None, typer.Option("--target-class", help="Class to score (default: top-1).")] = None,
     node: Annotated[str | None, typer.Option("--node", "-n", help="Score a feature map of this layer instead.")] = None,
     channel: Annotated[
         int | None, typer.Option("--channel", "-c", help="Channel of --node (default: strongest).")
     ] = None,
-    labels: Annotated[Path | None, typer.Option("--labels", help="Class names, one per line.")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Positions per run (default: from free memory).")
-    ] = None,
+    labels_file: Annotated[Path | None, typer.Option("--labels", help="Class names, one per line.")] = None,
     out_png: Annotated[
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_occlusion.png).")
     ] = None,
     raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 (rows, cols) score map as .npy.")] = None,
-    incremental: Annotated[
-        bool,
-        typer.Option("--incremental/--full", help="Recompute only what each patch changes (exact), or every layer."),
-    ] = True,
     json_output: JsonOpt = False,
 ) -> None:
     """Occlusion sensitivity: slide a patch over the image and map the class probability (or a feature map)."""
     loaded = options.load(model)
     load_notes(loaded)
-    names = read_labels(labels) if labels is not None else None
-    settings = dict(patch=patch, stride=stride, fill=fill, target=occlusion_target(target, target_class, node, channel))
+    names = read_labels(labels_file) if labels_file is not None else None
+    settings = replace(settings, target=occlusion_target(settings.target, target_class, node, channel), labels=names)
     with progress("occluding", counted=True, rate_unit="positions", quiet=json_output) as tracker:
-        result = loaded.occlude(
-            image, batch_size=batch_size, labels=names, incremental=incremental, progress=tracker.count, **settings
-        )
+        result = loaded.occlude(image, options=settings, progress=tracker.count)
     outputs = Outputs(out_png, raw, json_output)
     summary = result.summary() | outputs.write(result, result.scores, Path(f"{image.stem}_occlusion.png"))
     if json_output:
@@ -107,7 +94,7 @@ def occlude(
 
 
 def occlusion_target(
-    target: str | None, target_class: int | None, node: str | None, channel: int | None
+    target: TargetSpelling, target_class: int | None, node: str | None, channel: int | None
 ) -> TargetSpelling:
     """``--target``, or the flags that spelled a target before it: ``--target-class K`` (class K)
     and ``--node N [--channel C]`` (the total activation of a feature map)."""
