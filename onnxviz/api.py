@@ -20,12 +20,13 @@ import numpy as np
 from onnxviz.analyses import compare as comparison
 from onnxviz.analyses import embed as embedding
 from onnxviz.analyses import evolution as evolving
-from onnxviz.analyses import grids, maximize, occlusion, topk
+from onnxviz.analyses import grids, occlusion, topk
 from onnxviz.analyses import invariance as curves
 from onnxviz.analyses import project as projection
 from onnxviz.analyses.check import CheckReport, CheckResult
 from onnxviz.analyses.correspondence import Correspondence
 from onnxviz.analyses.layers import LayerInfo, LayerTable
+from onnxviz.analyses.maximize.analysis import Maximization
 from onnxviz.analyses.registry import ANALYSES
 from onnxviz.core.loaded import LRN_MODES, LoadedModel, Source
 from onnxviz.core.types import Image
@@ -143,9 +144,11 @@ class Model(LoadedModel):
         """Write ``forward.onnx`` (switches and chosen tensors as outputs) and ``inverse.onnx`` into ``out_dir``."""
         return run("invert", self, None, options)
 
-    def maximize(self, node: str, channels: list[int] | None = None, top: int | None = None, progress=None, **options):
-        """Activation maximisation of channels of ``node`` (options: ``analyses.maximize.analysis.Settings``)."""
-        return maximize.maximize(self, node, channels, top, progress, **options)
+    @forwards("maximize")
+    def maximize(self, **options: Any) -> Maximization:
+        """Activation maximisation of channels of ``node``: gradient ascent on the input (see
+        ``analyses/maximize/analysis.py``); ``progress(step, steps, objective)`` after each step."""
+        return run("maximize", self, None, options)
 
     @forwards("check")
     def check(self, **options: Any) -> CheckReport:

@@ -30,6 +30,8 @@ from onnxviz.analyses import (
     report,
     topk,
 )
+from onnxviz.analyses.maximize import analysis as maximize
+from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.core.options import Options
 
 
@@ -68,6 +70,7 @@ ANALYSES: dict[str, Analysis] = {
     a.name: a
     for a in (
         Analysis("layers", layers.LayersOptions, layers.layers, Subject.MODEL, viewer=True),
+        Analysis("maximize", MaximizeOptions, maximize.maximize, Subject.MODEL, progress=True),
         Analysis("check", check.CheckOptions, check.check, Subject.MODEL),
         Analysis("invert", export.InvertOptions, export.invert, Subject.MODEL),
         Analysis("filters", grids.GridOptions, grids.filters, Subject.MODEL),

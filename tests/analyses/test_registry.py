@@ -15,7 +15,7 @@ from onnxviz.serve.app import Endpoints
 
 # Commands that are not (yet) analyses of the registry: the server itself, and the analyses whose
 # Options come with their move into packages (occlude, maximize, compare).
-NOT_REGISTERED = {"serve", "maximize", "compare"}
+NOT_REGISTERED = {"serve", "compare"}
 
 
 def commands() -> dict:
