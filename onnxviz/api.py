@@ -15,15 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
-from onnxviz.analyses import compare as comparison
 from onnxviz.analyses import embed as embedding
 from onnxviz.analyses import evolution as evolving
 from onnxviz.analyses import grids, occlusion, topk
 from onnxviz.analyses import invariance as curves
 from onnxviz.analyses import project as projection
 from onnxviz.analyses.check import CheckReport, CheckResult
+from onnxviz.analyses.compare.measures import Comparison
 from onnxviz.analyses.correspondence import Correspondence
 from onnxviz.analyses.layers import LayerInfo, LayerTable
 from onnxviz.analyses.maximize.analysis import Maximization
@@ -179,15 +177,18 @@ def load(
     return Model.open(Source(str(path), device, preset, libraries, preprocessing))
 
 
-def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: list[str | Path | np.ndarray], **options):
+@forwards("compare")
+def compare(
+    model_a: Model | str | Path, model_b: Model | str | Path, images: Sequence[Image], **options: Any
+) -> Comparison:
     """Does ``model_b``, a conversion of ``model_a``, still see what ``model_a`` sees?
 
-    Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
+    Paths are loaded with the defaults; ``options`` are those of ``analyses.compare.CompareOptions``.
     Returns a ``Comparison``: ``ok`` (within tolerance), ``summary()``, ``rows()``.
     """
     first = model_a if isinstance(model_a, Model) else load(model_a)
     second = model_b if isinstance(model_b, Model) else load(model_b)
-    return comparison.compare(first, second, images, **options)
+    return run("compare", (first, second), images, options)
 
 
 @forwards("evolution")

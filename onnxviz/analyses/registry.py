@@ -30,6 +30,7 @@ from onnxviz.analyses import (
     report,
     topk,
 )
+from onnxviz.analyses.compare import analysis as compare
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.core.options import Options
@@ -44,6 +45,7 @@ class Subject(Enum):
     FOLDER = "folder"
     MASKS = "masks"  # a JSON file naming images and their parts' rectangles
     CHECKPOINTS = "checkpoints"  # several models, loaded one after the other
+    PAIR = "pair"  # images, read by two models (an original and its conversion): the model is the pair
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ ANALYSES: dict[str, Analysis] = {
             Subject.MASKS,
             progress=True,
         ),
+        Analysis("compare", compare.CompareOptions, compare.compare, Subject.PAIR, progress=True),
         Analysis("evolution", evolution.EvolutionOptions, evolution.evolution, Subject.CHECKPOINTS, progress=True),
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
     )

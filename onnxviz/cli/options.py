@@ -30,10 +30,6 @@ ImageArg = Annotated[
     Path, typer.Argument(help="A picture OpenCV can read, or a .npy input tensor.", show_default=False)
 ]
 ImagesArg = Annotated[list[Path], typer.Argument(help="Pictures or .npy inputs.", show_default=False)]
-NodeOpt = Annotated[
-    str, typer.Option("--node", "-n", help="Node name, tensor name, alias (conv5, pool2, fc1) or unique substring.")
-]
-RuleOpt = Annotated[str, typer.Option("--rule", help="deconvnet | guided | saliency.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
 CustomOpsOpt = Annotated[
     list[Path] | None,

@@ -13,9 +13,8 @@ from onnxviz.analyses.registry import ANALYSES, Analysis, Subject
 from onnxviz.core.options import Options, declared, flag_of, option
 from onnxviz.serve.app import Endpoints
 
-# Commands that are not (yet) analyses of the registry: the server itself, and the analyses whose
-# Options come with their move into packages (occlude, maximize, compare).
-NOT_REGISTERED = {"serve", "compare"}
+# Commands that are not analyses of the registry: the server itself.
+NOT_REGISTERED = {"serve"}
 
 
 def commands() -> dict:
@@ -28,7 +27,7 @@ def viewer_routes() -> set[str]:
 
 def facade(analysis: Analysis):
     """The facade's call for ``analysis``: a ``Model`` method, or for several models an ``api`` function."""
-    owner = api if analysis.subject is Subject.CHECKPOINTS else api.Model
+    owner = api if analysis.subject in (Subject.CHECKPOINTS, Subject.PAIR) else api.Model
     return getattr(owner, analysis.name, None)
 
 
@@ -97,4 +96,5 @@ def test_facade_arguments_after_the_subject_are_keyword_only() -> None:
     for analysis in ANALYSES.values():
         parameters = list(inspect.signature(facade(analysis)).parameters.values())
         leading = [p.name for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
-        assert leading in (["self"], ["self", parameters[1].name], ["checkpoints"]), (analysis.name, leading)
+        several = (["checkpoints"], ["model_a", "model_b", "images"])
+        assert leading in (["self"], ["self", parameters[1].name], *several), (analysis.name, leading)
