@@ -142,7 +142,7 @@ def expand(func: Callable[..., Any]) -> tuple[inspect.Signature, Call, dict[str,
     (after the command's own); the call gathers them back into the dataclass. A bundle is either
     an analysis's ``Options`` (flags from its fields' ``option`` metadata; fields set by the
     program, ``cli=False``, are left to the command) or a dataclass whose fields are ``Annotated``
-    flags (``ModelOptions``, ``ScanOptions``, maximize's settings). ``ModelOptions`` gets the
+    flags (``ModelOptions``, ``ScanOptions``, ``occlude``'s ``ScoredFlags``). ``ModelOptions`` gets the
     custom-op libraries given before the command first. Annotations are resolved here because
     typer reads a given ``__signature__`` as it is.
     """

@@ -1,6 +1,6 @@
 """Does a converted model still see what the original sees?
 
-``compare(A, B, images)`` runs the original A and its conversion B (another exporter, tf2onnx,
+``compare((A, B), images, options)`` runs the original A and its conversion B (another exporter, tf2onnx,
 fp16, int8) on the same images and measures, against tolerances for B's precision:
 
 * per image, on the outputs: top-1 agreement, and max |Δp| over classes, p = softmax of the
