@@ -72,10 +72,10 @@ ANALYSES: dict[str, Analysis] = {
     a.name: a
     for a in (
         Analysis("layers", layers.LayersOptions, layers.layers, Subject.MODEL, viewer=True),
-        Analysis("maximize", MaximizeOptions, maximize.maximize, Subject.MODEL, progress=True),
         Analysis("check", check.CheckOptions, check.check, Subject.MODEL),
         Analysis("invert", export.InvertOptions, export.invert, Subject.MODEL),
         Analysis("filters", grids.GridOptions, grids.filters, Subject.MODEL),
+        Analysis("maximize", MaximizeOptions, maximize.maximize, Subject.MODEL, progress=True),
         Analysis("project", project.ProjectOptions, project.project, Subject.IMAGE, viewer=True),
         Analysis("occlude", occlusion.OccludeOptions, occlusion.occlude, Subject.IMAGE, progress=True, viewer=True),
         Analysis("activations", grids.GridOptions, grids.activations, Subject.IMAGE, viewer=True),

@@ -221,7 +221,7 @@ def _items(name: str, texts: list[str] | None, item: type, sequence: type = list
     in a ``sequence`` (a tuple for a field typed as one, e.g. ``--zoom 0.9,1.1``)."""
     if not texts:
         return None
-    parts = [v.strip() for text in texts for v in text.split(",") if v.strip()]
+    parts = [v.strip() for text in texts for v in str(text).split(",") if v.strip()]  # str: a default comes as numbers
     try:
         return sequence(item(v) for v in parts)
     except ValueError:
