@@ -60,8 +60,8 @@ def onnxviz_steps(model: onnxviz.Model, steps: int) -> Timing:
     ends: list[float] = []
     started = time.perf_counter()
     model.maximize(
-        "relu4_3",
-        CHANNELS,
+        node="relu4_3",
+        channels=CHANNELS,
         param="pixel",
         steps=steps,
         jitter=0,

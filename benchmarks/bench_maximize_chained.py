@@ -16,19 +16,21 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 import onnxviz
-from onnxviz.analyses.maximize.analysis import Settings, _ascend, problem, start_image
+from onnxviz.analyses.maximize.analysis import _ascend, problem, start_image
 from onnxviz.analyses.maximize.device import ascend_chained
+from onnxviz.analyses.maximize.options import MaximizeOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANNELS = [0, 17, 60, 101, 200, 300, 411, 500]
 
 
-def timed_run(posed, settings: Settings, chained: bool) -> tuple[float, np.ndarray]:
+def timed_run(posed, settings: MaximizeOptions, chained: bool) -> tuple[float, np.ndarray]:
     """Seconds per step of one seeded run, and its final image."""
     rng = np.random.default_rng(settings.seed)
     image = start_image(posed, settings, rng)  # the defaults: fft
@@ -42,10 +44,10 @@ def timed_run(posed, settings: Settings, chained: bool) -> tuple[float, np.ndarr
 
 
 def compare(label: str, model: onnxviz.Model, node: str, channels: list[int], steps: int, rounds: int) -> None:
-    settings = Settings.make(steps=steps)
-    posed = problem(model, node, channels, None, settings)
+    settings = MaximizeOptions(node=node, channels=channels, steps=steps)
+    posed = problem(model, settings)
     posed.engine.value(np.zeros((len(channels), *model.input_shape()[1:]), np.float32))  # warm
-    timed_run(posed, Settings.make(steps=1), chained=True)  # warm: the small graphs' first runs
+    timed_run(posed, replace(settings, steps=1), chained=True)  # warm: the small graphs' first runs
     ratios, numpy_times, chained_times = [], [], []
     for round_ in range(rounds):
         numpy_time, numpy_final = timed_run(posed, settings, chained=False)

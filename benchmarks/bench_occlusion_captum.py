@@ -42,6 +42,7 @@ import numpy as np
 
 import onnxviz
 from onnxviz.runtime import sessions
+from onnxviz.targets.tensors import ChannelTarget
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -141,7 +142,13 @@ class Case:
 
     def onnxviz(self) -> None:
         self.results["onnxviz"] = self.model.occlude(
-            self.x, PATCH, self.stride, fill="zero", target_class=self.target, batch_size=self.batch, incremental=True
+            self.x,
+            patch=PATCH,
+            stride=self.stride,
+            fill="zero",
+            target=self.target,
+            batch_size=self.batch,
+            incremental=True,
         )
 
     def captum(self) -> None:
@@ -169,7 +176,12 @@ class Case:
         logits = self.forward.per_position(self.forward.logits, shape)
         layer = self.model.resolve(self.model.graph.output_names[0]).alias
         ours = self.model.occlude(
-            self.x, PATCH, self.stride, fill="zero", node=layer, channel=self.target, batch_size=self.batch
+            self.x,
+            patch=PATCH,
+            stride=self.stride,
+            fill="zero",
+            target=ChannelTarget(layer, self.target),
+            batch_size=self.batch,
         )
         attribution = self.results["captum"][0].numpy()
         rebuilt = rebuilt_attribution(fast.scores, fast.baseline, self.stride, self.x.shape[2])
@@ -204,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     networks: dict = {}
     cases = [Case(arch, int(stride), args.batch, networks) for arch, stride in (c.split(":") for c in args.cases)]
     for case in cases:
-        case.model.occlude(case.x, PATCH, case.stride, batch_size=args.batch)  # warm: sessions built once
+        case.model.occlude(case.x, patch=PATCH, stride=case.stride, batch_size=args.batch)  # warm: sessions built once
     times = {(c.arch, c.stride): {"onnxviz": [], "captum": []} for c in cases}
     checks = {}
     for round_index in range(args.rounds):

@@ -161,8 +161,8 @@ def compare_maximize(reference: onnxviz.Model, candidate: onnxviz.Model) -> list
     rows = []
     for node, options in MAXIMIZE_CASES:
         subject = f"demo {node} {options.get('param', 'fft defaults')}"
-        expected = reference.maximize(node, [1, 3], steps=8, seed=0, **options).curve
-        got = candidate.maximize(node, [1, 3], steps=8, seed=0, **options).curve
+        expected = reference.maximize(node=node, channels=[1, 3], steps=8, seed=0, **options).curve
+        got = candidate.maximize(node=node, channels=[1, 3], steps=8, seed=0, **options).curve
         first = relative_error(expected[0], got[0])
         rows.append(Row("maximize", f"{subject} step 1", first <= FIRST_STEP_TOLERANCE, first, FIRST_STEP_TOLERANCE))
         error = relative_error(expected, got)
@@ -328,7 +328,7 @@ def vgg16_timings(path: Path, device: str, rounds: int, folder: Path) -> list[st
             folder, node="conv13", top_channels=8, k=4
         ),
         "maximize relu4_3, K 8, 4 steps (pixel)": lambda: model.maximize(
-            "relu4_3", list(range(8)), steps=4, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0
+            node="relu4_3", channels=list(range(8)), steps=4, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0
         ),
     }
     return [f"{device:>4}  {name:<46} {median_seconds(run, rounds) * 1000:10.1f} ms" for name, run in cases.items()]
@@ -361,7 +361,7 @@ def placement_rows(candidate: str, folder: Path) -> list[Row]:
         onnxviz.load(DEMO, device=candidate).topk(pictures, node="conv2", top_channels=2, k=2)
     rows += check_placement("demo topk", provider, sessions)
     with profiled("demo maximize", folder) as sessions:
-        onnxviz.load(DEMO, device=candidate).maximize("conv2", [1, 3], steps=2)
+        onnxviz.load(DEMO, device=candidate).maximize(node="conv2", channels=[1, 3], steps=2)
     rows += check_placement("demo maximize", provider, sessions)
     return rows
 

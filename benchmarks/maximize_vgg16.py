@@ -61,7 +61,7 @@ def quality(model: onnxviz.Model, model_path: Path, steps: int) -> int:
     tensor = model.resolve(QUALITY_LAYER).tensor
     natural = channel_means(model_path, tensor, natural_batch(model))[:, QUALITY_CHANNELS].mean(axis=0)
     started = time.perf_counter()
-    result = model.maximize(QUALITY_LAYER, QUALITY_CHANNELS, steps=steps)
+    result = model.maximize(node=QUALITY_LAYER, channels=QUALITY_CHANNELS, steps=steps)
     seconds = time.perf_counter() - started
     found = channel_means(model_path, tensor, result.images)[np.arange(8), QUALITY_CHANNELS]
     wins = int((found > natural).sum())
@@ -74,7 +74,7 @@ def quality(model: onnxviz.Model, model_path: Path, steps: int) -> int:
 def picture(model: onnxviz.Model, steps: int, out: Path) -> None:
     rows = []
     for layer in PICTURE_LAYERS:
-        result = model.maximize(layer, PICTURE_CHANNELS, steps=steps)
+        result = model.maximize(node=layer, channels=PICTURE_CHANNELS, steps=steps)
         tiles = [
             render.titled_tile(
                 picture_from_tensor(image, result.layout, result.preprocessing),

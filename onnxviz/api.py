@@ -17,26 +17,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
-from onnxviz.analyses import compare as comparison
 from onnxviz.analyses import embed as embedding
 from onnxviz.analyses import evolution as evolving
-from onnxviz.analyses import grids, maximize, occlusion, topk
+from onnxviz.analyses import grids, occlusion, topk
 from onnxviz.analyses import invariance as curves
 from onnxviz.analyses import project as projection
 from onnxviz.analyses.check import CheckReport, CheckResult
+from onnxviz.analyses.compare.measures import Comparison
 from onnxviz.analyses.correspondence import Correspondence
 from onnxviz.analyses.layers import LayerInfo, LayerTable
+from onnxviz.analyses.maximize.analysis import Maximization
 from onnxviz.analyses.registry import ANALYSES, Subject
 from onnxviz.core.loaded import LRN_MODES, LoadedModel, Source
-from onnxviz.core.progress import Progress
 from onnxviz.core.types import Image
 from onnxviz.data.scanner import Engine
 from onnxviz.errors import OptionError
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
-from onnxviz.targets.spelling import TargetSpelling
 
 __all__ = [
     "LRN_MODES",
@@ -143,18 +140,8 @@ class Model(LoadedModel):
         strongest, neither the single strongest."""
         return run("project", self, image, options)
 
-    def occlude(
-        self,
-        image: Image,
-        patch: int = 32,
-        stride: int = 16,
-        fill: str | float = "zero",
-        target: TargetSpelling = None,
-        batch_size: int | None = None,
-        labels: list[str] | None = None,
-        incremental: bool = True,
-        progress: Progress | None = None,
-    ) -> occlusion.OcclusionMap:
+    @forwards("occlude")
+    def occlude(self, image: Image, **options: Any) -> occlusion.OcclusionMap:
         """Occlusion sensitivity: the score of every patch position (see ``analyses/occlusion.py``).
 
         ``target``: a class K, ``"NAME[0,i,...]"`` (an element of any tensor), a
@@ -162,18 +149,7 @@ class Model(LoadedModel):
         ``incremental`` recomputes only the region each patch changes; the scores are the same as
         a full recompute, and it falls back to one where it cannot apply.
         """
-        return occlusion.occlude(
-            self,
-            image,
-            patch=patch,
-            stride=stride,
-            fill=fill,
-            target=target,
-            batch_size=batch_size,
-            labels=labels,
-            incremental=incremental,
-            progress=progress,
-        )
+        return run("occlude", self, image, options)
 
     @forwards("correspondence")
     def correspondence(self, masks: str | Path, **options: Any) -> Correspondence:
@@ -212,9 +188,11 @@ class Model(LoadedModel):
         """Write ``forward.onnx`` (switches and chosen tensors as outputs) and ``inverse.onnx`` into ``out_dir``."""
         return run("invert", self, None, options)
 
-    def maximize(self, node: str, channels: list[int] | None = None, top: int | None = None, progress=None, **options):
-        """Activation maximisation of channels of ``node`` (options: ``analyses.maximize.analysis.Settings``)."""
-        return maximize.maximize(self, node, channels, top, progress, **options)
+    @forwards("maximize")
+    def maximize(self, **options: Any) -> Maximization:
+        """Activation maximisation of channels of ``node``: gradient ascent on the input (see
+        ``analyses/maximize/analysis.py``); ``progress(step, steps, objective)`` after each step."""
+        return run("maximize", self, None, options)
 
     @forwards("check")
     def check(self, **options: Any) -> CheckReport:
@@ -245,15 +223,18 @@ def load(
     return Model.open(Source(str(path), device, preset, libraries, preprocessing))
 
 
-def compare(model_a: Model | str | Path, model_b: Model | str | Path, images: list[str | Path | np.ndarray], **options):
+@forwards("compare")
+def compare(
+    model_a: Model | str | Path, model_b: Model | str | Path, images: Sequence[Image], **options: Any
+) -> Comparison:
     """Does ``model_b``, a conversion of ``model_a``, still see what ``model_a`` sees?
 
-    Paths are loaded with the defaults; ``options`` are those of ``onnxviz.analyses.compare``.
+    Paths are loaded with the defaults; ``options`` are those of ``analyses.compare.CompareOptions``.
     Returns a ``Comparison``: ``ok`` (within tolerance), ``summary()``, ``rows()``.
     """
     first = model_a if isinstance(model_a, Model) else load(model_a)
     second = model_b if isinstance(model_b, Model) else load(model_b)
-    return comparison.compare(first, second, images, **options)
+    return run("compare", (first, second), images, options)
 
 
 @forwards("evolution")

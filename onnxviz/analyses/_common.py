@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxviz.data.preprocess import Preprocessing
-from onnxviz.errors import OptionError, UsageError
+from onnxviz.errors import OptionError
 
 NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -43,7 +43,7 @@ def fill_values(fill: str | float, x: np.ndarray, layout: str, prep: Preprocessi
     if fill == "gray":
         grey = np.full(channels, 128.0 * prep.scale, np.float32)
         return (grey - np.asarray(prep.mean, np.float32)[:channels]) / np.asarray(prep.std, np.float32)[:channels]
-    raise UsageError(f"Unknown --fill '{fill}'.", "Use zero, mean, gray, or a number.")
+    raise OptionError("fill", f"Unknown {{option}} '{fill}'.", "Use zero, mean, gray, or a number.")
 
 
 def _is_number(text: str) -> bool:

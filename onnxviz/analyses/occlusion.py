@@ -7,6 +7,9 @@ the other kinds the score itself (a feature map's total activation, a tensor ele
 Positions run in batches: the occluded images are made on the device by the perturbation engine
 and scored by the forward runner, or, where it applies, the incremental engine recomputes only
 the region each patch changes (same scores).
+
+The default patch, ``OccludeOptions().patch``, is the one every other caller derives its own
+from (``compare``, ``report``, the viewer).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import numpy as np
 
 from onnxviz.analyses._common import fill_values, softmax
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import batch_size_for, run_in_batches
 from onnxviz.runtime.engines import OccluderKey
@@ -31,6 +35,28 @@ from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.incremental import IncrementalKey, IncrementalOcclusion
 from onnxviz.targets.base import ResolvedTarget
 from onnxviz.targets.spelling import TargetSpelling, parse_target
+
+TARGET_HELP = "What to score: class K, or NAME[0,i,...] an element of any tensor (default: the top-1 class)."
+
+
+@dataclass(frozen=True)
+class OccludeOptions(Options):
+    """The patch, its step and fill, what is scored, and how the positions run."""
+
+    patch: int = field(default=32, metadata=option("Patch size P (pixels of the model input).", min=1))
+    stride: int = field(default=16, metadata=option("Step S between patch positions.", min=1))
+    fill: str | float = field(default="zero", metadata=option("zero | mean | gray | a number (preprocessed space)."))
+    target: TargetSpelling = field(default=None, metadata=option(TARGET_HELP))
+    batch_size: int | None = field(
+        default=None, metadata=option("Positions per run (default: from free memory).", min=1)
+    )
+    labels: list[str] | None = field(
+        default=None, metadata=option("Class names in class order (default: the model's).", cli=False)
+    )
+    incremental: bool = field(
+        default=True,
+        metadata=option("Recompute only what each patch changes (exact), or every layer.", flag="--incremental/--full"),
+    )
 
 
 @dataclass(frozen=True)
@@ -56,11 +82,12 @@ class Grid:
 
 def make_grid(patch: int, stride: int, height: int, width: int) -> Grid:
     if patch <= 0:
-        raise UsageError(f"--patch must be positive; got {patch}.")
+        raise OptionError("patch", f"{{option}} must be positive; got {patch}.")
     if stride <= 0:
-        raise UsageError(f"--stride must be positive; got {stride}.")
+        raise OptionError("stride", f"{{option}} must be positive; got {stride}.")
     if patch > height or patch > width:
-        raise UsageError(f"--patch {patch} is larger than the model input ({height}x{width}).", "Use a smaller patch.")
+        message = f"{{option}} {patch} is larger than the model input ({height}x{width})."
+        raise OptionError("patch", message, "Use a smaller patch.")
     return Grid(patch, stride, height, width)
 
 
@@ -192,35 +219,25 @@ class OcclusionMap(Result):
 
 
 def occlude(
-    model: LoadedModel,
-    image: Image,
-    *,
-    patch: int = 32,
-    stride: int = 16,
-    fill: str | float = "zero",
-    target: TargetSpelling = None,
-    batch_size: int | None = None,
-    labels: list[str] | None = None,
-    incremental: bool = True,
-    progress: Progress | None = None,
+    model: LoadedModel, image: Image, options: OccludeOptions, progress: Progress | None = None
 ) -> OcclusionMap:
-    """The score of ``target`` (``onnxviz.targets``: a class, ``NAME[i,...]``, a ``ChannelTarget``;
-    default each image's top-1 class) at every patch position; ``incremental`` recomputes only what
-    each patch changes (the same scores as a full recompute) and falls back to one where it cannot
-    apply."""
+    """The score of ``options.target`` (``onnxviz.targets``: a class, ``NAME[i,...]``, a
+    ``ChannelTarget``; default each image's top-1 class) at every patch position;
+    ``options.incremental`` recomputes only what each patch changes (the same scores as a full
+    recompute) and falls back to one where it cannot apply."""
     started = time.perf_counter()
     x, picture, shape = model.prepare(image)
     h_axis = model.height_axis
-    grid = make_grid(patch, stride, shape[h_axis], shape[h_axis + 1])
-    scored = parse_target(target)
+    grid = make_grid(options.patch, options.stride, shape[h_axis], shape[h_axis + 1])
+    scored = parse_target(options.target)
     tensor = scored.tensor(model.graph)
     shapes = model.graph.shapes(shape)
     runner = model.forward_runner(tensor, shape)
     (unoccluded,) = runner.run(x)
     resolved = scored.resolve(model.graph, unoccluded)
-    fills = fill_values(fill, x, model.layout, model.preprocessing)
-    size = batch_size_for(model.graph, shapes, batch_size) if runner.batched else 1
-    evaluate, engine = _evaluator(model, runner, x, tensor, grid, fills, incremental)
+    fills = fill_values(options.fill, x, model.layout, model.preprocessing)
+    size = batch_size_for(model.graph, shapes, options.batch_size) if runner.batched else 1
+    evaluate, engine = _evaluator(model, runner, x, tensor, grid, fills, options.incremental)
     prepared = time.perf_counter()
     outputs = run_in_batches(evaluate, grid.rows * grid.cols, size, progress)
     finished = time.perf_counter()
@@ -236,8 +253,8 @@ def occlude(
         layout=model.layout,
         preprocessing=model.preprocessing,
         picture=picture,
-        labels=labels or model.labels(),
-        fill=str(fill),
+        labels=options.labels or model.labels(),
+        fill=str(options.fill),
         device=model.device.name,
         batch_size=size,
         note=runner.note,

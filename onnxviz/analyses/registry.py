@@ -27,10 +27,14 @@ from onnxviz.analyses import (
     grids,
     invariance,
     layers,
+    occlusion,
     project,
     report,
     topk,
 )
+from onnxviz.analyses.compare import analysis as compare
+from onnxviz.analyses.maximize import analysis as maximize
+from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.core.options import Options
 
 
@@ -43,6 +47,7 @@ class Subject(Enum):
     FOLDER = "folder"
     MASKS = "masks"  # a JSON file naming images and their parts' rectangles
     CHECKPOINTS = "checkpoints"  # several models, loaded one after the other
+    PAIR = "pair"  # images, read by two models (an original and its conversion): the model is the pair
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,9 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("check", check.CheckOptions, check.check, Subject.MODEL),
         Analysis("invert", export.InvertOptions, export.invert, Subject.MODEL),
         Analysis("filters", grids.GridOptions, grids.filters, Subject.MODEL),
+        Analysis("maximize", MaximizeOptions, maximize.maximize, Subject.MODEL, progress=True),
         Analysis("project", project.ProjectOptions, project.project, Subject.IMAGE, viewer=True),
+        Analysis("occlude", occlusion.OccludeOptions, occlusion.occlude, Subject.IMAGE, progress=True, viewer=True),
         Analysis("activations", grids.GridOptions, grids.activations, Subject.IMAGE, viewer=True),
         Analysis("topk", topk.TopKOptions, topk.topk, Subject.FOLDER, progress=True),
         Analysis("report", report.ReportOptions, report.report, Subject.IMAGES, progress=True),
@@ -84,6 +91,7 @@ ANALYSES: dict[str, Analysis] = {
             Subject.MASKS,
             progress=True,
         ),
+        Analysis("compare", compare.CompareOptions, compare.compare, Subject.PAIR, progress=True),
         Analysis("evolution", evolution.EvolutionOptions, evolution.evolution, Subject.CHECKPOINTS, progress=True),
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
     )

@@ -7,13 +7,13 @@ drawn from them by ``onnxviz.render.report``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from onnxviz.analyses.grids import ActivationGrid, GridOptions, activations
 from onnxviz.analyses.invariance import InvarianceCurves, InvarianceOptions, invariance
 from onnxviz.analyses.layers import LayerTable, layers
-from onnxviz.analyses.occlusion import OcclusionMap, occlude
+from onnxviz.analyses.occlusion import OccludeOptions, OcclusionMap, occlude
 from onnxviz.analyses.project import Projection, ProjectOptions, project
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
@@ -65,6 +65,9 @@ class Report(Result):
             ],
             "invariance": {curves.transform: curves.summary() for curves in self.invariance},
         }
+
+
+IMAGENET_SIDE = 224  # the input side the default occlusion patch is sized for
 
 
 @dataclass(frozen=True)
@@ -129,16 +132,22 @@ def _invariance(
     return curves
 
 
+def _scaled_patch(side: int) -> int:
+    """The default patch scaled to the input: its share of an ImageNet input's side (a seventh),
+    so a page of small inputs still shows a map of several positions; at least 2 pixels."""
+    return max(2, side * OccludeOptions().patch // IMAGENET_SIDE)
+
+
 def _occlusion(model: LoadedModel, image: Path, convs: list[str], patch: int | None) -> tuple[OcclusionMap | None, str]:
     """The class probability for a classifier, else the strongest map of the last conv layer."""
     shape = model.input_shape()
     h_axis = model.height_axis
-    patch = patch or max(2, min(shape[h_axis], shape[h_axis + 1]) // 7)
-    stride = max(1, patch // 2)
+    patch = patch or _scaled_patch(min(shape[h_axis], shape[h_axis + 1]))
+    options = OccludeOptions(patch=patch, stride=max(1, patch // 2), fill="gray")
     logits = ClassTarget().tensor(model.graph)
     if len(model.graph.shapes(shape)[logits]) == 2:
-        return occlude(model, image, patch=patch, stride=stride, fill="gray"), "class probability"
+        return occlude(model, image, options), "class probability"
     if convs:
-        result = occlude(model, image, patch=patch, stride=stride, fill="gray", target=ChannelTarget(convs[-1]))
+        result = occlude(model, image, replace(options, target=ChannelTarget(convs[-1])))
         return result, f"total activation of the strongest {convs[-1]} map"
     return None, ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -10,11 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from onnxviz import api
+from onnxviz.analyses.compare.analysis import CompareOptions
 from onnxviz.analyses.compare.measures import Comparison
-from onnxviz.analyses.compare.pairing import layer_request
 from onnxviz.cli.application import command
-from onnxviz.cli.options import ImagesArg, JsonOpt, ModelOptions, RuleOpt
+from onnxviz.cli.options import ImagesArg, JsonOpt, ModelOptions
 from onnxviz.cli.output import err, note, out, print_json, progress
+from onnxviz.errors import UsageError
 
 
 @command
@@ -23,45 +25,35 @@ def compare(
     model_b: Annotated[Path, typer.Argument(help="Its conversion (exporter, fp16, int8…).", show_default=False)],
     images: ImagesArg,
     options: ModelOptions,
-    layers: Annotated[
-        list[str] | None, typer.Option("--layers", help="Layers named alike in both: conv2,pool3 or repeated.")
-    ] = None,
+    settings: CompareOptions,
     pairs: Annotated[
         list[str] | None, typer.Option("--map", help="A's layer = B's layer (node, tensor or alias), repeatable.")
-    ] = None,
-    rule: RuleOpt = "deconvnet",
-    top: Annotated[int, typer.Option("--top", help="Channels projected per layer (0: none).")] = 4,
-    occlusion: Annotated[bool, typer.Option("--occlusion", help="Also correlate the occlusion maps.")] = False,
-    patch: Annotated[int | None, typer.Option("--patch", help="Occlusion patch (default: side/4, ≤ 32).")] = None,
-    stride: Annotated[int | None, typer.Option("--stride", help="Occlusion stride (default: patch/2).")] = None,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Factor on every default tolerance.")] = 1.0,
-    precision: Annotated[
-        str | None, typer.Option("--precision", help="fp32 | fp16 | int8 tolerances (default: from the models).")
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Does a converted model still see what the original sees? Exit 1 when a measure is beyond tolerance."""
     loaded_a, loaded_b = options.load(model_a), options.load(model_b)
     note(loaded_a.device.note)  # the load notes of both models are in the result
-    chosen, mapping = layer_request(layers, pairs)
-    settings = dict(layers=chosen, mapping=mapping, rule=rule, top=top, occlusion=occlusion, tolerance=tolerance)
+    settings = replace(settings, mapping=layer_mapping(pairs))
     with progress("compare") as tracker:
-        result = api.compare(
-            loaded_a,
-            loaded_b,
-            images,
-            precision=precision,
-            patch=patch,
-            stride=stride,
-            progress=tracker.describe,
-            **settings,
-        )
+        result = api.compare(loaded_a, loaded_b, images, options=settings, progress=tracker.describe)
     if json_output:
         print_json(result.summary())
     else:
         print_comparison(result, f"{model_b.name} against {model_a.name}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+def layer_mapping(pairs: list[str] | None) -> dict[str, str]:
+    """``--map A=B[,A=B]`` (repeatable) as ``CompareOptions.mapping``: A's layer to B's."""
+    mapping = {}
+    for text in (t for texts in pairs or [] for t in texts.split(",") if t.strip()):
+        name_a, _, name_b = text.partition("=")
+        if not name_a.strip() or not name_b.strip():
+            raise UsageError(f"--map takes A=B (A's layer, B's layer); got '{text}'.")
+        mapping[name_a.strip()] = name_b.strip()
+    return mapping
 
 
 def print_comparison(result: Comparison, title: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from onnxviz.analyses.grids import GridOptions
+from onnxviz.analyses.occlusion import OccludeOptions
 from onnxviz.analyses.project import ProjectOptions
 from onnxviz.cli.application import command
 from onnxviz.cli.options import ImageArg, JsonOpt, ModelArg, ModelOptions
@@ -51,46 +53,72 @@ def project(
     outputs.print_paths()
 
 
+@dataclass(frozen=True)
+class ScoredFlags:
+    """``occlude``'s flags beside its ``OccludeOptions``: the spellings of a target from before
+    ``--target``, and the labels file."""
+
+    target_class: Annotated[int | None, typer.Option("--target-class", help="Class to score (default: top-1).")] = None
+    node: Annotated[str | None, typer.Option("--node", "-n", help="Score a feature map of this layer instead.")] = None
+    channel: Annotated[int | None, typer.Option("--channel", "-c", help="Channel of --node (default: strongest).")] = (
+        None
+    )
+    labels_file: Annotated[Path | None, typer.Option("--labels", help="Class names, one per line.")] = None
+
+    def target(self, target: TargetSpelling) -> TargetSpelling:
+        """``--target``, or the flags that spelled a target before it: ``--target-class K`` (class K)
+        and ``--node N [--channel C]`` (the total activation of a feature map)."""
+        if self.node is None and self.channel is not None:
+            raise UsageError("--channel needs --node: the channel of which layer?")
+        given = [
+            flag
+            for flag, value in (
+                ("--target", target),
+                ("--target-class", self.target_class),
+                ("--node/--channel", self.node),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise UsageError(
+                f"Give either {' or '.join(given)}, not {'both' if len(given) == 2 else 'all three'}: each names "
+                "what is scored.",
+                "--target K is --target-class K; --node/--channel scores a feature map's total activation.",
+            )
+        if self.node is not None:
+            return ChannelTarget(self.node, self.channel)
+        return target if target is not None else self.target_class
+
+    def labels(self) -> list[str] | None:
+        """The class names of ``--labels``, one per line (blank lines are not classes)."""
+        if self.labels_file is None:
+            return None
+        try:
+            text = self.labels_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"Cannot read the labels file {self.labels_file}: {exc}.") from None
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 @command
 def occlude(
     model: ModelArg,
     image: ImageArg,
     options: ModelOptions,
-    patch: Annotated[int, typer.Option("--patch", help="Patch size P (pixels of the model input).")] = 32,
-    stride: Annotated[int, typer.Option("--stride", help="Step S between patch positions.")] = 16,
-    fill: Annotated[str, typer.Option("--fill", help="zero | mean | gray | a number (preprocessed space).")] = "zero",
-    target: Annotated[
-        str | None,
-        typer.Option("--target", help="What to score: class K, or NAME[0,i,...] an element of any tensor."),
-    ] = None,
-    target_class: Annotated[int | None, typer.Option("--target-class", help="Class to score (default: top-1).")] = None,
-    node: Annotated[str | None, typer.Option("--node", "-n", help="Score a feature map of this layer instead.")] = None,
-    channel: Annotated[
-        int | None, typer.Option("--channel", "-c", help="Channel of --node (default: strongest).")
-    ] = None,
-    labels: Annotated[Path | None, typer.Option("--labels", help="Class names, one per line.")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Positions per run (default: from free memory).")
-    ] = None,
+    settings: OccludeOptions,
+    scored: ScoredFlags,
     out_png: Annotated[
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: <image>_occlusion.png).")
     ] = None,
     raw: Annotated[Path | None, typer.Option("--raw", help="Write the float32 (rows, cols) score map as .npy.")] = None,
-    incremental: Annotated[
-        bool,
-        typer.Option("--incremental/--full", help="Recompute only what each patch changes (exact), or every layer."),
-    ] = True,
     json_output: JsonOpt = False,
 ) -> None:
     """Occlusion sensitivity: slide a patch over the image and map the class probability (or a feature map)."""
     loaded = options.load(model)
     load_notes(loaded)
-    names = read_labels(labels) if labels is not None else None
-    settings = dict(patch=patch, stride=stride, fill=fill, target=occlusion_target(target, target_class, node, channel))
+    settings = replace(settings, target=scored.target(settings.target), labels=scored.labels())
     with progress("occluding", counted=True, rate_unit="positions", quiet=json_output) as tracker:
-        result = loaded.occlude(
-            image, batch_size=batch_size, labels=names, incremental=incremental, progress=tracker.count, **settings
-        )
+        result = loaded.occlude(image, options=settings, progress=tracker.count)
     outputs = Outputs(out_png, raw, json_output)
     summary = result.summary() | outputs.write(result, result.scores, Path(f"{image.stem}_occlusion.png"))
     if json_output:
@@ -104,37 +132,6 @@ def occlude(
         f"{result.positions_per_second:.1f} positions/s (batch {result.batch_size})"
     )
     outputs.print_paths()
-
-
-def occlusion_target(
-    target: str | None, target_class: int | None, node: str | None, channel: int | None
-) -> TargetSpelling:
-    """``--target``, or the flags that spelled a target before it: ``--target-class K`` (class K)
-    and ``--node N [--channel C]`` (the total activation of a feature map)."""
-    if node is None and channel is not None:
-        raise UsageError("--channel needs --node: the channel of which layer?")
-    given = [
-        flag
-        for flag, value in (("--target", target), ("--target-class", target_class), ("--node/--channel", node))
-        if value is not None
-    ]
-    if len(given) > 1:
-        raise UsageError(
-            f"Give either {' or '.join(given)}, not {'both' if len(given) == 2 else 'all three'}: each names "
-            "what is scored.",
-            "--target K is --target-class K; --node/--channel scores a feature map's total activation.",
-        )
-    if node is not None:
-        return ChannelTarget(node, channel)
-    return target if target is not None else target_class
-
-
-def read_labels(path: Path) -> list[str]:
-    """Class names, one per line; blank lines are not classes."""
-    try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"Cannot read the labels file {path}: {exc}.") from None
 
 
 @command

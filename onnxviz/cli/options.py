@@ -30,10 +30,6 @@ ImageArg = Annotated[
     Path, typer.Argument(help="A picture OpenCV can read, or a .npy input tensor.", show_default=False)
 ]
 ImagesArg = Annotated[list[Path], typer.Argument(help="Pictures or .npy inputs.", show_default=False)]
-NodeOpt = Annotated[
-    str, typer.Option("--node", "-n", help="Node name, tensor name, alias (conv5, pool2, fc1) or unique substring.")
-]
-RuleOpt = Annotated[str, typer.Option("--rule", help="deconvnet | guided | saliency.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
 CustomOpsOpt = Annotated[
     list[Path] | None,
@@ -146,7 +142,7 @@ def expand(func: Callable[..., Any]) -> tuple[inspect.Signature, Call, dict[str,
     (after the command's own); the call gathers them back into the dataclass. A bundle is either
     an analysis's ``Options`` (flags from its fields' ``option`` metadata; fields set by the
     program, ``cli=False``, are left to the command) or a dataclass whose fields are ``Annotated``
-    flags (``ModelOptions``, ``ScanOptions``, maximize's settings). ``ModelOptions`` gets the
+    flags (``ModelOptions``, ``ScanOptions``, ``occlude``'s ``ScoredFlags``). ``ModelOptions`` gets the
     custom-op libraries given before the command first. Annotations are resolved here because
     typer reads a given ``__signature__`` as it is.
     """
@@ -205,27 +201,29 @@ def _option_fields(bundle: type[Options]) -> list[tuple[Field, dict[str, Any], C
 
 
 def _cli_type(name: str, hint: Any) -> tuple[Any, Callable[[Any], Any]]:
-    """The type typer parses a field as, and the conversion to the field's type: lists are read as
-    repeated texts (each ``3,7`` or ``3``); a union of scalars other than ``None`` as text."""
+    """The type typer parses a field as, and the conversion to the field's type: lists and tuples
+    are read as repeated texts (each ``3,7`` or ``3``); a union of scalars other than ``None`` as text."""
     union = get_origin(hint) in (Union, types.UnionType)
     optional = union and type(None) in get_args(hint)
     members = [a for a in get_args(hint) if a is not type(None)] if union else [hint]
-    if len(members) == 1 and get_origin(members[0]) is list:
-        (item,) = get_args(members[0])
-        return list[str] | None, lambda texts: _items(name, texts, item)
+    sequence = get_origin(members[0]) if len(members) == 1 else None
+    if sequence in (list, tuple):
+        item = get_args(members[0])[0]
+        return list[str] | None, lambda texts: _items(name, texts, item, sequence)
     if len(members) > 1:
         scalar = Path if Path in members else str
         return (scalar | None) if optional else scalar, _same
     return (members[0] | None) if optional else members[0], _same
 
 
-def _items(name: str, texts: list[str] | None, item: type) -> list | None:
-    """A list option given as ``3,7`` or repeated (``--channel 3 --channel 7``), as ``item`` values."""
+def _items(name: str, texts: list[str] | None, item: type, sequence: type = list) -> list | tuple | None:
+    """A list option given as ``3,7`` or repeated (``--channel 3 --channel 7``), as ``item`` values
+    in a ``sequence`` (a tuple for a field typed as one, e.g. ``--zoom 0.9,1.1``)."""
     if not texts:
         return None
-    parts = [v.strip() for text in texts for v in text.split(",") if v.strip()]
+    parts = [v.strip() for text in texts for v in str(text).split(",") if v.strip()]  # str: a default comes as numbers
     try:
-        return [item(v) for v in parts]
+        return sequence(item(v) for v in parts)
     except ValueError:
         kind = {int: "integers", float: "numbers"}.get(item, "values")
         raise OptionError(name, f"{{option}} must be comma-separated {kind}; got '{','.join(texts)}'.") from None

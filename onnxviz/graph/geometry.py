@@ -4,6 +4,7 @@ transposed crops."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -11,6 +12,18 @@ import onnx
 from onnxviz.errors import InvalidModelError
 from onnxviz.graph.attributes import node_attr
 from onnxviz.graph.ops import WINDOW_OPS
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sliding window along the spatial axes: its kernel, strides and dilations, and the explicit
+    pads before (``begins``) and after (``ends``) each axis, as ``explicit_pads`` gives them."""
+
+    kernel: tuple[int, ...]
+    strides: list[int]
+    dilations: list[int]
+    begins: list[int]
+    ends: list[int]
 
 
 def window_attrs(node: onnx.NodeProto, kernel: tuple[int, ...]) -> tuple[list[int], list[int]]:

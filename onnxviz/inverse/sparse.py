@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 
 from onnxviz.graph.attributes import node_attr
-from onnxviz.graph.geometry import explicit_pads, window_attrs
+from onnxviz.graph.geometry import Window, explicit_pads, window_attrs
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.modes import rectify
@@ -97,11 +97,9 @@ def _sparse_conv(ctx: InverseContext, node: onnx.NodeProto, g: str, channels: st
     taps = math.prod(kernel)
     strides, dilations = window_attrs(node, kernel)
     in_size = ctx.shape(x)[2:]
-    begins, _ = explicit_pads(node, in_size, kernel, strides, dilations)
+    window = Window(kernel, strides, dilations, *explicit_pads(node, in_size, kernel, strides, dilations))
     one_hot = ctx.const(np.eye(taps, dtype=np.float32).reshape(1, taps, *kernel), "tap_kernels")
-    spread = transposed_conv(
-        ctx, g, one_hot, ctx.shape(node.output[0])[2:], in_size, kernel, strides, dilations, begins, 1
-    )
+    spread = transposed_conv(ctx, g, one_hot, (ctx.shape(node.output[0])[2:], in_size), window, 1)
     maps = ctx.op("Reshape", [spread, ctx.ints([0, taps, math.prod(in_size)])])
     picked = ctx.op("Gather", [ctx.weight(node.input[1], node), channels], axis=0)
     filters = ctx.op("Reshape", [picked, ctx.ints([-1, in_channels, taps])])

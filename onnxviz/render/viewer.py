@@ -89,9 +89,10 @@ def _galleries(galleries: list[Gallery]) -> Markup:
     )
 
 
-def viewer_page(table: dict, images: list[str], galleries: list[Gallery]) -> str:
+def viewer_page(table: dict, images: list[str], galleries: list[Gallery], occlusion: tuple[int, int]) -> str:
     """The viewer's HTML: ``table`` is ``LayerTable.summary()``, ``images`` the names under
-    ``--images`` (relative paths), ``galleries`` what ``--state`` holds."""
+    ``--images`` (relative paths), ``galleries`` what ``--state`` holds, ``occlusion`` the patch
+    and stride the occlusion form starts with."""
     options = join(fill('<option value="{name}">{name}</option>', name=name) for name in images)
     rules = join(
         fill(
@@ -114,6 +115,8 @@ def viewer_page(table: dict, images: list[str], galleries: list[Gallery]) -> str
         tile=SPRITE_TILE,
         columns=SPRITE_COLUMNS,
         galleries=_galleries(galleries),
+        patch=occlusion[0],
+        stride=occlusion[1],
     )
 
 
@@ -139,8 +142,8 @@ arrow keys: ←/→ channel, ↑/↓ layer</p><p id="status" role="status"></p><
 <div><img id="projection" alt="projection of the selected channel"></div>
 <p id="projection-caption" class=dim>Click a channel.</p></section>
 <section id="occlusion-section"><h2>Occlusion</h2>
-<label>patch <input id="patch" type=number min=1 value=16></label>
-<label>stride <input id="stride" type=number min=1 value=4></label>
+<label>patch <input id="patch" type=number min=1 value={patch}></label>
+<label>stride <input id="stride" type=number min=1 value={stride}></label>
 <button id="occlude" type=button>run</button> <progress id="occlusion-progress" value=0 max=1></progress>
 <div><img id="heatmap" alt="occlusion heatmap"></div><p id="occlusion-caption" class=dim></p></section>
 <section id="analysis-section"><h2>Analyses</h2>

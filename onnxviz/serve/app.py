@@ -25,7 +25,7 @@ from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.render import pictures as render
 from onnxviz.render.viewer import activation_sprite, viewer_page
 from onnxviz.serve.files import Refused, inside, media_type
-from onnxviz.serve.viewer import UPLOAD_LIMIT, Viewer, menu
+from onnxviz.serve.viewer import OCCLUSION_PATCH, OCCLUSION_STRIDE, UPLOAD_LIMIT, Viewer, menu
 
 STATIC = Path(__file__).parent / "static"
 # No script, style or picture from anywhere but this server; nothing may frame the page.
@@ -64,7 +64,9 @@ class Endpoints:
 
     def page(self, request: Request) -> Response:
         viewer = self.viewer
-        return HTMLResponse(viewer_page(viewer.table, viewer.image_names(), viewer.galleries()), headers=HEADERS)
+        occlusion = (OCCLUSION_PATCH, OCCLUSION_STRIDE)
+        page = viewer_page(viewer.table, viewer.image_names(), viewer.galleries(), occlusion)
+        return HTMLResponse(page, headers=HEADERS)
 
     def static(self, request: Request) -> Response:
         return FileResponse(inside(STATIC, request.path_params["name"]), headers=HEADERS)
@@ -121,7 +123,7 @@ class Endpoints:
         return _png(activation_sprite(grid.maps))
 
     def _occlusion(self, request: Request):
-        patch, stride = _number(request, "patch", 16), _number(request, "stride", 4)
+        patch, stride = _number(request, "patch", OCCLUSION_PATCH), _number(request, "stride", OCCLUSION_STRIDE)
         return self.viewer.occlude(_query(request, "image"), patch, stride, request.query_params.get("job"))
 
     def occlude(self, request: Request) -> Response:

@@ -27,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from onnxviz.analyses.occlusion import OccludeOptions
 from onnxviz.analyses.registry import ANALYSES, Analysis, Subject
 from onnxviz.api import Model
 from onnxviz.data.preprocess import picture_from_tensor
@@ -38,6 +39,10 @@ UPLOAD_PREFIX = "upload:"
 KEPT_UPLOADS = 16
 KEPT_RESULTS = 64
 KEPT_JOBS = 64
+# The occlusion form starts finer than the command's default: the picture on show is at the
+# model's input size, often small (the demo's 64 px), where the default patch hides a quarter of it.
+OCCLUSION_PATCH = OccludeOptions().patch // 2
+OCCLUSION_STRIDE = OCCLUSION_PATCH // 4
 # Three rules for two layers: toggling the rule, or going back to the previous layer, rebuilds nothing.
 WARM_PROJECTORS = 6
 WARM_SESSIONS = 8
@@ -153,7 +158,8 @@ class Viewer:
             while len(self.progress) > KEPT_JOBS:
                 self.progress.popitem(last=False)
         return self._cached(
-            ("occlude", key, patch, stride), lambda: self.model.occlude(image, patch, stride, progress=report)
+            ("occlude", key, patch, stride),
+            lambda: self.model.occlude(image, patch=patch, stride=stride, progress=report),
         )
 
     def run(self, name: str, reference: str | None, node: str | None) -> Any:

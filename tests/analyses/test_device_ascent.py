@@ -12,8 +12,9 @@ import pytest
 
 import onnxviz
 from onnxviz.analyses.maximize import device_graphs as graphs
-from onnxviz.analyses.maximize.analysis import Settings, _ascend, problem, start_image
+from onnxviz.analyses.maximize.analysis import _ascend, problem, start_image
 from onnxviz.analyses.maximize.device import ascend_chained
+from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.analyses.maximize.parameterisations import COLOUR_DECORRELATION
 from onnxviz.analyses.maximize.transforms import Transforms
 from onnxviz.runtime.sessions import choose_device, create_session
@@ -24,8 +25,8 @@ STILL = {"jitter": 0, "zoom": (1.0, 1.0), "rotate": 0.0}
 
 def _both_paths(model, node: str, channels: list[int], **options) -> list[tuple[np.ndarray, np.ndarray]]:
     """(final image, curve) of the numpy path and of the chained path, from the same seed."""
-    settings = Settings.make(**options)
-    posed = problem(model, node, channels, None, settings)
+    settings = MaximizeOptions(node=node, channels=channels, **options)
+    posed = problem(model, settings)
     results = []
     for ascend in ("numpy", "chained"):
         rng = np.random.default_rng(settings.seed)
@@ -156,10 +157,10 @@ def test_maximize_off_the_cpu_runs_the_chained_step() -> None:
     the dispatch branch runs for real: its images differ from the numpy path's by float32
     round-off (so not to the bit: the chained graphs ran), and by no more."""
     options = {"steps": 6, "param": "pixel", "seed": 2, **STILL}
-    reference = onnxviz.load(DEMO, device="cpu").maximize("conv2", [1, 3], **options)
+    reference = onnxviz.load(DEMO, device="cpu").maximize(node="conv2", channels=[1, 3], **options)
     model = onnxviz.load(DEMO, device="cpu")
     model.device = replace(model.device, name="cuda")
-    chained = model.maximize("conv2", [1, 3], **options)
+    chained = model.maximize(node="conv2", channels=[1, 3], **options)
     difference = np.abs(chained.images - reference.images).max()
     assert 0 < difference < 1e-3
     np.testing.assert_allclose(chained.curve, reference.curve, rtol=1e-4)

@@ -11,7 +11,8 @@ import pytest
 from onnx import helper
 
 import onnxviz
-from onnxviz.analyses.maximize.analysis import Settings, objective_gradient, problem
+from onnxviz.analyses.maximize.analysis import objective_gradient, problem
+from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.analyses.maximize.parameterisations import FourierImage, InputRange, irfft2_adjoint
 from onnxviz.analyses.maximize.transforms import Transforms, bilinear_taps, transform, transform_adjoint
 from onnxviz.data.preprocess import Preprocessing
@@ -61,9 +62,8 @@ def test_the_step_gradient_equals_central_differences_of_the_objective(node, obj
     rng = np.random.default_rng(2)
     count = 1 if objective == "joint" else len(channels)
     x = rng.standard_normal((count, 3, 64, 64)).astype(np.float32)
-    objective_values, gradient = objective_gradient(
-        model, node, x, channels, objective=objective, weights=weights, param="pixel"
-    )
+    options = MaximizeOptions(node=node, channels=channels, objective=objective, weights=weights, param="pixel")
+    objective_values, gradient = objective_gradient(model, x, options)
     tensor = model.resolve(node).tensor
     producer = model.graph.producer[tensor]
     if producer.op_type == "Relu":  # a rectified map is maximised before its ReLU
@@ -114,9 +114,9 @@ def test_the_step_gradient_equals_torch_autograd(tmp_path, objective: str) -> No
     count = 1 if objective == "joint" else 2
     x = np.random.default_rng(5).standard_normal((count, 3, 12, 12)).astype(np.float32)
     model = onnxviz.load(path, device="cpu", preset="raw")
-    _, got = objective_gradient(
-        model, node, x, channels, objective=objective, weights=mix if objective == "joint" else None, param="pixel"
-    )
+    mixed = mix if objective == "joint" else None
+    options = MaximizeOptions(node=node, channels=channels, objective=objective, weights=mixed, param="pixel")
+    _, got = objective_gradient(model, x, options)
     f = torch.nn.functional
     xt = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
     hidden = f.max_pool2d(f.relu(f.conv2d(xt, weights[w1], weights[b1], padding=1)), 2)
@@ -188,15 +188,15 @@ def test_bad_requests_are_usage_errors() -> None:
     model = onnxviz.load(DEMO, device="cpu")
     x = np.zeros((1, 3, 64, 64), np.float32)
     with pytest.raises(UsageError, match="Channel 64 does not exist"):
-        objective_gradient(model, "conv3", x, [64])
-    with pytest.raises(UsageError, match="--weights has 1 values for 2 channels"):
-        objective_gradient(model, "conv3", x, [0, 1], objective="joint", weights=[1.0])
-    with pytest.raises(UsageError, match="--steps must be positive"):
-        model.maximize("conv3", [0], steps=0)
+        objective_gradient(model, x, MaximizeOptions(node="conv3", channels=[64]))
+    with pytest.raises(UsageError, match=r"^weights has 1 values for 2 channels"):
+        objective_gradient(model, x, MaximizeOptions(node="conv3", channels=[0, 1], objective="joint", weights=[1.0]))
+    with pytest.raises(UsageError, match=r"^steps must be a positive number"):
+        model.maximize(node="conv3", channels=[0], steps=0)
     with pytest.raises(UsageError, match="class objective needs the logits"):
-        objective_gradient(model, "conv3", x, [0], objective="class")
+        objective_gradient(model, x, MaximizeOptions(node="conv3", channels=[0], objective="class"))
     with pytest.raises(UsageError, match="fft parameterisation"):
-        model.maximize("conv3", [0], blur=1.0, blur_every=2)
+        model.maximize(node="conv3", channels=[0], blur=1.0, blur_every=2)
 
 
 @pytest.mark.slow
@@ -204,7 +204,7 @@ def test_every_demo_class_visualisation_is_classified_as_its_class() -> None:
     """Defaults, 256 steps: a plain onnxruntime session on the model file gives each image its
     class with probability ≥ 0.9."""
     model = onnxviz.load(DEMO, device="cpu")
-    result = model.maximize("fc2", list(range(8)))
+    result = model.maximize(node="fc2", channels=list(range(8)))
     logits = session(onnx.load(DEMO)).run(None, {"input": result.images})[0].astype(np.float64)
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
@@ -224,7 +224,7 @@ def test_a_channel_its_relu_holds_at_zero_still_climbs(tmp_path) -> None:
     path = tmp_path / "dead.onnx"
     onnx.save(make_model(nodes, (1, 3, 16, 16), "y", weights), path)
     model = onnxviz.load(path, device="cpu", preset="raw")
-    result = model.maximize("y", [0], steps=6, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0)
+    result = model.maximize(node="y", channels=[0], steps=6, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0)
     assert np.all(np.diff(result.curve[:, 0]) > 0)
 
 
@@ -267,9 +267,9 @@ def test_a_second_run_on_the_layer_reuses_its_gradient_engine() -> None:
     """A notebook's next channels or seed must not rebuild the sessions: the engine is cached per
     (tensor, input shape), and another layer gets its own."""
     model = onnxviz.load(DEMO, device="cpu")
-    first = problem(model, "conv3", [0, 1], None, Settings.make(steps=1))
-    again = problem(model, "conv3", [2], None, Settings.make(steps=1, seed=4))
-    other = problem(model, "conv2", [0], None, Settings.make(steps=1))
+    first = problem(model, MaximizeOptions(node="conv3", channels=[0, 1], steps=1))
+    again = problem(model, MaximizeOptions(node="conv3", channels=[2], steps=1, seed=4))
+    other = problem(model, MaximizeOptions(node="conv2", channels=[0], steps=1))
     assert again.engine is first.engine
     assert other.engine is not first.engine
     assert other.engine.target != first.engine.target

@@ -11,11 +11,13 @@ from onnx import helper
 
 import onnxviz
 from onnxviz.analyses._common import fill_values
-from onnxviz.analyses.occlusion import make_grid
+from onnxviz.analyses.occlusion import OccludeOptions, make_grid
+from onnxviz.analyses.report import _scaled_patch
 from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import UsageError
 from onnxviz.runtime.incremental import IncrementalOcclusion
 from onnxviz.runtime.perturb import occluder_model
+from onnxviz.serve.viewer import OCCLUSION_PATCH, OCCLUSION_STRIDE
 from onnxviz.targets.classes import ClassTarget
 from onnxviz.targets.tensors import ChannelTarget
 from tests.cli_helpers import run_cli
@@ -279,3 +281,11 @@ def test_cli_full_and_incremental_give_the_same_scores(capsys, tmp_path) -> None
         results[flag] = (json.loads(out)["incremental"], np.load(raw))
     assert results["--incremental"][0] is True and results["--full"][0] is False
     np.testing.assert_allclose(results["--incremental"][1], results["--full"][1], rtol=1e-5, atol=1e-7)
+
+
+def test_the_other_patches_derive_from_the_one_default() -> None:
+    """The report's patch is the default's share of an ImageNet side (a seventh), the viewer's form
+    starts at half the default: the numbers they always used."""
+    assert OccludeOptions().patch == 32
+    assert all(_scaled_patch(side) == max(2, side // 7) for side in range(1, 1000))
+    assert (OCCLUSION_PATCH, OCCLUSION_STRIDE) == (16, 4)

@@ -17,9 +17,8 @@ from onnxviz.core.options import Options, declared, flag_of, option
 from onnxviz.serve.app import Endpoints
 from onnxviz.serve.viewer import menu
 
-# Commands that are not (yet) analyses of the registry: the server itself, and the analyses whose
-# Options come with their move into packages (occlude, maximize, compare).
-NOT_REGISTERED = {"serve", "occlude", "maximize", "compare"}
+# Commands that are not analyses of the registry: the server itself.
+NOT_REGISTERED = {"serve"}
 
 
 def commands() -> dict:
@@ -32,7 +31,7 @@ def viewer_routes() -> set[str]:
 
 def facade(analysis: Analysis, model: api.Model):
     """The facade's call for ``analysis``: a method of a loaded model, or for several models an ``api`` function."""
-    owner = api if analysis.subject is Subject.CHECKPOINTS else model
+    owner = api if analysis.subject in (Subject.CHECKPOINTS, Subject.PAIR) else model
     return getattr(owner, analysis.name, None)
 
 
@@ -122,4 +121,5 @@ def test_facade_arguments_after_the_subject_are_keyword_only(demo_model) -> None
     for analysis in ANALYSES.values():
         parameters = list(inspect.signature(facade(analysis, demo_model)).parameters.values())
         leading = [p.name for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
-        assert leading in ([], [parameters[0].name], ["checkpoints"]), (analysis.name, leading)
+        several = (["checkpoints"], ["model_a", "model_b", "images"])
+        assert leading in ([], [parameters[0].name], *several), (analysis.name, leading)

@@ -14,6 +14,7 @@ from onnx import helper
 
 import onnxviz
 from onnxviz import cli
+from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.cli.options import ModelOptions, expand
 from tests.cli_helpers import run_cli
 from tests.helpers import FIXTURES, make_model
@@ -155,3 +156,17 @@ def test_expand_leaves_a_command_without_the_bundle_as_it_is() -> None:
     signature, call, _ = expand(command)
     assert list(signature.parameters) == ["folder", "k"]
     assert call({"folder": Path("x"), "k": 3}, [Path("ignored.so")]) == (Path("x"), 3)
+
+
+def test_a_tuple_option_is_read_from_comma_separated_or_repeated_texts() -> None:
+    received = {}
+
+    def command(settings: MaximizeOptions) -> None:
+        received["settings"] = settings
+
+    signature, call, _ = expand(command)
+    values = {name: p.default for name, p in signature.parameters.items()}
+    call(values | {"node": "conv1", "zoom": ["0.9", "1.1"], "weights": ["1,-0.5"]}, [])
+    assert received["settings"].zoom == (0.9, 1.1) and received["settings"].weights == (1.0, -0.5)
+    call(values | {"node": "conv1"}, [])
+    assert received["settings"].zoom == MaximizeOptions(node="conv1").zoom

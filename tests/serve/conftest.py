@@ -42,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (images / "leakdir").symlink_to(outside, target_is_directory=True)
     model = onnxviz.load(DEMO, device="cpu")
     model.topk(PICTURES, node="conv1", channels=[0, 3], k=2).save(state / "topk_conv1")
-    model.maximize("fc2", channels=[1], steps=2).save(state / "fc2_maximize.png")
+    model.maximize(node="fc2", channels=[1], steps=2).save(state / "fc2_maximize.png")
     (state / "leak_maximize.png").symlink_to(outside / "secret.png")
     return {"root": root, "images": images, "state": state, "outside": outside}
 

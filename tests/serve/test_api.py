@@ -138,7 +138,7 @@ def test_occlusion_json_is_model_occlude_and_the_heatmap_is_drawn_from_it(client
     picture = served["images"] / "chelsea.png"
     params = {"image": "chelsea.png", "patch": 16, "stride": 8}
     answer = client.get("/api/occlude", params={**params, "job": "sweep"}).json()
-    expected = fresh.occlude(picture, 16, 8)
+    expected = fresh.occlude(picture, patch=16, stride=8)
     assert untimed(answer) == untimed(expected.summary())
     rows, cols = answer["grid"]["rows"], answer["grid"]["cols"]
     assert client.get("/api/progress", params={"job": "sweep"}).json() == {"done": rows * cols, "total": rows * cols}

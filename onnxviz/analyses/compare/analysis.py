@@ -1,6 +1,6 @@
 """Does a converted model still see what the original sees?
 
-``compare(A, B, images)`` runs the original A and its conversion B (another exporter, tf2onnx,
+``compare((A, B), images, options)`` runs the original A and its conversion B (another exporter, tf2onnx,
 fp16, int8) on the same images and measures, against tolerances for B's precision:
 
 * per image, on the outputs: top-1 agreement, and max |Δp| over classes, p = softmax of the
@@ -32,20 +32,18 @@ run through it in batches; projections run K channels per inverse run on cached 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from onnxviz.analyses._common import NHWC_TO_NCHW, move_layout, softmax
 from onnxviz.analyses.compare.measures import Comparison, ImageResult, LayerResult, cosines, judge, relative_errors
-from onnxviz.analyses.compare.pairing import (
-    LayerPair,
-    pair_layers,
-    tolerance_for,
-)
-from onnxviz.analyses.occlusion import OcclusionMap
-from onnxviz.analyses.project import Projection
+from onnxviz.analyses.compare.pairing import PRECISIONS, LayerPair, pair_layers, tolerance_for
+from onnxviz.analyses.occlusion import OccludeOptions, OcclusionMap
+from onnxviz.analyses.project import RULE_HELP, Projection
+from onnxviz.core.options import Options, option
 from onnxviz.core.progress import StageProgress
 from onnxviz.core.types import Image
 from onnxviz.errors import InferenceError, OnnxvizError, UsageError
@@ -57,6 +55,38 @@ from onnxviz.runtime.sessions import Device, create_session, run_bound
 
 MEMORY_BUDGET = 256 << 20  # bytes of compared activations held per batch, both models together
 MAX_BATCH = 64
+# Occlusion's default patch, unless a quarter of the input's side is smaller: a comparison is made
+# on small inputs too, and its correlation needs a map of several positions.
+PATCH_SHARE = 4
+LAYERS_HELP = "Layers named alike in both: conv2,pool3 or repeated (default: every layer both have)."
+
+
+@dataclass(frozen=True)
+class CompareOptions(Options):
+    """What is compared (layers, projections, occlusion) and how strictly."""
+
+    layers: list[str] | None = field(default=None, metadata=option(LAYERS_HELP))
+    mapping: dict[str, str] | None = field(
+        default=None,
+        metadata=option(
+            "A's layer → B's layer (node, tensor or alias), for layers named apart.",
+            flag="--map",  # the command reads its A=B texts into this
+            cli=False,
+        ),
+    )
+    rule: str = field(default="deconvnet", metadata=option(RULE_HELP, choices=MODES))
+    top: int = field(default=4, metadata=option("Channels projected per layer (0: none).", min=0))
+    occlusion: bool = field(default=False, metadata=option("Also correlate the occlusion maps."))
+    tolerance: float = field(default=1.0, metadata=option("Factor on every default tolerance.", min=0))
+    precision: str | None = field(
+        default=None,
+        metadata=option(f"{' | '.join(PRECISIONS)} tolerances (default: from the models).", choices=PRECISIONS),
+    )
+    patch: int | None = field(
+        default=None,
+        metadata=option(f"Occlusion patch (default: side/{PATCH_SHARE}, ≤ {OccludeOptions().patch}).", min=1),
+    )
+    stride: int | None = field(default=None, metadata=option("Occlusion stride (default: patch/2).", min=1))
 
 
 class ComparedModel(Protocol):
@@ -73,9 +103,9 @@ class ComparedModel(Protocol):
 
     def prepare(self, image: Image) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]: ...
 
-    def project(self, image: np.ndarray, node: str, channels: list[int], rule: str) -> Projection: ...
+    def project(self, image: np.ndarray, **options: Any) -> Projection: ...
 
-    def occlude(self, image: np.ndarray, patch: int, stride: int, target: int) -> OcclusionMap: ...
+    def occlude(self, image: np.ndarray, **options: Any) -> OcclusionMap: ...
 
 
 # -- running --------------------------------------------------------------------------------------
@@ -116,64 +146,49 @@ class _Forward:
 
 
 def compare(
-    model_a: ComparedModel,
-    model_b: ComparedModel,
+    models: tuple[ComparedModel, ComparedModel],
     images: Sequence[Image],
-    layers: Sequence[str] | None = None,
-    mapping: dict[str, str] | None = None,
-    rule: str = "deconvnet",
-    top: int = 4,
-    occlusion: bool = False,
-    tolerance: float = 1.0,
-    precision: str | None = None,
-    patch: int | None = None,
-    stride: int | None = None,
+    options: CompareOptions,
     progress: StageProgress | None = None,
 ) -> Comparison:
-    """Compare ``model_b`` (a conversion) with ``model_a`` (the original) on ``images``.
+    """Compare ``models[1]`` (B, a conversion) with ``models[0]`` (A, the original) on ``images``.
 
-    ``top``: channels projected per layer (0: no projections); ``patch``/``stride``: the
-    occlusion grid (default: a quarter of the input side, at most 32, and half of that).
+    ``options.top``: channels projected per layer (0: no projections); ``patch``/``stride``: the
+    occlusion grid (default: a quarter of the input side, at most occlusion's default patch, and
+    half of that).
     """
+    model_a, model_b = models
     note = progress or (lambda _: None)
-    _check_request(images, rule, top)
-    limits = tolerance_for(model_a.graph, model_b.graph, precision, tolerance)
-    shapes_a, shapes_b = (m.graph.shapes(m.input_shape()) for m in (model_a, model_b))
+    if len(images) == 0:
+        raise UsageError("Give at least one image to compare the models on.")
+    limits = tolerance_for(model_a.graph, model_b.graph, options.precision, options.tolerance)
+    shapes_a, shapes_b = (m.graph.shapes(m.input_shape()) for m in models)
     logits = _check_compatible(model_a, model_b, shapes_a, shapes_b)
-    pairs, notes = pair_layers(model_a.graph, model_b.graph, shapes_a, shapes_b, layers, mapping)
+    pairs, notes = pair_layers(model_a.graph, model_b.graph, shapes_a, shapes_b, options.layers, options.mapping)
     names, inputs_a, inputs_b = _prepare(model_a, model_b, images)
     note("forward runs")
     outputs_a, outputs_b, layer_results, strongest = _measure_activations(
-        (model_a, shapes_a), (model_b, shapes_b), logits, pairs, inputs_a, inputs_b, top
+        (model_a, shapes_a), (model_b, shapes_b), logits, pairs, (inputs_a, inputs_b), options.top
     )
     results = _image_results(names, outputs_a, outputs_b)
-    for result, channels in zip(layer_results, strongest, strict=True) if top > 0 else ():
+    for result, channels in zip(layer_results, strongest, strict=True) if options.top > 0 else ():
         note(f"projections of {result.pair.name}")
-        _project(model_a, model_b, result, inputs_a, inputs_b, channels, rule)
-    for result, x_a, x_b in zip(results, inputs_a, inputs_b, strict=True) if occlusion else ():
+        _project(models, result, (inputs_a, inputs_b), channels, options.rule)
+    for result, x_a, x_b in zip(results, inputs_a, inputs_b, strict=True) if options.occlusion else ():
         note(f"occlusion of {result.image}")
-        _occlude(model_a, model_b, result, x_a, x_b, patch, stride)
+        _occlude(models, result, (x_a, x_b), options)
     judge(results, layer_results, limits)
     loaded = [f"{which}: {line}" for which, m in (("A", model_a), ("B", model_b)) for line in m.graph.notes]
     return Comparison(
         model_a=str(model_a.graph.path or "A"),
         model_b=str(model_b.graph.path or "B"),
         tolerance=limits,
-        rule=rule,
-        top=top,
+        rule=options.rule,
+        top=options.top,
         images=results,
         layers=layer_results,
         notes=loaded + notes + [f"{la.pair.name}: {la.note}" for la in layer_results if la.note],
     )
-
-
-def _check_request(images: Sequence[Image], rule: str, top: int) -> None:
-    if len(images) == 0:
-        raise UsageError("Give at least one image to compare the models on.")
-    if rule not in MODES:
-        raise UsageError(f"Unknown rule '{rule}'.", f"Use one of: {', '.join(MODES)}.")
-    if top < 0:
-        raise UsageError(f"--top must be 0 (no projections) or more; got {top}.")
 
 
 def _check_compatible(
@@ -223,13 +238,13 @@ def _measure_activations(
     side_b: tuple[ComparedModel, dict[str, tuple[int, ...]]],
     logits: tuple[str, str],
     pairs: list[LayerPair],
-    inputs_a: list[np.ndarray],
-    inputs_b: list[np.ndarray],
+    inputs: tuple[list[np.ndarray], list[np.ndarray]],
     top: int,
 ) -> tuple[np.ndarray, np.ndarray, list[LayerResult], list[np.ndarray]]:
     """Both models' logits, the per-layer measures, and per layer A's ``top`` strongest channels
     per image: one session per model, every compared tensor exposed, images in batches. ``side_a``,
-    ``side_b``: each model with its tensor shapes."""
+    ``side_b``: each model with its tensor shapes; ``inputs``: A's and B's input tensors."""
+    inputs_a, inputs_b = inputs
     forward_a = _Forward(*side_a, list(dict.fromkeys([logits[0], *(p.tensor_a for p in pairs)])))
     forward_b = _Forward(*side_b, list(dict.fromkeys([logits[1], *(p.tensor_b for p in pairs)])))
     per_image = 2 * 8 * sum(int(np.prod(forward_a.shapes[t])) for t in forward_a.tensors)  # float64, both models
@@ -281,11 +296,9 @@ def _image_results(names: list[str], logits_a: np.ndarray, logits_b: np.ndarray)
 
 
 def _project(
-    model_a: ComparedModel,
-    model_b: ComparedModel,
+    models: tuple[ComparedModel, ComparedModel],
     result: LayerResult,
-    inputs_a: list[np.ndarray],
-    inputs_b: list[np.ndarray],
+    inputs: tuple[list[np.ndarray], list[np.ndarray]],
     channels: np.ndarray,
     rule: str,
 ) -> None:
@@ -294,7 +307,7 @@ def _project(
     A layer A itself cannot project is noted and skipped; one that only B cannot project is a
     failure: the conversion put something on the path that onnxviz cannot invert.
     """
-    pair = result.pair
+    (model_a, model_b), (inputs_a, inputs_b), pair = models, inputs, result.pair
     if pair.transposed:
         result.note = "not projected: the activation is channel-last in one model"
         return
@@ -326,19 +339,17 @@ def _projections(
 
 
 def _occlude(
-    model_a: ComparedModel,
-    model_b: ComparedModel,
+    models: tuple[ComparedModel, ComparedModel],
     result: ImageResult,
-    x_a: np.ndarray,
-    x_b: np.ndarray,
-    patch: int | None,
-    stride: int | None,
+    inputs: tuple[np.ndarray, np.ndarray],
+    options: CompareOptions,
 ) -> None:
-    """Correlate the occlusion maps of A's top-1 class in the two models."""
+    """Correlate the occlusion maps of A's top-1 class in the two models (``inputs``: A's and B's)."""
+    (model_a, model_b), (x_a, x_b) = models, inputs
     h_axis = 1 if model_a.layout == "nhwc" else 2
     side = min(x_a.shape[h_axis], x_a.shape[h_axis + 1])
-    patch = patch if patch is not None else max(1, min(32, side // 4))
-    stride = stride if stride is not None else max(1, patch // 2)
+    patch = options.patch if options.patch is not None else max(1, min(OccludeOptions().patch, side // PATCH_SHARE))
+    stride = options.stride if options.stride is not None else max(1, patch // 2)
     scores_a = model_a.occlude(x_a, patch=patch, stride=stride, target=result.top_a).scores
     scores_b = model_b.occlude(x_b, patch=patch, stride=stride, target=result.top_a).scores
     a = scores_a.astype(np.float64).reshape(1, -1)

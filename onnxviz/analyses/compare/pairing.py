@@ -4,7 +4,8 @@ tolerances of ``compare``.
 A layer is compared where the next layer reads it: after the activation, batch norm, Cast and
 quantize→dequantize round trip that follow it. So a conversion that fuses Conv+ReLU (int8 QDQ
 does), inserts Q/DQ pairs or Casts, still pairs tensor for tensor with the original. The
-tolerances are per precision of the looser model (fp32, fp16, int8), scaled by ``--tolerance``.
+tolerances are per precision of the looser model (fp32, fp16, int8), scaled by the option
+``tolerance``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from onnxviz.errors import UnknownNodeError, UsageError
+from onnxviz.errors import OptionError, UnknownNodeError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.graph.ops import ACTIVATION_OPS, PASS_THROUGH_OPS
 from onnxviz.graph.precision import is_quantized_operator
@@ -27,14 +28,14 @@ QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinea
 FOLLOWED_OPS = ACTIVATION_OPS | PASS_THROUGH_OPS | {"Cast", "DequantizeLinear"}
 # Alias kinds paired by default; reluN is left out since convN already names the rectified output.
 PAIRED_KINDS = ("conv", "pool", "fc")
-MEASURES = ("relative_error", "projection", "probability", "occlusion")  # the tolerances --tolerance scales
+MEASURES = ("relative_error", "projection", "probability", "occlusion")  # the tolerances ``tolerance`` scales
 
 
 @dataclass(frozen=True)
 class Tolerance:
     """The largest distance each measure may show before the comparison fails.
 
-    ``scale`` (``--tolerance T``) multiplies every field of the precision's defaults.
+    ``scale`` (the ``tolerance`` option) multiplies every field of the precision's defaults.
     """
 
     precision: str
@@ -107,13 +108,10 @@ def precision_of(graph: ModelGraph) -> str:
 
 
 def tolerance_for(graph_a: ModelGraph, graph_b: ModelGraph, precision: str | None, scale: float) -> Tolerance:
-    """The defaults of the looser of the two models' precisions (or of ``precision``), × ``scale``."""
+    """The defaults of the looser of the two models' precisions (or of ``precision``, one of
+    ``PRECISIONS``), × ``scale`` (≥ 0: both checked by ``CompareOptions``)."""
     if precision is None:
         precision = max(precision_of(graph_a), precision_of(graph_b), key=PRECISIONS.index)
-    if precision not in PRECISIONS:
-        raise UsageError(f"Unknown precision '{precision}'.", f"Use one of: {', '.join(PRECISIONS)}.")
-    if not np.isfinite(scale) or scale < 0:
-        raise UsageError(f"--tolerance must be a number ≥ 0 (a factor on the defaults); got {scale}.")
     return DEFAULT_TOLERANCES[precision].scaled(scale)
 
 
@@ -189,16 +187,18 @@ def pair_layers(
                 f"{'×'.join(map(str, shapes_b[tensor_b]))} in B, not the same tensor in another layout"
             )
             if asked:
-                raise UsageError(f"Cannot compare: {why}.", "Pair layers that compute the same tensor (--map A=B).")
+                hint = "Pair layers that compute the same tensor ({mapping} A=B)."
+                raise OptionError("layers" if name_a == name_b else "mapping", f"Cannot compare: {why}.", hint)
             notes.append(f"{why}: not compared")
             continue
         pairs.append(LayerPair(shown, tensor_a, tensor_b, *matched))
     order = {o: i for i, node in enumerate(graph_a.nodes) for o in node.output}
     pairs.sort(key=lambda p: order.get(p.tensor_a, -1))
     if not pairs:
-        raise UsageError(
+        raise OptionError(
+            "mapping",
             "The two models have no layer in common to compare" + (f" ({'; '.join(notes)})." if notes else "."),
-            "Name the layers of each model to pair with --map A=B (see `onnxviz layers MODEL`).",
+            "Name the layers of each model to pair with {option} A=B (each model's layers lists them).",
         )
     return pairs, notes
 
@@ -219,7 +219,7 @@ def _wanted(
             if counts_a.get(kind, 0) != counts_b.get(kind, 0):
                 notes.append(
                     f"{kind} layers not paired: A has {counts_a.get(kind, 0)}, B has {counts_b.get(kind, 0)} "
-                    "(pair them with --map A=B)"
+                    "(pair them by name, A's layer = B's layer)"
                 )
                 continue
             wanted += [(la.alias, la.alias, la.alias, False) for la in graph_a.layers if _kind(la.alias) == kind]
@@ -227,27 +227,15 @@ def _wanted(
         kind = _kind(name)
         alias_a = any(la.alias == name for la in graph_a.layers)
         if alias_a and counts_a.get(kind) != counts_b.get(kind):
-            raise UsageError(
+            raise OptionError(
+                "layers",
                 f"'{name}' is an alias, and the models number their {kind} layers differently "
                 f"(A has {counts_a.get(kind, 0)}, B has {counts_b.get(kind, 0)}): '{name}' may be another layer in B.",
-                f"Pair the layer by its node or tensor names: --map {name}=<B's node>.",
+                f"Pair the layer by its node or tensor names: {{mapping}} {name}=<B's node>.",
             )
         wanted.append((name, name, name, True))
     wanted += [(f"{name_a}={name_b}", name_a, name_b, True) for name_a, name_b in (mapping or {}).items()]
     return wanted
-
-
-def layer_request(layers: Sequence[str] | None, pairs: Sequence[str] | None) -> tuple[list[str] | None, dict[str, str]]:
-    """The command line's ``--layers conv2,pool3`` (repeatable) and ``--map A=B[,A=B]`` (repeatable)
-    as ``compare``'s ``layers`` and ``mapping``."""
-    chosen = [v.strip() for text in layers for v in text.split(",") if v.strip()] if layers else None
-    mapping = {}
-    for text in (t for texts in pairs or [] for t in texts.split(",") if t.strip()):
-        name_a, _, name_b = text.partition("=")
-        if not name_a.strip() or not name_b.strip():
-            raise UsageError(f"--map takes A=B (A's layer, B's layer); got '{text}'.")
-        mapping[name_a.strip()] = name_b.strip()
-    return chosen, mapping
 
 
 def _resolve(graph: ModelGraph, name: str, which: str) -> str:

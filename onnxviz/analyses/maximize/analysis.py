@@ -28,7 +28,7 @@ that keep it on the device (``device.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,10 +42,9 @@ from onnxviz.analyses.maximize.objectives import (
     objective_seeds,
     probabilities,
 )
-from onnxviz.analyses.maximize.parameterisations import PARAMETERISATIONS, FourierImage, InputRange, PixelImage
+from onnxviz.analyses.maximize.options import MaximizeOptions
+from onnxviz.analyses.maximize.parameterisations import FourierImage, InputRange, PixelImage
 from onnxviz.analyses.maximize.transforms import (
-    PRESETS,
-    Transforms,
     blur,
     clip_small_norms,
     regulariser_gradient,
@@ -56,77 +55,14 @@ from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.progress import StepProgress
 from onnxviz.core.result import Result
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
-from onnxviz.errors import UnsupportedOpError, UsageError
+from onnxviz.errors import OptionError, UnsupportedOpError, UsageError
 from onnxviz.render import pictures as render
 from onnxviz.render.lineplot import line_plot
 from onnxviz.runtime.engines import GradientKey
 from onnxviz.runtime.gradient import GradientEngine
 from onnxviz.runtime.projector import seeded_tensor
 
-OBJECTIVES = ("channel", "neuron", "joint", "class")
-
 RECTIFIERS = ("Relu", "Clip")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every option of ``maximize`` with its default, declared once (the CLI reads these)."""
-
-    objective: str | None = None  # None: ``class`` on the logits, else ``channel``
-    weights: tuple[float, ...] | None = None
-    steps: int = 256
-    lr: float = 0.05
-    param: str = "fft"
-    decorrelate: bool = True
-    jitter: int | None = None  # None: about 1/28 of the input's side (8 px at 224)
-    zoom: tuple[float, float] = (0.95, 1.05)
-    rotate: float = 5.0
-    decay: float = 0.0
-    tv: float = 0.0
-    blur: float = 0.0
-    blur_every: int = 0
-    clip_percentile: float = 0.0
-    seed: int = 0
-    regularise: str | None = None  # one of ``transforms.PRESETS``
-
-    @classmethod
-    def make(cls, **options) -> Settings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UsageError(f"maximize has no option '{unknown[0]}'.", f"Options: {', '.join(sorted(known))}.")
-        settings = cls(**options)
-        if settings.regularise is not None:
-            if settings.regularise not in PRESETS:
-                raise UsageError(f"Unknown --regularise '{settings.regularise}'.", f"Use one of: {', '.join(PRESETS)}.")
-            settings = replace(settings, param="pixel", **PRESETS[settings.regularise])  # type: ignore[arg-type]
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        if self.objective is not None and self.objective not in OBJECTIVES:
-            raise UsageError(f"Unknown objective '{self.objective}'.", f"Use one of: {', '.join(OBJECTIVES)}.")
-        if self.param not in PARAMETERISATIONS:
-            choices = ", ".join(PARAMETERISATIONS)
-            raise UsageError(f"Unknown parameterisation '{self.param}'.", f"Use one of: {choices}.")
-        if self.steps <= 0:
-            raise UsageError(f"--steps must be positive; got {self.steps}.")
-        if not self.lr > 0:
-            raise UsageError(f"--lr must be positive; got {self.lr:g}.")
-        if (self.jitter or 0) < 0 or self.rotate < 0 or not 0 < self.zoom[0] <= self.zoom[1]:
-            raise UsageError("--jitter and --rotate must be ≥ 0 and --zoom LO,HI with 0 < LO ≤ HI.")
-        regularisers = (self.decay, self.tv, self.blur, self.blur_every, self.clip_percentile)
-        if min(regularisers) < 0 or self.clip_percentile >= 100:
-            raise UsageError("--decay, --tv, --blur, --blur-every must be ≥ 0 and --clip-percentile in [0, 100).")
-        if self.param == "fft" and (self.blur or self.clip_percentile):
-            raise UsageError(
-                "--blur and --clip-percentile change pixels between steps; the fft parameterisation has none.",
-                "Add --param pixel (--regularise does).",
-            )
-
-    def transforms(self, height: int) -> Transforms:
-        jitter = max(1, round(height / 28)) if self.jitter is None else self.jitter
-        return Transforms(jitter=jitter, scale=self.zoom, rotate=self.rotate)
 
 
 @dataclass
@@ -206,14 +142,15 @@ class Problem:
         return self.target.values(value), move_layout(gradient, self.layout, "nchw", np.float64)
 
 
-def problem(model: LoadedModel, node: str, channels: list[int] | None, top: int | None, settings: Settings) -> Problem:
+def problem(model: LoadedModel, options: MaximizeOptions) -> Problem:
+    """The ascent ``options`` pose on ``model``: its layer's gradient engine and objective."""
     shape = model.input_shape()
     nchw = (shape[0], shape[3], shape[1], shape[2]) if model.layout == "nhwc" else shape
     pixels = InputRange.of(model.preprocessing, nchw[1])
-    layer = model.resolve(node)
+    layer = model.resolve(options.node)
     tensor = objective_tensor(model, layer.tensor)
     engine = _engine(model, tensor, shape, layer.alias)
-    target = _target(model, layer.alias, tensor, shape, channels, top, settings, engine, pixels)
+    target = _target(model, (layer.alias, tensor, shape), options, engine, pixels)
     return Problem(engine, target, pixels, model.layout, nchw)
 
 
@@ -229,27 +166,18 @@ def objective_tensor(model: LoadedModel, tensor: str) -> str:
     return tensor
 
 
-def objective_gradient(
-    model: LoadedModel, node: str, x: np.ndarray, channels: list[int] | None = None, **options
-) -> tuple[np.ndarray, np.ndarray]:
+def objective_gradient(model: LoadedModel, x: np.ndarray, options: MaximizeOptions) -> tuple[np.ndarray, np.ndarray]:
     """The objective and its gradient at ``x`` (K images in the model's layout and preprocessed
-    space): one step of ``--param pixel`` with no transforms and no regularisers."""
-    posed = problem(model, node, channels, None, Settings.make(**options))
+    space): one step of the pixel parameterisation with no transforms and no regularisers."""
+    posed = problem(model, options)
     objective, gradient = posed.objective_and_gradient(move_layout(x, model.layout, "nchw", np.float64))
     return objective, move_layout(gradient, "nchw", model.layout, np.float32)
 
 
-def maximize(
-    model: LoadedModel,
-    node: str,
-    channels: list[int] | None = None,
-    top: int | None = None,
-    progress: StepProgress | None = None,
-    **options,
-) -> Maximization:
-    """Gradient ascent on the input for the chosen channels of ``node`` (see the module doc)."""
-    settings = Settings.make(**options)
-    posed = problem(model, node, channels, top, settings)
+def maximize(model: LoadedModel, options: MaximizeOptions, progress: StepProgress | None = None) -> Maximization:
+    """Gradient ascent on the input for the chosen channels of ``options.node`` (see the module doc)."""
+    settings = options.regularised()
+    posed = problem(model, settings)
     rng = np.random.default_rng(settings.seed)
     image = start_image(posed, settings, rng)
     if model.device.name != "cpu" and posed.engine.batched:  # the step as chained graphs on the device
@@ -274,7 +202,7 @@ def maximize(
     )
 
 
-def start_image(posed: Problem, settings: Settings, rng: np.random.Generator) -> FourierImage | PixelImage:
+def start_image(posed: Problem, settings: MaximizeOptions, rng: np.random.Generator) -> FourierImage | PixelImage:
     """The K images' start parameters, drawn first from the run's generator (a seeded run's
     transforms come after them, whichever path steps)."""
     shape = (len(posed.target.seeds), *posed.shape[1:])
@@ -286,7 +214,7 @@ def start_image(posed: Problem, settings: Settings, rng: np.random.Generator) ->
 def _ascend(
     posed: Problem,
     image: FourierImage | PixelImage,
-    settings: Settings,
+    settings: MaximizeOptions,
     rng: np.random.Generator,
     progress: StepProgress | None,
 ) -> list[np.ndarray]:
@@ -335,7 +263,7 @@ class Adam:
         params += self.lr * corrected / spread
 
 
-def _pixel_regularisers(image: PixelImage, settings: Settings, step: int, pixels: InputRange) -> None:
+def _pixel_regularisers(image: PixelImage, settings: MaximizeOptions, step: int, pixels: InputRange) -> None:
     if settings.blur and settings.blur_every and (step + 1) % settings.blur_every == 0:
         image.set_image(blur(image.image(), settings.blur))
     if settings.clip_percentile:
@@ -354,15 +282,15 @@ def _engine(model: LoadedModel, tensor: str, shape: tuple[int, ...], alias: str)
 
 def _target(
     model: LoadedModel,
-    alias: str,
-    tensor: str,
-    shape: tuple[int, ...],
-    channels: list[int] | None,
-    top: int | None,
-    settings: Settings,
+    layer: tuple[str, str, tuple[int, ...]],
+    options: MaximizeOptions,
     engine: GradientEngine,
     pixels: InputRange,
 ) -> Target:
+    """The objective on ``layer`` (its alias, objective tensor and the model's input shape): the
+    channels asked for, or the ``top`` a gray image drives most, seeded for the objective."""
+    alias, tensor, shape = layer
+    channels, top = options.channels, options.top
     layer_shape = model.graph.shapes(shape)[tensor]
     count = layer_shape[1] if len(layer_shape) >= 2 else 1
     chosen = choose_channels(channels, top, count, alias)
@@ -373,18 +301,20 @@ def _target(
         scores = (value * gray_seeds).reshape(count, -1).sum(axis=1)
         chosen = [int(c) for c in np.argsort(-scores, kind="stable")[:top]]
     logits = is_logits(model, tensor, layer_shape)
-    objective = settings.objective or ("class" if logits else "channel")
+    objective = options.objective or ("class" if logits else "channel")
     if objective == "class" and not logits:
-        raise UsageError(
+        raise OptionError(
+            "objective",
             f"The class objective needs the logits; {alias} is not a 1-D layer the model gives out "
             "or reads by a Softmax.",
-            "Use --objective channel, or name the logits layer with --node.",
+            "Use {option} channel, or name the logits layer with {node}.",
         )
-    weights = settings.weights
+    weights = options.weights
     if weights is not None and len(weights) != len(chosen):
-        raise UsageError(f"--weights has {len(weights)} values for {len(chosen)} channels; give one per channel.")
+        message = f"{{option}} has {len(weights)} values for {len(chosen)} channels; give one per channel."
+        raise OptionError("weights", message)
     if weights is not None and objective != "joint":
-        raise UsageError("--weights weighs the channels of the joint objective.", "Add --objective joint.")
+        raise OptionError("weights", "{option} weighs the channels of the joint objective.", "Add {objective} joint.")
     seeds = objective_seeds(layer_shape, chosen, objective, weights)
     return Target(alias, tensor, layer_shape, chosen, objective, seeds, logits)
 

@@ -42,7 +42,7 @@ class PosedProblem(Protocol):
 
 
 class AscentSettings(Protocol):
-    """What the chained loop reads of ``maximize.Settings``."""
+    """What the chained loop reads of ``MaximizeOptions``."""
 
     steps: int
     lr: float

@@ -13,9 +13,10 @@ import numpy as np
 
 from onnxviz.analyses._common import checked_channels
 from onnxviz.core.loaded import LoadedModel
-from onnxviz.errors import UsageError
+from onnxviz.errors import OptionError
 
 DEFAULT_CHANNELS = 8
+OBJECTIVES = ("channel", "neuron", "joint", "class")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def choose_channels(channels: list[int] | None, top: int | None, count: int, ali
     if chosen is not None:
         return chosen
     if top is not None and not 1 <= top <= count:
-        raise UsageError(f"--top must be between 1 and {count} ({alias}'s channel count); got {top}.")
+        raise OptionError("top", f"{{option}} must be between 1 and {count} ({alias}'s channel count); got {top}.")
     return list(range(min(DEFAULT_CHANNELS, count)))
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import onnx
 
-from onnxviz.graph.geometry import explicit_pads, transposed_extent, window_attrs
+from onnxviz.graph.geometry import Window, explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, all_of, batch_first, constant_input
 
@@ -41,9 +41,8 @@ def conv_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
         pads = [r - b for r, b in zip(reach, begins, strict=True)] + [r - e for r, e in zip(reach, ends, strict=True)]
         gx = ctx.op("Conv", [g, flipped], pads=pads, dilations=dilations, group=group, kernel_shape=list(kernel))
     else:
-        gx = transposed_conv(
-            ctx, g, w_name, ctx.shape(node.output[0])[2:], in_size, kernel, strides, dilations, begins, group
-        )
+        window = Window(kernel, strides, dilations, begins, ends)
+        gx = transposed_conv(ctx, g, w_name, (ctx.shape(node.output[0])[2:], in_size), window, group)
     return [gx] + [None] * (len(node.input) - 1)
 
 
@@ -51,15 +50,14 @@ def transposed_conv(
     ctx: InverseContext,
     g: str,
     w_name: str,
-    out_size: tuple[int, ...],
-    in_size: tuple[int, ...],
-    kernel: tuple[int, ...],
-    strides: list[int],
-    dilations: list[int],
-    begins: list[int],
+    sizes: tuple[tuple[int, ...], tuple[int, ...]],
+    window: Window,
     group: int,
 ) -> str:
-    """ConvTranspose of ``g`` landing exactly on the forward input frame (shared with pooling)."""
+    """ConvTranspose of ``g`` landing exactly on the forward input frame (shared with pooling);
+    ``sizes``: the forward output's and input's spatial sizes."""
+    (out_size, in_size), kernel = sizes, window.kernel
+    strides, dilations, begins = window.strides, window.dilations, window.begins
     extents = [transposed_extent(o, k, s, d) for o, k, s, d in zip(out_size, kernel, strides, dilations, strict=True)]
     common = {"strides": strides, "dilations": dilations, "group": group, "kernel_shape": list(kernel)}
     if ctx.form == "cpu":

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from onnxviz.graph.geometry import explicit_pads, transposed_extent, window_attrs
+from onnxviz.graph.geometry import Window, explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.conv import transposed_conv
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
@@ -47,22 +47,20 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     else:
         ctx.shapes.setdefault(switches_name(node), ctx.shape(y))
         switches = ctx.forward(switches_name(node), TensorProto.INT64)
-    return [unpool(ctx, g, switches, x, y, kernel, strides, dilations, begins, ends)]
+    return [unpool(ctx, g, switches, (x, y), Window(kernel, strides, dilations, begins, ends))]
 
 
 def unpool(
     ctx: InverseContext,
     g: str,
     switches: str,
-    x: str,
-    y: str,
-    kernel: tuple[int, ...],
-    strides: list[int],
-    dilations: list[int],
-    begins: list[int],
-    ends: list[int],
+    tensors: tuple[str, str],
+    window: Window,
 ) -> str:
-    """Send each output's signal to the input position its switch names (adding where two meet)."""
+    """Send each output's signal to the input position its switch names (adding where two meet);
+    ``tensors``: the pool's input and output."""
+    (x, y), kernel, strides, dilations = tensors, window.kernel, window.strides, window.dilations
+    begins, ends = window.begins, window.ends
     x_sample, y_sample = ctx.sample_shape(x), ctx.sample_shape(y)
     overlapping = any((k - 1) * d + 1 > s for k, s, d in zip(kernel, strides, dilations, strict=True))
     # MaxUnpool refuses an output smaller than the one its own attributes imply (ceil_mode).
@@ -189,7 +187,8 @@ def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Sign
     channels = ctx.shape(x)[1]
     ones = ctx.const(np.ones((channels, 1, *kernel), np.float32), "window_ones")
     scaled = ctx.op("Div", [g, ctx.const(divisor, "window_divisor")])
-    return [transposed_conv(ctx, scaled, ones, out_size, in_size, kernel, strides, dilations, begins, channels)]
+    window = Window(kernel, strides, dilations, begins, ends)
+    return [transposed_conv(ctx, scaled, ones, (out_size, in_size), window, channels)]
 
 
 def _window_count(start: int, kernel: int, dilation: int, low: int, high: int) -> int:
