@@ -85,12 +85,19 @@ def run(name: str, model: Any, subject: Any, given: dict[str, Any]) -> Any:
 def generated(name: str) -> Callable[..., Any]:
     """The facade call of registered analysis ``name`` made from its entry, for an analysis with
     none written here: a ``Model`` method ``(self[, SUBJECT], **options)``, or for several models a
-    function ``(checkpoints, *, loader, **options)``; its signature is ``forwards``'s."""
+    function (``(checkpoints, *, loader, **options)``; a pair: ``(model_a, model_b, images, **options)``,
+    paths loaded with the defaults); its signature is ``forwards``'s."""
     analysis = ANALYSES[name]
     if analysis.subject is Subject.CHECKPOINTS:
 
         def call(checkpoints: Any, /, *, loader: Callable[[Path], Model] = load, **options: Any) -> Any:
             return run(name, loader, checkpoints, options)
+
+    elif analysis.subject is Subject.PAIR:
+
+        def call(model_a: Any, model_b: Any, images: Any, /, **options: Any) -> Any:
+            pair = tuple(m if isinstance(m, Model) else load(m) for m in (model_a, model_b))
+            return run(name, pair, images, options)
 
     elif analysis.subject is Subject.MODEL:
 
@@ -110,9 +117,12 @@ def generated(name: str) -> Callable[..., Any]:
     return forwards(name)(call)
 
 
+SEVERAL_MODELS = (Subject.CHECKPOINTS, Subject.PAIR)  # analyses that are ``api`` functions, not ``Model`` methods
+
+
 def __getattr__(name: str) -> Callable[..., Any]:
     """A registered analysis of several models without a function written here, generated."""
-    if name not in ANALYSES or ANALYSES[name].subject is not Subject.CHECKPOINTS:
+    if name not in ANALYSES or ANALYSES[name].subject not in SEVERAL_MODELS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return generated(name)
 
@@ -122,12 +132,12 @@ class Model(LoadedModel):
 
     def __getattr__(self, name: str) -> Any:
         """A registered analysis without a method written here, as a method generated from its entry."""
-        if name not in ANALYSES or ANALYSES[name].subject is Subject.CHECKPOINTS:
+        if name not in ANALYSES or ANALYSES[name].subject in SEVERAL_MODELS:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return types.MethodType(generated(name), self)
 
     def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *(n for n, a in ANALYSES.items() if a.subject is not Subject.CHECKPOINTS)})
+        return sorted({*super().__dir__(), *(n for n, a in ANALYSES.items() if a.subject not in SEVERAL_MODELS)})
 
     @forwards("layers")
     def layers(self) -> LayerTable:

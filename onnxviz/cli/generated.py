@@ -78,6 +78,9 @@ def _facade_call(analysis: Analysis, values: dict[str, Any]) -> tuple[Callable[.
     subject = values.get(analysis.subject.value)
     if analysis.subject is Subject.CHECKPOINTS:
         return functools.partial(getattr(api, analysis.name), loader=model_options.load), (subject,), "checkpoints"
+    if analysis.subject is Subject.PAIR:
+        pair = tuple(model_options.load(values[name]) for name in ("model_a", "model_b"))
+        return getattr(api, analysis.name), (*pair, values["images"]), values["model_b"].stem
     loaded = model_options.load(values["model"])
     load_notes(loaded)
     given = () if analysis.subject is Subject.MODEL else (subject,)
@@ -90,8 +93,11 @@ def _signature(analysis: Analysis) -> inspect.Signature:
     analysis reads, the bundles ``expand`` turns into flags, then the outputs."""
     keyword = inspect.Parameter.KEYWORD_ONLY
     subject = analysis.subject
-    arguments = [] if subject is Subject.CHECKPOINTS else [inspect.Parameter("model", keyword, annotation=ModelArg)]
-    if subject in SUBJECT_ARGUMENTS:
+    models = {Subject.CHECKPOINTS: (), Subject.PAIR: ("model_a", "model_b")}.get(subject, ("model",))
+    arguments = [inspect.Parameter(name, keyword, annotation=ModelArg) for name in models]
+    if subject is Subject.PAIR:
+        arguments.append(inspect.Parameter("images", keyword, annotation=ImagesArg))
+    elif subject in SUBJECT_ARGUMENTS:
         arguments.append(inspect.Parameter(subject.value, keyword, annotation=SUBJECT_ARGUMENTS[subject]))
     bundles = [
         inspect.Parameter("options", keyword, annotation=ModelOptions),

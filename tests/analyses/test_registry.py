@@ -6,16 +6,21 @@ gets."""
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 import typer
 
 from onnxviz import api, cli
 from onnxviz.analyses.registry import ANALYSES, Analysis, Subject
 from onnxviz.core.options import Options, declared, flag_of, option
+from onnxviz.core.result import Result
 from onnxviz.serve.app import Endpoints
 from onnxviz.serve.viewer import menu
+from tests.cli_helpers import run_cli
+from tests.helpers import DEMO
 
 # Commands that are not analyses of the registry: the server itself.
 NOT_REGISTERED = {"serve"}
@@ -91,10 +96,13 @@ def test_an_analysis_registered_alone_is_wired_everywhere_whatever_it_reads(subj
     monkeypatch.setitem(ANALYSES, "toy", toy)
     assert wiring_problems({"toy": toy}, demo_model) == []
     arguments = [p.name for p in commands()["toy"].params if isinstance(p, typer.core.TyperArgument)]
-    assert arguments == {Subject.MODEL: ["model"], Subject.CHECKPOINTS: ["checkpoints"]}.get(
-        subject, ["model", subject.value]
-    )
-    assert "toy" in dir(demo_model) or subject is Subject.CHECKPOINTS
+    special = {
+        Subject.MODEL: ["model"],
+        Subject.CHECKPOINTS: ["checkpoints"],
+        Subject.PAIR: ["model_a", "model_b", "images"],
+    }
+    assert arguments == special.get(subject, ["model", subject.value])
+    assert ("toy" in dir(demo_model)) is (subject not in (Subject.CHECKPOINTS, Subject.PAIR))
 
 
 def test_an_analysis_for_the_viewer_that_reads_a_folder_is_reported_missing_from_it(demo_model, monkeypatch) -> None:
@@ -123,3 +131,32 @@ def test_facade_arguments_after_the_subject_are_keyword_only(demo_model) -> None
         leading = [p.name for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         several = (["checkpoints"], ["model_a", "model_b", "images"])
         assert leading in ([], [parameters[0].name], *several), (analysis.name, leading)
+
+
+@dataclass
+class Agreement(Result):
+    """What the pair toy finds: both models' top-1 class per image."""
+
+    tops: list[tuple[int, int]]
+
+    def figure(self) -> np.ndarray:
+        return np.zeros((4, 4, 3), np.uint8)
+
+    def summary(self) -> dict:
+        return {"tops": [list(pair) for pair in self.tops]}
+
+
+def agreement(pair, images, options: ToyOptions, progress=None) -> Agreement:
+    """Each image's top-1 class under both models of the pair."""
+    tops = [tuple(int(np.argmax(m.project(i, node="fc2", rule="saliency").activations)) for m in pair) for i in images]
+    return Agreement(tops)
+
+
+def test_a_generated_command_and_facade_call_for_a_pair_of_models_load_both_and_run(monkeypatch, capsys) -> None:
+    monkeypatch.setitem(ANALYSES, "agree", Analysis("agree", ToyOptions, agreement, Subject.PAIR, progress=True))
+    picture = str(DEMO.parent / "images" / "circle.png")
+    code, out, err = run_cli(capsys, "agree", DEMO, DEMO, picture, picture, "--json", "--device", "cpu")
+    assert code == 0, err
+    expected = api.compare(DEMO, DEMO, [picture]).summary()["images"][0]["top1_a"]
+    assert json.loads(out)["tops"] == [[expected, expected]] * 2
+    assert api.agree(DEMO, DEMO, [picture]).tops == [(expected, expected)]
