@@ -15,7 +15,7 @@ import inspect
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from onnxviz.analyses import embed as embedding
 from onnxviz.analyses import evolution as evolving
@@ -27,11 +27,10 @@ from onnxviz.analyses.compare.measures import Comparison
 from onnxviz.analyses.correspondence import Correspondence
 from onnxviz.analyses.layers import LayerInfo, LayerTable
 from onnxviz.analyses.maximize.analysis import Maximization
-from onnxviz.analyses.registry import ANALYSES, Subject
+from onnxviz.analyses.registry import ANALYSES, Subject, forwards, run
 from onnxviz.core.loaded import LRN_MODES, LoadedModel, Source
 from onnxviz.core.types import Image
 from onnxviz.data.scanner import Engine
-from onnxviz.errors import OptionError
 from onnxviz.render.outputs import write_text
 from onnxviz.runtime.engines import PROJECTOR_CACHE_SIZE, SESSION_CACHE_SIZE
 
@@ -49,37 +48,6 @@ __all__ = [
     "evolution",
     "load",
 ]
-
-Method = TypeVar("Method", bound=Callable[..., Any])
-
-
-def forwards(name: str) -> Callable[[Method], Method]:
-    """Give a facade method the signature it forwards: its own leading arguments, then the
-    analysis's options as keywords (``help()``, IDEs and the registry test read it)."""
-    analysis = ANALYSES[name]
-
-    def decorate(method: Method) -> Method:
-        signature = inspect.signature(method)
-        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        keyword = inspect.Parameter.KEYWORD_ONLY
-        extra = [inspect.Parameter("progress", keyword, default=None)] if analysis.progress else []
-        extra.append(inspect.Parameter("options", keyword, default=None))
-        method.__signature__ = signature.replace(parameters=[*own, *analysis.options.keywords(), *extra])  # type: ignore[attr-defined]
-        return method
-
-    return decorate
-
-
-def run(name: str, model: Any, subject: Any, given: dict[str, Any]) -> Any:
-    """Analysis ``name`` on ``model`` and ``subject`` with the options as keywords (or ``options=``)."""
-    analysis = ANALYSES[name]
-    progress = given.pop("progress", None)
-    options = given.pop("options", None)
-    if options is None:
-        options = analysis.options.of(given)
-    elif given:
-        raise OptionError(next(iter(given)), "Give {option} inside options=, or leave options= out.")
-    return analysis.run(model, subject, options, progress)
 
 
 def generated(name: str) -> Callable[..., Any]:

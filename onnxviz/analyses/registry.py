@@ -13,10 +13,11 @@ the call), ``progress`` only where the analysis reports it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from onnxviz.analyses import (
     check,
@@ -36,6 +37,7 @@ from onnxviz.analyses.compare import analysis as compare
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.core.options import Options
+from onnxviz.errors import OptionError
 
 
 class Subject(Enum):
@@ -96,3 +98,36 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
     )
 }
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def forwards(name: str) -> Callable[[Method], Method]:
+    """Give a facade call (``api.Model``'s methods, ``api``'s functions) the signature it forwards:
+    its own leading arguments, then the analysis's options as keywords (``help()``, IDEs and the
+    registry test read it)."""
+    analysis = ANALYSES[name]
+
+    def decorate(method: Method) -> Method:
+        signature = inspect.signature(method)
+        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        extra = [inspect.Parameter("progress", keyword, default=None)] if analysis.progress else []
+        extra.append(inspect.Parameter("options", keyword, default=None))
+        method.__signature__ = signature.replace(parameters=[*own, *analysis.options.keywords(), *extra])  # type: ignore[attr-defined]
+        return method
+
+    return decorate
+
+
+def run(name: str, model: Any, subject: Any, given: dict[str, Any]) -> Any:
+    """Analysis ``name`` on ``model`` and ``subject`` with the options as keywords (or ``options=``)."""
+    analysis = ANALYSES[name]
+    progress = given.pop("progress", None)
+    options = given.pop("options", None)
+    if options is None:
+        options = analysis.options.of(given)
+    elif given:
+        raise OptionError(next(iter(given)), "Give {option} inside options=, or leave options= out.")
+    return analysis.run(model, subject, options, progress)
