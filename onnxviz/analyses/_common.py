@@ -1,14 +1,54 @@
-"""Helpers several analyses share: softmax, fill values, channel checks, layout moves.
+"""Helpers several analyses share: the options they have in common, softmax, fill values, channel
+checks, layout moves.
 
-They live here, below every analysis, so that no analysis imports another analysis's helpers.
+They live here, below every analysis, so that no analysis imports another analysis's helpers, and
+an option that several analyses take (``node``, ``channels``, ``top``, ``rule``, ``lrn``) is
+declared once: each ``Options`` dataclass takes its field from the function below.
 """
 
 from __future__ import annotations
 
+from dataclasses import field
+from typing import Any
+
 import numpy as np
 
+from onnxviz.core.loaded import LRN_MODES
+from onnxviz.core.options import option
 from onnxviz.data.preprocess import Preprocessing
 from onnxviz.errors import OptionError
+from onnxviz.inverse import MODES
+
+NODE_HELP = "Node name, tensor name, alias (conv5, pool2, fc1) or unique substring."
+RULE_HELP = "deconvnet | guided | saliency."
+LRN_HELP = "exact | passthrough (the paper's approximation)."
+
+
+def node_field(help_text: str = NODE_HELP, **default: Any) -> Any:
+    """The layer an analysis reads (``--node``/``-n``); required unless a ``default`` is given."""
+    return field(**default, metadata=option(help_text, aliases=("-n",)))
+
+
+def channels_field(help_text: str = "Channel(s): 3,7 or repeated.") -> Any:
+    """Channels by index: ``--channel 3,7`` or repeated (``-c``, and ``--channels`` as an old spelling)."""
+    return field(default=None, metadata=option(help_text, min=0, flag="--channel", aliases=("-c", "--channels")))
+
+
+def top_field(help_text: str, old_spelling: bool = False) -> Any:
+    """The K strongest channels (``--top``); ``old_spelling``: ``--top-channels``/``top_channels`` kept."""
+    renamed = {"aliases": ("--top-channels",), "renamed": ("top_channels",)} if old_spelling else {}
+    return field(default=None, metadata=option(help_text, min=1, **renamed))
+
+
+def rule_field() -> Any:
+    """The inverse's rule: deconvnet (default), guided or saliency."""
+    return field(default="deconvnet", metadata=option(RULE_HELP, choices=MODES))
+
+
+def lrn_field() -> Any:
+    """How LRN is inverted: exactly, or passed through (the paper's approximation)."""
+    return field(default="exact", metadata=option(LRN_HELP, choices=LRN_MODES))
+
 
 NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_TO_NHWC = (0, 2, 3, 1)

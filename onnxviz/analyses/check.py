@@ -7,17 +7,17 @@ A ``CheckReport`` is a list of ``CheckResult`` rows (what ``Model.check()`` alwa
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from onnxviz.analyses.project import RULE_HELP, ProjectOptions, project
+from onnxviz.analyses._common import rule_field
+from onnxviz.analyses.project import ProjectOptions, project
 from onnxviz.core.loaded import LoadedModel
-from onnxviz.core.options import Options, option
+from onnxviz.core.options import Options
 from onnxviz.core.result import Result
 from onnxviz.errors import OnnxvizError
 from onnxviz.graph.aliases import Layer
-from onnxviz.inverse import MODES
 from onnxviz.render import pictures as render
 
 
@@ -25,7 +25,7 @@ from onnxviz.render import pictures as render
 class CheckOptions(Options):
     """The rule every layer is projected by."""
 
-    rule: str = field(default="deconvnet", metadata=option(RULE_HELP, choices=MODES))
+    rule: str = rule_field()
 
 
 @dataclass(frozen=True)

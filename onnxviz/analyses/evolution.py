@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from onnxviz.analyses.project import NODE_HELP
+from onnxviz.analyses._common import channels_field, node_field, top_field
 from onnxviz.analyses.topk import DEFAULT_TOP, ChannelWinners, TopKOptions, TopKResult, topk
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
@@ -45,19 +45,10 @@ class EvolutionOptions(Options):
     """The images scanned at every checkpoint, the layer, its channels, and where the scans run."""
 
     images: Path | str = field(metadata=option("Folder of pictures / .npy inputs (searched recursively)."))
-    node: str = field(metadata=option(NODE_HELP, aliases=("-n",)))
-    channels: list[int] | None = field(
-        default=None,
-        metadata=option("Channels: 0,5,9 or repeated.", min=0, flag="--channel", aliases=("-c", "--channels")),
-    )
-    top: int | None = field(
-        default=None,
-        metadata=option(
-            f"The N channels strongest at the last checkpoint (default {DEFAULT_TOP}).",
-            min=1,
-            aliases=("--top-channels",),
-            renamed=("top_channels",),
-        ),
+    node: str = node_field()
+    channels: list[int] | None = channels_field("Channels: 0,5,9 or repeated.")
+    top: int | None = top_field(
+        f"The N channels strongest at the last checkpoint (default {DEFAULT_TOP}).", old_spelling=True
     )
     batch_size: int | None = field(default=None, metadata=option("Images per run.", min=1))
     engine: Engine | None = field(

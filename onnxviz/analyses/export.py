@@ -8,10 +8,10 @@ from pathlib import Path
 
 import onnx
 
-from onnxviz.analyses.project import LRN_HELP, NODE_HELP, RULE_HELP
-from onnxviz.core.loaded import LRN_MODES, LoadedModel
+from onnxviz.analyses._common import lrn_field, node_field, rule_field
+from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
-from onnxviz.inverse import MODES, InverseSpec, build_inverse
+from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.inverse.context import FORMS
 from onnxviz.passes.rewrite import forward_model
 from onnxviz.render.outputs import write_bytes
@@ -22,10 +22,10 @@ from onnxviz.runtime.projector import seeded_tensor
 class InvertOptions(Options):
     """The layer whose inverse is written, where, and how it is built."""
 
-    node: str = field(metadata=option(NODE_HELP, aliases=("-n",)))
+    node: str = node_field()
     out_dir: Path = field(metadata=option("Folder for forward.onnx and inverse.onnx."))
-    rule: str = field(default="deconvnet", metadata=option(RULE_HELP, choices=MODES))
-    lrn: str = field(default="exact", metadata=option(LRN_HELP, choices=LRN_MODES))
+    rule: str = rule_field()
+    lrn: str = lrn_field()
     form: str | None = field(
         default=None, metadata=option("cpu | portable (CUDA-safe ops); default: the device's.", choices=FORMS)
     )

@@ -9,13 +9,14 @@ weights of a conv layer, in colour for a first layer that reads the image, and o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from onnxviz.analyses._common import node_field
 from onnxviz.core.loaded import LoadedModel
-from onnxviz.core.options import Options, option
+from onnxviz.core.options import Options
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.errors import UsageError
@@ -30,9 +31,7 @@ FRAME = (230, 40, 40)
 class GridOptions(Options):
     """The layer whose maps (``activations``) or filters (``filters``) are drawn."""
 
-    node: str = field(
-        metadata=option("Node name, tensor name, alias (conv5, pool2, fc1) or unique substring.", aliases=("-n",))
-    )
+    node: str = node_field()
 
 
 @dataclass

@@ -12,35 +12,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from onnxviz.analyses._common import checked_channels
-from onnxviz.core.loaded import LRN_MODES, LoadedModel
-from onnxviz.core.options import Options, option
+from onnxviz.analyses._common import channels_field, checked_channels, lrn_field, node_field, rule_field, top_field
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.data.preprocess import Preprocessing, picture_from_tensor
 from onnxviz.errors import OptionError
-from onnxviz.inverse import MODES
 from onnxviz.render import pictures as render
 from onnxviz.runtime.engines import ProjectorKey
 from onnxviz.runtime.projector import channel_strengths, seeded_tensor
-
-NODE_HELP = "Node name, tensor name, alias (conv5, pool2, fc1) or unique substring."
-CHANNELS_HELP = "Channel(s): 3,7 or repeated."
-RULE_HELP = "deconvnet | guided | saliency."
-LRN_HELP = "exact | passthrough (the paper's approximation)."
 
 
 @dataclass(frozen=True)
 class ProjectOptions(Options):
     """Which layer and channels to project, and by which rule."""
 
-    node: str = field(metadata=option(NODE_HELP, aliases=("-n",)))
-    channels: list[int] | None = field(
-        default=None, metadata=option(CHANNELS_HELP, min=0, flag="--channel", aliases=("-c", "--channels"))
-    )
-    top: int | None = field(default=None, metadata=option("Project the K strongest channels.", min=1))
-    rule: str = field(default="deconvnet", metadata=option(RULE_HELP, choices=MODES))
-    lrn: str = field(default="exact", metadata=option(LRN_HELP, choices=LRN_MODES))
+    node: str = node_field()
+    channels: list[int] | None = channels_field()
+    top: int | None = top_field("Project the K strongest channels.")
+    rule: str = rule_field()
+    lrn: str = lrn_field()
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxviz.analyses.project import NODE_HELP
+from onnxviz.analyses._common import channels_field, node_field, top_field
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
 from onnxviz.core.progress import Progress
@@ -47,19 +47,10 @@ DEFAULT_TOP = 8  # channels ranked by their strongest winner, when none are name
 class TopKOptions(Options):
     """Which channels of which layer, how many winners each, and where the scan runs and keeps its state."""
 
-    node: str = field(metadata=option(NODE_HELP, aliases=("-n",)))
-    channels: list[int] | None = field(
-        default=None,
-        metadata=option("Channels: 0,5,9 or repeated.", min=0, flag="--channel", aliases=("-c", "--channels")),
-    )
-    top: int | None = field(
-        default=None,
-        metadata=option(
-            f"The N channels with the strongest winners (default {DEFAULT_TOP}).",
-            min=1,
-            aliases=("--top-channels",),
-            renamed=("top_channels",),
-        ),
+    node: str = node_field()
+    channels: list[int] | None = channels_field("Channels: 0,5,9 or repeated.")
+    top: int | None = top_field(
+        f"The N channels with the strongest winners (default {DEFAULT_TOP}).", old_spelling=True
     )
     k: int = field(default=9, metadata=option("Winners per channel.", min=1))
     batch_size: int | None = field(default=None, metadata=option("Images per run.", min=1))

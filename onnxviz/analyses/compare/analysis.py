@@ -38,17 +38,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from onnxviz.analyses._common import NHWC_TO_NCHW, move_layout, softmax
+from onnxviz.analyses._common import NHWC_TO_NCHW, move_layout, rule_field, softmax
 from onnxviz.analyses.compare.measures import Comparison, ImageResult, LayerResult, cosines, judge, relative_errors
 from onnxviz.analyses.compare.pairing import PRECISIONS, LayerPair, pair_layers, tolerance_for
 from onnxviz.analyses.occlusion import OccludeOptions, OcclusionMap
-from onnxviz.analyses.project import RULE_HELP, Projection
+from onnxviz.analyses.project import Projection
 from onnxviz.core.options import Options, option
 from onnxviz.core.progress import StageProgress
 from onnxviz.core.types import Image
 from onnxviz.errors import InferenceError, OnnxvizError, UsageError
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import MODES
 from onnxviz.passes.rewrite import forward_model
 from onnxviz.runtime.projector import channel_strengths, seeded_tensor
 from onnxviz.runtime.sessions import Device, create_session, run_bound
@@ -74,7 +73,7 @@ class CompareOptions(Options):
             cli=False,
         ),
     )
-    rule: str = field(default="deconvnet", metadata=option(RULE_HELP, choices=MODES))
+    rule: str = rule_field()
     top: int = field(default=4, metadata=option("Channels projected per layer (0: none).", min=0))
     occlusion: bool = field(default=False, metadata=option("Also correlate the occlusion maps."))
     tolerance: float = field(default=1.0, metadata=option("Factor on every default tolerance.", min=0))

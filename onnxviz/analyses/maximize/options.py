@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from onnxviz.analyses._common import channels_field, node_field, top_field
 from onnxviz.analyses.maximize.objectives import DEFAULT_CHANNELS, OBJECTIVES
 from onnxviz.analyses.maximize.parameterisations import PARAMETERISATIONS
 from onnxviz.analyses.maximize.transforms import PRESETS, Transforms
-from onnxviz.analyses.project import NODE_HELP
 from onnxviz.core.options import Options, option
 from onnxviz.errors import OptionError
 
@@ -22,11 +22,9 @@ JITTER_SHARE = 28  # the default jitter is a 28th of the input's side: 8 px at 2
 class MaximizeOptions(Options):
     """The layer and channels, the objective, and every setting of the ascent."""
 
-    node: str = field(metadata=option(NODE_HELP, aliases=("-n",)))
-    channels: list[int] | None = field(
-        default=None, metadata=option(CHANNELS_HELP, min=0, flag="--channel", aliases=("-c", "--channels"))
-    )
-    top: int | None = field(default=None, metadata=option("The K channels a gray image drives most.", min=1))
+    node: str = node_field()
+    channels: list[int] | None = channels_field(CHANNELS_HELP)
+    top: int | None = top_field("The K channels a gray image drives most.")
     objective: str | None = field(
         default=None, metadata=option(f"{' | '.join(OBJECTIVES)} (default: class on logits).", choices=OBJECTIVES)
     )
