@@ -11,7 +11,7 @@ import typer
 from onnxviz.analyses.correspondence import CorrespondenceOptions, pairs_text
 from onnxviz.cli.application import command
 from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions
-from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress
+from onnxviz.cli.output import Outputs, load_notes, note, out, run_counted
 
 
 @command
@@ -35,12 +35,15 @@ def correspondence(
     """Correspondence analysis (Zeiler & Fergus Table 1): mask a part in several images, compare the sign changes."""
     loaded = options.load(model)
     load_notes(loaded)
-    with progress("masking", counted=True, rate_unit="inputs", quiet=json_output) as tracker:
-        result = loaded.correspondence(masks, options=settings, progress=tracker.count)
     outputs = Outputs(out_png, None, json_output)
-    outputs.write(result, np.empty(0), Path(f"{masks.stem}_correspondence.png"))
-    if json_output:
-        print_json(result.summary())
+    result = run_counted(
+        lambda count: loaded.correspondence(masks, options=settings, progress=count),
+        "masking",
+        outputs,
+        Path(f"{masks.stem}_correspondence.png"),
+        np.empty(0),
+    )
+    if result is None:
         return
     note(result.note)
     for part, deltas in result.parts.items():

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from onnxviz.analyses.invariance import InvarianceOptions
 from onnxviz.cli.application import command
 from onnxviz.cli.options import ImagesArg, JsonOpt, ModelArg, ModelOptions
-from onnxviz.cli.output import Outputs, load_notes, note, out, print_json, progress
+from onnxviz.cli.output import Outputs, load_notes, note, out, run_counted
 
 
 @command
@@ -27,12 +28,15 @@ def invariance(
     """Invariance curves (the paper's Fig. 5): how far each layer's features and the class probability move."""
     loaded = options.load(model)
     load_notes(loaded)
-    with progress("transforming", counted=True, rate_unit="inputs", quiet=json_output) as tracker:
-        result = loaded.invariance(images, options=settings, progress=tracker.count)
     outputs = Outputs(out_png, None, json_output)
-    outputs.write(result, result.distance, Path(f"invariance_{settings.transform}.png"))
-    if json_output:
-        print_json(result.summary())
+    result = run_counted(
+        lambda count: loaded.invariance(images, options=settings, progress=count),
+        "transforming",
+        outputs,
+        Path(f"invariance_{settings.transform}.png"),
+        np.empty(0),
+    )
+    if result is None:
         return
     note(result.note)
     for i, image in enumerate(result.images):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,3 +121,24 @@ def progress(
         columns.append(TextColumn("{task.description}"))
     with redirect_stdout(sys.stderr), Progress(*columns, console=err, transient=True, disable=quiet) as bar:
         yield Tracker(bar, rate_unit)
+
+
+def run_counted(
+    call: Callable[[Callable[[int, int], None]], Any],
+    label: str,
+    outputs: Outputs,
+    default: Path,
+    raw: np.ndarray | None,
+) -> Any | None:
+    """The flow of a command that counts its inputs: ``call(progress)`` under a counted bar, then
+    ``--out``/``--raw`` written and ``--json`` printed. Returns the result for the command's text
+    lines, or None where ``--json`` printed it (the command then prints nothing more).
+
+    ``raw``: the array ``--raw`` writes, or None for the result's own (``Result.raw()``)."""
+    with progress(label, counted=True, rate_unit="inputs", quiet=outputs.json) as tracker:
+        result = call(tracker.count)
+    outputs.write(result, result.raw() if raw is None else raw, default)
+    if outputs.json:
+        print_json(result.summary())
+        return None
+    return result
