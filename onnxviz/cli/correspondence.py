@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from onnxviz.analyses.correspondence import CorrespondenceOptions, pairs_text
 from onnxviz.cli.application import command
 from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions
-from onnxviz.cli.output import Outputs, load_notes, note, out, run_counted
+from onnxviz.cli.output import Outputs, out, run_counted
 
 
 @command
@@ -34,18 +33,17 @@ def correspondence(
 ) -> None:
     """Correspondence analysis (Zeiler & Fergus Table 1): mask a part in several images, compare the sign changes."""
     loaded = options.load(model)
-    load_notes(loaded)
     outputs = Outputs(out_png, None, json_output)
+    default = Path(f"{masks.stem}_correspondence.png")
     result = run_counted(
+        loaded,
         lambda count: loaded.correspondence(masks, options=settings, progress=count),
         "masking",
         outputs,
-        Path(f"{masks.stem}_correspondence.png"),
-        np.empty(0),
+        default,
     )
     if result is None:
         return
-    note(result.note)
     for part, deltas in result.parts.items():
         shown = ", ".join(f"{layer} {deltas[layer]:.3f} (random {result.random[part][layer]:.3f})" for layer in deltas)
         out.print(f"{part} ({pairs_text(result.pairs[part])}): {shown}")

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from onnxviz.analyses.invariance import InvarianceOptions
 from onnxviz.cli.application import command
 from onnxviz.cli.options import ImagesArg, JsonOpt, ModelArg, ModelOptions
-from onnxviz.cli.output import Outputs, load_notes, note, out, run_counted
+from onnxviz.cli.output import Outputs, out, run_counted
 
 
 @command
@@ -27,18 +26,17 @@ def invariance(
 ) -> None:
     """Invariance curves (the paper's Fig. 5): how far each layer's features and the class probability move."""
     loaded = options.load(model)
-    load_notes(loaded)
     outputs = Outputs(out_png, None, json_output)
+    default = Path(f"invariance_{settings.transform}.png")
     result = run_counted(
+        loaded,
         lambda count: loaded.invariance(images, options=settings, progress=count),
         "transforming",
         outputs,
-        Path(f"invariance_{settings.transform}.png"),
-        np.empty(0),
+        default,
     )
     if result is None:
         return
-    note(result.note)
     for i, image in enumerate(result.images):
         moved = ", ".join(f"{layer} up to {result.relative[k, i].max():.3g}×" for k, layer in enumerate(result.layers))
         line = f"{image}: relative feature distance {moved}"

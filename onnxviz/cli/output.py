@@ -124,21 +124,18 @@ def progress(
 
 
 def run_counted(
-    call: Callable[[Callable[[int, int], None]], Any],
-    label: str,
-    outputs: Outputs,
-    default: Path,
-    raw: np.ndarray | None,
+    loaded: Any, call: Callable[[Callable[[int, int], None]], Any], label: str, outputs: Outputs, default: Path
 ) -> Any | None:
-    """The flow of a command that counts its inputs: ``call(progress)`` under a counted bar, then
-    ``--out``/``--raw`` written and ``--json`` printed. Returns the result for the command's text
-    lines, or None where ``--json`` printed it (the command then prints nothing more).
-
-    ``raw``: the array ``--raw`` writes, or None for the result's own (``Result.raw()``)."""
+    """The flow of a command that counts its inputs on a loaded model: the model's notes, then
+    ``call(progress)`` under a counted bar, ``--out`` written and ``--json`` printed. Returns the
+    result for the command's own text lines (after the result's note), or None where ``--json``
+    printed it (the command then prints nothing more)."""
+    load_notes(loaded)
     with progress(label, counted=True, rate_unit="inputs", quiet=outputs.json) as tracker:
         result = call(tracker.count)
-    outputs.write(result, result.raw() if raw is None else raw, default)
+    outputs.write(result, np.empty(0), default)
     if outputs.json:
         print_json(result.summary())
         return None
+    note(result.note)
     return result
