@@ -19,9 +19,12 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, fields
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 from onnxviz.errors import OptionError
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11; onnxviz runs on 3.10 too
 
 OPTION = "onnxviz.option"
 
