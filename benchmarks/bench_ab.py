@@ -37,9 +37,11 @@ def main() -> int:
     parser.add_argument("a", type=Path)
     parser.add_argument("b", type=Path)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("script", nargs=argparse.REMAINDER, help="-- SCRIPT [ARGS]: run in each tree's root")
-    args = parser.parse_args()
-    script = args.script[1:] if args.script[:1] == ["--"] else args.script
+    argv = sys.argv[1:]
+    if "--" not in argv:
+        parser.error("give the benchmark after --: bench_ab.py A B [--rounds N] -- SCRIPT [ARGS]")
+    split = argv.index("--")
+    args, script = parser.parse_args(argv[:split]), argv[split + 1 :]
     ratios: dict[str, list[float]] = {}
     medians: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
     for index in range(args.rounds):
