@@ -182,7 +182,13 @@ def export(model: nn.Module, name: str, x: np.ndarray, dynamo: bool) -> Path:
     if dynamo:  # torch.export specialises a dimension of size 1: the example is the batch of two
         example = (torch.from_numpy(x),)
         torch.onnx.export(
-            model, example, path, dynamo=True, external_data=False, input_names=["input"], dynamic_shapes=({0: torch.export.Dim("batch")},)
+            model,
+            example,
+            path,
+            dynamo=True,
+            external_data=False,
+            input_names=["input"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
         )
     else:
         example = (torch.from_numpy(x[:1]),)

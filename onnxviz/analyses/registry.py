@@ -33,6 +33,7 @@ from onnxviz.analyses import (
     report,
     topk,
 )
+from onnxviz.analyses.cam import analysis as cam
 from onnxviz.analyses.compare import analysis as compare
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
@@ -83,6 +84,7 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("project", project.ProjectOptions, project.project, Subject.IMAGE, viewer=True),
         Analysis("occlude", occlusion.OccludeOptions, occlusion.occlude, Subject.IMAGE, progress=True, viewer=True),
         Analysis("activations", grids.GridOptions, grids.activations, Subject.IMAGE, viewer=True),
+        Analysis("cam", cam.CamOptions, cam.cam, Subject.IMAGES),
         Analysis("topk", topk.TopKOptions, topk.topk, Subject.FOLDER, progress=True),
         Analysis("report", report.ReportOptions, report.report, Subject.IMAGES, progress=True),
         Analysis("invariance", invariance.InvarianceOptions, invariance.invariance, Subject.IMAGES, progress=True),

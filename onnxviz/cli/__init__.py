@@ -8,6 +8,7 @@ followed by those generated for registered analyses with none written (``cli/gen
 # isort: off
 from onnxviz.cli import model  # layers, check, invert, filters
 from onnxviz.cli import explain  # project, occlude, activations
+from onnxviz.cli import cam
 from onnxviz.cli import dataset  # topk, report
 from onnxviz.cli import compare
 from onnxviz.cli import invariance
@@ -22,6 +23,7 @@ from onnxviz.cli.application import app, main
 
 __all__ = [
     "app",
+    "cam",
     "compare",
     "correspondence",
     "dataset",

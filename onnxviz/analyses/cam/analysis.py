@@ -23,6 +23,7 @@ from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.data.preprocess import picture_from_tensor
+from onnxviz.errors import UsageError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.engines import ForwardKey, GradientKey
 from onnxviz.targets.base import ResolvedTarget, Target, seeds
@@ -79,10 +80,14 @@ class Cam(Result):
         """Each image with its map over it (jet, half weight), titled with the target and its score."""
         size = render.tile_size(*self.heatmaps.shape[1:])
         tiles = []
-        for image, picture, heatmap, target in zip(self.images, self.pictures, self.heatmaps, self.targets, strict=True):
+        for image, picture, heatmap, target in zip(
+            self.images, self.pictures, self.heatmaps, self.targets, strict=True
+        ):
             resized = cv2.resize(heatmap, (picture.shape[1], picture.shape[0]))
             jet = cv2.applyColorMap((np.clip(resized, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
-            overlay = cv2.addWeighted(picture, 1 - OVERLAY_WEIGHT, cv2.cvtColor(jet, cv2.COLOR_BGR2RGB), OVERLAY_WEIGHT, 0)
+            overlay = cv2.addWeighted(
+                picture, 1 - OVERLAY_WEIGHT, cv2.cvtColor(jet, cv2.COLOR_BGR2RGB), OVERLAY_WEIGHT, 0
+            )
             lines = [Path(image).name, f"{self.described(target)}: {target.score:.3g}"]
             tiles.append(render.titled_tile(overlay, size, lines))
         return render.with_header(render.grid(tiles, min(len(tiles), 4)), f"{self.method} at {', '.join(self.layers)}")
@@ -99,15 +104,22 @@ class Cam(Result):
 def cam(model: LoadedModel, images: Sequence[Image] | Image, options: CamOptions) -> Cam:
     """The class activation map of ``options.method`` at ``options.layer`` for each image's target."""
     given = [images] if isinstance(images, (str, Path)) else list(images)
+    if not given:
+        raise UsageError("cam needs at least one image.", "Give one or more pictures or .npy inputs.")
     prepared = [model.prepare(image) for image in given]
     target = parse_target(options.target)
     tensor = target.tensor(model.graph)
-    shape = prepared[0][2] if prepared else model.input_shape()
+    shape = prepared[0][2]
+    if any(other != shape for _, _, other in prepared):
+        raise UsageError(
+            "The images give the model inputs of different sizes, and cam runs them as batches of one size.",
+            "Give --size H,W (size= in Python) so that every image is resized to it.",
+        )
     if options.layer is not None:
         layers = [named_layer(model.graph, name, tensor, shape) for name in options.layer]
     else:
         layers = [default_layer(model.graph, tensor, shape)]
-    x = np.concatenate([tensor_ for tensor_, _, _ in prepared]) if prepared else np.zeros((0, *shape[1:]), np.float32)
+    x = np.concatenate([prepared_tensor for prepared_tensor, _, _ in prepared])
     resolved: list[ResolvedTarget] = []
     maps = {}
     for start in range(0, len(x), options.batch_size):
@@ -118,13 +130,15 @@ def cam(model: LoadedModel, images: Sequence[Image] | Image, options: CamOptions
     maps = {name: np.concatenate(parts).astype(np.float32) for name, parts in maps.items()}
     size = (shape[model.height_axis], shape[model.height_axis + 1])
     per_layer = [normalised(m, size) for m in maps.values()]
-    heatmaps = normalised(np.maximum(np.mean(per_layer, axis=0), 0)) if per_layer else np.zeros((0, *size), np.float32)
+    heatmaps = normalised(np.maximum(np.mean(per_layer, axis=0), 0))
     pictures = [
         picture if picture is not None else picture_from_tensor(t[0], model.layout, model.preprocessing)
         for t, picture, _ in prepared
     ]
     names = [str(image) if isinstance(image, (str, Path)) else f"image {k}" for k, image in enumerate(given)]
-    return Cam(options.method, [layer.name for layer in layers], names, maps, heatmaps, resolved, pictures, model.labels())
+    return Cam(
+        options.method, [layer.name for layer in layers], names, maps, heatmaps, resolved, pictures, model.labels()
+    )
 
 
 def _layer_maps(

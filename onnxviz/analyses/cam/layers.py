@@ -76,7 +76,8 @@ def named_layer(graph: ModelGraph, name: str, target: str, input_shape: tuple[in
     tensor = graph.resolve(name).tensor
     if tensor not in on_the_path(graph, target):
         raise UsageError(
-            f"The layer '{name}' is not on the path to the target '{target}': the target's score does not depend on it.",
+            f"The layer '{name}' is not on the path to the target '{target}': the target's score does "
+            "not depend on it.",
             "Pick a layer the target is computed from. " + LAYERS_HINT,
         )
     shape = graph.shapes(input_shape).get(tensor, ())
