@@ -1,0 +1,129 @@
+"""``cam`` equals pytorch-grad-cam's own classes on torch-exported models, and chooses its layer as
+the contract says.
+
+The references (``tests/fixtures/cam_references.npz``) are pytorch-grad-cam's arrays for the
+``cam_*`` fixtures, made by ``scripts/reference_cams.py``; torch is not needed here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import onnxviz
+from onnxviz.analyses.cam.layers import nhwc_tensors
+from onnxviz.analyses.cam.methods import METHODS
+from onnxviz.errors import UsageError
+from tests.helpers import FIXTURES
+
+REFERENCES = np.load(FIXTURES.parent / "cam_references.npz")
+INPUTS = list(REFERENCES["inputs"])
+TOLERANCE = 1e-3  # of the reference's largest value
+
+
+def close(found: np.ndarray, expected: np.ndarray) -> None:
+    assert found.shape == expected.shape
+    assert np.abs(found - expected).max() <= TOLERANCE * np.abs(expected).max()
+
+
+@pytest.fixture(scope="module")
+def cam_model():
+    models: dict[str, onnxviz.Model] = {}
+
+    def get(name: str) -> onnxviz.Model:
+        if name not in models:
+            models[name] = onnxviz.load(FIXTURES / f"cam_{name}.onnx", device="cpu")
+        return models[name]
+
+    return get
+
+
+def reference_layer(name: str) -> list[str] | None:
+    """The layer the reference read, by its ONNX node name; None: the default layer's (mobilenet)."""
+    key = f"{name}/layer"
+    return [str(REFERENCES[key])] if key in REFERENCES.files else None
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("name", ["vgg", "resnet", "mobilenet", "nhwc"])
+def test_every_method_equals_pytorch_grad_cam_at_the_input_and_at_the_layer(cam_model, name, method) -> None:
+    result = cam_model(name).cam(INPUTS, method=method, layer=reference_layer(name))
+    close(result.raw(), REFERENCES[f"{name}/{method}/raw"])
+    (layer_map,) = result.maps.values()
+    close(layer_map, REFERENCES[f"{name}/{method}/layer"])
+
+
+def test_the_default_layer_is_the_last_conv_block_not_the_pooled_one(cam_model) -> None:
+    model = cam_model("vgg")
+    chosen = model.cam(INPUTS[:1])
+    assert model.resolve(chosen.layers[0]).tensor == model.resolve(reference_layer("vgg")[0]).tensor
+    assert chosen.layers == ["conv5"]
+
+
+def test_the_default_layer_is_not_the_targets_own_tensor(demo_model) -> None:
+    image = "models/images/triangle.png"
+    assert demo_model.cam(image).layers == ["pool3"]
+    inside = demo_model.cam(image, target="conv3[0,0,0,0]")
+    rectified = demo_model.resolve("conv3").tensor
+    assert inside.layers == [demo_model.graph.producer[rectified].input[0]]  # the conv's output under its ReLU
+
+
+def test_an_nhwc_layer_is_read_as_nchw(cam_model) -> None:
+    model = onnxviz.load(FIXTURES / "tf2onnx_nhwc.onnx", device="cpu")
+    image = np.random.default_rng(0).normal(size=(32, 32, 3)).astype(np.float32)
+    default = model.cam([image], method="gradcam++")
+    assert model.resolve(default.layers[0]).tensor in nhwc_tensors(model.graph)
+    before_the_transpose = model.cam([image], method="gradcam++", layer=["pool2"])
+    close(default.raw(), before_the_transpose.raw())
+
+
+def test_several_layers_average_their_maps_as_pytorch_grad_cam(cam_model) -> None:
+    layers = [str(REFERENCES["vgg/layer"]), str(REFERENCES["vgg/second_layer"])]
+    result = cam_model("vgg").cam(INPUTS, method="gradcam", layer=layers)
+    assert list(result.maps) == layers
+    close(result.raw(), REFERENCES["vgg/two_layers/gradcam/raw"])
+
+
+def test_a_named_class_is_explained_for_every_image(cam_model) -> None:
+    named = int(REFERENCES["vgg/named_class"])
+    result = cam_model("vgg").cam(INPUTS, target=named, layer=reference_layer("vgg"))
+    assert [t.class_index for t in result.targets] == [named, named]
+    close(result.raw(), REFERENCES["vgg/named/gradcam/raw"])
+
+
+def test_each_image_gets_its_own_top1_whatever_the_batch_size(cam_model) -> None:
+    model = cam_model("resnet")
+    together = model.cam(INPUTS, method="layercam", batch_size=8)
+    one_by_one = model.cam(INPUTS, method="layercam", batch_size=1)
+    np.testing.assert_allclose(together.raw(), one_by_one.raw(), atol=1e-6)
+    assert [t.class_index for t in together.targets] == [t.class_index for t in one_by_one.targets]
+
+
+def test_the_summary_gives_each_images_target_and_its_peak(cam_model) -> None:
+    result = cam_model("vgg").cam(INPUTS, method="xgradcam")
+    summary = result.summary()
+    assert summary["method"] == "xgradcam" and summary["layers"] == ["conv5"]
+    assert list(summary["images"]) == ["image 0", "image 1"]
+    for entry, heatmap, top1 in zip(summary["images"].values(), result.raw(), REFERENCES["vgg/top1"], strict=True):
+        assert entry["target"]["kind"] == "class" and entry["target"]["class"] == top1
+        assert heatmap[tuple(entry["peak"])] == heatmap.max()
+    assert result.figure().ndim == 3
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"layer": ["fc1"]}, "needs a 4-D layer"),
+        ({"layer": ["conv3"], "target": "conv2[0,0,0,0]"}, "not on the path to the target"),
+        ({"target": 99}, "Class 99 does not exist"),
+        ({"layer": ["no-such-layer"]}, "No node, tensor or alias"),
+    ],
+)
+def test_bad_requests_are_refused_with_onnxvizs_own_error(demo_model, given, message) -> None:
+    with pytest.raises(UsageError, match=message):
+        demo_model.cam("models/images/triangle.png", **given)
+
+
+def test_no_image_is_refused(demo_model) -> None:
+    with pytest.raises(UsageError, match="at least one image"):
+        demo_model.cam([])
