@@ -124,6 +124,13 @@ def test_bad_requests_are_refused_with_onnxvizs_own_error(demo_model, given, mes
         demo_model.cam("models/images/triangle.png", **given)
 
 
+def test_one_array_is_one_image(cam_model) -> None:
+    model = cam_model("vgg")
+    alone = model.cam(INPUTS[1])
+    assert alone.images == ["image 0"]
+    np.testing.assert_allclose(alone.raw(), model.cam(INPUTS).raw()[1:], atol=1e-6)
+
+
 def test_no_image_is_refused(demo_model) -> None:
     with pytest.raises(UsageError, match="at least one image"):
         demo_model.cam([])

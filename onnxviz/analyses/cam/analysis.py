@@ -103,70 +103,80 @@ class Cam(Result):
 
 def cam(model: LoadedModel, images: Sequence[Image] | Image, options: CamOptions) -> Cam:
     """The class activation map of ``options.method`` at ``options.layer`` for each image's target."""
-    given = [images] if isinstance(images, (str, Path)) else list(images)
-    if not given:
-        raise UsageError("cam needs at least one image.", "Give one or more pictures or .npy inputs.")
-    prepared = [model.prepare(image) for image in given]
+    given = [images] if isinstance(images, (str, Path, np.ndarray)) else list(images)  # one image, or several
+    x, pictures = _inputs(model, given)
+    shape = (1, *x.shape[1:])
     target = parse_target(options.target)
-    tensor = target.tensor(model.graph)
-    shape = prepared[0][2]
-    if any(other != shape for _, _, other in prepared):
+    run = _LayerRun(model, target, target.tensor(model.graph), options.method)
+    if options.layer is not None:
+        layers = [named_layer(model.graph, name, run.tensor, shape) for name in options.layer]
+    else:
+        layers = [default_layer(model.graph, run.tensor, shape)]
+    # Layer by layer, so each layer's engine is built once and kept warm over the batches.
+    maps = {
+        layer.name: np.concatenate(
+            [
+                run.maps(layer, x[start : start + options.batch_size], start)
+                for start in range(0, len(x), options.batch_size)
+            ]
+        ).astype(np.float32)
+        for layer in layers
+    }
+    size = (shape[model.height_axis], shape[model.height_axis + 1])
+    heatmaps = normalised(np.maximum(np.mean([normalised(m, size) for m in maps.values()], axis=0), 0))
+    names = [str(image) if isinstance(image, (str, Path)) else f"image {k}" for k, image in enumerate(given)]
+    layer_names = [layer.name for layer in layers]
+    return Cam(options.method, layer_names, names, maps, heatmaps, run.resolved, pictures, model.labels())
+
+
+def _inputs(model: LoadedModel, images: list[Image]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The images as one batch of model inputs, and each as the picture the figure shows."""
+    if not images:
+        raise UsageError("cam needs at least one image.", "Give one or more pictures or .npy inputs.")
+    prepared = [model.prepare(image) for image in images]
+    if len({shape for _, _, shape in prepared}) > 1:
         raise UsageError(
             "The images give the model inputs of different sizes, and cam runs them as batches of one size.",
             "Give --size H,W (size= in Python) so that every image is resized to it.",
         )
-    if options.layer is not None:
-        layers = [named_layer(model.graph, name, tensor, shape) for name in options.layer]
-    else:
-        layers = [default_layer(model.graph, tensor, shape)]
-    x = np.concatenate([prepared_tensor for prepared_tensor, _, _ in prepared])
-    resolved: list[ResolvedTarget] = []
-    maps = {}
-    for start in range(0, len(x), options.batch_size):
-        batch = x[start : start + options.batch_size]
-        for layer in layers:
-            m = _layer_maps(model, layer, tensor, target, batch, options.method, resolved, start)
-            maps.setdefault(layer.name, []).append(m)
-    maps = {name: np.concatenate(parts).astype(np.float32) for name, parts in maps.items()}
-    size = (shape[model.height_axis], shape[model.height_axis + 1])
-    per_layer = [normalised(m, size) for m in maps.values()]
-    heatmaps = normalised(np.maximum(np.mean(per_layer, axis=0), 0))
     pictures = [
-        picture if picture is not None else picture_from_tensor(t[0], model.layout, model.preprocessing)
-        for t, picture, _ in prepared
+        picture if picture is not None else picture_from_tensor(x[0], model.layout, model.preprocessing)
+        for x, picture, _ in prepared
     ]
-    names = [str(image) if isinstance(image, (str, Path)) else f"image {k}" for k, image in enumerate(given)]
-    return Cam(
-        options.method, [layer.name for layer in layers], names, maps, heatmaps, resolved, pictures, model.labels()
-    )
+    return np.concatenate([x for x, _, _ in prepared]), pictures
 
 
-def _layer_maps(
-    model: LoadedModel,
-    layer: CamLayer,
-    tensor: str,
-    target: Target,
-    batch: np.ndarray,
-    method: str,
-    resolved: list[ResolvedTarget],
-    start: int,
-) -> np.ndarray:
-    """ReLU(M) at ``layer`` for a batch whose first image is image ``start``; the targets of the
-    batch are resolved on its first layer's forward and appended to ``resolved``."""
-    shape = (1, *batch.shape[1:])
+@dataclass
+class _LayerRun:
+    """One method's maps of one target, layer by layer and batch by batch; each image's target is
+    resolved on the first forward that reaches it and kept for the other layers."""
 
-    def resolve(value: np.ndarray) -> list[ResolvedTarget]:
-        if len(resolved) < start + len(value):
-            resolved.extend(target.resolve(model.graph, value[k : k + 1]) for k in range(len(value)))
-        return resolved[start : start + len(value)]
+    model: LoadedModel
+    target: Target
+    tensor: str
+    method: str
+    resolved: list[ResolvedTarget] = field(default_factory=list)
 
-    if METHODS[method].gradient:
-        engine = model.engines.gradient(GradientKey(tensor, shape, source=layer.tensor))
-        _, a, g = engine.value_activation_gradient(batch, lambda value: seeds(resolve(value), value.shape))
-    else:
-        value, a = model.engines.forward(ForwardKey((tensor, layer.tensor), shape)).run(batch)
-        resolve(value)
-        g = None
-    if layer.nhwc:
-        a, g = a.transpose(TO_NCHW), None if g is None else g.transpose(TO_NCHW)
-    return np.maximum(METHODS[method].map(a.astype(np.float64), None if g is None else g.astype(np.float64)), 0)
+    def _resolve(self, value: np.ndarray, start: int) -> list[ResolvedTarget]:
+        if len(self.resolved) < start + len(value):
+            self.resolved.extend(self.target.resolve(self.model.graph, value[k : k + 1]) for k in range(len(value)))
+        return self.resolved[start : start + len(value)]
+
+    def maps(self, layer: CamLayer, batch: np.ndarray, start: int) -> np.ndarray:
+        """ReLU(M) at ``layer`` for a batch whose first image is image ``start``."""
+        shape = (1, *batch.shape[1:])
+        method = METHODS[self.method]
+        if method.gradient:
+            engine = self.model.engines.gradient(GradientKey(self.tensor, shape, source=layer.tensor))
+
+            def seed_of(value: np.ndarray) -> np.ndarray:
+                return seeds(self._resolve(value, start), value.shape)
+
+            _, a, g = engine.value_activation_gradient(batch, seed_of)
+        else:
+            value, a = self.model.engines.forward(ForwardKey((self.tensor, layer.tensor), shape)).run(batch)
+            self._resolve(value, start)
+            g = None
+        if layer.nhwc:
+            a, g = a.transpose(TO_NCHW), None if g is None else g.transpose(TO_NCHW)
+        return np.maximum(method.map(a.astype(np.float64), None if g is None else g.astype(np.float64)), 0)
