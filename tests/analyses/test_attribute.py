@@ -155,4 +155,4 @@ def test_bad_options_and_targets_are_refused_naming_them(fixture) -> None:
         with pytest.raises(OptionError, match=name):
             model.attribute(INPUTS[0], method="ig", **{name: 0})
     with pytest.raises(UsageError, match="Class 10 does not exist"):
-        model.attribute(INPUTS[0], target=10)
+        model.attribute(INPUTS[0], method="saliency", target=10)

@@ -50,7 +50,7 @@ class Attribution(Result):
         for name, picture, attribution, target in zip(
             self.images, self.pictures, self.attribution, self.targets, strict=True
         ):
-            shown = render.projection_to_rgb(attribution, self.layout, self.order)
+            shown = self._shown(picture, attribution)
             size = render.tile_size(*shown.shape[:2])
             label = self._label(target)
             rows.append(
@@ -60,6 +60,13 @@ class Attribution(Result):
                 )
             )
         return render.column(rows)
+
+    def _shown(self, picture: np.ndarray, attribution: np.ndarray) -> np.ndarray:
+        """A signed map in grey (zero) to bright; RISE's one map per image, a score, over the picture."""
+        if self.method != "rise":
+            return render.projection_to_rgb(attribution, self.layout, self.order)
+        plane = attribution[..., 0] if self.layout == "nhwc" else attribution[0]
+        return render.heatmap_overlay(picture, plane, 1, 1)
 
     def _label(self, target: ResolvedTarget) -> str:
         if target.class_index is None:

@@ -14,7 +14,7 @@ TARGET_HELP = "What to explain: class K, NAME[0,i,...] (an element of a tensor),
 class AttributeOptions(Options):
     """What ``attribute`` takes beyond the images."""
 
-    method: str = field(default="saliency", metadata=option(" | ".join(METHODS) + ".", choices=METHODS))
+    method: str = field(metadata=option(" | ".join(METHODS) + ".", choices=METHODS))
     target: int | str | None = field(default=None, metadata=option(TARGET_HELP))
     steps: int = field(default=50, metadata=option("ig: Gauss–Legendre steps from the baseline to the image.", min=1))
     baseline: str | float = field(
