@@ -156,3 +156,16 @@ def test_bad_options_and_targets_are_refused_naming_them(fixture) -> None:
             model.attribute(INPUTS[0], method="ig", **{name: 0})
     with pytest.raises(UsageError, match="Class 10 does not exist"):
         model.attribute(INPUTS[0], method="saliency", target=10)
+
+
+def test_an_nhwc_model_gets_attributions_in_its_own_layout() -> None:
+    model = onnxviz.load(FIXTURES / "tf2onnx_nhwc.onnx", device="cpu")
+    x = np.random.default_rng(0).standard_normal((32, 32, 3)).astype(np.float32)
+    saliency = model.attribute(x, method="saliency", target=4)
+    logits = saliency.targets[0].tensor
+    projected = model.project(x, node=logits, channels=[4], rule="saliency").projections
+    assert saliency.attribution.shape == projected.shape == (1, 32, 32, 3)
+    np.testing.assert_allclose(saliency.attribution, projected, rtol=1e-4, atol=1e-6 * np.abs(projected).max())
+    rise = model.attribute(x, method="rise", target=4, masks=16, cells=4).attribution
+    assert rise.shape == (1, 32, 32, 3) and np.ptp(rise[0, :, :, 0]) > 0
+    assert np.array_equal(rise[..., 0], rise[..., 2])

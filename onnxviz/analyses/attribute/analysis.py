@@ -23,11 +23,12 @@ from onnxviz.data.preprocess import picture_from_tensor, prepare
 from onnxviz.errors import OptionError, UsageError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import batch_size_for
-from onnxviz.runtime.engines import GradientKey
+from onnxviz.runtime.engines import ForwardKey, GradientKey
 from onnxviz.targets.base import ResolvedTarget
 from onnxviz.targets.spelling import parse_target
 
 METHODS: dict[str, Callable[[Job], Attributed]] = {**GRADIENT_METHODS, "rise": rise}
+GRADIENT_FREE = frozenset({"rise"})  # a forward session is all they need: no inverse is built
 
 
 @dataclass
@@ -95,10 +96,11 @@ def attribute(model: LoadedModel, images: Sequence[Image], options: AttributeOpt
     shape = (1, *x.shape[1:])
     target = parse_target(options.target)
     tensor = target.tensor(model.graph)
-    values = model.engines.gradient(GradientKey(tensor, shape)).value(x)
+    forward = _forward(model, tensor, shape, gradient=options.method not in GRADIENT_FREE)
+    values = forward(x)
     resolved = [target.resolve(model.graph, values[row : row + 1]) for row in range(len(x))]
     batch = batch_size_for(model.graph, model.graph.shapes(shape), options.batch_size)
-    job = Job(model, x, tensor, resolved, options, batch, _baseline(options.baseline, x))
+    job = Job(model, x, tensor, resolved, options, batch, _baseline(options.baseline, x), forward)
     attribution, delta = METHODS[options.method](job)
     return Attribution(
         method=options.method,
@@ -111,6 +113,19 @@ def attribute(model: LoadedModel, images: Sequence[Image], options: AttributeOpt
         order=model.preprocessing.order,
         labels=model.labels(),
     )
+
+
+def _forward(
+    model: LoadedModel, tensor: str, shape: tuple[int, ...], gradient: bool
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The target tensor's value for a batch, from the cached session the method uses anyway: the
+    gradient engine's forward for a gradient method, a plain forward session for RISE."""
+    if gradient:
+        return model.engines.gradient(GradientKey(tensor, shape)).value
+    runner = model.engines.forward(ForwardKey((tensor,), shape))
+    if runner.batched:
+        return lambda x: runner.run(x)[0]
+    return lambda x: np.concatenate([runner.run(x[k : k + 1])[0] for k in range(len(x))])
 
 
 def _inputs(model: LoadedModel, images: Sequence[Image]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
