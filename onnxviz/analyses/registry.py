@@ -98,7 +98,7 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("compare", compare.CompareOptions, compare.compare, Subject.PAIR, progress=True),
         Analysis("evolution", evolution.EvolutionOptions, evolution.evolution, Subject.CHECKPOINTS, progress=True),
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
-        Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES),
+        Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES, progress=True),
     )
 }
 

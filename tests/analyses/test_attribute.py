@@ -98,11 +98,20 @@ def test_a_baseline_file_is_read_and_a_wrong_shape_refused(fixture, tmp_path) ->
         model.attribute(INPUTS[0], method="ig", baseline=str(path))
 
 
-def test_a_batch_size_of_one_gives_the_same_numbers(fixture) -> None:
+def test_any_batch_size_gives_the_same_numbers_and_counts_the_points(fixture) -> None:
     _, model = fixture
     whole = model.attribute([INPUTS[0], INPUTS[1]], method="smoothgrad", samples=4, target=3)
-    single = model.attribute([INPUTS[0], INPUTS[1]], method="smoothgrad", samples=4, target=3, batch_size=1)
+    counted: list[tuple[int, int]] = []
+    single = model.attribute(
+        [INPUTS[0], INPUTS[1]],
+        method="smoothgrad",
+        samples=4,
+        target=3,
+        batch_size=3,
+        progress=lambda *c: counted.append(c),
+    )
     np.testing.assert_allclose(single.attribution, whole.attribution, rtol=1e-4, atol=1e-7)
+    assert counted == [(3, 8), (6, 8), (8, 8)]
 
 
 def rise_by_hand(path, inputs: np.ndarray, target: int, count: int, cells: int, keep: float, seed: int) -> np.ndarray:

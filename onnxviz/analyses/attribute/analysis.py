@@ -17,6 +17,7 @@ from onnxviz.analyses.attribute.methods import GRADIENT_METHODS, Attributed, Job
 from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.attribute.rise import rise
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.data.preprocess import picture_from_tensor, prepare
@@ -90,8 +91,11 @@ class Attribution(Result):
         return self.attribution
 
 
-def attribute(model: LoadedModel, images: Sequence[Image], options: AttributeOptions) -> Attribution:
-    """The attributions of ``images`` for ``options.target`` by ``options.method``."""
+def attribute(
+    model: LoadedModel, images: Sequence[Image], options: AttributeOptions, progress: Progress | None = None
+) -> Attribution:
+    """The attributions of ``images`` for ``options.target`` by ``options.method``; ``progress``
+    counts the points (ig's path, the noisy copies, the masks) as their batches finish."""
     names, x, pictures = _inputs(model, images)
     shape = (1, *x.shape[1:])
     target = parse_target(options.target)
@@ -100,7 +104,7 @@ def attribute(model: LoadedModel, images: Sequence[Image], options: AttributeOpt
     values = forward(x)
     resolved = [target.resolve(model.graph, values[row : row + 1]) for row in range(len(x))]
     batch = batch_size_for(model.graph, model.graph.shapes(shape), options.batch_size)
-    job = Job(model, x, tensor, resolved, options, batch, _baseline(options.baseline, x), forward)
+    job = Job(model, x, tensor, resolved, options, batch, _baseline(options.baseline, x), forward, progress)
     attribution, delta = METHODS[options.method](job)
     return Attribution(
         method=options.method,

@@ -23,6 +23,7 @@ import numpy as np
 
 from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.progress import Progress
 from onnxviz.runtime.engines import GradientKey
 from onnxviz.runtime.gradient import GRADIENT_RULE, GradientEngine
 from onnxviz.targets.base import ResolvedTarget, seeds
@@ -41,6 +42,7 @@ class Job:
     batch_size: int
     baseline: np.ndarray  # ig's x₀ for every image, shaped as ``x``
     values: Callable[[np.ndarray], np.ndarray]  # the target tensor's forward value for a batch
+    progress: Progress | None = None  # (points done, points) of the method's sweep
 
     def engine(self, rule: str = GRADIENT_RULE) -> GradientEngine:
         """The model's cached engine from the input to the target's tensor (one per rule)."""
@@ -56,6 +58,8 @@ class Job:
             batch = points[start : start + self.batch_size]
             _, gradient = engine.value_and_gradient(batch, lambda value, c=chosen: seeds(c, value.shape))
             found.append(gradient)
+            if self.progress is not None:
+                self.progress(start + len(batch), len(points))
         return np.concatenate(found)
 
     def scores(self, points: np.ndarray, owners: np.ndarray) -> np.ndarray:

@@ -61,6 +61,8 @@ def rise(job: Job) -> Attributed:
         for row in range(len(x)):
             scores = job.scores((x[row][None] * spread).astype(np.float32), np.full(len(masks), row))
             saliency[row] += scores @ masks.reshape(len(masks), -1).astype(np.float64)
+        if job.progress is not None:
+            job.progress(start + len(masks), options.masks)
     maps = (saliency / (options.masks * options.keep)).reshape(len(x), height, width).astype(np.float32)
     spread = maps[..., None] if nhwc else maps[:, None]
     return np.ascontiguousarray(np.broadcast_to(spread, x.shape)), None
