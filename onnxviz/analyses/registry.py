@@ -33,6 +33,8 @@ from onnxviz.analyses import (
     report,
     topk,
 )
+from onnxviz.analyses.attribute import analysis as attribute
+from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.cam import analysis as cam
 from onnxviz.analyses.compare import analysis as compare
 from onnxviz.analyses.maximize import analysis as maximize
@@ -98,6 +100,7 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("compare", compare.CompareOptions, compare.compare, Subject.PAIR, progress=True),
         Analysis("evolution", evolution.EvolutionOptions, evolution.evolution, Subject.CHECKPOINTS, progress=True),
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
+        Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES, progress=True),
     )
 }
 

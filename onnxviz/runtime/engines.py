@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import InverseSpec
 from onnxviz.runtime.forward import ForwardRunner
-from onnxviz.runtime.gradient import GradientEngine
+from onnxviz.runtime.gradient import GRADIENT_RULE, GradientEngine
 from onnxviz.runtime.perturb import Occluder
 from onnxviz.runtime.projector import Projector
 from onnxviz.runtime.sessions import Device
@@ -59,12 +59,14 @@ class ProjectorKey:
 
 @dataclass(frozen=True)
 class GradientKey:
-    """A gradient engine depends on the target tensor, the input shape and the source (None: the
-    input; a layer for layer gradients). Its rule is fixed."""
+    """A gradient engine depends on the target tensor, the input shape, the source (None: the
+    input; a layer for layer gradients) and the rule (the exact gradient unless a method asks for
+    the deconvnet's or guided backpropagation's signal)."""
 
     tensor: str
     input_shape: tuple[int, ...]
     source: str | None = None
+    rule: str = GRADIENT_RULE
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class Engines:
         """Kept warm so a second ``maximize`` of the layer (a notebook's next channels, another
         seed) starts its first step at once instead of rebuilding the sessions and probing batches."""
         return self.projectors.get_or_make(
-            key, lambda: GradientEngine(self.graph, key.tensor, key.input_shape, self.device, key.source)
+            key, lambda: GradientEngine(self.graph, key.tensor, key.input_shape, self.device, key.source, key.rule)
         )
 
     def forward(self, key: ForwardKey) -> ForwardRunner:

@@ -31,13 +31,20 @@ SeedOf = Callable[[np.ndarray], np.ndarray]
 
 class GradientEngine:
     """Forward to ``target`` and the gradient of ⟨seed, f(x)⟩ with respect to ``source`` (the
-    input by default, else a tensor upstream of the target), for a batch of K inputs."""
+    input by default, else a tensor upstream of the target), for a batch of K inputs. ``rule``
+    ``deconvnet`` or ``guided`` gives those signals instead of the gradient, paired the same way."""
 
     def __init__(
-        self, graph: ModelGraph, target: str, input_shape: tuple[int, ...], device: Device, source: str | None = None
+        self,
+        graph: ModelGraph,
+        target: str,
+        input_shape: tuple[int, ...],
+        device: Device,
+        source: str | None = None,
+        rule: str = GRADIENT_RULE,
     ) -> None:
         # A dense seed (not ``sparse``): the objective's gradient may touch every position of every channel.
-        spec = InverseSpec(target, input_shape, source=source, rule=GRADIENT_RULE, form=device.form, paired=True)
+        spec = InverseSpec(target, input_shape, source=source, rule=rule, form=device.form, paired=True)
         self.projector = Projector(graph, spec, device)
         self.input_name = graph.input_name
         self.target = target
