@@ -8,15 +8,18 @@ declared once: each ``Options`` dataclass takes its field from the function belo
 
 from __future__ import annotations
 
-from dataclasses import field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from onnxviz.core.loaded import LRN_MODES
+from onnxviz.core.loaded import LRN_MODES, LoadedModel
 from onnxviz.core.options import option
-from onnxviz.data.preprocess import Preprocessing
-from onnxviz.errors import OptionError
+from onnxviz.core.types import Image
+from onnxviz.data.preprocess import Preprocessing, picture_from_tensor, prepare
+from onnxviz.errors import OptionError, UsageError
 from onnxviz.inverse import MODES
 
 NODE_HELP = "Node name, tensor name, alias (conv5, pool2, fc1) or unique substring."
@@ -107,3 +110,35 @@ def move_layout(tensor: np.ndarray, source: str, target: str, dtype: type | None
     if source != target:
         tensor = tensor.transpose(NCHW_TO_NHWC if target == "nhwc" else NHWC_TO_NCHW)
     return np.ascontiguousarray(tensor, dtype)
+
+
+@dataclass
+class PreparedImages:
+    """Several images as one analysis runs them: ``names`` as given (a path as written, an array as
+    ``image K``: the keys of the JSON), the inputs (N, *input) at one size, the pictures to show."""
+
+    names: list[str]
+    inputs: np.ndarray
+    pictures: list[np.ndarray]
+    shape: tuple[int, ...]  # one input's shape, batch 1
+
+
+def prepared_images(model: LoadedModel, images: Sequence[Image] | Image) -> PreparedImages:
+    """``images`` (one, or several) prepared at the first one's input size (the model's own where it
+    is fixed), so that all of them run in the same batches; each image once, since the results are
+    keyed by it."""
+    given = [images] if isinstance(images, (str, Path, np.ndarray)) else list(images)
+    if not given:
+        raise UsageError("Give at least one image.", "Give one or more pictures or .npy inputs.")
+    names = [str(image) if isinstance(image, (str, Path)) else f"image{k}" for k, image in enumerate(given)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"The image {repeated[0]} is given more than once.", "Give each image once.")
+    first, picture, shape = model.prepare(given[0])
+    rest = [prepare(image, shape, model.layout, model.preprocessing) for image in given[1:]]
+    tensors = [first, *(p.tensor for p in rest)]
+    pictures = [
+        shown if shown is not None else picture_from_tensor(x[0], model.layout, model.preprocessing)
+        for shown, x in zip([picture, *(p.picture for p in rest)], tensors, strict=True)
+    ]
+    return PreparedImages(names, np.concatenate(tensors).astype(np.float32), pictures, shape)

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxviz.analyses._common import softmax
+from onnxviz.analyses._common import prepared_images, softmax
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
-from onnxviz.data.preprocess import picture_from_tensor, prepare
-from onnxviz.errors import OptionError, UsageError
+from onnxviz.data.preprocess import picture_from_tensor
+from onnxviz.errors import OptionError
 from onnxviz.graph.aliases import Layer
 from onnxviz.render.curves import Panel, Thumbnails, curves_figure
 from onnxviz.runtime.batching import batch_size_for, run_in_batches
@@ -145,7 +145,8 @@ def invariance(
 ) -> InvarianceCurves:
     """The invariance curves of ``images`` under ``options.transform`` (see the module docstring)."""
     transform, amounts, layers, target_class = options.transform, options.amounts, options.layers, options.target_class
-    names, inputs, shape = _inputs(model, images)
+    prepared = prepared_images(model, images)
+    names, inputs, shape = prepared.names, [x[None] for x in prepared.inputs], prepared.shape
     if amounts is None:
         amounts = default_amounts(transform, shape[model.height_axis])
     warps = Warps(inputs, model.layout, transform, amounts)
@@ -176,20 +177,6 @@ def invariance(
         labels=model.labels(),
         note=runner.note,
     )
-
-
-def _inputs(model: LoadedModel, images: Sequence[Image]) -> tuple[list[str], list[np.ndarray], tuple[int, ...]]:
-    """(names, input tensors, the input shape): every image at the first one's input size (the
-    model's own where it is fixed), so that all of them run in the same batches."""
-    if not images:
-        raise UsageError("Give at least one image to follow through the transform.")
-    names = [str(image) if isinstance(image, (str, Path)) else f"image{i}" for i, image in enumerate(images)]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise UsageError(f"The image {repeated[0]} is given more than once.", "Give each image once.")
-    first, _, shape = model.prepare(images[0])
-    rest = [prepare(image, shape, model.layout, model.preprocessing).tensor for image in images[1:]]
-    return names, [first, *rest], shape
 
 
 def _sweep(model: LoadedModel, layers: Sequence[str] | None) -> Sweep:

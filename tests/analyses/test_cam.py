@@ -103,7 +103,7 @@ def test_the_summary_gives_each_images_target_and_its_peak(cam_model) -> None:
     result = cam_model("vgg").cam(INPUTS, method="xgradcam")
     summary = result.summary()
     assert summary["method"] == "xgradcam" and summary["layers"] == ["conv5"]
-    assert list(summary["images"]) == ["image 0", "image 1"]
+    assert list(summary["images"]) == ["image0", "image1"]
     for entry, heatmap, top1 in zip(summary["images"].values(), result.raw(), REFERENCES["vgg/top1"], strict=True):
         assert entry["target"]["kind"] == "class" and entry["target"]["class"] == top1
         assert heatmap[tuple(entry["peak"])] == heatmap.max()
@@ -127,7 +127,7 @@ def test_bad_requests_are_refused_with_onnxvizs_own_error(demo_model, given, mes
 def test_one_array_is_one_image(cam_model) -> None:
     model = cam_model("vgg")
     alone = model.cam(INPUTS[1])
-    assert alone.images == ["image 0"]
+    assert alone.images == ["image0"]
     np.testing.assert_allclose(alone.raw(), model.cam(INPUTS).raw()[1:], atol=1e-6)
 
 

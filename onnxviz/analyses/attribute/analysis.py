@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from onnxviz.analyses._common import prepared_images
 from onnxviz.analyses.attribute.methods import GRADIENT_METHODS, Attributed, Job
 from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.attribute.rise import rise
@@ -20,8 +21,7 @@ from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
-from onnxviz.data.preprocess import picture_from_tensor, prepare
-from onnxviz.errors import OptionError, UsageError
+from onnxviz.errors import OptionError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import batch_size_for
 from onnxviz.runtime.engines import ForwardKey, GradientKey
@@ -96,7 +96,8 @@ def attribute(
 ) -> Attribution:
     """The attributions of ``images`` for ``options.target`` by ``options.method``; ``progress``
     counts the points (ig's path, the noisy copies, the masks) as their batches finish."""
-    names, x, pictures = _inputs(model, images)
+    prepared = prepared_images(model, images)
+    names, x, pictures = prepared.names, prepared.inputs, prepared.pictures
     shape = (1, *x.shape[1:])
     target = parse_target(options.target)
     tensor = target.tensor(model.graph)
@@ -130,24 +131,6 @@ def _forward(
     if runner.batched:
         return lambda x: runner.run(x)[0]
     return lambda x: np.concatenate([runner.run(x[k : k + 1])[0] for k in range(len(x))])
-
-
-def _inputs(model: LoadedModel, images: Sequence[Image]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-    """(names as given, the inputs (N, *input) at the first image's input size, the pictures to show)."""
-    if isinstance(images, (str, Path, np.ndarray)):
-        images = [images]
-    if not images:
-        raise UsageError("Give at least one image to attribute.")
-    names = [str(image) if isinstance(image, (str, Path)) else f"image{i}" for i, image in enumerate(images)]
-    first, picture, shape = model.prepare(images[0])
-    prepared = [prepare(image, shape, model.layout, model.preprocessing) for image in images[1:]]
-    tensors = [first, *(p.tensor for p in prepared)]
-    pictures = [picture, *(p.picture for p in prepared)]
-    shown = [
-        p if p is not None else picture_from_tensor(t[0], model.layout, model.preprocessing)
-        for p, t in zip(pictures, tensors, strict=True)
-    ]
-    return names, np.concatenate(tensors).astype(np.float32), shown
 
 
 def _baseline(baseline: str | float, x: np.ndarray) -> np.ndarray:

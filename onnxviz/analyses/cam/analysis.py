@@ -16,14 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from onnxviz.analyses._common import prepared_images
 from onnxviz.analyses.cam.layers import TO_NCHW, CamLayer, default_layer, named_layer
 from onnxviz.analyses.cam.methods import METHODS, normalised
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
-from onnxviz.data.preprocess import picture_from_tensor
-from onnxviz.errors import UsageError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.engines import ForwardKey, GradientKey
 from onnxviz.targets.base import ResolvedTarget, Target, seeds
@@ -103,9 +102,8 @@ class Cam(Result):
 
 def cam(model: LoadedModel, images: Sequence[Image] | Image, options: CamOptions) -> Cam:
     """The class activation map of ``options.method`` at ``options.layer`` for each image's target."""
-    given = [images] if isinstance(images, (str, Path, np.ndarray)) else list(images)  # one image, or several
-    x, pictures = _inputs(model, given)
-    shape = (1, *x.shape[1:])
+    prepared = prepared_images(model, images)
+    x, pictures, shape = prepared.inputs, prepared.pictures, prepared.shape
     target = parse_target(options.target)
     run = _LayerRun(model, target, target.tensor(model.graph), options.method)
     if options.layer is not None:
@@ -124,26 +122,9 @@ def cam(model: LoadedModel, images: Sequence[Image] | Image, options: CamOptions
     }
     size = (shape[model.height_axis], shape[model.height_axis + 1])
     heatmaps = normalised(np.maximum(np.mean([normalised(m, size) for m in maps.values()], axis=0), 0))
-    names = [str(image) if isinstance(image, (str, Path)) else f"image {k}" for k, image in enumerate(given)]
+    names = prepared.names
     layer_names = [layer.name for layer in layers]
     return Cam(options.method, layer_names, names, maps, heatmaps, run.resolved, pictures, model.labels())
-
-
-def _inputs(model: LoadedModel, images: list[Image]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The images as one batch of model inputs, and each as the picture the figure shows."""
-    if not images:
-        raise UsageError("cam needs at least one image.", "Give one or more pictures or .npy inputs.")
-    prepared = [model.prepare(image) for image in images]
-    if len({shape for _, _, shape in prepared}) > 1:
-        raise UsageError(
-            "The images give the model inputs of different sizes, and cam runs them as batches of one size.",
-            "Give --size H,W (size= in Python) so that every image is resized to it.",
-        )
-    pictures = [
-        picture if picture is not None else picture_from_tensor(x[0], model.layout, model.preprocessing)
-        for x, picture, _ in prepared
-    ]
-    return np.concatenate([x for x, _, _ in prepared]), pictures
 
 
 @dataclass
