@@ -63,6 +63,18 @@ def test_cam_takes_several_layers_as_a_comma_list(capsys, tmp_path, inputs) -> N
     assert np.abs(np.load(raw) - expected).max() <= 1e-3 * expected.max()
 
 
+@pytest.mark.parametrize("method", ["scorecam", "ablationcam"])
+def test_cam_rescoring_methods_write_pytorch_grad_cams_arrays_in_batches(capsys, tmp_path, inputs, method) -> None:
+    raw = tmp_path / "raw.npy"
+    layer_name = str(REFERENCES["vgg/layer"])
+    args = ["--method", method, "--layer", layer_name, "--batch-size", "7", "--raw", raw, "--json"]
+    code, out, _ = run_cli(capsys, "cam", FIXTURES / "cam_vgg.onnx", *inputs, *args)
+    assert code == 0
+    assert json.loads(out)["method"] == method
+    expected = REFERENCES[f"vgg/{method}/raw"]
+    assert np.abs(np.load(raw) - expected).max() <= 1e-3 * expected.max()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
