@@ -11,7 +11,7 @@ normalised and resized as pytorch-grad-cam does, so ``raw()`` equals its output 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +19,14 @@ import cv2
 import numpy as np
 
 from onnxviz.analyses._common import prepared_images
-from onnxviz.analyses.cam.layers import TO_NCHW, TO_NHWC, CamLayer, default_layer, named_layer
+from onnxviz.analyses.cam.layers import LAYERS_HINT, TO_NCHW, TO_NHWC, CamLayer, default_layer, named_layer
 from onnxviz.analyses.cam.methods import METHODS, normalised, weighted
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
+from onnxviz.errors import UsageError
+from onnxviz.passes.base import PassPreconditionError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.engines import ForwardKey, GradientKey
 from onnxviz.runtime.forward import ForwardRunner
@@ -175,7 +177,7 @@ class _LayerRun:
 
     def _rescorer(self, layer: CamLayer, image: np.ndarray, row: int) -> _Rescorer:
         shape = (1, *image.shape[1:])
-        engines, axis = self.model.engines, self.model.height_axis
+        axis = self.model.height_axis
         return _Rescorer(
             image=image,
             target=self.resolved[row],
@@ -183,9 +185,23 @@ class _LayerRun:
             batch_size=self.batch_size,
             nhwc_input=self.model.layout == "nhwc",
             nhwc_layer=layer.nhwc,
-            forward=lambda: engines.forward(ForwardKey((self.tensor, layer.tensor), shape)),
-            tail=lambda: engines.forward(ForwardKey((self.tensor,), shape, start=layer.tensor)),
+            forward=self.model.engines.forward(ForwardKey((self.tensor, layer.tensor), shape)),
+            tail=self._tail(layer, shape) if METHODS[self.method].feeds_layer else None,
         )
+
+    def _tail(self, layer: CamLayer, shape: tuple[int, ...]) -> ForwardRunner:
+        """The network from ``layer`` on (the graph cut there, fed the layer's values), or why it
+        cannot be cut there."""
+        try:
+            return self.model.engines.forward(ForwardKey((self.tensor,), shape, start=layer.tensor))
+        except PassPreconditionError as error:
+            raise UsageError(
+                f"{self.method} re-runs the network from the layer '{layer.name}' on, but the target "
+                f"'{self.tensor}' also depends on tensors computed before that layer along another path "
+                "(a skip connection around it), so the network cannot be started there.",
+                "Pick a layer that every path to the target passes through, such as a residual block's "
+                "output. " + LAYERS_HINT,
+            ) from error
 
 
 @dataclass
@@ -199,8 +215,8 @@ class _Rescorer:
     batch_size: int
     nhwc_input: bool
     nhwc_layer: bool
-    forward: Callable[[], ForwardRunner]
-    tail: Callable[[], ForwardRunner]
+    forward: ForwardRunner
+    tail: ForwardRunner | None  # None: the method does not feed the layer
 
     @property
     def score(self) -> float:
@@ -208,11 +224,13 @@ class _Rescorer:
 
     def masked(self, masks: np.ndarray) -> np.ndarray:
         spread = masks[..., None] if self.nhwc_input else masks[:, None]
-        return self._scores(self.forward(), (self.image * spread).astype(np.float32))
+        return self._scores(self.forward, (self.image * spread).astype(np.float32))
 
     def ablated(self, activations: np.ndarray) -> np.ndarray:
+        if self.tail is None:
+            raise TypeError("this method's rescorer was built without the graph cut at the layer")
         fed = activations.transpose(TO_NHWC) if self.nhwc_layer else activations
-        return self._scores(self.tail(), np.ascontiguousarray(fed, np.float32))
+        return self._scores(self.tail, np.ascontiguousarray(fed, np.float32))
 
     def _scores(self, runner: ForwardRunner, batch: np.ndarray) -> np.ndarray:
         """The target's score per copy: one run for the batch, or one per copy where the model

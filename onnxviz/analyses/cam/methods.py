@@ -141,11 +141,13 @@ def ablationcam(a: np.ndarray, rescorer: Rescorer) -> np.ndarray:
 @dataclass(frozen=True)
 class CamMethod:
     """A cam method: its map of (A, G) and whether it reads G (else only the forward runs); or, for
-    a method that asks the network again, its channel weights from one image's A and a rescorer."""
+    a method that asks the network again, its channel weights from one image's A and a rescorer,
+    and whether it feeds the layer (then the graph must be cut there)."""
 
     map: CamMap | None = None
     gradient: bool = True
     rescored: RescoredWeights | None = None
+    feeds_layer: bool = False
 
 
 METHODS: dict[str, CamMethod] = {
@@ -156,7 +158,7 @@ METHODS: dict[str, CamMethod] = {
     "hirescam": CamMethod(hirescam),
     "eigencam": CamMethod(eigencam, gradient=False),
     "scorecam": CamMethod(gradient=False, rescored=scorecam),
-    "ablationcam": CamMethod(gradient=False, rescored=ablationcam),
+    "ablationcam": CamMethod(gradient=False, rescored=ablationcam, feeds_layer=True),
 }
 
 
