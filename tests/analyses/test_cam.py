@@ -12,7 +12,7 @@ import pytest
 
 import onnxviz
 from onnxviz.analyses.cam.layers import nhwc_tensors
-from onnxviz.analyses.cam.methods import METHODS
+from onnxviz.analyses.cam.methods import METHODS, upsampled
 from onnxviz.errors import UsageError
 from tests.helpers import FIXTURES
 
@@ -130,6 +130,24 @@ def test_ablation_feeds_the_layers_activations_to_the_graph_cut_there(cam_model)
     model.cam(INPUTS[:1], method="ablationcam", layer=reference_layer("vgg"))
     (tail,) = [runner for key, runner in model.engines.sessions.items() if getattr(key, "start", None) == layer]
     assert [i.name for i in tail.session.get_inputs()] == [layer]
+
+
+def test_ablation_of_a_target_whose_score_is_zero_is_refused() -> None:
+    class ZeroScore:
+        score, size, batch_size = 0.0, (4, 4), 2
+
+        def ablated(self, activations: np.ndarray) -> np.ndarray:
+            return np.zeros(len(activations))
+
+    with pytest.raises(UsageError, match="score is 0"):
+        METHODS["ablationcam"].rescored(np.ones((3, 2, 2)), ZeroScore())
+
+
+def test_scorecam_upsampling_keeps_the_corners_as_align_corners_does() -> None:
+    a = np.arange(6, dtype=np.float64).reshape(1, 2, 3)
+    up = upsampled(a, (3, 5))
+    assert up[0, 0, 0] == 0 and up[0, -1, -1] == 5 and up[0, 0, -1] == 2 and up[0, -1, 0] == 3
+    np.testing.assert_allclose(up[0, 1, 2], 2.5)  # the centre: the mean of the four middle values
 
 
 def test_the_summary_gives_each_images_target_and_its_peak(cam_model) -> None:

@@ -17,6 +17,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from onnxviz.errors import UsageError
+
 GRADCAM_PLUS_PLUS_EPSILON = 1e-6  # pytorch-grad-cam's GradCAMPlusPlus
 XGRADCAM_EPSILON = 1e-7  # pytorch-grad-cam's XGradCAM
 SCORECAM_EPSILON = 1e-8  # pytorch-grad-cam's ScoreCAM, in its min-max normalisation
@@ -127,6 +129,12 @@ def scorecam(a: np.ndarray, rescorer: Rescorer) -> np.ndarray:
 def ablationcam(a: np.ndarray, rescorer: Rescorer) -> np.ndarray:
     """Desai & Ramaswamy 2020: s_c = the score with channel c set to 0, the network re-run from the
     layer on; w_c = (s − s_c)/s."""
+    if rescorer.score == 0:
+        raise UsageError(
+            "ablationcam weighs each channel by the share of the target's score it carries, and the "
+            "target's score is 0 on this image.",
+            "Explain another target (a class logit is rarely 0), or use another --method.",
+        )
     channels = len(a)
     scores = []
     for start in range(0, channels, rescorer.batch_size):
