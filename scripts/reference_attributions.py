@@ -9,14 +9,17 @@ class target, captum's Saliency (abs=False), InputXGradient, IntegratedGradients
 ``gausslegendre``, zero baseline, with its convergence delta), GuidedBackprop and Deconvolution,
 and the NoiseTunnel family (smoothgrad, smoothgrad-sq, vargrad) as the mean, the mean of squares
 and the variance of captum's Saliency over exactly the noisy inputs ``onnxviz attribute`` draws
-(one ``numpy.random.default_rng(seed)`` per call, image by image), are stored in
+(one ``numpy.random.default_rng(seed)`` per call, image by image), and guided-gradcam as captum's
+GuidedBackprop times pytorch-grad-cam's GradCAM output at cam's default layer (the contract's
+``cam --raw`` map; captum's own GuidedGradCam upsamples an unnormalised map by nearest neighbour
+instead), are stored in
 ``tests/fixtures/attribute_references.npz`` under ``<model>/<method>`` (float16 in units of
 ``<model>/<method>/scale``) with the inputs under
 ``inputs`` and the settings under ``target``, ``steps``, ``samples``, ``noise`` and ``seed``.
 
-Usage (torch and captum are dev-only)::
+Usage (torch, captum and grad-cam are dev-only)::
 
-    pip install captum
+    pip install captum grad-cam
     python scripts/reference_attributions.py
 """
 
@@ -28,6 +31,8 @@ import cv2
 import numpy as np
 import torch
 from captum.attr import Deconvolution, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from skimage import data
 from torch import nn
 
@@ -138,8 +143,15 @@ def noisy_inputs(inputs: np.ndarray) -> list[np.ndarray]:
     return noisy
 
 
-def attributions(model: nn.Module, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """captum's attributions of class TARGET for every image (and IG's convergence delta)."""
+def gradcam_heatmaps(model: nn.Module, layer: nn.Module, inputs: np.ndarray) -> np.ndarray:
+    """pytorch-grad-cam's GradCAM output (N, H, W) for class TARGET at ``layer``."""
+    with GradCAM(model=model, target_layers=[layer]) as cam:
+        return cam(input_tensor=torch.from_numpy(inputs), targets=[ClassifierOutputTarget(TARGET)] * len(inputs))
+
+
+def attributions(model: nn.Module, layer: nn.Module, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """captum's attributions of class TARGET for every image (and IG's convergence delta);
+    guided-gradcam's Grad-CAM read at ``layer``, onnxviz cam's default layer of the model."""
     x = torch.from_numpy(inputs)
     saliency = Saliency(model)
     ig, delta = IntegratedGradients(model).attribute(
@@ -163,6 +175,7 @@ def attributions(model: nn.Module, inputs: np.ndarray) -> dict[str, np.ndarray]:
     arrays["smoothgrad"] = noise_gradients.mean(axis=1).astype(np.float32)
     arrays["smoothgrad-sq"] = (noise_gradients**2).mean(axis=1).astype(np.float32)
     arrays["vargrad"] = noise_gradients.var(axis=1).astype(np.float32)
+    arrays["guided-gradcam"] = arrays["guided"] * gradcam_heatmaps(model, layer, inputs)[:, None]
     return arrays
 
 
@@ -191,9 +204,11 @@ def main() -> None:
         "noise": np.array(NOISE),
         "seed": np.array(SEED),
     }
-    for name, model in (("vgg", calibrated(VggLike(), 1)), ("resnet", calibrated(ResNetLike(), 2))):
+    vgg, resnet = calibrated(VggLike(), 1), calibrated(ResNetLike(), 2)
+    # cam's default layers: the last 4-D tensor with more than one position (pool3, relu5).
+    for name, model, layer in (("vgg", vgg, vgg.features[8]), ("resnet", resnet, resnet.layer2)):
         export(model, MODELS / f"attr_{name}.onnx")
-        for method, value in attributions(model, inputs).items():
+        for method, value in attributions(model, layer, inputs).items():
             key = f"{name}/{method}"
             stored.update({key: value} if method == "ig_delta" else compact(key, value))
     np.savez_compressed(REFERENCES, **stored)

@@ -13,12 +13,19 @@ the layer's resolution, ReLU(M) (``--raw-layer``). The models:
 - ``cam_resnet``: a ResNet-like with BatchNorm and residual blocks (TorchScript exporter);
 - ``cam_mobilenet``: a MobileNetV3-like with HardSwish and squeeze-excitation (dynamo exporter),
   whose reference layer is the default layer rule's choice, so the test leaves ``--layer`` out;
+  its layer is mostly negative, so scorecam's positive weights rectify every map away and it is
+  left out; ablationcam is taken for class ``MOBILENET_ABLATION_CLASS``, whose map is not;
 - ``cam_nhwc``: a net whose cam layer is laid out NHWC (pytorch-grad-cam reads it through a
   ``reshape_transform`` to NCHW, as onnxviz reads an NHWC layer).
 
 eigencam is pytorch-grad-cam's EigenCAM with ``get_2d_projection_with_sign_correction``, as the
-contract defines it. torch, torchvision, grad-cam and scikit-image are dev tools, not onnxviz's
-dependencies (torchvision does not import beside every torch): run it from a separate venv::
+contract defines it. ablationcam is its AblationCAM given, through its ``ablation_layer`` argument,
+an ablation layer that writes 0 (pytorch-grad-cam's own writes min − 1e7 where the layer has no
+zero, and the mobilenet's HardSwish layer is negative in places); the layer's channel axis is
+named, so the NHWC net's channels are ablated, not its rows. scorecam is its ScoreCAM.
+
+torch, torchvision, grad-cam and scikit-image are dev tools, not onnxviz's dependencies
+(torchvision does not import beside every torch): run it from a separate venv::
 
     python -m venv /tmp/refvenv
     /tmp/refvenv/bin/pip install torch torchvision grad-cam onnx onnxruntime onnxscript scikit-image
@@ -34,7 +41,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import torch
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
+from pytorch_grad_cam.ablation_layer import AblationLayer
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 from skimage import data
@@ -48,6 +56,7 @@ CLASSES = 10
 MAX_BYTES = 300 * 1024
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
+MOBILENET_ABLATION_CLASS = 6
 
 
 class SignCorrectedEigenCAM(EigenCAM):
@@ -57,6 +66,21 @@ class SignCorrectedEigenCAM(EigenCAM):
         return get_2d_projection_with_sign_correction(activations)
 
 
+class ZeroAblationLayer(AblationLayer):
+    """Sets the ablated channel to 0 on any layer, as the contract does; ``channel_axis`` 3 for an
+    NHWC layer."""
+
+    def __init__(self, channel_axis: int = 1) -> None:
+        super().__init__()
+        self.channel_axis = channel_axis
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.activations
+        for i in range(output.size(0)):
+            output[i].select(self.channel_axis - 1, int(self.indices[i])).zero_()
+        return output
+
+
 METHODS = {
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
@@ -64,6 +88,8 @@ METHODS = {
     "layercam": LayerCAM,
     "hirescam": HiResCAM,
     "eigencam": SignCorrectedEigenCAM,
+    "scorecam": ScoreCAM,
+    "ablationcam": AblationCAM,
 }
 
 
@@ -217,7 +243,10 @@ def references(
     found = {}
     for method in methods:
         targets = [ClassifierOutputTarget(k) for k in classes]
-        with METHODS[method](model=model, target_layers=layers, reshape_transform=reshape) as cam:
+        extra = {}
+        if method == "ablationcam":
+            extra["ablation_layer"] = ZeroAblationLayer(1 if reshape is None else 3)
+        with METHODS[method](model=model, target_layers=layers, reshape_transform=reshape, **extra) as cam:
             found[f"{method}/raw"] = cam(input_tensor=torch.from_numpy(x), targets=targets)
             recorded = cam.activations_and_grads
             a = recorded.activations[0].numpy()
@@ -278,8 +307,12 @@ def main() -> None:
     randomise_batchnorm(mobilenet, generator)
     mobilenet.eval()
     export(mobilenet, "mobilenet", x, dynamo=True)
-    found = references(mobilenet, [mobilenet.project], x, top1(mobilenet, x))
+    top = top1(mobilenet, x)
+    found = references(mobilenet, [mobilenet.project], x, top, methods=tuple(METHODS)[:-2])
+    classes = [MOBILENET_ABLATION_CLASS] * len(x)
+    found |= references(mobilenet, [mobilenet.project], x, classes, methods=("ablationcam",))
     stored |= {f"mobilenet/{k}": v for k, v in found.items()}
+    stored["mobilenet/ablationcam/class"] = np.array(MOBILENET_ABLATION_CLASS)
 
     nhwc = unbiased_classifier(NhwcLike()).eval()
     path = export(nhwc, "nhwc", x, dynamo=False)

@@ -32,7 +32,8 @@ def cam(
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Class activation maps (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM, EigenCAM) of each image's target."""
+    """Class activation maps (Grad-CAM, Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM, EigenCAM, Score-CAM,
+    Ablation-CAM) of each image's target."""
     if raw_layer is not None and settings.layer is not None and len(settings.layer) > 1:
         raise UsageError(
             f"--raw-layer writes the maps of one layer, and --layer names {len(settings.layer)}.",

@@ -71,10 +71,12 @@ class GradientKey:
 
 @dataclass(frozen=True)
 class ForwardKey:
-    """A forward runner depends on the tensors it is cut at and the input shape."""
+    """A forward runner depends on the tensors it is cut at, the input shape and the tensor it
+    starts from (None: the graph's input)."""
 
     tensors: tuple[str, ...]
     input_shape: tuple[int, ...]
+    start: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class Engines:
 
     def forward(self, key: ForwardKey) -> ForwardRunner:
         return self.sessions.get_or_make(
-            key, lambda: ForwardRunner(self.graph, list(key.tensors), key.input_shape, self.device)
+            key, lambda: ForwardRunner(self.graph, list(key.tensors), key.input_shape, self.device, key.start)
         )
 
     def occluder(self, key: OccluderKey) -> Occluder:

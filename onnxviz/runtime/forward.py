@@ -3,7 +3,9 @@
 Every analysis that reads activations (occlusion scores, top-k scans, activation grids, and the
 next ones: embeddings, invariance curves) runs the same thing: the forward graph stopped at the
 tensors it reads, fed batches of inputs. A model whose exporter hard-coded batch 1 in a Reshape
-runs, but one input at a time, and says so in ``note``.
+runs, but one input at a time, and says so in ``note``. Started at a layer (``start``), it is the
+rest of the network fed with that layer's values (ablationcam re-scores changed activations
+without running the layers before them again).
 """
 
 from __future__ import annotations
@@ -12,29 +14,41 @@ import numpy as np
 import onnxruntime as ort
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.passes.rewrite import forward_model
+from onnxviz.passes.rewrite import cut_between, forward_model
 from onnxviz.runtime.sessions import Device, create_session, run_bound, run_outputs
 
 BATCH_ONE_NOTE = "the model only runs with batch 1: positions are evaluated one at a time"
 
 
 class ForwardRunner:
-    """A forward session whose outputs are ``tensors``, in that order."""
+    """A forward session whose outputs are ``tensors``, in that order, fed the graph's input or,
+    where ``start`` names a tensor, that tensor's values (the graph cut there)."""
 
-    def __init__(self, graph: ModelGraph, tensors: list[str], input_shape: tuple[int, ...], device: Device) -> None:
-        model = forward_model(graph, tensors, {}, graph.shapes(input_shape))
+    def __init__(
+        self,
+        graph: ModelGraph,
+        tensors: list[str],
+        input_shape: tuple[int, ...],
+        device: Device,
+        start: str | None = None,
+    ) -> None:
+        shapes = graph.shapes(input_shape)
+        if start is None:
+            model = forward_model(graph, tensors, {}, shapes)
+        else:
+            model = cut_between(graph, start, shapes, tensors)
         self.session = create_session(model, device, "forward graph")
-        self.input_name = graph.input_name
+        self.input_name = graph.input_name if start is None else start
         self.device = device
-        self.note = "" if self._runs_batched(input_shape) else BATCH_ONE_NOTE
+        self.note = "" if self._runs_batched(shapes[self.input_name] if start else input_shape) else BATCH_ONE_NOTE
 
     @property
     def batched(self) -> bool:
         return not self.note
 
-    def _runs_batched(self, input_shape: tuple[int, ...]) -> bool:
+    def _runs_batched(self, fed_shape: tuple[int, ...]) -> bool:
         try:
-            first = self.session.run(None, {self.input_name: np.zeros((2, *input_shape[1:]), np.float32)})[0]
+            first = self.session.run(None, {self.input_name: np.zeros((2, *fed_shape[1:]), np.float32)})[0]
         except Exception:  # any refusal of batch 2 means the same: run one input at a time
             return False
         # It may also run but mix the two inputs (a batch hard-coded in a Reshape): then not batched.

@@ -26,7 +26,17 @@ SETTINGS = {
     "noise": float(REFERENCES["noise"]),
     "seed": int(REFERENCES["seed"]),
 }
-GRADIENT_METHODS = ["saliency", "inputxgrad", "ig", "smoothgrad", "smoothgrad-sq", "vargrad", "deconvnet", "guided"]
+GRADIENT_METHODS = [
+    "saliency",
+    "inputxgrad",
+    "ig",
+    "smoothgrad",
+    "smoothgrad-sq",
+    "vargrad",
+    "deconvnet",
+    "guided",
+    "guided-gradcam",
+]
 
 
 def reference(model: str, method: str) -> np.ndarray:
@@ -60,6 +70,18 @@ def test_every_gradient_method_equals_captum_on_both_images_at_once(fixture, met
     assert result.attribution.dtype == np.float32
     assert_close_to_max(result.attribution, reference(name, method))
     assert [t.class_index for t in result.targets] == [SETTINGS["target"]] * 2
+
+
+def test_guided_gradcam_is_guided_backprop_times_cams_gradcam_map_of_the_named_layer(fixture) -> None:
+    _, model = fixture
+    layer = model.cam(INPUTS[:1]).layers
+    earlier = [next(a.alias for a in model.graph.layers if a.op_type == "Relu")]
+    found = model.attribute(INPUTS[0], method="guided-gradcam", target=3, layer=earlier)
+    assert earlier != layer
+    guided = model.attribute(INPUTS[0], method="guided", target=3).attribution
+    heatmap = model.cam(INPUTS[0], method="gradcam", target=3, layer=earlier).raw()
+    np.testing.assert_allclose(found.attribution, guided * heatmap[:, None], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(found.attribution, model.attribute(INPUTS[0], method="guided-gradcam", target=3).attribution)
 
 
 def test_ig_reports_captums_convergence_delta(fixture) -> None:

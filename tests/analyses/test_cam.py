@@ -12,7 +12,7 @@ import pytest
 
 import onnxviz
 from onnxviz.analyses.cam.layers import nhwc_tensors
-from onnxviz.analyses.cam.methods import METHODS
+from onnxviz.analyses.cam.methods import METHODS, upsampled
 from onnxviz.errors import UsageError
 from tests.helpers import FIXTURES
 
@@ -44,10 +44,25 @@ def reference_layer(name: str) -> list[str] | None:
     return [str(REFERENCES[key])] if key in REFERENCES.files else None
 
 
-@pytest.mark.parametrize("method", list(METHODS))
-@pytest.mark.parametrize("name", ["vgg", "resnet", "mobilenet", "nhwc"])
+def reference_target(name: str, method: str) -> int | None:
+    """The class the reference explains where it is not each image's top-1 (mobilenet's ablationcam)."""
+    key = f"{name}/{method}/class"
+    return int(REFERENCES[key]) if key in REFERENCES.files else None
+
+
+MODELS = ["vgg", "resnet", "mobilenet", "nhwc"]
+CASES = [(name, method) for method in METHODS for name in MODELS if f"{name}/{method}/raw" in REFERENCES.files]
+
+
+def test_every_method_has_references_on_at_least_three_models() -> None:
+    for method in METHODS:
+        assert sum(1 for _, m in CASES if m == method) >= 3, method
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
 def test_every_method_equals_pytorch_grad_cam_at_the_input_and_at_the_layer(cam_model, name, method) -> None:
-    result = cam_model(name).cam(INPUTS, method=method, layer=reference_layer(name))
+    target = reference_target(name, method)
+    result = cam_model(name).cam(INPUTS, method=method, layer=reference_layer(name), target=target)
     close(result.raw(), REFERENCES[f"{name}/{method}/raw"])
     (layer_map,) = result.maps.values()
     close(layer_map, REFERENCES[f"{name}/{method}/layer"])
@@ -97,6 +112,42 @@ def test_each_image_gets_its_own_top1_whatever_the_batch_size(cam_model) -> None
     one_by_one = model.cam(INPUTS, method="layercam", batch_size=1)
     np.testing.assert_allclose(together.raw(), one_by_one.raw(), atol=1e-6)
     assert [t.class_index for t in together.targets] == [t.class_index for t in one_by_one.targets]
+
+
+@pytest.mark.parametrize("method", ["scorecam", "ablationcam"])
+def test_rescoring_methods_give_the_same_maps_whatever_the_batch_size(cam_model, method) -> None:
+    model = cam_model("resnet")
+    one = model.cam(INPUTS, method=method, batch_size=1)
+    seven = model.cam(INPUTS, method=method, batch_size=7)
+    np.testing.assert_allclose(one.raw(), seven.raw(), atol=1e-6)
+    (one_map,), (seven_map,) = one.maps.values(), seven.maps.values()
+    np.testing.assert_allclose(one_map, seven_map, rtol=1e-6, atol=1e-9)
+
+
+def test_ablation_feeds_the_layers_activations_to_the_graph_cut_there(cam_model) -> None:
+    model = cam_model("vgg")
+    layer = model.resolve(reference_layer("vgg")[0]).tensor
+    model.cam(INPUTS[:1], method="ablationcam", layer=reference_layer("vgg"))
+    (tail,) = [runner for key, runner in model.engines.sessions.items() if getattr(key, "start", None) == layer]
+    assert [i.name for i in tail.session.get_inputs()] == [layer]
+
+
+def test_ablation_of_a_target_whose_score_is_zero_is_refused() -> None:
+    class ZeroScore:
+        score, size, batch_size = 0.0, (4, 4), 2
+
+        def ablated(self, activations: np.ndarray) -> np.ndarray:
+            return np.zeros(len(activations))
+
+    with pytest.raises(UsageError, match="score is 0"):
+        METHODS["ablationcam"].rescored(np.ones((3, 2, 2)), ZeroScore())
+
+
+def test_scorecam_upsampling_keeps_the_corners_as_align_corners_does() -> None:
+    a = np.arange(6, dtype=np.float64).reshape(1, 2, 3)
+    up = upsampled(a, (3, 5))
+    assert up[0, 0, 0] == 0 and up[0, -1, -1] == 5 and up[0, 0, -1] == 2 and up[0, -1, 0] == 3
+    np.testing.assert_allclose(up[0, 1, 2], 2.5)  # the centre: the mean of the four middle values
 
 
 def test_the_summary_gives_each_images_target_and_its_peak(cam_model) -> None:

@@ -51,6 +51,15 @@ def test_a_method_without_delta_leaves_it_out_and_draws_a_picture(capsys, images
     assert drawn is not None and drawn.shape[0] > drawn.shape[1]  # one row per image
 
 
+def test_guided_gradcam_reads_the_layer_given_on_the_command_line(capsys, images, tmp_path) -> None:
+    raw = tmp_path / "guided_gradcam.npy"
+    arguments = ("attribute", MODEL, *images, "--method", "guided-gradcam", "--target", "3", "--raw", raw)
+    code, _, err = run_cli(capsys, *arguments, "--layer", "pool3", "--device", "cpu")
+    assert code == 0, err
+    expected = REFERENCES["vgg/guided-gradcam"].astype(np.float32) * REFERENCES["vgg/guided-gradcam/scale"]
+    assert np.abs(np.load(raw) - expected).max() <= 1e-3 * np.abs(expected).max()
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -60,6 +69,7 @@ def test_a_method_without_delta_leaves_it_out_and_draws_a_picture(capsys, images
         (("--method", "smoothgrad", "--samples", "0"), "--samples must be a positive number"),
         (("--method", "rise", "--masks", "-3"), "--masks must be a positive number"),
         (("--method", "ig", "--baseline", "nothing.npy"), "--baseline 'nothing.npy' is not zero"),
+        (("--method", "guided-gradcam", "--layer", "fc1"), "needs a 4-D layer"),
     ],
 )
 def test_bad_input_exits_2_with_one_paragraph(capsys, images, arguments, message) -> None:

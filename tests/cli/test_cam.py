@@ -63,6 +63,18 @@ def test_cam_takes_several_layers_as_a_comma_list(capsys, tmp_path, inputs) -> N
     assert np.abs(np.load(raw) - expected).max() <= 1e-3 * expected.max()
 
 
+@pytest.mark.parametrize("method", ["scorecam", "ablationcam"])
+def test_cam_rescoring_methods_write_pytorch_grad_cams_arrays_in_batches(capsys, tmp_path, inputs, method) -> None:
+    raw = tmp_path / "raw.npy"
+    layer_name = str(REFERENCES["vgg/layer"])
+    args = ["--method", method, "--layer", layer_name, "--batch-size", "7", "--raw", raw, "--json"]
+    code, out, _ = run_cli(capsys, "cam", FIXTURES / "cam_vgg.onnx", *inputs, *args)
+    assert code == 0
+    assert json.loads(out)["method"] == method
+    expected = REFERENCES[f"vgg/{method}/raw"]
+    assert np.abs(np.load(raw) - expected).max() <= 1e-3 * expected.max()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -71,6 +83,7 @@ def test_cam_takes_several_layers_as_a_comma_list(capsys, tmp_path, inputs) -> N
         (["--target", "99"], "Class 99 does not exist"),
         (["--layer", "conv3", "--target", "conv2[0,0,0,0]"], "not on the path to the target"),
         (["--layer", "fc1"], "needs a 4-D layer"),
+        (["--method", "ablationcam", "--layer", "fc1"], "needs a 4-D layer"),
         (["--layer", "conv2,conv3", "--raw-layer", "x.npy"], "--raw-layer writes the maps of one layer"),
     ],
 )
@@ -79,3 +92,11 @@ def test_cam_refuses_bad_input_with_exit_2_and_one_paragraph(capsys, args, messa
     assert code == 2
     assert out == ""
     assert message in " ".join(err.split())
+
+
+def test_ablationcam_refuses_a_layer_that_a_skip_connection_goes_around(capsys, inputs) -> None:
+    inside_the_block = "/layer2/Relu"  # layer2's first ReLU; its skip reads layer1's output
+    args = ["--method", "ablationcam", "--layer", inside_the_block]
+    code, out, err = run_cli(capsys, "cam", FIXTURES / "cam_resnet.onnx", inputs[0], *args)
+    assert code == 2 and out == ""
+    assert "skip connection around it" in " ".join(err.split()) and "Traceback" not in err

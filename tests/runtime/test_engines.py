@@ -42,6 +42,17 @@ def test_the_forward_runner_is_cached_and_cut_at_its_tensor() -> None:
     np.testing.assert_array_equal(batched, np.concatenate(singles))
 
 
+def test_a_forward_runner_started_at_a_layer_continues_the_full_forward() -> None:
+    model = onnxviz.load(DEMO, device="cpu")
+    engines = Engines(model.graph, model.device)
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    layer, output = model.resolve("conv2").tensor, model.graph.output_names[0]
+    activation, full = engines.forward(ForwardKey((layer, output), (1, 3, 64, 64))).run(x)
+    tail = engines.forward(ForwardKey((output,), (1, 3, 64, 64), start=layer))
+    assert tail.input_name == layer and tail.batched
+    np.testing.assert_allclose(tail.run(activation)[0], full, rtol=1e-5, atol=1e-6)
+
+
 def test_batching_covers_every_item_once_in_order() -> None:
     seen: list[list[int]] = []
     progress: list[tuple[int, int]] = []

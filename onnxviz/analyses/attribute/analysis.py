@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxviz.analyses._common import prepared_images
+from onnxviz.analyses.attribute.guided_gradcam import guided_gradcam
 from onnxviz.analyses.attribute.methods import GRADIENT_METHODS, Attributed, Job
 from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.attribute.rise import rise
@@ -28,7 +29,11 @@ from onnxviz.runtime.engines import ForwardKey, GradientKey
 from onnxviz.targets.base import ResolvedTarget
 from onnxviz.targets.spelling import parse_target
 
-METHODS: dict[str, Callable[[Job], Attributed]] = {**GRADIENT_METHODS, "rise": rise}
+METHODS: dict[str, Callable[[Job], Attributed]] = {
+    **GRADIENT_METHODS,
+    "guided-gradcam": guided_gradcam,
+    "rise": rise,
+}
 GRADIENT_FREE = frozenset({"rise"})  # a forward session is all they need: no inverse is built
 
 

@@ -6,7 +6,18 @@ from dataclasses import dataclass, field
 
 from onnxviz.core.options import Options, option
 
-METHODS = ("saliency", "inputxgrad", "ig", "smoothgrad", "smoothgrad-sq", "vargrad", "deconvnet", "guided", "rise")
+METHODS = (
+    "saliency",
+    "inputxgrad",
+    "ig",
+    "smoothgrad",
+    "smoothgrad-sq",
+    "vargrad",
+    "deconvnet",
+    "guided",
+    "guided-gradcam",
+    "rise",
+)
 TARGET_HELP = "What to explain: class K, NAME[0,i,...] (an element of a tensor), or each image's top-1 class."
 
 
@@ -23,6 +34,10 @@ class AttributeOptions(Options):
     samples: int = field(default=50, metadata=option("smoothgrad, smoothgrad-sq, vargrad: noisy copies.", min=1))
     noise: float = field(
         default=0.15, metadata=option("smoothgrad, smoothgrad-sq, vargrad: σ as a share of the image's range.", min=0)
+    )
+    layer: list[str] | None = field(
+        default=None,
+        metadata=option("guided-gradcam: the Grad-CAM layer(s), maps averaged (default: cam's default layer)."),
     )
     masks: int = field(default=4000, metadata=option("rise: random masks.", min=1))
     cells: int = field(default=7, metadata=option("rise: grid cells per side.", min=1))

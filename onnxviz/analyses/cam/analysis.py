@@ -2,9 +2,11 @@
 
 Per layer L the gradient engine runs the forward and the ``saliency`` inverse from the target down
 to L only (``GradientKey(source=L)``), which gives A and G = ∂score/∂A for a batch of images in
-one forward and one partial inverse; a gradient-free method (eigencam) runs the forward alone.
-The method's map M (``methods.METHODS``) is rectified, normalised and resized as pytorch-grad-cam
-does, so ``raw()`` equals its output array.
+one forward and one partial inverse; a gradient-free method (eigencam) runs the forward alone, and
+one that asks the network again (scorecam, ablationcam) then scores changed copies of each image
+through cached sessions: the forward for masked inputs, the graph cut at L for ablated activations
+(only the layers after L run again). The method's map M (``methods.METHODS``) is rectified,
+normalised and resized as pytorch-grad-cam does, so ``raw()`` equals its output array.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ import cv2
 import numpy as np
 
 from onnxviz.analyses._common import prepared_images
-from onnxviz.analyses.cam.layers import TO_NCHW, CamLayer, default_layer, named_layer
-from onnxviz.analyses.cam.methods import METHODS, normalised
+from onnxviz.analyses.cam.layers import LAYERS_HINT, TO_NCHW, TO_NHWC, CamLayer, default_layer, named_layer
+from onnxviz.analyses.cam.methods import METHODS, normalised, weighted
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
+from onnxviz.errors import UsageError
+from onnxviz.passes.base import PassPreconditionError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.engines import ForwardKey, GradientKey
+from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.targets.base import ResolvedTarget, Target, seeds
 from onnxviz.targets.spelling import TargetSpelling, parse_target
 
@@ -43,7 +48,9 @@ class CamOptions(Options):
     method: str = field(default="gradcam", metadata=option(" | ".join(METHODS) + ".", choices=tuple(METHODS)))
     layer: list[str] | None = field(default=None, metadata=option(LAYER_HELP))
     target: TargetSpelling = field(default=None, metadata=option(TARGET_HELP))
-    batch_size: int = field(default=8, metadata=option("Images per forward and inverse run.", min=1))
+    batch_size: int = field(
+        default=8, metadata=option("Images per forward and inverse run; scorecam, ablationcam: copies per run.", min=1)
+    )
 
 
 @dataclass
@@ -105,7 +112,7 @@ def cam(model: LoadedModel, images: Sequence[Image] | Image, options: CamOptions
     prepared = prepared_images(model, images)
     x, pictures, shape = prepared.inputs, prepared.pictures, prepared.shape
     target = parse_target(options.target)
-    run = _LayerRun(model, target, target.tensor(model.graph), options.method)
+    run = _LayerRun(model, target, target.tensor(model.graph), options.method, options.batch_size)
     if options.layer is not None:
         layers = [named_layer(model.graph, name, run.tensor, shape) for name in options.layer]
     else:
@@ -136,6 +143,7 @@ class _LayerRun:
     target: Target
     tensor: str
     method: str
+    batch_size: int
     resolved: list[ResolvedTarget] = field(default_factory=list)
 
     def _resolve(self, value: np.ndarray, start: int) -> list[ResolvedTarget]:
@@ -160,4 +168,72 @@ class _LayerRun:
             g = None
         if layer.nhwc:
             a, g = a.transpose(TO_NCHW), None if g is None else g.transpose(TO_NCHW)
-        return np.maximum(method.map(a.astype(np.float64), None if g is None else g.astype(np.float64)), 0)
+        a = a.astype(np.float64)
+        if method.rescored is not None:
+            rescorers = [self._rescorer(layer, batch[k : k + 1], start + k) for k in range(len(batch))]
+            weights = np.stack([method.rescored(a[k], rescorer) for k, rescorer in enumerate(rescorers)])
+            return np.maximum(weighted(weights, a), 0)
+        return np.maximum(method.map(a, None if g is None else g.astype(np.float64)), 0)
+
+    def _rescorer(self, layer: CamLayer, image: np.ndarray, row: int) -> _Rescorer:
+        shape = (1, *image.shape[1:])
+        axis = self.model.height_axis
+        return _Rescorer(
+            image=image,
+            target=self.resolved[row],
+            size=(image.shape[axis], image.shape[axis + 1]),
+            batch_size=self.batch_size,
+            nhwc_input=self.model.layout == "nhwc",
+            nhwc_layer=layer.nhwc,
+            forward=self.model.engines.forward(ForwardKey((self.tensor, layer.tensor), shape)),
+            tail=self._tail(layer, shape) if METHODS[self.method].feeds_layer else None,
+        )
+
+    def _tail(self, layer: CamLayer, shape: tuple[int, ...]) -> ForwardRunner:
+        """The network from ``layer`` on (the graph cut there, fed the layer's values), or why it
+        cannot be cut there."""
+        try:
+            return self.model.engines.forward(ForwardKey((self.tensor,), shape, start=layer.tensor))
+        except PassPreconditionError as error:
+            raise UsageError(
+                f"{self.method} re-runs the network from the layer '{layer.name}' on, but the target "
+                f"'{self.tensor}' also depends on tensors computed before that layer along another path "
+                "(a skip connection around it), so the network cannot be started there.",
+                "Pick a layer that every path to the target passes through, such as a residual block's "
+                "output. " + LAYERS_HINT,
+            ) from error
+
+
+@dataclass
+class _Rescorer:
+    """One image's target scored on masked copies of the image (through the forward session the
+    activations came from) or on changed activations of the layer (through the graph cut there)."""
+
+    image: np.ndarray  # (1, *input) in the model's layout
+    target: ResolvedTarget
+    size: tuple[int, int]
+    batch_size: int
+    nhwc_input: bool
+    nhwc_layer: bool
+    forward: ForwardRunner
+    tail: ForwardRunner | None  # None: the method does not feed the layer
+
+    @property
+    def score(self) -> float:
+        return self.target.score
+
+    def masked(self, masks: np.ndarray) -> np.ndarray:
+        spread = masks[..., None] if self.nhwc_input else masks[:, None]
+        return self._scores(self.forward, (self.image * spread).astype(np.float32))
+
+    def ablated(self, activations: np.ndarray) -> np.ndarray:
+        if self.tail is None:
+            raise TypeError("this method's rescorer was built without the graph cut at the layer")
+        fed = activations.transpose(TO_NHWC) if self.nhwc_layer else activations
+        return self._scores(self.tail, np.ascontiguousarray(fed, np.float32))
+
+    def _scores(self, runner: ForwardRunner, batch: np.ndarray) -> np.ndarray:
+        """The target's score per copy: one run for the batch, or one per copy where the model
+        only runs with batch 1."""
+        runs = [batch] if runner.batched else [batch[k : k + 1] for k in range(len(batch))]
+        return np.concatenate([self.target.scores(runner.run(run)[0]) for run in runs])

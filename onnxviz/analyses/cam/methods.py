@@ -3,20 +3,25 @@
 A is the layer's activation and G = ∂score/∂A, both ``(N, C, h, w)`` float64; a method returns M as
 ``(N, h, w)``. The formulas are pytorch-grad-cam's (``DESIGN.md``, "`cam`"), so a user switching
 from it gets the same arrays; eigencam is sign-corrected, as its ``get_2d_projection_with_sign_correction``.
-A gradient-free method that needs the network again (scorecam, ablationcam) takes a ``rescore``
-callable instead of G and is one more entry here.
+A gradient-free method that needs the network again (scorecam, ablationcam) gives channel weights
+from one image's A and a ``Rescorer`` instead of a map of (A, G): the rescorer runs the network on
+changed inputs or changed activations, in batches, and reports the target's score for each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+from onnxviz.errors import UsageError
+
 GRADCAM_PLUS_PLUS_EPSILON = 1e-6  # pytorch-grad-cam's GradCAMPlusPlus
 XGRADCAM_EPSILON = 1e-7  # pytorch-grad-cam's XGradCAM
+SCORECAM_EPSILON = 1e-8  # pytorch-grad-cam's ScoreCAM, in its min-max normalisation
 
 CamMap = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 
@@ -72,12 +77,85 @@ def eigencam(a: np.ndarray, g: np.ndarray | None) -> np.ndarray:
     return np.stack(maps)
 
 
+class Rescorer(Protocol):
+    """The network asked again about one image: its target's score on changed copies of it."""
+
+    score: float  # the target's score on the image itself
+    size: tuple[int, int]  # the input's (H, W)
+    batch_size: int  # how many copies one run takes: a method hands them over that many at a time
+
+    def masked(self, masks: np.ndarray) -> np.ndarray:
+        """The scores of the image times each mask ``(K, H, W)``, broadcast over its channels."""
+
+    def ablated(self, activations: np.ndarray) -> np.ndarray:
+        """The scores of the network run from the layer on, fed ``(K, C, h, w)`` activations."""
+
+
+RescoredWeights = Callable[[np.ndarray, Rescorer], np.ndarray]
+
+
+def upsampled(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(C, h, w)`` resized to ``(C, H, W)`` bilinearly with align_corners=True (torch's
+    ``UpsamplingBilinear2d``, which ScoreCAM uses): output row i reads input row i·(h−1)/(H−1)."""
+    return np.einsum("yh,chw,xw->cyx", _interpolation(a.shape[1], size[0]), a, _interpolation(a.shape[2], size[1]))
+
+
+def _interpolation(source: int, target: int) -> np.ndarray:
+    """The ``(target, source)`` matrix of 1-D linear interpolation with the end points aligned."""
+    position = np.arange(target) * ((source - 1) / (target - 1) if target > 1 else 0.0)
+    below = np.minimum(np.floor(position).astype(int), source - 1)
+    above = np.minimum(below + 1, source - 1)
+    matrix = np.zeros((target, source))
+    np.add.at(matrix, (np.arange(target), below), 1 - (position - below))
+    np.add.at(matrix, (np.arange(target), above), position - below)
+    return matrix
+
+
+def scorecam(a: np.ndarray, rescorer: Rescorer) -> np.ndarray:
+    """Wang et al. 2020: each channel upsampled to the input and min-max normalised is a mask;
+    s_c = the score of the image under mask c; w = softmax_c(s)."""
+    channels = len(a)
+    scores = []
+    for start in range(0, channels, rescorer.batch_size):
+        masks = upsampled(a[start : start + rescorer.batch_size], rescorer.size)
+        low = masks.min(axis=(1, 2), keepdims=True)
+        high = masks.max(axis=(1, 2), keepdims=True)
+        scores.append(rescorer.masked(((masks - low) / (high - low + SCORECAM_EPSILON)).astype(np.float32)))
+    s = np.concatenate(scores).astype(np.float64)
+    exp = np.exp(s - s.max())
+    return exp / exp.sum()
+
+
+def ablationcam(a: np.ndarray, rescorer: Rescorer) -> np.ndarray:
+    """Desai & Ramaswamy 2020: s_c = the score with channel c set to 0, the network re-run from the
+    layer on; w_c = (s − s_c)/s."""
+    if rescorer.score == 0:
+        raise UsageError(
+            "ablationcam weighs each channel by the share of the target's score it carries, and the "
+            "target's score is 0 on this image.",
+            "Explain another target (a class logit is rarely 0), or use another --method.",
+        )
+    channels = len(a)
+    scores = []
+    for start in range(0, channels, rescorer.batch_size):
+        stop = min(channels, start + rescorer.batch_size)
+        copies = np.repeat(a[None].astype(np.float32), stop - start, axis=0)
+        copies[np.arange(stop - start), np.arange(start, stop)] = 0
+        scores.append(rescorer.ablated(copies))
+    ablated = np.concatenate(scores).astype(np.float64)
+    return (rescorer.score - ablated) / rescorer.score
+
+
 @dataclass(frozen=True)
 class CamMethod:
-    """A cam method: its map of (A, G), and whether it reads G (else only the forward runs)."""
+    """A cam method: its map of (A, G) and whether it reads G (else only the forward runs); or, for
+    a method that asks the network again, its channel weights from one image's A and a rescorer,
+    and whether it feeds the layer (then the graph must be cut there)."""
 
-    map: CamMap
+    map: CamMap | None = None
     gradient: bool = True
+    rescored: RescoredWeights | None = None
+    feeds_layer: bool = False
 
 
 METHODS: dict[str, CamMethod] = {
@@ -87,6 +165,8 @@ METHODS: dict[str, CamMethod] = {
     "layercam": CamMethod(layercam),
     "hirescam": CamMethod(hirescam),
     "eigencam": CamMethod(eigencam, gradient=False),
+    "scorecam": CamMethod(gradient=False, rescored=scorecam),
+    "ablationcam": CamMethod(gradient=False, rescored=ablationcam, feeds_layer=True),
 }
 
 
