@@ -24,6 +24,7 @@ from onnxviz.analyses import (
     correspondence,
     embed,
     evolution,
+    explain,
     export,
     grids,
     invariance,
@@ -101,6 +102,7 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("evolution", evolution.EvolutionOptions, evolution.evolution, Subject.CHECKPOINTS, progress=True),
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
         Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES, progress=True),
+        Analysis("explain", explain.ExplainOptions, explain.explain, Subject.IMAGE),
     )
 }
 
