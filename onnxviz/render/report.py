@@ -1,8 +1,9 @@
 """One self-contained HTML page about a model and a few images: nothing to install to read it.
 
 The page holds the layer table (ops, shapes, receptive fields), then per image: the occlusion
-map and, per layer shown, the strongest channels' projections and the activation grid; then the
-invariance curves of all the images, one figure and table per transform. Every picture is
+map, the attribution methods side by side and, per layer shown, the strongest channels'
+projections and the activation grid; then the invariance curves of all the images, one figure and
+table per transform. Every picture is
 embedded as a base64 PNG, so the file can be mailed or attached to a CI run. The page is drawn
 from results (``onnxviz.analyses.report.Report``) and computes nothing; every text in it
 goes through ``markup.fill``, which escapes it.
@@ -69,6 +70,15 @@ def page(report) -> str:
                     "<h3>occlusion ({what})</h3>{picture}",
                     what=image.occlusion_what,
                     picture=_img(image.occlusion.figure(), "occlusion"),
+                )
+            )
+        if image.explanation is not None:
+            methods = ", ".join(panel.method for panel in image.explanation.panels)
+            section.append(
+                fill(
+                    "<h3>methods side by side ({methods})</h3>{picture}",
+                    methods=methods,
+                    picture=_img(image.explanation.figure(), f"{methods} of {image.name}"),
                 )
             )
         for layer in image.layers:
