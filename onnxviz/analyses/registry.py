@@ -24,7 +24,6 @@ from onnxviz.analyses import (
     correspondence,
     embed,
     evolution,
-    explain,
     export,
     grids,
     invariance,
@@ -38,6 +37,7 @@ from onnxviz.analyses.attribute import analysis as attribute
 from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.cam import analysis as cam
 from onnxviz.analyses.compare import analysis as compare
+from onnxviz.analyses.explain import analysis as explain
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.core.options import Options

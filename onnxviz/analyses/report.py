@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from onnxviz.analyses.explain import ExplainOptions, Explanation, explain
+from onnxviz.analyses.explain.analysis import ExplainOptions, Explanation, explain
 from onnxviz.analyses.grids import ActivationGrid, GridOptions, activations
 from onnxviz.analyses.invariance import InvarianceCurves, InvarianceOptions, invariance
 from onnxviz.analyses.layers import LayerTable, layers

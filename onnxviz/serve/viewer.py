@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from onnxviz.analyses.explain import ATTRIBUTE_METHODS, CAM_METHODS
+from onnxviz.analyses.explain.analysis import ATTRIBUTE_METHODS, CAM_METHODS
 from onnxviz.analyses.occlusion import OccludeOptions
 from onnxviz.analyses.registry import ANALYSES, Analysis, Subject
 from onnxviz.api import Model

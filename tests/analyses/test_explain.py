@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from onnxviz.analyses.explain import DEFAULT_METHODS
+from onnxviz.analyses.explain.analysis import DEFAULT_METHODS
 from onnxviz.errors import OptionError
 from tests.cli_helpers import run_cli
 from tests.helpers import DEMO

@@ -17,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import onnxviz
-from onnxviz.analyses.explain import ATTRIBUTE_METHODS, CAM_METHODS
+from onnxviz.analyses.explain.analysis import ATTRIBUTE_METHODS, CAM_METHODS
 from onnxviz.render import pictures as render
 from onnxviz.render.viewer import SPRITE_COLUMNS, SPRITE_TILE
 from onnxviz.runtime import engines
