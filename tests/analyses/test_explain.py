@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
+import onnxviz
 from onnxviz.analyses.explain.analysis import DEFAULT_METHODS
 from onnxviz.errors import OptionError
 from tests.cli_helpers import run_cli
-from tests.helpers import DEMO
+from tests.helpers import DEMO, FIXTURES
 
 CHELSEA = DEMO.parent / "images" / "chelsea.png"
 
@@ -76,3 +77,14 @@ def test_the_command_writes_the_stacked_maps_and_prints_the_summary(tmp_path, ca
     assert json.loads(out)["methods"] == expected.summary()["methods"]
     code, _, err = run_cli(capsys, "explain", DEMO, CHELSEA, "--methods", "gradcam,magic")
     assert code == 2 and "--methods" in err and "magic" in err
+
+
+def test_an_nhwc_models_attribution_is_reduced_over_its_last_axis() -> None:
+    model = onnxviz.load(FIXTURES / "tf2onnx_nhwc.onnx", device="cpu")
+    x = np.random.default_rng(0).standard_normal((32, 32, 3)).astype(np.float32)
+    explained = model.explain(x, methods=["gradcam", "saliency"], target=4)
+    assert explained.raw().shape == (2, 32, 32) and explained.image == "image0"
+    np.testing.assert_array_equal(explained.raw()[0], model.cam(x, target=4).heatmaps[0])
+    saliency = model.attribute(x, method="saliency", target=4).attribution[0]
+    np.testing.assert_array_equal(explained.raw()[1], reduced(saliency.transpose(2, 0, 1)))
+    assert explained.figure().shape[2] == 3
