@@ -37,6 +37,7 @@ from onnxviz.analyses.attribute import analysis as attribute
 from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.cam import analysis as cam
 from onnxviz.analyses.compare import analysis as compare
+from onnxviz.analyses.explain import analysis as explain
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.core.options import Options
@@ -101,6 +102,7 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("evolution", evolution.EvolutionOptions, evolution.evolution, Subject.CHECKPOINTS, progress=True),
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
         Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES, progress=True),
+        Analysis("explain", explain.ExplainOptions, explain.explain, Subject.IMAGE),
     )
 }
 

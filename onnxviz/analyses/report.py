@@ -1,7 +1,7 @@
-"""The report: the layer table, per image the occlusion map and, per layer shown, the strongest
-channels' projections and the activation grid, and over all its images the invariance curves to
-translation, rotation and scaling (the paper's Fig. 5), gathered as results; the HTML page is
-drawn from them by ``onnxviz.render.report``.
+"""The report: the layer table, per image the occlusion map, the attribution methods side by side
+(``explain``'s figure) and, per layer shown, the strongest channels' projections and the activation
+grid, and over all its images the invariance curves to translation, rotation and scaling (the
+paper's Fig. 5), gathered as results; the HTML page is drawn from them by ``onnxviz.render.report``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from onnxviz.analyses.explain.analysis import ExplainOptions, Explanation, explain
 from onnxviz.analyses.grids import ActivationGrid, GridOptions, activations
 from onnxviz.analyses.invariance import InvarianceCurves, InvarianceOptions, invariance
 from onnxviz.analyses.layers import LayerTable, layers
@@ -38,6 +39,7 @@ class ImageView:
     occlusion: OcclusionMap | None
     occlusion_what: str
     layers: list[LayerView]
+    explanation: Explanation | None = None  # a classifier's top-1 by explain's default methods
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Report(Result):
                 {
                     "image": view.name,
                     "occlusion": view.occlusion.summary() if view.occlusion is not None else None,
+                    "explain": view.explanation.summary() if view.explanation is not None else None,
                     "layers": [layer.projection.summary() for layer in view.layers],
                 }
                 for view in self.images
@@ -113,7 +116,8 @@ def report(
             )
             for alias in shown
         ]
-        views.append(ImageView(image.name, occlusion, what, rows))
+        explanation = explain(model, image, ExplainOptions()) if _classifier(model) and convs else None
+        views.append(ImageView(image.name, occlusion, what, rows, explanation))
     return Report(table, model.device.note, views, _invariance(model, images, progress))
 
 
@@ -138,14 +142,18 @@ def _scaled_patch(side: int) -> int:
     return max(2, side * OccludeOptions().patch // IMAGENET_SIDE)
 
 
+def _classifier(model: LoadedModel) -> bool:
+    """Whether the model's output is a batch of class scores, so a class is what its pictures explain."""
+    return len(model.graph.shapes(model.input_shape())[ClassTarget().tensor(model.graph)]) == 2
+
+
 def _occlusion(model: LoadedModel, image: Path, convs: list[str], patch: int | None) -> tuple[OcclusionMap | None, str]:
     """The class probability for a classifier, else the strongest map of the last conv layer."""
     shape = model.input_shape()
     h_axis = model.height_axis
     patch = patch or _scaled_patch(min(shape[h_axis], shape[h_axis + 1]))
     options = OccludeOptions(patch=patch, stride=max(1, patch // 2), fill="gray")
-    logits = ClassTarget().tensor(model.graph)
-    if len(model.graph.shapes(shape)[logits]) == 2:
+    if _classifier(model):
         return occlude(model, image, options), "class probability"
     if convs:
         result = occlude(model, image, replace(options, target=ChannelTarget(convs[-1])))

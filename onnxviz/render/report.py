@@ -1,8 +1,9 @@
 """One self-contained HTML page about a model and a few images: nothing to install to read it.
 
 The page holds the layer table (ops, shapes, receptive fields), then per image: the occlusion
-map and, per layer shown, the strongest channels' projections and the activation grid; then the
-invariance curves of all the images, one figure and table per transform. Every picture is
+map, the attribution methods side by side and, per layer shown, the strongest channels'
+projections and the activation grid; then the invariance curves of all the images, one figure and
+table per transform. Every picture is
 embedded as a base64 PNG, so the file can be mailed or attached to a CI run. The page is drawn
 from results (``onnxviz.analyses.report.Report``) and computes nothing; every text in it
 goes through ``markup.fill``, which escapes it.
@@ -61,27 +62,7 @@ def page(report) -> str:
             rows=rows,
         )
     ]
-    for image in report.images:
-        section = [fill("<section><h2>{name}</h2>", name=image.name)]
-        if image.occlusion is not None:
-            section.append(
-                fill(
-                    "<h3>occlusion ({what})</h3>{picture}",
-                    what=image.occlusion_what,
-                    picture=_img(image.occlusion.figure(), "occlusion"),
-                )
-            )
-        for layer in image.layers:
-            section.append(
-                fill(
-                    "<h3>{alias}</h3>{projections}{activations}",
-                    alias=layer.alias,
-                    projections=_img(layer.projection.figure(), f"{layer.alias} projections"),
-                    activations=_img(layer.activations.figure(), f"{layer.alias} activations"),
-                )
-            )
-        section.append(Markup("</section>"))
-        parts.append(join(section))
+    parts.extend(_image_section(image) for image in report.images)
     parts.extend(_invariance(curves) for curves in report.invariance)
     return fill(
         "<!doctype html><html><head><meta charset='utf-8'><title>onnxviz report: {name}</title>"
@@ -90,6 +71,39 @@ def page(report) -> str:
         style=Markup(STYLE),
         body=join(parts),
     )
+
+
+def _image_section(image) -> Markup:
+    """One image's section: its occlusion map, its methods side by side and its layers' pictures."""
+    section = [fill("<section><h2>{name}</h2>", name=image.name)]
+    if image.occlusion is not None:
+        section.append(
+            fill(
+                "<h3>occlusion ({what})</h3>{picture}",
+                what=image.occlusion_what,
+                picture=_img(image.occlusion.figure(), "occlusion"),
+            )
+        )
+    if image.explanation is not None:
+        methods = ", ".join(panel.method for panel in image.explanation.panels)
+        section.append(
+            fill(
+                "<h3>methods side by side ({methods})</h3>{picture}",
+                methods=methods,
+                picture=_img(image.explanation.figure(), f"{methods} of {image.name}"),
+            )
+        )
+    for layer in image.layers:
+        section.append(
+            fill(
+                "<h3>{alias}</h3>{projections}{activations}",
+                alias=layer.alias,
+                projections=_img(layer.projection.figure(), f"{layer.alias} projections"),
+                activations=_img(layer.activations.figure(), f"{layer.alias} activations"),
+            )
+        )
+    section.append(Markup("</section>"))
+    return join(section)
 
 
 def _invariance(curves) -> Markup:

@@ -146,6 +146,13 @@ arrow keys: ←/→ channel, ↑/↓ layer</p><p id="status" role="status"></p><
 <label>stride <input id="stride" type=number min=1 value={stride}></label>
 <button id="occlude" type=button>run</button> <progress id="occlusion-progress" value=0 max=1></progress>
 <div><img id="heatmap" alt="occlusion heatmap"></div><p id="occlusion-caption" class=dim></p></section>
+<section id="explain-section"><h2>Explain</h2>
+<label>method <select id="method-picker"></select></label>
+<label>class <input id="target" type=number min=0 placeholder="top-1"></label>
+<button id="explain" type=button>run</button>
+<div class=side><img id="explain-image" alt="the current image"><img id="explain-picture"
+alt="the chosen method's map of the current image"></div>
+<p id="explain-caption" class=dim>A cam is drawn over the image, an attribution beside it.</p></section>
 <section id="analysis-section"><h2>Analyses</h2>
 <label>method <select id="analysis-picker"></select></label>
 <button id="analysis-run" type=button>run</button>

@@ -3,10 +3,11 @@
 Every JSON answer is an analysis result's ``summary()`` — what the command's ``--json`` prints —
 and every picture is drawn by ``onnxviz.render`` from the same result, so the server computes
 nothing of its own; ``/api/analyses`` is the menu of registered analyses, and ``/api/run/NAME``
-(and its ``.png``) computes any of them. Endpoints are plain functions; Starlette runs them on its
-thread pool, and the ``Viewer`` serialises what touches the model. Errors are JSON ``{"error", "hint"}`` with a status:
-400 for a bad request (unknown node, not a picture), 403/404 for a file that is not served, 413 for
-an upload over the limit.
+(and its ``.png``) computes any of them; ``/api/methods`` is the method menu, and ``/api/explain``
+(and its ``.png``: the method's panel) one method's map for a target. Endpoints are plain
+functions; Starlette runs them on its thread pool, and the ``Viewer`` serialises what touches the
+model. Errors are JSON ``{"error", "hint"}`` with a status: 400 for a bad request (unknown node,
+not a picture), 403/404 for a file that is not served, 413 for an upload over the limit.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from onnxviz.errors import OnnxvizError, UsageError
 from onnxviz.render import pictures as render
 from onnxviz.render.viewer import activation_sprite, viewer_page
 from onnxviz.serve.files import Refused, inside, media_type
-from onnxviz.serve.viewer import OCCLUSION_PATCH, OCCLUSION_STRIDE, UPLOAD_LIMIT, Viewer, menu
+from onnxviz.serve.viewer import OCCLUSION_PATCH, OCCLUSION_STRIDE, UPLOAD_LIMIT, Viewer, menu, methods
 
 STATIC = Path(__file__).parent / "static"
 # No script, style or picture from anywhere but this server; nothing may frame the page.
@@ -138,6 +139,20 @@ class Endpoints:
         """The menu, read from the registry now: an analysis registered since the start is in it."""
         return JSONResponse({"analyses": menu()})
 
+    def methods(self, request: Request) -> Response:
+        return JSONResponse({"methods": methods()})
+
+    def _explanation(self, request: Request):
+        method, target = _query(request, "method"), _number(request, "target", None)
+        return self.viewer.explain(_query(request, "image"), method, target)
+
+    def explain(self, request: Request) -> Response:
+        return JSONResponse(self._explanation(request).summary())
+
+    def explain_png(self, request: Request) -> Response:
+        result = self._explanation(request)
+        return _png(result.drawn(result.panels[0]))
+
     def _run(self, request: Request):
         image, node = request.query_params.get("image"), request.query_params.get("node")
         return self.viewer.run(request.path_params["name"], image, node)
@@ -175,6 +190,9 @@ class Endpoints:
             Route("/api/occlude.png", self.occlude_png),
             Route("/api/progress", self.progress),
             Route("/api/analyses", self.analyses),
+            Route("/api/methods", self.methods),
+            Route("/api/explain", self.explain),
+            Route("/api/explain.png", self.explain_png),
             Route("/api/run/{name}.png", self.run_png),  # before the summary's route, which would take "NAME.png"
             Route("/api/run/{name}", self.run),
         ]

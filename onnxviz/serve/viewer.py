@@ -10,7 +10,8 @@ while the sweep holds the lock.
 
 The page's menu (``menu``) is read from the analysis registry on each request: every analysis
 registered with ``viewer=True`` that reads one image or the model alone, computed by ``run`` with
-its default options on the picture (and the layer) on show.
+its default options on the picture (and the layer) on show. Its method menu (``methods``) is
+``explain``'s: one cam or attribution method at a time for the target picked (``explain``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from onnxviz.analyses.explain.analysis import ATTRIBUTE_METHODS, CAM_METHODS
 from onnxviz.analyses.occlusion import OccludeOptions
 from onnxviz.analyses.registry import ANALYSES, Analysis, Subject
 from onnxviz.api import Model
@@ -62,6 +64,15 @@ def menu() -> list[dict]:
         }
         for name, analysis in ANALYSES.items()
         if offered(analysis)
+    ]
+
+
+def methods() -> list[dict]:
+    """The method menu: every method ``explain`` offers, and whether its map is drawn over the picture
+    (a cam, at a layer's resolution) or beside it (an input-space attribution)."""
+    return [
+        *({"name": name, "drawn": "over"} for name in CAM_METHODS),
+        *({"name": name, "drawn": "beside"} for name in ATTRIBUTE_METHODS),
     ]
 
 
@@ -160,6 +171,13 @@ class Viewer:
         return self._cached(
             ("occlude", key, patch, stride),
             lambda: self.model.occlude(image, patch=patch, stride=stride, progress=report),
+        )
+
+    def explain(self, reference: str, method: str, target: int | None):
+        """One method's map of the image for class ``target`` (None: the image's top-1)."""
+        key, image = self.image(reference)
+        return self._cached(
+            ("explain", key, method, target), lambda: self.model.explain(image, methods=[method], target=target)
         )
 
     def run(self, name: str, reference: str | None, node: str | None) -> Any:

@@ -42,9 +42,9 @@ def _embedded(page: str) -> list[bytes]:
 def test_report_embeds_every_picture_and_the_layer_table(report) -> None:
     page = report.read_text()
     pictures = _embedded(page)
-    # per image: 1 occlusion + 3 conv layers x (projections + activations); the invariance curves of
-    # both images to translation, rotation and scaling
-    assert len(pictures) == 2 * (1 + 3 * 2) + 3
+    # per image: 1 occlusion + the methods side by side + 3 conv layers x (projections + activations);
+    # the invariance curves of both images to translation, rotation and scaling
+    assert len(pictures) == 2 * (1 + 1 + 3 * 2) + 3
     for data in pictures:
         assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
     assert "<td>conv3</td>" in page and "receptive field" in page and 'src="http' not in page
@@ -72,7 +72,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path) -> None:
         probe.as_uri(),
     ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
-    assert 'data-images="17"' in dom, dom[-500:]
+    assert 'data-images="19"' in dom, dom[-500:]
     assert 'data-broken="0"' in dom
 
 
@@ -80,7 +80,7 @@ def test_report_cli(capsys, tmp_path) -> None:
     out = tmp_path / "r.html"
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--top", "2")
     assert code == 0, err
-    assert len(_embedded(out.read_text())) == 7 + 3
+    assert len(_embedded(out.read_text())) == 8 + 3
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "missing.png", "--out", tmp_path / "x.html")
     assert code == 2 and not (tmp_path / "x.html").exists()
 
@@ -90,9 +90,21 @@ def test_report_layers_option_limits_the_sections(capsys, tmp_path) -> None:
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--layers", "conv2")
     assert code == 0, err
     page = out.read_text()
-    assert len(_embedded(page)) == 3 + 3 and "<h3>conv2</h3>" in page and "<h3>conv1</h3>" not in page
+    assert len(_embedded(page)) == 4 + 3 and "<h3>conv2</h3>" in page and "<h3>conv1</h3>" not in page
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--layers", "conv9")
     assert code == 2 and "conv3" in err
+
+
+def test_report_shows_each_images_methods_side_by_side_as_explain_draws_them(report, demo_model) -> None:
+    page = report.read_text()
+    for name in ("triangle.png", "chelsea.png"):
+        section = re.search(rf"<section><h2>{name}</h2>(.*?)</section>", page, re.S)
+        assert section is not None, name
+        heading = re.search(r"<h3>methods side by side \(([^)]*)\)</h3>(<img [^>]*>)", section.group(1))
+        assert heading is not None and heading.group(1) == "gradcam, guided, ig, smoothgrad"
+        (data,) = _embedded(heading.group(2))
+        shown = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(shown, demo_model.explain(IMAGES / name).figure())
 
 
 def test_report_shows_the_invariance_curves_of_its_images(report, demo_model) -> None:

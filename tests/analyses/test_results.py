@@ -95,6 +95,8 @@ def test_the_report_is_drawn_from_results_without_the_facade(model, tmp_path) ->
     np.testing.assert_array_equal(layer.projection.projections, expected.projections)
     assert result.summary()["images"][0]["occlusion"]["kind"] == "class"
     page = result.html()
-    assert page.count("data:image/png;base64,") == 1 + 2 + 3 and "<td>conv3</td>" in page  # + 3 invariance
+    # occlusion, the methods side by side, conv2's projections and activations, 3 invariance figures
+    assert page.count("data:image/png;base64,") == 1 + 1 + 2 + 3 and "<td>conv3</td>" in page
+    assert result.images[0].explanation.raw().shape == (4, 64, 64)
     path = model.report([TRIANGLE], out=tmp_path / "r.html", top=2, layers=["conv2"])
-    assert path.read_text().count("data:image/png;base64,") == 6
+    assert path.read_text().count("data:image/png;base64,") == 7

@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import onnxviz
+from onnxviz.analyses.explain.analysis import ATTRIBUTE_METHODS, CAM_METHODS
 from onnxviz.render import pictures as render
 from onnxviz.render.viewer import SPRITE_COLUMNS, SPRITE_TILE
 from onnxviz.runtime import engines
@@ -132,6 +133,45 @@ def test_the_menu_runs_each_viewer_analysis_on_the_picture_and_layer_on_show(cli
     assert client.get("/api/run/topk", params=params).status_code == 404
     refused = client.get("/api/run/activations", params={"image": "nested/stripes.png"})
     assert refused.status_code == 400 and "node" in refused.json()["error"]  # no layer on show
+
+
+def test_the_method_menu_draws_a_cam_over_the_image_and_an_attribution_beside_it(client) -> None:
+    drawn = {entry["name"]: entry["drawn"] for entry in client.get("/api/methods").json()["methods"]}
+    assert {drawn[name] for name in CAM_METHODS} == {"over"}
+    assert {drawn[name] for name in ATTRIBUTE_METHODS} == {"beside"}
+    assert list(drawn) == [*CAM_METHODS, *ATTRIBUTE_METHODS]
+
+
+@pytest.mark.parametrize(("method", "target"), [("gradcam", 2), ("ig", 5), ("layercam", None)])
+def test_explain_returns_the_methods_map_for_the_target_picked(client, served, fresh, method, target) -> None:
+    picture = served["images"] / "chelsea.png"
+    params = {"image": "chelsea.png", "method": method, **({} if target is None else {"target": target})}
+    answer = client.get("/api/explain", params=params).json()
+    expected = fresh.explain(picture, methods=[method], target=target)
+    assert answer["methods"] == expected.summary()["methods"]
+    top1 = fresh.cam([picture]).targets[0].class_index
+    assert answer["methods"][method]["target"]["class"] == (top1 if target is None else target)
+    if method in CAM_METHODS:
+        alone = fresh.cam([picture], method=method, target=target).heatmaps[0]
+    else:
+        attribution = np.abs(fresh.attribute([picture], method=method, target=target).attribution[0]).sum(axis=0)
+        alone = (attribution - attribution.min()) / (1e-7 + (attribution - attribution.min()).max())
+    np.testing.assert_array_equal(expected.panels[0].map, alone.astype(np.float32))
+    shown = decoded(client.get("/api/explain.png", params=params))
+    np.testing.assert_array_equal(shown, expected.drawn(expected.panels[0]))
+
+
+def test_explain_refuses_an_unknown_method_and_a_class_the_model_lacks(client) -> None:
+    cases = [
+        ({"image": "chelsea.png", "method": "magic"}, 400, "magic"),
+        ({"image": "chelsea.png", "method": "gradcam", "target": 99}, 400, "99"),
+        ({"image": "chelsea.png", "method": "gradcam", "target": "two"}, 400, "integer"),
+        ({"image": "chelsea.png"}, 400, "method"),
+        ({"method": "gradcam"}, 400, "image"),
+    ]
+    for params, status, needle in cases:
+        response = client.get("/api/explain", params=params)
+        assert response.status_code == status and needle in response.json()["error"], (params, response.text)
 
 
 def test_occlusion_json_is_model_occlude_and_the_heatmap_is_drawn_from_it(client, served, fresh) -> None:

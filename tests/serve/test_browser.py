@@ -2,7 +2,8 @@
 
 Load the page, pick an image, click a channel, wait for the projection to decode, toggle the rule
 (the picture changes), walk with the arrow keys, run an occlusion (the heatmap appears), run an
-analysis from the menu (its figure and summary appear), upload a picture; no console
+analysis from the menu (its figure and summary appear), draw a cam and an attribution for a class
+from the method menu, upload a picture; no console
 error on the way. Screenshots land in the test's tmp folder. Skips, saying why, only where Chromium
 or Playwright is missing.
 """
@@ -97,10 +98,23 @@ def test_the_viewer_works_in_headless_chromium(page, served, tmp_path) -> None:
     _decoded_source(page, "#analysis-picture")
     assert f'"node": "{layer}"' in page.inner_text("#analysis-summary")
 
+    page.select_option("#method-picker", "gradcam")
+    page.fill("#target", "2")
+    page.click("#explain")
+    cam = _decoded_source(page, "#explain-picture")
+    assert "target=2" in cam and "gradcam of class 2" in page.inner_text("#explain-caption")
+    assert page.get_attribute("#explain-image", "src") is None  # a cam is drawn over the image
+    page.select_option("#method-picker", "saliency")
+    page.click("#explain")
+    _decoded_source(page, "#explain-picture", cam)
+    _decoded_source(page, "#explain-image")  # an attribution is drawn beside the image
+    assert "saliency of class 2" in page.inner_text("#explain-caption")
+
     shown = page.eval_on_selector("#picture", "i => i.src")
     page.set_input_files("#upload", str(served["images"] / "nested" / "stripes.png"))
     assert "image=upload%3A" in _decoded_source(page, "#picture", shown)
     page.wait_for_function("() => document.querySelector('#heatmap').getAttribute('src') === null")
     assert page.get_attribute("#analysis-picture", "src") is None
+    assert page.get_attribute("#explain-picture", "src") is None
     assert page.inner_text("#status") == ""
     assert [m for m in page.messages if m[0] == "error"] == []

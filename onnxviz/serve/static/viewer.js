@@ -1,12 +1,21 @@
 // The viewer's page: picks an image and a layer, draws the activation grid from one sprite,
 // fetches a projection per clicked channel and an occlusion map, all from the JSON API; its menu
-// lists the registered analyses (/api/analyses) and runs the one chosen on the image on show.
+// lists the registered analyses (/api/analyses) and runs the one chosen on the image on show; its
+// method menu (/api/methods) draws one cam over the image, or one attribution beside it, for a class.
 // Text from the server is only ever set as textContent, never parsed as markup.
 "use strict";
 
 const tile = Number(document.body.dataset.tile);
 const columns = Number(document.body.dataset.columns);
-const state = { image: "", node: "", channel: null, channels: 0, rule: "deconvnet", analyses: new Map() };
+const state = {
+  image: "",
+  node: "",
+  channel: null,
+  channels: 0,
+  rule: "deconvnet",
+  analyses: new Map(),
+  methods: new Map(),
+};
 const $ = (id) => document.getElementById(id);
 
 function query(params) {
@@ -37,6 +46,9 @@ function setImage(reference) {
   $("occlusion-caption").textContent = "";
   $("analysis-picture").removeAttribute("src");
   $("analysis-summary").textContent = "";
+  $("explain-image").removeAttribute("src");
+  $("explain-picture").removeAttribute("src");
+  $("explain-caption").textContent = "";
   if (!state.node && layerRows().length) {
     state.node = layerRows()[0].dataset.node;
   }
@@ -188,6 +200,51 @@ async function runAnalysis() {
   }
 }
 
+async function loadMethods() {
+  try {
+    const answer = await getJson("/api/methods");
+    const picker = $("method-picker");
+    for (const entry of answer.methods) {
+      state.methods.set(entry.name, entry);
+      const option = document.createElement("option");
+      option.value = entry.name;
+      option.textContent = `${entry.name} (${entry.drawn === "over" ? "over the image" : "beside it"})`;
+      picker.appendChild(option);
+    }
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+async function explain() {
+  const entry = state.methods.get($("method-picker").value);
+  if (!entry || !state.image) {
+    say("Pick an image first.");
+    return;
+  }
+  const params = { image: state.image, method: entry.name };
+  if ($("target").value !== "") {
+    params.target = $("target").value;
+  }
+  try {
+    const summary = await getJson("/api/explain?" + query(params));
+    const found = summary.methods[entry.name];
+    if (entry.drawn === "over") {
+      $("explain-image").removeAttribute("src");
+    } else {
+      $("explain-image").src = "/api/picture.png?" + query({ image: state.image });
+    }
+    $("explain-picture").src = "/api/explain.png?" + query(params);
+    const target = found.target;
+    const name = target.class !== null ? `class ${target.class}` : `[${target.index.join(",")}]`;
+    $("explain-caption").textContent =
+      `${entry.name} of ${name}: score ${target.score.toPrecision(3)}, peak at y=${found.peak[0]}, x=${found.peak[1]}`;
+    say("");
+  } catch (error) {
+    say(error.message);
+  }
+}
+
 async function upload(file) {
   try {
     const answer = await getJson("/api/upload", { method: "POST", body: file });
@@ -222,6 +279,7 @@ $("image-picker").addEventListener("change", (event) => event.target.value && se
 $("upload").addEventListener("change", (event) => event.target.files.length && upload(event.target.files[0]));
 $("occlude").addEventListener("click", occlude);
 $("analysis-run").addEventListener("click", runAnalysis);
+$("explain").addEventListener("click", explain);
 for (const row of layerRows()) {
   row.addEventListener("click", () => showLayer(row.dataset.node, state.channel));
 }
@@ -235,3 +293,4 @@ for (const radio of document.querySelectorAll("input[name=rule]")) {
 }
 document.addEventListener("keydown", onKey);
 loadMenu();
+loadMethods();
