@@ -40,6 +40,14 @@ def test_each_map_is_the_separate_cam_or_attribute_result_for_the_same_image(dem
     assert [panel.target.class_index for panel in explained.panels] == [3] * 5
 
 
+def test_guided_gradcam_reads_the_layer_the_cams_read(demo_model) -> None:
+    explained = demo_model.explain(CHELSEA, methods=["guided-gradcam"], target=3, layer="conv2")
+    alone = demo_model.attribute([CHELSEA], method="guided-gradcam", target=3, layer=["conv2"])
+    np.testing.assert_array_equal(explained.raw()[0], reduced(alone.attribution[0]))
+    default = demo_model.attribute([CHELSEA], method="guided-gradcam", target=3)
+    assert not np.array_equal(explained.raw()[0], reduced(default.attribution[0]))
+
+
 def test_the_default_methods_explain_each_images_top1_and_the_summary_gives_their_peaks(demo_model) -> None:
     explained = demo_model.explain(CHELSEA)
     top = demo_model.cam([CHELSEA]).targets[0]

@@ -43,8 +43,6 @@ COMMANDS = {
     "evolution": ["{model}", "--images", "{folder}", "--node", "conv1", "--json"],
     "embed": ["{model}", "{folder}", "--method", "pca", "--json"],
     "serve": ["{model}", "--port", "0"],
-    "cam": ["{model}", "{picture}", "--json"],
-    "attribute": ["{model}", "{picture}", "--method", "saliency", "--json"],
 }
 
 

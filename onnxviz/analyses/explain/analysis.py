@@ -11,7 +11,7 @@ their options' choices, so a method added to either is a choice here with nothin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -131,13 +131,12 @@ def explain(model: LoadedModel, image: Image, options: ExplainOptions) -> Explan
 
 def _panel(model: LoadedModel, image: Image, method: str, options: ExplainOptions) -> Panel:
     """``method``'s map of ``image`` from its own analysis, with the target it resolved."""
+    layers = None if options.layer is None else [options.layer]
     if method in CAM_METHODS:
-        layers = None if options.layer is None else [options.layer]
         found = cam(model, [image], CamOptions(method=method, layer=layers, target=options.target))
         return Panel(method, found.heatmaps[0], found.targets[0], over_picture=True)
     # A method that reads a layer too (guided-gradcam) is given the cams' one.
-    layer = {"layer": options.layer} if "layer" in {f.name for f in fields(AttributeOptions)} else {}
-    found = attribute(model, [image], AttributeOptions(method=method, target=options.target, **layer))
+    found = attribute(model, [image], AttributeOptions(method=method, target=options.target, layer=layers))
     channels = -1 if model.layout == "nhwc" else 0
     reduced = np.abs(found.attribution[0]).sum(axis=channels)
     return Panel(method, normalised(reduced[None])[0], found.targets[0], over_picture=False)
