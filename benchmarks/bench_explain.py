@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -86,23 +87,24 @@ def torch_worker(args: argparse.Namespace) -> None:
     gradcam = GradCAM(models[50], target_layers=[models[50].layer4])
     scorecam = ScoreCAM(models[18], target_layers=[models[18].layer4])
     scorecam.batch_size = args.scorecam_batch
-    integrated = IntegratedGradients(models[50])
+    in_float64 = copy.deepcopy(models[50]).double()
 
-    def ig() -> np.ndarray:
-        attribution = integrated.attribute(
-            x, target=args.target50, n_steps=IG_STEPS, method="gausslegendre", internal_batch_size=IG_STEPS
+    def ig(model: torch.nn.Module, dtype: torch.dtype) -> np.ndarray:
+        attribution = IntegratedGradients(model).attribute(
+            x.to(dtype), target=args.target50, n_steps=IG_STEPS, method="gausslegendre", internal_batch_size=IG_STEPS
         )
         return attribution.detach().numpy()
 
     rows: dict[str, Callable[[], np.ndarray]] = {
         "pytorch-grad-cam GradCAM": lambda: gradcam(x, targets=[ClassifierOutputTarget(args.target50)]),
-        "captum IntegratedGradients": ig,
+        "captum IntegratedGradients": lambda: ig(models[50], torch.float32),
+        "captum IntegratedGradients float64": lambda: ig(in_float64, torch.float64),
         "pytorch-grad-cam ScoreCAM": lambda: scorecam(x, targets=[ClassifierOutputTarget(args.target18)]),
     }
     for line in sys.stdin:
         words = line.split()
         if words[0] == "check":
-            np.save(words[2], rows[" ".join(words[3:])]())
+            np.save(words[1], rows[" ".join(words[2:])]())
             print("{}", flush=True)
             continue
         start = time.perf_counter()
@@ -174,24 +176,43 @@ def top1(path: Path, x: np.ndarray) -> int:
     return int(session.run(None, {session.get_inputs()[0].name: x[None]})[0].argmax())
 
 
-def check_agreement(rows: dict, torch_side: TorchSide, scratch: Path) -> dict[str, float]:
-    """Each onnxviz map against its torch reference: max |difference| / max |reference|."""
-    pairs = {
-        "gradcam": ("onnxviz gradcam", "pytorch-grad-cam GradCAM"),
-        "ig": ("onnxviz ig", "captum IntegratedGradients"),
-        "scorecam": ("onnxviz scorecam", "pytorch-grad-cam ScoreCAM"),
-    }
-    errors = {}
-    for name, (ours, theirs) in pairs.items():
-        reference_path = scratch / f"{name}.npy"
-        torch_side.ask(f"check {reference_path} {theirs}")
-        reference = np.load(reference_path)
-        found = np.asarray(rows[ours]()).reshape(reference.shape)
-        errors[name] = float(np.abs(found - reference).max() / np.abs(reference).max())
-        print(f"agreement {name}: max relative difference {errors[name]:.2e}", flush=True)
-        if errors[name] > TOLERANCE:
-            raise SystemExit(f"{name}: onnxviz and the torch reference differ by {errors[name]:.2e} > {TOLERANCE}")
-    return errors
+def check_agreement(rows: dict, torch_side: TorchSide, scratch: Path) -> None:
+    """Each onnxviz map against its torch reference: max |difference| ≤ 1e-3 of the reference's
+    largest value. ig is held to float32 torch's own accuracy instead: on a deep ReLU net with
+    random weights, captum in float32 is 3e-3 to 1e-2 of the max away from captum in float64
+    (ReLUs near 0 flip between the 50 steps), so onnxviz's relative L2 distance from the float64
+    attribution may be at most 1.5 times float32 captum's (and at most 1e-3 where that is less)."""
+
+    def reference(row: str) -> np.ndarray:
+        path = scratch / f"{row.replace(' ', '_')}.npy"
+        torch_side.ask(f"check {path} {row}")
+        return np.load(path)
+
+    def distances(found: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
+        found = found.reshape(expected.shape)
+        return (
+            float(np.abs(found - expected).max() / np.abs(expected).max()),
+            float(np.linalg.norm(found - expected) / np.linalg.norm(expected)),
+        )
+
+    for name, ours, theirs in (
+        ("gradcam", "onnxviz gradcam", "pytorch-grad-cam GradCAM"),
+        ("scorecam", "onnxviz scorecam", "pytorch-grad-cam ScoreCAM"),
+    ):
+        worst, _ = distances(np.asarray(rows[ours]()), reference(theirs))
+        print(f"agreement {name}: max difference {worst:.2e} of the max", flush=True)
+        if worst > TOLERANCE:
+            raise SystemExit(f"{name}: onnxviz and the torch reference differ by {worst:.2e} > {TOLERANCE}")
+    exact = reference("captum IntegratedGradients float64")
+    ours_worst, ours_l2 = distances(np.asarray(rows["onnxviz ig"]()), exact)
+    captum_worst, captum_l2 = distances(reference("captum IntegratedGradients"), exact)
+    print(
+        f"agreement ig, from captum in float64: onnxviz max {ours_worst:.2e}, relative L2 {ours_l2:.2e}; "
+        f"captum in float32 max {captum_worst:.2e}, relative L2 {captum_l2:.2e}",
+        flush=True,
+    )
+    if ours_l2 > max(TOLERANCE, 1.5 * captum_l2):
+        raise SystemExit(f"ig: onnxviz is {ours_l2:.2e} from float64 captum, float32 captum {captum_l2:.2e}")
 
 
 def timed(run: Callable[[], object]) -> float:
