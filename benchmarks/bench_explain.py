@@ -23,7 +23,7 @@ Usage::
 
     python scripts/build_resnet50.py && python scripts/build_resnet50.py --depth 18
     /tmp/refvenv/bin/pip install captum
-    python benchmarks/bench_explain.py                 # --rounds 5 --threads 2 --venv /tmp/refvenv
+    python benchmarks/bench_explain.py                 # --rounds 5 --repeats 5 --threads 2 --venv /tmp/refvenv
 """
 
 from __future__ import annotations
@@ -222,26 +222,27 @@ def timed(run: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def interleave(rows: dict, torch_side: TorchSide, rounds: int) -> dict[str, list[float]]:
-    """Every row once per round, onnxviz and torch rows alternating; round 0 dropped."""
-    order = [
-        "ort plain forward",
-        "onnxviz gradcam",
-        "pytorch-grad-cam GradCAM",
-        "onnxviz ig",
-        "captum IntegratedGradients",
-        "onnxviz scorecam",
-        "pytorch-grad-cam ScoreCAM",
+def interleave(rows: dict, torch_side: TorchSide, rounds: int, repeats: int) -> dict[str, list[float]]:
+    """Every row once per round, onnxviz and torch rows alternating; round 0 dropped. The gradcam
+    rows (tens of milliseconds, where one call's noise would decide the ratio) alternate
+    ``repeats`` times within a round and count with their median."""
+    groups = [
+        (("ort plain forward", "onnxviz gradcam", "pytorch-grad-cam GradCAM"), repeats),
+        (("onnxviz ig", "captum IntegratedGradients"), 1),
+        (("onnxviz scorecam", "pytorch-grad-cam ScoreCAM"), 1),
     ]
-    times: dict[str, list[float]] = {row: [] for row in order}
+    times: dict[str, list[float]] = {row: [] for group, _ in groups for row in group}
     for round_index in range(rounds + 1):
-        for row in order:
-            ms = timed(rows[row]) if row in rows else torch_side.ask(row)["ms"]
-            if round_index:
-                times[row].append(ms)
-        print(
-            f"round {round_index}: " + ", ".join(f"{row} {values[-1]:.0f}" for row, values in times.items() if values)
-        )
+        for group, count in groups:
+            samples: dict[str, list[float]] = {row: [] for row in group}
+            for _ in range(count):
+                for row in group:
+                    samples[row].append(timed(rows[row]) if row in rows else torch_side.ask(row)["ms"])
+            for row, values in samples.items():
+                if round_index:
+                    times[row].append(statistics.median(values))
+        latest = ", ".join(f"{row} {values[-1]:.0f}" for row, values in times.items() if values)
+        print(f"round {round_index}: {latest}", flush=True)
     return times
 
 
@@ -297,6 +298,7 @@ def report(times: dict[str, list[float]], rss: dict[str, dict[str, float]], laye
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds after the warm-up round (default 5)")
+    parser.add_argument("--repeats", type=int, default=5, help="gradcam rows' calls per round (default 5)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch and onnxruntime threads")
     parser.add_argument("--scorecam-batch", type=int, default=16, help="copies per run, both sides (default 16)")
     parser.add_argument("--venv", type=Path, default=Path("/tmp/refvenv"), help="torch, grad-cam, captum")
@@ -320,7 +322,7 @@ def main() -> None:
         torch_side = TorchSide(args, input_path)
         rows, layer = onnxviz_rows(args, x[0])
         check_agreement(rows, torch_side, Path(scratch))
-        times = interleave(rows, torch_side, args.rounds)
+        times = interleave(rows, torch_side, args.rounds, args.repeats)
         torch_side.close()
     report(times, peak_rss(args), layer)
 
