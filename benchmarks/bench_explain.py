@@ -241,7 +241,7 @@ def interleave(rows: dict, torch_side: TorchSide, rounds: int, repeats: int) -> 
             for row, values in samples.items():
                 if round_index:
                     times[row].append(statistics.median(values))
-        latest = ", ".join(f"{row} {values[-1]:.0f}" for row, values in times.items() if values)
+        latest = ", ".join(f"{row} {values[-1]:.0f}" for row, values in times.items()) if round_index else "warm-up"
         print(f"round {round_index}: {latest}", flush=True)
     return times
 
