@@ -64,8 +64,7 @@ def generated(name: str) -> Callable[..., Any]:
     elif analysis.subject is Subject.PAIR:
 
         def call(model_a: Any, model_b: Any, images: Any, /, **options: Any) -> Any:
-            pair = tuple(m if isinstance(m, Model) else load(m) for m in (model_a, model_b))
-            return run(name, pair, images, options)
+            return run(name, (_loaded(model_a), _loaded(model_b)), images, options)
 
     elif analysis.subject is Subject.MODEL:
 
@@ -201,6 +200,11 @@ def load(
     return Model.open(Source(str(path), device, preset, libraries, preprocessing))
 
 
+def _loaded(model: Model | str | Path) -> Model:
+    """A model as given, or a path loaded with the defaults (the analyses of several models take either)."""
+    return model if isinstance(model, Model) else load(model)
+
+
 @forwards("compare")
 def compare(
     model_a: Model | str | Path, model_b: Model | str | Path, images: Sequence[Image], **options: Any
@@ -210,9 +214,7 @@ def compare(
     Paths are loaded with the defaults; ``options`` are those of ``analyses.compare.CompareOptions``.
     Returns a ``Comparison``: ``ok`` (within tolerance), ``summary()``, ``rows()``.
     """
-    first = model_a if isinstance(model_a, Model) else load(model_a)
-    second = model_b if isinstance(model_b, Model) else load(model_b)
-    return run("compare", (first, second), images, options)
+    return run("compare", (_loaded(model_a), _loaded(model_b)), images, options)
 
 
 @forwards("evolution")

@@ -124,8 +124,10 @@ class Explanation(Result):
 
 def explain(model: LoadedModel, image: Image, options: ExplainOptions) -> Explanation:
     """Several methods side by side for one image: each a cam over it or an attribution beside it."""
-    panels = [_panel(model, image, method, options) for method in dict.fromkeys(options.methods)]
     prepared = prepared_images(model, [image])
+    # Each method is handed the prepared input (a tensor is used as is), so the picture is read once.
+    x = prepared.inputs[:1]
+    panels = [_panel(model, x, method, options) for method in dict.fromkeys(options.methods)]
     return Explanation(prepared.names[0], prepared.pictures[0], panels, model.labels())
 
 
