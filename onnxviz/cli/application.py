@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
@@ -77,7 +76,7 @@ def _settings(context: typer.Context) -> Settings:
 class SpelledCommand(TyperCommand):
     """A command that keeps the words it was given, so an error can name a flag as it was typed."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         ctx.meta[GIVEN] = list(args)
         return super().parse_args(ctx, args)
 
@@ -112,7 +111,7 @@ def command(func: Command) -> Command:
     return func
 
 
-def _click_command(func: Callable[..., Any]) -> click.Command:
+def _click_command(func: Callable[..., Any]) -> TyperCommand:
     """``func`` made a click command as ``command`` makes one, for a command list being built."""
     single = typer.Typer(add_completion=False)
     single.command(cls=SpelledCommand)(_guarded(func))
