@@ -156,21 +156,29 @@ async function occlude() {
   }
 }
 
-async function loadMenu() {
+// A select filled from a JSON list of named entries, each kept in `store` by its name; `label`
+// gives an entry's text and its tooltip (textContent and title: nothing reaches the HTML as markup).
+async function fillPicker(route, list, pickerId, store, label) {
   try {
-    const answer = await getJson("/api/analyses");
-    const picker = $("analysis-picker");
-    for (const entry of answer.analyses) {
-      state.analyses.set(entry.name, entry);
+    const answer = await getJson(route);
+    const picker = $(pickerId);
+    for (const entry of answer[list]) {
+      store.set(entry.name, entry);
       const option = document.createElement("option");
       option.value = entry.name;
-      option.textContent = entry.name;
-      option.title = entry.help;
+      [option.textContent, option.title] = label(entry);
       picker.appendChild(option);
     }
   } catch (error) {
     say(error.message);
   }
+}
+
+function loadMenu() {
+  return fillPicker("/api/analyses", "analyses", "analysis-picker", state.analyses, (entry) => [
+    entry.name,
+    entry.help,
+  ]);
 }
 
 async function runAnalysis() {
@@ -200,20 +208,11 @@ async function runAnalysis() {
   }
 }
 
-async function loadMethods() {
-  try {
-    const answer = await getJson("/api/methods");
-    const picker = $("method-picker");
-    for (const entry of answer.methods) {
-      state.methods.set(entry.name, entry);
-      const option = document.createElement("option");
-      option.value = entry.name;
-      option.textContent = `${entry.name} (${entry.drawn === "over" ? "over the image" : "beside it"})`;
-      picker.appendChild(option);
-    }
-  } catch (error) {
-    say(error.message);
-  }
+function loadMethods() {
+  return fillPicker("/api/methods", "methods", "method-picker", state.methods, (entry) => [
+    `${entry.name} (${entry.drawn === "over" ? "over the image" : "beside it"})`,
+    "",
+  ]);
 }
 
 async function explain() {
