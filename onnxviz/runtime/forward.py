@@ -43,8 +43,9 @@ class ForwardRunner:
         self.input_name = graph.input_name if start is None else start
         self.side_inputs = [i.name for i in self.session.get_inputs() if i.name != self.input_name]
         self.device = device
-        fed_shapes = {t: shapes[t] for t in self.side_inputs}
-        self.note = "" if self._runs_batched(shapes[self.input_name] if start else input_shape, fed_shapes) else BATCH_ONE_NOTE
+        fed_shape = shapes[self.input_name] if start else input_shape
+        batched = self._runs_batched(fed_shape, {t: shapes[t] for t in self.side_inputs})
+        self.note = "" if batched else BATCH_ONE_NOTE
 
     @property
     def batched(self) -> bool:

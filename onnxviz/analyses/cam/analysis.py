@@ -204,7 +204,7 @@ class _LayerRun:
             raise UsageError(
                 f"{self.method} re-runs the network from the layer '{layer.name}' on, but the target "
                 f"'{self.tensor}' cannot be computed from that layer and the tensors computed before it: "
-                f"{error}",
+                f"{error.message}",
                 "Pick a layer on the path from the input to the target. " + LAYERS_HINT,
             ) from error
 
