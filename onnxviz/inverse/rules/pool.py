@@ -70,20 +70,17 @@ def unpool(
     )
     x_size, y_size = math.prod(x_sample), math.prod(y_sample)
     batch = ctx.op("Slice", [ctx.op("Shape", [g]), ctx.ints([0]), ctx.ints([1])])
-    # onnxruntime's switches count from the start of the batch; a forward run on K images (the
-    # gradient engine's) pairs image k with signal k, so each switch is brought back into its image.
-    switches = ctx.op("Mod", [switches, ctx.const(np.array(x_size, np.int64), "image_size")])
     if ctx.form == "cpu" and not overlapping and unpool_fits:
-        count = ctx.op("Squeeze", [batch, ctx.ints([0], "axes")])
-        first = ctx.const(np.array(0, np.int64), "zero")
-        step = ctx.const(np.array(1, np.int64), "one")
-        offsets = ctx.op("Mul", [ctx.op("Range", [first, count, step]), ctx.const(np.array(x_size, np.int64))])
-        offsets = ctx.op("Reshape", [offsets, ctx.ints([-1] + [1] * len(y_sample))])
-        indices = ctx.op("Add", [switches, offsets])
+        # onnxruntime's switches count from the start of the batch, as MaxUnpool reads them. Paired
+        # (the forward ran on the K inputs the K signals belong to), they are read as they are;
+        # otherwise the one forward image's switches are shifted by k·C·H·W for signal k.
+        indices = switches if ctx.paired else _shifted_per_signal(ctx, switches, batch, x_size, len(y_sample))
         out_shape = ctx.op("Concat", [batch, ctx.ints(list(x_sample))], axis=0)
         return ctx.op(
             "MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides, pads=begins + ends
         )
+    # Per input, counted from its own start: each switch brought back into its image.
+    switches = ctx.op("Mod", [switches, ctx.const(np.array(x_size, np.int64), "image_size")])
     flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
     flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([-1, y_size])]), ctx.op("Shape", [flat_g])])
     zeros = ctx.op(
@@ -93,6 +90,17 @@ def unpool(
     )
     scattered = ctx.op("ScatterElements", [zeros, flat_idx, flat_g], axis=1, reduction="add")
     return ctx.reshape_to(scattered, x)
+
+
+def _shifted_per_signal(ctx: InverseContext, switches: str, batch: str, image_size: int, rank: int) -> str:
+    """The forward image's switches (batch 1) repeated for each of the K signals, signal k's
+    shifted by ``k·image_size`` into its own image of the unpooled batch."""
+    count = ctx.op("Squeeze", [batch, ctx.ints([0], "axes")])
+    first = ctx.const(np.array(0, np.int64), "zero")
+    step = ctx.const(np.array(1, np.int64), "one")
+    offsets = ctx.op("Mul", [ctx.op("Range", [first, count, step]), ctx.const(np.array(image_size, np.int64))])
+    offsets = ctx.op("Reshape", [offsets, ctx.ints([-1] + [1] * rank)])
+    return ctx.op("Add", [switches, offsets])
 
 
 def _stacked_taps(
