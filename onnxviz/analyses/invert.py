@@ -1,4 +1,4 @@
-"""Graph export: the forward graph (switches and the tensors the inverse reads as outputs) and
+"""``invert``: the forward graph (switches and the tensors the inverse reads as outputs) and
 the generated inverse graph, as .onnx files to inspect or run elsewhere."""
 
 from __future__ import annotations
