@@ -26,7 +26,6 @@ from onnxviz.analyses import (
     evolution,
     grids,
     invariance,
-    invert,
     layers,
     occlusion,
     project,
@@ -38,6 +37,8 @@ from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.cam import analysis as cam
 from onnxviz.analyses.compare import analysis as compare
 from onnxviz.analyses.explain import analysis as explain
+from onnxviz.analyses.export import analysis as export
+from onnxviz.analyses.export import invert
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
 from onnxviz.core.options import Options
@@ -103,6 +104,7 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
         Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES, progress=True),
         Analysis("explain", explain.ExplainOptions, explain.explain, Subject.IMAGE),
+        Analysis("export", export.ExportOptions, export.export, Subject.MODEL),
     )
 }
 
