@@ -128,6 +128,8 @@ def export(model: LoadedModel, options: ExportOptions) -> Explainer:
     baseline = None
     if method == "ig":
         baseline = ig_baseline(options.baseline, np.zeros(shape, np.float32))
+        if np.all(baseline == baseline.flat[0]):  # one number, broadcast: no input-sized constant in the file
+            baseline = baseline.reshape(-1)[:1].reshape((1,) * len(shape))
     rule = method if method in ("deconvnet", "guided") else "saliency"
     recipe = Recipe(method, rule, layer, options.target == "input", shape, model.height_axis, options.steps, baseline)
     explainer = build_explainer(model.graph, recipe)
@@ -146,7 +148,7 @@ def export(model: LoadedModel, options: ExportOptions) -> Explainer:
         model_size=Path(source).stat().st_size if source is not None else None,
     )
     if options.check is not None:
-        result.checked = check_explainer(model, path, options, layer)
+        result.checked = check_explainer(model, path, options, result.layer)
     return result
 
 
@@ -175,13 +177,12 @@ def _layer(model: LoadedModel, method: str, name: str | None, shape: tuple[int, 
     return named_layer(model.graph, name, target, shape)
 
 
-def check_explainer(model: LoadedModel, path: Path, options: ExportOptions, layer: CamLayer | None) -> Checked:
+def check_explainer(model: LoadedModel, path: Path, options: ExportOptions, layer: str | None) -> Checked:
     """The file at ``path`` run in a fresh onnxruntime session on ``options.check`` beside onnxviz's
     own ``cam``/``attribute`` result for that image (the target fed as onnxviz resolved it)."""
     x, _, _ = model.prepare(options.check)
     if options.method in CAMS:
-        layers = None if layer is None else [layer.name]
-        own = cam(model, [x], CamOptions(method=options.method, layer=layers))
+        own = cam(model, [x], CamOptions(method=options.method, layer=None if layer is None else [layer]))
         expected, targets = own.raw(), own.targets
     else:
         settings = AttributeOptions(method=options.method, steps=options.steps, baseline=options.baseline)

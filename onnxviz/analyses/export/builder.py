@@ -72,9 +72,7 @@ def build_explainer(graph: ModelGraph, recipe: Recipe) -> onnx.ModelProto:
             "Export from an earlier layer, or explain this model with `onnxviz cam` / `onnxviz attribute`.",
         )
     exposed = [*graph.output_names, target, *([source] if source else []), *inverse.forward_tensors]
-    forward = forward_model(
-        graph, list(dict.fromkeys(exposed)), inverse.switches, graph.shapes(recipe.input_shape)
-    )
+    forward = forward_model(graph, list(dict.fromkeys(exposed)), inverse.switches, graph.shapes(recipe.input_shape))
     forward, inverse_model = _same_opset(forward, inverse.model)
     return _Fusion(graph, recipe, forward, inverse_model, target).model()
 
@@ -116,11 +114,13 @@ class _Fusion:
         names |= {TARGET_INPUT, SCORE_OUTPUT, ATTRIBUTION_OUTPUT}
         self.head = Head(default_opset(forward), names)
         self.renamed: dict[str, str] = {}  # forward tensors computed on every row (ig's path)
+        image = next(i for i in forward.graph.input if i.name == self.input)
+        self.batch = image.type.tensor_type.shape.dim[0].dim_param or "N"  # the input's own name for it
 
     def model(self) -> onnx.ModelProto:
         head, recipe = self.head, self.recipe
         x = self.input
-        chosen = head.input(TARGET_INPUT, ["N"], TensorProto.INT64) if recipe.target_input else None
+        chosen = head.input(TARGET_INPUT, [self.batch], TensorProto.INT64) if recipe.target_input else None
         if recipe.method == "ig":
             baseline = head.const(recipe.baseline.astype(np.float32), "baseline")
             sample = tuple(recipe.input_shape[1:])
@@ -186,12 +186,17 @@ class _Fusion:
         if target_input:
             inputs.append(head.inputs[TARGET_INPUT])
         outputs = [o for o in forward.output if o.name in self.graph.output_names]
-        extent = ["N", *self._attribution_shape()]
+        for output in outputs:
+            dims = output.type.tensor_type.shape.dim
+            if dims and dims[0].dim_param:
+                dims[0].dim_param = self.batch
+        extent = [self.batch, *self._attribution_shape()]
         outputs += [
-            helper.make_tensor_value_info(SCORE_OUTPUT, TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info(SCORE_OUTPUT, TensorProto.FLOAT, [self.batch]),
             helper.make_tensor_value_info(ATTRIBUTION_OUTPUT, TensorProto.FLOAT, extent),
         ]
-        fused = helper.make_graph(_uniquely_named(_in_order(nodes, inputs, initializers)), f"explainer ({self.recipe.method})", inputs, outputs)
+        ordered = _uniquely_named(_in_order(nodes, inputs, initializers))
+        fused = helper.make_graph(ordered, f"explainer ({self.recipe.method})", inputs, outputs)
         fused.initializer.extend(initializers)
         model = helper.make_model(fused, opset_imports=list(self.forward.opset_import), producer_name="onnxviz")
         model.ir_version = max(self.forward.ir_version, self.inverse.ir_version)

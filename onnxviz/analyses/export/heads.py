@@ -125,9 +125,7 @@ def cam_heatmap(head: Head, method: str, a: str, g: str, size: tuple[int, int]) 
     stacked = head.op("Unsqueeze", [maps, head.ints([1], "axes")])
     leading = head.op("Slice", [head.op("Shape", [stacked]), head.ints([0], "starts"), head.ints([2], "ends")])
     sizes = head.op("Concat", [leading, head.ints(list(size), "size")], axis=0)
-    resized = head.op(
-        "Resize", [stacked, "", "", sizes], mode="linear", coordinate_transformation_mode="half_pixel"
-    )
+    resized = head.op("Resize", [stacked, "", "", sizes], mode="linear", coordinate_transformation_mode="half_pixel")
     flat = head.op("Squeeze", [resized, head.ints([1], "axes")])
     return _normalised(head, head.op("Relu", [flat]))
 
@@ -143,9 +141,7 @@ def ig_path(head: Head, x: str, baseline: str, steps: int, sample_shape: tuple[i
     return head.op("Reshape", [points, head.ints([-1, *sample_shape])])
 
 
-def ig_attribution(
-    head: Head, gradients: str, x: str, baseline: str, steps: int, sample_shape: tuple[int, ...]
-) -> str:
+def ig_attribution(head: Head, gradients: str, x: str, baseline: str, steps: int, sample_shape: tuple[int, ...]) -> str:
     """(x − x₀) ⊙ Σ_i w_i·∇score(point i), the points' gradients given image by image (N·steps, *sample)."""
     _, weights = np.polynomial.legendre.leggauss(steps)
     shaped = head.op("Reshape", [gradients, head.ints([-1, steps, *sample_shape])])
@@ -162,4 +158,3 @@ def repeated_rows(head: Head, seed: str, steps: int) -> str:
     flat = head.op("Flatten", [seed], axis=1)
     tiled = head.op("Tile", [flat, repeats])
     return head.op("Reshape", [tiled, head.op("Concat", [head.ints([-1]), tail], axis=0)])
-
