@@ -37,7 +37,6 @@ from onnxviz.runtime.projector import seeded_tensor
 TARGET_INPUT = "target"
 SCORE_OUTPUT = "target_score"
 ATTRIBUTION_OUTPUT = "attribution"
-ALL_ROWS = np.iinfo(np.int64).max
 
 
 class ExportError(OnnxvizError):
@@ -133,7 +132,7 @@ class _Fusion:
             paths = heads.repeated_rows(head, seed, recipe.steps)
             seed = head.op("Concat", [head.op("Mul", [seed, head.scalar(0.0, "zero")]), paths], axis=0)
             signal = self._inverse(seed)
-            gradients = head.rows(signal, count, head.ints([ALL_ROWS], "ends"))
+            _, gradients = head.split_rows(signal, count)
             attribution = heads.ig_attribution(head, gradients, x, baseline, recipe.steps, sample)
         else:
             seed, score = heads.target_seed(head, self.target, chosen)
@@ -152,11 +151,8 @@ class _Fusion:
 
     def _image_rows(self, tensor: str, count: str) -> str:
         """The images' own rows of a forward tensor computed on every row; a model output keeps its name."""
-        source = self.renamed.get(tensor, tensor)
-        rows = [source, self.head.ints([0], "starts"), count, self.head.ints([0], "axes")]
-        if tensor in self.graph.output_names:
-            return self.head.op("Slice", rows, outputs=[tensor])
-        return self.head.op("Slice", rows)
+        named = tensor if tensor in self.graph.output_names else None
+        return self.head.split_rows(self.renamed.get(tensor, tensor), count, named)[0]
 
     def _inverse(self, seed: str) -> str:
         """The inverse's nodes, reading ``seed``; its projection under a fresh name."""

@@ -43,9 +43,15 @@ class Head(GraphEmitter):
             return self.op(op_type, [x, self.ints(axes, "axes")], keepdims=keepdims)
         return self.op(op_type, [x], axes=axes, keepdims=keepdims)
 
-    def rows(self, x: str, start: str, stop: str) -> str:
-        """Rows ``start``…``stop`` (1-element int64 tensors) of ``x`` along the batch axis."""
-        return self.op("Slice", [x, start, stop, self.ints([0], "axes")])
+    def split_rows(self, x: str, count: str, first: str | None = None) -> tuple[str, str]:
+        """(the first ``count`` rows of ``x``, the rest), ``count`` a 1-element int64 tensor; the
+        first part named ``first`` where given. A Split, not two Slices: OpenVINO 2026.4 folds a
+        Slice of a Concat up to a run-time length into the whole Concat."""
+        total = self.op("Slice", [self.op("Shape", [x]), self.ints([0], "starts"), self.ints([1], "ends")])
+        sizes = self.op("Concat", [count, self.op("Sub", [total, count])], axis=0)
+        names = [first or self.fresh("images"), self.fresh("points")]
+        self.op("Split", [x, sizes], outputs=names, axis=0)
+        return names[0], names[1]
 
     def batch_of(self, x: str) -> str:
         """x's batch size as a 1-element int64 tensor, read at run time."""
