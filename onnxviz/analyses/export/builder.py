@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, version_converter
 
 from onnxviz.analyses.cam.layers import TO_NCHW, CamLayer
@@ -72,8 +73,31 @@ def build_explainer(graph: ModelGraph, recipe: Recipe) -> onnx.ModelProto:
         )
     exposed = [*graph.output_names, target, *([source] if source else []), *inverse.forward_tensors]
     forward = forward_model(graph, list(dict.fromkeys(exposed)), inverse.switches, graph.shapes(recipe.input_shape))
+    _check_batches(forward, graph.input_name, recipe.input_shape)
     forward, inverse_model = _same_opset(forward, inverse.model)
     return _Fusion(graph, recipe, forward, inverse_model, target).model()
+
+
+def _check_batches(forward: onnx.ModelProto, input_name: str, input_shape: tuple[int, ...]) -> None:
+    """The forward run on two images gives two rows, or why not: an exporter wrote batch 1 into a
+    node that the dynamic-batch pass could not free (the node is named by onnxruntime's message)."""
+    pair = np.zeros((2, *input_shape[1:]), np.float32)
+    try:
+        quiet = ort.SessionOptions()
+        quiet.log_severity_level = 4  # the refusal is reported below, once, as onnxviz's own error
+        session = ort.InferenceSession(forward.SerializeToString(), quiet, providers=["CPUExecutionProvider"])
+        rows = {value.shape[0] for value in session.run(None, {input_name: pair}) if value.ndim}
+    except Exception as error:  # onnxruntime's refusals are plain exceptions carrying the node's name
+        raise ExportError(
+            f"The model does not run on a batch of images, so the explainer cannot take one: {error}",
+            "Re-export the model with a dynamic batch axis (torch.onnx.export's dynamic_shapes or dynamic_axes).",
+        ) from error
+    if rows != {2}:
+        raise ExportError(
+            "The model gives one row for a batch of two images somewhere on the way to its outputs (a "
+            "batch size of 1 written into the graph), so the explainer cannot take a batch.",
+            "Re-export the model with a dynamic batch axis (torch.onnx.export's dynamic_shapes or dynamic_axes).",
+        )
 
 
 def _same_opset(forward: onnx.ModelProto, inverse: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
@@ -113,6 +137,7 @@ class _Fusion:
         names |= {TARGET_INPUT, SCORE_OUTPUT, ATTRIBUTION_OUTPUT}
         self.head = Head(default_opset(forward), names)
         self.renamed: dict[str, str] = {}  # forward tensors computed on every row (ig's path)
+        self.classes = int(np.prod(graph.shapes(recipe.input_shape)[target][1:]))  # values per image
         image = next(i for i in forward.graph.input if i.name == self.input)
         self.batch = image.type.tensor_type.shape.dim[0].dim_param or "N"  # the input's own name for it
 
@@ -128,14 +153,14 @@ class _Fusion:
             self._run_forward_on(every)
             count = head.batch_of(x)
             image_rows = {t: self._image_rows(t, count) for t in dict.fromkeys([*self.graph.output_names, self.target])}
-            seed, score = heads.target_seed(head, image_rows[self.target], chosen)
+            seed, score = heads.target_seed(head, image_rows[self.target], self.classes, chosen)
             paths = heads.repeated_rows(head, seed, recipe.steps)
             seed = head.op("Concat", [head.op("Mul", [seed, head.scalar(0.0, "zero")]), paths], axis=0)
             signal = self._inverse(seed)
             _, gradients = head.split_rows(signal, count)
             attribution = heads.ig_attribution(head, gradients, x, baseline, recipe.steps, sample)
         else:
-            seed, score = heads.target_seed(head, self.target, chosen)
+            seed, score = heads.target_seed(head, self.target, self.classes, chosen)
             signal = self._inverse(seed)
             attribution = self._attribution(signal)
         head.op("Identity", [score], outputs=[SCORE_OUTPUT])

@@ -58,16 +58,16 @@ class Head(GraphEmitter):
         return self.op("Slice", [self.op("Shape", [x]), self.ints([0], "starts"), self.ints([1], "ends")])
 
 
-def target_seed(head: Head, logits: str, chosen: str | None) -> tuple[str, str]:
+def target_seed(head: Head, logits: str, count: int, chosen: str | None) -> tuple[str, str]:
     """(seed, score): the one-hot gradient of each image's score at the target tensor ``logits``
-    (any rank, batch first) and the score itself (N,). ``chosen``: an int64 (N,) of flat indices,
-    or None for each image's top-1 (ArgMax, the first maximum on ties, as numpy's argmax)."""
+    (any rank, batch first, ``count`` values per image) and the score itself (N,). ``chosen``: an
+    int64 (N,) of flat indices, or None for each image's top-1 (ArgMax: the first maximum on ties,
+    as numpy's argmax)."""
     flat = head.op("Flatten", [logits], axis=1)
     index = head.op("ArgMax", [flat], axis=1, keepdims=0) if chosen is None else chosen
     column = head.op("Unsqueeze", [index, head.ints([1], "axes")])
-    count = head.op("Slice", [head.op("Shape", [flat]), head.ints([1], "starts"), head.ints([2], "ends")])
-    positions = head.op("Range", [head.ints([0]), count, head.ints([1])])
-    one_hot = head.op("Cast", [head.op("Equal", [column, head.op("Unsqueeze", [positions, head.ints([0])])])], to=1)
+    positions = head.const(np.arange(count, dtype=np.int64).reshape(1, count), "positions")
+    one_hot = head.op("Cast", [head.op("Equal", [column, positions])], to=1)
     score = head.op("Squeeze", [head.op("GatherElements", [flat, column], axis=1), head.ints([1], "axes")])
     seed = head.op("Reshape", [one_hot, head.op("Shape", [logits])])
     return seed, score
