@@ -77,7 +77,8 @@ def main() -> int:
     print(f"explainer / forward: median ratio {statistics.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})")
     size, model_size = explainer.size, args.model.stat().st_size
     print(f"size: explainer {size / 1e6:.2f} MB, model {model_size / 1e6:.2f} MB, ratio {size / model_size:.4f}")
-    print(f"export took {built:.1f} s ({explainer.method} at {explainer.layer})")
+    where = f" at {explainer.layer}" if explainer.layer else ""
+    print(f"export took {built:.1f} s ({explainer.method}{where})")
     return 0
 
 

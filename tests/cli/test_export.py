@@ -102,3 +102,17 @@ def test_export_refuses_a_layer_off_the_path_to_the_target(capsys, tmp_path, bra
     assert code == 0, err
     outputs = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_outputs()
     assert [o.name for o in outputs] == ["logits", "side", "target_score", "attribution"]
+
+
+def test_export_fails_with_exit_1_naming_the_node_where_the_model_takes_no_batch(capsys, tmp_path) -> None:
+    out = tmp_path / "e.onnx"
+    batch_one = FIXTURES / "family_vit_dynamo.onnx"  # the dynamo exporter wrote batch 1 into a Reshape
+    code, printed, err = run_cli(capsys, "export", batch_one, "--method", "saliency", "--out", out)
+    assert code == 1
+    assert printed == ""
+    message = " ".join(err.split())
+    assert (
+        "The model does not run on a batch of images" in message and "Reshape node. Name:'node_Reshape_54'" in message
+    )
+    assert "Re-export the model with a dynamic batch axis" in message
+    assert not out.exists()
