@@ -63,7 +63,7 @@ def build_explainer(graph: ModelGraph, recipe: Recipe) -> onnx.ModelProto:
     """The fused explainer of ``recipe`` for ``graph``."""
     target = seeded_tensor(graph, graph.output_names[0])
     source = None if recipe.layer is None else recipe.layer.tensor
-    spec = InverseSpec(target, recipe.input_shape, source=source, rule=recipe.rule, form="portable", paired=True)
+    spec = InverseSpec(target, recipe.input_shape, source=source, rule=recipe.rule, form="standard", paired=True)
     inverse = build_inverse(graph, spec)
     if inverse.single:
         raise ExportError(

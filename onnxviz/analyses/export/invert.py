@@ -27,7 +27,10 @@ class InvertOptions(Options):
     rule: str = rule_field()
     lrn: str = lrn_field()
     form: str | None = field(
-        default=None, metadata=option("cpu | portable (CUDA-safe ops); default: the device's.", choices=FORMS)
+        default=None,
+        metadata=option(
+            "cpu | portable (CUDA-safe ops) | standard (no scatter); default: the device's.", choices=FORMS
+        ),
     )
 
 
