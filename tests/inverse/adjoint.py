@@ -3,7 +3,8 @@ of the forward op's linearisation.
 
 Each case is checked in every emitted form (``cpu``: MaxUnpool / native ConvTranspose pads;
 ``portable``: ScatterElements / crop; ``standard``: one-hot taps through a ConvTranspose / crop),
-and the forms must agree with each other to float precision. Hypothesis strategies shared by several families (pool windows) live here too.
+and the forms must agree with each other to float precision. Hypothesis strategies shared by
+several families (pool windows) live here too.
 """
 
 from __future__ import annotations
