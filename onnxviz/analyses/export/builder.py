@@ -26,7 +26,7 @@ from onnx import TensorProto, helper, version_converter
 from onnxviz.analyses.cam.layers import TO_NCHW, CamLayer
 from onnxviz.analyses.export import heads
 from onnxviz.analyses.export.heads import Head
-from onnxviz.errors import OnnxvizError
+from onnxviz.errors import ExportError
 from onnxviz.graph.attributes import default_opset
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import SEED, InverseSpec, build_inverse
@@ -38,10 +38,6 @@ from onnxviz.runtime.projector import seeded_tensor
 TARGET_INPUT = "target"
 SCORE_OUTPUT = "target_score"
 ATTRIBUTION_OUTPUT = "attribution"
-
-
-class ExportError(OnnxvizError):
-    """The explainer cannot be written for this model (exit 1): the reason names the node."""
 
 
 @dataclass(frozen=True)
@@ -143,29 +139,31 @@ class _Fusion:
 
     def model(self) -> onnx.ModelProto:
         head, recipe = self.head, self.recipe
-        x = self.input
         chosen = head.input(TARGET_INPUT, [self.batch], TensorProto.INT64) if recipe.target_input else None
         if recipe.method == "ig":
-            baseline = head.const(recipe.baseline.astype(np.float32), "baseline")
-            sample = tuple(recipe.input_shape[1:])
-            points = heads.ig_path(head, x, baseline, recipe.steps, sample)
-            every = head.op("Concat", [x, points], axis=0)
-            self._run_forward_on(every)
-            count = head.batch_of(x)
-            image_rows = {t: self._image_rows(t, count) for t in dict.fromkeys([*self.graph.output_names, self.target])}
-            seed, score = heads.target_seed(head, image_rows[self.target], self.classes, chosen)
-            paths = heads.repeated_rows(head, seed, recipe.steps)
-            seed = head.op("Concat", [head.op("Mul", [seed, head.scalar(0.0, "zero")]), paths], axis=0)
-            signal = self._inverse(seed)
-            _, gradients = head.split_rows(signal, count)
-            attribution = heads.ig_attribution(head, gradients, x, baseline, recipe.steps, sample)
+            score, attribution = self._integrated_gradients(chosen)
         else:
             seed, score = heads.target_seed(head, self.target, self.classes, chosen)
-            signal = self._inverse(seed)
-            attribution = self._attribution(signal)
+            attribution = self._attribution(self._inverse(seed))
         head.op("Identity", [score], outputs=[SCORE_OUTPUT])
         head.op("Identity", [attribution], outputs=[ATTRIBUTION_OUTPUT])
         return self._assembled(chosen is not None)
+
+    def _integrated_gradients(self, chosen: str | None) -> tuple[str, str]:
+        """(score, attribution) of ig: the forward on the images and their path points at once,
+        the points seeded with their own image's seed, the images' own rows with zeros."""
+        head, recipe, x = self.head, self.recipe, self.input
+        baseline = head.const(recipe.baseline.astype(np.float32), "baseline")
+        sample = tuple(recipe.input_shape[1:])
+        points = heads.ig_path(head, x, baseline, recipe.steps, sample)
+        self._run_forward_on(head.op("Concat", [x, points], axis=0))
+        count = head.batch_of(x)
+        image_rows = {t: self._image_rows(t, count) for t in dict.fromkeys([*self.graph.output_names, self.target])}
+        seed, score = heads.target_seed(head, image_rows[self.target], self.classes, chosen)
+        paths = heads.repeated_rows(head, seed, recipe.steps)
+        seed = head.op("Concat", [head.op("Mul", [seed, head.scalar(0.0, "zero")]), paths], axis=0)
+        _, gradients = head.split_rows(self._inverse(seed), count)
+        return score, heads.ig_attribution(head, gradients, x, baseline, recipe.steps, sample)
 
     def _run_forward_on(self, every: str) -> None:
         """The forward reads ``every`` instead of the input; the model's outputs (read by the caller
