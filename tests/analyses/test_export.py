@@ -190,3 +190,25 @@ def test_the_picture_of_the_check_is_read_as_cam_reads_it(picture, tmp_path) -> 
     x = model.prepare(cv2.cvtColor(cv2.imread(str(picture)), cv2.COLOR_BGR2RGB))[0]
     (found,) = fresh_session(result.path).run(["attribution"], {"input": x})
     assert relative(found, own) <= 1e-4 and result.checked.ok
+
+
+@pytest.mark.parametrize(("name", "opset"), [("opset9_zoo.onnx", 17), ("tf2onnx_nhwc.onnx", 17)])
+def test_a_softmax_output_is_kept_the_logit_is_scored_and_an_old_opset_is_raised_to_17(
+    photos, tmp_path, name, opset
+) -> None:
+    model = load(name)
+    x = np.concatenate([model.prepare(photo)[0] for photo in photos])
+    for method in ("layercam", "ig"):
+        explainer = model.export(out=tmp_path / f"{method}.onnx", method=method, steps=STEPS)
+        written = onnx.load(str(explainer.path))
+        assert [(o.domain, o.version) for o in written.opset_import] == [("", opset)]
+        onnx.checker.check_model(written, full_check=True)
+        probabilities, score, attribution = fresh_session(explainer.path).run(None, {model.graph.input_name: x})
+        original = fresh_session(FIXTURES / name)  # exported with batch 1: one image a run
+        plain = np.concatenate([original.run(None, {model.graph.input_name: x[k : k + 1]})[0] for k in range(3)])
+        np.testing.assert_allclose(probabilities, plain, rtol=1e-5, atol=1e-6)
+        own = own_result(model, list(x), method)
+        assert relative(attribution, own) <= 1e-4
+        logits = [t.score for t in (model.cam(list(x), method="layercam").targets)]
+        np.testing.assert_allclose(score, logits, rtol=1e-5, atol=1e-5)
+        assert not np.allclose(score, probabilities.max(axis=1))
