@@ -10,7 +10,9 @@ the layer's resolution, ReLU(M) (``--raw-layer``). The models:
 
 - ``cam_vgg``: a VGG-like stack with MaxPool (TorchScript exporter), also a two-layer gradcam and
   a cam of a named class (the first image's runner-up);
-- ``cam_resnet``: a ResNet-like with BatchNorm and residual blocks (TorchScript exporter);
+- ``cam_resnet``: a ResNet-like with BatchNorm and residual blocks (TorchScript exporter), also
+  ablationcam and scorecam at a layer inside a block, which the block's skip connection goes
+  around (``resnet_inside``);
 - ``cam_mobilenet``: a MobileNetV3-like with HardSwish and squeeze-excitation (dynamo exporter),
   whose reference layer is the default layer rule's choice, so the test leaves ``--layer`` out;
   its layer is mostly negative, so scorecam's positive weights rectify every map away and it is
@@ -302,6 +304,10 @@ def main() -> None:
     path = export(resnet, "resnet", x, dynamo=False)
     stored["resnet/layer"] = np.array(node_named(path, "/layer2/act/", "Relu"))
     stored |= {f"resnet/{k}": v for k, v in references(resnet, [resnet.layer2], x, top1(resnet, x)).items()}
+    # Inside layer2, which its skip connection goes around: conv1's output (bn1 is folded into it).
+    stored["resnet_inside/layer"] = np.array(node_named(path, "/layer2/conv1/", "Conv"))
+    inside = references(resnet, [resnet.layer2.bn1], x, top1(resnet, x), methods=("ablationcam", "scorecam"))
+    stored |= {f"resnet_inside/{k}": v for k, v in inside.items()}
 
     mobilenet = unbiased_classifier(MobileNetLike())
     randomise_batchnorm(mobilenet, generator)

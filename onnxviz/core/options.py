@@ -94,6 +94,8 @@ class Options:
                 raise OptionError(name, "Unknown option {option}.", f"{cls.__name__} takes: {known}.")
             if field_name in given:
                 raise OptionError(name, "{option} is given twice (under its old and its new name).")
+            if isinstance(value, str) and _takes_a_list(names[field_name]):
+                value = [value]  # layer="conv5" means one layer, not the letters c, o, n, v, 5
             given[field_name] = value
         for name, f in names.items():
             if name not in given and f.default is MISSING and f.default_factory is MISSING:
@@ -112,6 +114,13 @@ class Options:
             )
             for f, _ in declared(cls)
         ]
+
+
+def _takes_a_list(f: Field) -> bool:
+    """Whether the field is declared a list (``list[str] | None``): its annotation, a string under
+    ``from __future__ import annotations`` or a type."""
+    annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", repr(f.type))
+    return annotation.replace(" ", "").startswith(("list[", "tuple[", "Sequence[", "list|", "tuple|"))
 
 
 def _check(name: str, value: Any, spec: Option) -> None:

@@ -167,7 +167,9 @@ def _plan(graph: ModelGraph, spec: InverseSpec) -> _Plan:
 
 def _plan_once(graph: ModelGraph, spec: InverseSpec, single: bool) -> _Plan:
     shapes = dict(graph.shapes(spec.input_shape))
-    ctx = InverseContext(graph=graph, shapes=shapes, mode=spec.rule, form=spec.form, lrn=spec.lrn, single=single)
+    ctx = InverseContext(
+        graph=graph, shapes=shapes, mode=spec.rule, form=spec.form, lrn=spec.lrn, single=single, paired=spec.paired
+    )
     if spec.source is not None:
         _check_source(graph, spec.target, spec.source)
     path = signal_path(graph, spec.target, spec.source)

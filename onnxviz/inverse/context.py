@@ -61,6 +61,10 @@ class InverseContext(GraphEmitter):
     # One projection per run: the signal has exactly the forward's shapes, every axis is data (no
     # batch axis to follow). Used where the batch axis cannot be followed (``batch._batch_axes``).
     single: bool = False
+    # Seed k goes back through input k's own forward values (``InverseSpec.paired``): the forward
+    # ran on as many inputs as there are seeds, so its batch-wide indices (MaxPool's switches)
+    # already point into the right input.
+    paired: bool = False
     # The forward tensors the inverse reads as inputs (batch 1), fed by the forward run.
     forward_inputs: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
 

@@ -21,7 +21,7 @@ import onnx
 
 from onnxviz.graph.model import ModelGraph
 from onnxviz.passes.base import PassPreconditionError, Pipeline, PipelineResult
-from onnxviz.passes.cut import Cut
+from onnxviz.passes.cut import Cut, side_tensors
 from onnxviz.passes.dynamic_batch import DynamicBatch
 from onnxviz.passes.outputs import ExposeOutputs
 from onnxviz.passes.prune import Prune
@@ -62,16 +62,20 @@ def forward_model(
 
 
 def cut_between(
-    graph: ModelGraph, start: str, shapes: dict[str, tuple[int, ...]], outputs: list[str]
+    graph: ModelGraph, start: str, shapes: dict[str, tuple[int, ...]], outputs: list[str], sides: bool = False
 ) -> onnx.ModelProto:
-    """The part of the graph from tensor ``start`` (made the input) to ``outputs``, batch made dynamic."""
-    if start not in shapes:
-        raise PassPreconditionError(f"The graph cannot be cut at '{start}': its shape is not known.")
+    """The part of the graph from tensor ``start`` (made the input) to ``outputs``, batch made dynamic.
+    ``sides``: the tensors a skip connection carries around ``start`` are inputs too (``side_tensors``),
+    where otherwise such a cut is refused."""
+    around = side_tensors(graph.model, start, outputs) if sides else []
+    unknown = [t for t in (start, *around) if t not in shapes]
+    if unknown:
+        raise PassPreconditionError(f"The graph cannot be cut at '{start}': the shape of '{unknown[0]}' is not known.")
     model = onnx.ModelProto()
     model.CopyFrom(graph.model)
     pipeline = Pipeline(
         [
-            Cut(start, shapes[start], outputs),
+            Cut(start, shapes[start], outputs, {t: shapes[t] for t in around}),
             ExposeOutputs(outputs, set(), shapes),
             Prune(),
             DynamicBatch(start, shapes, graph.constants.keys()),

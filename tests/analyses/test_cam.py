@@ -132,6 +132,27 @@ def test_ablation_feeds_the_layers_activations_to_the_graph_cut_there(cam_model)
     assert [i.name for i in tail.session.get_inputs()] == [layer]
 
 
+@pytest.mark.parametrize("method", ["ablationcam", "scorecam"])
+def test_a_layer_that_a_skip_connection_goes_around_equals_pytorch_grad_cam(cam_model, method) -> None:
+    """Inside a residual block: ablationcam's tail is fed the layer and the skip's value (layer1's
+    output, from the same forward run), and equals pytorch-grad-cam, which re-runs from the input."""
+    model = cam_model("resnet")
+    result = model.cam(INPUTS, method=method, layer=[str(REFERENCES["resnet_inside/layer"])], batch_size=5)
+    close(result.raw(), REFERENCES[f"resnet_inside/{method}/raw"])
+    (layer_map,) = result.maps.values()
+    close(layer_map, REFERENCES[f"resnet_inside/{method}/layer"])
+
+
+def test_the_tail_of_a_layer_inside_a_block_is_fed_what_the_skip_carries(cam_model) -> None:
+    model = cam_model("resnet")
+    layer = model.resolve(str(REFERENCES["resnet_inside/layer"])).tensor
+    model.cam(INPUTS[:1], method="ablationcam", layer=[layer])
+    (tail,) = [runner for key, runner in model.engines.sessions.items() if getattr(key, "start", None) == layer]
+    # The block's sum reads conv2 (after the layer) and the skip's 1×1 conv of layer1's output.
+    assert tail.side_inputs == ["/layer2/skip/skip.0/Conv_output_0"]
+    assert [i.name for i in tail.session.get_inputs()] == [layer, *tail.side_inputs]
+
+
 def test_ablation_of_a_target_whose_score_is_zero_is_refused() -> None:
     class ZeroScore:
         score, size, batch_size = 0.0, (4, 4), 2

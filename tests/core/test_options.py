@@ -58,6 +58,12 @@ def test_numpy_values_are_checked_like_python_ones() -> None:
         Bounded(sizes=np.array([3, 0]))
 
 
+def test_one_name_given_for_a_list_option_is_a_list_of_one(demo_model, picture) -> None:
+    by_name = demo_model.cam(picture, layer="conv2")
+    assert by_name.layers == ["conv2"]
+    np.testing.assert_array_equal(by_name.raw(), demo_model.cam(picture, layer=["conv2"]).raw())
+
+
 def test_old_names_are_accepted_and_unknown_or_doubled_ones_refused() -> None:
     assert Bounded.of({"old": 4}).new == 4
     with pytest.raises(OptionError, match="Unknown option colour"):

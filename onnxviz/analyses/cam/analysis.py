@@ -178,6 +178,11 @@ class _LayerRun:
     def _rescorer(self, layer: CamLayer, image: np.ndarray, row: int) -> _Rescorer:
         shape = (1, *image.shape[1:])
         axis = self.model.height_axis
+        tail = self._tail(layer, shape) if METHODS[self.method].feeds_layer else None
+        around = tail.side_inputs if tail is not None else []
+        forward = self.model.engines.forward(ForwardKey((self.tensor, layer.tensor, *around), shape))
+        # What a skip connection carries around the layer, for this image: fed to the tail unchanged.
+        sides = dict(zip(around, forward.run(image)[2:], strict=True)) if around else {}
         return _Rescorer(
             image=image,
             target=self.resolved[row],
@@ -185,22 +190,22 @@ class _LayerRun:
             batch_size=self.batch_size,
             nhwc_input=self.model.layout == "nhwc",
             nhwc_layer=layer.nhwc,
-            forward=self.model.engines.forward(ForwardKey((self.tensor, layer.tensor), shape)),
-            tail=self._tail(layer, shape) if METHODS[self.method].feeds_layer else None,
+            forward=forward,
+            tail=tail,
+            sides=sides,
         )
 
     def _tail(self, layer: CamLayer, shape: tuple[int, ...]) -> ForwardRunner:
-        """The network from ``layer`` on (the graph cut there, fed the layer's values), or why it
-        cannot be cut there."""
+        """The network from ``layer`` on (the graph cut there, fed the layer's values and what a
+        skip connection carries around it), or why it cannot be cut there."""
         try:
             return self.model.engines.forward(ForwardKey((self.tensor,), shape, start=layer.tensor))
         except PassPreconditionError as error:
             raise UsageError(
                 f"{self.method} re-runs the network from the layer '{layer.name}' on, but the target "
-                f"'{self.tensor}' also depends on tensors computed before that layer along another path "
-                "(a skip connection around it), so the network cannot be started there.",
-                "Pick a layer that every path to the target passes through, such as a residual block's "
-                "output. " + LAYERS_HINT,
+                f"'{self.tensor}' cannot be computed from that layer and the tensors computed before it: "
+                f"{error.message}",
+                "Pick a layer on the path from the input to the target. " + LAYERS_HINT,
             ) from error
 
 
@@ -217,6 +222,7 @@ class _Rescorer:
     nhwc_layer: bool
     forward: ForwardRunner
     tail: ForwardRunner | None  # None: the method does not feed the layer
+    sides: dict[str, np.ndarray]  # the tail's side inputs for this image (a skip connection's value)
 
     @property
     def score(self) -> float:
@@ -230,10 +236,10 @@ class _Rescorer:
         if self.tail is None:
             raise TypeError("this method's rescorer was built without the graph cut at the layer")
         fed = activations.transpose(TO_NHWC) if self.nhwc_layer else activations
-        return self._scores(self.tail, np.ascontiguousarray(fed, np.float32))
+        return self._scores(self.tail, np.ascontiguousarray(fed, np.float32), self.sides)
 
-    def _scores(self, runner: ForwardRunner, batch: np.ndarray) -> np.ndarray:
+    def _scores(self, runner: ForwardRunner, batch: np.ndarray, sides: dict | None = None) -> np.ndarray:
         """The target's score per copy: one run for the batch, or one per copy where the model
         only runs with batch 1."""
         runs = [batch] if runner.batched else [batch[k : k + 1] for k in range(len(batch))]
-        return np.concatenate([self.target.scores(runner.run(run)[0]) for run in runs])
+        return np.concatenate([self.target.scores(runner.run(run, sides=sides)[0]) for run in runs])

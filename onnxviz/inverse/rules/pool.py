@@ -73,22 +73,20 @@ def unpool(
     )
     x_size, y_size = math.prod(x_sample), math.prod(y_sample)
     batch = ctx.op("Slice", [ctx.op("Shape", [g]), ctx.ints([0]), ctx.ints([1])])
-    # onnxruntime's switches count from the start of the batch; a forward run on K images (the
-    # gradient engine's) pairs image k with signal k, so each switch is brought back into its image.
-    switches = ctx.op("Mod", [switches, ctx.const(np.array(x_size, np.int64), "image_size")])
     if ctx.form == "standard" and len(kernel) == 2:
+        # Read per map (``h·W + w``), so switches counted from the start of the batch need no Mod.
         return unpool_by_taps(ctx, g, switches, (x_sample, y_sample), window)
     if ctx.form == "cpu" and not overlapping and unpool_fits:
-        count = ctx.op("Squeeze", [batch, ctx.ints([0], "axes")])
-        first = ctx.const(np.array(0, np.int64), "zero")
-        step = ctx.const(np.array(1, np.int64), "one")
-        offsets = ctx.op("Mul", [ctx.op("Range", [first, count, step]), ctx.const(np.array(x_size, np.int64))])
-        offsets = ctx.op("Reshape", [offsets, ctx.ints([-1] + [1] * len(y_sample))])
-        indices = ctx.op("Add", [switches, offsets])
+        # onnxruntime's switches count from the start of the batch, as MaxUnpool reads them. Paired
+        # (the forward ran on the K inputs the K signals belong to), they are read as they are;
+        # otherwise the one forward image's switches are shifted by k·C·H·W for signal k.
+        indices = switches if ctx.paired else _shifted_per_signal(ctx, switches, batch, x_size, len(y_sample))
         out_shape = ctx.op("Concat", [batch, ctx.ints(list(x_sample))], axis=0)
         return ctx.op(
             "MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides, pads=begins + ends
         )
+    # Per input, counted from its own start: each switch brought back into its image.
+    switches = ctx.op("Mod", [switches, ctx.const(np.array(x_size, np.int64), "image_size")])
     flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
     flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([-1, y_size])]), ctx.op("Shape", [flat_g])])
     zeros = ctx.op(
@@ -104,9 +102,10 @@ def unpool_by_taps(
     ctx: InverseContext, g: str, switches: str, samples: tuple[tuple[int, ...], ...], window: Window
 ) -> str:
     """MaxPool's adjoint without a scatter, for 2-D pools: the switch of each output (a flat index
-    ``c·H·W + h·W + w`` within its image) names a tap t of its window; g·[tap = t] for every t, as
-    C·T channels, goes through a ConvTranspose with group C whose kernel for (c, t) is 1 at tap t,
-    then the pads are cut away (or zeros added where the last windows stop short of the input)."""
+    counted from the start of the batch, of which only ``h·W + w`` is read) names a tap t of its
+    window; g·[tap = t] for every t, as C·T channels, goes through a ConvTranspose with group C
+    whose kernel for (c, t) is 1 at tap t, then the pads are cut away (or zeros added where the
+    last windows stop short of the input)."""
     (channels, height, width), (_, rows, cols) = samples
     kernel, strides, dilations, begins = window.kernel, window.strides, window.dilations, window.begins
     taps = int(np.prod(kernel))
@@ -140,6 +139,17 @@ def unpool_by_taps(
         swept = ctx.op("Pad", [swept, ctx.ints([0, 0, 0, 0, 0, 0, *short], "pads")])
     bounds = [ctx.ints(begins, "starts"), ctx.ints([begins[0] + height, begins[1] + width], "ends"), ctx.ints([2, 3])]
     return ctx.op("Slice", [swept, *bounds])
+
+
+def _shifted_per_signal(ctx: InverseContext, switches: str, batch: str, image_size: int, rank: int) -> str:
+    """The forward image's switches (batch 1) repeated for each of the K signals, signal k's
+    shifted by ``k·image_size`` into its own image of the unpooled batch."""
+    count = ctx.op("Squeeze", [batch, ctx.ints([0], "axes")])
+    first = ctx.const(np.array(0, np.int64), "zero")
+    step = ctx.const(np.array(1, np.int64), "one")
+    offsets = ctx.op("Mul", [ctx.op("Range", [first, count, step]), ctx.const(np.array(image_size, np.int64))])
+    offsets = ctx.op("Reshape", [offsets, ctx.ints([-1] + [1] * rank)])
+    return ctx.op("Add", [switches, offsets])
 
 
 def _stacked_taps(
