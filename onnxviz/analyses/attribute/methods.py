@@ -56,7 +56,7 @@ class Job:
         for start in range(0, len(points), self.batch_size):
             chosen = [self.resolved[o] for o in owners[start : start + self.batch_size]]
             batch = points[start : start + self.batch_size]
-            _, gradient = engine.value_and_gradient(batch, lambda value, c=chosen: seeds(c, value.shape))
+            _, gradient = engine.value_and_gradient(batch, lambda value, c=chosen: seeds(c, value.shape, value))
             found.append(gradient)
             if self.progress is not None:
                 self.progress(start + len(batch), len(points))

@@ -159,7 +159,7 @@ class _LayerRun:
             engine = self.model.engines.gradient(GradientKey(self.tensor, shape, source=layer.tensor))
 
             def seed_of(value: np.ndarray) -> np.ndarray:
-                return seeds(self._resolve(value, start), value.shape)
+                return seeds(self._resolve(value, start), value.shape, value)
 
             _, a, g = engine.value_activation_gradient(batch, seed_of)
         else:

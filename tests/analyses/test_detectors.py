@@ -1,0 +1,192 @@
+"""Detectors and segmenters: a box target and a mask target explained as torch autograd and
+pytorch-grad-cam explain them, and occluded as plain onnxruntime runs score them.
+
+The fixtures are ultralytics' YOLOv8n and YOLO11n at a small width, exported by ultralytics'
+exporter, and torchvision's DeepLabV3-MobileNetV3, LR-ASPP and FCN, width-reduced, each exported
+by both torch exporters; ``scripts/detector_fixtures.py`` builds them and stores the references
+(``tests/fixtures/detectors/MODEL.npz``); torch is not needed here.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import onnxviz
+from tests.helpers import FIXTURES
+
+REFERENCES = FIXTURES.parent / "detectors"
+DETECTORS = ["yolov8n_tiny", "yolo11n_tiny"]
+SEGMENTERS = [f"{name}_{exporter}" for name in ("seg_deeplab", "seg_lraspp", "seg_fcn") for exporter in ("ts", "dynamo")]
+TOLERANCE = 2e-3  # of the reference's largest value (references stored as float16)
+
+
+def close(found: np.ndarray, expected: np.ndarray) -> None:
+    expected = expected.astype(np.float32)
+    assert found.shape == expected.shape
+    assert np.abs(found - expected).max() <= TOLERANCE * np.abs(expected).max()
+
+
+def reference(model: str) -> dict[str, np.ndarray]:
+    base = model.rsplit("_", 1)[0] if model.startswith("seg_") else model
+    return dict(np.load(REFERENCES / f"{base}.npz"))
+
+
+def layer_of(model: str, found: dict[str, np.ndarray]) -> str:
+    return str(found[f"layer_{model.rsplit('_', 1)[1]}"] if model.startswith("seg_") else found["layer"])
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    models: dict[str, onnxviz.Model] = {}
+
+    def get(name: str) -> onnxviz.Model:
+        if name not in models:
+            models[name] = onnxviz.load(FIXTURES / f"{name}.onnx", device="cpu")
+        return models[name]
+
+    return get
+
+
+def box_spelling(found: dict[str, np.ndarray]) -> str:
+    return "box:" + ",".join(f"{v:.4f}" for v in found["box"])
+
+
+def element_spelling(model: onnxviz.Model, found: dict[str, np.ndarray]) -> str:
+    return f"{model.graph.output_names[0]}[{','.join(map(str, found['element']))}]"
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_a_box_target_matches_the_prediction_torch_matched(loaded, name) -> None:
+    found = reference(name)
+    result = loaded(name).attribute(found["x"], method="saliency", target=box_spelling(found))
+    (target,) = result.targets
+    assert target.kind == "box" and target.class_index == int(found["class"])
+    assert target.index == (0, 4 + int(found["class"]), int(found["matched"]))
+
+
+@pytest.mark.parametrize("name", DETECTORS + SEGMENTERS)
+def test_saliency_of_an_output_element_equals_torch_autograd(loaded, name) -> None:
+    model, found = loaded(name), reference(name)
+    result = model.attribute(found["x"], method="saliency", target=element_spelling(model, found))
+    close(result.raw(), found["saliency_element"])
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_saliency_of_a_box_target_equals_torch_autograd(loaded, name) -> None:
+    found = reference(name)
+    result = loaded(name).attribute(found["x"], method="saliency", target=box_spelling(found))
+    close(result.raw(), found["saliency"])
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_gradcam_of_a_box_target_equals_pytorch_grad_cam(loaded, name) -> None:
+    found = reference(name)
+    result = loaded(name).cam(found["x"], method="gradcam", layer=[layer_of(name, found)], target=box_spelling(found))
+    close(result.raw(), found["gradcam"])
+    (layer_map,) = result.maps.values()
+    close(layer_map, found["gradcam_layer"])
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_the_default_cam_layer_of_a_detector_is_the_neck_map_every_scale_comes_from(loaded, name) -> None:
+    model, found = loaded(name), reference(name)
+    chosen = model.cam(found["x"], target=box_spelling(found))
+    assert model.resolve(chosen.layers[0]).tensor == layer_of(name, found)
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_saliency_of_a_predicted_mask_equals_torch_autograd(loaded, name) -> None:
+    found = reference(name)
+    result = loaded(name).attribute(found["x"], method="saliency", target=f"mask:predicted:{int(found['class'])}")
+    (target,) = result.targets
+    assert target.summary()["pixels"] == int(found["mask"].sum())
+    close(result.raw(), found["saliency"])
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_gradcam_of_a_mask_target_equals_pytorch_grad_cams_segmentation_target(loaded, name) -> None:
+    found = reference(name)
+    target = f"mask:predicted:{int(found['class'])}"
+    result = loaded(name).cam(found["x"], method="gradcam", layer=[layer_of(name, found)], target=target)
+    close(result.raw(), found["gradcam"])
+    close(next(iter(result.maps.values())), found["gradcam_layer"])
+
+
+def test_a_mask_png_at_the_input_size_is_read_as_its_pixels_above_zero(loaded, tmp_path) -> None:
+    found = reference("seg_deeplab_ts")
+    big = cv2.resize((found["mask"] * 200).astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(tmp_path / "mask.png"), big)
+    model = loaded("seg_deeplab_ts")
+    from_png = model.attribute(found["x"], method="saliency", target=f"mask:{tmp_path / 'mask.png'}:{int(found['class'])}")
+    close(from_png.raw(), found["saliency"])
+
+
+def rematched(value: np.ndarray, box: np.ndarray, klass: int) -> float:
+    """pytorch-grad-cam's FasterRCNNBoxScoreTarget on an ultralytics output, from its definition."""
+    cx, cy, w, h = value[0, :4]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    inter = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None) * np.clip(
+        np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None
+    )
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    overlap = inter / union
+    best = int(overlap.argmax())
+    scores = value[0, 4:, best]
+    return float(scores[klass]) if overlap[best] >= 0.5 and int(scores.argmax()) == klass else 0.0
+
+
+def occluded_copies(x: np.ndarray, patch: int, stride: int) -> list[np.ndarray]:
+    rows = (x.shape[2] - patch) // stride + 1
+    cols = (x.shape[3] - patch) // stride + 1
+    copies = []
+    for r in range(rows):
+        for c in range(cols):
+            copy = x.copy()
+            copy[:, :, r * stride : r * stride + patch, c * stride : c * stride + patch] = 0
+            copies.append(copy)
+    return copies
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_occluding_a_box_target_rematches_the_box_on_every_copy_as_plain_onnxruntime_does(loaded, name) -> None:
+    found = reference(name)
+    result = loaded(name).occlude(found["x"], target=box_spelling(found), patch=32, stride=16)
+    session = ort.InferenceSession(str(FIXTURES / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    matched = np.asarray(result.resolved.box, np.float64)
+    expected = [
+        rematched(session.run(None, {"images": copy})[0].astype(np.float64), matched, int(found["class"]))
+        for copy in occluded_copies(found["x"], 32, 16)
+    ]
+    np.testing.assert_allclose(result.scores.ravel(), expected, rtol=1e-4, atol=1e-6)
+    assert 0 < np.count_nonzero(result.scores) < result.scores.size  # some copies lose the box, some keep it
+
+
+@pytest.mark.parametrize("name", ["seg_lraspp_ts", "seg_fcn_dynamo"])
+def test_occluding_a_mask_target_scores_the_fixed_mask_as_plain_onnxruntime_does(loaded, name) -> None:
+    found = reference(name)
+    klass, mask = int(found["class"]), found["mask"]
+    result = loaded(name).occlude(found["x"], target=f"mask:predicted:{klass}", patch=16, stride=16)
+    session = ort.InferenceSession(str(FIXTURES / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    expected = [
+        float((session.run(None, {"input": c})[0][0, klass].astype(np.float64) * mask).sum())
+        for c in occluded_copies(found["x"], 16, 16)
+    ]
+    np.testing.assert_allclose(result.scores.ravel(), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_detection_n_follows_the_decoding_strongest_first(loaded) -> None:
+    found = reference("yolov8n_tiny")
+    model = loaded("yolov8n_tiny")
+    first = model.attribute(found["x"], method="saliency", target="detection:0").targets[0]
+    detections = first.summary()["detections"]
+    assert len(detections) >= 2
+    scores = [d["score"] for d in detections]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.25
+    second = model.attribute(found["x"], method="saliency", target="detection:1").targets[0]
+    assert (second.class_index, list(second.box)) == (detections[1]["class"], detections[1]["box"])
+    session = ort.InferenceSession(str(FIXTURES / "yolov8n_tiny.onnx"), providers=["CPUExecutionProvider"])
+    value = session.run(None, {"images": found["x"]})[0][0]
+    assert second.score == pytest.approx(float(value[4 + second.class_index, second.index[2]]))
