@@ -9,8 +9,8 @@ mask as torch autograd and pytorch-grad-cam do. This script builds, seeded:
   their BatchNorm statistics calibrated on photos, exported by ultralytics' own exporter at
   128 × 128: output ``(1, 4 + 3, 336)`` in ultralytics' layout;
 - ``seg_deeplab``, ``seg_lraspp``, ``seg_fcn``: torchvision's DeepLabV3-MobileNetV3 and LR-ASPP
-  builders on a MobileNetV3-small backbone at width 1/4 (dilated, its first nine blocks) with the heads' inner width cut to 8, and
-  an FCN head on the same backbone without dilation, BatchNorm calibrated on photos,
+  builders on a MobileNetV3-small backbone at width 1/4 (dilated, its first nine blocks) with the
+  heads' inner width cut to 8, and an FCN head on the same backbone without dilation, BatchNorm calibrated on photos,
   4 classes at 64 × 64, each exported by both torch exporters (``_ts``: TorchScript, ``_dynamo``).
 
 References, per model, in ``tests/fixtures/detector_references.npz`` (keys ``MODEL/...``): the
@@ -30,7 +30,7 @@ a venv that has them (ultralytics only in such a venv)::
     /tmp/yolovenv/bin/pip install torch==2.14.1 torchvision==0.29.1 grad-cam ultralytics onnx onnxruntime \
         onnxscript onnxslim scikit-image
     /tmp/yolovenv/bin/python scripts/detector_fixtures.py            # the fixtures
-    /tmp/yolovenv/bin/python scripts/detector_fixtures.py --bench    # + models/yolov8n_bench.onnx at 640
+    /tmp/yolovenv/bin/python scripts/detector_fixtures.py --bench    # models/yolov8n_bench.onnx at 640
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ SEED = 2026
 def photos(size: int) -> list[np.ndarray]:
     """skimage's CC0 photos as float32 RGB in [0, 1], (3, size, size): calibration and inputs."""
     pictures = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
-    return [cv2.resize(p, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32).transpose(2, 0, 1) / 255 for p in pictures]
+    return [
+        cv2.resize(p, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32).transpose(2, 0, 1) / 255
+        for p in pictures
+    ]
 
 
 def calibrate(model: nn.Module, size: int, call: Callable[[torch.Tensor], object]) -> None:
@@ -98,7 +101,8 @@ def matching_tensor(path: Path, x: np.ndarray, expected: np.ndarray) -> str:
     values = session.run(None, {session.get_inputs()[0].name: x})
     produced = [out for node in model.graph.node for out in node.output]
     found = [
-        n for n, v in zip(names, values, strict=True)
+        n
+        for n, v in zip(names, values, strict=True)
         if v.shape == expected.shape and np.abs(v - expected).max() <= 1e-4 * (np.abs(expected).max() + 1e-12)
     ]
     found.sort(key=lambda n: produced.index(n) if n in produced else -1)
@@ -140,7 +144,9 @@ class YoloOutput(nn.Module):
         return y[0] if isinstance(y, (tuple, list)) else y
 
 
-def yolo(config: str, size: int, folder: Path, width: float = 1 / 16, classes: int = 3, reg_max: int = 4, widest: int = 128):
+def yolo(
+    config: str, size: int, folder: Path, width: float = 1 / 16, classes: int = 3, reg_max: int = 4, widest: int = 128
+):
     """An ultralytics YOLO from its own yaml at a reduced width, BatchNorm calibrated, exported by
     ultralytics' exporter: (the YOLO object, the exported .onnx)."""
     from ultralytics import YOLO
@@ -228,7 +234,7 @@ class SegmentationOutput(nn.Module):
 
 def segmenters() -> dict[str, tuple[nn.Module, Callable[[nn.Module], nn.Module]]]:
     """The three segmenters, width-reduced, and where each one's gradcam reads (its head's input)."""
-    from torchvision.models import mobilenet_v3_large, mobilenet_v3_small
+    from torchvision.models import mobilenet_v3_small
     from torchvision.models._utils import IntermediateLayerGetter
     from torchvision.models.segmentation import deeplabv3, lraspp
     from torchvision.models.segmentation.fcn import FCN, FCNHead
@@ -261,8 +267,14 @@ def segmenters() -> dict[str, tuple[nn.Module, Callable[[nn.Module], nn.Module]]
 
 def export(net: nn.Module, x: np.ndarray, path: Path, dynamo: bool) -> None:
     torch.onnx.export(
-        net, (torch.from_numpy(x),), str(path), input_names=["input"], output_names=["out"], dynamo=dynamo,
-        opset_version=18 if dynamo else 17, **({"external_data": False} if dynamo else {}),
+        net,
+        (torch.from_numpy(x),),
+        str(path),
+        input_names=["input"],
+        output_names=["out"],
+        dynamo=dynamo,
+        opset_version=18 if dynamo else 17,
+        **({"external_data": False} if dynamo else {}),
     )
     model = onnx.load(str(path))
     for node in model.graph.node:  # the dynamo exporter's per-node stack traces: most of the file's bytes
@@ -311,7 +323,7 @@ def segmenter_references(name: str, model: nn.Module, layer_of) -> dict[str, np.
 
 def bench_model(folder: Path) -> None:
     """A YOLOv8n-sized detector at 640 (full width, 80 classes), seeded, for the benchmark."""
-    model, exported = yolo("v8/yolov8.yaml", 640, folder, width=0.25, classes=80, reg_max=16, widest=1024)
+    _, exported = yolo("v8/yolov8.yaml", 640, folder, width=0.25, classes=80, reg_max=16, widest=1024)
     target = ROOT / "models" / "yolov8n_bench.onnx"
     shutil.copy(exported, target)
     print(f"wrote {target} ({target.stat().st_size // 1024} KB)")
@@ -321,8 +333,13 @@ def main() -> None:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bench", action="store_true", help="also build models/yolov8n_bench.onnx at 640")
+    parser.add_argument("--bench", action="store_true", help="build models/yolov8n_bench.onnx at 640 (only)")
     args = parser.parse_args()
+    if args.bench:
+        with tempfile.TemporaryDirectory() as folder:
+            os.chdir(folder)
+            bench_model(Path(folder))
+        return
     references: dict[str, dict[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)  # ultralytics' exporter writes beside the working directory
@@ -330,13 +347,13 @@ def main() -> None:
             references[name] = detector_references(name, config, layer, Path(folder))
         for name, (model, layer_of) in segmenters().items():
             references[name] = segmenter_references(name, model, layer_of)
-        if args.bench:
-            bench_model(Path(folder))
     REFERENCES.mkdir(exist_ok=True)
     for name, found in references.items():
         stored = {key: value.astype(np.float16) if key in HALF else value for key, value in found.items()}
         np.savez_compressed(REFERENCES / f"{name}.npz", **stored)
-    written = sorted(MODELS.glob("yolo*_tiny.onnx")) + sorted(MODELS.glob("seg_*.onnx")) + sorted(REFERENCES.glob("*.npz"))
+    written = (
+        sorted(MODELS.glob("yolo*_tiny.onnx")) + sorted(MODELS.glob("seg_*.onnx")) + sorted(REFERENCES.glob("*.npz"))
+    )
     for path in written:
         size = path.stat().st_size
         print(f"{path.name}: {size // 1024} KB")

@@ -145,7 +145,7 @@ class BoxTarget(Target):
 
     def resolve(self, graph: ModelGraph, value: np.ndarray) -> ResolvedTarget:
         tensor = self.tensor(graph)
-        layout = layout_of(per_image(value, tensor, 3, DETECTOR_HINT), tensor, "box")
+        layout = layout_of(per_image(value, tensor, 2, DETECTOR_HINT), tensor, "box")
         predictions = layout.predictions(value)
         prediction = int(iou(np.asarray(self.box, np.float32), predictions.boxes).argmax())
         klass = int(predictions.scores[prediction].argmax()) if self.class_index is None else self.class_index
@@ -165,7 +165,7 @@ class DetectionTarget(Target):
 
     def resolve(self, graph: ModelGraph, value: np.ndarray) -> ResolvedTarget:
         tensor = self.tensor(graph)
-        layout = layout_of(per_image(value, tensor, 3, DETECTOR_HINT), tensor, "detection")
+        layout = layout_of(per_image(value, tensor, 2, DETECTOR_HINT), tensor, "detection")
         detections = decode(layout.predictions(value))
         if self.rank >= len(detections):
             found = f"detections 0…{len(detections) - 1}" if detections else "no detection"
@@ -204,8 +204,7 @@ def detection_from_spelling(text: str) -> DetectionTarget | None:
     match = _DETECTION.fullmatch(text)
     if match is None:
         raise UsageError(
-            f"Cannot read the target '{text}': a detection target is detection:N, N counting from 0 "
-            "(the strongest).",
+            f"Cannot read the target '{text}': a detection target is detection:N, N counting from 0 (the strongest).",
             "Write e.g. detection:0.",
         )
     return DetectionTarget(int(match["rank"]))

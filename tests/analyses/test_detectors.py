@@ -19,7 +19,9 @@ from tests.helpers import FIXTURES
 
 REFERENCES = FIXTURES.parent / "detectors"
 DETECTORS = ["yolov8n_tiny", "yolo11n_tiny"]
-SEGMENTERS = [f"{name}_{exporter}" for name in ("seg_deeplab", "seg_lraspp", "seg_fcn") for exporter in ("ts", "dynamo")]
+SEGMENTERS = [
+    f"{name}_{exporter}" for name in ("seg_deeplab", "seg_lraspp", "seg_fcn") for exporter in ("ts", "dynamo")
+]
 TOLERANCE = 2e-3  # of the reference's largest value (references stored as float16)
 
 
@@ -120,7 +122,9 @@ def test_a_mask_png_at_the_input_size_is_read_as_its_pixels_above_zero(loaded, t
     big = cv2.resize((found["mask"] * 200).astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST)
     cv2.imwrite(str(tmp_path / "mask.png"), big)
     model = loaded("seg_deeplab_ts")
-    from_png = model.attribute(found["x"], method="saliency", target=f"mask:{tmp_path / 'mask.png'}:{int(found['class'])}")
+    from_png = model.attribute(
+        found["x"], method="saliency", target=f"mask:{tmp_path / 'mask.png'}:{int(found['class'])}"
+    )
     close(from_png.raw(), found["saliency"])
 
 
