@@ -153,8 +153,9 @@ class OcclusionMap(Result):
             "channel": f"{self.node} ch {self.target} total activation",
         }.get(self.kind, self.described())
         heat = render.heatmap_overlay(picture, self.scores, self.grid.patch, self.grid.stride)
+        drawn = self.resolved.drawn(picture, self.labels, (self.grid.height, self.grid.width))
         tiles = [
-            render.titled_tile(picture, size, ["input", f"unoccluded {self.baseline:.3g}"]),
+            render.titled_tile(picture if drawn is None else drawn, size, ["input", f"unoccluded {self.baseline:.3g}"]),
             render.titled_tile(heat, size, [what, f"min {self.scores.min():.3g} max {self.scores.max():.3g}"]),
         ]
         panels = render.grid(tiles, len(tiles))

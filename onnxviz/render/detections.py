@@ -1,6 +1,6 @@
 """What a detector or a segmenter sees, drawn on the picture beside an explanation's map: the
-decoded detections (box, class, score; the explained one thick, in white-outlined yellow) or the
-segmentation as a class overlay with the explained mask outlined.
+decoded detections (box, class, score; the explained one in white-outlined yellow) or the
+segmentation as a class overlay with the explained mask outlined in white.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from onnxviz.render.pictures import palette
+from onnxviz.render.pictures import palette, tile_size
 
 Box = Sequence[float]
 CHOSEN = (255, 220, 0)
@@ -30,9 +30,10 @@ def draw_detections(
 ) -> np.ndarray:
     """``picture`` (RGB uint8) with each detection (box in input pixels, class, score) drawn in its
     class's colour and labelled, and ``chosen`` (the explained prediction's box) drawn thick."""
-    shown = np.ascontiguousarray(picture.copy())
-    scale_y, scale_x = shown.shape[0] / input_size[0], shown.shape[1] / input_size[1]
-    thin = max(1, round(min(shown.shape[:2]) / 200))
+    height, width = tile_size(*picture.shape[:2])  # drawn at the size it is shown, so lines stay thin
+    shown = np.ascontiguousarray(cv2.resize(picture, (width, height), interpolation=cv2.INTER_LINEAR))
+    scale_y, scale_x = height / input_size[0], width / input_size[1]
+    thin = max(1, round(min(height, width) / 300))
     colours = palette(max((klass for _, klass, _ in detections), default=0) + 1)
 
     def corners(box: Box) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -47,8 +48,8 @@ def draw_detections(
                     colours[klass], 1, cv2.LINE_AA)  # fmt: skip
     if chosen is not None:
         top_left, bottom_right = corners(chosen)
-        cv2.rectangle(shown, top_left, bottom_right, (255, 255, 255), 3 * thin + 2)
-        cv2.rectangle(shown, top_left, bottom_right, CHOSEN, 3 * thin)
+        cv2.rectangle(shown, top_left, bottom_right, (255, 255, 255), 2 * thin + 2)
+        cv2.rectangle(shown, top_left, bottom_right, CHOSEN, 2 * thin)
     return shown
 
 

@@ -173,8 +173,9 @@ class Viewer:
             lambda: self.model.occlude(image, patch=patch, stride=stride, progress=report),
         )
 
-    def explain(self, reference: str, method: str, target: int | None):
-        """One method's map of the image for class ``target`` (None: the image's top-1)."""
+    def explain(self, reference: str, method: str, target: str | None):
+        """One method's map of the image for ``target`` as spelled (a class, ``detection:N``,
+        ``box:...``, ``mask:predicted:K``; None: the image's top-1)."""
         key, image = self.image(reference)
         return self._cached(
             ("explain", key, method, target), lambda: self.model.explain(image, methods=[method], target=target)

@@ -46,6 +46,12 @@ class ResolvedTarget:
         where the caller has it, is for kinds whose score is not linear in the tensor."""
         row[self.index[1:]] = 1.0
 
+    def drawn(self, picture: np.ndarray, names: Sequence[str] | None, input_size: tuple[int, int]) -> np.ndarray | None:
+        """What the model saw for this target, drawn on ``picture`` (RGB, any size; ``input_size``
+        the model input's (H, W)) to show beside the map: a detector's boxes, a segmenter's
+        classes; None for kinds with nothing to draw."""
+        return None
+
     def summary(self) -> dict:
         """What ``--json`` carries for the target: the same keys for every kind."""
         return {

@@ -17,6 +17,7 @@ is 0 (``ResolvedDetection.scores``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.render.detections import draw_detections
 from onnxviz.targets.base import ResolvedTarget, Target, per_image
 from onnxviz.targets.layouts import DetectorLayout, Predictions, iou, layout_of
 
@@ -96,6 +98,10 @@ class ResolvedDetection(ResolvedTarget):
 
     def seed_into(self, row: np.ndarray, value: np.ndarray | None = None) -> None:
         self.layout.seed_into(row, self.prediction, self.class_index, value)
+
+    def drawn(self, picture: np.ndarray, names: Sequence[str] | None, input_size: tuple[int, int]) -> np.ndarray:
+        found = [(d.box, d.class_index, d.score) for d in self.detections]
+        return draw_detections(picture, found, self.box, names, input_size)
 
     def summary(self) -> dict:
         return {**super().summary(), "detections": [d.summary() for d in self.detections]}

@@ -9,6 +9,7 @@ methods alike, so a perturbed copy scores class K on the same pixels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +19,7 @@ import numpy as np
 
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
+from onnxviz.render.detections import class_overlay
 from onnxviz.runtime.projector import seeded_tensor
 from onnxviz.targets.base import ResolvedTarget, Target, per_image
 
@@ -39,8 +41,12 @@ class ResolvedMask(ResolvedTarget):
     def seed_into(self, row: np.ndarray, value: np.ndarray | None = None) -> None:
         row[self.class_index] = self.mask
 
+    def drawn(self, picture: np.ndarray, names: Sequence[str] | None, input_size: tuple[int, int]) -> np.ndarray:
+        return class_overlay(picture, self.classes, self.mask)
+
     def summary(self) -> dict:
-        return {**super().summary(), "pixels": int(np.count_nonzero(self.mask))}
+        predicted = sorted(int(k) for k in np.unique(self.classes))
+        return {**super().summary(), "pixels": int(np.count_nonzero(self.mask)), "predicted": predicted}
 
 
 @dataclass(frozen=True)

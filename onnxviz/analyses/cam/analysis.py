@@ -95,6 +95,11 @@ class Cam(Result):
                 picture, 1 - OVERLAY_WEIGHT, cv2.cvtColor(jet, cv2.COLOR_BGR2RGB), OVERLAY_WEIGHT, 0
             )
             lines = [Path(image).name, f"{self.described(target)}: {target.score:.3g}"]
+            drawn = target.drawn(picture, self.labels, self.heatmaps.shape[1:])
+            if drawn is not None:  # what the detector or segmenter saw, beside the map of the explained one
+                tiles.append(
+                    render.titled_tile(drawn, size, [Path(image).name, f"{target.kind}s (explained: outlined)"])
+                )
             tiles.append(render.titled_tile(overlay, size, lines))
         return render.with_header(render.grid(tiles, min(len(tiles), 4)), f"{self.method} at {', '.join(self.layers)}")
 
