@@ -83,10 +83,8 @@ def main() -> None:
     print(f"{'onnxviz gradcam of detection:0 (ms)':<44} {median(gradcam) * 1000:>10.1f}")
     verdict = "meets" if median(ratios) <= LIMIT else "misses"
     print(f"{'ratio gradcam / forward (median per round)':<44} {median(ratios):>10.2f}  ({verdict} ≤ {LIMIT})")
-    grid = f"{occlusion.grid.rows}x{occlusion.grid.cols}"
-    print(
-        f"{'onnxviz occlusion of the box, positions/s':<44} {median(rates):>10.2f}  ({grid}, batch {occlusion.batch_size})"
-    )
+    grid = f"{occlusion.grid.rows}x{occlusion.grid.cols}, batch {occlusion.batch_size}"
+    print(f"{'onnxviz occlusion of the box, positions/s':<44} {median(rates):>10.2f}  ({grid})")
     print(f"{'ort plain forwards/s at batch 1':<44} {median(forward_rates):>10.2f}")
     print(f"non-zero occlusion scores: {np.count_nonzero(occlusion.scores)}/{occlusion.scores.size}")
 
