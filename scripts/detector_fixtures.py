@@ -8,6 +8,8 @@ mask as torch autograd and pytorch-grad-cam do. This script builds, seeded:
   reduced width (scale n with width 1/16, 3 classes, 4 DFL bins so the box branch stays small),
   their BatchNorm statistics calibrated on photos, exported by ultralytics' own exporter at
   128 × 128: output ``(1, 4 + 3, 336)`` in ultralytics' layout;
+- ``yolov5_like``: YOLOv5's export-mode detection head (``(1, N, 5 + nc)``, score = objectness ×
+  class score) on a small seeded backbone, TorchScript exporter;
 - ``seg_deeplab``, ``seg_lraspp``, ``seg_fcn``: torchvision's DeepLabV3-MobileNetV3 and LR-ASPP
   builders on a MobileNetV3-small backbone at width 1/4 (dilated, its first nine blocks) with the
   heads' inner width cut to 8, and an FCN head on the same backbone without dilation, BatchNorm calibrated on photos,
@@ -178,44 +180,108 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / (area(box) + area(boxes) - inter)
 
 
-def detector_references(name: str, config: str, layer_index: int, folder: Path) -> dict[str, np.ndarray]:
-    model, exported = yolo(config, YOLO_SIZE, folder)
-    path = MODELS / f"{name}.onnx"
-    shutil.copy(exported, path)
-    net = YoloOutput(model.model).eval()
+def ultralytics_predictions(output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1, 4 + nc, N) → boxes (N, 4) x1, y1, x2, y2 and class scores (N, nc)."""
+    cx, cy, w, h = output[0, :4]
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1), output[0, 4:].T
+
+
+def yolov5_predictions(output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1, N, 5 + nc) → boxes and objectness × class scores."""
+    cx, cy, w, h = output[0, :, :4].T
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1), output[0, :, 4:5] * output[0, :, 5:]
+
+
+def box_references(net: nn.Module, path: Path, layer: nn.Module, yolov5: bool) -> dict[str, np.ndarray]:
+    """A box near the strongest prediction, the prediction it matches (plain torch), and the
+    saliency (autograd) and GradCAM (pytorch-grad-cam) of that prediction's class score."""
     x = photos(YOLO_SIZE)[0][None]
     with torch.no_grad():
-        output = net(torch.from_numpy(x))[0].numpy()
-    onnx_output = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0][0]
+        output = net(torch.from_numpy(x)).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_output = session.run(None, {session.get_inputs()[0].name: x})[0]
     assert np.allclose(output, onnx_output, rtol=1e-4, atol=1e-3), "the export differs from the torch model"
-    cx, cy, w, h = output[:4]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    strongest = int(output[4:].max(axis=0).argmax())
-    box = (boxes[strongest] + np.array([-3, 2, 4, -1])).astype(np.float32)  # near, not on, a prediction
+    boxes, scores = (yolov5_predictions if yolov5 else ultralytics_predictions)(output)
+    box = (boxes[int(scores.max(axis=1).argmax())] + np.array([-3, 2, 4, -1])).astype(np.float32)  # near one
     matched = int(iou(box, boxes).argmax())
-    klass = int(output[4:, matched].argmax())
-    layer = model.model.model[layer_index]
+    klass = int(scores[matched].argmax())
     with torch.no_grad():
         activation = {}
         hook = layer.register_forward_hook(lambda m, i, o: activation.setdefault("a", o))
         net(torch.from_numpy(x))
         hook.remove()
-    tensor = matching_tensor(path, x, activation["a"].numpy())
-    score = lambda out: out[0, 4 + klass, matched]  # noqa: E731
-    heat, layer_map = gradcam(net, layer, x, lambda out: out[4 + klass, matched])
-    element = (0, 1, matched)  # a raw box coordinate (cy) of the matched prediction
+    if yolov5:
+        score = lambda out: out[..., matched, 4] * out[..., matched, 5 + klass]  # noqa: E731
+        element = (0, matched, 1)
+    else:
+        score = lambda out: out[..., 4 + klass, matched]  # noqa: E731
+        element = (0, 1, matched)  # a raw box coordinate (cy) of the matched prediction
+    heat, layer_map = gradcam(net, layer, x, score)
     return {
         "x": x,
         "box": box,
         "matched": np.array(matched),
         "class": np.array(klass),
-        "layer": np.array(tensor),
-        "saliency": saliency(net, x, score),
+        "layer": np.array(matching_tensor(path, x, activation["a"].numpy())),
+        "saliency": saliency(net, x, lambda out: score(out).sum()),
         "gradcam": heat,
         "gradcam_layer": layer_map,
         "element": np.array(element),
         "saliency_element": saliency(net, x, lambda out: out[element]),
     }
+
+
+def detector_references(name: str, config: str, layer_index: int, folder: Path) -> dict[str, np.ndarray]:
+    model, exported = yolo(config, YOLO_SIZE, folder)
+    path = MODELS / f"{name}.onnx"
+    exported_model = onnx.load(str(exported))
+    dated = [p for p in exported_model.metadata_props if p.key == "date"]
+    for prop in dated:  # the export's date: the only byte that differs between two builds
+        exported_model.metadata_props.remove(prop)
+    onnx.save(exported_model, str(path))
+    return box_references(YoloOutput(model.model).eval(), path, model.model.model[layer_index], yolov5=False)
+
+
+class YoloV5Like(nn.Module):
+    """YOLOv5's detection head as its own ``export.py`` writes it, on a three-conv backbone: per
+    anchor and cell, sigmoid outputs decoded to cx, cy (``(2σ − 0.5 + grid) · stride``) and w, h
+    (``(2σ)² · anchor``), objectness and class scores: (1, 3·16·16, 5 + 3) at 128 × 128."""
+
+    def __init__(self, classes: int = 3, stride: int = 8) -> None:
+        super().__init__()
+        act = nn.SiLU
+        self.backbone = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1), act(), nn.Conv2d(8, 16, 3, 2, 1), act(), nn.Conv2d(16, 16, 3, 2, 1), act()
+        )
+        self.outputs, self.stride = 5 + classes, stride
+        self.head = nn.Conv2d(16, 3 * self.outputs, 1)
+        self.register_buffer("anchors", torch.tensor([[10.0, 13.0], [16.0, 30.0], [33.0, 23.0]]).view(1, 3, 1, 1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.head(self.backbone(x))
+        _, _, ny, nx = p.shape
+        y = p.view(1, 3, self.outputs, ny, nx).permute(0, 1, 3, 4, 2).sigmoid()
+        gy, gx = torch.meshgrid(torch.arange(ny), torch.arange(nx), indexing="ij")
+        grid = torch.stack((gx, gy), 2).view(1, 1, ny, nx, 2).float()
+        xy = (y[..., :2] * 2 - 0.5 + grid) * self.stride
+        wh = (y[..., 2:4] * 2) ** 2 * self.anchors
+        return torch.cat((xy, wh, y[..., 4:]), -1).view(1, -1, self.outputs)
+
+
+def yolov5_references() -> dict[str, np.ndarray]:
+    torch.manual_seed(SEED)
+    net = YoloV5Like()
+    with torch.no_grad():  # He-initialised so the picture, not the biases, decides the outputs
+        for conv in (m for m in net.modules() if isinstance(m, nn.Conv2d)):
+            nn.init.kaiming_normal_(conv.weight)
+            conv.bias.zero_()
+        net.head.bias.view(3, -1)[:, 4:] -= 1.0  # objectness and classes below 0.5 for most cells
+    net.eval()
+    path = MODELS / "yolov5_like.onnx"
+    x = photos(YOLO_SIZE)[0][None]
+    torch.onnx.export(net, (torch.from_numpy(x),), str(path), input_names=["images"], output_names=["output"],
+                      dynamo=False, opset_version=17)  # fmt: skip
+    return box_references(net, path, net.backbone[-1], yolov5=True)
 
 
 # ---------------------------------------------------------------- segmenters
@@ -345,6 +411,7 @@ def main() -> None:
         os.chdir(folder)  # ultralytics' exporter writes beside the working directory
         for name, config, layer in (("yolov8n_tiny", "v8/yolov8.yaml", 15), ("yolo11n_tiny", "11/yolo11.yaml", 16)):
             references[name] = detector_references(name, config, layer, Path(folder))
+        references["yolov5_like"] = yolov5_references()
         for name, (model, layer_of) in segmenters().items():
             references[name] = segmenter_references(name, model, layer_of)
     REFERENCES.mkdir(exist_ok=True)
@@ -352,7 +419,7 @@ def main() -> None:
         stored = {key: value.astype(np.float16) if key in HALF else value for key, value in found.items()}
         np.savez_compressed(REFERENCES / f"{name}.npz", **stored)
     written = (
-        sorted(MODELS.glob("yolo*_tiny.onnx")) + sorted(MODELS.glob("seg_*.onnx")) + sorted(REFERENCES.glob("*.npz"))
+        sorted(MODELS.glob("yolo*.onnx")) + sorted(MODELS.glob("seg_*.onnx")) + sorted(REFERENCES.glob("*.npz"))
     )
     for path in written:
         size = path.stat().st_size

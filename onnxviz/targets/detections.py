@@ -27,11 +27,12 @@ from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.render.detections import draw_detections
 from onnxviz.targets.base import ResolvedTarget, Target, per_image
-from onnxviz.targets.layouts import DetectorLayout, Predictions, iou, layout_of
+from onnxviz.targets.layouts import DetectorLayout, Predictions, iou, layout_of, pairwise_iou
 
 CONFIDENCE = 0.25  # a prediction's best class score kept by the decoding
 NMS_IOU = 0.45  # class-wise non-maximum suppression: a weaker box overlapping more than this goes
 MATCH_IOU = 0.5  # a perturbed copy's best-overlapping prediction counts from this IoU on
+NMS_BLOCK = 512  # candidates whose IoUs with every candidate are computed at once
 
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)"
 _BOX = re.compile(rf"box:(?P<box>{_NUMBER}(?:,{_NUMBER}){{3}})(?::(?P<klass>\d+))?")
@@ -58,20 +59,29 @@ def decode(predictions: Predictions) -> list[Detection]:
     suppressed. Ties keep the lower prediction index first."""
     best = predictions.scores.argmax(axis=1)
     confidence = predictions.scores[np.arange(len(best)), best]
-    candidates = np.flatnonzero(confidence >= CONFIDENCE)
-    candidates = candidates[np.argsort(-confidence[candidates], kind="stable")]
-    kept: list[int] = []
-    suppressed = np.zeros(len(candidates), bool)
-    boxes = predictions.boxes[candidates]
-    for position, prediction in enumerate(candidates):
-        if suppressed[position]:
-            continue
-        kept.append(int(prediction))
-        same_class = best[candidates] == best[prediction]
-        suppressed |= same_class & (iou(boxes[position], boxes) > NMS_IOU)
+    order = np.flatnonzero(confidence >= CONFIDENCE)
+    order = order[np.argsort(-confidence[order], kind="stable")]
+    alive = np.zeros(len(order), bool)
+    for klass in np.unique(best[order]):
+        among = np.flatnonzero(best[order] == klass)  # this class's candidates, strongest first
+        alive[among] = _survivors(predictions.boxes[order[among]])
     return [
-        Detection(n, int(best[n]), float(confidence[n]), tuple(float(v) for v in predictions.boxes[n])) for n in kept
+        Detection(int(n), int(best[n]), float(confidence[n]), tuple(float(v) for v in predictions.boxes[n]))
+        for n in order[alive]
     ]
+
+
+def _survivors(boxes: np.ndarray) -> np.ndarray:
+    """Greedy NMS over one class's boxes, strongest first: each kept box strikes out the later
+    ones it overlaps by more than ``NMS_IOU`` (their IoUs computed a block of rows at a time)."""
+    alive = np.ones(len(boxes), bool)
+    for start in range(0, len(boxes), NMS_BLOCK):
+        rows = boxes[start : start + NMS_BLOCK]
+        overlaps = pairwise_iou(rows, boxes[start:]) > NMS_IOU
+        for row in range(len(rows)):
+            if alive[start + row]:
+                alive[start + row + 1 :] &= ~overlaps[row, row + 1 :]
+    return alive
 
 
 @dataclass(frozen=True)
@@ -107,8 +117,7 @@ class ResolvedDetection(ResolvedTarget):
         return {**super().summary(), "detections": [d.summary() for d in self.detections]}
 
 
-def _resolved(kind: str, layout: DetectorLayout, value: np.ndarray, tensor: str, prediction: int, klass: int):
-    predictions = layout.predictions(value)
+def _resolved(kind: str, layout: DetectorLayout, predictions: Predictions, tensor: str, prediction: int, klass: int):
     return ResolvedDetection(
         kind,
         tensor,
@@ -156,7 +165,7 @@ class BoxTarget(Target):
         prediction = int(iou(np.asarray(self.box, np.float32), predictions.boxes).argmax())
         klass = int(predictions.scores[prediction].argmax()) if self.class_index is None else self.class_index
         layout.check_class(klass, value.shape, tensor)
-        return _resolved(self.kind, layout, value, tensor, prediction, klass)
+        return _resolved(self.kind, layout, predictions, tensor, prediction, klass)
 
 
 @dataclass(frozen=True)
@@ -172,7 +181,8 @@ class DetectionTarget(Target):
     def resolve(self, graph: ModelGraph, value: np.ndarray) -> ResolvedTarget:
         tensor = self.tensor(graph)
         layout = layout_of(per_image(value, tensor, 2, DETECTOR_HINT), tensor, "detection")
-        detections = decode(layout.predictions(value))
+        predictions = layout.predictions(value)
+        detections = decode(predictions)
         if self.rank >= len(detections):
             found = f"detections 0…{len(detections) - 1}" if detections else "no detection"
             raise UsageError(
@@ -182,7 +192,7 @@ class DetectionTarget(Target):
                 "Pick a detection that exists (--json lists them), or name a box: box:X1,Y1,X2,Y2[:K].",
             )
         chosen = detections[self.rank]
-        return _resolved(self.kind, layout, value, tensor, chosen.prediction, chosen.class_index)
+        return _resolved(self.kind, layout, predictions, tensor, chosen.prediction, chosen.class_index)
 
 
 DETECTOR_HINT = "Box and detection targets read a detector's output: (1, 4+nc, N) or (1, N, 5+nc)."

@@ -36,15 +36,23 @@ def corners(centred: np.ndarray) -> np.ndarray:
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """The intersection over union of one x1, y1, x2, y2 box with each row of ``boxes`` (0 where
-    both are empty)."""
-    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    """The intersection over union of one x1, y1, x2, y2 box with each row of ``boxes``."""
+    return pairwise_iou(np.asarray(box)[None], boxes)[0]
+
+
+def pairwise_iou(rows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(R, B) IoUs of each of ``rows`` with each of ``boxes`` (x1, y1, x2, y2), 0 where both are empty."""
+    x1 = np.maximum(rows[:, None, 0], boxes[None, :, 0])
+    y1 = np.maximum(rows[:, None, 1], boxes[None, :, 1])
+    x2 = np.minimum(rows[:, None, 2], boxes[None, :, 2])
+    y2 = np.minimum(rows[:, None, 3], boxes[None, :, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = np.clip(box[2] - box[0], 0, None) * np.clip(box[3] - box[1], 0, None)
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    union = area + areas - inter
+    union = _areas(rows)[:, None] + _areas(boxes)[None] - inter
     return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
+
+
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
 class DetectorLayout(ABC):

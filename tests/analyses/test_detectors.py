@@ -18,7 +18,7 @@ import onnxviz
 from tests.helpers import FIXTURES
 
 REFERENCES = FIXTURES.parent / "detectors"
-DETECTORS = ["yolov8n_tiny", "yolo11n_tiny"]
+DETECTORS = ["yolov8n_tiny", "yolo11n_tiny", "yolov5_like"]
 SEGMENTERS = [
     f"{name}_{exporter}" for name in ("seg_deeplab", "seg_lraspp", "seg_fcn") for exporter in ("ts", "dynamo")
 ]
@@ -66,7 +66,8 @@ def test_a_box_target_matches_the_prediction_torch_matched(loaded, name) -> None
     result = loaded(name).attribute(found["x"], method="saliency", target=box_spelling(found))
     (target,) = result.targets
     assert target.kind == "box" and target.class_index == int(found["class"])
-    assert target.index == (0, 4 + int(found["class"]), int(found["matched"]))
+    matched, klass = int(found["matched"]), int(found["class"])
+    assert target.index == ((0, matched, 5 + klass) if name == "yolov5_like" else (0, 4 + klass, matched))
 
 
 @pytest.mark.parametrize("name", DETECTORS + SEGMENTERS)
@@ -92,7 +93,7 @@ def test_gradcam_of_a_box_target_equals_pytorch_grad_cam(loaded, name) -> None:
     close(layer_map, found["gradcam_layer"])
 
 
-@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("name", ["yolov8n_tiny", "yolo11n_tiny"])
 def test_the_default_cam_layer_of_a_detector_is_the_neck_map_every_scale_comes_from(loaded, name) -> None:
     model, found = loaded(name), reference(name)
     chosen = model.cam(found["x"], target=box_spelling(found))
@@ -128,18 +129,24 @@ def test_a_mask_png_at_the_input_size_is_read_as_its_pixels_above_zero(loaded, t
     close(from_png.raw(), found["saliency"])
 
 
-def rematched(value: np.ndarray, box: np.ndarray, klass: int) -> float:
-    """pytorch-grad-cam's FasterRCNNBoxScoreTarget on an ultralytics output, from its definition."""
-    cx, cy, w, h = value[0, :4]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+def predictions(value: np.ndarray, yolov5: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (x1, y1, x2, y2) and class scores of one image's output, from the layouts' definitions."""
+    rows = value[0].T if not yolov5 else value[0]
+    cx, cy, w, h = rows[:, :4].T
+    scores = rows[:, 4:5] * rows[:, 5:] if yolov5 else rows[:, 4:]
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1), scores
+
+
+def rematched(value: np.ndarray, box: np.ndarray, klass: int, yolov5: bool) -> float:
+    """pytorch-grad-cam's FasterRCNNBoxScoreTarget on a detector output, from its definition."""
+    boxes, scores = predictions(value, yolov5)
     inter = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None) * np.clip(
         np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None
     )
     union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
     overlap = inter / union
     best = int(overlap.argmax())
-    scores = value[0, 4:, best]
-    return float(scores[klass]) if overlap[best] >= 0.5 and int(scores.argmax()) == klass else 0.0
+    return float(scores[best, klass]) if overlap[best] >= 0.5 and int(scores[best].argmax()) == klass else 0.0
 
 
 def occluded_copies(x: np.ndarray, patch: int, stride: int) -> list[np.ndarray]:
@@ -160,8 +167,9 @@ def test_occluding_a_box_target_rematches_the_box_on_every_copy_as_plain_onnxrun
     result = loaded(name).occlude(found["x"], target=box_spelling(found), patch=32, stride=16)
     session = ort.InferenceSession(str(FIXTURES / f"{name}.onnx"), providers=["CPUExecutionProvider"])
     matched = np.asarray(result.resolved.box, np.float64)
+    klass, yolov5 = int(found["class"]), name == "yolov5_like"
     expected = [
-        rematched(session.run(None, {"images": copy})[0].astype(np.float64), matched, int(found["class"]))
+        rematched(session.run(None, {"images": copy})[0].astype(np.float64), matched, klass, yolov5)
         for copy in occluded_copies(found["x"], 32, 16)
     ]
     np.testing.assert_allclose(result.scores.ravel(), expected, rtol=1e-4, atol=1e-6)
