@@ -418,9 +418,7 @@ def main() -> None:
     for name, found in references.items():
         stored = {key: value.astype(np.float16) if key in HALF else value for key, value in found.items()}
         np.savez_compressed(REFERENCES / f"{name}.npz", **stored)
-    written = (
-        sorted(MODELS.glob("yolo*.onnx")) + sorted(MODELS.glob("seg_*.onnx")) + sorted(REFERENCES.glob("*.npz"))
-    )
+    written = sorted(MODELS.glob("yolo*.onnx")) + sorted(MODELS.glob("seg_*.onnx")) + sorted(REFERENCES.glob("*.npz"))
     for path in written:
         size = path.stat().st_size
         print(f"{path.name}: {size // 1024} KB")

@@ -70,7 +70,8 @@ def dataset(folder: Path, count: int) -> Path:
             cv2.imwrite(str(folder / "images" / split / f"{k}.png"), picture)
             (folder / "labels" / split / f"{k}.txt").write_text("\n".join(labels) + "\n")
     config = folder / "shapes.yaml"
-    config.write_text(yaml.safe_dump({"path": str(folder), "train": "images/train", "val": "images/val", "names": NAMES}))
+    layout = {"path": str(folder), "train": "images/train", "val": "images/val", "names": NAMES}
+    config.write_text(yaml.safe_dump(layout))
     return config
 
 
