@@ -125,7 +125,7 @@ class OcclusionMap(Result):
 
     @property
     def target(self) -> int | list[int]:
-        """The class or the channel scored; for an element, its index."""
+        """The class or the channel scored (a detection's or a mask's class); for an element, its index."""
         if self.kind == "element":
             return list(self.resolved.index)
         return self.resolved.index[1] if self.kind == "channel" else self.resolved.class_index
@@ -141,7 +141,9 @@ class OcclusionMap(Result):
             return self.label(self.target)
         if self.kind == "channel":
             return f"{self.node} channel {self.target}"
-        return f"{self.node}[{','.join(map(str, self.target))}]"
+        if self.kind == "element":
+            return f"{self.node}[{','.join(map(str, self.target))}]"
+        return f"{self.kind} {self.label(self.target)}"  # a detector's box or a segmenter's mask
 
     def figure(self) -> np.ndarray:
         picture = self.picture

@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 
 import onnxviz
+from onnxviz.render.detections import CHOSEN
 from tests.helpers import FIXTURES
 
 REFERENCES = FIXTURES.parent / "detectors"
@@ -202,3 +203,28 @@ def test_detection_n_follows_the_decoding_strongest_first(loaded) -> None:
     session = ort.InferenceSession(str(FIXTURES / "yolov8n_tiny.onnx"), providers=["CPUExecutionProvider"])
     value = session.run(None, {"images": found["x"]})[0][0]
     assert second.score == pytest.approx(float(value[4 + second.class_index, second.index[2]]))
+
+
+def test_every_picture_of_a_detection_outlines_the_explained_box(loaded) -> None:
+    found = reference("yolov8n_tiny")
+    model = loaded("yolov8n_tiny")
+    box = box_spelling(found)
+    results = [
+        model.cam(found["x"], target=box),
+        model.attribute(found["x"], method="saliency", target=box),
+        model.occlude(found["x"], target=box, patch=32, stride=32),
+        model.explain(found["x"], methods=["gradcam"], target=box),
+    ]
+    for result in results:
+        figure = result.figure()
+        assert (figure == np.array(CHOSEN, np.uint8)).all(axis=-1).sum() > 100, type(result).__name__
+
+
+def test_the_picture_of_a_mask_target_overlays_the_classes(loaded) -> None:
+    found = reference("seg_fcn_ts")
+    result = loaded("seg_fcn_ts").cam(found["x"], target=f"mask:predicted:{int(found['class'])}")
+    target = result.targets[0]
+    seen = target.drawn(result.pictures[0], None, (64, 64))
+    assert seen.shape == result.pictures[0].shape and not np.array_equal(seen, result.pictures[0])
+    assert (seen == 255).all(axis=-1).any()  # the mask's outline
+    assert result.figure().shape[1] > 2 * seen.shape[1]  # the overlay beside the map

@@ -97,9 +97,8 @@ class Cam(Result):
             lines = [Path(image).name, f"{self.described(target)}: {target.score:.3g}"]
             drawn = target.drawn(picture, self.labels, self.heatmaps.shape[1:])
             if drawn is not None:  # what the detector or segmenter saw, beside the map of the explained one
-                tiles.append(
-                    render.titled_tile(drawn, size, [Path(image).name, f"{target.kind}s (explained: outlined)"])
-                )
+                what = "classes, the mask outlined" if target.kind == "mask" else "detections, the explained outlined"
+                tiles.append(render.titled_tile(drawn, size, [Path(image).name, what]))
             tiles.append(render.titled_tile(overlay, size, lines))
         return render.with_header(render.grid(tiles, min(len(tiles), 4)), f"{self.method} at {', '.join(self.layers)}")
 
