@@ -16,6 +16,7 @@ import pytest
 
 import onnxviz
 from onnxviz.render.detections import CHOSEN
+from onnxviz.targets.tensors import ChannelTarget
 from tests.helpers import FIXTURES
 
 REFERENCES = FIXTURES.parent / "detectors"
@@ -228,3 +229,31 @@ def test_the_picture_of_a_mask_target_overlays_the_classes(loaded) -> None:
     assert seen.shape == result.pictures[0].shape and not np.array_equal(seen, result.pictures[0])
     assert (seen == 255).all(axis=-1).any()  # the mask's outline
     assert result.figure().shape[1] > 2 * seen.shape[1]  # the overlay beside the map
+
+
+def layer_value(name: str, tensor: str, x: np.ndarray) -> np.ndarray:
+    """A layer's value from a plain onnxruntime session of the file with the layer as an output."""
+    import onnx
+
+    proto = onnx.load(str(FIXTURES / f"{name}.onnx"))
+    proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run([tensor], {session.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize("name", ["yolo11n_tiny", "seg_lraspp_dynamo"])
+def test_the_layer_analyses_read_any_layer_of_a_detector_or_a_segmenter(loaded, name, tmp_path) -> None:
+    model, found = loaded(name), reference(name)
+    layer = layer_of(name, found)
+    grid = model.activations(found["x"], node=layer)
+    np.testing.assert_allclose(grid.maps, layer_value(name, layer, found["x"])[0], rtol=1e-5, atol=1e-5)
+    projection = model.project(found["x"], node=layer, top=2)
+    assert projection.projections.shape == (2, *found["x"].shape[1:]) and np.isfinite(projection.projections).all()
+    for k, picture in enumerate((found["x"], found["x"][:, :, ::-1].copy())):
+        np.save(tmp_path / f"{k}.npy", picture)
+    top = model.topk(tmp_path, node=layer, channels=[0], k=2)
+    strongest = max(float(layer_value(name, layer, np.load(p))[0, 0].max()) for p in sorted(tmp_path.glob("*.npy")))
+    assert top.summary()["channels"]["0"][0]["activation"] == pytest.approx(strongest, rel=1e-5)
+    step = 1e-3 * np.sign(model.attribute(found["x"], method="saliency", target=ChannelTarget(layer, 0)).raw())
+    total = lambda z: float(layer_value(name, layer, z.astype(np.float32))[0, 0].sum())  # noqa: E731
+    assert total(found["x"] + step) > total(found["x"]) > total(found["x"] - step)  # the layer's own gradient
