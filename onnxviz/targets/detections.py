@@ -131,6 +131,14 @@ def _resolved(kind: str, layout: DetectorLayout, predictions: Predictions, tenso
     )
 
 
+def _read(graph: ModelGraph, value: np.ndarray, kind: str) -> tuple[str, DetectorLayout, Predictions]:
+    """The detector output's name, its layout and one image's predictions, or why it is not a
+    detector's output."""
+    tensor = _output(graph, kind)
+    layout = layout_of(per_image(value, tensor, 2, DETECTOR_HINT), tensor, kind)
+    return tensor, layout, layout.predictions(value)
+
+
 def _output(graph: ModelGraph, kind: str) -> str:
     if not graph.output_names:
         raise UsageError(f"The model declares no outputs, so there is no detector output for a {kind} target.")
@@ -159,9 +167,7 @@ class BoxTarget(Target):
         return _output(graph, "box")
 
     def resolve(self, graph: ModelGraph, value: np.ndarray) -> ResolvedTarget:
-        tensor = self.tensor(graph)
-        layout = layout_of(per_image(value, tensor, 2, DETECTOR_HINT), tensor, "box")
-        predictions = layout.predictions(value)
+        tensor, layout, predictions = _read(graph, value, self.kind)
         prediction = int(iou(np.asarray(self.box, np.float32), predictions.boxes).argmax())
         klass = int(predictions.scores[prediction].argmax()) if self.class_index is None else self.class_index
         layout.check_class(klass, value.shape, tensor)
@@ -179,9 +185,7 @@ class DetectionTarget(Target):
         return _output(graph, "detection")
 
     def resolve(self, graph: ModelGraph, value: np.ndarray) -> ResolvedTarget:
-        tensor = self.tensor(graph)
-        layout = layout_of(per_image(value, tensor, 2, DETECTOR_HINT), tensor, "detection")
-        predictions = layout.predictions(value)
+        tensor, layout, predictions = _read(graph, value, self.kind)
         detections = decode(predictions)
         if self.rank >= len(detections):
             found = f"detections 0…{len(detections) - 1}" if detections else "no detection"
@@ -198,29 +202,27 @@ class DetectionTarget(Target):
 DETECTOR_HINT = "Box and detection targets read a detector's output: (1, 4+nc, N) or (1, N, 5+nc)."
 
 
+def _spelled(text: str, pattern: re.Pattern, spelling: str, example: str) -> re.Match | None:
+    """The match of a kind's spelling, None where ``text`` is another kind's, or why it cannot be read."""
+    if not text.startswith(spelling.split(":")[0] + ":"):
+        return None
+    match = pattern.fullmatch(text)
+    if match is None:
+        raise UsageError(f"Cannot read the target '{text}': {spelling}.", f"Write e.g. {example}.")
+    return match
+
+
 def box_from_spelling(text: str) -> BoxTarget | None:
     """``box:X1,Y1,X2,Y2[:K]``: the prediction best overlapping that box, class K or its best."""
-    if not text.startswith("box:"):
-        return None
-    match = _BOX.fullmatch(text)
+    spelling = "box:X1,Y1,X2,Y2 or box:X1,Y1,X2,Y2:K (input pixels, top-left then bottom-right, then a class)"
+    match = _spelled(text, _BOX, spelling, "box:10,20,60,90:0")
     if match is None:
-        raise UsageError(
-            f"Cannot read the target '{text}': a box target is box:X1,Y1,X2,Y2 or box:X1,Y1,X2,Y2:K.",
-            "Give four numbers (input pixels, top-left then bottom-right) and optionally a class, e.g. "
-            "box:10,20,60,90:0.",
-        )
+        return None
     box = tuple(float(v) for v in match["box"].split(","))
     return BoxTarget(box, None if match["klass"] is None else int(match["klass"]))
 
 
 def detection_from_spelling(text: str) -> DetectionTarget | None:
     """``detection:N``: the N-th strongest detection (0: the strongest)."""
-    if not text.startswith("detection:"):
-        return None
-    match = _DETECTION.fullmatch(text)
-    if match is None:
-        raise UsageError(
-            f"Cannot read the target '{text}': a detection target is detection:N, N counting from 0 (the strongest).",
-            "Write e.g. detection:0.",
-        )
-    return DetectionTarget(int(match["rank"]))
+    match = _spelled(text, _DETECTION, "detection:N, N counting from 0 (the strongest)", "detection:0")
+    return None if match is None else DetectionTarget(int(match["rank"]))

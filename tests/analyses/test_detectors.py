@@ -9,6 +9,8 @@ by both torch exporters; ``scripts/detector_fixtures.py`` builds them and stores
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import onnxruntime as ort
@@ -44,14 +46,8 @@ def layer_of(model: str, found: dict[str, np.ndarray]) -> str:
 
 @pytest.fixture(scope="module")
 def loaded():
-    models: dict[str, onnxviz.Model] = {}
-
-    def get(name: str) -> onnxviz.Model:
-        if name not in models:
-            models[name] = onnxviz.load(FIXTURES / f"{name}.onnx", device="cpu")
-        return models[name]
-
-    return get
+    """``loaded(name)``: the fixture ``name``.onnx, loaded once for this module."""
+    return functools.cache(lambda name: onnxviz.load(FIXTURES / f"{name}.onnx", device="cpu"))
 
 
 def box_spelling(found: dict[str, np.ndarray]) -> str:
