@@ -34,9 +34,9 @@ from onnxviz.runtime.engines import OccluderKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.incremental import IncrementalKey, IncrementalOcclusion
 from onnxviz.targets.base import ResolvedTarget
-from onnxviz.targets.spelling import TargetSpelling, parse_target
+from onnxviz.targets.spelling import SPELLINGS, TargetSpelling, parse_target
 
-TARGET_HELP = "What to score: class K, or NAME[0,i,...] an element of any tensor (default: the top-1 class)."
+TARGET_HELP = f"What to score: {SPELLINGS} (default: the top-1 class)."
 
 
 @dataclass(frozen=True)

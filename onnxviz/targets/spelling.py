@@ -20,6 +20,10 @@ from onnxviz.targets.masks import mask_from_spelling
 from onnxviz.targets.tensors import ElementTarget
 
 TargetSpelling = Target | int | str | None
+SPELLINGS = (
+    "class K, detection:N or box:X1,Y1,X2,Y2[:K] (a detector), mask:predicted:K or mask:PNG:K (a segmenter), "
+    "or NAME[0,i,...] (an element of any tensor)"
+)  # what a --target option's help lists
 
 _CLASS = re.compile(r"[+-]?\d+")
 _ELEMENT = re.compile(r"(?P<name>.*)\[(?P<index>[^\[\]]*)\]")

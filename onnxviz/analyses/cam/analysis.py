@@ -31,9 +31,9 @@ from onnxviz.render import pictures as render
 from onnxviz.runtime.engines import ForwardKey, GradientKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.targets.base import ResolvedTarget, Target, seeds
-from onnxviz.targets.spelling import TargetSpelling, parse_target
+from onnxviz.targets.spelling import SPELLINGS, TargetSpelling, parse_target
 
-TARGET_HELP = "What to explain: class K, or NAME[0,i,...] an element of any tensor (default: each image's top-1 class)."
+TARGET_HELP = f"What to explain: {SPELLINGS} (default: each image's top-1 class)."
 LAYER_HELP = (
     "Layer(s): conv5,pool4 or repeated; maps of several layers are averaged "
     "(default: the last 4-D layer with more than one position before the target)."

@@ -28,7 +28,7 @@ from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.render import pictures as render
 from onnxviz.targets.base import ResolvedTarget
-from onnxviz.targets.spelling import TargetSpelling
+from onnxviz.targets.spelling import SPELLINGS, TargetSpelling
 
 
 def _choices(options: type[Options]) -> tuple[str, ...]:
@@ -39,7 +39,7 @@ def _choices(options: type[Options]) -> tuple[str, ...]:
 CAM_METHODS = _choices(CamOptions)
 ATTRIBUTE_METHODS = _choices(AttributeOptions)
 DEFAULT_METHODS = ("gradcam", "guided", "ig", "smoothgrad")
-TARGET_HELP = "What to explain: class K, or NAME[0,i,...] an element of any tensor (default: the image's top-1 class)."
+TARGET_HELP = f"What to explain: {SPELLINGS} (default: the image's top-1 class)."
 LAYER_HELP = "The layer the cam methods read (default: the last 4-D layer with more than one position)."
 CONTRAST_PERCENTILE = 99.5  # an attribution's brightest pixels saturate, so one hot pixel does not darken the rest
 

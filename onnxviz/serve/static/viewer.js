@@ -242,9 +242,9 @@ async function explain() {
     $("explain-picture").src = "/api/explain.png?" + query(params);
     showSegmentClasses(target);
     const name = target.class !== null ? `class ${target.class}` : `[${target.index.join(",")}]`;
+    const what = target.kind === "class" || target.kind === "element" ? name : `${target.kind} ${name}`;
     $("explain-caption").textContent =
-      `${entry.name} of ${target.kind} ${name}: score ${target.score.toPrecision(3)}, ` +
-      `peak at y=${found.peak[0]}, x=${found.peak[1]}`;
+      `${entry.name} of ${what}: score ${target.score.toPrecision(3)}, peak at y=${found.peak[0]}, x=${found.peak[1]}`;
     say("");
   } catch (error) {
     say(error.message);
