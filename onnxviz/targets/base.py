@@ -40,6 +40,12 @@ class ResolvedTarget:
         selected = values[(slice(None), *self.index[1:])]
         return selected.reshape(len(values), -1).sum(axis=1)
 
+    def fixed_scores(self, values: np.ndarray) -> np.ndarray:
+        """The score of every row of ``values`` with the target held as resolved on the
+        unperturbed image (the function whose gradient the gradient methods take): for most
+        kinds ``scores`` itself; a detection is not matched again."""
+        return self.scores(values)
+
     def seed_into(self, row: np.ndarray, value: np.ndarray | None = None) -> None:
         """Write ∂score/∂tensor for one image into ``row`` (the tensor's shape without the batch
         axis, zeros): 1 under the index. ``value``, the image's forward value (batch axis of 1)

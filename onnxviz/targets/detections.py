@@ -106,6 +106,15 @@ class ResolvedDetection(ResolvedTarget):
                 found[row] = predictions.scores[best, self.class_index]
         return found
 
+    def fixed_scores(self, values: np.ndarray) -> np.ndarray:
+        """The matched prediction's class score on each row, with no matching again."""
+        return np.array(
+            [
+                self.layout.predictions(values[row : row + 1]).scores[self.prediction, self.class_index]
+                for row in range(len(values))
+            ]
+        )
+
     def seed_into(self, row: np.ndarray, value: np.ndarray | None = None) -> None:
         self.layout.seed_into(row, self.prediction, self.class_index, value)
 

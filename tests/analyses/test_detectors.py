@@ -253,3 +253,12 @@ def test_the_layer_analyses_read_any_layer_of_a_detector_or_a_segmenter(loaded, 
     step = 1e-3 * np.sign(model.attribute(found["x"], method="saliency", target=ChannelTarget(layer, 0)).raw())
     total = lambda z: float(layer_value(name, layer, z.astype(np.float32))[0, 0].sum())  # noqa: E731
     assert total(found["x"] + step) > total(found["x"]) > total(found["x"] - step)  # the layer's own gradient
+
+
+@pytest.mark.parametrize("name", ["yolov8n_tiny", "yolov5_like"])
+def test_integrated_gradients_of_a_box_are_complete_for_the_matched_prediction(loaded, name) -> None:
+    """ig integrates the held prediction's gradient, so its delta compares it with that
+    prediction's own gain, not with a box matched again at the baseline."""
+    found = reference(name)
+    result = loaded(name).attribute(found["x"], method="ig", steps=32, target=box_spelling(found))
+    assert abs(result.delta[0]) < 2e-2 * abs(result.targets[0].score)  # MaxPool (SPPF) kinks slow the quadrature
