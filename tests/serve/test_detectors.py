@@ -65,3 +65,65 @@ def test_a_segmentation_class_picked_is_explained_over_its_pixels(images) -> Non
     expected = fresh.explain(images / "astronaut.png", methods=["gradcam"], target=picked["target"])
     assert found == expected.panels[0].target.summary()
     np.testing.assert_array_equal(decoded(client.get("/api/explain/seen.png", params=picked)), expected.seen())
+
+
+def test_a_click_on_a_detection_in_the_browser_explains_that_box(images, tmp_path) -> None:
+    """Headless Chromium against uvicorn: explain detection:0, then click inside the second
+    detection's box on the picture; the page explains that box."""
+    import shutil
+    import threading
+    import time
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (the test extra has it)")
+    import uvicorn
+
+    from onnxviz.serve import LOCAL_NAMES
+    from tests.serve.conftest import free_port
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed here (.ci/run installs Debian's chromium package)")
+    viewer = Viewer(onnxviz.load(FIXTURES / "yolov8n_tiny.onnx", device="cpu"), images, None)
+    config = uvicorn.Config(
+        create_app(viewer, list(LOCAL_NAMES)), host="127.0.0.1", port=free_port(), log_level="error"
+    )
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"http://127.0.0.1:{config.port}/")
+            page.select_option("#image-picker", "astronaut.png")
+            page.wait_for_function("() => document.querySelector('#method-picker').options.length > 0")
+            page.select_option("#method-picker", "gradcam")
+            page.fill("#target", "detection:0")
+            page.click("#explain")
+            seen = "i => i.src.includes('seen.png') && i.complete && i.naturalWidth > 0"
+            page.wait_for_function(f"() => ({seen})(document.querySelector('#explain-image'))")
+            explained = page.evaluate("() => state.explained")
+            second = explained["target"]["detections"][1]
+            x1, y1, x2, y2 = second["box"]
+            width, height = page.eval_on_selector("#explain-image", "i => [i.clientWidth, i.clientHeight]")
+            size_y, size_x = explained["size"]
+            inside = {"x": (x1 + x2) / 2 / size_x * width, "y": (y1 + y2) / 2 / size_y * height}
+            smaller = [
+                d for d in explained["target"]["detections"]
+                if d["box"][0] <= (x1 + x2) / 2 <= d["box"][2] and d["box"][1] <= (y1 + y2) / 2 <= d["box"][3]
+            ]  # fmt: skip
+            expected = min(smaller, key=lambda d: (d["box"][2] - d["box"][0]) * (d["box"][3] - d["box"][1]))
+            page.click("#explain-image", position=inside)
+            page.wait_for_function("() => document.querySelector('#explain-caption').textContent.includes('of box')")
+            assert page.input_value("#target").startswith("box:")
+            assert page.evaluate("() => state.explained.target.class") == expected["class"]
+            assert page.evaluate("() => state.explained.target.box") == pytest.approx(expected["box"], abs=0.01)
+            page.screenshot(path=str(tmp_path / "detector.png"), full_page=True)
+            assert not errors
+            browser.close()
+    finally:
+        server.should_exit = True
