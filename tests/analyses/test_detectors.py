@@ -262,3 +262,15 @@ def test_integrated_gradients_of_a_box_are_complete_for_the_matched_prediction(l
     found = reference(name)
     result = loaded(name).attribute(found["x"], method="ig", steps=32, target=box_spelling(found))
     assert abs(result.delta[0]) < 2e-2 * abs(result.targets[0].score)  # MaxPool (SPPF) kinks slow the quadrature
+
+
+def test_class_names_come_from_the_names_ultralytics_writes(loaded, tmp_path) -> None:
+    import onnx
+
+    proto = onnx.load(str(FIXTURES / "yolov8n_tiny.onnx"))
+    names = next(p for p in proto.metadata_props if p.key == "names")
+    assert names.value == "{0: '0', 1: '1', 2: '2'}"  # the exporter's dict literal, class by class
+    names.value = "{0: 'person', 1: 'bicycle', 2: 'car'}"
+    onnx.save(proto, str(tmp_path / "named.onnx"))
+    assert onnxviz.load(tmp_path / "named.onnx", device="cpu").labels() == ["person", "bicycle", "car"]
+    assert loaded("seg_fcn_ts").labels() is None
