@@ -144,8 +144,36 @@ def _read(graph: ModelGraph, value: np.ndarray, kind: str) -> tuple[str, Detecto
     """The detector output's name, its layout and one image's predictions, or why it is not a
     detector's output."""
     tensor = _output(graph, kind)
-    layout = layout_of(per_image(value, tensor, 2, DETECTOR_HINT), tensor, kind)
+    try:
+        layout = layout_of(per_image(value, tensor, 2, DETECTOR_HINT), tensor, kind)
+    except UsageError as error:
+        found = pre_nms_tensors(graph) if value.ndim == 3 else []
+        if not found:
+            raise
+        named = ", ".join(f"'{name}' {list(shape)}" for name, shape in found)
+        hint = f"Its tensors shaped like pre-NMS boxes and class scores: {named}; explain one class score of one "
+        raise UsageError(error.message, hint + f"prediction with --target {found[-1][0]}[0,i,k].") from None
     return tensor, layout, layout.predictions(value)
+
+
+def pre_nms_tensors(graph: ModelGraph) -> list[tuple[str, tuple[int, ...]]]:
+    """Tensors shaped like another detector's pre-NMS boxes ((1, N, 4)) and class scores ((1, N, nc))
+    for one N, boxes first; empty where the input's size is not fixed or none fit."""
+    if not all(isinstance(d, int) and d > 0 for d in graph.input_dims[1:]):
+        return []
+    shapes = graph.shapes((1, *graph.input_dims[1:]))
+    rank3 = [(t, shapes[t]) for t in sorted(graph.signal) if len(shapes.get(t, ())) == 3 and shapes[t][0] == 1]
+    order = {out: k for k, node in enumerate(graph.nodes) for out in node.output}
+
+    def preferred(found: tuple[str, tuple[int, ...]]) -> tuple[bool, int]:  # an output, else the latest
+        return found[0] not in graph.output_names, -order.get(found[0], 0)
+
+    for name, shape in rank3:
+        if shape[2] == 4 and shape[1] > 4:
+            scores = sorted(((t, s) for t, s in rank3 if s[1] == shape[1] and s[2] != 4), key=preferred)
+            if scores:
+                return [(name, shape), scores[0]]
+    return []
 
 
 def _output(graph: ModelGraph, kind: str) -> str:

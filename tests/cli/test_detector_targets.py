@@ -106,3 +106,25 @@ def test_an_output_layout_not_recognised_says_what_to_give_instead(capsys, tmp_p
     np.save(tmp_path / "x.npy", np.ones((1, 3, 12, 12), np.float32))
     err = refused(capsys, "cam", path, tmp_path / "x.npy", "--target", "box:0,0,5,5", "--layer", "conv")
     assert "[1, 4, 36]" in err and "(1, 4+nc, N)" in err and "(1, N, 5+nc)" in err and "NAME[0,i,k]" in err
+
+
+def test_another_detectors_pre_nms_tensors_are_named_in_the_hint(capsys, tmp_path) -> None:
+    """Outputs (1, 36, 3) class scores beside (1, 36, 4) boxes: the hint names both and the
+    element target that explains one score."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], strides=[2, 2], name="conv"),
+        helper.make_node("Reshape", ["c", "shape"], ["flat"], name="flatten"),
+        helper.make_node("Transpose", ["flat"], ["rows"], perm=[0, 2, 1], name="to_rows"),
+        helper.make_node("Split", ["rows", "parts"], ["boxes", "logits"], axis=2, name="split"),
+        helper.make_node("Sigmoid", ["logits"], ["scores"], name="sigmoid"),
+    ]
+    weights = {
+        "w": np.random.default_rng(0).standard_normal((7, 3, 2, 2)).astype(np.float32),
+        "shape": np.array([1, 7, 36], np.int64),
+        "parts": np.array([4, 3], np.int64),
+    }
+    path = tmp_path / "pre_nms.onnx"
+    path.write_bytes(make_model(nodes, (1, 3, 12, 12), "scores", weights).SerializeToString())
+    np.save(tmp_path / "x.npy", np.ones((1, 3, 12, 12), np.float32))
+    err = refused(capsys, "attribute", path, tmp_path / "x.npy", "--method", "saliency", "--target", "detection:0")
+    assert "[1, 36, 3]" in err and "'boxes' [1, 36, 4]" in err and "--target scores[0,i,k]" in err
