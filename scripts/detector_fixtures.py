@@ -12,12 +12,13 @@ mask as torch autograd and pytorch-grad-cam do. This script builds, seeded:
   class score) on a small seeded backbone, TorchScript exporter;
 - ``seg_deeplab``, ``seg_lraspp``, ``seg_fcn``: torchvision's DeepLabV3-MobileNetV3 and LR-ASPP
   builders on a MobileNetV3-small backbone at width 1/4 (dilated, its first nine blocks) with the
-  heads' inner width cut to 8, and an FCN head on the same backbone without dilation, BatchNorm calibrated on photos,
-  4 classes at 64 × 64, each exported by both torch exporters (``_ts``: TorchScript, ``_dynamo``).
+  heads' inner width cut to 8, and an FCN head on the same backbone without dilation, BatchNorm
+  calibrated on photos, 4 classes at 64 × 64, each exported by both torch exporters (``_ts``:
+  TorchScript, ``_dynamo``, its per-node metadata stripped).
 
-References, per model, in ``tests/fixtures/detector_references.npz`` (keys ``MODEL/...``): the
-input ``x`` (a photo, float32 NCHW), the layer read by gradcam (the ONNX tensor whose value equals
-the torch module's output), and
+References, one file per model, ``tests/fixtures/detectors/MODEL.npz`` (input-sized maps as
+float16): the input ``x`` (a photo, float32 NCHW), the layer read by gradcam (the ONNX tensor whose
+value equals the torch module's output; a segmenter's ``layer_ts`` and ``layer_dynamo``), and
 
 - detectors: a box (input pixels), the matched prediction (highest IoU, plain torch) and class, the
   saliency of that class score (torch autograd) and pytorch-grad-cam's GradCAM of a target that

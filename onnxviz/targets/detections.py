@@ -126,7 +126,10 @@ class ResolvedDetection(ResolvedTarget):
         return {**super().summary(), "detections": [d.summary() for d in self.detections]}
 
 
-def _resolved(kind: str, layout: DetectorLayout, predictions: Predictions, tensor: str, prediction: int, klass: int):
+def _resolved(
+    kind: str, layout: DetectorLayout, predictions: Predictions, tensor: str, prediction: int, klass: int
+) -> ResolvedDetection:
+    """Prediction ``prediction``'s class ``klass`` resolved, with the image's whole decoding."""
     return ResolvedDetection(
         kind,
         tensor,
