@@ -49,8 +49,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torchvision
 import yaml
-from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam import GradCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
 from skimage import data
 from torch import nn
@@ -58,7 +59,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "tests" / "fixtures" / "models"
 REFERENCES = ROOT / "tests" / "fixtures" / "detectors"  # one MODEL.npz per model
-HALF = ("saliency", "saliency_element", "gradcam")  # input-sized maps, stored as float16 to stay small
+HALF = ("saliency", "saliency_element", "gradcam", "scorecam")  # input-sized maps, stored as float16 to stay small
 MAX_BYTES = 300 * 1024
 YOLO_SIZE = 128
 SEG_SIZE = 64
@@ -218,7 +219,12 @@ def box_references(net: nn.Module, path: Path, layer: nn.Module, yolov5: bool) -
         score = lambda out: out[..., 4 + klass, matched]  # noqa: E731
         element = (0, 1, matched)  # a raw box coordinate (cy) of the matched prediction
     heat, layer_map = gradcam(net, layer, x, score)
+    rematch = BoxScoreTarget(boxes[matched], klass, yolov5)
+    with ScoreCAM(model=net, target_layers=[layer]) as cam:
+        cam.batch_size = 8
+        scorecam = cam(input_tensor=torch.from_numpy(x), targets=[rematch]).astype(np.float32)
     return {
+        "scorecam": scorecam,
         "x": x,
         "box": box,
         "matched": np.array(matched),
@@ -230,6 +236,26 @@ def box_references(net: nn.Module, path: Path, layer: nn.Module, yolov5: bool) -
         "element": np.array(element),
         "saliency_element": saliency(net, x, lambda out: out[element]),
     }
+
+
+class BoxScoreTarget:
+    """pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` for a YOLO output (one image's, no batch
+    axis): the prediction with the highest IoU with ``box`` counts when that IoU is ≥ 0.5 and its
+    best class is ``klass``, else 0."""
+
+    def __init__(self, box: np.ndarray, klass: int, yolov5: bool) -> None:
+        self.box, self.klass, self.yolov5 = torch.as_tensor(box, dtype=torch.float32), klass, yolov5
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        rows = output if self.yolov5 else output.T
+        cx, cy, w, h = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+        boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
+        scores = rows[:, 4:5] * rows[:, 5:] if self.yolov5 else rows[:, 4:]
+        overlap = torchvision.ops.box_iou(self.box[None], boxes)[0]
+        best = int(overlap.argmax())
+        if overlap[best] >= 0.5 and int(scores[best].argmax()) == self.klass:
+            return scores[best, self.klass]
+        return output.sum() * 0
 
 
 def detector_references(name: str, config: str, layer_index: int, folder: Path) -> dict[str, np.ndarray]:
@@ -261,12 +287,12 @@ class YoloV5Like(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.head(self.backbone(x))
         _, _, ny, nx = p.shape
-        y = p.view(1, 3, self.outputs, ny, nx).permute(0, 1, 3, 4, 2).sigmoid()
+        y = p.view(-1, 3, self.outputs, ny, nx).permute(0, 1, 3, 4, 2).sigmoid()
         gy, gx = torch.meshgrid(torch.arange(ny), torch.arange(nx), indexing="ij")
         grid = torch.stack((gx, gy), 2).view(1, 1, ny, nx, 2).float()
         xy = (y[..., :2] * 2 - 0.5 + grid) * self.stride
         wh = (y[..., 2:4] * 2) ** 2 * self.anchors
-        return torch.cat((xy, wh, y[..., 4:]), -1).view(1, -1, self.outputs)
+        return torch.cat((xy, wh, y[..., 4:]), -1).view(len(x), -1, self.outputs)
 
 
 def yolov5_references() -> dict[str, np.ndarray]:

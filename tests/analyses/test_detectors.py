@@ -91,6 +91,15 @@ def test_gradcam_of_a_box_target_equals_pytorch_grad_cam(loaded, name) -> None:
     close(layer_map, found["gradcam_layer"])
 
 
+@pytest.mark.parametrize("name", DETECTORS)
+def test_scorecam_of_a_box_matches_again_on_every_masked_copy_as_pytorch_grad_cam_does(loaded, name) -> None:
+    """The reference is pytorch-grad-cam's ScoreCAM with a FasterRCNNBoxScoreTarget-like target
+    on the YOLO output: each masked copy scores the best-overlapping prediction, or 0."""
+    found = reference(name)
+    result = loaded(name).cam(found["x"], method="scorecam", layer=[layer_of(name, found)], target=box_spelling(found))
+    close(result.raw(), found["scorecam"])
+
+
 @pytest.mark.parametrize("name", ["yolov8n_tiny", "yolo11n_tiny"])
 def test_the_default_cam_layer_of_a_detector_is_the_neck_map_every_scale_comes_from(loaded, name) -> None:
     model, found = loaded(name), reference(name)
