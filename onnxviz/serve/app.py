@@ -126,7 +126,8 @@ class Endpoints:
 
     def _occlusion(self, request: Request):
         patch, stride = _number(request, "patch", OCCLUSION_PATCH), _number(request, "stride", OCCLUSION_STRIDE)
-        return self.viewer.occlude(_query(request, "image"), patch, stride, request.query_params.get("job"))
+        job, target = request.query_params.get("job"), request.query_params.get("target") or None
+        return self.viewer.occlude(_query(request, "image"), patch, stride, job, target)
 
     def occlude(self, request: Request) -> Response:
         return JSONResponse(self._occlusion(request).summary())

@@ -51,6 +51,17 @@ def test_a_clicked_detection_is_explained_as_its_box(images) -> None:
     assert again["score"] == pytest.approx(clicked["score"])
 
 
+def test_the_viewers_occlusion_scores_the_target_given(images) -> None:
+    client, fresh = served("yolov8n_tiny.onnx", images)
+    params = {"image": "astronaut.png", "patch": 32, "stride": 32, "target": "detection:0"}
+    answer = client.get("/api/occlude", params=params).json()
+    expected = fresh.occlude(images / "astronaut.png", patch=32, stride=32, target="detection:0").summary()
+    assert answer["kind"] == "detection" and answer["resolved_target"] == expected["resolved_target"]
+    assert (answer["min"], answer["max"]) == (expected["min"], expected["max"])
+    refused = client.get("/api/occlude", params={**params, "target": None})  # the top-1 class of a detector
+    assert refused.status_code == 400 and "[1, 7, 336]" in refused.json()["error"]
+
+
 def test_a_segmentation_class_picked_is_explained_over_its_pixels(images) -> None:
     client, fresh = served("seg_lraspp_dynamo.onnx", images)
     first = {"image": "astronaut.png", "method": "gradcam", "target": "mask:predicted:0"}

@@ -128,6 +128,9 @@ async function occlude() {
   }
   const job = Math.random().toString(36).slice(2);
   const params = { image: state.image, patch: $("patch").value, stride: $("stride").value };
+  if ($("target").value !== "") {
+    params.target = $("target").value; // the Explain section's target: a class, a detection, a mask
+  }
   const bar = $("occlusion-progress");
   bar.value = 0;
   const poll = setInterval(async () => {
@@ -147,8 +150,9 @@ async function occlude() {
     bar.value = 1;
     $("heatmap").src = "/api/occlude.png?" + query(params);
     const low = summary.min;
+    const scored = summary.kind === "class" ? `p(${summary.target_label})` : `${summary.kind} ${summary.target}`;
     $("occlusion-caption").textContent =
-      `p(${summary.target_label}) unoccluded ${summary.unoccluded_score.toPrecision(3)}, lowest ` +
+      `${scored} unoccluded ${summary.unoccluded_score.toPrecision(3)}, lowest ` +
       `${low.score.toPrecision(3)} at y=${low.y}, x=${low.x}; ${summary.grid.rows}×${summary.grid.cols} positions`;
     say("");
   } catch (error) {
