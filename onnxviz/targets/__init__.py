@@ -8,7 +8,10 @@ e.g. the image's own top-1 class), the score of a batch of forward values
 resolved target reports itself in JSON as ``{"kind", "class", "index", "box", "score"}``.
 
 A kind is one class: ``ClassTarget`` (``targets.classes``), ``ElementTarget`` and
-``ChannelTarget`` (``targets.tensors``); ``targets.spelling.parse_target`` reads the spellings
-users type. A new kind (a detection box, a segmentation mask) is one more class and, if it has a
-spelling, one entry in ``targets.spelling.SPELLED_KINDS``.
+``ChannelTarget`` (``targets.tensors``), ``BoxTarget`` and ``DetectionTarget``
+(``targets.detections``, reading a detector's output through ``targets.layouts``), ``MaskTarget``
+(``targets.masks``); ``targets.spelling.parse_target`` reads the spellings users type. A new kind
+is one more class and, if it has a spelling, one entry in ``targets.spelling.SPELLED_KINDS``. A
+kind whose score is not one slice of the tensor overrides ``ResolvedTarget.scores`` and
+``seed_into`` (a detection re-matched on perturbed copies, a mask's weighted sum).
 """

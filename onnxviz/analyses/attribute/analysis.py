@@ -59,9 +59,11 @@ class Attribution(Result):
             shown = self._shown(picture, attribution)
             size = render.tile_size(*shown.shape[:2])
             label = self._label(target)
+            spatial = attribution.shape[:2] if self.layout == "nhwc" else attribution.shape[1:]
+            drawn = target.drawn(picture, self.labels, spatial)
             rows.append(
                 render.beside(
-                    render.titled_tile(picture, size, [Path(name).name]),
+                    render.titled_tile(picture if drawn is None else drawn, size, [Path(name).name]),
                     render.titled_tile(shown, size, [self.method, f"{label}: {target.score:.3g}"]),
                 )
             )
