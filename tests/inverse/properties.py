@@ -1,0 +1,218 @@
+"""The machinery of the rule property test: a drawn one-node ``Case`` made into a model, its
+forward evaluated in float64 where the operator allows, and the inverse graph checked against it.
+
+The model's one input ``x`` is flat, ``(1, n)``; each operand on the image path is a Slice of it
+reshaped to its own shape (leading axis 1: the batch), so a rule with several operands on the
+path (MatMul, SwiGLU, Attention's Q, K and V) gets independent values in each. Constant operands
+are initializers.
+
+J·u and the coordinate derivatives are central differences of the *forward* model alone: run by
+onnxruntime in float64 where its kernels take doubles, else by the ONNX reference evaluator in
+float64 (operators newer than onnxruntime's opsets), else by onnxruntime in float32 with a larger
+step and tolerance. Jᵀ·v is the inverse graph, run by onnxruntime (it must run there), fed the
+forward tensors it reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from onnxviz.graph.model import ModelGraph
+from onnxviz.inverse import InverseSpec, build_inverse
+from onnxviz.passes.rewrite import forward_model
+
+IR_VERSION = 9
+FIRST_SLICE_INPUTS_OPSET = 10
+ORT_OPSETS = range(7, 27)  # the default-domain opsets onnxruntime runs
+
+
+@dataclass(frozen=True)
+class Signal:
+    """An operand on the image path: its shape (axis 0 the batch of 1) and the range its values
+    are drawn from; ``gap`` > 0 spaces all values at least that far apart (maxima, sorts, kinks),
+    which keeps central differences from crossing a switch."""
+
+    shape: tuple[int, ...]
+    low: float = -2.0
+    high: float = 2.0
+    gap: float = 0.0
+
+
+@dataclass
+class Case:
+    """One node: ``inputs`` per slot a ``Signal``, a constant array, or None (omitted);
+    the target is output ``target`` of ``outputs``."""
+
+    op_type: str
+    inputs: list
+    opset: int
+    attrs: dict = field(default_factory=dict)
+    outputs: int = 1
+    target: int = 0
+
+
+def build(case: Case, dtype: int = TensorProto.FLOAT) -> tuple[onnx.ModelProto, tuple[int, ...], str]:
+    """(model, input shape, target tensor) for ``case``; float constants in ``dtype``."""
+    signals = [s for s in case.inputs if isinstance(s, Signal)]
+    total = sum(math.prod(s.shape) for s in signals)
+    floats = np.float64 if dtype == TensorProto.DOUBLE else np.float32
+    nodes, inits, names, offset = [], [], [], 0
+    for slot, operand in enumerate(case.inputs):
+        if operand is None:
+            names.append("")
+        elif isinstance(operand, Signal):
+            size, name = math.prod(operand.shape), f"operand{slot}"
+            nodes += _slice(f"flat{slot}", offset, offset + size, case.opset, inits)
+            shape = numpy_helper.from_array(np.asarray(operand.shape, np.int64), f"shape{slot}")
+            inits.append(shape)
+            nodes.append(helper.make_node("Reshape", [f"flat{slot}", shape.name], [name], name=f"reshape{slot}"))
+            names.append(name)
+            offset += size
+        else:
+            value = np.asarray(operand)
+            value = value.astype(floats) if value.dtype.kind == "f" else value
+            inits.append(numpy_helper.from_array(value, f"constant{slot}"))
+            names.append(f"constant{slot}")
+    outputs = [f"y{i}" for i in range(case.outputs)]
+    nodes.append(helper.make_node(case.op_type, names, outputs, name="node", **case.attrs))
+    target = outputs[case.target]
+    graph = helper.make_graph(
+        nodes,
+        "case",
+        [helper.make_tensor_value_info("x", dtype, [1, 1, 1, total])],
+        [helper.make_tensor_value_info(target, dtype, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", case.opset)])
+    model.ir_version = IR_VERSION
+    inferred = onnx.shape_inference.infer_shapes(model)
+    declared = next((v for v in [*inferred.graph.value_info, *inferred.graph.output] if v.name == target), None)
+    if declared is not None and declared.type.tensor_type.HasField("shape"):
+        model.graph.output[0].CopyFrom(declared)
+    return model, (1, 1, 1, total), target
+
+
+def _slice(output: str, start: int, stop: int, opset: int, inits: list) -> list[onnx.NodeProto]:
+    if opset < FIRST_SLICE_INPUTS_OPSET:
+        return [helper.make_node("Slice", ["x"], [output], starts=[start], ends=[stop], axes=[3], name=f"s{output}")]
+    bounds = [numpy_helper.from_array(np.asarray([v], np.int64), f"{output}_{k}") for k, v in (("a", start), ("b", stop))]
+    axis = numpy_helper.from_array(np.asarray([3], np.int64), f"{output}_axis")
+    inits += [*bounds, axis]
+    return [helper.make_node("Slice", ["x", bounds[0].name, bounds[1].name, axis.name], [output], name=f"s{output}")]
+
+
+def draw_input(case: Case, rng: np.random.Generator) -> np.ndarray:
+    parts = []
+    for operand in case.inputs:
+        if not isinstance(operand, Signal):
+            continue
+        size = math.prod(operand.shape)
+        if operand.gap > 0:
+            values = operand.low + operand.gap * rng.permutation(size) + rng.uniform(0, operand.gap / 4, size)
+        else:
+            values = rng.uniform(operand.low, operand.high, size)
+        parts.append(values)
+    return np.concatenate(parts).reshape(1, 1, 1, -1)
+
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def runner(model: onnx.ModelProto, outputs: list[str] | None = None) -> Runner:
+    """Evaluate ``model`` (input ``x``): onnxruntime where it takes the model, else the ONNX
+    reference evaluator. Returns every output, stacked in a list, or the first one."""
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        elem = model.graph.input[0].type.tensor_type.elem_type
+        dtype = np.float64 if elem == TensorProto.DOUBLE else np.float32
+        return lambda x: session.run(outputs, {"x": x.astype(dtype)})
+    except Exception:  # noqa: BLE001 - no kernel here for this type or opset: the reference runs it
+        evaluator = ReferenceEvaluator(model)
+        return lambda x: evaluator.run(outputs, {"x": x.astype(np.float64)})
+
+
+def precise_forward(case: Case) -> tuple[Runner, bool]:
+    """The target as a function of ``x`` in float64 where possible: (run, is_double)."""
+    double, _, _ = build(case, TensorProto.DOUBLE)
+    for model, is_double in ((double, True), (build(case)[0], False)):
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 - onnxruntime lacks this type or opset
+            continue
+        cast = np.float64 if is_double else np.float32
+        return (lambda x, s=session, c=cast: s.run(None, {"x": x.astype(c)})[0].astype(np.float64)), is_double
+    evaluator = ReferenceEvaluator(double)
+    return (lambda x: np.asarray(evaluator.run(None, {"x": x.astype(np.float64)})[0], np.float64)), True
+
+
+@dataclass
+class Inverse:
+    """Jᵀ·v for ``case`` at ``x`` in one emitted form."""
+
+    vjp: Callable[[np.ndarray], np.ndarray]
+    target_shape: tuple[int, ...]
+
+
+def inverse(case: Case, x: np.ndarray, form: str) -> Inverse:
+    model, _, target = build(case)
+    graph = ModelGraph.from_proto(model)
+    built = build_inverse(graph, InverseSpec(target, x.shape, rule="saliency", form=form))
+    shapes = graph.shapes(x.shape)
+    outputs = [target, *(t for t in built.forward_tensors if t != target)]
+    forward = runner(forward_model(graph, outputs, built.switches, shapes))
+    values = dict(zip(outputs, forward(x), strict=True))
+    session = ort.InferenceSession(built.model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def once(seeds: np.ndarray) -> np.ndarray:
+        feeds = {"seed": seeds.astype(np.float32)}
+        for tensor in built.forward_tensors:
+            declared = next(i for i in built.model.graph.input if i.name == tensor)
+            elem = helper.tensor_dtype_to_np_dtype(declared.type.tensor_type.elem_type)
+            feeds[tensor] = np.asarray(values[tensor]).astype(elem)
+        return session.run(None, feeds)[0].astype(np.float64)
+
+    def vjp(seeds: np.ndarray) -> np.ndarray:
+        if built.single:
+            return np.concatenate([once(seed[None]) for seed in seeds], axis=0)
+        return once(seeds)
+
+    return Inverse(vjp, np.asarray(values[target]).shape)
+
+
+def check(case: Case, seed: int, coordinates: int = 3) -> None:
+    """The adjoint identity and coordinate finite differences, in both emitted forms, which must
+    agree with each other."""
+    rng = np.random.default_rng(seed)
+    x = draw_input(case, rng)
+    f, is_double = precise_forward(case)
+    eps, tolerance = (1e-5, 2e-3) if is_double else (1e-3, 3e-2)
+    u = rng.standard_normal(x.shape)
+    seeds = rng.standard_normal((2, *f(x).shape[1:]))
+    ju = ((f(x + eps * u) - f(x - eps * u)) / (2 * eps))[0]
+    picked = rng.choice(x.size, size=min(coordinates, x.size), replace=False)
+    results = {}
+    for form in ("cpu", "portable"):
+        jtv = inverse(case, x, form).vjp(seeds)
+        assert jtv.shape == (2, *x.shape[1:]), jtv.shape
+        for k in range(2):
+            left, right = float(np.sum(ju * seeds[k])), float(np.sum(u[0] * jtv[k]))
+            scale = float(np.sqrt(np.sum(ju**2) * np.sum(seeds[k] ** 2))) + 1e-6
+            assert abs(left - right) <= tolerance * scale, f"{form}: ⟨Ju, v⟩ = {left}, ⟨u, Jᵀv⟩ = {right}"
+        for i in picked:
+            step = np.zeros(x.size)
+            step[i] = eps
+            step = step.reshape(x.shape)
+            fd = float(np.sum((f(x + step) - f(x - step))[0] * seeds[0])) / (2 * eps)
+            mine = float(jtv[0].reshape(-1)[i])
+            scale = float(np.abs(jtv[0]).max()) + 1e-3
+            assert abs(fd - mine) <= tolerance * scale, f"{form}: ∂/∂x[{i}] = {fd}, inverse {mine}"
+        results[form] = jtv
+    np.testing.assert_allclose(results["cpu"], results["portable"], rtol=1e-4, atol=1e-5)

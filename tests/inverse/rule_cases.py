@@ -1,0 +1,398 @@
+"""One-node cases for every inverse rule, drawn by hypothesis over shapes, attributes and opset
+versions: what ``test_rule_properties.py`` checks, and the "test" column of the operator support
+table (``scripts/operator_coverage.py``, the docs).
+
+A case function takes hypothesis' ``draw`` and the opset, and returns a ``properties.Case``.
+Operands on the image path are ``Signal``s; a ``gap`` keeps values apart where the operator
+switches (maxima, sorting, kinks), so central differences never cross a switch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import onnx.defs
+from hypothesis import strategies as st
+
+from tests.inverse.properties import ORT_OPSETS, Case, Signal
+
+Draw = Callable[[st.SearchStrategy], object]
+CaseFn = Callable[[Draw, int], Case]
+PROPERTY_TEST = "tests/inverse/test_rule_properties.py"
+CASES: dict[str, CaseFn] = {}
+
+# Rules whose ops cannot be one node with a float output (a quantiser's output is an integer) or
+# need a composed graph: checked by their own module's adjoint tests.
+OTHER_TESTS = {
+    "QuantizeLinear": "tests/graph/test_loading.py",
+    "DequantizeLinear": "tests/graph/test_loading.py",
+}
+
+
+def case(*op_types: str) -> Callable[[CaseFn], CaseFn]:
+    def register(fn: CaseFn) -> CaseFn:
+        for op_type in op_types:
+            CASES[op_type] = lambda draw, opset, fn=fn, op_type=op_type: fn(draw, opset, op_type)  # type: ignore[misc]
+        return fn
+
+    return register
+
+
+def test_of(op_type: str) -> str:
+    """The test that checks ``op_type``'s rule, or "-"."""
+    if op_type in CASES:
+        return f"{PROPERTY_TEST}::{op_type}"
+    return OTHER_TESTS.get(op_type, "-")
+
+
+def opsets(op_type: str) -> list[int]:
+    """The opsets the versions of ``op_type`` start at (7, onnxruntime's first, for older ones),
+    without those where the operator is deprecated or that onnxruntime does not run yet (onnxviz
+    refuses to load those models)."""
+    versions = sorted({s.since_version for s in onnx.defs.get_all_schemas_with_history() if s.name == op_type and s.domain == ""})
+    picked = sorted({max(v, ORT_OPSETS.start) for v in versions if v < ORT_OPSETS.stop})
+    return [v for v in picked if not onnx.defs.get_schema(op_type, v).deprecated]
+
+
+def shape(draw: Draw, rank: tuple[int, int] = (2, 4), size: tuple[int, int] = (1, 4)) -> tuple[int, ...]:
+    """A shape with the batch of 1 first."""
+    n = draw(st.integers(*rank))
+    return (1, *(draw(st.integers(*size)) for _ in range(n - 1)))
+
+
+def normal(draw: Draw, dims: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
+    seed = draw(st.integers(0, 2**16))
+    return (np.random.default_rng(seed).standard_normal(dims) * scale).astype(np.float32)
+
+
+# -- element-wise ------------------------------------------------------------------------------
+
+DOMAINS = {
+    "Acos": (-0.9, 0.9), "Asin": (-0.9, 0.9), "Atanh": (-0.9, 0.9), "Acosh": (1.2, 3.0), "Log": (0.3, 3.0),
+    "Sqrt": (0.3, 3.0), "Reciprocal": (0.3, 3.0), "Tan": (-1.2, 1.2),
+}  # fmt: skip
+SMOOTH_UNARY = ("Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh")
+SMOOTH_UNARY += ("Exp", "Log", "Sqrt", "Reciprocal", "Neg", "Erf", "Sigmoid", "Tanh", "Softplus", "Softsign")
+SMOOTH_UNARY += ("Mish", "Identity")
+KINKED_UNARY = ("Relu", "Abs", "LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "HardSwish")
+
+
+@case(*SMOOTH_UNARY)
+def _smooth_unary(draw: Draw, opset: int, op_type: str) -> Case:
+    low, high = DOMAINS.get(op_type, (-2.0, 2.0))
+    return Case(op_type, [Signal(shape(draw), low, high)], opset)
+
+
+@case(*KINKED_UNARY)
+def _kinked_unary(draw: Draw, opset: int, op_type: str) -> Case:
+    return Case(op_type, [Signal(shape(draw), -3.9, gap=0.13)], opset)
+
+
+@case("Swish")
+def _swish(draw: Draw, opset: int, op_type: str) -> Case:
+    alpha = draw(st.sampled_from([1.0, 0.5, 1.702]))
+    return Case(op_type, [Signal(shape(draw))], opset, {"alpha": alpha})
+
+
+@case("Gelu")
+def _gelu(draw: Draw, opset: int, op_type: str) -> Case:
+    return Case(op_type, [Signal(shape(draw))], opset, {"approximate": draw(st.sampled_from(["none", "tanh"]))})
+
+
+@case("Shrink")
+def _shrink(draw: Draw, opset: int, op_type: str) -> Case:
+    attrs = {"lambd": draw(st.sampled_from([0.5, 1.0])), "bias": draw(st.sampled_from([0.0, 0.3]))}
+    return Case(op_type, [Signal(shape(draw), -3.07, gap=0.17)], opset, attrs)
+
+
+@case("Clip")
+def _clip(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw)
+    if opset < 11:
+        return Case(op_type, [Signal(dims, -3.07, gap=0.17)], opset, {"min": -1.0, "max": 1.5})
+    return Case(op_type, [Signal(dims, -3.07, gap=0.17), np.float32(-1.0), np.float32(1.5)], opset)
+
+
+@case("PRelu")
+def _prelu(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (3, 4))
+    slope = normal(draw, (dims[1],) + (1,) * (len(dims) - 2), 0.3)
+    return Case(op_type, [Signal(dims, -3.07, gap=0.17), slope], opset)
+
+
+@case("Pow")
+def _pow(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw)
+    if draw(st.booleans()):
+        return Case(op_type, [Signal(dims, 0.5, 2.0), np.float32(draw(st.sampled_from([2.0, 0.5, -1.5, 3.0])))], opset)
+    return Case(op_type, [Signal(dims, 0.5, 2.0), Signal(dims, -1.5, 1.5)], opset)
+
+
+@case("Add", "Sub", "Mul", "Div")
+def _binary(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw)
+    other = dims if draw(st.booleans()) else (1, *dims[1:-1], 1)
+    low = 0.5 if op_type == "Div" else -2.0
+    second = Signal(other, low, 2.0) if draw(st.booleans()) else normal(draw, other) ** 2 + 0.5
+    return Case(op_type, [Signal(dims), second], opset)
+
+
+@case("Mean", "Sum")
+def _variadic(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw)
+    n = draw(st.integers(1, 3))
+    operands: list = [Signal(dims)] + [Signal((1, *dims[1:-1], 1)) for _ in range(n - 1)]
+    if draw(st.booleans()):
+        operands.append(normal(draw, dims[1:]))
+    return Case(op_type, operands, opset)
+
+
+@case("Max", "Min")
+def _extremum(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw)
+    if draw(st.booleans()):
+        return Case(op_type, [Signal(dims, -3.07, gap=0.17), np.float32(0.05)], opset)
+    return Case(op_type, [Signal(dims, -3.07, gap=0.17), Signal(dims, -3.0, gap=0.17)], opset)
+
+
+@case("Where")
+def _where(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw)
+    condition = np.random.default_rng(draw(st.integers(0, 99))).random(dims[1:]) > 0.5
+    return Case(op_type, [condition, Signal(dims), Signal(dims)], opset)
+
+
+@case("SwiGLU")
+def _swiglu(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw)
+    return Case(op_type, [Signal(dims), Signal(dims)], opset, {"alpha": draw(st.sampled_from([1.0, 1.702]))})
+
+
+@case("Mod")
+def _mod(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw)
+    divisor = np.float32(draw(st.sampled_from([0.7, 1.3, -0.9])))
+    return Case(op_type, [Signal(dims, -2.91, gap=0.11), divisor], opset, {"fmod": 1})
+
+
+# -- reductions and norms -------------------------------------------------------------------------
+
+REDUCE_DOMAINS = {"ReduceLogSum": (0.3, 2.0), "ReduceProd": (0.5, 1.5)}
+FIRST_AXES_INPUT = {"ReduceSum": 13}
+AXES_INPUT_OPSET = 18
+
+
+@case("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceProd", "ReduceSumSquare", "ReduceMean")
+@case("ReduceSum", "ReduceMax", "ReduceMin")
+def _reduce(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (2, 4))
+    axes = sorted(draw(st.sets(st.integers(1, len(dims) - 1), min_size=1)))
+    low, high = REDUCE_DOMAINS.get(op_type, (-2.0, 2.0))
+    signal = Signal(dims, -3.07, gap=0.13) if op_type in ("ReduceMax", "ReduceMin", "ReduceL1") else Signal(dims, low, high)
+    attrs = {"keepdims": draw(st.sampled_from([0, 1]))}
+    if opset >= FIRST_AXES_INPUT.get(op_type, AXES_INPUT_OPSET):
+        return Case(op_type, [signal, np.asarray(axes, np.int64)], opset, attrs)
+    return Case(op_type, [signal], opset, {**attrs, "axes": axes})
+
+
+@case("LpNormalization")
+def _lp_normalization(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (2, 4))
+    attrs = {"axis": draw(st.integers(1, len(dims) - 1)), "p": draw(st.sampled_from([1, 2]))}
+    return Case(op_type, [Signal(dims, -2.07, gap=0.13)], opset, attrs)
+
+
+@case("MeanVarianceNormalization")
+def _mvn(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (4, 4), (2, 4))
+    axes = draw(st.sampled_from([[0, 2, 3], [2, 3], [1, 2, 3], [3]]))
+    if math.prod(dims[a] for a in axes) < 2:
+        dims = (1, 2, 3, 3)
+    return Case(op_type, [Signal(dims)], opset, {"axes": axes})
+
+
+@case("RMSNormalization")
+def _rms(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (2, 4))
+    axis = draw(st.integers(1, len(dims) - 1))
+    scale = normal(draw, dims[axis:]) + 1.0
+    return Case(op_type, [Signal(dims), scale], opset, {"axis": axis, "epsilon": 1e-3})
+
+
+@case("LayerNormalization")
+def _layer_norm(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (2, 4))
+    axis = draw(st.integers(1, len(dims) - 1))
+    return Case(op_type, [Signal(dims), normal(draw, dims[axis:]) + 1.0, normal(draw, dims[axis:])], opset, {"axis": axis})
+
+
+@case("InstanceNormalization")
+def _instance_norm(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(1, 3)), draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    return Case(op_type, [Signal(dims), normal(draw, dims[1:2]) + 1.0, normal(draw, dims[1:2])], opset)
+
+
+@case("Softmax", "LogSoftmax")
+def _softmax(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (2, 4))
+    return Case(op_type, [Signal(dims)], opset, {"axis": draw(st.integers(1, len(dims) - 1)) if opset >= 13 else len(dims) - 1})
+
+
+# -- convolutions and pools -----------------------------------------------------------------------
+
+
+@case("ConvTranspose")
+def _conv_transpose(draw: Draw, opset: int, op_type: str) -> Case:
+    group = draw(st.sampled_from([1, 2]))
+    channels, out_per_group = 2 * draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    strides = [draw(st.integers(1, 3)), draw(st.integers(1, 2))]
+    dilations = [draw(st.integers(1, 2)), 1]
+    pads = [draw(st.integers(0, k - 1)) for k in kernel] * 2
+    output_padding = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(strides, dilations, strict=True)]
+    weights = normal(draw, (channels, out_per_group, *kernel), 0.5)
+    attrs = {"group": group, "strides": strides, "dilations": dilations, "pads": pads, "output_padding": output_padding}
+    dims = (1, channels, draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    bias = normal(draw, (out_per_group * group,))
+    return Case(op_type, [Signal(dims), weights, bias if draw(st.booleans()) else None], opset, attrs)
+
+
+@case("Conv")
+def _conv(draw: Draw, opset: int, op_type: str) -> Case:
+    kernel = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    weights = normal(draw, (3, 2, *kernel), 0.5)
+    attrs = {"strides": [draw(st.integers(1, 2))] * 2, "pads": [draw(st.integers(0, 1))] * 4}
+    return Case(op_type, [Signal((1, 2, draw(st.integers(3, 5)), 4)), weights], opset, attrs)
+
+
+@case("LpPool")
+def _lp_pool(draw: Draw, opset: int, op_type: str) -> Case:
+    kernel = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    attrs: dict = {"kernel_shape": kernel, "p": draw(st.sampled_from([1, 2, 3]))}
+    attrs["strides"] = [draw(st.integers(1, 2)), draw(st.integers(1, 2))]
+    attrs["pads"] = [draw(st.integers(0, k - 1)) for k in kernel] * 2
+    if opset >= 18:
+        attrs["dilations"] = [draw(st.integers(1, 2)), 1]
+        attrs["ceil_mode"] = 0
+    dims = (1, draw(st.integers(1, 3)), draw(st.integers(4, 6)), draw(st.integers(3, 5)))
+    return Case(op_type, [Signal(dims, -2.07, gap=0.09)], opset, attrs)
+
+
+@case("GlobalLpPool")
+def _global_lp_pool(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(1, 3)), draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    return Case(op_type, [Signal(dims, -2.07, gap=0.09)], opset, {"p": draw(st.sampled_from([1, 2, 3]))})
+
+
+@case("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(1, 3)), draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    return Case(op_type, [Signal(dims, -2.07, gap=0.09)], opset)
+
+
+# -- data movement ----------------------------------------------------------------------------------
+
+
+@case("CumSum")
+def _cumsum(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (1, 4))
+    axis = np.asarray(draw(st.integers(1, len(dims) - 1)), np.int64)
+    attrs = {"exclusive": draw(st.sampled_from([0, 1])), "reverse": draw(st.sampled_from([0, 1]))}
+    return Case(op_type, [Signal(dims), axis], opset, attrs)
+
+
+@case("Trilu")
+def _trilu(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (3, 4), (2, 5))
+    k = np.asarray(draw(st.integers(-2, 2)), np.int64)
+    return Case(op_type, [Signal(dims), k], opset, {"upper": draw(st.sampled_from([0, 1]))})
+
+
+@case("TopK")
+def _topk(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (2, 5))
+    axis = draw(st.integers(1, len(dims) - 1))
+    k = draw(st.integers(1, dims[axis]))
+    attrs: dict = {"axis": axis}
+    if opset >= 11:
+        attrs["largest"] = draw(st.sampled_from([0, 1]))
+    signal = Signal(dims, -3.0, gap=0.07)
+    if opset < 10:
+        return Case(op_type, [signal], opset, {**attrs, "k": k}, outputs=2)
+    return Case(op_type, [signal, np.asarray([k], np.int64)], opset, attrs, outputs=2)
+
+
+@case("GatherND")
+def _gather_nd(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(2, 4)), draw(st.integers(2, 4)), draw(st.integers(1, 3)))
+    batch_dims = draw(st.sampled_from([0, 1])) if opset >= 12 else 0
+    depth = draw(st.integers(1, 3 - batch_dims)) if batch_dims else draw(st.integers(2, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    n = draw(st.integers(1, 4))
+    if batch_dims:
+        limits = dims[1 : 1 + depth]
+        indices = np.stack([rng.integers(0, m, (1, n)) for m in limits], axis=-1)
+    else:
+        limits = dims[:depth]
+        indices = np.stack([rng.integers(0, m, n) for m in limits], axis=-1)
+    attrs = {"batch_dims": batch_dims} if opset >= 12 else {}
+    return Case(op_type, [Signal(dims), indices.astype(np.int64)], opset, attrs)
+
+
+@case("ScatterElements", "Scatter")
+def _scatter_elements(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    axis = draw(st.integers(1, 2))
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    updates_dims = list(dims)
+    updates_dims[axis] = draw(st.integers(1, dims[axis]))
+    indices = np.stack([rng.permutation(dims[axis])[: updates_dims[axis]] for _ in range(math.prod(dims) // dims[axis])])
+    indices = np.moveaxis(indices.reshape([d for a, d in enumerate(dims) if a != axis] + [dims[axis]]), -1, axis)
+    indices = np.take(indices, range(updates_dims[axis]), axis=axis).astype(np.int64)
+    attrs: dict = {"axis": axis}
+    if opset >= 16:
+        attrs["reduction"] = draw(st.sampled_from(["none", "add", "mul"] if opset < 18 else ["none", "add", "mul", "max"]))
+    return Case(op_type, [Signal(dims, -2.0, gap=0.11), indices, Signal(tuple(updates_dims), 0.5, 2.0)], opset, attrs)
+
+
+@case("ScatterND")
+def _scatter_nd(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(2, 4)), draw(st.integers(2, 4)), 2)
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    depth = draw(st.integers(2, 3))
+    flat = rng.permutation(math.prod(dims[1:depth]))[: draw(st.integers(1, 3))]
+    where = np.stack(np.unravel_index(flat, dims[1:depth]), axis=-1)
+    indices = np.concatenate([np.zeros((len(flat), 1), np.int64), where], axis=-1)
+    updates = (len(flat), *dims[depth:])
+    attrs: dict = {}
+    if opset >= 16:
+        attrs["reduction"] = draw(st.sampled_from(["none", "add", "mul"]))
+    return Case(op_type, [Signal(dims), indices.astype(np.int64), Signal(updates, 0.5, 2.0)], opset, attrs)
+
+
+@case("Compress")
+def _compress(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (2, 4))
+    axis = draw(st.integers(1, len(dims) - 1))
+    keep = np.random.default_rng(draw(st.integers(0, 99))).random(dims[axis]) > 0.4
+    keep[0] = True
+    return Case(op_type, [Signal(dims), keep], opset, {"axis": axis})
+
+
+@case("CenterCropPad")
+def _center_crop_pad(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, 2, draw(st.integers(2, 6)), draw(st.integers(2, 6)))
+    target = np.asarray([draw(st.integers(1, 7)), draw(st.integers(1, 7))], np.int64)
+    return Case(op_type, [Signal(dims), target], opset, {"axes": [2, 3]})
+
+
+@case("Hardmax")
+def _hardmax(draw: Draw, opset: int, op_type: str) -> Case:
+    return Case(op_type, [Signal(shape(draw), -3.0, gap=0.11)], opset)
+
+
+@case("CastLike")
+def _cast_like(draw: Draw, opset: int, op_type: str) -> Case:
+    return Case(op_type, [Signal(shape(draw)), np.zeros(1, np.float32)], opset)
