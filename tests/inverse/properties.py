@@ -34,11 +34,19 @@ FIRST_SLICE_INPUTS_OPSET = 10
 ORT_OPSETS = range(7, 27)  # the default-domain opsets onnxruntime runs
 
 
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the one-node models leave unused shape initializers
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
 @dataclass(frozen=True)
 class Signal:
     """An operand on the image path: its shape (axis 0 the batch of 1) and the range its values
-    are drawn from; ``gap`` > 0 spaces all values at least that far apart (maxima, sorts, kinks),
-    which keeps central differences from crossing a switch."""
+    are drawn from. ``gap`` > 0 instead spaces all values about that far apart around 0, each
+    within gap/8 of a midpoint between multiples of ``gap`` (maxima, sorts, kinks): no two tie and
+    none is near a threshold that is a multiple of ``gap`` (0, λ…), so central differences never
+    cross a switch."""
 
     shape: tuple[int, ...]
     low: float = -2.0
@@ -116,7 +124,8 @@ def draw_input(case: Case, rng: np.random.Generator) -> np.ndarray:
             continue
         size = math.prod(operand.shape)
         if operand.gap > 0:
-            values = operand.low + operand.gap * rng.permutation(size) + rng.uniform(0, operand.gap / 4, size)
+            grid = rng.permutation(size) - size // 2 + 0.5
+            values = operand.gap * (grid + rng.uniform(-0.125, 0.125, size))
         else:
             values = rng.uniform(operand.low, operand.high, size)
         parts.append(values)
@@ -130,7 +139,7 @@ def runner(model: onnx.ModelProto, outputs: list[str] | None = None) -> Runner:
     """Evaluate ``model`` (input ``x``): onnxruntime where it takes the model, else the ONNX
     reference evaluator. Returns every output, stacked in a list, or the first one."""
     try:
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = _session(model)
         elem = model.graph.input[0].type.tensor_type.elem_type
         dtype = np.float64 if elem == TensorProto.DOUBLE else np.float32
         return lambda x: session.run(outputs, {"x": x.astype(dtype)})
@@ -144,7 +153,7 @@ def precise_forward(case: Case) -> tuple[Runner, bool]:
     double, _, _ = build(case, TensorProto.DOUBLE)
     for model, is_double in ((double, True), (build(case)[0], False)):
         try:
-            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            session = _session(model)
         except Exception:  # noqa: BLE001 - onnxruntime lacks this type or opset
             continue
         cast = np.float64 if is_double else np.float32
@@ -169,7 +178,7 @@ def inverse(case: Case, x: np.ndarray, form: str) -> Inverse:
     outputs = [target, *(t for t in built.forward_tensors if t != target)]
     forward = runner(forward_model(graph, outputs, built.switches, shapes))
     values = dict(zip(outputs, forward(x), strict=True))
-    session = ort.InferenceSession(built.model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = _session(built.model)
 
     def once(seeds: np.ndarray) -> np.ndarray:
         feeds = {"seed": seeds.astype(np.float32)}
@@ -193,7 +202,8 @@ def check(case: Case, seed: int, coordinates: int = 3) -> None:
     rng = np.random.default_rng(seed)
     x = draw_input(case, rng)
     f, is_double = precise_forward(case)
-    eps, tolerance = (1e-5, 2e-3) if is_double else (1e-3, 3e-2)
+    # A step of 1e-3 keeps the rounding of kernels that take doubles but compute in float small.
+    eps, tolerance = (1e-3, 2e-3) if is_double else (1e-2, 3e-2)
     u = rng.standard_normal(x.shape)
     seeds = rng.standard_normal((2, *f(x).shape[1:]))
     ju = ((f(x + eps * u) - f(x - eps * u)) / (2 * eps))[0]

@@ -13,6 +13,7 @@ from onnxviz.inverse.rules import (
     quantize,
     resize,
     shape,
+    trigonometry,
 )
 from onnxviz.inverse.rules.registry import AnyRule, OutputsRule, Rule, Signals, by_op_type
 
@@ -28,6 +29,7 @@ ALL_RULES: list[AnyRule] = [
     *quantize.RULES,
     *resize.RULES,
     *shape.RULES,
+    *trigonometry.RULES,
 ]
 RULES: dict[str, AnyRule] = by_op_type(ALL_RULES)
 

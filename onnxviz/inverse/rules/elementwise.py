@@ -11,6 +11,8 @@ mode's treatment), so deconvnet and guided use the same exact rule as saliency:
   split evenly among tied operands (torch's ``maximum``/``minimum`` backward; a constant operand
   counts in the tie). With one operand on the path they are clamps, in ``activation.py``.
 * ``Where(c, a, b)`` with a constant condition: ``ā = ȳ·c``, ``b̄ = ȳ·¬c``.
+* ``Shrink``: ``ȳ·[|x| > λ]`` (its two linear pieces have slope 1, the dead zone 0); not a rectifier.
+* ``Mod`` with ``fmod=1``, ``a − b·trunc(a/b)``: ``ā = ȳ``, ``b̄ = −ȳ·trunc(a/b)``.
 
 Every rule sums over the axes the forward broadcast an operand along.
 """
@@ -143,6 +145,32 @@ def where_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     return result
 
 
+def shrink_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x = ctx.forward(node.input[0])
+    lambd = _scalar(ctx, float(ctx.attr(node, "lambd", 0.5)))
+    outside = ctx.op("Greater", [ctx.op("Abs", [x]), lambd])
+    return [ctx.op("Mul", [g, ctx.op("Cast", [outside], to=FLOAT)])]
+
+
+def mod_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    if not int(ctx.attr(node, "fmod", 0)):
+        return "fmod=0 is the integer modulo, which has no float signal"
+    return None
+
+
+def mod_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    a, b, out = node.input[0], node.input[1], node.output[0]
+    signal = set(ctx.graph.signal_inputs(node))
+    result: list[str | None] = [None, None]
+    if 0 in signal:
+        result[0] = ctx.reduce_to(g, out, a)
+    if 1 in signal:
+        ratio = ctx.op("Div", [_as_float(ctx, node, a), ctx.forward(b)])
+        truncated = ctx.op("Mul", [ctx.op("Sign", [ratio]), ctx.op("Floor", [ctx.op("Abs", [ratio])])])
+        result[1] = ctx.reduce_to(ctx.op("Neg", [ctx.op("Mul", [g, truncated])]), out, b)
+    return result
+
+
 RULES: list[AnyRule] = [
     Rule(("Exp",), exp_rule),
     Rule(("Log",), log_rule),
@@ -154,4 +182,6 @@ RULES: list[AnyRule] = [
     Rule(("Pow",), pow_rule),
     Rule(("Max", "Min"), extremum_rule, check=clamp_check),
     Rule(("Where",), where_rule, check=where_check),
+    Rule(("Shrink",), shrink_rule),
+    Rule(("Mod",), mod_rule, check=mod_check),
 ]
