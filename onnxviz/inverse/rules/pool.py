@@ -205,7 +205,7 @@ def global_average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) 
 def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     shape = ctx.shape(x)
-    axes = _reduced_axes(ctx, node)
+    axes = reduced_axes(ctx, node)
     if not axes:
         return [g] + [None] * (len(node.input) - 1)
     kept = [1 if a in axes else n for a, n in enumerate(shape)]
@@ -214,7 +214,7 @@ def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     return [_spread(ctx, g, x, scale)] + [None] * (len(node.input) - 1)
 
 
-def _reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
+def reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
     """The sorted axes a Reduce* node reduces (attribute or, from opset 13/18, input); [] for none."""
     rank = len(ctx.shape(node.input[0]))
     axes = ctx.attr(node, "axes")
@@ -239,7 +239,7 @@ def reduce_extreme_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Si
     x = node.input[0]
     shape = ctx.shape(x)
     rank = len(shape)
-    axes = list(range(2, rank)) if node.op_type == "GlobalMaxPool" else _reduced_axes(ctx, node)
+    axes = list(range(2, rank)) if node.op_type == "GlobalMaxPool" else reduced_axes(ctx, node)
     if not axes:
         return [g] + [None] * (len(node.input) - 1)
     kept = [a for a in range(rank) if a not in axes]
