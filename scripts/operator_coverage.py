@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from onnxviz.inverse.coverage import summary, support_table  # noqa: E402
-from tests.inverse.rule_cases import test_of  # noqa: E402
+from onnxviz.inverse.coverage import summary, support_table
+from tests.inverse.rule_cases import test_of
 
 
 def main() -> int:

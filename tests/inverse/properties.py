@@ -105,13 +105,18 @@ def build(case: Case, dtype: int = TensorProto.FLOAT) -> tuple[onnx.ModelProto, 
     declared = next((v for v in [*inferred.graph.value_info, *inferred.graph.output] if v.name == target), None)
     if declared is not None and declared.type.tensor_type.HasField("shape"):
         model.graph.output[0].CopyFrom(declared)
+    else:  # a shape that depends on values (Compress): the reference tells it
+        value = ReferenceEvaluator(model).run(None, {"x": np.zeros((1, 1, 1, total), floats)})[0]
+        model.graph.output[0].CopyFrom(helper.make_tensor_value_info(target, dtype, list(np.shape(value))))
     return model, (1, 1, 1, total), target
 
 
 def _slice(output: str, start: int, stop: int, opset: int, inits: list) -> list[onnx.NodeProto]:
     if opset < FIRST_SLICE_INPUTS_OPSET:
         return [helper.make_node("Slice", ["x"], [output], starts=[start], ends=[stop], axes=[3], name=f"s{output}")]
-    bounds = [numpy_helper.from_array(np.asarray([v], np.int64), f"{output}_{k}") for k, v in (("a", start), ("b", stop))]
+    bounds = [
+        numpy_helper.from_array(np.asarray([v], np.int64), f"{output}_{k}") for k, v in (("a", start), ("b", stop))
+    ]
     axis = numpy_helper.from_array(np.asarray([3], np.int64), f"{output}_axis")
     inits += [*bounds, axis]
     return [helper.make_node("Slice", ["x", bounds[0].name, bounds[1].name, axis.name], [output], name=f"s{output}")]
@@ -143,7 +148,7 @@ def runner(model: onnx.ModelProto, outputs: list[str] | None = None) -> Runner:
         elem = model.graph.input[0].type.tensor_type.elem_type
         dtype = np.float64 if elem == TensorProto.DOUBLE else np.float32
         return lambda x: session.run(outputs, {"x": x.astype(dtype)})
-    except Exception:  # noqa: BLE001 - no kernel here for this type or opset: the reference runs it
+    except Exception:
         evaluator = ReferenceEvaluator(model)
         return lambda x: evaluator.run(outputs, {"x": x.astype(np.float64)})
 
@@ -154,7 +159,7 @@ def precise_forward(case: Case) -> tuple[Runner, bool]:
     for model, is_double in ((double, True), (build(case)[0], False)):
         try:
             session = _session(model)
-        except Exception:  # noqa: BLE001 - onnxruntime lacks this type or opset
+        except Exception:
             continue
         cast = np.float64 if is_double else np.float32
         return (lambda x, s=session, c=cast: s.run(None, {"x": x.astype(c)})[0].astype(np.float64)), is_double
@@ -214,9 +219,9 @@ def check(case: Case, seed: int, coordinates: int = 3) -> None:
         assert jtv.shape == (2, *x.shape[1:]), jtv.shape
         for k in range(2):
             left, right = float(np.sum(ju * seeds[k])), float(np.sum(u[0] * jtv[k]))
-            # Relative to both sides, with a floor for Jacobians that cancel to 0 (a norm over one element).
+            # Relative to both sides, with a floor for Jacobians that cancel to about 0 in float32 (a norm over two elements).
             norms = np.sqrt([np.sum(ju**2) * np.sum(seeds[k] ** 2), np.sum(u**2) * np.sum(jtv[k] ** 2)])
-            scale = float(norms.sum() + 1e-5 * np.sqrt(np.sum(u**2) * np.sum(seeds[k] ** 2)))
+            scale = float(norms.sum() + 1e-4 * np.sqrt(np.sum(u**2) * np.sum(seeds[k] ** 2)))
             assert abs(left - right) <= tolerance * scale, f"{form}: ⟨Ju, v⟩ = {left}, ⟨u, Jᵀv⟩ = {right}"
         for i in picked:
             step = np.zeros(x.size)
