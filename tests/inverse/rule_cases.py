@@ -259,10 +259,14 @@ def _conv_transpose(draw: Draw, opset: int, op_type: str) -> Case:
     kernel = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
     strides = [draw(st.integers(1, 3)), draw(st.integers(1, 2))]
     dilations = [draw(st.integers(1, 2)), 1]
-    pads = [draw(st.integers(0, k - 1)) for k in kernel] * 2
+    pads = [draw(st.integers(0, (k - 1) * d // 2)) for k, d in zip(kernel, dilations, strict=True) for _ in (0, 1)]
+    pads = pads[0::2] + pads[1::2]
     output_padding = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(strides, dilations, strict=True)]
     weights = normal(draw, (channels, out_per_group, *kernel), 0.5)
     attrs = {"group": group, "strides": strides, "dilations": dilations, "pads": pads, "output_padding": output_padding}
+    if draw(st.booleans()):  # the crop split by auto_pad (output n·stride)
+        del attrs["pads"]
+        attrs["auto_pad"] = draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER"]))
     dims = (1, channels, draw(st.integers(2, 4)), draw(st.integers(2, 4)))
     bias = normal(draw, (out_per_group * group,))
     return Case(op_type, [Signal(dims), weights, bias if draw(st.booleans()) else None], opset, attrs)
