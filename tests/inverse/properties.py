@@ -60,8 +60,9 @@ class Signal:
 
 @dataclass
 class Case:
-    """One node: ``inputs`` per slot a ``Signal``, a constant array, or None (omitted);
-    the target is output ``target`` of ``outputs``."""
+    """One node: ``inputs`` per slot a ``Signal``, a constant array, None (omitted), or the name
+    of a comparison of the next two slots' operands (a condition computed from the image); the
+    target is output ``target`` of ``outputs``."""
 
     op_type: str
     inputs: list
@@ -80,6 +81,10 @@ def build(case: Case, dtype: int = TensorProto.FLOAT) -> tuple[onnx.ModelProto, 
     for slot, operand in enumerate(case.inputs):
         if operand is None:
             names.append("")
+        elif isinstance(operand, str):  # a comparison of the two operands after it (a Where's condition)
+            names.append(f"condition{slot}")
+            later = [f"operand{later}" for later in (slot + 1, slot + 2)]
+            compared = helper.make_node(operand, later, [names[-1]], name=f"compare{slot}")
         elif isinstance(operand, Signal):
             size, name = math.prod(operand.shape), f"operand{slot}"
             nodes += _slice(f"flat{slot}", offset, offset + size, case.opset, inits)
@@ -93,6 +98,7 @@ def build(case: Case, dtype: int = TensorProto.FLOAT) -> tuple[onnx.ModelProto, 
             value = value.astype(floats) if value.dtype.kind == "f" else value
             inits.append(numpy_helper.from_array(value, f"constant{slot}"))
             names.append(f"constant{slot}")
+    nodes += [compared] if any(isinstance(o, str) for o in case.inputs) else []
     outputs = [f"y{i}" for i in range(case.outputs)]
     nodes.append(helper.make_node(case.op_type, names, outputs, name="node", **case.attrs))
     target = outputs[case.target]

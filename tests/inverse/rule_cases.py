@@ -41,10 +41,15 @@ def case(*op_types: str) -> Callable[[CaseFn], CaseFn]:
     return register
 
 
+# Cases that check another case's operator in another setting.
+CASE_OPS = {"WhereOfComparison": "Where"}
+
+
 def test_of(op_type: str) -> str:
-    """The test that checks ``op_type``'s rule, or "-"."""
-    if op_type in CASES:
-        return f"{PROPERTY_TEST}::{op_type}"
+    """The tests that check ``op_type``'s rule, or "-"."""
+    cases = [name for name in CASES if CASE_OPS.get(name, name) == op_type]
+    if cases:
+        return ", ".join(f"{PROPERTY_TEST}::{name}" for name in cases)
     return OTHER_TESTS.get(op_type, "-")
 
 
@@ -52,6 +57,7 @@ def opsets(op_type: str) -> list[int]:
     """The opsets the versions of ``op_type`` start at (7, onnxruntime's first, for older ones),
     without those where the operator is deprecated or that onnxruntime does not run yet (onnxviz
     refuses to load those models)."""
+    op_type = CASE_OPS.get(op_type, op_type)
     versions = sorted(
         {s.since_version for s in onnx.defs.get_all_schemas_with_history() if s.name == op_type and s.domain == ""}
     )
@@ -167,6 +173,14 @@ def _where(draw: Draw, opset: int, op_type: str) -> Case:
     dims = shape(draw)
     condition = np.random.default_rng(draw(st.integers(0, 99))).random(dims[1:]) > 0.5
     return Case(op_type, [condition, Signal(dims), Signal(dims)], opset)
+
+
+@case("WhereOfComparison")
+def _where_of_comparison(draw: Draw, opset: int, op_type: str) -> Case:
+    """Where(a > b, a, b) and the like: the condition computed from the image, by comparisons."""
+    dims = shape(draw)
+    compare = draw(st.sampled_from(["Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal"]))
+    return Case("Where", [compare, Signal(dims, gap=GAP), Signal(dims, gap=GAP)], max(opset, 12))
 
 
 @case("SwiGLU")

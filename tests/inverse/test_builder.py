@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.graph.model import ModelGraph
@@ -55,7 +55,7 @@ def test_every_rule_is_checked_before_anything_is_emitted(monkeypatch) -> None:
     Relu and the Conv the walk meets first) is raised before any rule emits a node."""
     model = make_model(
         [
-            helper.make_node("Greater", ["x", "zero"], ["mask"], name="positive"),
+            helper.make_node("Cast", ["x"], ["mask"], to=TensorProto.BOOL, name="nonzero"),
             helper.make_node("Where", ["mask", "x", "zero"], ["gated"], name="gate"),
             helper.make_node("Conv", ["gated", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
             helper.make_node("Relu", ["c"], ["y"], name="relu"),
