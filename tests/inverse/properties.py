@@ -30,6 +30,7 @@ from onnxviz.inverse import InverseSpec, build_inverse
 from onnxviz.passes.rewrite import forward_model
 
 IR_VERSION = 9
+KINK_MARGIN = 0.02
 FIRST_SLICE_INPUTS_OPSET = 10
 ORT_OPSETS = range(7, 27)  # the default-domain opsets onnxruntime runs
 
@@ -56,6 +57,7 @@ class Signal:
     low: float = -2.0
     high: float = 2.0
     gap: float = 0.0
+    kinks: tuple[float, ...] = ()  # values where the operator switches: drawn values keep 0.02 away
 
 
 @dataclass
@@ -143,6 +145,9 @@ def draw_input(case: Case, rng: np.random.Generator) -> np.ndarray:
             values = operand.gap * (grid + rng.uniform(-0.125, 0.125, size))
         else:
             values = rng.uniform(operand.low, operand.high, size)
+        for kink in operand.kinks:
+            near = np.abs(values - kink) < KINK_MARGIN
+            values[near] = kink + np.where(values[near] < kink, -KINK_MARGIN, KINK_MARGIN)
         parts.append(values)
     return np.concatenate(parts).reshape(1, 1, 1, -1)
 

@@ -275,11 +275,11 @@ def _conv_transpose(draw: Draw, opset: int, op_type: str) -> Case:
     dilations = [draw(st.integers(1, 2)), 1]
     pads = [draw(st.integers(0, (k - 1) * d // 2)) for k, d in zip(kernel, dilations, strict=True) for _ in (0, 1)]
     pads = pads[0::2] + pads[1::2]
-    output_padding = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(strides, dilations, strict=True)]
+    output_padding = [draw(st.integers(0, s - 1)) for s in strides]  # onnxruntime: below the stride
     weights = normal(draw, (channels, out_per_group, *kernel), 0.5)
     attrs = {"group": group, "strides": strides, "dilations": dilations, "pads": pads, "output_padding": output_padding}
     if draw(st.booleans()):  # the crop split by auto_pad (output n·stride)
-        del attrs["pads"]
+        del attrs["pads"], attrs["output_padding"]  # onnx and onnxruntime size SAME + output_padding apart
         attrs["auto_pad"] = draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER"]))
     dims = (1, channels, draw(st.integers(2, 4)), draw(st.integers(2, 4)))
     bias = normal(draw, (out_per_group * group,))
@@ -415,3 +415,40 @@ def _center_crop_pad(draw: Draw, opset: int, op_type: str) -> Case:
 @case("CastLike")
 def _cast_like(draw: Draw, opset: int, op_type: str) -> Case:
     return Case(op_type, [Signal(shape(draw)), np.zeros(1, np.float32)], opset)
+
+
+# -- sampling ----------------------------------------------------------------------------------------
+
+
+def _pixel_switches(sizes: tuple[int, ...], align: int, mode: str) -> tuple[float, ...]:
+    """Grid coordinates whose pixel coordinate is an integer (a half-integer for nearest)."""
+    offset = 0.5 if mode == "nearest" else 0.0
+    found = set()
+    for size in sizes:
+        for pixel in np.arange(-2, size + 2) + offset:
+            found.add(float(2 * pixel / (size - 1) - 1) if align and size > 1 else float((2 * pixel + 1) / size - 1))
+    return tuple(sorted(found))
+
+
+@case("GridSample")
+def _grid_sample(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(1, 2)), draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    out = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    linear = "bilinear" if opset < 20 else "linear"
+    attrs = {
+        "mode": draw(st.sampled_from([linear, linear, "nearest"])),
+        "padding_mode": draw(st.sampled_from(["zeros", "border"])),
+        "align_corners": draw(st.sampled_from([0, 1])),
+    }
+    # Grid values a little beyond [-1, 1] reach the padding; none sits where sampling switches pixels.
+    grid = Signal((1, *out, 2), -1.2, 1.2, kinks=_pixel_switches(dims[2:], attrs["align_corners"], attrs["mode"]))
+    if draw(st.booleans()):
+        return Case(op_type, [Signal(dims), grid], opset, attrs)
+    fixed = np.random.default_rng(draw(st.integers(0, 99))).uniform(-1.2, 1.2, (1, *out, 2)).astype(np.float32)
+    return Case(op_type, [Signal(dims), fixed], opset, attrs)
+
+
+@case("AffineGrid")
+def _affine_grid(draw: Draw, opset: int, op_type: str) -> Case:
+    size = np.asarray([1, 1, draw(st.integers(1, 4)), draw(st.integers(1, 4))], np.int64)
+    return Case(op_type, [Signal((1, 2, 3)), size], opset, {"align_corners": draw(st.sampled_from([0, 1]))})

@@ -15,6 +15,7 @@ from onnxviz.inverse.rules import (
     quantize,
     reduce,
     resize,
+    sampling,
     shape,
     trigonometry,
 )
@@ -34,6 +35,7 @@ ALL_RULES: list[AnyRule] = [
     *quantize.RULES,
     *reduce.RULES,
     *resize.RULES,
+    *sampling.RULES,
     *shape.RULES,
     *trigonometry.RULES,
 ]
