@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from onnxviz.inverse.coverage import summary, support_table
-from tests.inverse.rule_cases import test_of
+from tests.inverse.rule_cases import checked_by
 
 
 def main() -> int:
@@ -31,13 +31,13 @@ def main() -> int:
     for row in table:
         versions = ",".join(str(v) for v in row.versions)
         status = "MISSING" if row.status == "missing" else row.status
-        test = test_of(row.op_type) if row.status == "rule" else "-"
+        test = checked_by(row.op_type) if row.status == "rule" else "-"
         if args.markdown:
             print(f"| `{row.op_type}` | {versions} | {status}: {row.detail} | {test} |")
         else:
             print(f"{row.op_type:<28} {versions:<22} {status:<8} {row.detail}  [{test}]")
     counts = summary(table)
-    untested = [r.op_type for r in table if r.status == "rule" and test_of(r.op_type) == "-"]
+    untested = [r.op_type for r in table if r.status == "rule" and checked_by(r.op_type) == "-"]
     print(
         f"\n{len(table)} float operators: {counts['rule']} with a rule, {counts['zero']} zero-gradient, "
         f"{counts['refused']} refused with a reason, {counts['missing']} MISSING; "

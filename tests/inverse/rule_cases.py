@@ -29,6 +29,9 @@ CASES: dict[str, CaseFn] = {}
 OTHER_TESTS = {
     "QuantizeLinear": "tests/graph/test_loading.py",
     "DequantizeLinear": "tests/graph/test_loading.py",
+    "Resize": "tests/inverse/test_resize.py",
+    "Upsample": "tests/inverse/test_resize.py",
+    "Einsum": "tests/inverse/test_attention.py",
 }
 
 
@@ -45,7 +48,7 @@ def case(*op_types: str) -> Callable[[CaseFn], CaseFn]:
 CASE_OPS = {"WhereOfComparison": "Where"}
 
 
-def test_of(op_type: str) -> str:
+def checked_by(op_type: str) -> str:
     """The tests that check ``op_type``'s rule, or "-"."""
     cases = [name for name in CASES if CASE_OPS.get(name, name) == op_type]
     if cases:
@@ -452,3 +455,149 @@ def _grid_sample(draw: Draw, opset: int, op_type: str) -> Case:
 def _affine_grid(draw: Draw, opset: int, op_type: str) -> Case:
     size = np.asarray([1, 1, draw(st.integers(1, 4)), draw(st.integers(1, 4))], np.int64)
     return Case(op_type, [Signal((1, 2, 3)), size], opset, {"align_corners": draw(st.sampled_from([0, 1]))})
+
+
+# -- the rules that came before this module: data movement, linear maps, pools ------------------------
+
+
+@case("Identity", "Dropout", "Cast")
+def _pass_through(draw: Draw, opset: int, op_type: str) -> Case:
+    attrs = {"to": onnx.TensorProto.FLOAT} if op_type == "Cast" else {}
+    return Case(op_type, [Signal(shape(draw))], opset, attrs)
+
+
+@case("Transpose")
+def _transpose(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (3, 4), (1, 4))
+    perm = [0, *draw(st.permutations(range(1, len(dims))))]
+    return Case(op_type, [Signal(dims)], opset, {"perm": perm})
+
+
+@case("Reshape", "Flatten")
+def _reshape(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (3, 4), (1, 4))
+    if op_type == "Flatten":
+        return Case(op_type, [Signal(dims)], opset, {"axis": 1})
+    return Case(op_type, [Signal(dims), np.asarray([1, -1, dims[-1]], np.int64)], opset)
+
+
+@case("Squeeze", "Unsqueeze")
+def _squeeze(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (3, 4), (2, 4))
+    axes = [1]
+    dims = (*dims[:1], 1, *dims[1:]) if op_type == "Squeeze" else dims
+    if opset >= 13:
+        return Case(op_type, [Signal(dims), np.asarray(axes, np.int64)], opset)
+    return Case(op_type, [Signal(dims)], opset, {"axes": axes})
+
+
+@case("Concat")
+def _concat(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = shape(draw, (2, 4), (1, 4))
+    axis = draw(st.integers(1, len(dims) - 1))
+    other = list(dims)
+    other[axis] = draw(st.integers(1, 3))
+    # A constant operand only from opset 15: onnxviz's forward graph gives it the batch with a
+    # Shape(start, end) that older opsets lack.
+    middle = [normal(draw, tuple(other))] if opset >= 15 else []
+    return Case(op_type, [Signal(dims), *middle, Signal(tuple(other))], opset, {"axis": axis})
+
+
+@case("Split")
+def _split(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(2, 4)), draw(st.integers(1, 3)))
+    first = draw(st.integers(1, dims[1] - 1))
+    sizes = [first, dims[1] - first]
+    target = draw(st.integers(0, 1))
+    if opset >= 13:
+        return Case(op_type, [Signal(dims), np.asarray(sizes, np.int64)], opset, {"axis": 1}, outputs=2, target=target)
+    return Case(op_type, [Signal(dims)], opset, {"axis": 1, "split": sizes}, outputs=2, target=target)
+
+
+@case("Slice")
+def _slice(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(2, 6)), draw(st.integers(2, 6)))
+    start, stop = draw(st.integers(0, 1)), draw(st.integers(2, 6))
+    if opset < 10:
+        return Case(op_type, [Signal(dims)], opset, {"starts": [start], "ends": [stop], "axes": [2]})
+    step = draw(st.sampled_from([1, 2]))
+    ints = [np.asarray([v], np.int64) for v in (start, stop, 2, step)]
+    return Case(op_type, [Signal(dims), *ints], opset)
+
+
+@case("Expand", "Tile")
+def _copies(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(1, 3)), 1)
+    if op_type == "Expand":
+        return Case(op_type, [Signal(dims), np.asarray([1, dims[1], draw(st.integers(2, 3))], np.int64)], opset)
+    return Case(op_type, [Signal(dims), np.asarray([1, draw(st.integers(1, 3)), draw(st.integers(2, 3))], np.int64)], opset)
+
+
+@case("Gather", "GatherElements")
+def _gather(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(2, 4)), draw(st.integers(2, 4)))
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    if op_type == "Gather":
+        return Case(op_type, [Signal(dims), rng.integers(-dims[2], dims[2], 3).astype(np.int64)], opset, {"axis": 2})
+    return Case(op_type, [Signal(dims), rng.integers(0, dims[2], dims).astype(np.int64)], opset, {"axis": 2})
+
+
+@case("DepthToSpace", "SpaceToDepth")
+def _depth_space(draw: Draw, opset: int, op_type: str) -> Case:
+    block = 2
+    if op_type == "DepthToSpace":
+        attrs = {"blocksize": block, **({"mode": draw(st.sampled_from(["DCR", "CRD"]))} if opset >= 11 else {})}
+        return Case(op_type, [Signal((1, 4 * draw(st.integers(1, 2)), 2, 3))], opset, attrs)
+    return Case(op_type, [Signal((1, draw(st.integers(1, 2)), 4, 2))], opset, {"blocksize": block})
+
+
+@case("Pad")
+def _pad(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, 2, draw(st.integers(3, 5)), draw(st.integers(3, 5)))
+    widths = [0, 0, draw(st.integers(0, 2)), draw(st.integers(0, 2)), 0, 0, draw(st.integers(0, 2)), draw(st.integers(0, 2))]
+    mode = draw(st.sampled_from(["constant", "reflect", "edge"]))
+    if opset < 11:
+        return Case(op_type, [Signal(dims)], opset, {"pads": widths, "mode": mode})
+    return Case(op_type, [Signal(dims), np.asarray(widths, np.int64)], opset, {"mode": mode})
+
+
+@case("Gemm", "MatMul")
+def _matrix(draw: Draw, opset: int, op_type: str) -> Case:
+    k, n = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    if op_type == "MatMul":
+        rows = draw(st.integers(1, 3))
+        right = Signal((1, k, n)) if draw(st.booleans()) else normal(draw, (k, n))
+        return Case(op_type, [Signal((1, rows, k)), right], opset)
+    trans = draw(st.sampled_from([0, 1]))
+    weights = normal(draw, (n, k) if trans else (k, n))
+    return Case(op_type, [Signal((1, k)), weights, normal(draw, (n,))], opset, {"transB": trans, "alpha": 0.7})
+
+
+@case("BatchNormalization", "GroupNormalization")
+def _channel_norm(draw: Draw, opset: int, op_type: str) -> Case:
+    channels = 2 * draw(st.integers(1, 2))
+    dims = (1, channels, draw(st.integers(2, 3)), draw(st.integers(2, 3)))
+    if op_type == "GroupNormalization":
+        groups = draw(st.sampled_from([1, 2]))
+        per = channels if opset >= 21 else groups
+        return Case(op_type, [Signal(dims), normal(draw, (per,)) + 1.0, normal(draw, (per,))], opset, {"num_groups": groups})
+    stats = [normal(draw, (channels,)) + 1.0, normal(draw, (channels,)), normal(draw, (channels,)), normal(draw, (channels,)) ** 2 + 0.5]
+    return Case(op_type, [Signal(dims), *stats], opset, {"epsilon": 1e-3})
+
+
+@case("LRN")
+def _lrn(draw: Draw, opset: int, op_type: str) -> Case:
+    dims = (1, draw(st.integers(2, 5)), draw(st.integers(1, 3)), 2)
+    size = draw(st.sampled_from([1, 3, 5]))  # onnxruntime runs odd windows only
+    return Case(op_type, [Signal(dims)], opset, {"size": size, "alpha": 0.3, "beta": 0.75, "bias": 1.0})
+
+
+@case("AveragePool", "MaxPool")
+def _pool(draw: Draw, opset: int, op_type: str) -> Case:
+    kernel = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    attrs: dict = {"kernel_shape": kernel, "strides": [draw(st.integers(1, 2)), draw(st.integers(1, 2))]}
+    attrs["pads"] = [draw(st.integers(0, k - 1)) for k in kernel] * 2
+    if op_type == "AveragePool":
+        attrs["count_include_pad"] = draw(st.sampled_from([0, 1]))
+    dims = (1, draw(st.integers(1, 2)), draw(st.integers(3, 5)), draw(st.integers(3, 5)))
+    return Case(op_type, [Signal(dims, gap=GAP)], opset, attrs)

@@ -19,7 +19,7 @@ from tests.inverse.properties import NoKernel, check
 from tests.inverse.rule_cases import CASES, opsets
 
 PAIRS = [(op_type, opset) for op_type in sorted(CASES) for opset in opsets(op_type)]
-CI = settings(max_examples=2, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+CI = settings(max_examples=1, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 LONG = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -29,6 +29,8 @@ _CONTROL_FLOW = (
 _RECURRENT = f"recurrent cells are not inverted (their state runs over a data-length sequence); {_EARLIER}"
 _LOSS = "it is a training loss that needs labels; pick the logits (the node before it) as the target instead"
 _INTEGER = f"it works on integer or string tensors, not on a float signal; {_EARLIER}"
+_NOT_YET = "onnxviz has no inverse rule for it yet"
+_REGIONS = f"{_NOT_YET}: it pools regions given by boxes (detection heads); {_EARLIER}"
 _CACHE = f"it updates a key/value cache of a decoder, which has no image signal to carry back; {_EARLIER}"
 
 REFUSED: dict[str, str] = {
@@ -74,6 +76,21 @@ REFUSED: dict[str, str] = {
     "DFT": f"its output is complex-valued (real and imaginary pairs), which onnxviz does not follow; {_EARLIER}",
     "STFT": f"its output is complex-valued (real and imaginary pairs), which onnxviz does not follow; {_EARLIER}",
     "Det": f"its gradient needs the matrix inverse, which ONNX has no operator for; {_EARLIER}",
+    "Attention": f"{_NOT_YET}: export attention as MatMul and Softmax (onnxviz inverts those); {_EARLIER}",
+    "RoiAlign": _REGIONS,
+    "MaxRoiPool": _REGIONS,
+    "DeformConv": f"{_NOT_YET}: its sampling offsets are computed from the image; {_EARLIER}",
+    "Col2Im": f"{_NOT_YET}: its adjoint gathers overlapping patches back; {_EARLIER}",
+    "MaxUnpool": f"its indices are a MaxPool's argmax, an integer tensor the inverse cannot read; {_EARLIER}",
+    "CumProd": f"{_NOT_YET}: its gradient needs the products on both sides of each element; {_EARLIER}",
+    "ReverseSequence": (
+        f"it reverses each batch entry by its own length, and the projections ride on the batch axis; {_EARLIER}"
+    ),
+    "RotaryEmbedding": f"{_NOT_YET}: it rotates a language model's queries and keys by position; {_EARLIER}",
+    "SwiGLU": (
+        "it is first defined at opset 28, beyond the opsets onnxruntime runs, so no model using it can be loaded; "
+        "export with Swish and Mul"
+    ),
 }
 
 
