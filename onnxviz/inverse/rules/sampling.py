@@ -143,10 +143,7 @@ def _grid_signal(ctx: InverseContext, node: onnx.NodeProto, g_flat: str, corners
 
 
 def affine_grid_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
-    size = ctx.constant(node.input[1])
-    if size is None:
-        return "its output size is computed from the image, not constant"
-    if size.size != 4:
+    if len(ctx.shape(node.output[0])) != 4:
         return "it builds a volume grid (5-D); onnxviz inverts 2-D affine grids only"
     return None
 
@@ -158,7 +155,7 @@ def _base_axis(size: int, align: bool) -> np.ndarray:
 
 
 def affine_grid_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
-    _, _, height, width = (int(v) for v in ctx.constant(node.input[1]))
+    _, height, width, _ = ctx.shape(node.output[0])  # the size input may be the image's Shape
     align = bool(int(ctx.attr(node, "align_corners", 0)))
     ys, xs = np.meshgrid(_base_axis(height, align), _base_axis(width, align), indexing="ij")
     base = np.stack([xs.reshape(-1), ys.reshape(-1), np.ones(height * width)], axis=1).astype(np.float32)
