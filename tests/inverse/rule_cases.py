@@ -601,3 +601,29 @@ def _pool(draw: Draw, opset: int, op_type: str) -> Case:
         attrs["count_include_pad"] = draw(st.sampled_from([0, 1]))
     dims = (1, draw(st.integers(1, 2)), draw(st.integers(3, 5)), draw(st.integers(3, 5)))
     return Case(op_type, [Signal(dims, gap=GAP)], opset, attrs)
+
+
+@case("Attention")
+def _attention(draw: Draw, opset: int, op_type: str) -> Case:
+    heads, size, queries = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    keys = queries if draw(st.booleans()) else draw(st.integers(1, 3))
+    attrs: dict = {}
+    if draw(st.booleans()):
+        attrs["scale"] = 0.7
+    if keys == queries and draw(st.booleans()):
+        attrs["is_causal"] = 1
+    if draw(st.booleans()):  # 3-D: (batch, sequence, heads·size)
+        attrs.update(q_num_heads=heads, kv_num_heads=heads)
+        shapes = [(1, queries, heads * size), (1, keys, heads * size), (1, keys, heads * size)]
+    else:
+        shapes = [(1, heads, queries, size), (1, heads, keys, size), (1, heads, keys, size)]
+    operands: list = [Signal(s) for s in shapes]
+    kind = draw(st.sampled_from(["none", "bool", "float"]))
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    if kind == "bool":
+        allowed = rng.random((queries, keys)) > 0.3
+        allowed[:, 0] = True  # every query attends to some key
+        operands.append(allowed)
+    elif kind == "float":
+        operands.append(rng.standard_normal((queries, keys)).astype(np.float32))
+    return Case(op_type, operands, opset, attrs)

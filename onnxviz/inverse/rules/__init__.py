@@ -3,6 +3,7 @@ family's ``RULES`` (a new family: one module and one line below) and one test.""
 
 from onnxviz.inverse.rules import (
     activation,
+    attention,
     conv,
     einsum,
     elementwise,
@@ -23,6 +24,7 @@ from onnxviz.inverse.rules.registry import AnyRule, OutputsRule, Rule, Signals, 
 
 ALL_RULES: list[AnyRule] = [
     *activation.RULES,
+    *attention.RULES,
     *conv.RULES,
     *einsum.RULES,
     *elementwise.RULES,

@@ -76,7 +76,6 @@ REFUSED: dict[str, str] = {
     "DFT": f"its output is complex-valued (real and imaginary pairs), which onnxviz does not follow; {_EARLIER}",
     "STFT": f"its output is complex-valued (real and imaginary pairs), which onnxviz does not follow; {_EARLIER}",
     "Det": f"its gradient needs the matrix inverse, which ONNX has no operator for; {_EARLIER}",
-    "Attention": f"{_NOT_YET}: export attention as MatMul and Softmax (onnxviz inverts those); {_EARLIER}",
     "RoiAlign": _REGIONS,
     "MaxRoiPool": _REGIONS,
     "DeformConv": f"{_NOT_YET}: its sampling offsets are computed from the image; {_EARLIER}",
