@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import make_fixtures as base  # noqa: E402 - the family fixtures' helpers, beside this script
+import make_fixtures as base
 
 SIZE = 32
 CLASSES = 10

@@ -14,7 +14,7 @@ import onnx
 import pytest
 
 import onnxviz
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, torch_saliency_gaps
 
 NAMES = ["op_grn", "op_unet", "op_embedding", "op_stn"]
 EXPORTS = [f"{name}_{exporter}.onnx" for name in NAMES for exporter in ("dynamo", "torchscript")]
@@ -52,11 +52,7 @@ def test_top_logit_saliency_equals_torch_autograd(fixture: str) -> None:
     ref = _reference(fixture)
     model = onnxviz.load(FIXTURES / fixture, device="cpu", preset="raw")
     projection = model.project(ref["x"].astype(np.float32), node="logits", channels=[int(ref["top"])], rule="saliency")
-    ours = projection.projections[0].astype(np.float64)
-    torch_gradient = ref["gradient"][0].astype(np.float64)
-    delta = float(np.max(np.abs(ours - torch_gradient)))
-    bound = max(2 * float(ref["gap"]), RELATIVE_FLOOR * float(np.max(np.abs(torch_gradient))))
-    cosine = float(np.sum(ours * torch_gradient) / (np.linalg.norm(ours) * np.linalg.norm(torch_gradient)))
+    delta, bound, cosine = torch_saliency_gaps(projection.projections[0], ref, RELATIVE_FLOOR)
     assert delta <= bound, f"max|Δ| {delta:.3e} > {bound:.3e}"
     assert cosine >= COSINE_MIN, f"cosine {cosine:.7f}"
 

@@ -238,7 +238,8 @@ def check(case: Case, seed: int, coordinates: int = 3) -> None:
         assert jtv.shape == (2, *x.shape[1:]), jtv.shape
         for k in range(2):
             left, right = float(np.sum(ju * seeds[k])), float(np.sum(u[0] * jtv[k]))
-            # Relative to both sides, with a floor for Jacobians that cancel to about 0 in float32 (a norm over two elements).
+            # Relative to both sides, with a floor for Jacobians that cancel to about 0 in float32
+            # (a norm over two elements).
             norms = np.sqrt([np.sum(ju**2) * np.sum(seeds[k] ** 2), np.sum(u**2) * np.sum(jtv[k] ** 2)])
             scale = float(norms.sum() + 1e-4 * np.sqrt(np.sum(u**2) * np.sum(seeds[k] ** 2)))
             assert abs(left - right) <= tolerance * scale, f"{form}: ⟨Ju, v⟩ = {left}, ⟨u, Jᵀv⟩ = {right}"

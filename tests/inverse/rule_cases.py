@@ -530,7 +530,9 @@ def _copies(draw: Draw, opset: int, op_type: str) -> Case:
     dims = (1, draw(st.integers(1, 3)), 1)
     if op_type == "Expand":
         return Case(op_type, [Signal(dims), np.asarray([1, dims[1], draw(st.integers(2, 3))], np.int64)], opset)
-    return Case(op_type, [Signal(dims), np.asarray([1, draw(st.integers(1, 3)), draw(st.integers(2, 3))], np.int64)], opset)
+    return Case(
+        op_type, [Signal(dims), np.asarray([1, draw(st.integers(1, 3)), draw(st.integers(2, 3))], np.int64)], opset
+    )
 
 
 @case("Gather", "GatherElements")
@@ -554,7 +556,16 @@ def _depth_space(draw: Draw, opset: int, op_type: str) -> Case:
 @case("Pad")
 def _pad(draw: Draw, opset: int, op_type: str) -> Case:
     dims = (1, 2, draw(st.integers(3, 5)), draw(st.integers(3, 5)))
-    widths = [0, 0, draw(st.integers(0, 2)), draw(st.integers(0, 2)), 0, 0, draw(st.integers(0, 2)), draw(st.integers(0, 2))]
+    widths = [
+        0,
+        0,
+        draw(st.integers(0, 2)),
+        draw(st.integers(0, 2)),
+        0,
+        0,
+        draw(st.integers(0, 2)),
+        draw(st.integers(0, 2)),
+    ]
     mode = draw(st.sampled_from(["constant", "reflect", "edge"]))
     if opset < 11:
         return Case(op_type, [Signal(dims)], opset, {"pads": widths, "mode": mode})
@@ -580,8 +591,15 @@ def _channel_norm(draw: Draw, opset: int, op_type: str) -> Case:
     if op_type == "GroupNormalization":
         groups = draw(st.sampled_from([1, 2]))
         per = channels if opset >= 21 else groups
-        return Case(op_type, [Signal(dims), normal(draw, (per,)) + 1.0, normal(draw, (per,))], opset, {"num_groups": groups})
-    stats = [normal(draw, (channels,)) + 1.0, normal(draw, (channels,)), normal(draw, (channels,)), normal(draw, (channels,)) ** 2 + 0.5]
+        return Case(
+            op_type, [Signal(dims), normal(draw, (per,)) + 1.0, normal(draw, (per,))], opset, {"num_groups": groups}
+        )
+    stats = [
+        normal(draw, (channels,)) + 1.0,
+        normal(draw, (channels,)),
+        normal(draw, (channels,)),
+        normal(draw, (channels,)) ** 2 + 0.5,
+    ]
     return Case(op_type, [Signal(dims), *stats], opset, {"epsilon": 1e-3})
 
 

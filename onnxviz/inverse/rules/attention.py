@@ -36,7 +36,10 @@ def attention_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
         return f"it groups {heads[0]} query heads over {heads[1]} key/value heads"
     if MASK in given and ctx.constant(node.input[MASK]) is None:
         return f"its mask '{node.input[MASK]}' is computed from the image, not constant"
-    if int(ctx.attr(node, "is_causal", 0)) and q_shape[-2 if len(q_shape) == 4 else 1] != k_shape[-2 if len(k_shape) == 4 else 1]:
+    if (
+        int(ctx.attr(node, "is_causal", 0))
+        and q_shape[-2 if len(q_shape) == 4 else 1] != k_shape[-2 if len(k_shape) == 4 else 1]
+    ):
         return "it is causal over a different number of queries and keys"
     return None
 
@@ -62,7 +65,9 @@ def _merge_heads(ctx: InverseContext, tensor: str, shape: tuple[int, ...]) -> st
     return ctx.op("Reshape", [merged, ctx.ints([-1, *shape[1:]])])
 
 
-def _probabilities(ctx: InverseContext, node: onnx.NodeProto, q: str, k: str, scale: str, sizes: tuple[int, int]) -> str:
+def _probabilities(
+    ctx: InverseContext, node: onnx.NodeProto, q: str, k: str, scale: str, sizes: tuple[int, int]
+) -> str:
     scores = ctx.op("Mul", [ctx.op("MatMul", [q, ctx.op("Transpose", [k], perm=[0, 1, 3, 2])]), scale])
     minus_infinity = ctx.const(np.array(-np.inf, np.float32), "minus_infinity")
     if len(node.input) > MASK and node.input[MASK]:
@@ -88,7 +93,7 @@ def attention_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals
     head_size = shapes[0][-1] if len(shapes[0]) == 4 else shapes[0][2] // q_heads
     scale_value = ctx.attr(node, "scale")
     scale = ctx.const(np.array(1.0 / math.sqrt(head_size) if scale_value is None else scale_value, np.float32), "scale")
-    sequence = (lambda s: s[2] if len(s) == 4 else s[1])  # noqa: E731
+    sequence = lambda s: s[2] if len(s) == 4 else s[1]  # noqa: E731
     p = _probabilities(ctx, node, q, k, scale, (sequence(shapes[0]), sequence(shapes[1])))
     out_shape = ctx.shape(node.output[0])
     g4 = _split_heads(ctx, g, out_shape, q_heads, -1)
@@ -99,12 +104,19 @@ def attention_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals
     q_bar = ctx.op("MatMul", [s_bar, k])
     k_bar = ctx.op("MatMul", [ctx.op("Transpose", [s_bar], perm=[0, 1, 3, 2]), q])
     result: list[str | None] = [None] * len(node.input)
-    for index, (tensor, bar, shape) in enumerate(zip((q_name, k_name, v_name), (q_bar, k_bar, v_bar), shapes, strict=True)):
+    for index, (tensor, bar, shape) in enumerate(
+        zip((q_name, k_name, v_name), (q_bar, k_bar, v_bar), shapes, strict=True)
+    ):
         if tensor in ctx.graph.signal:
             result[index] = _merge_heads(ctx, bar, shape)
     return result
 
 
 RULES: list[AnyRule] = [
-    Rule(("Attention",), attention_rule, check=attention_check, other_outputs="its key/value cache or score outputs are on the image path"),
+    Rule(
+        ("Attention",),
+        attention_rule,
+        check=attention_check,
+        other_outputs="its key/value cache or score outputs are on the image path",
+    ),
 ]

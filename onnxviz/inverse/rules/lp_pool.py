@@ -5,9 +5,8 @@ of its elements with ``∂y/∂x = sign(x)·|x|^(p−1) · y^(1−p)``:
 
     x̄ = sign(x)·|x|^(p−1) ⊙ Σ_{windows ∋ x} ȳ·y^(1−p)
 
-The window sum is AveragePool's (a transposed convolution with a kernel of ones per channel,
-``conv.transposed_conv``), without the divisor. A window whose output is 0 passes nothing back
-(its elements are all 0, where the derivative is 0 for p > 1 and torch's subgradient 0 for p = 1).
+The window sum is AveragePool's (``pool.window_sums_back``), without the divisor. A window whose
+output is 0 passes nothing back (its elements are all 0, where the derivative is 0 for p > 1 and torch's subgradient 0 for p = 1).
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from onnxviz.graph.geometry import Window, explicit_pads, window_attrs
 from onnxviz.inverse.context import InverseContext
-from onnxviz.inverse.rules.conv import transposed_conv
+from onnxviz.inverse.rules.pool import pool_window, window_sums_back
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
 
 
@@ -37,16 +35,9 @@ def _pulls(ctx: InverseContext, node: onnx.NodeProto, g: str, p: float) -> tuple
 
 
 def lp_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
-    x, y = node.input[0], node.output[0]
-    kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
-    strides, dilations = window_attrs(node, kernel)
-    in_size, out_size = ctx.shape(x)[2:], ctx.shape(y)[2:]
-    begins, ends = explicit_pads(node, in_size, kernel, strides, dilations)
+    window, in_size, out_size = pool_window(ctx, node)
     sent, taken = _pulls(ctx, node, g, float(ctx.attr(node, "p", 2)))
-    channels = ctx.shape(x)[1]
-    ones = ctx.const(np.ones((channels, 1, *kernel), np.float32), "window_ones")
-    window = Window(kernel, strides, dilations, begins, ends)
-    return [ctx.op("Mul", [transposed_conv(ctx, sent, ones, (out_size, in_size), window, channels), taken])]
+    return [ctx.op("Mul", [window_sums_back(ctx, sent, node.input[0], window, (out_size, in_size)), taken])]
 
 
 def global_lp_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:

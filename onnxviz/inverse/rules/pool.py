@@ -168,12 +168,33 @@ def argmax_switches(
     return switches
 
 
-def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
-    x, y = node.input[0], node.output[0]
+def pool_window(ctx: InverseContext, node: onnx.NodeProto) -> tuple[Window, tuple[int, ...], tuple[int, ...]]:
+    """A pooling node's window, with its input's and its output's spatial sizes."""
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
     strides, dilations = window_attrs(node, kernel)
-    in_size, out_size = ctx.shape(x)[2:], ctx.shape(y)[2:]
+    in_size, out_size = ctx.shape(node.input[0])[2:], ctx.shape(node.output[0])[2:]
     begins, ends = explicit_pads(node, in_size, kernel, strides, dilations)
+    return Window(kernel, strides, dilations, begins, ends), in_size, out_size
+
+
+def window_sums_back(ctx: InverseContext, g: str, x: str, window: Window, sizes: tuple) -> str:
+    """Each input position gets the sum of ``g`` over the windows that hold it: a transposed
+    convolution with a kernel of ones per channel. ``sizes``: the output's and input's spatial sizes."""
+    channels = ctx.shape(x)[1]
+    ones = ctx.const(np.ones((channels, 1, *window.kernel), np.float32), "window_ones")
+    return transposed_conv(ctx, g, ones, sizes, window, channels)
+
+
+def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x = node.input[0]
+    window, in_size, out_size = pool_window(ctx, node)
+    kernel, strides, dilations, begins, ends = (
+        window.kernel,
+        window.strides,
+        window.dilations,
+        window.begins,
+        window.ends,
+    )
     include_pad = int(ctx.attr(node, "count_include_pad", 0)) == 1
     divisor = np.ones((1, 1, *out_size), np.float32)
     for axis, (o, k, s, d, b, e, n) in enumerate(
@@ -184,11 +205,8 @@ def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Sign
             np.float32,
         )
         divisor = divisor * counts.reshape([1, 1] + [o if a == axis else 1 for a in range(len(out_size))])
-    channels = ctx.shape(x)[1]
-    ones = ctx.const(np.ones((channels, 1, *kernel), np.float32), "window_ones")
     scaled = ctx.op("Div", [g, ctx.const(divisor, "window_divisor")])
-    window = Window(kernel, strides, dilations, begins, ends)
-    return [transposed_conv(ctx, scaled, ones, (out_size, in_size), window, channels)]
+    return [window_sums_back(ctx, scaled, x, window, (out_size, in_size))]
 
 
 def _window_count(start: int, kernel: int, dilation: int, low: int, high: int) -> int:
