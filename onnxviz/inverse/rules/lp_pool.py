@@ -6,7 +6,8 @@ of its elements with ``∂y/∂x = sign(x)·|x|^(p−1) · y^(1−p)``:
     x̄ = sign(x)·|x|^(p−1) ⊙ Σ_{windows ∋ x} ȳ·y^(1−p)
 
 The window sum is AveragePool's (``pool.window_sums_back``), without the divisor. A window whose
-output is 0 passes nothing back (its elements are all 0, where the derivative is 0 for p > 1 and torch's subgradient 0 for p = 1).
+output is 0 passes nothing back (its elements are all 0, where the derivative is 0 for p > 1 and
+torch's subgradient 0 for p = 1).
 """
 
 from __future__ import annotations
