@@ -645,3 +645,21 @@ def _attention(draw: Draw, opset: int, op_type: str) -> Case:
     elif kind == "float":
         operands.append(rng.standard_normal((queries, keys)).astype(np.float32))
     return Case(op_type, operands, opset, attrs)
+
+
+@case("Col2Im")
+def _col2im(draw: Draw, opset: int, op_type: str) -> Case:
+    image = [draw(st.integers(2, 5)), draw(st.integers(2, 5))]
+    block = [draw(st.integers(1, 2)), draw(st.integers(1, 3))]
+    strides, dilations = [draw(st.integers(1, 2)), 1], [1, draw(st.integers(1, 2))]
+    pads = [draw(st.integers(0, 1)) for _ in range(4)]
+    if any(image[a] + pads[a] + pads[a + 2] < dilations[a] * (block[a] - 1) + 1 for a in (0, 1)):
+        block = [1, 1]  # the dilated block does not fit the padded image
+    grid = [
+        (size + pads[a] + pads[a + 2] - dilations[a] * (block[a] - 1) - 1) // strides[a] + 1
+        for a, size in enumerate(image)
+    ]
+    channels = draw(st.integers(1, 2))
+    dims = (1, channels * block[0] * block[1], grid[0] * grid[1])
+    attrs = {"strides": strides, "dilations": dilations, "pads": pads}
+    return Case(op_type, [Signal(dims), np.asarray(image, np.int64), np.asarray(block, np.int64)], opset, attrs)

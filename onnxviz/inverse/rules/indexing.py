@@ -15,6 +15,8 @@ there. This covers GatherND, Compress, CenterCropPad and Trilu.
 * TopK (values): the inverse recomputes the indices with TopK on the forward input, so ties go
   where the forward sent them, and adds the signal back there.
 * CumSum: the cumulative sum the other way (``reverse`` flipped, ``exclusive`` kept).
+* Col2Im (PyTorch's fold) adds each column element into one image position (or the padding):
+  its adjoint reads the signal back from there (PyTorch's unfold), positions computed at build time.
 """
 
 from __future__ import annotations
@@ -197,9 +199,44 @@ def cumsum_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     return [ctx.op("CumSum", [g, ctx.op("Squeeze", [axis])], **attrs), None]
 
 
+def _fold_targets(ctx: InverseContext, node: onnx.NodeProto) -> np.ndarray:
+    """The flat image position (−1: padding) each element of Col2Im's input lands on."""
+    image = [int(v) for v in ctx.constant(node.input[1])]
+    block = [int(v) for v in ctx.constant(node.input[2])]
+    n = len(image)
+    strides, dilations = ctx.attr(node, "strides", [1] * n), ctx.attr(node, "dilations", [1] * n)
+    begins = list(ctx.attr(node, "pads", [0] * 2 * n))[:n]
+    ends = list(ctx.attr(node, "pads", [0] * 2 * n))[n:]
+    grid = [
+        (size + b + e - d * (k - 1) - 1) // s + 1
+        for size, b, e, d, k, s in zip(image, begins, ends, dilations, block, strides, strict=True)
+    ]
+    batch, rows, _ = ctx.shape(node.input[0])
+    channels = rows // math.prod(block)
+    kernel = np.stack(np.unravel_index(np.arange(math.prod(block)), block), axis=1)  # (∏block, n)
+    where = np.stack(np.unravel_index(np.arange(math.prod(grid)), grid), axis=1)  # (L, n)
+    at = where[None, :, :] * np.asarray(strides) - np.asarray(begins) + kernel[:, None, :] * np.asarray(dilations)
+    inside = np.all((at >= 0) & (at < np.asarray(image)), axis=-1)
+    flat = np.ravel_multi_index(tuple(np.clip(at, 0, np.asarray(image) - 1).transpose(2, 0, 1)), image)
+    per_channel = np.where(inside, flat, -1)  # (∏block, L)
+    offsets = (np.arange(batch * channels) * math.prod(image))[:, None, None]
+    return np.where(per_channel[None] >= 0, per_channel[None] + offsets, -1).reshape(-1)
+
+
+def col2im_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    if any(ctx.constant(t) is None for t in node.input[1:3]):
+        return "its image or block shape is computed from the image, not constant"
+    return batch_first()(ctx, node)
+
+
+def col2im_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    return [gather_back(ctx, g, _fold_targets(ctx, node), node.input[0]), None, None]
+
+
 RULES: list[AnyRule] = [
     Rule(("GatherND", "Compress", "CenterCropPad", "Trilu"), moved_rule, check=batched_check),
     Rule(("ScatterElements", "Scatter", "ScatterND"), scatter_rule, check=scatter_check),
     Rule(("TopK",), top_k_rule, check=all_of(batch_first(), top_k_check)),
     Rule(("CumSum",), cumsum_rule, check=cumsum_check),
+    Rule(("Col2Im",), col2im_rule, check=col2im_check),
 ]
