@@ -111,3 +111,16 @@ def test_filters_writes_the_weights_and_their_grid(capsys, tmp_path, monkeypatch
     png = tmp_path / "conv1_filters.png"
     assert f"picture: {png.name}" in out
     np.testing.assert_array_equal(cv2.imread(str(png))[..., ::-1], grid.figure())
+
+
+def test_layers_names_why_a_layer_cannot_be_projected(capsys, unsupported_model) -> None:
+    code, out, _ = run_cli(capsys, "layers", unsupported_model, "--json")
+    reasons = {layer["alias"]: layer["unsupported"] for layer in json.loads(out)["layers"]}
+    assert code == 0 and reasons["conv1"] is None
+    assert (
+        "Bernoulli" in reasons["conv2"]
+        and "coin_flips" in reasons["conv2"]
+        and "its output is random" in reasons["conv2"]
+    )
+    code, out, _ = run_cli(capsys, "layers", unsupported_model)
+    assert code == 0 and "its output is random" in " ".join(out.split())
