@@ -112,6 +112,8 @@ def build_inverse(graph: ModelGraph, spec: InverseSpec) -> InverseGraph:
         in_grads = RULES[node.op_type].apply(ctx, node, out_grads)
         if node.op_type == "MaxPool":
             switches[node.name] = switches_name(node)
+        if node.op_type == "MaxUnpool" and node.input[1] in graph.producer:  # it reads a MaxPool's indices
+            switches[graph.producer[node.input[1]].name] = node.input[1]
         for tensor, g in zip(node.input, in_grads, strict=False):
             if g is not None and tensor in graph.signal:
                 grads.setdefault(tensor, []).append(g)

@@ -663,3 +663,18 @@ def _col2im(draw: Draw, opset: int, op_type: str) -> Case:
     dims = (1, channels * block[0] * block[1], grid[0] * grid[1])
     attrs = {"strides": strides, "dilations": dilations, "pads": pads}
     return Case(op_type, [Signal(dims), np.asarray(image, np.int64), np.asarray(block, np.int64)], opset, attrs)
+
+
+@case("MaxUnpool")
+def _max_unpool(draw: Draw, opset: int, op_type: str) -> Case:
+    """Constant indices: distinct positions of the unpooled map, as a MaxPool's switches are."""
+    channels, height, width = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kernel = [2, 2]
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    rows = np.arange(height)[:, None] * 2 + rng.integers(0, 2, (height, width))
+    cols = np.arange(width)[None, :] * 2 + rng.integers(0, 2, (height, width))
+    plane = rows * (2 * width) + cols
+    indices = (np.arange(channels)[:, None, None] * 4 * height * width + plane[None])[None].astype(np.int64)
+    return Case(
+        op_type, [Signal((1, channels, height, width)), indices], opset, {"kernel_shape": kernel, "strides": kernel}
+    )

@@ -13,6 +13,10 @@ MaxPool with ``storage_order=1`` (column-major switches) gets row-major switches
 the inverse graph from the forward input (``argmax_switches``); GlobalMaxPool, ReduceMax and
 ReduceMin route ȳ to the first extreme position of each reduced group, the same tie rule.
 
+MaxUnpool, which writes each value where its MaxPool's switch points, reads the signal back from
+there: its indices are a constant, or the forward's MaxPool indices (``Indices``, row-major), read
+as switches are.
+
 AveragePool → ȳ divided by each window's divisor, spread back over the window by a depthwise
 transposed convolution with a kernel of ones. GlobalAveragePool and ReduceMean spread evenly.
 """
@@ -168,6 +172,45 @@ def argmax_switches(
     return switches
 
 
+def max_unpool_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    indices = node.input[1]
+    if ctx.constant(indices) is not None:
+        return None
+    pool = ctx.graph.producer.get(indices)
+    if pool is None or pool.op_type != "MaxPool" or len(pool.output) < 2 or pool.output[1] != indices:
+        return f"its indices '{indices}' are neither constant nor a MaxPool's indices"
+    if int(ctx.attr(pool, "storage_order", 0)) != 0:
+        return f"its indices come from MaxPool '{pool.name}' with column-major storage_order"
+    return None
+
+
+def max_unpool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x, indices = node.input[0], node.input[1]
+    size = math.prod(ctx.sample_shape(node.output[0]))
+    constant = ctx.constant(indices)
+    if constant is not None:
+        positions = ctx.const(np.asarray(constant, np.int64).reshape(1, -1), "indices")
+    else:
+        ctx.shapes.setdefault(indices, ctx.shape(x))
+        positions = ctx.op("Reshape", [ctx.forward(indices, TensorProto.INT64), ctx.ints([1, -1], "flat")])
+    flat = ctx.op("Reshape", [g, ctx.ints([-1, size], "flat_signal")])
+    picked = ctx.op(
+        "Expand",
+        [
+            positions,
+            ctx.op(
+                "Concat",
+                [
+                    ctx.op("Slice", [ctx.op("Shape", [flat]), ctx.ints([0]), ctx.ints([1])]),
+                    ctx.ints([math.prod(ctx.sample_shape(x))]),
+                ],
+                axis=0,
+            ),
+        ],
+    )
+    return [ctx.reshape_to(ctx.op("GatherElements", [flat, picked], axis=1), x)] + [None] * (len(node.input) - 1)
+
+
 def pool_window(ctx: InverseContext, node: onnx.NodeProto) -> tuple[Window, tuple[int, ...], tuple[int, ...]]:
     """A pooling node's window, with its input's and its output's spatial sizes."""
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
@@ -290,6 +333,9 @@ def _spread(ctx: InverseContext, g: str, x: str, scale: float) -> str:
 
 RULES: list[AnyRule] = [
     Rule(("MaxPool",), max_pool_rule, check=batch_first()),
+    Rule(
+        ("MaxUnpool",), max_unpool_rule, check=lambda ctx, node: batch_first()(ctx, node) or max_unpool_check(ctx, node)
+    ),
     Rule(("AveragePool",), average_pool_rule, check=batch_first()),
     Rule(("GlobalAveragePool",), global_average_pool_rule, check=batch_first()),
     Rule(("ReduceMean", "ReduceSum"), reduce_rule, check=batch_first()),

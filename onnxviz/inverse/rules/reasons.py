@@ -79,7 +79,6 @@ REFUSED: dict[str, str] = {
     "RoiAlign": _REGIONS,
     "MaxRoiPool": _REGIONS,
     "DeformConv": f"{_NOT_YET}: its sampling offsets are computed from the image; {_EARLIER}",
-    "MaxUnpool": f"its indices are a MaxPool's argmax, an integer tensor the inverse cannot read; {_EARLIER}",
     "CumProd": f"{_NOT_YET}: its gradient needs the products on both sides of each element; {_EARLIER}",
     "ReverseSequence": (
         f"it reverses each batch entry by its own length, and the projections ride on the batch axis; {_EARLIER}"
