@@ -38,10 +38,12 @@ def main() -> int:
             print(f"{row.op_type:<28} {versions:<22} {status:<8} {row.detail}  [{test}]")
     counts = summary(table)
     untested = [r.op_type for r in table if r.status == "rule" and checked_by(r.op_type) == "-"]
+    elsewhere = [r.op_type for r in table if r.status == "rule" and "test_rule_properties" not in checked_by(r.op_type)]
     print(
         f"\n{len(table)} float operators: {counts['rule']} with a rule, {counts['zero']} zero-gradient, "
         f"{counts['refused']} refused with a reason, {counts['missing']} MISSING; "
-        f"{len(untested)} rules without a property case{': ' + ', '.join(untested) if untested else ''}."
+        f"{len(untested)} rules without a test; {len(elsewhere)} checked outside the property test "
+        f"({', '.join(elsewhere)})."
     )
     return 1 if counts["missing"] else 0
 
