@@ -31,7 +31,6 @@ OTHER_TESTS = {
     "DequantizeLinear": "tests/graph/test_loading.py",
     "Resize": "tests/inverse/test_resize.py",
     "Upsample": "tests/inverse/test_resize.py",
-    "Einsum": "tests/inverse/test_attention.py",
 }
 
 
@@ -679,3 +678,12 @@ def _max_unpool(draw: Draw, opset: int, op_type: str) -> Case:
     return Case(
         op_type, [Signal((1, channels, height, width)), indices], opset, {"kernel_shape": kernel, "strides": kernel}
     )
+
+
+@case("Einsum")
+def _einsum(draw: Draw, opset: int, op_type: str) -> Case:
+    rows, inner, cols = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    if draw(st.booleans()):  # both operands from the image (attention's scores)
+        return Case(op_type, [Signal((1, rows, inner)), Signal((1, inner, cols))], opset, {"equation": "bij,bjk->bik"})
+    weights = normal(draw, (cols, inner))
+    return Case(op_type, [Signal((1, rows, inner)), weights], opset, {"equation": "bij,kj->bki"})
