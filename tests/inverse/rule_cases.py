@@ -687,3 +687,21 @@ def _einsum(draw: Draw, opset: int, op_type: str) -> Case:
         return Case(op_type, [Signal((1, rows, inner)), Signal((1, inner, cols))], opset, {"equation": "bij,bjk->bik"})
     weights = normal(draw, (cols, inner))
     return Case(op_type, [Signal((1, rows, inner)), weights], opset, {"equation": "bij,kj->bki"})
+
+
+@case("DeformConv")
+def _deform_conv(draw: Draw, opset: int, op_type: str) -> Case:
+    """Offsets (and a mask) from the image, as a deformable network computes them."""
+    channels, out_channels = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = [draw(st.integers(1, 2)), draw(st.integers(1, 3))]
+    size = (draw(st.integers(kernel[0], 4)), draw(st.integers(kernel[1], 4)))  # at least one output
+    strides, pads = [draw(st.integers(1, 2)), 1], [draw(st.integers(0, 1)), 0, draw(st.integers(0, 1)), 0]
+    out = [(size[a] + pads[a] + pads[a + 2] - kernel[a]) // strides[a] + 1 for a in (0, 1)]
+    taps = kernel[0] * kernel[1]
+    # Offsets keep every sampling point away from pixel rows and columns (where bilinear switches).
+    offsets = Signal((1, 2 * taps, *out), -0.9, 0.9, kinks=(-1.0, 0.0, 1.0))
+    operands: list = [Signal((1, channels, *size)), normal(draw, (out_channels, channels, *kernel), 0.5), offsets]
+    if not draw(st.booleans()):  # deformable v2: a modulation mask from the image
+        operands += [normal(draw, (out_channels,)), Signal((1, taps, *out), 0.2, 1.0)]
+    attrs = {"kernel_shape": kernel, "strides": strides, "pads": pads}
+    return Case(op_type, operands, opset, attrs)

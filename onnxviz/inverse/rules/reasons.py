@@ -78,7 +78,6 @@ REFUSED: dict[str, str] = {
     "Det": f"its gradient needs the matrix inverse, which ONNX has no operator for; {_EARLIER}",
     "RoiAlign": _REGIONS,
     "MaxRoiPool": _REGIONS,
-    "DeformConv": f"{_NOT_YET}: its sampling offsets are computed from the image; {_EARLIER}",
     "CumProd": f"{_NOT_YET}: its gradient needs the products on both sides of each element; {_EARLIER}",
     "ReverseSequence": (
         f"it reverses each batch entry by its own length, and the projections ride on the batch axis; {_EARLIER}"
