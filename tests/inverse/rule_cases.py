@@ -705,3 +705,21 @@ def _deform_conv(draw: Draw, opset: int, op_type: str) -> Case:
         operands += [normal(draw, (out_channels,)), Signal((1, taps, *out), 0.2, 1.0)]
     attrs = {"kernel_shape": kernel, "strides": strides, "pads": pads}
     return Case(op_type, operands, opset, attrs)
+
+
+@case("RoiAlign")
+def _roi_align(draw: Draw, opset: int, op_type: str) -> Case:
+    size = (draw(st.integers(2, 5)), draw(st.integers(2, 5)))
+    rng = np.random.default_rng(draw(st.integers(0, 99)))
+    corner = rng.uniform(-1.5, 3.0, 2)
+    box = np.concatenate([corner, corner + rng.uniform(0.3, 4.0, 2)]).astype(np.float32)[None]  # x1, y1, x2, y2
+    attrs: dict = {
+        "output_height": draw(st.integers(1, 3)),
+        "output_width": draw(st.integers(1, 3)),
+        "sampling_ratio": draw(st.sampled_from([0, 1, 2])),
+        "spatial_scale": draw(st.sampled_from([1.0, 0.5])),
+    }
+    if opset >= 16:
+        attrs["coordinate_transformation_mode"] = draw(st.sampled_from(["half_pixel", "output_half_pixel"]))
+    operands = [Signal((1, draw(st.integers(1, 2)), *size)), box, np.zeros(1, np.int64)]
+    return Case(op_type, operands, opset, attrs)

@@ -76,7 +76,6 @@ REFUSED: dict[str, str] = {
     "DFT": f"its output is complex-valued (real and imaginary pairs), which onnxviz does not follow; {_EARLIER}",
     "STFT": f"its output is complex-valued (real and imaginary pairs), which onnxviz does not follow; {_EARLIER}",
     "Det": f"its gradient needs the matrix inverse, which ONNX has no operator for; {_EARLIER}",
-    "RoiAlign": _REGIONS,
     "MaxRoiPool": _REGIONS,
     "CumProd": f"{_NOT_YET}: its gradient needs the products on both sides of each element; {_EARLIER}",
     "ReverseSequence": (
