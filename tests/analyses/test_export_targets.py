@@ -1,0 +1,204 @@
+"""``export --target box`` and ``--target mask``: the explainer of a detector or a segmenter, fed a
+box or a mask per image, equals onnxviz's own ``cam --raw`` / ``attribute --raw`` with
+``--target box:X1,Y1,X2,Y2[:K]`` / ``mask:PNG:K`` for batches of 1 and 3 (another box, class or
+mask per image), in a fresh onnxruntime session and in OpenVINO; a box target given to a
+classifier or a segmenter, and a mask target given to a detector, are refused.
+
+The fixtures are those of ``test_detectors.py`` (ultralytics' YOLOv8n and YOLO11n, a YOLOv5-layout
+detector, torchvision's segmenters through the TorchScript exporter); onnxviz's own results are
+themselves checked there against torch autograd and pytorch-grad-cam.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import skimage.data
+
+import onnxviz
+from onnxviz.analyses.export.analysis import CAMS
+from onnxviz.errors import UsageError
+from tests.helpers import FIXTURES
+
+REFERENCES = FIXTURES.parent / "detectors"
+DETECTORS = ["yolov8n_tiny", "yolo11n_tiny", "yolov5_like"]
+SEGMENTERS = ["seg_deeplab_ts", "seg_lraspp_ts", "seg_fcn_ts"]
+METHODS = ["gradcam", "gradcam++", "hirescam", "saliency", "inputxgrad", "ig", "guided"]
+STEPS = 8
+TOLERANCE = 1e-4  # relative to the largest magnitude of onnxviz's own map
+
+
+@functools.cache
+def load(name: str) -> onnxviz.Model:
+    return onnxviz.load(FIXTURES / f"{name}.onnx", device="cpu")
+
+
+@functools.cache
+def reference(name: str) -> dict[str, np.ndarray]:
+    base = name.rsplit("_", 1)[0] if name.startswith("seg_") else name
+    return dict(np.load(REFERENCES / f"{base}.npz"))
+
+
+def layer_of(name: str) -> str:
+    found = reference(name)
+    return str(found[f"layer_{name.rsplit('_', 1)[1]}"] if name.startswith("seg_") else found["layer"])
+
+
+@functools.cache
+def images(name: str) -> np.ndarray:
+    """The fixture's own test image, then two photos (astronaut, coffee), prepared by the model."""
+    model = load(name)
+    photos = [model.prepare(photo)[0] for photo in (skimage.data.astronaut(), skimage.data.coffee())]
+    return np.concatenate([reference(name)["x"], *photos])
+
+
+def own(model: onnxviz.Model, name: str, x: np.ndarray, method: str, target: str) -> np.ndarray:
+    """onnxviz's own map of one image (batch axis of 1) at ``target``."""
+    if method in CAMS:
+        return model.cam(x, method=method, layer=[layer_of(name)], target=target).raw()
+    return model.attribute(x, method=method, target=target, steps=STEPS).raw()
+
+
+def run(path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
+
+
+def assert_equal_to_own(found: dict[str, np.ndarray], expected: list[np.ndarray], scores: list[float]) -> None:
+    expected_maps = np.concatenate(expected)
+    scale = np.abs(expected_maps).max()
+    assert scale > 0, "onnxviz's own map is zero: the comparison would say nothing"
+    assert found["attribution"].shape == expected_maps.shape
+    assert np.abs(found["attribution"] - expected_maps).max() <= TOLERANCE * scale
+    np.testing.assert_allclose(found["target_score"], scores, rtol=1e-5, atol=1e-6)
+
+
+def boxes_of(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Three boxes and classes, one per image of ``images``: the reference's matched box with its
+    class; the strongest detection's box moved by a few pixels, its best class (−1); a box drawn
+    by hand with class 1."""
+    model, found = load(name), reference(name)
+    strongest = model.attribute(images(name)[1:2], method="saliency", target="detection:0").targets[0].box
+    boxes = np.array([found["box"], np.asarray(strongest) + [3, -2, 2, 4], [20, 30, 90, 110]], np.float32)
+    return boxes, np.array([int(found["class"]), -1, 1], np.int64)
+
+
+def box_spelling(box: np.ndarray, klass: int) -> str:
+    spelled = "box:" + ",".join(repr(float(v)) for v in box)  # float32 values written exactly
+    return spelled if klass < 0 else f"{spelled}:{klass}"
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("method", METHODS)
+def test_a_box_explainer_equals_onnxvizs_box_target_for_batches_of_1_and_3(tmp_path, name, method) -> None:
+    model = load(name)
+    layer = layer_of(name) if method in CAMS else None
+    explainer = model.export(out=tmp_path / "e.onnx", method=method, layer=layer, target="box", steps=STEPS)
+    assert explainer.inputs == [model.graph.input_name, "box", "box_class"]
+    x, (boxes, classes) = images(name), boxes_of(name)
+    expected = [own(model, name, x[n : n + 1], method, box_spelling(boxes[n], classes[n])) for n in range(3)]
+    scores = [
+        model.attribute(x[n : n + 1], method="saliency", target=box_spelling(boxes[n], classes[n])).targets[0].score
+        for n in range(3)
+    ]
+    for count in (1, 3):
+        feeds = {model.graph.input_name: x[:count], "box": boxes[:count], "box_class": classes[:count]}
+        assert_equal_to_own(run(explainer.path, feeds), expected[:count], scores[:count])
+
+
+def mask_png(tmp_path, mask: np.ndarray, n: int) -> str:
+    path = tmp_path / f"mask{n}.png"
+    cv2.imwrite(str(path), (mask * 255).astype(np.uint8))
+    return str(path)
+
+
+def masks_of(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Three masks and classes: the reference's predicted mask and class; the pixels the second
+    image's output gives its most frequent class; a rectangle drawn by hand with class 0."""
+    found = reference(name)
+    value = ort.InferenceSession(str(FIXTURES / f"{name}.onnx")).run(None, {"input": images(name)[1:2]})[0]
+    predicted = value[0].argmax(axis=0)
+    common = int(np.bincount(predicted.ravel()).argmax())
+    drawn = np.zeros_like(found["mask"], np.float32)
+    drawn[12:44, 8:56] = 1
+    masks = np.stack([found["mask"], predicted == common, drawn]).astype(np.float32)
+    return masks, np.array([int(found["class"]), common, 0], np.int64)
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+@pytest.mark.parametrize("method", METHODS)
+def test_a_mask_explainer_equals_onnxvizs_mask_target_for_batches_of_1_and_3(tmp_path, name, method) -> None:
+    model = load(name)
+    layer = layer_of(name) if method in CAMS else None
+    explainer = model.export(out=tmp_path / "e.onnx", method=method, layer=layer, target="mask", steps=STEPS)
+    assert explainer.inputs == ["input", "mask", "mask_class"]
+    x, (masks, classes) = images(name), masks_of(name)
+    spellings = [f"mask:{mask_png(tmp_path, masks[n], n)}:{classes[n]}" for n in range(3)]
+    expected = [own(model, name, x[n : n + 1], method, spellings[n]) for n in range(3)]
+    scores = [model.attribute(x[n : n + 1], method="saliency", target=spellings[n]).targets[0].score for n in range(3)]
+    for count in (1, 3):
+        feeds = {"input": x[:count], "mask": masks[:count], "mask_class": classes[:count]}
+        assert_equal_to_own(run(explainer.path, feeds), expected[:count], scores[:count])
+
+
+@pytest.mark.parametrize(("name", "target"), [("yolov5_like", "box"), ("seg_deeplab_ts", "mask")])
+def test_box_and_mask_explainers_are_standard_models(tmp_path, name, target) -> None:
+    path = load(name).export(out=tmp_path / "e.onnx", method="ig", target=target, steps=STEPS).path
+    explainer = onnx.load(str(path))
+    onnx.checker.check_model(explainer, full_check=True)
+    assert {node.domain for node in explainer.graph.node} <= {""}
+    batch = explainer.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    for value in (*explainer.graph.input, *explainer.graph.output):
+        assert value.type.tensor_type.shape.dim[0].dim_param == batch, value.name
+
+
+OPENVINO_CASES = [
+    ("yolov5_like", "box", "gradcam"),
+    ("seg_lraspp_ts", "mask", "gradcam"),
+    ("seg_lraspp_ts", "mask", "ig"),
+    ("seg_deeplab_ts", "mask", "guided"),
+    # OpenVINO 2026.4 computes the inverse of the detectors' stride-2 Conv (a ConvTranspose on the
+    # Conv's own weights) differently from onnxruntime in the fused graph, whatever the target
+    # (top1 too), though the same node alone agrees: known, kept here so that a fix shows.
+    pytest.param("yolov5_like", "box", "saliency", marks=pytest.mark.xfail(strict=True, reason="OpenVINO")),
+]
+
+
+@pytest.mark.parametrize(("name", "target", "method"), OPENVINO_CASES)
+def test_openvino_runs_box_and_mask_explainers_with_onnxruntimes_result(tmp_path, name, target, method) -> None:
+    ov = pytest.importorskip("openvino", reason="OpenVINO is in the test extra: pip install '.[test]'")
+    model = load(name)
+    layer = layer_of(name) if method in CAMS else None
+    path = model.export(out=tmp_path / "e.onnx", method=method, layer=layer, target=target, steps=STEPS).path
+    x = images(name)
+    if target == "box":
+        boxes, classes = boxes_of(name)
+        feeds = {model.graph.input_name: x, "box": boxes, "box_class": classes}
+    else:
+        masks, classes = masks_of(name)
+        feeds = {model.graph.input_name: x, "mask": masks, "mask_class": classes}
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    found = compiled(feeds)
+    for output, value in run(path, feeds).items():
+        assert np.abs(found[compiled.output(output)] - value).max() <= 1e-3 * np.abs(value).max(), output
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "says"),
+    [
+        ("cam_vgg", "box", "a classifier's"),
+        ("seg_deeplab_ts", "box", "a segmenter's"),
+        ("yolov8n_tiny", "mask", "a detector's"),
+        ("cam_resnet", "mask", "a classifier's"),
+    ],
+)
+def test_a_target_the_models_output_does_not_have_is_refused(tmp_path, name, target, says) -> None:
+    with pytest.raises(UsageError, match=says) as refused:
+        load(name).export(out=tmp_path / "e.onnx", method="saliency", target=target)
+    assert "--target" in refused.value.hint
+    assert not (tmp_path / "e.onnx").exists()
