@@ -84,7 +84,7 @@ def boxes_of(name: str) -> tuple[np.ndarray, np.ndarray]:
     by hand with class 1."""
     model, found = load(name), reference(name)
     strongest = model.attribute(images(name)[1:2], method="saliency", target="detection:0").targets[0].box
-    boxes = np.array([found["box"], np.asarray(strongest) + [3, -2, 2, 4], [20, 30, 90, 110]], np.float32)
+    boxes = np.array([found["box"], np.add(strongest, (3, -2, 2, 4)), [20, 30, 90, 110]], np.float32)
     return boxes, np.array([int(found["class"]), -1, 1], np.int64)
 
 
