@@ -85,6 +85,10 @@ def _hot(head: Head, where: str, length: int, axis: int, rank: int) -> str:
     return head.op("Cast", [head.op("Equal", [positions, _column(head, where, rank)])], to=TensorProto.FLOAT)
 
 
+def _int(head: Head, value: int) -> str:
+    return head.const(np.asarray(value, np.int64), "offset")
+
+
 def _part(head: Head, x: str, start: int, end: int, axis: int) -> str:
     return head.op("Slice", [x, head.ints([start], "starts"), head.ints([end], "ends"), head.ints([axis], "axes")])
 
@@ -111,14 +115,16 @@ class BoxTarget(ExplainerTarget):
             return _part(head, rows, 4, self.width, 2)
         return head.op("Mul", [_part(head, rows, 4, 5, 2), _part(head, rows, 5, self.width, 2)])
 
+    @staticmethod
+    def _corners(head: Head, rows: str) -> tuple[str, str]:
+        """(x1, y1) and (x2, y2) of every prediction, (N, P, 2) each, from its cx, cy, w, h."""
+        centre, size = _part(head, rows, 0, 2, 2), _part(head, rows, 2, 4, 2)
+        half = head.op("Mul", [size, head.scalar(0.5, "half")])
+        return head.op("Sub", [centre, half]), head.op("Add", [centre, half])
+
     def _overlaps(self, head: Head, rows: str) -> str:
-        """(N, P) the IoU of each image's box with each of its predictions (0 where the union is empty)."""
-        cx, cy, w, h = (_part(head, rows, i, i + 1, 2) for i in range(4))  # (N, P, 1)
-        half = head.scalar(0.5, "half")
-        low = head.op("Concat", [head.op("Sub", [c, head.op("Mul", [s, half])]) for c, s in ((cx, w), (cy, h))], axis=2)
-        high = head.op(
-            "Concat", [head.op("Add", [c, head.op("Mul", [s, half])]) for c, s in ((cx, w), (cy, h))], axis=2
-        )
+        """(N, P, 1) the IoU of each image's box with each of its predictions (0 where the union is empty)."""
+        low, high = self._corners(head, rows)
         box = head.op("Unsqueeze", [BOX_INPUT, head.ints([1], "axes")])  # (N, 1, 4)
         box_low, box_high = _part(head, box, 0, 2, 2), _part(head, box, 2, 4, 2)
         sides = head.op("Sub", [head.op("Min", [high, box_high]), head.op("Max", [low, box_low])])
@@ -148,22 +154,20 @@ class BoxTarget(ExplainerTarget):
         scores = head.op("GatherElements", [self._class_scores(head, rows), chosen], axis=1)  # (N, 1, nc)
         best = head.op("ArgMax", [scores], axis=2, keepdims=0)
         best = head.op("Reshape", [best, head.ints([-1])])
-        given = head.op("Less", [BOX_CLASS_INPUT, head.const(np.asarray(0, np.int64), "zero")])
-        return [prediction, head.op("Where", [given, best, BOX_CLASS_INPUT])]
+        unset = head.op("Less", [BOX_CLASS_INPUT, _int(head, 0)])
+        return [prediction, head.op("Where", [unset, best, BOX_CLASS_INPUT])]
 
     def seed(self, head: Head, logits: str, fixed: list[str]) -> tuple[str, str]:
         prediction, klass = fixed
         if self.ultralytics:  # (N, 4 + nc, P): one where row 4 + K meets column p
-            row = _hot(head, head.op("Add", [klass, head.const(np.asarray(4, np.int64), "four")]), self.width, 1, 3)
+            row = _hot(head, head.op("Add", [klass, _int(head, 4)]), self.width, 1, 3)
             seed = head.op("Mul", [row, _hot(head, prediction, self.predictions, 2, 3)])
             return seed, head.reduce("ReduceSum", head.op("Mul", [logits, seed]), [1, 2], keepdims=0)
         # (N, P, 5 + nc): the score objectness × class score; its gradient on row p is the class
         # score at the objectness column and the objectness at the class's column
         on_row = _hot(head, prediction, self.predictions, 1, 3)
         values = head.reduce("ReduceSum", head.op("Mul", [logits, on_row]), [1], keepdims=1)  # (N, 1, 5 + nc)
-        klass_column = _hot(
-            head, head.op("Add", [klass, head.const(np.asarray(5, np.int64), "five")]), self.width, 2, 3
-        )
+        klass_column = _hot(head, head.op("Add", [klass, _int(head, 5)]), self.width, 2, 3)
         objectness = _part(head, values, 4, 5, 2)
         class_score = head.reduce("ReduceSum", head.op("Mul", [values, klass_column]), [2], keepdims=1)
         objectness_column = head.const(np.eye(1, self.width, 4, dtype=np.float32).reshape(1, 1, -1), "objectness")
