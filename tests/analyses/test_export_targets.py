@@ -93,24 +93,6 @@ def box_spelling(box: np.ndarray, klass: int) -> str:
     return spelled if klass < 0 else f"{spelled}:{klass}"
 
 
-@pytest.mark.parametrize("name", DETECTORS)
-@pytest.mark.parametrize("method", METHODS)
-def test_a_box_explainer_equals_onnxvizs_box_target_for_batches_of_1_and_3(tmp_path, name, method) -> None:
-    model = load(name)
-    layer = layer_of(name) if method in CAMS else None
-    explainer = model.export(out=tmp_path / "e.onnx", method=method, layer=layer, target="box", steps=STEPS)
-    assert explainer.inputs == [model.graph.input_name, "box", "box_class"]
-    x, (boxes, classes) = images(name), boxes_of(name)
-    expected = [own(model, name, x[n : n + 1], method, box_spelling(boxes[n], classes[n])) for n in range(3)]
-    scores = [
-        model.attribute(x[n : n + 1], method="saliency", target=box_spelling(boxes[n], classes[n])).targets[0].score
-        for n in range(3)
-    ]
-    for count in (1, 3):
-        feeds = {model.graph.input_name: x[:count], "box": boxes[:count], "box_class": classes[:count]}
-        assert_equal_to_own(run(explainer.path, feeds), expected[:count], scores[:count])
-
-
 def mask_png(tmp_path, mask: np.ndarray, n: int) -> str:
     path = tmp_path / f"mask{n}.png"
     cv2.imwrite(str(path), (mask * 255).astype(np.uint8))
@@ -130,19 +112,39 @@ def masks_of(name: str) -> tuple[np.ndarray, np.ndarray]:
     return masks, np.array([int(found["class"]), common, 0], np.int64)
 
 
-@pytest.mark.parametrize("name", SEGMENTERS)
-@pytest.mark.parametrize("method", METHODS)
-def test_a_mask_explainer_equals_onnxvizs_mask_target_for_batches_of_1_and_3(tmp_path, name, method) -> None:
-    model = load(name)
+def target_inputs(name: str, target: str, tmp_path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The explainer's target inputs for the three images of ``images``, and onnxviz's own
+    spelling of each image's target (a mask as a PNG in ``tmp_path``)."""
+    if target == "box":
+        boxes, classes = boxes_of(name)
+        return {"box": boxes, "box_class": classes}, [box_spelling(b, k) for b, k in zip(boxes, classes, strict=True)]
+    masks, classes = masks_of(name)
+    spellings = [f"mask:{mask_png(tmp_path, masks[n], n)}:{classes[n]}" for n in range(len(masks))]
+    return {"mask": masks, "mask_class": classes}, spellings
+
+
+def exported(name: str, method: str, target: str, tmp_path):
+    """The explainer of ``method`` (a cam at the reference's layer) with ``target``, written in ``tmp_path``."""
     layer = layer_of(name) if method in CAMS else None
-    explainer = model.export(out=tmp_path / "e.onnx", method=method, layer=layer, target="mask", steps=STEPS)
-    assert explainer.inputs == ["input", "mask", "mask_class"]
-    x, (masks, classes) = images(name), masks_of(name)
-    spellings = [f"mask:{mask_png(tmp_path, masks[n], n)}:{classes[n]}" for n in range(3)]
+    return load(name).export(out=tmp_path / "e.onnx", method=method, layer=layer, target=target, steps=STEPS)
+
+
+CASES = [(name, "box") for name in DETECTORS] + [(name, "mask") for name in SEGMENTERS]
+
+
+@pytest.mark.parametrize(("name", "target"), CASES)
+@pytest.mark.parametrize("method", METHODS)
+def test_the_explainer_equals_onnxvizs_own_box_or_mask_target_for_batches_of_1_and_3(
+    tmp_path, name, target, method
+) -> None:
+    model, x = load(name), images(name)
+    explainer = exported(name, method, target, tmp_path)
+    inputs, spellings = target_inputs(name, target, tmp_path)
+    assert explainer.inputs == [model.graph.input_name, *inputs]
     expected = [own(model, name, x[n : n + 1], method, spellings[n]) for n in range(3)]
     scores = [model.attribute(x[n : n + 1], method="saliency", target=spellings[n]).targets[0].score for n in range(3)]
     for count in (1, 3):
-        feeds = {"input": x[:count], "mask": masks[:count], "mask_class": classes[:count]}
+        feeds = {model.graph.input_name: x[:count], **{key: value[:count] for key, value in inputs.items()}}
         assert_equal_to_own(run(explainer.path, feeds), expected[:count], scores[:count])
 
 
@@ -172,16 +174,9 @@ OPENVINO_CASES = [
 @pytest.mark.parametrize(("name", "target", "method"), OPENVINO_CASES)
 def test_openvino_runs_box_and_mask_explainers_with_onnxruntimes_result(tmp_path, name, target, method) -> None:
     ov = pytest.importorskip("openvino", reason="OpenVINO is in the test extra: pip install '.[test]'")
-    model = load(name)
-    layer = layer_of(name) if method in CAMS else None
-    path = model.export(out=tmp_path / "e.onnx", method=method, layer=layer, target=target, steps=STEPS).path
-    x = images(name)
-    if target == "box":
-        boxes, classes = boxes_of(name)
-        feeds = {model.graph.input_name: x, "box": boxes, "box_class": classes}
-    else:
-        masks, classes = masks_of(name)
-        feeds = {model.graph.input_name: x, "mask": masks, "mask_class": classes}
+    path = exported(name, method, target, tmp_path).path
+    inputs, _ = target_inputs(name, target, tmp_path)
+    feeds = {load(name).graph.input_name: images(name), **inputs}
     compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     found = compiled(feeds)
     for output, value in run(path, feeds).items():
