@@ -34,6 +34,7 @@ from onnxviz.analyses.export.targets import (
     TARGET_INPUT,
     explainer_target,
 )
+from onnxviz.analyses.export.weights import unshared_transposed_weights
 from onnxviz.errors import ExportError
 from onnxviz.graph.attributes import default_opset
 from onnxviz.graph.model import ModelGraph
@@ -208,6 +209,8 @@ class _Fusion:
 
     def _assembled(self) -> onnx.ModelProto:
         forward, head = self.forward.graph, self.head
+        weights = {i.name for i in forward.initializer}
+        unshared_transposed_weights(list(forward.node), self.inverse_nodes, weights, head)
         nodes = [_renamed(n, self.renamed, outputs=True) for n in forward.node] + head.nodes + self.inverse_nodes
         initializers = list(forward.initializer)
         known = {i.name for i in initializers} | {o for n in forward.node for o in n.output}
