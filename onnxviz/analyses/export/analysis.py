@@ -1,6 +1,7 @@
 """``export``: an explanation as one portable ONNX model, checked against onnxviz's own result.
 
-The explainer (``builder``) takes the model's inputs (and ``target`` with ``--target input``) and
+The explainer (``builder``) takes the model's inputs (and ``target`` with ``--target input``, a
+box or a mask per image with ``--target box`` / ``mask``: ``targets``) and
 gives the model's outputs, ``target_score`` and ``attribution``: what ``cam --raw`` or ``attribute
 --raw`` writes for the same images. ``--check IMAGE`` runs the written file in a fresh onnxruntime
 session, with nothing of onnxviz's cached, beside onnxviz's own result for that image.
