@@ -38,8 +38,10 @@ from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.cam import analysis as cam
 from onnxviz.analyses.compare import analysis as compare
 from onnxviz.analyses.explain import analysis as explain
+from onnxviz.analyses.faithfulness import analysis as faithfulness
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
+from onnxviz.analyses.sanity import analysis as sanity
 from onnxviz.core.options import Options
 from onnxviz.errors import OptionError
 
@@ -103,6 +105,10 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
         Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES, progress=True),
         Analysis("explain", explain.ExplainOptions, explain.explain, Subject.IMAGE),
+        Analysis("sanity", sanity.SanityOptions, sanity.sanity, Subject.IMAGES, progress=True),
+        Analysis(
+            "faithfulness", faithfulness.FaithfulnessOptions, faithfulness.faithfulness, Subject.IMAGES, progress=True
+        ),
     )
 }
 
