@@ -125,21 +125,3 @@ def test_the_command_prints_the_contract_json(capsys, tmp_path):
     assert len(summary["methods"]["gradcam"]["curve"][0]) == 5
     assert len(summary["methods"]["random"]["auc"]) == 1
     assert out.stat().st_size > 0
-
-
-@pytest.mark.parametrize(
-    "args, said",
-    [
-        (["--method", "nonsense"], "--method"),
-        (["--method", "random", "--metric", "erasure"], "--metric"),
-        (["--method", "random", "--steps", "0"], "--steps"),
-        (["--method", "random", "--steps", "-3"], "--steps"),
-        (["--method", "random", "--baseline", "grey"], "--baseline"),
-    ],
-)
-def test_bad_options_exit_2_naming_the_flag(capsys, tmp_path, args, said):
-    image = tmp_path / "x.npy"
-    np.save(image, INPUTS[0])
-    code, _, err = run_cli(capsys, "faithfulness", MODEL, image, *args)
-    assert code == 2
-    assert said in err

@@ -82,21 +82,6 @@ def test_the_command_writes_json_and_the_figure_and_leaves_the_model_file_alone(
     assert out.stat().st_size > 0
 
 
-@pytest.mark.parametrize(
-    "args, said",
-    [
-        (["--method", "nonsense"], "--method"),
-        (["--method", "saliency", "--steps", "0"], "--steps"),
-    ],
-)
-def test_bad_options_exit_2_naming_the_flag(capsys, tmp_path, args, said):
-    image = tmp_path / "x.npy"
-    np.save(image, INPUTS[0])
-    code, _, err = run_cli(capsys, "sanity", MODEL, image, *args)
-    assert code == 2
-    assert said in err
-
-
 def test_a_model_with_no_parameterised_node_exits_2(capsys, tmp_path):
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="relu"),

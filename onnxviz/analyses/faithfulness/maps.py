@@ -10,6 +10,7 @@ the channels, of its absolute values (``magnitude``) and as it is (``signed``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,12 @@ TARGET_HELP = "What to explain: class K, NAME[0,i,...] (an element of a tensor),
 CAM_BATCH = 8  # cam's own default: images per run, copies per run for scorecam and ablationcam
 
 
+def attribute_field(name: str) -> Any:
+    """``attribute``'s own declaration of option ``name``: its default, help and bounds, not copied."""
+    declared = AttributeOptions.__dataclass_fields__[name]
+    return field(default=declared.default, metadata=declared.metadata)
+
+
 @dataclass(frozen=True)
 class MethodOptions(Options):
     """The options of the judged methods, as ``cam`` and ``attribute`` take them."""
@@ -37,17 +44,13 @@ class MethodOptions(Options):
     layer: list[str] | None = field(
         default=None, metadata=option("cam methods, guided-gradcam: the layer(s) (default: cam's default layer).")
     )
-    samples: int = field(default=50, metadata=option("smoothgrad, smoothgrad-sq, vargrad: noisy copies.", min=1))
-    noise: float = field(
-        default=0.15, metadata=option("smoothgrad, smoothgrad-sq, vargrad: σ as a share of the image's range.", min=0)
-    )
-    masks: int = field(default=4000, metadata=option("rise: random masks.", min=1))
-    cells: int = field(default=7, metadata=option("rise: grid cells per side.", min=1))
-    keep: float = field(default=0.5, metadata=option("rise: chance that a cell is kept.", min=0, max=1))
+    samples: int = attribute_field("samples")
+    noise: float = attribute_field("noise")
+    masks: int = attribute_field("masks")
+    cells: int = attribute_field("cells")
+    keep: float = attribute_field("keep")
     seed: int = field(default=0, metadata=option("Seed of every draw (the noise tunnel, rise, the randomisation)."))
-    batch_size: int | None = field(
-        default=None, metadata=option("Inputs per run (default: as many as a quarter of free memory holds).", min=1)
-    )
+    batch_size: int | None = attribute_field("batch_size")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from onnxviz.analyses._common import prepared_images
-from onnxviz.analyses.faithfulness.maps import METHODS, MethodOptions, Settings, method_maps
+from onnxviz.analyses.faithfulness.maps import METHODS, MethodOptions, Settings, attribute_field, method_maps
 from onnxviz.analyses.sanity.randomise import Parameterised, drawn_tensors, parameterised_nodes, randomised_graph
 from onnxviz.analyses.sanity.similarity import normalised, spearman, ssim
 from onnxviz.core.loaded import LoadedModel
@@ -47,10 +47,8 @@ class SanityOptions(MethodOptions):
     method: list[str] = field(
         metadata=option("Method(s) to check: any cam or attribute method; gradcam,guided or repeated.", choices=METHODS)
     )
-    steps: int = field(default=50, metadata=option("ig: Gauss–Legendre steps from the baseline to the image.", min=1))
-    baseline: str | float = field(
-        default="zero", metadata=option("ig: zero, a number, or a .npy shaped like the input (preprocessed space).")
-    )
+    steps: int = attribute_field("steps")
+    baseline: str | float = attribute_field("baseline")
 
 
 @dataclass
