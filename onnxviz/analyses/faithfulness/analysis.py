@@ -91,8 +91,10 @@ class Faithfulness(Result):
 def faithfulness(
     model: LoadedModel, images: Sequence[Image], options: FaithfulnessOptions, progress: Progress | None = None
 ) -> Faithfulness:
-    """The deletion or insertion curve of every method on every image; ``progress`` counts the
-    scored inputs as their batches finish."""
+    """Deletion or insertion curves (Petsiuk et al. 2018): the score as the pixels each method ranks
+    first are removed, or restored into a blurred copy; their areas, against a random ranking.
+
+    ``progress`` counts the scored inputs as their batches finish."""
     prepared = prepared_images(model, images)
     x, shape = prepared.inputs, prepared.shape
     target = parse_target(options.target)

@@ -126,8 +126,10 @@ def _grey(plane: np.ndarray) -> np.ndarray:
 def sanity(
     model: LoadedModel, images: Sequence[Image], options: SanityOptions, progress: Progress | None = None
 ) -> Sanity:
-    """Every method's maps of ``images`` on the cascade of randomised models, compared with the
-    original's; ``progress`` counts the steps."""
+    """Sanity checks (Adebayo et al. 2018): each method's maps as the weights are re-drawn layer by
+    layer from the output down, against the original maps (Spearman's rho, SSIM).
+
+    ``progress`` counts the steps."""
     prepared = prepared_images(model, images)
     x = prepared.inputs
     layers = parameterised_nodes(model.graph)
