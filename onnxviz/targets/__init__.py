@@ -8,7 +8,9 @@ e.g. the image's own top-1 class), the score of a batch of forward values
 resolved target reports itself in JSON as ``{"kind", "class", "index", "box", "score"}``.
 
 A kind is one class: ``ClassTarget`` (``targets.classes``), ``ElementTarget`` and
-``ChannelTarget`` (``targets.tensors``); ``targets.spelling.parse_target`` reads the spellings
+``ChannelTarget`` (``targets.tensors``), ``FixedTarget`` (``targets.fixed``: another run's resolved
+target, as the sanity checks explain the original model's choice on randomised models);
+``targets.spelling.parse_target`` reads the spellings
 users type. A new kind (a detection box, a segmentation mask) is one more class and, if it has a
 spelling, one entry in ``targets.spelling.SPELLED_KINDS``.
 """
