@@ -23,7 +23,7 @@ import numpy as np
 from onnxviz.analyses._common import prepared_images
 from onnxviz.analyses.faithfulness.maps import METHODS, MethodOptions, Settings, attribute_field, method_maps
 from onnxviz.analyses.sanity.randomise import Parameterised, drawn_tensors, parameterised_nodes, randomised_graph
-from onnxviz.analyses.sanity.similarity import normalised, spearman, ssim
+from onnxviz.analyses.sanity.similarity import spearman, ssim
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import option
 from onnxviz.core.progress import Progress
@@ -37,6 +37,7 @@ from onnxviz.targets.spelling import parse_target
 
 FIGURE_COLUMNS = 12  # steps shown in the figure beside the original (evenly spread, the last one always)
 FIGURE_TILE = 96
+SATURATION = 99.5  # the percentile a map's picture saturates at
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,10 +118,11 @@ def _shown_steps(count: int) -> list[int]:
 
 
 def _grey(plane: np.ndarray) -> np.ndarray:
-    """A map min-max normalised as a grey picture (black: a constant map)."""
-    unit = normalised(plane)
-    grey = np.zeros(plane.shape, np.uint8) if unit is None else (unit * 255).astype(np.uint8)
-    return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+    """A map as a grey picture from its minimum to its 99.5th percentile (black: a constant map), so
+    one hot pixel does not leave the rest dark, as the paper draws them."""
+    low, high = float(plane.min()), render.percentile(plane.ravel(), SATURATION)
+    unit = np.zeros(plane.shape) if high <= low else np.clip((plane - low) / (high - low), 0, 1)
+    return cv2.cvtColor((unit * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
 
 
 def sanity(
