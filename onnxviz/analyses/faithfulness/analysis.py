@@ -115,29 +115,32 @@ def faithfulness(
             return probabilities[np.arange(len(found)), [resolved[o].class_index for o in owners]]
         return np.array([resolved[o].scores(found[k : k + 1])[0] for k, o in enumerate(owners)], np.float64)
 
-    planes = _planes(model, x, options)
+    methods = list(dict.fromkeys(options.method))
+    planes = _planes(model, x, methods, options)
     ends = _ends(model, x, options)
     perturbations = [
         Perturbation(start, end, pixel_order(plane), row)
-        for method in options.method
+        for method in methods
         for row, (plane, (start, end)) in enumerate(zip(planes[method], ends, strict=True))
     ]
     batch = batch_size_for(model.graph, model.graph.shapes(shape), options.batch_size)
     scored = scored_curves(perturbations, options.steps, model.layout, score, batch, progress)
-    curves = dict(zip(options.method, scored.reshape(len(options.method), len(x), -1), strict=True))
+    curves = dict(zip(methods, scored.reshape(len(methods), len(x), -1), strict=True))
     aucs = {m: np.array([area(c) for c in curves[m]]) for m in curves}
     measure = "probability" if classes else "score"
     return Faithfulness(options.metric, options.steps, prepared.names, curves, aucs, resolved, measure)
 
 
-def _planes(model: LoadedModel, x: np.ndarray, options: FaithfulnessOptions) -> dict[str, np.ndarray]:
+def _planes(
+    model: LoadedModel, x: np.ndarray, methods: list[str], options: FaithfulnessOptions
+) -> dict[str, np.ndarray]:
     """Each method's (N, H, W) ranking map: Σ over channels of |attribution|, a cam's heatmap, or
     the random draws."""
     settings = Settings(options, options.ig_steps)
     axis = model.height_axis
     size = (x.shape[axis], x.shape[axis + 1])
     planes = {}
-    for method in dict.fromkeys(options.method):
+    for method in methods:
         if method == RANDOM:
             rng = np.random.default_rng(options.seed)
             planes[method] = np.stack([rng.random(size) for _ in range(len(x))])
