@@ -139,7 +139,7 @@ def sanity(
     settings = Settings(options, options.steps, options.baseline)
     methods = list(dict.fromkeys(options.method))
     original = {m: _maps(model, x, m, settings, resolved) for m in methods}
-    maps = {m: [original[m][0]] for m in methods}
+    maps = {m: [original[m][0].astype(np.float32)] for m in methods}
     measures = {
         kind: {m: np.full((len(x), len(layers)), np.nan) for m in methods} for kind in ("abs", "signed", "ssim")
     }
@@ -149,7 +149,7 @@ def sanity(
         randomised = LoadedModel(randomised_graph(model.graph, drawn), model.device, model.preprocessing)
         for method in methods:
             magnitude, signed = _maps(randomised, x, method, settings, resolved)
-            maps[method].append(magnitude)
+            maps[method].append(magnitude.astype(np.float32))  # kept for the figure only
             for row in range(len(x)):
                 before, before_signed = original[method][0][row], original[method][1][row]
                 measures["abs"][method][row, step] = _defined(spearman(before, magnitude[row]))
@@ -164,7 +164,7 @@ def sanity(
         spearman=measures["abs"],
         spearman_signed=measures["signed"],
         ssim=measures["ssim"],
-        maps={m: np.stack(maps[m]).astype(np.float32) for m in methods},
+        maps={m: np.stack(maps[m]) for m in methods},
         pictures=prepared.pictures,
     )
 
