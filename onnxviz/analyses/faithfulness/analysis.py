@@ -116,8 +116,8 @@ def faithfulness(
         return np.array([resolved[o].scores(found[k : k + 1])[0] for k, o in enumerate(owners)], np.float64)
 
     methods = list(dict.fromkeys(options.method))
+    ends = _ends(model, x, options)  # first: a bad baseline is refused before any map is made
     planes = _planes(model, x, methods, options)
-    ends = _ends(model, x, options)
     perturbations = [
         Perturbation(start, end, pixel_order(plane), row)
         for method in methods
