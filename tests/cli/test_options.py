@@ -43,6 +43,8 @@ COMMANDS = {
     "evolution": ["{model}", "--images", "{folder}", "--node", "conv1", "--json"],
     "embed": ["{model}", "{folder}", "--method", "pca", "--json"],
     "serve": ["{model}", "--port", "0"],
+    "sanity": ["{model}", "{picture}", "--method", "saliency", "--json"],
+    "faithfulness": ["{model}", "{picture}", "--method", "random", "--steps", "2", "--json"],
 }
 
 
