@@ -89,7 +89,7 @@ class Sanity(Result):
 
     def summary(self) -> dict:
         """What ``--json`` prints: the order with the tensors drawn, and per method the measures
-        as [image][step] lists (null: undefined)."""
+        as lists per image of values per step (null: undefined)."""
 
         def listed(values: np.ndarray) -> list[list[float | None]]:
             return [[None if np.isnan(v) else float(v) for v in row] for row in values]
