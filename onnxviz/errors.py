@@ -51,6 +51,11 @@ class DeviceError(OnnxvizError):
     """The requested execution device is not usable on this machine."""
 
 
+class ExportError(OnnxvizError):
+    """A model that cannot become a portable explainer (a custom operator, a batch of 1 written into
+    the graph): the message names the node."""
+
+
 class InferenceError(OnnxvizError):
     """onnxruntime refused to build or run a session."""
 

@@ -14,6 +14,8 @@ from types import ModuleType
 import pytest
 import typer
 
+from onnxviz.analyses.attribute.options import METHODS as ATTRIBUTION_METHODS
+from onnxviz.analyses.cam.methods import METHODS as CAM_METHODS
 from onnxviz.cli import app
 from onnxviz.inverse.rules import RULES
 
@@ -85,6 +87,16 @@ def test_every_registered_analysis_has_a_page():
 
     missing = [name for name in ANALYSES if _command_page(name) not in _nav_pages()]
     assert missing == [], f"registered analyses without a page in the nav: {missing}"
+
+
+@pytest.mark.parametrize("method", [*CAM_METHODS, *ATTRIBUTION_METHODS])
+def test_every_cam_and_attribute_method_has_a_page_with_its_picture(method):
+    slug = method.replace("+", "-plus")
+    assert f"methods/{slug}.md" in _nav_pages()
+    page = (DOCS / "methods" / f"{slug}.md").read_text(encoding="utf-8")
+    assert f"--method {method} " in page and "**Paper**" in page
+    picture = f"images/methods/{slug}.jpg"
+    assert f"(../{picture})" in page and (DOCS / picture).stat().st_size > 10_000
 
 
 def test_the_cli_reference_has_a_section_for_every_command():

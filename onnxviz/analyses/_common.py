@@ -142,3 +142,27 @@ def prepared_images(model: LoadedModel, images: Sequence[Image] | Image) -> Prep
         for shown, x in zip([picture, *(p.picture for p in rest)], tensors, strict=True)
     ]
     return PreparedImages(names, np.concatenate(tensors).astype(np.float32), pictures, shape)
+
+
+def ig_baseline(baseline: str | float, x: np.ndarray) -> np.ndarray:
+    """ig's x₀ for every image: zero, one number everywhere, or a .npy shaped like one input."""
+    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        return np.full_like(x, float(baseline))
+    text = str(baseline).strip()
+    if text == "zero":
+        return np.zeros_like(x)
+    try:
+        return np.full_like(x, float(text))
+    except ValueError:
+        pass
+    path = Path(text)
+    if path.suffix != ".npy" or not path.is_file():
+        raise OptionError("baseline", f"{{option}} '{text}' is not zero, a number or an existing .npy file.")
+    value = np.load(path).astype(np.float32)
+    if value.shape not in (x.shape[1:], (1, *x.shape[1:])):
+        raise OptionError(
+            "baseline",
+            f"{{option}} {text} has shape {list(value.shape)}; the input is {list(x.shape[1:])}.",
+            "Give one input's shape, with or without the batch axis.",
+        )
+    return np.broadcast_to(value.reshape(x.shape[1:]), x.shape).copy()

@@ -34,9 +34,9 @@ from onnxviz.runtime.engines import OccluderKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.runtime.incremental import IncrementalKey, IncrementalOcclusion
 from onnxviz.targets.base import ResolvedTarget
-from onnxviz.targets.spelling import TargetSpelling, parse_target
+from onnxviz.targets.spelling import SPELLINGS, TargetSpelling, parse_target
 
-TARGET_HELP = "What to score: class K, or NAME[0,i,...] an element of any tensor (default: the top-1 class)."
+TARGET_HELP = f"What to score: {SPELLINGS} (default: the top-1 class)."
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class OcclusionMap(Result):
 
     @property
     def target(self) -> int | list[int]:
-        """The class or the channel scored; for an element, its index."""
+        """The class or the channel scored (a detection's or a mask's class); for an element, its index."""
         if self.kind == "element":
             return list(self.resolved.index)
         return self.resolved.index[1] if self.kind == "channel" else self.resolved.class_index
@@ -141,7 +141,9 @@ class OcclusionMap(Result):
             return self.label(self.target)
         if self.kind == "channel":
             return f"{self.node} channel {self.target}"
-        return f"{self.node}[{','.join(map(str, self.target))}]"
+        if self.kind == "element":
+            return f"{self.node}[{','.join(map(str, self.target))}]"
+        return f"{self.kind} {self.label(self.target)}"  # a detector's box or a segmenter's mask
 
     def figure(self) -> np.ndarray:
         picture = self.picture
@@ -153,8 +155,9 @@ class OcclusionMap(Result):
             "channel": f"{self.node} ch {self.target} total activation",
         }.get(self.kind, self.described())
         heat = render.heatmap_overlay(picture, self.scores, self.grid.patch, self.grid.stride)
+        drawn = self.resolved.drawn(picture, self.labels, (self.grid.height, self.grid.width))
         tiles = [
-            render.titled_tile(picture, size, ["input", f"unoccluded {self.baseline:.3g}"]),
+            render.titled_tile(picture if drawn is None else drawn, size, ["input", f"unoccluded {self.baseline:.3g}"]),
             render.titled_tile(heat, size, [what, f"min {self.scores.min():.3g} max {self.scores.max():.3g}"]),
         ]
         panels = render.grid(tiles, len(tiles))

@@ -24,7 +24,6 @@ from onnxviz.analyses import (
     correspondence,
     embed,
     evolution,
-    export,
     grids,
     invariance,
     layers,
@@ -38,6 +37,8 @@ from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.cam import analysis as cam
 from onnxviz.analyses.compare import analysis as compare
 from onnxviz.analyses.explain import analysis as explain
+from onnxviz.analyses.export import analysis as export
+from onnxviz.analyses.export import invert
 from onnxviz.analyses.faithfulness import analysis as faithfulness
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
@@ -83,7 +84,7 @@ ANALYSES: dict[str, Analysis] = {
     for a in (
         Analysis("layers", layers.LayersOptions, layers.layers, Subject.MODEL, viewer=True),
         Analysis("check", check.CheckOptions, check.check, Subject.MODEL),
-        Analysis("invert", export.InvertOptions, export.invert, Subject.MODEL),
+        Analysis("invert", invert.InvertOptions, invert.invert, Subject.MODEL),
         Analysis("filters", grids.GridOptions, grids.filters, Subject.MODEL),
         Analysis("maximize", MaximizeOptions, maximize.maximize, Subject.MODEL, progress=True),
         Analysis("project", project.ProjectOptions, project.project, Subject.IMAGE, viewer=True),
@@ -105,6 +106,7 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("embed", embed.EmbedOptions, embed.embed, Subject.FOLDER, progress=True),
         Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES, progress=True),
         Analysis("explain", explain.ExplainOptions, explain.explain, Subject.IMAGE),
+        Analysis("export", export.ExportOptions, export.export, Subject.MODEL),
         Analysis("sanity", sanity.SanityOptions, sanity.sanity, Subject.IMAGES, progress=True),
         Analysis(
             "faithfulness", faithfulness.FaithfulnessOptions, faithfulness.faithfulness, Subject.IMAGES, progress=True

@@ -17,6 +17,7 @@ from onnxviz.cli import correspondence
 from onnxviz.cli import evolution
 from onnxviz.cli import embed
 from onnxviz.cli import serve
+from onnxviz.cli import export
 from onnxviz.cli.application import app, main
 
 # isort: on
@@ -30,6 +31,7 @@ __all__ = [
     "embed",
     "evolution",
     "explain",
+    "export",
     "invariance",
     "main",
     "maximize",

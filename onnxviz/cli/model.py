@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from onnxviz.analyses.check import CheckOptions
-from onnxviz.analyses.export import InvertOptions
+from onnxviz.analyses.export.invert import InvertOptions
 from onnxviz.analyses.grids import GridOptions
 from onnxviz.cli.application import command
 from onnxviz.cli.options import JsonOpt, ModelArg, ModelOptions

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 from dataclasses import dataclass, field, replace
@@ -119,12 +120,18 @@ class LoadedModel:
         return self.graph.resolve(node)
 
     def labels(self) -> list[str] | None:
-        """Class names from the model's metadata (``onnxviz.labels``, a JSON list), if any."""
+        """Class names from the model's metadata (``onnxviz.labels``, a JSON list), else the
+        ``names`` ultralytics' exporter writes (a dict literal {0: 'person', ...}), if any."""
         text = self.graph.metadata.get("onnxviz.labels")
         try:
-            return [str(v) for v in json.loads(text)] if text else None
-        except ValueError:
+            if text:
+                return [str(v) for v in json.loads(text)]
+            names = ast.literal_eval(self.graph.metadata.get("names", "None"))
+        except (ValueError, SyntaxError):
             return None
+        if isinstance(names, dict) and sorted(names) == list(range(len(names))):
+            return [str(names[k]) for k in range(len(names))]
+        return None
 
     def projector(self, tensor: str, rule: str, input_shape: tuple[int, ...], lrn: str = "exact") -> Projector:
         check_choice("rule", rule, MODES)

@@ -22,7 +22,7 @@ from onnxviz.graph.emit import GraphEmitter
 from onnxviz.graph.model import ModelGraph
 
 MODES = ("deconvnet", "guided", "saliency")
-FORMS = ("cpu", "portable")
+FORMS = ("cpu", "portable", "standard")
 BATCH = "K"
 SEED = "seed"  # the inverse graph's input: the signal of the target, K projections on axis 0
 INVERSE_OPSET = 17
@@ -48,7 +48,9 @@ class InverseContext(GraphEmitter):
 
     ``form`` picks between equivalent emissions: ``cpu`` uses the ops onnxruntime's CPU provider
     runs best (MaxUnpool, ConvTranspose with its own pads); ``portable`` avoids the ops the CUDA
-    provider lacks or sends back to the CPU (MaxUnpool, asymmetric ConvTranspose pads).
+    provider lacks or sends back to the CPU (MaxUnpool, asymmetric ConvTranspose pads);
+    ``standard`` is ``portable`` with MaxPool undone without any scatter (``pool.unpool_by_taps``),
+    for a graph that other runtimes run too (TensorRT has no ScatterElements with a reduction).
     """
 
     graph: ModelGraph

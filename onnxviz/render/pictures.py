@@ -166,8 +166,8 @@ def colorbar(height: int, low: float, high: float, width: int = 70) -> np.ndarra
 def class_map(classes: np.ndarray, size: tuple[int, int], name) -> tuple[np.ndarray, np.ndarray]:
     """The most-probable-class map in distinct colours, and its legend of class names."""
     unique = [int(c) for c in np.unique(classes)]
-    palette = _palette(len(unique))
-    lookup = {c: palette[i] for i, c in enumerate(unique)}
+    colours = palette(len(unique))
+    lookup = {c: colours[i] for i, c in enumerate(unique)}
     image = np.zeros((*classes.shape, 3), np.uint8)
     for c, colour in lookup.items():
         image[classes == c] = colour
@@ -181,7 +181,8 @@ def class_map(classes: np.ndarray, size: tuple[int, int], name) -> tuple[np.ndar
     return image, legend
 
 
-def _palette(count: int) -> list[tuple[int, int, int]]:
+def palette(count: int) -> list[tuple[int, int, int]]:
+    """``count`` distinct RGB colours, evenly spread in hue."""
     hues = np.linspace(0, 179, max(count, 1), endpoint=False).astype(np.uint8)
     hsv = np.stack([hues, np.full_like(hues, 200), np.full_like(hues, 230)], axis=1)[None]
     return [tuple(int(v) for v in c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]]

@@ -148,11 +148,14 @@ arrow keys: ←/→ channel, ↑/↓ layer</p><p id="status" role="status"></p><
 <div><img id="heatmap" alt="occlusion heatmap"></div><p id="occlusion-caption" class=dim></p></section>
 <section id="explain-section"><h2>Explain</h2>
 <label>method <select id="method-picker"></select></label>
-<label>class <input id="target" type=number min=0 placeholder="top-1"></label>
+<label>target <input id="target" type=text placeholder="top-1 class"
+title="a class K, detection:N, box:X1,Y1,X2,Y2[:K], mask:predicted:K or NAME[0,i,...]"></label>
 <button id="explain" type=button>run</button>
+<label id="segment-label" hidden>segmentation class <select id="segment-class"></select></label>
 <div class=side><img id="explain-image" alt="the current image"><img id="explain-picture"
 alt="the chosen method's map of the current image"></div>
-<p id="explain-caption" class=dim>A cam is drawn over the image, an attribution beside it.</p></section>
+<p id="explain-caption" class=dim>A cam is drawn over the image, an attribution beside it. On a detector, click a
+detection to explain it; on a segmenter, pick a class.</p></section>
 <section id="analysis-section"><h2>Analyses</h2>
 <label>method <select id="analysis-picker"></select></label>
 <button id="analysis-run" type=button>run</button>

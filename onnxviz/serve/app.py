@@ -4,7 +4,8 @@ Every JSON answer is an analysis result's ``summary()`` — what the command's `
 and every picture is drawn by ``onnxviz.render`` from the same result, so the server computes
 nothing of its own; ``/api/analyses`` is the menu of registered analyses, and ``/api/run/NAME``
 (and its ``.png``) computes any of them; ``/api/methods`` is the method menu, and ``/api/explain``
-(and its ``.png``: the method's panel) one method's map for a target. Endpoints are plain
+(and its ``.png``: the method's panel; ``/api/explain/seen.png``: the detections or classes the
+target was picked from) one method's map for a target of any kind. Endpoints are plain
 functions; Starlette runs them on its thread pool, and the ``Viewer`` serialises what touches the
 model. Errors are JSON ``{"error", "hint"}`` with a status: 400 for a bad request (unknown node,
 not a picture), 403/404 for a file that is not served, 413 for an upload over the limit.
@@ -125,7 +126,8 @@ class Endpoints:
 
     def _occlusion(self, request: Request):
         patch, stride = _number(request, "patch", OCCLUSION_PATCH), _number(request, "stride", OCCLUSION_STRIDE)
-        return self.viewer.occlude(_query(request, "image"), patch, stride, request.query_params.get("job"))
+        job, target = request.query_params.get("job"), request.query_params.get("target") or None
+        return self.viewer.occlude(_query(request, "image"), patch, stride, job, target)
 
     def occlude(self, request: Request) -> Response:
         return JSONResponse(self._occlusion(request).summary())
@@ -143,7 +145,7 @@ class Endpoints:
         return JSONResponse({"methods": methods()})
 
     def _explanation(self, request: Request):
-        method, target = _query(request, "method"), _number(request, "target", None)
+        method, target = _query(request, "method"), request.query_params.get("target") or None
         return self.viewer.explain(_query(request, "image"), method, target)
 
     def explain(self, request: Request) -> Response:
@@ -152,6 +154,10 @@ class Endpoints:
     def explain_png(self, request: Request) -> Response:
         result = self._explanation(request)
         return _png(result.drawn(result.panels[0]))
+
+    def explain_seen_png(self, request: Request) -> Response:
+        """The picture as the model saw the target: a detector's boxes, a segmenter's classes."""
+        return _png(self._explanation(request).seen())
 
     def _run(self, request: Request):
         image, node = request.query_params.get("image"), request.query_params.get("node")
@@ -193,6 +199,7 @@ class Endpoints:
             Route("/api/methods", self.methods),
             Route("/api/explain", self.explain),
             Route("/api/explain.png", self.explain_png),
+            Route("/api/explain/seen.png", self.explain_seen_png),
             Route("/api/run/{name}.png", self.run_png),  # before the summary's route, which would take "NAME.png"
             Route("/api/run/{name}", self.run),
         ]

@@ -156,8 +156,9 @@ class Viewer:
         key, image = self.image(reference)
         return self._cached(("activations", key, node), lambda: self.model.activations(image, node=node))
 
-    def occlude(self, reference: str, patch: int, stride: int, job: str | None = None):
-        """Occlusion of the top-1 class; ``job`` names the progress entry the page polls."""
+    def occlude(self, reference: str, patch: int, stride: int, job: str | None = None, target: str | None = None):
+        """Occlusion of ``target`` as spelled (None: the top-1 class; a detection, a mask);
+        ``job`` names the progress entry the page polls."""
         key, image = self.image(reference)
 
         def report(done: int, total: int) -> None:
@@ -169,12 +170,13 @@ class Viewer:
             while len(self.progress) > KEPT_JOBS:
                 self.progress.popitem(last=False)
         return self._cached(
-            ("occlude", key, patch, stride),
-            lambda: self.model.occlude(image, patch=patch, stride=stride, progress=report),
+            ("occlude", key, patch, stride, target),
+            lambda: self.model.occlude(image, patch=patch, stride=stride, target=target, progress=report),
         )
 
-    def explain(self, reference: str, method: str, target: int | None):
-        """One method's map of the image for class ``target`` (None: the image's top-1)."""
+    def explain(self, reference: str, method: str, target: str | None):
+        """One method's map of the image for ``target`` as spelled (a class, ``detection:N``,
+        ``box:...``, ``mask:predicted:K``; None: the image's top-1)."""
         key, image = self.image(reference)
         return self._cached(
             ("explain", key, method, target), lambda: self.model.explain(image, methods=[method], target=target)

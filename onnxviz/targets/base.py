@@ -40,6 +40,24 @@ class ResolvedTarget:
         selected = values[(slice(None), *self.index[1:])]
         return selected.reshape(len(values), -1).sum(axis=1)
 
+    def fixed_scores(self, values: np.ndarray) -> np.ndarray:
+        """The score of every row of ``values`` with the target held as resolved on the
+        unperturbed image (the function whose gradient the gradient methods take): for most
+        kinds ``scores`` itself; a detection is not matched again."""
+        return self.scores(values)
+
+    def seed_into(self, row: np.ndarray, value: np.ndarray | None = None) -> None:
+        """Write ∂score/∂tensor for one image into ``row`` (the tensor's shape without the batch
+        axis, zeros): 1 under the index. ``value``, the image's forward value (batch axis of 1)
+        where the caller has it, is for kinds whose score is not linear in the tensor."""
+        row[self.index[1:]] = 1.0
+
+    def drawn(self, picture: np.ndarray, names: Sequence[str] | None, input_size: tuple[int, int]) -> np.ndarray | None:
+        """What the model saw for this target, drawn on ``picture`` (RGB, any size; ``input_size``
+        the model input's (H, W)) to show beside the map: a detector's boxes, a segmenter's
+        classes; None for kinds with nothing to draw."""
+        return None
+
     def summary(self) -> dict:
         """What ``--json`` carries for the target: the same keys for every kind."""
         return {
@@ -51,12 +69,13 @@ class ResolvedTarget:
         }
 
 
-def seeds(resolved: Sequence[ResolvedTarget], shape: Sequence[int]) -> np.ndarray:
+def seeds(resolved: Sequence[ResolvedTarget], shape: Sequence[int], values: np.ndarray | None = None) -> np.ndarray:
     """The inverse's seed for a batch of images: row n is the gradient of image n's score with
-    respect to the tensor (shape ``shape``, any batch), i.e. 1 under its index and 0 elsewhere."""
+    respect to the tensor (shape ``shape``, any batch), e.g. 1 under its index and 0 elsewhere;
+    ``values``, the batch's forward values, where a kind's gradient depends on them."""
     seed = np.zeros((len(resolved), *shape[1:]), np.float32)
     for row, target in enumerate(resolved):
-        seed[(row, *target.index[1:])] = 1.0
+        target.seed_into(seed[row], None if values is None else values[row : row + 1])
     return seed
 
 

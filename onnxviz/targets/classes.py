@@ -41,6 +41,7 @@ class ClassTarget(Target):
     def resolve(self, graph: ModelGraph, value: np.ndarray) -> ResolvedTarget:
         tensor = self.tensor(graph)
         value = per_image(value, tensor, 2, "Score an element of another tensor instead: NAME[0,i,...].")
+        _check_classifier(value, tensor)
         logits = value.reshape(-1)
         chosen = int(logits.argmax()) if self.class_index is None else self.class_index
         if chosen >= logits.size:
@@ -51,3 +52,21 @@ class ClassTarget(Target):
             )
         index = (0, *(int(i) for i in np.unravel_index(chosen, value.shape[1:])))
         return ResolvedTarget(self.kind, tensor, index, float(logits[chosen]), class_index=chosen)
+
+
+def _check_classifier(value: np.ndarray, tensor: str) -> None:
+    """A class is one number per class: an output with more than one axis of size > 1 (a
+    detector's boxes, a segmenter's pixels) has no class to pick, so say which target fits."""
+    wide = [size for size in value.shape[1:] if size > 1]
+    if len(wide) <= 1:
+        return
+    if value.ndim == 4:
+        hint = f"A (1, C, h, w) output is a segmenter's: --target mask:predicted:K (K in 0…{value.shape[1] - 1})."
+    elif value.ndim == 3:
+        hint = "A (1, 4+nc, N) or (1, N, 5+nc) output is a detector's: --target detection:0 or box:X1,Y1,X2,Y2[:K]."
+    else:
+        hint = "Score one element instead: NAME[0,i,...]."
+    raise UsageError(
+        f"A class target reads a classifier's output (1, classes), but '{tensor}' has shape {list(value.shape)}.",
+        hint,
+    )

@@ -1,5 +1,6 @@
-"""How a target is written: ``281`` (a class), ``NAME[i,j,...]`` (a tensor element), ``None``
-(each image's top-1), or a ``Target`` built in Python.
+"""How a target is written: ``281`` (a class), ``NAME[i,j,...]`` (a tensor element),
+``box:X1,Y1,X2,Y2[:K]`` and ``detection:N`` (a detector's), ``mask:PNG:K`` and ``mask:predicted:K``
+(a segmenter's), ``None`` (each image's top-1), or a ``Target`` built in Python.
 
 Each spelled kind reads its own spelling (``from_spelling``: the target, or None when the text is
 not its spelling); ``parse_target`` tries them in turn, so a new spelling is one entry in
@@ -14,9 +15,15 @@ from numbers import Integral
 from onnxviz.errors import UsageError
 from onnxviz.targets.base import Target
 from onnxviz.targets.classes import ClassTarget
+from onnxviz.targets.detections import box_from_spelling, detection_from_spelling
+from onnxviz.targets.masks import mask_from_spelling
 from onnxviz.targets.tensors import ElementTarget
 
 TargetSpelling = Target | int | str | None
+SPELLINGS = (
+    "class K, detection:N or box:X1,Y1,X2,Y2[:K] (a detector), mask:predicted:K or mask:PNG:K (a segmenter), "
+    "or NAME[0,i,...] (an element of any tensor)"
+)  # what a --target option's help lists
 
 _CLASS = re.compile(r"[+-]?\d+")
 _ELEMENT = re.compile(r"(?P<name>.*)\[(?P<index>[^\[\]]*)\]")
@@ -42,7 +49,13 @@ def element_from_spelling(text: str) -> ElementTarget | None:
     return ElementTarget(name, tuple(int(part) for part in parts))
 
 
-SPELLED_KINDS = (class_from_spelling, element_from_spelling)
+SPELLED_KINDS = (
+    class_from_spelling,
+    box_from_spelling,
+    detection_from_spelling,
+    mask_from_spelling,
+    element_from_spelling,
+)
 
 
 def parse_target(spelling: TargetSpelling) -> Target:
@@ -62,5 +75,6 @@ def parse_target(spelling: TargetSpelling) -> Target:
     raise UsageError(
         f"Cannot read the target {spelling!r}.",
         "Give a class number (281), an element of a tensor as NAME[0,i,...] (batch index first), "
+        "box:X1,Y1,X2,Y2[:K] or detection:N on a detector, mask:PNG:K or mask:predicted:K on a segmenter, "
         "or nothing for each image's top-1 class.",
     )

@@ -1,9 +1,10 @@
 """The adjoint check shared by the rule tests: the saliency inverse of a rule is the exact adjoint
 of the forward op's linearisation.
 
-Each case is checked in both emitted forms (``cpu``: MaxUnpool / native ConvTranspose pads;
-``portable``: ScatterElements / crop), and the two forms must agree with each other to float
-precision. Hypothesis strategies shared by several families (pool windows) live here too.
+Each case is checked in every emitted form (``cpu``: MaxUnpool / native ConvTranspose pads;
+``portable``: ScatterElements / crop; ``standard``: one-hot taps through a ConvTranspose / crop),
+and the forms must agree with each other to float precision. Hypothesis strategies shared by
+several families (pool windows) live here too.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 
 def assert_adjoint(model, target: str, x: np.ndarray, seed: int, eps: float = 1e-3) -> None:
     results = {}
-    for form in ("cpu", "portable"):
+    for form in ("cpu", "portable", "standard"):
         lin = Linearisation(model, target, x, "saliency", form)
         gaps = adjoint_gaps(lin, np.random.default_rng(seed), eps=eps)
         assert max(gaps) < TOLERANCE, f"{form}: adjoint gaps {gaps}"
         seeds = np.random.default_rng(seed + 1).standard_normal((2, *lin.values[target].shape[1:]))
         results[form] = lin.vjp(seeds)
-    np.testing.assert_allclose(results["cpu"], results["portable"], rtol=1e-4, atol=1e-5)
+    for form in ("portable", "standard"):
+        np.testing.assert_allclose(results["cpu"], results[form], rtol=1e-4, atol=1e-5)
 
 
 def out_size(size: int, k: int, s: int, d: int, pb: int, pe: int, ceil: bool = False) -> int:

@@ -57,6 +57,22 @@ def test_ties_go_where_onnxruntimes_switches_send_them() -> None:
     np.testing.assert_array_equal(ours.vjp(seeds), theirs.vjp(seeds))
 
 
+@pytest.mark.parametrize("dilations", [(1, 1), (2, 1)])
+def test_the_standard_form_sends_ties_where_the_switches_do_with_no_scatter(dilations) -> None:
+    """Overlapping windows, padding and ceil mode, with ties in most windows: the one-hot taps
+    through a ConvTranspose give the scatter's signal, and no scatter is emitted."""
+    case = {"kernel": (3, 3), "strides": (2, 2), "pads": (1, 1, 1, 0), "ceil_mode": 1, "dilations": dilations}
+    case["size"] = (9, 8)
+    x = np.random.default_rng(5).integers(0, 3, (1, 2, 9, 8)).astype(np.float32)
+    standard = Linearisation(_max_pool(case, 0), "y", x, form="standard")
+    portable = Linearisation(_max_pool(case, 0), "y", x, form="portable")
+    seeds = np.random.default_rng(6).standard_normal((3, *standard.values["y"].shape[1:])).astype(np.float32)
+    # Where two windows pick one input the two forms add in another order: equal to float rounding.
+    np.testing.assert_allclose(standard.vjp(seeds), portable.vjp(seeds), rtol=1e-6, atol=1e-6)
+    emitted = {node.op_type for node in standard.inverse.model.graph.node}
+    assert "ConvTranspose" in emitted and not emitted & {"ScatterElements", "ScatterND", "MaxUnpool"}
+
+
 @pytest.mark.parametrize(
     ("op", "attrs", "axes_input", "opset"),
     [

@@ -165,7 +165,7 @@ def test_explain_refuses_an_unknown_method_and_a_class_the_model_lacks(client) -
     cases = [
         ({"image": "chelsea.png", "method": "magic"}, 400, "magic"),
         ({"image": "chelsea.png", "method": "gradcam", "target": 99}, 400, "99"),
-        ({"image": "chelsea.png", "method": "gradcam", "target": "two"}, 400, "integer"),
+        ({"image": "chelsea.png", "method": "gradcam", "target": "two"}, 400, "Cannot read the target 'two'"),
         ({"image": "chelsea.png"}, 400, "method"),
         ({"method": "gradcam"}, 400, "image"),
     ]

@@ -41,7 +41,10 @@ def test_a_target_built_in_python_is_taken_as_it_is() -> None:
     [
         ("cat", "Cannot read the target 'cat'"),
         ("", "Cannot read the target ''"),
-        ("box:1,2,3,4", "Cannot read the target 'box:1,2,3,4'"),
+        ("box:1,2,3", "Cannot read the target 'box:1,2,3'"),
+        ("box:5,5,1,1", "The box 5,5,1,1 is empty"),
+        ("detection:first", "Cannot read the target 'detection:first'"),
+        ("mask:predicted", "Cannot read the target 'mask:predicted'"),
         ("3.5", "Cannot read the target '3.5'"),
         (3.5, "Cannot read the target 3.5"),
         (True, "Cannot read the target True"),

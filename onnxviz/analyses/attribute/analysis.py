@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxviz.analyses._common import prepared_images
+from onnxviz.analyses._common import ig_baseline, prepared_images
 from onnxviz.analyses.attribute.guided_gradcam import guided_gradcam
 from onnxviz.analyses.attribute.methods import GRADIENT_METHODS, Attributed, Job
 from onnxviz.analyses.attribute.options import AttributeOptions
@@ -22,7 +22,6 @@ from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.progress import Progress
 from onnxviz.core.result import Result
 from onnxviz.core.types import Image
-from onnxviz.errors import OptionError
 from onnxviz.render import pictures as render
 from onnxviz.runtime.batching import batch_size_for
 from onnxviz.runtime.engines import ForwardKey, GradientKey
@@ -60,9 +59,11 @@ class Attribution(Result):
             shown = self._shown(picture, attribution)
             size = render.tile_size(*shown.shape[:2])
             label = self._label(target)
+            spatial = attribution.shape[:2] if self.layout == "nhwc" else attribution.shape[1:]
+            drawn = target.drawn(picture, self.labels, spatial)
             rows.append(
                 render.beside(
-                    render.titled_tile(picture, size, [Path(name).name]),
+                    render.titled_tile(picture if drawn is None else drawn, size, [Path(name).name]),
                     render.titled_tile(shown, size, [self.method, f"{label}: {target.score:.3g}"]),
                 )
             )
@@ -110,7 +111,7 @@ def attribute(
     values = forward(x)
     resolved = [target.resolve(model.graph, values[row : row + 1]) for row in range(len(x))]
     batch = batch_size_for(model.graph, model.graph.shapes(shape), options.batch_size)
-    job = Job(model, x, tensor, resolved, options, batch, _baseline(options.baseline, x), forward, progress)
+    job = Job(model, x, tensor, resolved, options, batch, ig_baseline(options.baseline, x), forward, progress)
     attribution, delta = METHODS[options.method](job)
     return Attribution(
         method=options.method,
@@ -136,27 +137,3 @@ def _forward(
     if runner.batched:
         return lambda x: runner.run(x)[0]
     return lambda x: np.concatenate([runner.run(x[k : k + 1])[0] for k in range(len(x))])
-
-
-def _baseline(baseline: str | float, x: np.ndarray) -> np.ndarray:
-    """ig's x₀ for every image: zero, one number everywhere, or a .npy shaped like one input."""
-    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-        return np.full_like(x, float(baseline))
-    text = str(baseline).strip()
-    if text == "zero":
-        return np.zeros_like(x)
-    try:
-        return np.full_like(x, float(text))
-    except ValueError:
-        pass
-    path = Path(text)
-    if path.suffix != ".npy" or not path.is_file():
-        raise OptionError("baseline", f"{{option}} '{text}' is not zero, a number or an existing .npy file.")
-    value = np.load(path).astype(np.float32)
-    if value.shape not in (x.shape[1:], (1, *x.shape[1:])):
-        raise OptionError(
-            "baseline",
-            f"{{option}} {text} has shape {list(value.shape)}; the input is {list(x.shape[1:])}.",
-            "Give one input's shape, with or without the batch axis.",
-        )
-    return np.broadcast_to(value.reshape(x.shape[1:]), x.shape).copy()

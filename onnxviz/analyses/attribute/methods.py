@@ -56,19 +56,22 @@ class Job:
         for start in range(0, len(points), self.batch_size):
             chosen = [self.resolved[o] for o in owners[start : start + self.batch_size]]
             batch = points[start : start + self.batch_size]
-            _, gradient = engine.value_and_gradient(batch, lambda value, c=chosen: seeds(c, value.shape))
+            _, gradient = engine.value_and_gradient(batch, lambda value, c=chosen: seeds(c, value.shape, value))
             found.append(gradient)
             if self.progress is not None:
                 self.progress(start + len(batch), len(points))
         return np.concatenate(found)
 
-    def scores(self, points: np.ndarray, owners: np.ndarray) -> np.ndarray:
-        """Each point's score at its own image's target (forward runs only, in batches)."""
+    def scores(self, points: np.ndarray, owners: np.ndarray, fixed: bool = False) -> np.ndarray:
+        """Each point's score at its own image's target (forward runs only, in batches); ``fixed``:
+        the target held as resolved (a detection not matched again), as the gradients take it."""
         found = []
         for start in range(0, len(points), self.batch_size):
             values = self.values(points[start : start + self.batch_size])
             for row, owner in enumerate(owners[start : start + self.batch_size]):
-                found.append(float(self.resolved[owner].scores(values[row : row + 1])[0]))
+                target = self.resolved[owner]
+                scored = target.fixed_scores if fixed else target.scores
+                found.append(float(scored(values[row : row + 1])[0]))
         return np.array(found, np.float64)
 
 
@@ -104,7 +107,7 @@ def integrated_gradients(job: Job) -> Attributed:
     summed = np.tensordot(weights, gradients.astype(np.float64), axes=([0], [1]))
     attribution = ((x - x0) * summed).astype(np.float32)
     rows = np.arange(len(x))
-    gain = job.scores(x, rows) - job.scores(x0, rows)
+    gain = job.scores(x, rows, fixed=True) - job.scores(x0, rows, fixed=True)
     delta = attribution.reshape(len(x), -1).astype(np.float64).sum(axis=1) - gain
     return attribution, [float(d) for d in delta]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from onnxviz.core.options import Options, option
+from onnxviz.targets.spelling import SPELLINGS
 
 METHODS = (
     "saliency",
@@ -18,7 +19,7 @@ METHODS = (
     "guided-gradcam",
     "rise",
 )
-TARGET_HELP = "What to explain: class K, NAME[0,i,...] (an element of a tensor), or each image's top-1 class."
+TARGET_HELP = f"What to explain: {SPELLINGS} (default: each image's top-1 class)."
 
 
 @dataclass(frozen=True)

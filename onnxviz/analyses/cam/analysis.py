@@ -31,9 +31,9 @@ from onnxviz.render import pictures as render
 from onnxviz.runtime.engines import ForwardKey, GradientKey
 from onnxviz.runtime.forward import ForwardRunner
 from onnxviz.targets.base import ResolvedTarget, Target, seeds
-from onnxviz.targets.spelling import TargetSpelling, parse_target
+from onnxviz.targets.spelling import SPELLINGS, TargetSpelling, parse_target
 
-TARGET_HELP = "What to explain: class K, or NAME[0,i,...] an element of any tensor (default: each image's top-1 class)."
+TARGET_HELP = f"What to explain: {SPELLINGS} (default: each image's top-1 class)."
 LAYER_HELP = (
     "Layer(s): conv5,pool4 or repeated; maps of several layers are averaged "
     "(default: the last 4-D layer with more than one position before the target)."
@@ -95,6 +95,10 @@ class Cam(Result):
                 picture, 1 - OVERLAY_WEIGHT, cv2.cvtColor(jet, cv2.COLOR_BGR2RGB), OVERLAY_WEIGHT, 0
             )
             lines = [Path(image).name, f"{self.described(target)}: {target.score:.3g}"]
+            drawn = target.drawn(picture, self.labels, self.heatmaps.shape[1:])
+            if drawn is not None:  # what the detector or segmenter saw, beside the map of the explained one
+                what = "classes, the mask outlined" if target.kind == "mask" else "detections, the explained outlined"
+                tiles.append(render.titled_tile(drawn, size, [Path(image).name, what]))
             tiles.append(render.titled_tile(overlay, size, lines))
         return render.with_header(render.grid(tiles, min(len(tiles), 4)), f"{self.method} at {', '.join(self.layers)}")
 
@@ -159,7 +163,7 @@ class _LayerRun:
             engine = self.model.engines.gradient(GradientKey(self.tensor, shape, source=layer.tensor))
 
             def seed_of(value: np.ndarray) -> np.ndarray:
-                return seeds(self._resolve(value, start), value.shape)
+                return seeds(self._resolve(value, start), value.shape, value)
 
             _, a, g = engine.value_activation_gradient(batch, seed_of)
         else:

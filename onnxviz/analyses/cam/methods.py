@@ -97,7 +97,10 @@ RescoredWeights = Callable[[np.ndarray, Rescorer], np.ndarray]
 def upsampled(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``(C, h, w)`` resized to ``(C, H, W)`` bilinearly with align_corners=True (torch's
     ``UpsamplingBilinear2d``, which ScoreCAM uses): output row i reads input row i·(h−1)/(H−1)."""
-    return np.einsum("yh,chw,xw->cyx", _interpolation(a.shape[1], size[0]), a, _interpolation(a.shape[2], size[1]))
+    rows, columns = _interpolation(a.shape[1], size[0]), _interpolation(a.shape[2], size[1])
+    # Two matrix products (columns first, then rows): a three-operand einsum runs as one naive
+    # loop over all five indices, 65× slower for 16 maps of 7 × 7 to 224 × 224.
+    return rows @ (a @ columns.T)
 
 
 def _interpolation(source: int, target: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from onnxviz.core.result import Result
 from onnxviz.core.types import Image
 from onnxviz.render import pictures as render
 from onnxviz.targets.base import ResolvedTarget
-from onnxviz.targets.spelling import TargetSpelling
+from onnxviz.targets.spelling import SPELLINGS, TargetSpelling
 
 
 def _choices(options: type[Options]) -> tuple[str, ...]:
@@ -39,7 +39,7 @@ def _choices(options: type[Options]) -> tuple[str, ...]:
 CAM_METHODS = _choices(CamOptions)
 ATTRIBUTE_METHODS = _choices(AttributeOptions)
 DEFAULT_METHODS = ("gradcam", "guided", "ig", "smoothgrad")
-TARGET_HELP = "What to explain: class K, or NAME[0,i,...] an element of any tensor (default: the image's top-1 class)."
+TARGET_HELP = f"What to explain: {SPELLINGS} (default: the image's top-1 class)."
 LAYER_HELP = "The layer the cam methods read (default: the last 4-D layer with more than one position)."
 CONTRAST_PERCENTILE = 99.5  # an attribution's brightest pixels saturate, so one hot pixel does not darken the rest
 
@@ -105,10 +105,17 @@ class Explanation(Result):
         grey = (np.clip(shown / ceiling, 0, 1) * 255).astype(np.uint8)
         return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
 
+    def seen(self) -> np.ndarray:
+        """The picture as the model saw the target: with a detector's boxes or a segmenter's
+        classes drawn on it, else as it is."""
+        panel = self.panels[0]
+        drawn = panel.target.drawn(self.picture, self.labels, panel.map.shape)
+        return self.picture if drawn is None else drawn
+
     def figure(self) -> np.ndarray:
         """A row: the picture, then each method's panel titled with the method, target and score."""
         size = render.tile_size(*self.picture.shape[:2])
-        tiles = [render.titled_tile(self.picture, size, [Path(self.image).name, ""])]
+        tiles = [render.titled_tile(self.seen(), size, [Path(self.image).name, ""])]
         for panel in self.panels:
             lines = [panel.method, f"{self.described(panel.target)}: {panel.target.score:.3g}"]
             tiles.append(render.titled_tile(self.drawn(panel), size, lines))
@@ -119,7 +126,8 @@ class Explanation(Result):
         methods = {
             panel.method: {"target": panel.target.summary(), "peak": list(panel.peak())} for panel in self.panels
         }
-        return {"image": self.image, "methods": methods}
+        size = [int(v) for v in self.panels[0].map.shape]  # (H, W): where a click on the picture lands
+        return {"image": self.image, "size": size, "methods": methods}
 
 
 def explain(model: LoadedModel, image: Image, options: ExplainOptions) -> Explanation:

@@ -7,7 +7,10 @@ Where windows overlap, two outputs can pick the same input, and the adjoint *add
 * ``cpu`` form, non-overlapping windows: MaxUnpool, with the batch-1 switches shifted by
   ``k·C·H·W`` for each of the K projections;
 * otherwise (and always in the ``portable`` form, the CUDA provider having no MaxUnpool):
-  ScatterElements with ``reduction="add"`` on the flattened maps.
+  ScatterElements with ``reduction="add"`` on the flattened maps;
+* in the ``standard`` form, no scatter at all (``unpool_by_taps``): each output's signal is put on
+  the window tap its switch names (a one-hot over the taps) and spread back by one grouped
+  ConvTranspose whose kernels are those one-hots; overlapping windows add, as ConvTranspose adds.
 
 MaxPool with ``storage_order=1`` (column-major switches) gets row-major switches recomputed inside
 the inverse graph from the forward input (``argmax_switches``); GlobalMaxPool, ReduceMax and
@@ -70,6 +73,9 @@ def unpool(
     )
     x_size, y_size = math.prod(x_sample), math.prod(y_sample)
     batch = ctx.op("Slice", [ctx.op("Shape", [g]), ctx.ints([0]), ctx.ints([1])])
+    if ctx.form == "standard" and len(kernel) == 2:
+        # Read per map (``h·W + w``), so switches counted from the start of the batch need no Mod.
+        return unpool_by_taps(ctx, g, switches, (x_sample, y_sample), window)
     if ctx.form == "cpu" and not overlapping and unpool_fits:
         # onnxruntime's switches count from the start of the batch, as MaxUnpool reads them. Paired
         # (the forward ran on the K inputs the K signals belong to), they are read as they are;
@@ -90,6 +96,49 @@ def unpool(
     )
     scattered = ctx.op("ScatterElements", [zeros, flat_idx, flat_g], axis=1, reduction="add")
     return ctx.reshape_to(scattered, x)
+
+
+def unpool_by_taps(
+    ctx: InverseContext, g: str, switches: str, samples: tuple[tuple[int, ...], ...], window: Window
+) -> str:
+    """MaxPool's adjoint without a scatter, for 2-D pools: the switch of each output (a flat index
+    counted from the start of the batch, of which only ``h·W + w`` is read) names a tap t of its
+    window; g·[tap = t] for every t, as C·T channels, goes through a ConvTranspose with group C
+    whose kernel for (c, t) is 1 at tap t, then the pads are cut away (or zeros added where the
+    last windows stop short of the input)."""
+    (channels, height, width), (_, rows, cols) = samples
+    kernel, strides, dilations, begins = window.kernel, window.strides, window.dilations, window.begins
+    taps = int(np.prod(kernel))
+    within = ctx.op("Mod", [switches, ctx.const(np.array(height * width, np.int64), "map_size")])
+    row = ctx.op("Div", [within, ctx.const(np.array(width, np.int64), "width")])
+    col = ctx.op("Mod", [within, ctx.const(np.array(width, np.int64), "width")])
+    top = (np.arange(rows) * strides[0] - begins[0]).reshape(1, 1, rows, 1).astype(np.int64)
+    left = (np.arange(cols) * strides[1] - begins[1]).reshape(1, 1, 1, cols).astype(np.int64)
+    tap_row = ctx.op("Div", [ctx.op("Sub", [row, ctx.const(top, "window_top")]), ctx.const(np.int64(dilations[0]))])
+    tap_col = ctx.op("Div", [ctx.op("Sub", [col, ctx.const(left, "window_left")]), ctx.const(np.int64(dilations[1]))])
+    tap = ctx.op("Add", [ctx.op("Mul", [tap_row, ctx.const(np.int64(kernel[1]), "kernel_width")]), tap_col])
+    every_tap = ctx.const(np.arange(taps, dtype=np.int64).reshape(1, 1, taps, 1, 1), "taps")
+    picked = ctx.op("Equal", [ctx.op("Unsqueeze", [tap, ctx.ints([2], "axes")]), every_tap])
+    spread = ctx.op("Mul", [ctx.op("Cast", [picked], to=TensorProto.FLOAT), ctx.op("Unsqueeze", [g, ctx.ints([2])])])
+    stacked = ctx.op("Reshape", [spread, ctx.ints([-1, channels * taps, rows, cols])])
+    one_hots = np.zeros((channels * taps, 1, *kernel), np.float32)
+    for t in range(taps):
+        one_hots[t::taps, 0, t // kernel[1], t % kernel[1]] = 1.0
+    swept = ctx.op(
+        "ConvTranspose",
+        [stacked, ctx.const(one_hots, "tap_kernels")],
+        group=channels,
+        strides=strides,
+        dilations=dilations,
+    )
+    extent = [
+        transposed_extent(o, k, s, d) for o, k, s, d in zip((rows, cols), kernel, strides, dilations, strict=True)
+    ]
+    short = [max(0, b + n - e) for b, n, e in zip(begins, (height, width), extent, strict=True)]
+    if any(short):
+        swept = ctx.op("Pad", [swept, ctx.ints([0, 0, 0, 0, 0, 0, *short], "pads")])
+    bounds = [ctx.ints(begins, "starts"), ctx.ints([begins[0] + height, begins[1] + width], "ends"), ctx.ints([2, 3])]
+    return ctx.op("Slice", [swept, *bounds])
 
 
 def _shifted_per_signal(ctx: InverseContext, switches: str, batch: str, image_size: int, rank: int) -> str:

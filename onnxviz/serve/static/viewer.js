@@ -1,7 +1,8 @@
 // The viewer's page: picks an image and a layer, draws the activation grid from one sprite,
 // fetches a projection per clicked channel and an occlusion map, all from the JSON API; its menu
 // lists the registered analyses (/api/analyses) and runs the one chosen on the image on show; its
-// method menu (/api/methods) draws one cam over the image, or one attribution beside it, for a class.
+// method menu (/api/methods) draws one cam over the image, or one attribution beside it, for a target:
+// a class, a detection clicked on the picture of a detector's boxes, a segmenter's class picked.
 // Text from the server is only ever set as textContent, never parsed as markup.
 "use strict";
 
@@ -15,6 +16,7 @@ const state = {
   rule: "deconvnet",
   analyses: new Map(),
   methods: new Map(),
+  explained: null,
 };
 const $ = (id) => document.getElementById(id);
 
@@ -126,6 +128,9 @@ async function occlude() {
   }
   const job = Math.random().toString(36).slice(2);
   const params = { image: state.image, patch: $("patch").value, stride: $("stride").value };
+  if ($("target").value !== "") {
+    params.target = $("target").value; // the Explain section's target: a class, a detection, a mask
+  }
   const bar = $("occlusion-progress");
   bar.value = 0;
   const poll = setInterval(async () => {
@@ -145,8 +150,9 @@ async function occlude() {
     bar.value = 1;
     $("heatmap").src = "/api/occlude.png?" + query(params);
     const low = summary.min;
+    const scored = summary.kind === "class" ? `p(${summary.target_label})` : `${summary.kind} ${summary.target}`;
     $("occlusion-caption").textContent =
-      `p(${summary.target_label}) unoccluded ${summary.unoccluded_score.toPrecision(3)}, lowest ` +
+      `${scored} unoccluded ${summary.unoccluded_score.toPrecision(3)}, lowest ` +
       `${low.score.toPrecision(3)} at y=${low.y}, x=${low.x}; ${summary.grid.rows}×${summary.grid.cols} positions`;
     say("");
   } catch (error) {
@@ -228,20 +234,59 @@ async function explain() {
   try {
     const summary = await getJson("/api/explain?" + query(params));
     const found = summary.methods[entry.name];
-    if (entry.drawn === "over") {
+    const target = found.target;
+    state.explained = { target, size: summary.size };
+    if (target.detections || target.predicted) {
+      $("explain-image").src = "/api/explain/seen.png?" + query(params);
+    } else if (entry.drawn === "over") {
       $("explain-image").removeAttribute("src");
     } else {
       $("explain-image").src = "/api/picture.png?" + query({ image: state.image });
     }
     $("explain-picture").src = "/api/explain.png?" + query(params);
-    const target = found.target;
+    showSegmentClasses(target);
     const name = target.class !== null ? `class ${target.class}` : `[${target.index.join(",")}]`;
+    const what = target.kind === "class" || target.kind === "element" ? name : `${target.kind} ${name}`;
     $("explain-caption").textContent =
-      `${entry.name} of ${name}: score ${target.score.toPrecision(3)}, peak at y=${found.peak[0]}, x=${found.peak[1]}`;
+      `${entry.name} of ${what}: score ${target.score.toPrecision(3)}, peak at y=${found.peak[0]}, x=${found.peak[1]}`;
     say("");
   } catch (error) {
     say(error.message);
   }
+}
+
+// A segmenter's classes on the image, as a picker: choosing one explains its predicted pixels.
+function showSegmentClasses(target) {
+  const picker = $("segment-class");
+  $("segment-label").hidden = !target.predicted;
+  if (!target.predicted) {
+    return;
+  }
+  picker.replaceChildren(
+    ...target.predicted.map((klass) => new Option(`class ${klass}`, String(klass), false, klass === target.class)),
+  );
+}
+
+// A click on a detector's picture explains the smallest detection around the point.
+function pickDetection(event) {
+  const explained = state.explained;
+  if (!explained || !explained.target.detections) {
+    return;
+  }
+  const image = $("explain-image");
+  const x = (event.offsetX / image.clientWidth) * explained.size[1];
+  const y = (event.offsetY / image.clientHeight) * explained.size[0];
+  const around = explained.target.detections.filter(
+    (d) => d.box[0] <= x && x <= d.box[2] && d.box[1] <= y && y <= d.box[3],
+  );
+  if (!around.length) {
+    say("No detection there: click inside a box.");
+    return;
+  }
+  const area = (d) => (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]);
+  const chosen = around.reduce((a, b) => (area(b) < area(a) ? b : a));
+  $("target").value = `box:${chosen.box.map((v) => v.toFixed(2)).join(",")}:${chosen.class}`;
+  explain();
 }
 
 async function upload(file) {
@@ -279,6 +324,11 @@ $("upload").addEventListener("change", (event) => event.target.files.length && u
 $("occlude").addEventListener("click", occlude);
 $("analysis-run").addEventListener("click", runAnalysis);
 $("explain").addEventListener("click", explain);
+$("explain-image").addEventListener("click", pickDetection);
+$("segment-class").addEventListener("change", (event) => {
+  $("target").value = `mask:predicted:${event.target.value}`;
+  explain();
+});
 for (const row of layerRows()) {
   row.addEventListener("click", () => showLayer(row.dataset.node, state.channel));
 }

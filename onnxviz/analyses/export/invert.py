@@ -1,4 +1,4 @@
-"""Graph export: the forward graph (switches and the tensors the inverse reads as outputs) and
+"""``invert``: the forward graph (switches and the tensors the inverse reads as outputs) and
 the generated inverse graph, as .onnx files to inspect or run elsewhere."""
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ class InvertOptions(Options):
     rule: str = rule_field()
     lrn: str = lrn_field()
     form: str | None = field(
-        default=None, metadata=option("cpu | portable (CUDA-safe ops); default: the device's.", choices=FORMS)
+        default=None,
+        metadata=option(
+            "cpu | portable (CUDA-safe ops) | standard (no scatter); default: the device's.", choices=FORMS
+        ),
     )
 
 

@@ -1,0 +1,93 @@
+"""Explaining one detection of a YOLOv8n-sized detector at 640 × 640, on CPU.
+
+Rows (one image: skimage's astronaut resized to 640 × 640, RGB / 255, as ultralytics feeds it):
+
+- one plain onnxruntime forward of the model (a fresh ``InferenceSession``, default options);
+- onnxviz gradcam of ``detection:0`` (onnxviz's decoding, the default layer: the neck's P3 map),
+  through the model loaded once (its gradient engine built in the warm-up round);
+- onnxviz occlusion of the same detection as a box target (patch 64, stride 32: 19 × 19 = 361
+  positions, re-matching the box on every occluded copy), in positions per second, beside the
+  plain forward's own rate at batch 1.
+
+The model is ``models/yolov8n_bench.onnx`` (``scripts/detector_fixtures.py --bench``: ultralytics'
+``yolov8.yaml`` at scale n, 80 classes, seeded weights, exported by ultralytics' exporter; not
+committed). The rows alternate (A B A B …); round 0 is a warm-up and is dropped; the table gives
+medians and the median per-round ratio.
+
+Usage::
+
+    /tmp/yolovenv/bin/python scripts/detector_fixtures.py --bench
+    python benchmarks/bench_detect.py            # --rounds 7 --occlusion-rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from skimage import data
+
+import onnxviz
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "yolov8n_bench.onnx"
+SIZE = 640
+LIMIT = 1.3  # gradcam of one detection / one plain forward
+
+
+def timed(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--occlusion-rounds", type=int, default=2)
+    args = parser.parse_args()
+    if not MODEL.exists():
+        raise SystemExit(f"{MODEL} is missing: build it with scripts/detector_fixtures.py --bench")
+    picture = cv2.resize(data.astronaut(), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    x = np.ascontiguousarray(picture.transpose(2, 0, 1)[None], np.float32) / 255
+    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    model = onnxviz.load(MODEL, device="cpu")
+    first = model.cam(x, target="detection:0")
+    target = first.targets[0]
+    print(f"detection:0: class {target.class_index}, score {target.score:.3f}, box {[round(v) for v in target.box]}")
+    print(f"layer {first.layers[0]}; {len(target.detections)} detections after the decoding")
+
+    plain, gradcam, ratios = [], [], []
+    for round_ in range(args.rounds + 1):
+        a = timed(lambda: session.run(None, {name: x}))
+        b = timed(lambda: model.cam(x, target="detection:0"))
+        if round_:
+            plain.append(a)
+            gradcam.append(b)
+            ratios.append(b / a)
+    box = "box:" + ",".join(f"{v:.2f}" for v in target.box) + f":{target.class_index}"
+    rates, forward_rates = [], []
+    for _ in range(args.occlusion_rounds):
+        occlusion = model.occlude(x, target=box, patch=64, stride=32)
+        rates.append(occlusion.positions_per_second)
+        forward_rates.append(1 / timed(lambda: session.run(None, {name: x})))
+    median = statistics.median
+    print(f"{'row':<44} {'median':>10}")
+    print(f"{'ort plain forward (ms)':<44} {median(plain) * 1000:>10.1f}")
+    print(f"{'onnxviz gradcam of detection:0 (ms)':<44} {median(gradcam) * 1000:>10.1f}")
+    verdict = "meets" if median(ratios) <= LIMIT else "misses"
+    print(f"{'ratio gradcam / forward (median per round)':<44} {median(ratios):>10.2f}  ({verdict} ≤ {LIMIT})")
+    grid = f"{occlusion.grid.rows}x{occlusion.grid.cols}, batch {occlusion.batch_size}"
+    print(f"{'onnxviz occlusion of the box, positions/s':<44} {median(rates):>10.2f}  ({grid})")
+    print(f"{'ort plain forwards/s at batch 1':<44} {median(forward_rates):>10.2f}")
+    print(f"non-zero occlusion scores: {np.count_nonzero(occlusion.scores)}/{occlusion.scores.size}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""``export``: an explanation as one portable ONNX model, checked against onnxviz's own result.
+
+The explainer (``builder``) takes the model's inputs (and ``target`` with ``--target input``) and
+gives the model's outputs, ``target_score`` and ``attribution``: what ``cam --raw`` or ``attribute
+--raw`` writes for the same images. ``--check IMAGE`` runs the written file in a fresh onnxruntime
+session, with nothing of onnxviz's cached, beside onnxviz's own result for that image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from onnxviz.analyses._common import ig_baseline
+from onnxviz.analyses.attribute.analysis import attribute
+from onnxviz.analyses.attribute.options import AttributeOptions
+from onnxviz.analyses.cam.analysis import CamOptions, cam
+from onnxviz.analyses.cam.layers import CamLayer, default_layer, named_layer
+from onnxviz.analyses.export.builder import ATTRIBUTION_OUTPUT, SCORE_OUTPUT, TARGET_INPUT, Recipe, build_explainer
+from onnxviz.core.loaded import LoadedModel
+from onnxviz.core.options import Options, option
+from onnxviz.core.result import Result
+from onnxviz.errors import UsageError
+from onnxviz.render.outputs import write_bytes
+from onnxviz.runtime.projector import seeded_tensor
+
+CAMS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam")
+ATTRIBUTIONS = ("saliency", "inputxgrad", "ig", "deconvnet", "guided")
+EXPORTABLE = CAMS + ATTRIBUTIONS
+NOT_EXPORTABLE = {
+    "eigencam": "it takes a singular value decomposition per image, which no standard ONNX operator computes",
+    "scorecam": "it runs the network again once per channel of the layer on masked copies of the image",
+    "ablationcam": "it runs the network again once per channel of the layer with that channel zeroed",
+    "smoothgrad": "its noise comes from numpy's seeded generator, which no ONNX runtime reproduces",
+    "smoothgrad-sq": "its noise comes from numpy's seeded generator, which no ONNX runtime reproduces",
+    "vargrad": "its noise comes from numpy's seeded generator, which no ONNX runtime reproduces",
+    "rise": "its thousands of random masks come from numpy's seeded generator, which no ONNX runtime reproduces",
+    "guided-gradcam": "it multiplies two explanations with different inverse rules",
+}
+TARGETS = ("top1", "input")
+CHECK_TOLERANCE = 1e-4  # relative: the largest difference over the largest magnitude of onnxviz's own
+
+
+@dataclass(frozen=True)
+class ExportOptions(Options):
+    """The method, its layer and target, where the explainer goes, and the image to check it on."""
+
+    method: str = field(metadata=option("One of: " + " | ".join(EXPORTABLE) + "."))
+    out: Path = field(metadata=option("The explainer's .onnx file."))
+    layer: str | None = field(
+        default=None, metadata=option("Cams: the layer (default: the last 4-D layer with more than one position).")
+    )
+    target: str = field(
+        default="top1",
+        metadata=option("top1: each image's top-1 class; input: an int64 input 'target' (N,).", choices=TARGETS),
+    )
+    steps: int = field(default=50, metadata=option("ig: Gauss–Legendre steps, run as one batch.", min=1))
+    baseline: str | float = field(
+        default="zero", metadata=option("ig: zero, a number, or a .npy shaped like the input (preprocessed space).")
+    )
+    check: Path | None = field(
+        default=None,
+        metadata=option("An image: run the file in a fresh onnxruntime session beside onnxviz's own result."),
+    )
+
+
+@dataclass
+class Checked:
+    """The explainer beside onnxviz's own result for one image: the largest relative differences."""
+
+    image: str
+    attribution: float
+    score: float
+
+    @property
+    def ok(self) -> bool:
+        return max(self.attribution, self.score) <= CHECK_TOLERANCE
+
+
+@dataclass
+class Explainer(Result):
+    """The written explainer: its file, what it computes, its interface and size beside the model's."""
+
+    path: Path
+    method: str
+    layer: str | None
+    target: str
+    inputs: list[str]
+    outputs: list[str]
+    opset: int
+    size: int
+    model_size: int | None
+    checked: Checked | None = None
+
+    def summary(self) -> dict:
+        """What ``--json`` prints."""
+        checked = None
+        if self.checked is not None:
+            checked = {
+                "image": self.checked.image,
+                "attribution_rel": self.checked.attribution,
+                "score_rel": self.checked.score,
+                "ok": self.checked.ok,
+            }
+        return {
+            "path": str(self.path),
+            "method": self.method,
+            "layer": self.layer,
+            "target": self.target,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "opset": self.opset,
+            "bytes": self.size,
+            "model_bytes": self.model_size,
+            "check": checked,
+        }
+
+
+def export(model: LoadedModel, options: ExportOptions) -> Explainer:
+    """Write the explainer of ``options.method`` for ``model`` to ``options.out`` (and check it)."""
+    method = _exportable(options.method)
+    shape = model.input_shape()
+    layer = _layer(model, method, options.layer, shape)
+    baseline = None
+    if method == "ig":
+        baseline = ig_baseline(options.baseline, np.zeros(shape, np.float32))
+        if np.all(baseline == baseline.flat[0]):  # one number, broadcast: no input-sized constant in the file
+            baseline = baseline.reshape(-1)[:1].reshape((1,) * len(shape))
+    rule = method if method in ("deconvnet", "guided") else "saliency"
+    recipe = Recipe(method, rule, layer, options.target == "input", shape, model.height_axis, options.steps, baseline)
+    explainer = build_explainer(model.graph, recipe)
+    onnx.checker.check_model(explainer, full_check=True)
+    path = write_bytes(Path(options.out), explainer.SerializeToString())
+    source = model.source.path if model.source is not None else None
+    result = Explainer(
+        path=path,
+        method=method,
+        layer=None if layer is None else layer.name,
+        target=options.target,
+        inputs=[i.name for i in explainer.graph.input],
+        outputs=[o.name for o in explainer.graph.output],
+        opset=next(o.version for o in explainer.opset_import if o.domain in ("", "ai.onnx")),
+        size=path.stat().st_size,
+        model_size=Path(source).stat().st_size if source is not None else None,
+    )
+    if options.check is not None:
+        result.checked = check_explainer(model, path, options, result.layer)
+    return result
+
+
+def _exportable(method: str) -> str:
+    """``method`` if an explainer can compute it; else why not, and which can."""
+    can = "Methods that export: " + ", ".join(EXPORTABLE) + "."
+    if method in NOT_EXPORTABLE:
+        raise UsageError(f"The method '{method}' cannot be exported: {NOT_EXPORTABLE[method]}.", can)
+    if method not in EXPORTABLE:
+        raise UsageError(f"Unknown method '{method}'.", can)
+    return method
+
+
+def _layer(model: LoadedModel, method: str, name: str | None, shape: tuple[int, ...]) -> CamLayer | None:
+    """The cam's layer (named, or cam's default), checked to lie on the path to the target."""
+    target = seeded_tensor(model.graph, model.graph.output_names[0])
+    if method not in CAMS:
+        if name is not None:
+            raise UsageError(
+                f"--layer is read by the cam methods; {method} explains the input.",
+                "Leave --layer out, or export a cam method (" + ", ".join(CAMS) + ").",
+            )
+        return None
+    if name is None:
+        return default_layer(model.graph, target, shape)
+    return named_layer(model.graph, name, target, shape)
+
+
+def check_explainer(model: LoadedModel, path: Path, options: ExportOptions, layer: str | None) -> Checked:
+    """The file at ``path`` run in a fresh onnxruntime session on ``options.check`` beside onnxviz's
+    own ``cam``/``attribute`` result for that image (the target fed as onnxviz resolved it)."""
+    x, _, _ = model.prepare(options.check)
+    if options.method in CAMS:
+        own = cam(model, [x], CamOptions(method=options.method, layer=None if layer is None else [layer]))
+        expected, targets = own.raw(), own.targets
+    else:
+        settings = AttributeOptions(method=options.method, steps=options.steps, baseline=options.baseline)
+        own = attribute(model, [x], settings)
+        expected, targets = own.raw(), own.targets
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {model.graph.input_name: x}
+    if options.target == "input":
+        feeds[TARGET_INPUT] = np.array([t.class_index for t in targets], np.int64)
+    found = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
+    scores = np.array([t.score for t in targets], np.float32)
+    return Checked(
+        image=str(options.check),
+        attribution=relative_difference(found[ATTRIBUTION_OUTPUT], expected),
+        score=relative_difference(found[SCORE_OUTPUT], scores),
+    )
+
+
+def relative_difference(found: np.ndarray, expected: np.ndarray) -> float:
+    """The largest absolute difference over the largest magnitude of ``expected`` (0 where both are 0)."""
+    if found.shape != expected.shape:
+        return float("inf")
+    difference = float(np.abs(found.astype(np.float64) - expected).max(initial=0.0))
+    scale = float(np.abs(expected).max(initial=0.0))
+    return difference / scale if scale > 0 else difference
