@@ -77,7 +77,8 @@ def _plain_curves(path, planes, steps, score, start, end, nhwc=False):
             changed[order[: math.ceil(t * plane.size / steps)]] = True
             mask = changed.reshape(plane.shape)
             made.append(np.where(mask[..., None] if nhwc else mask[None], e, s))
-        curves.append(score(session.run(None, {name: np.stack(made).astype(np.float32)})[0], row))
+        outputs = [session.run(None, {name: step[None].astype(np.float32)})[0] for step in made]  # batch 1 models too
+        curves.append(score(np.concatenate(outputs), row))
     return np.array(curves)
 
 
@@ -125,3 +126,20 @@ def test_the_command_prints_the_contract_json(capsys, tmp_path):
     assert len(summary["methods"]["gradcam"]["curve"][0]) == 5
     assert len(summary["methods"]["random"]["auc"]) == 1
     assert out.stat().st_size > 0
+
+
+def test_a_box_target_is_scored_itself_matched_again_on_every_step():
+    """A detection's score, not a softmax: each step's raw onnxruntime output read by the box
+    target (which matches the box again on every perturbed copy, as occlusion and scorecam do)."""
+    path = FIXTURES / "yolov8n_tiny.onnx"
+    found_box = np.load(FIXTURES.parent / "detectors" / "yolov8n_tiny.npz")
+    x = found_box["x"].astype(np.float32).reshape(1, *found_box["x"].shape[-3:])
+    box = "box:" + ",".join(f"{v:.4f}" for v in found_box["box"])
+    found = onnxviz.load(path, device="cpu").faithfulness(list(x), method=["random"], steps=4, seed=2, target=box)
+    assert found.measure == "score" and found.targets[0].kind != "class"
+    draws = np.random.default_rng(2)
+    planes = [draws.random(x.shape[2:])]
+    target = found.targets[0]
+    expected = _plain_curves(path, planes, 4, lambda out, row: target.scores(out), x, [np.zeros_like(x[0])])
+    np.testing.assert_allclose(found.curves["random"], expected, atol=1e-3)
+    assert found.curves["random"][0, 0] == pytest.approx(target.score, abs=1e-4)

@@ -30,6 +30,7 @@ from onnxviz.render.lineplot import line_plot
 from onnxviz.runtime.batching import batch_size_for
 from onnxviz.runtime.engines import ForwardKey
 from onnxviz.targets.base import ResolvedTarget
+from onnxviz.targets.classes import ClassTarget
 from onnxviz.targets.spelling import parse_target
 
 RANDOM = "random"
@@ -106,7 +107,7 @@ def faithfulness(
         return np.concatenate([runner.run(run)[0] for run in runs])
 
     resolved = [target.resolve(model.graph, value[None]) for value in values(x)]
-    classes = all(t.class_index is not None for t in resolved)
+    classes = all(t.kind == ClassTarget.kind for t in resolved)  # a detection has a class, but no softmax
 
     def score(batch: np.ndarray, owners: np.ndarray) -> np.ndarray:
         found = values(batch)
