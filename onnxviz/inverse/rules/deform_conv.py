@@ -118,18 +118,24 @@ def deform_conv_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signa
             )
     result: list[str | None] = [None] * len(node.input)
     if x_name in ctx.graph.signal:
-        indices = ctx.op("Concat", spread_indices, axis=2)
-        updates = ctx.op("Concat", spread_updates, axis=2)
-        zeros = ctx.op("Reshape", [ctx.zeros_like_signal(g, x_name), ctx.ints([-1, channels, height * width], "image")])
-        expanded = ctx.op("Expand", [indices, ctx.op("Shape", [updates])])
-        result[0] = ctx.reshape_to(
-            ctx.op("ScatterElements", [zeros, expanded, updates], axis=2, reduction="add"), x_name
-        )
+        result[0] = _image_signal(ctx, g, x_name, spread_indices, spread_updates)
     if offset_parts:
         result[2] = ctx.reshape_to(ctx.op("Concat", offset_parts, axis=1), offset_name)
     if mask_parts:
         result[MASK] = ctx.reshape_to(ctx.op("Concat", mask_parts, axis=1), mask_name)
     return result
+
+
+def _image_signal(ctx: InverseContext, g: str, x_name: str, indices: list[str], updates: list[str]) -> str:
+    """Every tap's bilinear corner contributions added into the image (several taps may sample the
+    same pixel)."""
+    _, channels, height, width = ctx.shape(x_name)
+    joined_indices = ctx.op("Concat", indices, axis=2)
+    joined_updates = ctx.op("Concat", updates, axis=2)
+    zeros = ctx.op("Reshape", [ctx.zeros_like_signal(g, x_name), ctx.ints([-1, channels, height * width], "image")])
+    expanded = ctx.op("Expand", [joined_indices, ctx.op("Shape", [joined_updates])])
+    scattered = ctx.op("ScatterElements", [zeros, expanded, joined_updates], axis=2, reduction="add")
+    return ctx.reshape_to(scattered, x_name)
 
 
 def _offset_signal(ctx: InverseContext, u: str, values: dict, corners: list) -> list[str]:
