@@ -6,7 +6,7 @@ of the forward model in float64 (where the operator allows) and Jᵀ·v from the
 a few coordinates of Jᵀ·v against finite differences one by one, in both emitted forms.
 
 The CI profile draws a few models per (operator, opset) pair so that the module stays well under a
-minute; the ``slow`` test draws many more.
+minute; the ``long`` test draws many more (``python -m pytest -m long``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_rule_is_the_adjoint_of_its_operator(op_type: str, opset: int, data: st.
     _check_drawn(op_type, opset, data)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize(("op_type", "opset"), PAIRS, ids=[f"{op}-{v}" for op, v in PAIRS])
 @LONG
 @given(data=st.data())
