@@ -105,12 +105,12 @@ def test_an_output_layout_not_recognised_says_what_to_give_instead(capsys, tmp_p
     path.write_bytes(model.SerializeToString())
     np.save(tmp_path / "x.npy", np.ones((1, 3, 12, 12), np.float32))
     err = refused(capsys, "cam", path, tmp_path / "x.npy", "--target", "box:0,0,5,5", "--layer", "conv")
-    assert "[1, 4, 36]" in err and "(1, 4+nc, N)" in err and "(1, N, 5+nc)" in err and "NAME[0,i,k]" in err
+    assert "[1, 4, 36]" in err and "(1, 4+nc, N)" in err and "(1, N, 5+nc)" in err and "--boxes NAME --scores NAME" in err
 
 
 def test_another_detectors_pre_nms_tensors_are_named_in_the_hint(capsys, tmp_path) -> None:
     """Outputs (1, 36, 3) class scores beside (1, 36, 4) boxes: the hint names both and the
-    element target that explains one score."""
+    flags that read them as one detector."""
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], strides=[2, 2], name="conv"),
         helper.make_node("Reshape", ["c", "shape"], ["flat"], name="flatten"),
@@ -127,4 +127,4 @@ def test_another_detectors_pre_nms_tensors_are_named_in_the_hint(capsys, tmp_pat
     path.write_bytes(make_model(nodes, (1, 3, 12, 12), "scores", weights).SerializeToString())
     np.save(tmp_path / "x.npy", np.ones((1, 3, 12, 12), np.float32))
     err = refused(capsys, "attribute", path, tmp_path / "x.npy", "--method", "saliency", "--target", "detection:0")
-    assert "[1, 36, 3]" in err and "'boxes' [1, 36, 4]" in err and "--target scores[0,i,k]" in err
+    assert "[1, 36, 3]" in err and "'boxes' [1, 36, 4]" in err and "--boxes boxes --scores scores" in err
