@@ -16,6 +16,7 @@ Called by ``scripts/detector_fixtures.py`` (``--pre-nms`` builds this one alone)
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import onnxruntime as ort
 import torch

@@ -33,8 +33,7 @@ def check_pair(boxes: str | None, scores: str | None) -> tuple[str, str] | None:
         given, missing = ("--boxes", "--scores") if scores is None else ("--scores", "--boxes")
         raise UsageError(
             f"{given} was given without {missing}: a detector's boxes and class scores are read together.",
-            f"Give both, {FLAGS} (`onnxviz layers` lists the tensors), or neither for an ultralytics or "
-            "YOLOv5 output.",
+            f"Give both, {FLAGS} (`onnxviz layers` lists the tensors), or neither for an ultralytics or YOLOv5 output.",
         )
     return boxes, scores
 
@@ -54,7 +53,9 @@ def joined_model(model: onnx.ModelProto, boxes: str, scores: str) -> onnx.ModelP
     graph.initializer.append(numpy_helper.from_array(TO_CENTRES, f"{JOINED}_to_centres"))
     graph.node.extend(
         [
-            helper.make_node("MatMul", [boxes, f"{JOINED}_to_centres"], [f"{JOINED}_centres"], name=f"{JOINED}_centres"),
+            helper.make_node(
+                "MatMul", [boxes, f"{JOINED}_to_centres"], [f"{JOINED}_centres"], name=f"{JOINED}_centres"
+            ),
             helper.make_node(
                 "Concat", [f"{JOINED}_centres", scores], [f"{JOINED}_rows"], axis=2, name=f"{JOINED}_rows"
             ),

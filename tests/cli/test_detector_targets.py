@@ -105,7 +105,9 @@ def test_an_output_layout_not_recognised_says_what_to_give_instead(capsys, tmp_p
     path.write_bytes(model.SerializeToString())
     np.save(tmp_path / "x.npy", np.ones((1, 3, 12, 12), np.float32))
     err = refused(capsys, "cam", path, tmp_path / "x.npy", "--target", "box:0,0,5,5", "--layer", "conv")
-    assert "[1, 4, 36]" in err and "(1, 4+nc, N)" in err and "(1, N, 5+nc)" in err and "--boxes NAME --scores NAME" in err
+    assert (
+        "[1, 4, 36]" in err and "(1, 4+nc, N)" in err and "(1, N, 5+nc)" in err and "--boxes NAME --scores NAME" in err
+    )
 
 
 def test_another_detectors_pre_nms_tensors_are_named_in_the_hint(capsys, tmp_path) -> None:
