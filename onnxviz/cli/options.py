@@ -57,7 +57,10 @@ class ModelOptions:
     layout: Annotated[str, typer.Option("--layout", help="auto | nchw | nhwc.")] = "auto"
     preset: Annotated[
         str | None,
-        typer.Option("--preset", help="imagenet | caffe | tf | raw (default: the model's metadata, else imagenet)."),
+        typer.Option(
+            "--preset",
+            help="imagenet | caffe | tf | raw (default: the model's metadata; raw for ultralytics; else imagenet).",
+        ),
     ] = None
     custom_ops: CustomOpsOpt = None
     boxes: Annotated[

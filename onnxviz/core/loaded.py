@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from onnxviz.core.types import Image
-from onnxviz.data.preprocess import LAYOUTS, Preprocessing, check_normalisation, prepare, read_image
+from onnxviz.data.preprocess import (
+    LAYOUTS,
+    Preprocessing,
+    check_normalisation,
+    default_preset,
+    prepare,
+    read_image,
+)
 from onnxviz.errors import UsageError
 from onnxviz.graph.aliases import Layer
 from onnxviz.graph.detector_join import JOINED, check_pair, check_shapes, joined_model
@@ -66,7 +73,7 @@ class LoadedModel:
         layout = source.preprocessing.get("layout")
         if layout is not None and layout not in LAYOUTS:
             raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
-        preset = source.preset or graph.metadata.get("onnxviz.preset", "imagenet")
+        preset = source.preset or default_preset(graph.metadata)
         preprocessing = Preprocessing.preset(preset, **source.preprocessing)
         check_normalisation(preprocessing)
         if detector is not None:
