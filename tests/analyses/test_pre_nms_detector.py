@@ -94,3 +94,17 @@ def test_without_the_flags_the_model_is_read_as_it_is(loaded) -> None:
     assert plain.graph.output_names == ["boxes", "scores"]
     with pytest.raises(onnxviz.UsageError, match="--boxes boxes --scores scores"):
         plain.attribute(FOUND["x"], method="saliency", target=BOX)
+
+
+def test_one_of_the_two_names_alone_is_refused_in_python_too() -> None:
+    with pytest.raises(onnxviz.UsageError, match="--scores was given without --boxes"):
+        onnxviz.load(FIXTURES / "pre_nms_ts.onnx", device="cpu", scores="scores")
+
+
+def test_a_repeat_load_from_the_cache_joins_the_same_output(loaded) -> None:
+    """The second load reads the graph's skeleton from the cache; the join is made on it again and
+    its gradients are keyed apart from the plain model's."""
+    again = onnxviz.load(FIXTURES / "pre_nms_ts.onnx", device="cpu", boxes="boxes", scores="scores")
+    assert again.graph.output_names == [JOINED, "boxes", "scores"]
+    assert again.graph.digest != onnxviz.load(FIXTURES / "pre_nms_ts.onnx", device="cpu").graph.digest
+    close(again.attribute(FOUND["x"], method="saliency", target=BOX).raw(), FOUND["saliency"])
