@@ -170,7 +170,10 @@ def with_joined_detector(graph: ModelGraph, boxes: str, scores: str, size: tuple
     if size is not None or all(isinstance(d, int) and d > 0 for d in graph.input_dims[1:]):
         check_shapes(graph.shapes(graph.concrete_input_shape(*(size or (None, None)))), boxes, scores)
     joined = ModelGraph.from_proto(model, graph.path, graph.custom_ops)
-    joined.notes = [*graph.notes, f"the boxes '{boxes}' and the scores '{scores}' read as one detector output, {JOINED} (1, 4+nc, N)."]
+    joined.notes = [
+        *graph.notes,
+        f"the boxes '{boxes}' and the scores '{scores}' read as one detector output, {JOINED} (1, 4+nc, N).",
+    ]
     joined.digest = None if graph.digest is None else f"{graph.digest}+{JOINED}({boxes},{scores})"
     return joined
 
