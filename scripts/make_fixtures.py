@@ -1568,6 +1568,9 @@ def main() -> None:
         path = OUT_DIR / name
         make_helper(path)
         reports[name] = validate(path, reference, seed=100 + i)
+    from operator_fixtures import make_operator_fixtures  # the exports using the newer inverse rules
+
+    reports.update(make_operator_fixtures())
     for name, rep in reports.items():
         print(f"== {name}")
         for key, val in rep.items():

@@ -8,7 +8,9 @@ needs to change a model loads its own copy (``tests.helpers.load_fixture``, ``on
 Session caches inside an ``onnxviz.Model`` (projectors, occluders) are meant to be shared: reusing
 them across tests is what a user's repeated calls do.
 
-Markers are declared in pyproject.toml (``upstream``, ``slow``, ``torch``).
+Markers are declared in pyproject.toml (``upstream``, ``slow``, ``torch``, ``long``). A ``long``
+test (a property or fuzz profile of thousands of cases, minutes to hours) runs only when asked
+for by name: ``python -m pytest -m long``; every other run skips it, saying how to run it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ import pytest
 import onnxviz
 from onnxviz.graph.model import ModelGraph
 from tests.helpers import DEMO, FIXTURE_MODELS, FIXTURES, load_fixture
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``long`` profiles unless the marker expression names them (``-m long``)."""
+    if "long" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="a long profile: run it with `python -m pytest -m long`")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
 
 
 def _cached(load: Callable[[str], object]) -> Callable[[str], object]:

@@ -251,3 +251,17 @@ class CutAt:
         plus = self(x, activation + eps * u).astype(np.float64)
         minus = self(x, activation - eps * u).astype(np.float64)
         return (plus - minus) / (2 * eps)
+
+
+def torch_saliency_gaps(
+    ours: np.ndarray, ref: dict[str, np.ndarray], floor: float = 1e-4
+) -> tuple[float, float, float]:
+    """(max|Δ|, its bound, cosine) between a saliency and the stored torch autograd one (``ref``:
+    ``gradient`` and torch's own float32-vs-float64 ``gap``): the bound is twice that gap, or
+    ``floor`` of max|ref|, whichever is larger."""
+    theirs = ref["gradient"][0].astype(np.float64)
+    ours = ours.astype(np.float64)
+    delta = float(np.max(np.abs(ours - theirs)))
+    bound = max(2 * float(ref["gap"]), floor * float(np.max(np.abs(theirs))))
+    cosine = float(np.sum(ours * theirs) / (np.linalg.norm(ours) * np.linalg.norm(theirs)))
+    return delta, bound, cosine

@@ -24,7 +24,7 @@ import onnxviz
 from onnxviz.errors import OnnxvizError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.runtime.projector import seeded_tensor
-from tests.helpers import FAMILY_MODELS, FIXTURES, Linearisation
+from tests.helpers import FAMILY_MODELS, FIXTURES, Linearisation, torch_saliency_gaps
 
 COSINE_MIN = 0.9999
 RELATIVE_FLOOR = 1e-4
@@ -65,11 +65,7 @@ def test_top_logit_saliency_equals_torch_autograd(fixture: str) -> None:
     model = onnxviz.load(FIXTURES / fixture, device="cpu", preset="raw")
     x = ref["x"].astype(np.float32)
     projection = model.project(x, node="logits", channels=[int(ref["top"])], rule="saliency")
-    ours = projection.projections[0].astype(np.float64)
-    torch_gradient = ref["gradient"][0].astype(np.float64)
-    delta = float(np.max(np.abs(ours - torch_gradient)))
-    bound = max(2 * float(ref["gap"]), RELATIVE_FLOOR * float(np.max(np.abs(torch_gradient))))
-    cosine = float(np.sum(ours * torch_gradient) / (np.linalg.norm(ours) * np.linalg.norm(torch_gradient)))
+    delta, bound, cosine = torch_saliency_gaps(projection.projections[0], ref, RELATIVE_FLOOR)
     assert delta <= bound, f"max|Δ| {delta:.3e} > {bound:.3e}"
     assert cosine >= COSINE_MIN, f"cosine {cosine:.7f}"
 

@@ -1,29 +1,28 @@
-"""MkDocs hook: the table of supported operators, generated at build time from the rule registry.
+"""MkDocs hook: the operator support table, generated at build time from the rule registry and the
+installed ONNX package's schemas (``onnxviz.inverse.coverage``).
 
 The page ``reference/ops.md`` holds the marker ``<!-- op-table -->``; this hook replaces it with
-one row per operator that ``onnxviz.inverse.rules.ALL_RULES`` can carry a signal back through,
-so adding a rule adds its row. Per operator: the opset versions onnx defines for it (the rule
-handles each unless its check refuses a node, with the reason), the rule family module, and
-whether the three modes differ there. They differ exactly where a rule family calls
-``onnxviz.inverse.modes.rectify``, the one place the modes are written. Activations that
-exporters write as several nodes (``onnxviz.graph.composite.KINDS``) follow the table.
+one row per default-domain ONNX operator that may carry a float tensor, so a new rule, a new
+reason or a new ONNX release changes the table. Per operator: the opset versions onnx defines
+for it, what the inverse does (a rule: its family module and whether the three modes differ
+there; a zero gradient; or the reason it is refused), and the test that checks the rule
+(``tests/inverse/rule_cases.py``). The modes differ exactly where a rule family calls
+``onnxviz.inverse.modes.rectify``. Activations that exporters write as several nodes
+(``onnxviz.graph.composite.KINDS``) follow the table.
 """
 
 from __future__ import annotations
 
-import sys
-from collections import defaultdict
+import html
 
-import onnx.defs
+import onnx
 
 from onnxviz.graph.composite import KINDS
-from onnxviz.inverse.modes import rectify
-from onnxviz.inverse.rules import ALL_RULES
+from onnxviz.inverse.coverage import summary, support_table
+from tests.inverse.rule_cases import checked_by
 
 MARKER = "<!-- op-table -->"
-RULES_PACKAGE = "onnxviz.inverse.rules."
-SAME_IN_EVERY_MODE = "same in all three"
-PER_MODE = "deconvnet: relu(ḡ) · guided: relu(ḡ)·[f′(x) > 0] · saliency: ḡ·f′(x)"
+STATUS = {"rule": "rule", "zero": "zero gradient", "refused": "refused", "missing": "**missing**"}
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
@@ -33,20 +32,26 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     return markdown.replace(MARKER, render_table())
 
 
+def _cell(text: str) -> str:
+    return html.escape(text).replace("|", "\\|")
+
+
 def render_table() -> str:
     """The operators in alphabetical order, then the recognised composite activations."""
-    versions = _onnx_versions()
+    table = support_table()
+    counts = summary(table)
     rows = []
-    for rule in ALL_RULES:
-        module = rule.emit.__module__
-        modes = PER_MODE if getattr(sys.modules[module], "rectify", None) is rectify else SAME_IN_EVERY_MODE
-        for op_type in rule.op_types:
-            opsets = ", ".join(str(v) for v in versions.get(op_type, [])) or "—"
-            rows.append(f"| `{op_type}` | {opsets} | `{module.removeprefix(RULES_PACKAGE)}` | {modes} |")
+    for row in table:
+        versions = ", ".join(str(v) for v in row.versions)
+        tests = checked_by(row.op_type) if row.status == "rule" else "—"
+        tests = ", ".join(f"`{t}`" for t in tests.split(", ")) if tests != "—" else tests
+        rows.append(f"| `{row.op_type}` | {versions} | {STATUS[row.status]}: {_cell(row.detail)} | {tests} |")
     header = [
-        f"{len(rows)} operators, onnx {onnx.__version__}.",
+        f"{len(table)} operators with a float type in onnx {onnx.__version__}: {counts['rule']} with a rule, "
+        f"{counts['zero']} with a zero gradient, {counts['refused']} refused with a reason, "
+        f"{counts['missing']} missing.",
         "",
-        "| operator | opset versions (onnx) | rule family | the three modes |",
+        "| operator | opset versions (onnx) | inverse | tested by |",
         "| --- | --- | --- | --- |",
     ]
     composites = ", ".join(f"`{kind}`" for kind in KINDS)
@@ -55,13 +60,4 @@ def render_table() -> str:
         f"Composite activations recognised by the function they compute, and rectified as one activation: "
         f"{composites}.",
     ]
-    return "\n".join([*header, *sorted(rows, key=str.lower), *footer])
-
-
-def _onnx_versions() -> dict[str, list[int]]:
-    """``op_type -> [opset of each version]`` for the default domain, as the installed onnx knows it."""
-    versions: dict[str, set[int]] = defaultdict(set)
-    for schema in onnx.defs.get_all_schemas_with_history():
-        if schema.domain in ("", "ai.onnx"):
-            versions[schema.name].add(schema.since_version)
-    return {name: sorted(found) for name, found in versions.items()}
+    return "\n".join([*header, *rows, *footer])

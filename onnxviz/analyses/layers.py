@@ -1,4 +1,6 @@
-"""The layer table: every alias with its node, op, output shape and receptive field.
+"""The layer table: every alias with its node, op, output shape and receptive field, and why a
+layer cannot be projected where it cannot (the first refusal on its path: an operator without an
+inverse rule, with the registry's stated reason, or a node its rule refuses).
 
 A ``LayerTable`` is a list of ``LayerInfo`` rows (what ``Model.layers()`` always returned) that
 also knows the model it describes, so its ``summary()`` is exactly ``onnxviz layers --json``.
@@ -14,6 +16,7 @@ from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options
 from onnxviz.core.result import Result
 from onnxviz.graph.receptive import receptive_fields
+from onnxviz.inverse import InverseSpec, unsupported_reason
 from onnxviz.render import pictures as render
 
 
@@ -26,6 +29,7 @@ class LayerInfo:
     shape: tuple[int, ...]
     receptive_field: tuple[int, int] | None = None  # (H, W) input pixels one position sees
     jump: tuple[int, int] | None = None  # input pixels between neighbouring positions
+    unsupported: str | None = None  # why no inverse reaches the input from here; None: it projects
 
     def summary(self) -> dict:
         return {
@@ -36,6 +40,7 @@ class LayerInfo:
             "shape": list(self.shape),
             "receptive_field": list(self.receptive_field) if self.receptive_field else None,
             "jump": list(self.jump) if self.jump else None,
+            "unsupported": self.unsupported,
         }
 
 
@@ -93,6 +98,7 @@ def layers(model: LoadedModel, options: LayersOptions | None = None) -> LayerTab
                 tuple(shapes.get(la.tensor, ())),
                 tuple(int(v) for v in field.size) if spatial else None,
                 tuple(int(v) for v in field.jump) if spatial else None,
+                unsupported_reason(model.graph, InverseSpec(la.tensor, shape)),
             )
         )
     path = model.graph.path

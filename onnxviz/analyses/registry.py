@@ -39,8 +39,10 @@ from onnxviz.analyses.compare import analysis as compare
 from onnxviz.analyses.explain import analysis as explain
 from onnxviz.analyses.export import analysis as export
 from onnxviz.analyses.export import invert
+from onnxviz.analyses.faithfulness import analysis as faithfulness
 from onnxviz.analyses.maximize import analysis as maximize
 from onnxviz.analyses.maximize.options import MaximizeOptions
+from onnxviz.analyses.sanity import analysis as sanity
 from onnxviz.core.options import Options
 from onnxviz.errors import OptionError
 
@@ -105,6 +107,10 @@ ANALYSES: dict[str, Analysis] = {
         Analysis("attribute", AttributeOptions, attribute.attribute, Subject.IMAGES, progress=True),
         Analysis("explain", explain.ExplainOptions, explain.explain, Subject.IMAGE),
         Analysis("export", export.ExportOptions, export.export, Subject.MODEL),
+        Analysis("sanity", sanity.SanityOptions, sanity.sanity, Subject.IMAGES, progress=True),
+        Analysis(
+            "faithfulness", faithfulness.FaithfulnessOptions, faithfulness.faithfulness, Subject.IMAGES, progress=True
+        ),
     )
 }
 

@@ -1,7 +1,9 @@
 """The report: the layer table, per image the occlusion map, the attribution methods side by side
 (``explain``'s figure) and, per layer shown, the strongest channels' projections and the activation
 grid, and over all its images the invariance curves to translation, rotation and scaling (the
-paper's Fig. 5), gathered as results; the HTML page is drawn from them by ``onnxviz.render.report``.
+paper's Fig. 5) and whether the explanations can be trusted (the sanity checks' cascading
+randomisation, the deletion and insertion curves of the same methods), gathered as results; the
+HTML page is drawn from them by ``onnxviz.render.report``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from onnxviz.analyses.explain.analysis import ExplainOptions, Explanation, explain
+from onnxviz.analyses.faithfulness.analysis import METRICS, Faithfulness, FaithfulnessOptions, faithfulness
 from onnxviz.analyses.grids import ActivationGrid, GridOptions, activations
 from onnxviz.analyses.invariance import InvarianceCurves, InvarianceOptions, invariance
 from onnxviz.analyses.layers import LayerTable, layers
 from onnxviz.analyses.occlusion import OccludeOptions, OcclusionMap, occlude
 from onnxviz.analyses.project import Projection, ProjectOptions, project
+from onnxviz.analyses.sanity.analysis import Sanity, SanityOptions, sanity
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
@@ -50,6 +54,8 @@ class Report(Result):
     device_note: str
     images: list[ImageView]
     invariance: list[InvarianceCurves] = field(default_factory=list)
+    sanity: Sanity | None = None  # None: not asked for, or not a classifier with conv layers
+    faithfulness: list[Faithfulness] = field(default_factory=list)  # deletion, then insertion
 
     def html(self) -> str:
         return page(self)
@@ -67,10 +73,13 @@ class Report(Result):
                 for view in self.images
             ],
             "invariance": {curves.transform: curves.summary() for curves in self.invariance},
+            "sanity": self.sanity.summary() if self.sanity is not None else None,
+            "faithfulness": {curves.metric: curves.summary() for curves in self.faithfulness},
         }
 
 
 IMAGENET_SIDE = 224  # the input side the default occlusion patch is sized for
+TRUSTED_METHODS = ["gradcam", "guided", "saliency"]  # a cam, a rule signal, the gradient: cheap per step
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,13 @@ class ReportOptions(Options):
     occlusion_patch: int | None = field(
         default=None,
         metadata=option("Occlusion patch side (default: a seventh of the input's shorter side).", min=1, cli=False),
+    )
+    trust: bool = field(
+        default=True,
+        metadata=option(
+            "A classifier's sanity checks and deletion/insertion curves of " + ", ".join(TRUSTED_METHODS) + ".",
+            flag="--trust/--no-trust",
+        ),
     )
 
 
@@ -118,7 +134,27 @@ def report(
         ]
         explanation = explain(model, image, ExplainOptions()) if _classifier(model) and convs else None
         views.append(ImageView(image.name, occlusion, what, rows, explanation))
-    return Report(table, model.device.note, views, _invariance(model, images, progress))
+    report = Report(table, model.device.note, views, _invariance(model, images, progress))
+    if options.trust and _classifier(model) and convs:
+        report.sanity, report.faithfulness = _trust(model, images, progress)
+    return report
+
+
+def _trust(
+    model: LoadedModel, images: list[str | Path], progress: Callable[[str], None] | None
+) -> tuple[Sanity, list[Faithfulness]]:
+    """The sanity checks and both curves of the report's methods (and ``random``) on its images."""
+    if progress is not None:
+        progress("sanity checks")
+    checked = sanity(model, images, SanityOptions(method=TRUSTED_METHODS))
+    curves = []
+    for metric in METRICS:
+        if progress is not None:
+            progress(f"{metric} curves")
+        curves.append(
+            faithfulness(model, images, FaithfulnessOptions(method=[*TRUSTED_METHODS, "random"], metric=metric))
+        )
+    return checked, curves
 
 
 def _invariance(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from onnxviz.analyses.check import CheckOptions
@@ -26,13 +27,23 @@ def layers(model: ModelArg, options: ModelOptions, json_output: JsonOpt = False)
         return
     shape = list(loaded.input_shape())
     table = Table(title=f"{model.name}: input {loaded.graph.input_name} {shape} ({loaded.layout.upper()})")
-    for column in ("alias", "node", "op", "output tensor", "shape", "field", "jump"):
+    refused = any(r.unsupported is not None for r in rows)  # the column only where a layer cannot project
+    for column in ("alias", "node", "op", "output tensor", "shape", "field", "jump", *(["projects"] * refused)):
         table.add_column(column)
+    reasons: dict[str, list[str]] = {}  # each refusal once, with the layers it stops
     for r in rows:
         field = "×".join(map(str, r.receptive_field)) if r.receptive_field else "whole"
         jump = "×".join(map(str, r.jump)) if r.jump else ""
-        table.add_row(r.alias, r.node, r.op_type, r.tensor, "×".join(map(str, r.shape)), field, jump)
+        cells = [r.alias, r.node, r.op_type, r.tensor, "×".join(map(str, r.shape)), field, jump]
+        if r.unsupported is not None:
+            reason = r.unsupported.split("\nHint:")[0]
+            reasons.setdefault(reason, []).append(r.alias)
+        if refused:
+            cells.append("yes" if r.unsupported is None else f"[red]no[/red] ({list(reasons).index(reason) + 1})")
+        table.add_row(*cells)
     out.print(table)
+    for number, (reason, aliases) in enumerate(reasons.items(), start=1):
+        out.print(f"({number}) {', '.join(aliases)}: {escape(reason)}")
 
 
 @command

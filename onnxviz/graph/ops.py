@@ -34,6 +34,7 @@ NON_DIFFERENTIABLE_OPS = frozenset(
         "Round",
         "Floor",
         "Ceil",
+        "Hardmax",
     }
 )
 # Ops whose output is (part of) their input's shape: evaluated from static shapes when folding.

@@ -35,6 +35,7 @@ from onnxviz.inverse.rules import RULES
 from onnxviz.inverse.rules.activation import composite_rule
 from onnxviz.inverse.rules.normalization import uses_batch_statistics
 from onnxviz.inverse.rules.pool import switches_name
+from onnxviz.inverse.rules.reasons import refusal
 from onnxviz.inverse.sparse import CHANNELS, emit_sparse_head, sparse_chain
 from onnxviz.inverse.spec import InverseSpec
 
@@ -111,6 +112,8 @@ def build_inverse(graph: ModelGraph, spec: InverseSpec) -> InverseGraph:
         in_grads = RULES[node.op_type].apply(ctx, node, out_grads)
         if node.op_type == "MaxPool":
             switches[node.name] = switches_name(node)
+        if node.op_type == "MaxUnpool" and node.input[1] in graph.producer:  # it reads a MaxPool's indices
+            switches[graph.producer[node.input[1]].name] = node.input[1]
         for tensor, g in zip(node.input, in_grads, strict=False):
             if g is not None and tensor in graph.signal:
                 grads.setdefault(tensor, []).append(g)
@@ -280,8 +283,10 @@ def _no_rule(graph: ModelGraph, node: onnx.NodeProto, spec: InverseSpec) -> Unsu
             candidates.setdefault(layer.tensor, layer.alias)
     last = list(candidates.values())[-1] if candidates else None
     hint = f"Project from '{last}' or an earlier layer instead." if last else "Project from an earlier layer."
+    reason = refusal(node.op_type)
+    why = f": {reason}" if reason else ""
     return UnsupportedOpError(
         f"Unsupported op {node.op_type} (node '{node.name}') on the path from '{spec.target}' back to "
-        f"{_spelled(graph, spec)}: onnxviz has no inverse rule for it.",
+        f"{_spelled(graph, spec)}: onnxviz has no inverse rule for it{why}.",
         hint,
     )

@@ -3,7 +3,9 @@
 The page holds the layer table (ops, shapes, receptive fields), then per image: the occlusion
 map, the attribution methods side by side and, per layer shown, the strongest channels'
 projections and the activation grid; then the invariance curves of all the images, one figure and
-table per transform. Every picture is
+table per transform; then whether the methods can be trusted: the sanity checks' grid with each
+method's rank correlation to its original map once every layer is randomised, and the deletion
+and insertion curves with their areas. Every picture is
 embedded as a base64 PNG, so the file can be mailed or attached to a CI run. The page is drawn
 from results (``onnxviz.analyses.report.Report``) and computes nothing; every text in it
 goes through ``markup.fill``, which escapes it.
@@ -64,6 +66,8 @@ def page(report) -> str:
     ]
     parts.extend(_image_section(image) for image in report.images)
     parts.extend(_invariance(curves) for curves in report.invariance)
+    if report.sanity is not None:
+        parts.append(_trust(report.sanity, report.faithfulness))
     return fill(
         "<!doctype html><html><head><meta charset='utf-8'><title>onnxviz report: {name}</title>"
         "<style>{style}</style></head><body>{body}</body></html>",
@@ -138,3 +142,48 @@ def _largest(values: np.ndarray) -> str:
     """The largest finite value, to three digits ("–" where the layer is all zeros: no ratio)."""
     finite = values[np.isfinite(values)]
     return f"{finite.max():.3g}" if finite.size else "–"
+
+
+def _trust(sanity, curves: list) -> Markup:
+    """The sanity grid and, per method and image, Spearman's ρ to the original map with every
+    layer randomised (near 0: the map depends on the weights); then the curves and their areas
+    (deletion: lower is better, insertion: higher is better)."""
+    rows = []
+    for method in sanity.spearman:
+        for i, name in enumerate(sanity.images):
+            rows.append(
+                fill(
+                    "<tr><td>{method}</td><td>{name}</td><td>{rho}</td><td>{ssim}</td></tr>",
+                    method=method,
+                    name=Path(name).name,
+                    rho=_number(sanity.spearman[method][i, -1]),
+                    ssim=_number(sanity.ssim[method][i, -1]),
+                )
+            )
+    areas = []
+    for method in curves[0].aucs if curves else []:
+        for i, name in enumerate(curves[0].images):
+            cells = join(fill("<td>{auc}</td>", auc=_number(c.aucs[method][i])) for c in curves)
+            areas.append(
+                fill(
+                    "<tr><td>{method}</td><td>{name}</td>{cells}</tr>", method=method, name=Path(name).name, cells=cells
+                )
+            )
+    metrics = join(fill("<th>{metric} AUC</th>", metric=c.metric) for c in curves)
+    pictures = join(_img(c.figure(), f"{c.metric} curves") for c in curves)
+    return fill(
+        "<section><h2>can the explanations be trusted?</h2><h3>sanity checks: cascading randomisation</h3>"
+        "{grid}<table><tr><th>method</th><th>image</th><th>Spearman ρ, all layers randomised</th>"
+        "<th>SSIM, all layers randomised</th></tr>{rows}</table><h3>deletion and insertion</h3>{pictures}"
+        "<table><tr><th>method</th><th>image</th>{metrics}</tr>{areas}</table></section>",
+        grid=_img(sanity.figure(), "sanity checks"),
+        rows=join(rows),
+        pictures=pictures,
+        metrics=metrics,
+        areas=join(areas),
+    )
+
+
+def _number(value: float) -> str:
+    """A measure to three digits, "–" where it is undefined (a constant map)."""
+    return "–" if not np.isfinite(value) else f"{value:.3g}"

@@ -43,8 +43,9 @@ def test_report_embeds_every_picture_and_the_layer_table(report) -> None:
     page = report.read_text()
     pictures = _embedded(page)
     # per image: 1 occlusion + the methods side by side + 3 conv layers x (projections + activations);
-    # the invariance curves of both images to translation, rotation and scaling
-    assert len(pictures) == 2 * (1 + 1 + 3 * 2) + 3
+    # the invariance curves of both images to translation, rotation and scaling; the sanity grid and
+    # the deletion and insertion curves
+    assert len(pictures) == 2 * (1 + 1 + 3 * 2) + 3 + 3
     for data in pictures:
         assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
     assert "<td>conv3</td>" in page and "receptive field" in page and 'src="http' not in page
@@ -72,7 +73,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path) -> None:
         probe.as_uri(),
     ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
-    assert 'data-images="19"' in dom, dom[-500:]
+    assert 'data-images="22"' in dom, dom[-500:]  # 19, and the sanity grid and two curve figures
     assert 'data-broken="0"' in dom
 
 
@@ -80,14 +81,16 @@ def test_report_cli(capsys, tmp_path) -> None:
     out = tmp_path / "r.html"
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--top", "2")
     assert code == 0, err
-    assert len(_embedded(out.read_text())) == 8 + 3
+    assert len(_embedded(out.read_text())) == 8 + 3 + 3
     code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "missing.png", "--out", tmp_path / "x.html")
     assert code == 2 and not (tmp_path / "x.html").exists()
 
 
 def test_report_layers_option_limits_the_sections(capsys, tmp_path) -> None:
     out = tmp_path / "r.html"
-    code, _, err = run_cli(capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--layers", "conv2")
+    code, _, err = run_cli(
+        capsys, "report", DEMO, IMAGES / "circle.png", "--out", out, "--layers", "conv2", "--no-trust"
+    )
     assert code == 0, err
     page = out.read_text()
     assert len(_embedded(page)) == 4 + 3 and "<h3>conv2</h3>" in page and "<h3>conv1</h3>" not in page

@@ -95,8 +95,9 @@ def test_the_report_is_drawn_from_results_without_the_facade(model, tmp_path) ->
     np.testing.assert_array_equal(layer.projection.projections, expected.projections)
     assert result.summary()["images"][0]["occlusion"]["kind"] == "class"
     page = result.html()
-    # occlusion, the methods side by side, conv2's projections and activations, 3 invariance figures
-    assert page.count("data:image/png;base64,") == 1 + 1 + 2 + 3 and "<td>conv3</td>" in page
+    # occlusion, the methods side by side, conv2's projections and activations, 3 invariance figures,
+    # the sanity grid and the deletion and insertion curves
+    assert page.count("data:image/png;base64,") == 1 + 1 + 2 + 3 + 3 and "<td>conv3</td>" in page
     assert result.images[0].explanation.raw().shape == (4, 64, 64)
-    path = model.report([TRIANGLE], out=tmp_path / "r.html", top=2, layers=["conv2"])
+    path = model.report([TRIANGLE], out=tmp_path / "r.html", top=2, layers=["conv2"], trust=False)
     assert path.read_text().count("data:image/png;base64,") == 7

@@ -15,12 +15,12 @@ from tests.helpers import make_model
 
 @pytest.fixture(scope="session")
 def unsupported_model(tmp_path_factory) -> Path:
-    """conv → LpPool (no inverse rule) → conv: conv2 cannot be projected, conv1 can."""
+    """conv → Bernoulli (random: no inverse rule, a stated reason) → conv: conv2 cannot be projected, conv1 can."""
     rng = np.random.default_rng(0)
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="first_conv"),
         helper.make_node("Relu", ["c1"], ["r1"], name="first_relu"),
-        helper.make_node("LpPool", ["r1"], ["up"], kernel_shape=[2, 2], pads=[0, 0, 1, 1], name="lp_pool"),
+        helper.make_node("Bernoulli", ["r1"], ["up"], seed=0.0, name="coin_flips"),
         helper.make_node("Conv", ["up", "w2"], ["c2"], pads=[1, 1, 1, 1], name="second_conv"),
         helper.make_node("Relu", ["c2"], ["y"], name="second_relu"),
     ]
@@ -28,6 +28,6 @@ def unsupported_model(tmp_path_factory) -> Path:
         "w1": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
         "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
     }
-    path = tmp_path_factory.mktemp("m") / "lp_pool.onnx"
+    path = tmp_path_factory.mktemp("m") / "random_op.onnx"
     onnx.save(make_model(nodes, (1, 3, 8, 8), "y", inits), str(path))
     return path

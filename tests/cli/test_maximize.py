@@ -74,10 +74,11 @@ def test_bad_requests_exit_2_with_one_clear_message(capsys, args: list[str], mes
 
 
 def test_a_node_with_no_gradient_path_exits_2(capsys, tmp_path) -> None:
-    """onnxviz has no rule for Sin: the gradient cannot be taken through it, and maximize says so."""
+    """Bernoulli is random (no inverse rule, a stated reason): the gradient cannot be taken through
+    it, and maximize says so."""
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Sin", ["c"], ["y"], name="sin"),
+        helper.make_node("Bernoulli", ["c"], ["y"], seed=0.0, name="coin"),
     ]
     weights = {"w": np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)}
     path = tmp_path / "round.onnx"

@@ -82,7 +82,8 @@ def test_check_fails_and_names_the_unsupported_op(capsys, unsupported_model) -> 
     report = json.loads(out)
     assert code == 1 and not report["ok"]
     failed = [layer for layer in report["layers"] if not layer["ok"]]
-    assert failed and "LpPool" in failed[0]["message"] and "lp_pool" in failed[0]["message"]
+    assert failed and "Bernoulli" in failed[0]["message"] and "coin_flips" in failed[0]["message"]
+    assert "its output is random" in failed[0]["message"]
     assert any(layer["ok"] for layer in report["layers"])
 
 
@@ -110,3 +111,16 @@ def test_filters_writes_the_weights_and_their_grid(capsys, tmp_path, monkeypatch
     png = tmp_path / "conv1_filters.png"
     assert f"picture: {png.name}" in out
     np.testing.assert_array_equal(cv2.imread(str(png))[..., ::-1], grid.figure())
+
+
+def test_layers_names_why_a_layer_cannot_be_projected(capsys, unsupported_model) -> None:
+    code, out, _ = run_cli(capsys, "layers", unsupported_model, "--json")
+    reasons = {layer["alias"]: layer["unsupported"] for layer in json.loads(out)["layers"]}
+    assert code == 0 and reasons["conv1"] is None
+    assert (
+        "Bernoulli" in reasons["conv2"]
+        and "coin_flips" in reasons["conv2"]
+        and "its output is random" in reasons["conv2"]
+    )
+    code, out, _ = run_cli(capsys, "layers", unsupported_model)
+    assert code == 0 and "its output is random" in " ".join(out.split())

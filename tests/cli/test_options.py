@@ -44,6 +44,8 @@ COMMANDS = {
     "embed": ["{model}", "{folder}", "--method", "pca", "--json"],
     "serve": ["{model}", "--port", "0"],
     "export": ["{model}", "--method", "gradcam", "--out", "{folder}/e.onnx", "--json"],
+    "sanity": ["{model}", "{picture}", "--method", "saliency", "--json"],
+    "faithfulness": ["{model}", "{picture}", "--method", "random", "--steps", "2", "--json"],
 }
 
 

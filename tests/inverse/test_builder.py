@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import TensorProto, helper
 
 from onnxviz.errors import UnsupportedOpError
 from onnxviz.graph.model import ModelGraph
@@ -55,7 +55,7 @@ def test_every_rule_is_checked_before_anything_is_emitted(monkeypatch) -> None:
     Relu and the Conv the walk meets first) is raised before any rule emits a node."""
     model = make_model(
         [
-            helper.make_node("Greater", ["x", "zero"], ["mask"], name="positive"),
+            helper.make_node("Cast", ["x"], ["mask"], to=TensorProto.BOOL, name="nonzero"),
             helper.make_node("Where", ["mask", "x", "zero"], ["gated"], name="gate"),
             helper.make_node("Conv", ["gated", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
             helper.make_node("Relu", ["c"], ["y"], name="relu"),
@@ -89,11 +89,12 @@ def test_unsupported_reason_is_none_exactly_where_the_build_succeeds() -> None:
     assert inverse.model.graph.output[0].name == "projection"
 
 
-def test_an_op_without_a_rule_is_reported_with_the_layer_to_project_from_instead() -> None:
-    graph = ModelGraph.from_proto(_conv_then([helper.make_node("Cos", ["c"], ["y"], name="cosine")]))
+def test_an_op_without_a_rule_is_reported_with_its_reason_and_the_layer_to_project_from_instead() -> None:
+    graph = ModelGraph.from_proto(_conv_then([helper.make_node("Bernoulli", ["c"], ["y"], name="coin")]))
     reason = unsupported_reason(graph, InverseSpec("y", (1, 2, 5, 5)))
-    assert reason is not None and "Unsupported op Cos (node 'cosine')" in reason
-    with pytest.raises(UnsupportedOpError, match="Unsupported op Cos"):
+    assert reason is not None and "Unsupported op Bernoulli (node 'coin')" in reason
+    assert "its output is random" in reason and "Project from" in reason
+    with pytest.raises(UnsupportedOpError, match="Unsupported op Bernoulli"):
         build_inverse(graph, InverseSpec("y", (1, 2, 5, 5)))
 
 

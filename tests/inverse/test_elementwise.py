@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 
@@ -134,11 +135,24 @@ def test_where_with_a_constant_condition_is_the_adjoint() -> None:
     assert_adjoint(make_model(nodes, SHAPE, "z", inits), "z", _spread(23), 24, eps=1e-3)
 
 
-def test_where_with_a_computed_condition_is_refused_with_a_reason() -> None:
+def test_where_with_a_condition_compared_from_the_image_routes_by_the_forward_choice() -> None:
+    """Where(x > 0, x, 0) is a ReLU written with a comparison: the inverse recomputes x > 0."""
     nodes = [
         helper.make_node("Greater", ["x", "zero"], ["c"], name="positive"),
         helper.make_node("Where", ["c", "x", "zero"], ["y"], name="where"),
     ]
     model = make_model(nodes, SHAPE, "y", {"zero": np.array(0.0, np.float32)})
-    with pytest.raises(UnsupportedOpError, match="condition 'c' is computed from the image"):
+    x = _spread(25)
+    lin = Linearisation(model, "y", x, "saliency")
+    seeds = np.random.default_rng(3).standard_normal((2, *SHAPE[1:]))
+    np.testing.assert_allclose(lin.vjp(seeds), seeds * (x > 0), rtol=1e-6)
+
+
+def test_where_with_a_condition_cast_from_the_image_is_refused_with_a_reason() -> None:
+    nodes = [
+        helper.make_node("Cast", ["x"], ["c"], to=onnx.TensorProto.BOOL, name="nonzero"),
+        helper.make_node("Where", ["c", "x", "zero"], ["y"], name="where"),
+    ]
+    model = make_model(nodes, SHAPE, "y", {"zero": np.array(0.0, np.float32)})
+    with pytest.raises(UnsupportedOpError, match="condition 'c' is computed from the image by Cast"):
         Linearisation(model, "y", _spread(25), "saliency")

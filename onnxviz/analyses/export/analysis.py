@@ -1,6 +1,7 @@
 """``export``: an explanation as one portable ONNX model, checked against onnxviz's own result.
 
-The explainer (``builder``) takes the model's inputs (and ``target`` with ``--target input``) and
+The explainer (``builder``) takes the model's inputs (and ``target`` with ``--target input``, a
+box or a mask per image with ``--target box`` / ``mask``: ``targets``) and
 gives the model's outputs, ``target_score`` and ``attribution``: what ``cam --raw`` or ``attribute
 --raw`` writes for the same images. ``--check IMAGE`` runs the written file in a fresh onnxruntime
 session, with nothing of onnxviz's cached, beside onnxviz's own result for that image.
@@ -8,7 +9,7 @@ session, with nothing of onnxviz's cached, beside onnxviz's own result for that 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +21,23 @@ from onnxviz.analyses.attribute.analysis import attribute
 from onnxviz.analyses.attribute.options import AttributeOptions
 from onnxviz.analyses.cam.analysis import CamOptions, cam
 from onnxviz.analyses.cam.layers import CamLayer, default_layer, named_layer
-from onnxviz.analyses.export.builder import ATTRIBUTION_OUTPUT, SCORE_OUTPUT, TARGET_INPUT, Recipe, build_explainer
+from onnxviz.analyses.export.builder import ATTRIBUTION_OUTPUT, SCORE_OUTPUT, Recipe, build_explainer
+from onnxviz.analyses.export.targets import (
+    BEST_CLASS,
+    BOX_CLASS_INPUT,
+    BOX_INPUT,
+    MASK_CLASS_INPUT,
+    MASK_INPUT,
+    TARGET_INPUT,
+    TARGETS,
+)
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
 from onnxviz.errors import UsageError
 from onnxviz.render.outputs import write_bytes
 from onnxviz.runtime.projector import seeded_tensor
+from onnxviz.targets.base import ResolvedTarget
 
 CAMS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam")
 ATTRIBUTIONS = ("saliency", "inputxgrad", "ig", "deconvnet", "guided")
@@ -41,7 +52,6 @@ NOT_EXPORTABLE = {
     "rise": "its thousands of random masks come from numpy's seeded generator, which no ONNX runtime reproduces",
     "guided-gradcam": "it multiplies two explanations with different inverse rules",
 }
-TARGETS = ("top1", "input")
 CHECK_TOLERANCE = 1e-4  # relative: the largest difference over the largest magnitude of onnxviz's own
 
 
@@ -56,7 +66,12 @@ class ExportOptions(Options):
     )
     target: str = field(
         default="top1",
-        metadata=option("top1: each image's top-1 class; input: an int64 input 'target' (N,).", choices=TARGETS),
+        metadata=option(
+            "top1: each image's top-1 class; input: an int64 input 'target' (N,); box (detectors): inputs "
+            "'box' (N, 4) x1, y1, x2, y2 and 'box_class' (N,), -1 for the best class; mask (segmenters): "
+            "inputs 'mask' (N, h, w) and 'mask_class' (N,).",
+            choices=TARGETS,
+        ),
     )
     steps: int = field(default=50, metadata=option("ig: Gauss–Legendre steps, run as one batch.", min=1))
     baseline: str | float = field(
@@ -131,7 +146,7 @@ def export(model: LoadedModel, options: ExportOptions) -> Explainer:
         if np.all(baseline == baseline.flat[0]):  # one number, broadcast: no input-sized constant in the file
             baseline = baseline.reshape(-1)[:1].reshape((1,) * len(shape))
     rule = method if method in ("deconvnet", "guided") else "saliency"
-    recipe = Recipe(method, rule, layer, options.target == "input", shape, model.height_axis, options.steps, baseline)
+    recipe = Recipe(method, rule, layer, options.target, shape, model.height_axis, options.steps, baseline)
     explainer = build_explainer(model.graph, recipe)
     onnx.checker.check_model(explainer, full_check=True)
     path = write_bytes(Path(options.out), explainer.SerializeToString())
@@ -179,26 +194,59 @@ def _layer(model: LoadedModel, method: str, name: str | None, shape: tuple[int, 
 
 def check_explainer(model: LoadedModel, path: Path, options: ExportOptions, layer: str | None) -> Checked:
     """The file at ``path`` run in a fresh onnxruntime session on ``options.check`` beside onnxviz's
-    own ``cam``/``attribute`` result for that image (the target fed as onnxviz resolved it)."""
+    own ``cam``/``attribute`` result for that image (the target fed as onnxviz resolved it: a box
+    target on the strongest detection's box, a mask target on the pixels of the class most of
+    the image is given)."""
     x, _, _ = model.prepare(options.check)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    target = _own_target(session, model.graph.input_name, x, options.target)
     if options.method in CAMS:
-        own = cam(model, [x], CamOptions(method=options.method, layer=None if layer is None else [layer]))
-        expected, targets = own.raw(), own.targets
+        layers = None if layer is None else [layer]
+        own = cam(model, [x], CamOptions(method=options.method, layer=layers, target=target))
     else:
         settings = AttributeOptions(method=options.method, steps=options.steps, baseline=options.baseline)
-        own = attribute(model, [x], settings)
-        expected, targets = own.raw(), own.targets
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {model.graph.input_name: x}
-    if options.target == "input":
-        feeds[TARGET_INPUT] = np.array([t.class_index for t in targets], np.int64)
+        own = attribute(model, [x], replace(settings, target=target))
+    feeds = {model.graph.input_name: x, **target_feeds(options.target, own.targets)}
     found = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
-    scores = np.array([t.score for t in targets], np.float32)
+    scores = np.array([t.score for t in own.targets], np.float32)
     return Checked(
         image=str(options.check),
-        attribution=relative_difference(found[ATTRIBUTION_OUTPUT], expected),
+        attribution=relative_difference(found[ATTRIBUTION_OUTPUT], own.raw()),
         score=relative_difference(found[SCORE_OUTPUT], scores),
     )
+
+
+def _own_target(session: ort.InferenceSession, input_name: str, x: np.ndarray, kind: str) -> str | None:
+    """The spelling of onnxviz's own target that the explainer's target ``kind`` is checked on."""
+    if kind == "box":
+        return "detection:0"
+    if kind != "mask":
+        return None
+    height, width = next(i.shape[1:] for i in session.get_inputs() if i.name == MASK_INPUT)
+    probe = {
+        input_name: x,
+        MASK_INPUT: np.zeros((1, height, width), np.float32),
+        MASK_CLASS_INPUT: np.zeros(1, np.int64),
+    }
+    (value,) = session.run([session.get_outputs()[0].name], probe)
+    return f"mask:predicted:{int(np.bincount(value[0].argmax(axis=0).ravel()).argmax())}"
+
+
+def target_feeds(kind: str, targets: list[ResolvedTarget]) -> dict[str, np.ndarray]:
+    """The explainer's target inputs that select ``targets`` (onnxviz's own, resolved)."""
+    if kind == "input":
+        return {TARGET_INPUT: np.array([t.class_index for t in targets], np.int64)}
+    if kind == "box":
+        return {
+            BOX_INPUT: np.array([t.box for t in targets], np.float32),
+            BOX_CLASS_INPUT: np.full(len(targets), BEST_CLASS, np.int64),
+        }
+    if kind == "mask":
+        return {
+            MASK_INPUT: np.stack([t.mask for t in targets]).astype(np.float32),
+            MASK_CLASS_INPUT: np.array([t.class_index for t in targets], np.int64),
+        }
+    return {}
 
 
 def relative_difference(found: np.ndarray, expected: np.ndarray) -> float:

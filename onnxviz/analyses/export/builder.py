@@ -26,6 +26,15 @@ from onnx import TensorProto, helper, version_converter
 from onnxviz.analyses.cam.layers import TO_NCHW, CamLayer
 from onnxviz.analyses.export import heads
 from onnxviz.analyses.export.heads import Head
+from onnxviz.analyses.export.targets import (
+    BOX_CLASS_INPUT,
+    BOX_INPUT,
+    MASK_CLASS_INPUT,
+    MASK_INPUT,
+    TARGET_INPUT,
+    explainer_target,
+)
+from onnxviz.analyses.export.weights import unshared_transposed_weights
 from onnxviz.errors import ExportError
 from onnxviz.graph.attributes import default_opset
 from onnxviz.graph.model import ModelGraph
@@ -35,20 +44,19 @@ from onnxviz.inverse.context import INVERSE_OPSET
 from onnxviz.passes.rewrite import forward_model
 from onnxviz.runtime.projector import seeded_tensor
 
-TARGET_INPUT = "target"
 SCORE_OUTPUT = "target_score"
 ATTRIBUTION_OUTPUT = "attribution"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """What one explainer computes: the method, its layer (cams) or inverse rule (the others), where
-    the target comes from, and ig's steps and baseline (shaped like one input, batch axis 1)."""
+    """What one explainer computes: the method, its layer (cams) or inverse rule (the others), its
+    target (``targets.TARGETS``), and ig's steps and baseline (shaped like one input, batch axis 1)."""
 
     method: str
     rule: str
     layer: CamLayer | None
-    target_input: bool
+    target: str
     input_shape: tuple[int, ...]
     height_axis: int
     steps: int = 0
@@ -130,37 +138,41 @@ class _Fusion:
         names = {t for n in (*forward.graph.node, *inverse.graph.node) for t in (*n.input, *n.output)}
         names |= {i.name for i in (*forward.graph.initializer, *inverse.graph.initializer)}
         names |= {i.name for i in (*forward.graph.input, *forward.graph.output)}
-        names |= {TARGET_INPUT, SCORE_OUTPUT, ATTRIBUTION_OUTPUT}
+        names |= {TARGET_INPUT, BOX_INPUT, BOX_CLASS_INPUT, MASK_INPUT, MASK_CLASS_INPUT}
+        names |= {SCORE_OUTPUT, ATTRIBUTION_OUTPUT}
         self.head = Head(default_opset(forward), names)
         self.renamed: dict[str, str] = {}  # forward tensors computed on every row (ig's path)
-        self.classes = int(np.prod(graph.shapes(recipe.input_shape)[target][1:]))  # values per image
+        self.chosen = explainer_target(recipe.target, target, graph.shapes(recipe.input_shape)[target])
         image = next(i for i in forward.graph.input if i.name == self.input)
         self.batch = image.type.tensor_type.shape.dim[0].dim_param or "N"  # the input's own name for it
 
     def model(self) -> onnx.ModelProto:
         head, recipe = self.head, self.recipe
-        chosen = head.input(TARGET_INPUT, [self.batch], TensorProto.INT64) if recipe.target_input else None
+        self.chosen.declare(head, self.batch)
         if recipe.method == "ig":
-            score, attribution = self._integrated_gradients(chosen)
+            score, attribution = self._integrated_gradients()
         else:
-            seed, score = heads.target_seed(head, self.target, self.classes, chosen)
+            seed, score = self.chosen.seed(head, self.target, self.chosen.fix(head, self.target))
             attribution = self._attribution(self._inverse(seed))
         head.op("Identity", [score], outputs=[SCORE_OUTPUT])
         head.op("Identity", [attribution], outputs=[ATTRIBUTION_OUTPUT])
-        return self._assembled(chosen is not None)
+        return self._assembled()
 
-    def _integrated_gradients(self, chosen: str | None) -> tuple[str, str]:
+    def _integrated_gradients(self) -> tuple[str, str]:
         """(score, attribution) of ig: the forward on the images and their path points at once,
-        the points seeded with their own image's seed, the images' own rows with zeros."""
+        the target fixed on the images' rows, the points seeded with their own image's fixed
+        target at their own values, the images' own rows with zeros."""
         head, recipe, x = self.head, self.recipe, self.input
         baseline = head.const(recipe.baseline.astype(np.float32), "baseline")
         sample = tuple(recipe.input_shape[1:])
         points = heads.ig_path(head, x, baseline, recipe.steps, sample)
         self._run_forward_on(head.op("Concat", [x, points], axis=0))
         count = head.batch_of(x)
-        image_rows = {t: self._image_rows(t, count) for t in dict.fromkeys([*self.graph.output_names, self.target])}
-        seed, score = heads.target_seed(head, image_rows[self.target], self.classes, chosen)
-        paths = heads.repeated_rows(head, seed, recipe.steps)
+        rows = {t: self._image_rows(t, count) for t in dict.fromkeys([*self.graph.output_names, self.target])}
+        fixed = self.chosen.fix(head, rows[self.target][0])
+        seed, score = self.chosen.seed(head, rows[self.target][0], fixed)
+        repeated = [heads.repeated_rows(head, t, recipe.steps) for t in fixed]
+        paths, _ = self.chosen.seed(head, rows[self.target][1], repeated)
         seed = head.op("Concat", [head.op("Mul", [seed, head.scalar(0.0, "zero")]), paths], axis=0)
         _, gradients = head.split_rows(self._inverse(seed), count)
         return score, heads.ig_attribution(head, gradients, x, baseline, recipe.steps, sample)
@@ -172,10 +184,11 @@ class _Fusion:
         for name in self.graph.output_names:
             self.renamed[name] = self.head.fresh(f"{name}/all_rows")
 
-    def _image_rows(self, tensor: str, count: str) -> str:
-        """The images' own rows of a forward tensor computed on every row; a model output keeps its name."""
+    def _image_rows(self, tensor: str, count: str) -> tuple[str, str]:
+        """(the images' own rows, the points' rows) of a forward tensor computed on every row; a
+        model output keeps its name."""
         named = tensor if tensor in self.graph.output_names else None
-        return self.head.split_rows(self.renamed.get(tensor, tensor), count, named)[0]
+        return self.head.split_rows(self.renamed.get(tensor, tensor), count, named)
 
     def _inverse(self, seed: str) -> str:
         """The inverse's nodes, reading ``seed``; its projection under a fresh name."""
@@ -194,16 +207,17 @@ class _Fusion:
         size = (recipe.input_shape[recipe.height_axis], recipe.input_shape[recipe.height_axis + 1])
         return heads.cam_heatmap(head, recipe.method, a, g, size)
 
-    def _assembled(self, target_input: bool) -> onnx.ModelProto:
+    def _assembled(self) -> onnx.ModelProto:
         forward, head = self.forward.graph, self.head
+        weights = {i.name for i in forward.initializer}
+        unshared_transposed_weights(list(forward.node), self.inverse_nodes, weights, head)
         nodes = [_renamed(n, self.renamed, outputs=True) for n in forward.node] + head.nodes + self.inverse_nodes
         initializers = list(forward.initializer)
         known = {i.name for i in initializers} | {o for n in forward.node for o in n.output}
         initializers += [i for i in self.inverse.graph.initializer if i.name not in known]
         initializers += list(head.initializers.values())
         inputs = [i for i in forward.input if i.name not in known]
-        if target_input:
-            inputs.append(head.inputs[TARGET_INPUT])
+        inputs += list(head.inputs.values())
         outputs = [o for o in forward.output if o.name in self.graph.output_names]
         for output in outputs:
             dims = output.type.tensor_type.shape.dim

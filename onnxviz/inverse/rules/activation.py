@@ -191,6 +191,15 @@ def gelu_tanh_derivative(ctx: InverseContext, x: str) -> str:
     return ctx.op("Add", [outer, inner])
 
 
+def _swish(ctx: InverseContext, node: onnx.NodeProto) -> str:
+    """x·σ(αx): σ(αx)·(1 + αx·(1 − σ(αx))), SiLU's derivative at αx but for the leading factor."""
+    alpha = _scalar(ctx, float(ctx.attr(node, "alpha", 1.0)))
+    scaled = ctx.op("Mul", [ctx.forward(node.input[0]), alpha])
+    s = ctx.op("Sigmoid", [scaled])
+    one = _scalar(ctx, 1.0)
+    return ctx.op("Mul", [s, ctx.op("Add", [one, ctx.op("Mul", [scaled, ctx.op("Sub", [one, s])])])])
+
+
 def _mish(ctx: InverseContext, node: onnx.NodeProto) -> str:
     return mish_derivative(ctx, ctx.forward(node.input[0]))
 
@@ -232,6 +241,7 @@ DERIVATIVES: dict[str, Derivative] = {
     "Softsign": _softsign,
     "Mish": _mish,
     "Gelu": _gelu,
+    "Swish": _swish,
 }
 
 # The derivative of each composite kind (``onnxviz.graph.composite.KINDS``), from the group's input.

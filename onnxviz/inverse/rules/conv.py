@@ -10,12 +10,19 @@ pad_begin + H)``. Two exact emissions:
 * otherwise ConvTranspose. The ``cpu`` form uses ConvTranspose's own asymmetric pads and
   ``output_padding``; the ``portable`` form pads nothing and crops with Slice (+Pad), because the
   CUDA provider sends asymmetric ConvTranspose pads to the CPU.
+
+ConvTranspose → Conv with the same weights, strides, dilations and groups: ``y`` is the full
+transposed sweep (extent ``(n−1)·s + (k−1)·d + 1``, then ``output_padding`` zeros) with ``b``
+cropped at the start, so ``x̄`` is the strided correlation of ``ȳ`` padded back by ``b`` at the
+start and by what remains at the end (a trailing slice where ``output_padding`` left more). The
+weights (C_in, C_out/group, k…) are already laid out as that Conv's.
 """
 
 from __future__ import annotations
 
 import onnx
 
+from onnxviz.graph.attributes import node_attr
 from onnxviz.graph.geometry import Window, explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.context import InverseContext
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, all_of, batch_first, constant_input
@@ -117,6 +124,57 @@ def _transposed_flipped(ctx: InverseContext, w_name: str, shape: tuple[int, ...]
     )
 
 
+def _transposed_begins(
+    node: onnx.NodeProto, sizes: tuple[tuple[int, ...], tuple[int, ...]], window: Window
+) -> list[int]:
+    """How much of the full sweep a ConvTranspose crops at the start of each spatial axis:
+    its ``pads``, or what ``output_shape``/``auto_pad`` make of the total (the ONNX rule)."""
+    in_size, out_size = sizes
+    auto_pad = node_attr(node, "auto_pad", "NOTSET")
+    pads = node_attr(node, "pads")
+    if pads is not None and auto_pad in ("NOTSET", "VALID") and node_attr(node, "output_shape") is None:
+        return [int(p) for p in pads[: len(in_size)]]
+    padding = node_attr(node, "output_padding", [0] * len(in_size))
+    begins = []
+    for n, o, k, s, d, extra in zip(
+        in_size, out_size, window.kernel, window.strides, window.dilations, padding, strict=True
+    ):
+        total = max(0, s * (n - 1) + extra + (k - 1) * d + 1 - o)
+        begins.append(total // 2 if auto_pad == "SAME_UPPER" else total - total // 2)
+    return begins
+
+
+def conv_transpose_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x, w = node.input[0], node.input[1]
+    weights = ctx.constant(w)
+    kernel = tuple(int(k) for k in weights.shape[2:])
+    strides, dilations = window_attrs(node, kernel)
+    in_size, out_size = ctx.shape(x)[2:], ctx.shape(node.output[0])[2:]
+    window = Window(kernel, strides, dilations, [], [])
+    begins = _transposed_begins(node, (in_size, out_size), window)
+    ends = [
+        (n - 1) * s + (k - 1) * d + 1 - o - b
+        for n, s, k, d, o, b in zip(in_size, strides, kernel, dilations, out_size, begins, strict=True)
+    ]
+    if any(e < 0 for e in ends):  # output_padding beyond the sweep: those positions see no input
+        stops = [o + min(e, 0) for o, e in zip(out_size, ends, strict=True)]
+        axes = list(range(2, 2 + len(stops)))
+        g = ctx.op("Slice", [g, ctx.ints([0] * len(stops), "starts"), ctx.ints(stops, "ends"), ctx.ints(axes, "axes")])
+    pads = begins + [max(e, 0) for e in ends]
+    group = int(ctx.attr(node, "group", 1))
+    gx = ctx.op(
+        "Conv",
+        [g, ctx.weight(w, node)],
+        pads=pads,
+        strides=strides,
+        dilations=dilations,
+        group=group,
+        kernel_shape=list(kernel),
+    )
+    return [gx] + [None] * (len(node.input) - 1)
+
+
 RULES: list[AnyRule] = [
     Rule(("Conv",), conv_rule, check=all_of(batch_first(), constant_input(1, WEIGHTS_FROM_IMAGE))),
+    Rule(("ConvTranspose",), conv_transpose_rule, check=all_of(batch_first(), constant_input(1, WEIGHTS_FROM_IMAGE))),
 ]

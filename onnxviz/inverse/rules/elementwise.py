@@ -10,7 +10,10 @@ mode's treatment), so deconvnet and guided use the same exact rule as saliency:
 * ``Max``/``Min`` with several operands on the path route ``ȳ`` to the operand that was chosen,
   split evenly among tied operands (torch's ``maximum``/``minimum`` backward; a constant operand
   counts in the tie). With one operand on the path they are clamps, in ``activation.py``.
-* ``Where(c, a, b)`` with a constant condition: ``ā = ȳ·c``, ``b̄ = ȳ·¬c``.
+* ``Where(c, a, b)``: ``ā = ȳ·c``, ``b̄ = ȳ·¬c``, with ``c`` a constant or computed from the image
+  by comparisons (their gradient is zero), which the inverse recomputes on the forward's tensors.
+* ``Shrink``: ``ȳ·[|x| > λ]`` (its two linear pieces have slope 1, the dead zone 0); not a rectifier.
+* ``Mod`` with ``fmod=1``, ``a − b·trunc(a/b)``: ``ā = ȳ``, ``b̄ = −ȳ·trunc(a/b)``.
 
 Every rule sums over the axes the forward broadcast an operand along.
 """
@@ -123,23 +126,84 @@ def extremum_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     return result
 
 
-def where_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
-    condition = node.input[0]
-    if ctx.constant(condition) is None:
-        return f"its condition '{condition}' is computed from the image, not constant"
+# Ops whose boolean output the inverse can recompute from forward tensors, for a Where whose
+# condition is computed from the image (``x > 0``): the signal is routed by the forward's choice.
+BOOLEAN_OPS = frozenset({"Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Not", "And", "Or", "Xor"})
+BOOLEAN_OPS |= {"IsNaN", "IsInf"}
+
+
+def _condition_reason(ctx: InverseContext, tensor: str) -> str | None:
+    """Why the condition ``tensor`` cannot be recomputed in the inverse (None when it can)."""
+    if ctx.constant(tensor) is not None:
+        return None
+    producer = ctx.graph.producer.get(tensor)
+    if producer is None or producer.op_type not in BOOLEAN_OPS:
+        made_by = f" by {producer.op_type}" if producer is not None else ""
+        return f"its condition '{tensor}' is computed from the image{made_by}, not by comparisons onnxviz can recompute"
+    for operand in producer.input:
+        inner = ctx.graph.producer.get(operand)
+        if operand and inner is not None and inner.op_type in BOOLEAN_OPS:
+            reason = _condition_reason(ctx, operand)
+            if reason is not None:
+                return reason
     return None
+
+
+def _condition(ctx: InverseContext, tensor: str) -> str:
+    """The condition as a tensor of the inverse: a constant, or its comparisons re-emitted on the
+    forward's float tensors (so ties and NaNs decide as in the forward)."""
+    producer = ctx.graph.producer.get(tensor)
+    if ctx.constant(tensor) is not None or producer is None:
+        return ctx.forward(tensor)
+    operands = []
+    for operand in producer.input:
+        inner = ctx.graph.producer.get(operand)
+        boolean = inner is not None and inner.op_type in BOOLEAN_OPS and ctx.constant(operand) is None
+        operands.append(_condition(ctx, operand) if boolean else ctx.forward(operand))
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in producer.attribute}
+    return ctx.op(producer.op_type, operands, **attrs)
+
+
+def where_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    return _condition_reason(ctx, node.input[0])
 
 
 def where_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     g = g
     condition, out = node.input[0], node.output[0]
-    mask = ctx.forward(condition)
+    mask = _condition(ctx, condition)
     zero = _scalar(ctx, 0.0)
     result: list[str | None] = [None, None, None]
     if node.input[1] in ctx.graph.signal:
         result[1] = ctx.reduce_to(ctx.op("Where", [mask, g, zero]), out, node.input[1])
     if node.input[2] in ctx.graph.signal:
         result[2] = ctx.reduce_to(ctx.op("Where", [mask, zero, g]), out, node.input[2])
+    return result
+
+
+def shrink_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x = ctx.forward(node.input[0])
+    lambd = _scalar(ctx, float(ctx.attr(node, "lambd", 0.5)))
+    outside = ctx.op("Greater", [ctx.op("Abs", [x]), lambd])
+    return [ctx.op("Mul", [g, ctx.op("Cast", [outside], to=FLOAT)])]
+
+
+def mod_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    if not int(ctx.attr(node, "fmod", 0)):
+        return "fmod=0 is the integer modulo, which has no float signal"
+    return None
+
+
+def mod_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    a, b, out = node.input[0], node.input[1], node.output[0]
+    signal = set(ctx.graph.signal_inputs(node))
+    result: list[str | None] = [None, None]
+    if 0 in signal:
+        result[0] = ctx.reduce_to(g, out, a)
+    if 1 in signal:
+        ratio = ctx.op("Div", [_as_float(ctx, node, a), ctx.forward(b)])
+        truncated = ctx.op("Mul", [ctx.op("Sign", [ratio]), ctx.op("Floor", [ctx.op("Abs", [ratio])])])
+        result[1] = ctx.reduce_to(ctx.op("Neg", [ctx.op("Mul", [g, truncated])]), out, b)
     return result
 
 
@@ -154,4 +218,6 @@ RULES: list[AnyRule] = [
     Rule(("Pow",), pow_rule),
     Rule(("Max", "Min"), extremum_rule, check=clamp_check),
     Rule(("Where",), where_rule, check=where_check),
+    Rule(("Shrink",), shrink_rule),
+    Rule(("Mod",), mod_rule, check=mod_check),
 ]

@@ -64,6 +64,13 @@ def add_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     return result
 
 
+def mean_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    """Mean of n operands: ``ȳ/n`` to each on the path, summed over its broadcast axes."""
+    share = ctx.op("Mul", [g, ctx.const(np.array(1.0 / len(node.input), np.float32), "share")])
+    out = node.output[0]
+    return [ctx.reduce_to(share, out, t) if _on_path(ctx, t) else None for t in node.input]
+
+
 def mul_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     a, b = node.input[0], node.input[1]
     result: list[str | None] = [None, None]
@@ -167,6 +174,7 @@ def _opset(ctx: InverseContext) -> int:
 RULES: list[AnyRule] = [
     Rule(("BatchNormalization",), batch_norm_rule, check=batch_norm_check),
     Rule(("Add", "Sum", "Sub"), add_rule),
+    Rule(("Mean",), mean_rule),
     Rule(("Mul",), mul_rule),
     Rule(("Div",), div_rule),
     Rule(("Gemm",), gemm_rule),

@@ -12,6 +12,13 @@ normalisation that includes axis 0 the same as one over the other axes of that o
 GroupNormalization reshapes to (N, G, C/G·spatial) and normalises over the last axis; its scale
 is per group at opset 18 and per channel from opset 21, as the operator's two versions define.
 
+**MeanVarianceNormalization** is the same with its ``axes`` (the batch dropped) and no scale;
+ONNX divides by ``σ + 10⁻⁹`` where the formula has ``√(σ² + ε)``: the rule takes ε = 0, a
+difference of 10⁻⁹ relative. **RMSNormalization** has no centring: with ``x̂ = x·r``,
+``r = 1/√(mean(x²) + ε)``, ``x̄ = r·(h − x̂·mean(h·x̂))``. **LpNormalization**, ``y = x/‖x‖_p``
+along ``axis``: ``x̄ = (ȳ − ⟨ȳ, y⟩·∂‖x‖/∂x)/‖x‖``, with ``∂‖x‖/∂x`` = ``y`` (p = 2) or ``sign(x)``
+(p = 1).
+
 **LRN**: its exact adjoint, or the paper's pass-through with ``lrn="passthrough"``.
 
 ``y_c = x_c / D_c^β`` with ``D_c = k + (α/n)·Σ_{c'∈w(c)} x_{c'}²`` and the window
@@ -84,6 +91,46 @@ def normalised_vjp(ctx: InverseContext, h: str, x: str, axes: list[int], epsilon
     h_mean = ctx.op("ReduceMean", [h], axes=axes, keepdims=1)
     along = ctx.op("ReduceMean", [ctx.op("Mul", [h, normalised])], axes=axes, keepdims=1)
     return ctx.op("Mul", [inv_std, ctx.op("Sub", [ctx.op("Sub", [h, h_mean]), ctx.op("Mul", [normalised, along])])])
+
+
+def mvn_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x = node.input[0]
+    rank = len(ctx.shape(x))
+    axes = sorted({int(a) % rank for a in ctx.attr(node, "axes", [0, 2, 3])} - {0})
+    return [normalised_vjp(ctx, g, ctx.forward(x), axes, 0.0)]
+
+
+def rms_norm_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x_name = node.input[0]
+    rank = len(ctx.shape(x_name))
+    axes = list(range(max(int(ctx.attr(node, "axis", -1)) % rank, 1), rank))
+    x = ctx.forward(x_name)
+    epsilon = ctx.const(np.array(float(ctx.attr(node, "epsilon", 1e-5)), np.float32), "epsilon")
+    mean_square = ctx.op("ReduceMean", [ctx.op("Mul", [x, x])], axes=axes, keepdims=1)
+    inv_rms = ctx.op("Reciprocal", [ctx.op("Sqrt", [ctx.op("Add", [mean_square, epsilon])])])
+    normalised = ctx.op("Mul", [x, inv_rms])
+    h = ctx.op("Mul", [g, _parameter(ctx, node, 1)])
+    along = ctx.op("ReduceMean", [ctx.op("Mul", [h, normalised])], axes=axes, keepdims=1)
+    return [ctx.op("Mul", [inv_rms, ctx.op("Sub", [h, ctx.op("Mul", [normalised, along])])]), None]
+
+
+def lp_normalization_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x_name = node.input[0]
+    axis = int(ctx.attr(node, "axis", -1)) % len(ctx.shape(x_name))
+    p = int(ctx.attr(node, "p", 2))
+    x, y = ctx.forward(x_name), ctx.forward(node.output[0])
+    norm = ctx.op("ReduceL2" if p == 2 else "ReduceL1", [x], axes=[axis], keepdims=1)
+    along = ctx.op("ReduceSum", [ctx.op("Mul", [g, y]), ctx.ints([axis], "axes")], keepdims=1)
+    slope = y if p == 2 else ctx.op("Sign", [x])
+    return [ctx.op("Div", [ctx.op("Sub", [g, ctx.op("Mul", [along, slope])]), norm])]
+
+
+def lp_normalization_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    if int(ctx.attr(node, "p", 2)) not in (1, 2):
+        return f"p={ctx.attr(node, 'p')} (ONNX defines only 1 and 2)"
+    if int(ctx.attr(node, "axis", -1)) % len(ctx.shape(node.input[0])) == 0:
+        return "it normalises along the batch axis"
+    return None
 
 
 def _parameter(ctx: InverseContext, node: onnx.NodeProto, index: int) -> str:
@@ -162,4 +209,7 @@ RULES: list[AnyRule] = [
     Rule(("LayerNormalization",), layer_norm_rule, other_outputs=STATISTICS_USED),
     Rule(("InstanceNormalization",), instance_norm_rule, other_outputs=STATISTICS_USED),
     Rule(("GroupNormalization",), group_norm_rule, other_outputs=STATISTICS_USED),
+    Rule(("MeanVarianceNormalization",), mvn_rule),
+    Rule(("RMSNormalization",), rms_norm_rule),
+    Rule(("LpNormalization",), lp_normalization_rule, check=lp_normalization_check),
 ]

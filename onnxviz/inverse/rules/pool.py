@@ -16,6 +16,10 @@ MaxPool with ``storage_order=1`` (column-major switches) gets row-major switches
 the inverse graph from the forward input (``argmax_switches``); GlobalMaxPool, ReduceMax and
 ReduceMin route ȳ to the first extreme position of each reduced group, the same tie rule.
 
+MaxUnpool, which writes each value where its MaxPool's switch points, reads the signal back from
+there: its indices are a constant, or the forward's MaxPool indices (``Indices``, row-major), read
+as switches are.
+
 AveragePool → ȳ divided by each window's divisor, spread back over the window by a depthwise
 transposed convolution with a kernel of ones. GlobalAveragePool and ReduceMean spread evenly.
 """
@@ -225,12 +229,72 @@ def argmax_switches(
     return switches
 
 
-def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
-    x, y = node.input[0], node.output[0]
+def max_unpool_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
+    indices = node.input[1]
+    if ctx.constant(indices) is not None:
+        return None
+    pool = ctx.graph.producer.get(indices)
+    if pool is None or pool.op_type != "MaxPool" or len(pool.output) < 2 or pool.output[1] != indices:
+        return f"its indices '{indices}' are neither constant nor a MaxPool's indices"
+    if int(ctx.attr(pool, "storage_order", 0)) != 0:
+        return f"its indices come from MaxPool '{pool.name}' with column-major storage_order"
+    return None
+
+
+def max_unpool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x, indices = node.input[0], node.input[1]
+    size = math.prod(ctx.sample_shape(node.output[0]))
+    constant = ctx.constant(indices)
+    if constant is not None:
+        positions = ctx.const(np.asarray(constant, np.int64).reshape(1, -1), "indices")
+    else:
+        ctx.shapes.setdefault(indices, ctx.shape(x))
+        positions = ctx.op("Reshape", [ctx.forward(indices, TensorProto.INT64), ctx.ints([1, -1], "flat")])
+    flat = ctx.op("Reshape", [g, ctx.ints([-1, size], "flat_signal")])
+    picked = ctx.op(
+        "Expand",
+        [
+            positions,
+            ctx.op(
+                "Concat",
+                [
+                    ctx.op("Slice", [ctx.op("Shape", [flat]), ctx.ints([0]), ctx.ints([1])]),
+                    ctx.ints([math.prod(ctx.sample_shape(x))]),
+                ],
+                axis=0,
+            ),
+        ],
+    )
+    return [ctx.reshape_to(ctx.op("GatherElements", [flat, picked], axis=1), x)] + [None] * (len(node.input) - 1)
+
+
+def pool_window(ctx: InverseContext, node: onnx.NodeProto) -> tuple[Window, tuple[int, ...], tuple[int, ...]]:
+    """A pooling node's window, with its input's and its output's spatial sizes."""
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
     strides, dilations = window_attrs(node, kernel)
-    in_size, out_size = ctx.shape(x)[2:], ctx.shape(y)[2:]
+    in_size, out_size = ctx.shape(node.input[0])[2:], ctx.shape(node.output[0])[2:]
     begins, ends = explicit_pads(node, in_size, kernel, strides, dilations)
+    return Window(kernel, strides, dilations, begins, ends), in_size, out_size
+
+
+def window_sums_back(ctx: InverseContext, g: str, x: str, window: Window, sizes: tuple) -> str:
+    """Each input position gets the sum of ``g`` over the windows that hold it: a transposed
+    convolution with a kernel of ones per channel. ``sizes``: the output's and input's spatial sizes."""
+    channels = ctx.shape(x)[1]
+    ones = ctx.const(np.ones((channels, 1, *window.kernel), np.float32), "window_ones")
+    return transposed_conv(ctx, g, ones, sizes, window, channels)
+
+
+def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
+    x = node.input[0]
+    window, in_size, out_size = pool_window(ctx, node)
+    kernel, strides, dilations, begins, ends = (
+        window.kernel,
+        window.strides,
+        window.dilations,
+        window.begins,
+        window.ends,
+    )
     include_pad = int(ctx.attr(node, "count_include_pad", 0)) == 1
     divisor = np.ones((1, 1, *out_size), np.float32)
     for axis, (o, k, s, d, b, e, n) in enumerate(
@@ -241,11 +305,8 @@ def average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Sign
             np.float32,
         )
         divisor = divisor * counts.reshape([1, 1] + [o if a == axis else 1 for a in range(len(out_size))])
-    channels = ctx.shape(x)[1]
-    ones = ctx.const(np.ones((channels, 1, *kernel), np.float32), "window_ones")
     scaled = ctx.op("Div", [g, ctx.const(divisor, "window_divisor")])
-    window = Window(kernel, strides, dilations, begins, ends)
-    return [transposed_conv(ctx, scaled, ones, (out_size, in_size), window, channels)]
+    return [window_sums_back(ctx, scaled, x, window, (out_size, in_size))]
 
 
 def _window_count(start: int, kernel: int, dilation: int, low: int, high: int) -> int:
@@ -262,7 +323,7 @@ def global_average_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) 
 def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     x = node.input[0]
     shape = ctx.shape(x)
-    axes = _reduced_axes(ctx, node)
+    axes = reduced_axes(ctx, node)
     if not axes:
         return [g] + [None] * (len(node.input) - 1)
     kept = [1 if a in axes else n for a, n in enumerate(shape)]
@@ -271,7 +332,7 @@ def reduce_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     return [_spread(ctx, g, x, scale)] + [None] * (len(node.input) - 1)
 
 
-def _reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
+def reduced_axes(ctx: InverseContext, node: onnx.NodeProto) -> list[int]:
     """The sorted axes a Reduce* node reduces (attribute or, from opset 13/18, input); [] for none."""
     rank = len(ctx.shape(node.input[0]))
     axes = ctx.attr(node, "axes")
@@ -296,7 +357,7 @@ def reduce_extreme_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Si
     x = node.input[0]
     shape = ctx.shape(x)
     rank = len(shape)
-    axes = list(range(2, rank)) if node.op_type == "GlobalMaxPool" else _reduced_axes(ctx, node)
+    axes = list(range(2, rank)) if node.op_type == "GlobalMaxPool" else reduced_axes(ctx, node)
     if not axes:
         return [g] + [None] * (len(node.input) - 1)
     kept = [a for a in range(rank) if a not in axes]
@@ -329,6 +390,9 @@ def _spread(ctx: InverseContext, g: str, x: str, scale: float) -> str:
 
 RULES: list[AnyRule] = [
     Rule(("MaxPool",), max_pool_rule, check=batch_first()),
+    Rule(
+        ("MaxUnpool",), max_unpool_rule, check=lambda ctx, node: batch_first()(ctx, node) or max_unpool_check(ctx, node)
+    ),
     Rule(("AveragePool",), average_pool_rule, check=batch_first()),
     Rule(("GlobalAveragePool",), global_average_pool_rule, check=batch_first()),
     Rule(("ReduceMean", "ReduceSum"), reduce_rule, check=batch_first()),

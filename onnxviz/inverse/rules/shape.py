@@ -300,7 +300,7 @@ def _when_data_on_path(*checks: Check) -> Check:
 
 
 RULES: list[AnyRule] = [
-    Rule(("Identity", "Dropout", "Cast"), pass_rule),
+    Rule(("Identity", "Dropout", "Cast", "CastLike"), pass_rule),
     Rule(("Reshape", "Flatten", "Squeeze", "Unsqueeze"), reshape_rule),
     Rule(("Transpose",), transpose_rule),
     Rule(("Concat",), concat_rule),
