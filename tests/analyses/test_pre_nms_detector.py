@@ -108,3 +108,18 @@ def test_a_repeat_load_from_the_cache_joins_the_same_output(loaded) -> None:
     assert again.graph.output_names == [JOINED, "boxes", "scores"]
     assert again.graph.digest != onnxviz.load(FIXTURES / "pre_nms_ts.onnx", device="cpu").graph.digest
     close(again.attribute(FOUND["x"], method="saliency", target=BOX).raw(), FOUND["saliency"])
+
+
+def test_the_exported_explainer_of_a_box_gives_torch_autograds_saliency(loaded, tmp_path) -> None:
+    """``export`` builds on the joined graph: its box inputs match the prediction as onnxviz does."""
+    loaded("pre_nms_ts").export(method="saliency", out=tmp_path / "explainer.onnx", target="box")
+    session = ort.InferenceSession(str(tmp_path / "explainer.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {"input": FOUND["x"], "box": FOUND["box"][None].astype(np.float32), "box_class": np.array([-1])}
+    (attribution,) = session.run(["attribution"], feeds)
+    close(attribution, FOUND["saliency"])
+
+
+def test_faithfulness_scores_a_box_target_of_the_joined_output(loaded) -> None:
+    result = loaded("pre_nms_ts").faithfulness(FOUND["x"], method="saliency", target=BOX, steps=8)
+    (target,) = result.targets
+    assert target.index == (0, 4 + int(FOUND["class"]), int(FOUND["matched"]))
