@@ -188,16 +188,19 @@ def load(
     device: str = "auto",
     preset: str | None = None,
     custom_ops: Sequence[str | Path] = (),
+    boxes: str | None = None,
+    scores: str | None = None,
     **preprocessing,
 ) -> Model:
     """Load an ONNX model. ``preset``/``preprocessing`` override the model's own defaults.
 
     ``custom_ops``: shared libraries of custom onnxruntime ops (e.g. onnxruntime-extensions'),
     registered with every session. ``preprocessing`` keys: scale, mean, std, order ('rgb'|'bgr'),
-    layout ('auto'|'nchw'|'nhwc'), size ((H, W)).
+    layout ('auto'|'nchw'|'nhwc'), size ((H, W)). ``boxes``/``scores``: a detector's pre-NMS tensors
+    (x1, y1, x2, y2), joined as one output the box and detection targets read.
     """
     libraries = tuple(str(library) for library in custom_ops)
-    return Model.open(Source(str(path), device, preset, libraries, preprocessing))
+    return Model.open(Source(str(path), device, preset, libraries, preprocessing, boxes, scores))
 
 
 def _loaded(model: Model | str | Path) -> Model:

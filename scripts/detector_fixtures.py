@@ -10,6 +10,8 @@ mask as torch autograd and pytorch-grad-cam do. This script builds, seeded:
   128 × 128: output ``(1, 4 + 3, 336)`` in ultralytics' layout;
 - ``yolov5_like``: YOLOv5's export-mode detection head (``(1, N, 5 + nc)``, score = objectness ×
   class score) on a small seeded backbone, TorchScript exporter;
+- ``pre_nms_ts``, ``pre_nms_dynamo``: a RetinaNet-style detector whose boxes and class scores are
+  two outputs (``scripts/pre_nms_fixtures.py``), for ``--boxes/--scores``;
 - ``seg_deeplab``, ``seg_lraspp``, ``seg_fcn``: torchvision's DeepLabV3-MobileNetV3 and LR-ASPP
   builders on a MobileNetV3-small backbone at width 1/4 (dilated, its first nine blocks) with the
   heads' inner width cut to 8, and an FCN head on the same backbone without dilation, BatchNorm
@@ -41,7 +43,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -358,13 +360,13 @@ def segmenters() -> dict[str, tuple[nn.Module, Callable[[nn.Module], nn.Module]]
     }
 
 
-def export(net: nn.Module, x: np.ndarray, path: Path, dynamo: bool) -> None:
+def export(net: nn.Module, x: np.ndarray, path: Path, dynamo: bool, output_names: Sequence[str] = ("out",)) -> None:
     torch.onnx.export(
         net,
         (torch.from_numpy(x),),
         str(path),
         input_names=["input"],
-        output_names=["out"],
+        output_names=list(output_names),
         dynamo=dynamo,
         opset_version=18 if dynamo else 17,
         **({"external_data": False} if dynamo else {}),
@@ -427,7 +429,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", action="store_true", help="build models/yolov8n_bench.onnx at 640 (only)")
+    parser.add_argument("--pre-nms", action="store_true", help="build the boxes + scores detector (only)")
     args = parser.parse_args()
+    import pre_nms_fixtures  # its builder reads this module's helpers
+
+    if args.pre_nms:
+        pre_nms_fixtures.main()
+        return
     if args.bench:
         with tempfile.TemporaryDirectory() as folder:
             os.chdir(folder)
@@ -441,6 +449,7 @@ def main() -> None:
         references["yolov5_like"] = yolov5_references()
         for name, (model, layer_of) in segmenters().items():
             references[name] = segmenter_references(name, model, layer_of)
+    pre_nms_fixtures.main()
     REFERENCES.mkdir(exist_ok=True)
     for name, found in references.items():
         stored = {key: value.astype(np.float16) if key in HALF else value for key, value in found.items()}

@@ -39,7 +39,8 @@ CustomOpsOpt = Annotated[
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """How a command loads its model(s): device, preprocessing overrides, custom-op libraries.
+    """How a command loads its model(s): device, preprocessing overrides, custom-op libraries, and a
+    detector's pre-NMS boxes and scores to read as one output (``graph/detector_join``).
 
     ``custom_ops`` is also a global option (``onnxviz --custom-ops LIB COMMAND``); ``expand``'s call
     puts the libraries given there before the command's own.
@@ -56,9 +57,20 @@ class ModelOptions:
     layout: Annotated[str, typer.Option("--layout", help="auto | nchw | nhwc.")] = "auto"
     preset: Annotated[
         str | None,
-        typer.Option("--preset", help="imagenet | caffe | tf | raw (default: the model's metadata, else imagenet)."),
+        typer.Option(
+            "--preset",
+            help="imagenet | caffe | tf | raw (default: the model's metadata; raw for ultralytics; else imagenet).",
+        ),
     ] = None
     custom_ops: CustomOpsOpt = None
+    boxes: Annotated[
+        str | None,
+        typer.Option("--boxes", help="A detector's pre-NMS boxes (1, N, 4), x1, y1, x2, y2 (with --scores)."),
+    ] = None
+    scores: Annotated[
+        str | None,
+        typer.Option("--scores", help="A detector's pre-NMS class scores (1, N, nc) (with --boxes)."),
+    ] = None
 
     def load(self, path: Path) -> api.Model:
         """Load ``path`` with these options; bad values are usage errors naming the flag."""
@@ -73,6 +85,8 @@ class ModelOptions:
             layout=self.layout,
             size=input_size(self.size),
             custom_ops=self.custom_ops or [],
+            boxes=self.boxes,
+            scores=self.scores,
         )
 
 

@@ -15,9 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from onnxviz.core.types import Image
-from onnxviz.data.preprocess import LAYOUTS, Preprocessing, check_normalisation, prepare, read_image
+from onnxviz.data.preprocess import (
+    LAYOUTS,
+    Preprocessing,
+    check_normalisation,
+    default_preset,
+    prepare,
+    read_image,
+)
 from onnxviz.errors import UsageError
 from onnxviz.graph.aliases import Layer
+from onnxviz.graph.detector_join import JOINED, check_pair, check_shapes, joined_model
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import MODES
 from onnxviz.runtime.engines import Engines, ForwardKey, ProjectorKey
@@ -39,6 +47,8 @@ class Source:
     preset: str | None = None
     custom_ops: tuple[str, ...] = ()
     preprocessing: dict = field(default_factory=dict)
+    boxes: str | None = None  # a detector's pre-NMS boxes and class scores, joined at load (``graph/detector_join``)
+    scores: str | None = None
 
 
 class LoadedModel:
@@ -59,12 +69,15 @@ class LoadedModel:
         ``threads`` caps onnxruntime's threads per session (0: one per core)."""
         session_options(source.custom_ops)  # a library that does not register is a usage error, said now
         graph = load_graph(source.path, source.custom_ops)
+        detector = check_pair(source.boxes, source.scores)
         layout = source.preprocessing.get("layout")
         if layout is not None and layout not in LAYOUTS:
             raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
-        preset = source.preset or graph.metadata.get("onnxviz.preset", "imagenet")
+        preset = source.preset or default_preset(graph.metadata)
         preprocessing = Preprocessing.preset(preset, **source.preprocessing)
         check_normalisation(preprocessing)
+        if detector is not None:
+            graph = with_joined_detector(graph, *detector, preprocessing.size)
         device = replace(choose_device(source.device), custom_ops=source.custom_ops, threads=threads)
         return cls(graph, device, preprocessing, source)
 
@@ -148,6 +161,21 @@ def open_worker(source: Source, threads: int, gpu: bool) -> LoadedModel:
     has one (unless the model was loaded with ``device="cpu"``)."""
     device = "cuda" if gpu and source.device != "cpu" else "cpu"
     return LoadedModel.open(replace(source, device=device), threads)
+
+
+def with_joined_detector(graph: ModelGraph, boxes: str, scores: str, size: tuple[int, int] | None) -> ModelGraph:
+    """``graph`` with its pre-NMS ``boxes`` and ``scores`` joined as one detector output (see
+    ``graph/detector_join``), their shapes checked where the input size is known."""
+    model = joined_model(graph.model, boxes, scores)  # the names checked first
+    if size is not None or all(isinstance(d, int) and d > 0 for d in graph.input_dims[1:]):
+        check_shapes(graph.shapes(graph.concrete_input_shape(*(size or (None, None)))), boxes, scores)
+    joined = ModelGraph.from_proto(model, graph.path, graph.custom_ops)
+    joined.notes = [
+        *graph.notes,
+        f"the boxes '{boxes}' and the scores '{scores}' read as one detector output, {JOINED} (1, 4+nc, N).",
+    ]
+    joined.digest = None if graph.digest is None else f"{graph.digest}+{JOINED}({boxes},{scores})"
+    return joined
 
 
 def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -6,10 +6,10 @@ The presets are the conventions models are trained with:
 * ``imagenet``: RGB, /255, ImageNet mean and std (torchvision, timm);
 * ``caffe``: BGR, 0–255, minus the BGR ImageNet mean (Caffe, Keras ``caffe`` mode, VGG ports);
 * ``tf``: RGB, scaled to [−1, 1] (Keras ``tf`` mode, MobileNet/Inception);
-* ``raw``: RGB, /255.
+* ``raw``: RGB, /255 (ultralytics' YOLO: its exporter writes ``author: Ultralytics``).
 
 A model can name its own preset in its metadata (``onnxviz.preset``); it is used when the user
-gives none.
+gives none (``default_preset``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,14 @@ PRESETS: dict[str, dict] = {
     "raw": {"scale": 1 / 255, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "order": "rgb"},
 }
 LAYOUTS = ("auto", "nchw", "nhwc")
+
+
+def default_preset(metadata: dict[str, str]) -> str:
+    """The preset of a model the user gives none for: its ``onnxviz.preset``, else ``raw`` for an
+    ultralytics export (ultralytics feeds RGB/255 with no mean or std), else ``imagenet``."""
+    if "onnxviz.preset" in metadata:
+        return metadata["onnxviz.preset"]
+    return "raw" if metadata.get("author", "").strip() == "Ultralytics" else "imagenet"
 
 
 @dataclass(frozen=True)

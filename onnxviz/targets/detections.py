@@ -154,8 +154,8 @@ def _read(graph: ModelGraph, value: np.ndarray, kind: str) -> tuple[str, Detecto
         if not found:
             raise
         named = ", ".join(f"'{name}' {list(shape)}" for name, shape in found)
-        hint = f"Its tensors shaped like pre-NMS boxes and class scores: {named}; explain one class score of one "
-        raise UsageError(error.message, hint + f"prediction with --target {found[-1][0]}[0,i,k].") from None
+        hint = f"Its tensors shaped like pre-NMS boxes and class scores: {named}; read them as a detector's with "
+        raise UsageError(error.message, hint + f"--boxes {found[0][0]} --scores {found[1][0]}.") from None
     return tensor, layout, layout.predictions(value)
 
 
@@ -171,7 +171,7 @@ def pre_nms_tensors(graph: ModelGraph) -> list[tuple[str, tuple[int, ...]]]:
     def preferred(found: tuple[str, tuple[int, ...]]) -> tuple[bool, int]:  # an output, else the latest
         return found[0] not in graph.output_names, -order.get(found[0], 0)
 
-    for name, shape in rank3:
+    for name, shape in sorted(rank3, key=preferred):  # boxes that are an output first, as the scores
         if shape[2] == 4 and shape[1] > 4:
             scores = sorted(((t, s) for t, s in rank3 if s[1] == shape[1] and s[2] != 4), key=preferred)
             if scores:

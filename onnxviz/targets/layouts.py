@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from onnxviz.errors import UsageError
+from onnxviz.graph.detector_join import FLAGS, JOINED
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ class YoloV5(DetectorLayout):
 def layout_of(value: np.ndarray, tensor: str, kind: str) -> DetectorLayout:
     """The layout of a detector output, from its shape, or why it is not one."""
     shape = list(value.shape)
+    if tensor == JOINED and value.ndim == 3:  # --boxes/--scores joined: ultralytics' layout at any N
+        return Ultralytics(value.shape[1] - 4, "--boxes/--scores joined as (1, 4+nc, N)")
     if value.ndim == 3 and 5 <= value.shape[1] < value.shape[2]:
         return Ultralytics(value.shape[1] - 4)
     if value.ndim == 3 and 6 <= value.shape[2] < value.shape[1]:
@@ -138,7 +141,7 @@ def layout_of(value: np.ndarray, tensor: str, kind: str) -> DetectorLayout:
     else:
         why = "its layout is neither ultralytics' (1, 4+nc, N) nor YOLOv5's (1, N, 5+nc)"
         hint = (
-            "For another detector, explain one element of its pre-NMS class scores: "
-            "--target NAME[0,i,k] (`onnxviz layers` lists the tensors)."
+            "For another detector, name its pre-NMS boxes (1, N, 4; x1, y1, x2, y2) and class scores "
+            f"(1, N, nc): {FLAGS} (`onnxviz layers` lists the tensors)."
         )
     raise UsageError(f"A {kind} target reads a detector's output, but '{tensor}' has shape {shape}: {why}.", hint)

@@ -105,12 +105,14 @@ def test_an_output_layout_not_recognised_says_what_to_give_instead(capsys, tmp_p
     path.write_bytes(model.SerializeToString())
     np.save(tmp_path / "x.npy", np.ones((1, 3, 12, 12), np.float32))
     err = refused(capsys, "cam", path, tmp_path / "x.npy", "--target", "box:0,0,5,5", "--layer", "conv")
-    assert "[1, 4, 36]" in err and "(1, 4+nc, N)" in err and "(1, N, 5+nc)" in err and "NAME[0,i,k]" in err
+    assert (
+        "[1, 4, 36]" in err and "(1, 4+nc, N)" in err and "(1, N, 5+nc)" in err and "--boxes NAME --scores NAME" in err
+    )
 
 
 def test_another_detectors_pre_nms_tensors_are_named_in_the_hint(capsys, tmp_path) -> None:
     """Outputs (1, 36, 3) class scores beside (1, 36, 4) boxes: the hint names both and the
-    element target that explains one score."""
+    flags that read them as one detector."""
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], strides=[2, 2], name="conv"),
         helper.make_node("Reshape", ["c", "shape"], ["flat"], name="flatten"),
@@ -127,4 +129,41 @@ def test_another_detectors_pre_nms_tensors_are_named_in_the_hint(capsys, tmp_pat
     path.write_bytes(make_model(nodes, (1, 3, 12, 12), "scores", weights).SerializeToString())
     np.save(tmp_path / "x.npy", np.ones((1, 3, 12, 12), np.float32))
     err = refused(capsys, "attribute", path, tmp_path / "x.npy", "--method", "saliency", "--target", "detection:0")
-    assert "[1, 36, 3]" in err and "'boxes' [1, 36, 4]" in err and "--target scores[0,i,k]" in err
+    assert "[1, 36, 3]" in err and "'boxes' [1, 36, 4]" in err and "--boxes boxes --scores scores" in err
+
+
+PRE_NMS = FIXTURES / "pre_nms_ts.onnx"  # outputs boxes (1, 512, 4) and scores (1, 512, 3)
+
+
+@pytest.fixture(scope="module")
+def pre_nms_input(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pre_nms") / "x.npy"
+    np.save(path, np.load(REFERENCES / "pre_nms.npz")["x"])
+    return path
+
+
+def test_boxes_and_scores_read_another_detectors_two_tensors(capsys, pre_nms_input) -> None:
+    found = np.load(REFERENCES / "pre_nms.npz")
+    box = "box:" + ",".join(f"{v:.4f}" for v in found["box"])
+    args = ("attribute", PRE_NMS, pre_nms_input, "--method", "saliency", "--target", box, "--json")
+    code, out, err = run_cli(capsys, *args, "--boxes", "boxes", "--scores", "scores")
+    assert code == 0, err
+    (image,) = json.loads(out)["images"].values()
+    target = image["target"]
+    assert (target["kind"], target["class"]) == ("box", int(found["class"]))
+    assert target["index"] == [0, 4 + int(found["class"]), int(found["matched"])]
+    assert target["detections"] and target["detections"][0]["score"] >= target["detections"][-1]["score"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--boxes", "boxes"), ["--boxes was given without --scores", "--boxes NAME --scores NAME"]),
+        (("--scores", "scores"), ["--scores was given without --boxes"]),
+        (("--boxes", "bxes", "--scores", "scores"), ["'bxes'", "does not have", "boxes, scores"]),
+        (("--boxes", "scores", "--scores", "boxes"), ["[1, 512, 3]", "[1, 512, 4]", "(1, N, 4)", "(1, N, nc)"]),
+    ],
+)
+def test_boxes_and_scores_that_do_not_fit_are_refused_naming_them(capsys, pre_nms_input, flags, expected) -> None:
+    err = refused(capsys, "cam", PRE_NMS, pre_nms_input, "--target", "detection:0", *flags)
+    assert all(part in err for part in expected), err
