@@ -14,12 +14,17 @@ there; a zero gradient; or the reason it is refused), and the test that checks t
 from __future__ import annotations
 
 import html
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import onnx
 
 from onnxviz.graph.composite import KINDS
 from onnxviz.inverse.coverage import summary, support_table
-from tests.inverse.rule_cases import checked_by
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MARKER = "<!-- op-table -->"
 STATUS = {"rule": "rule", "zero": "zero gradient", "refused": "refused", "missing": "**missing**"}
@@ -32,6 +37,15 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     return markdown.replace(MARKER, render_table())
 
 
+def _checked_by() -> Callable[[str], str]:
+    """The test cases' index (``tests.inverse.rule_cases.checked_by``), importable from the
+    checkout whichever way mkdocs was started (``mkdocs`` does not put the working directory on
+    ``sys.path``; ``python -m mkdocs`` does)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module("tests.inverse.rule_cases").checked_by
+
+
 def _cell(text: str) -> str:
     return html.escape(text).replace("|", "\\|")
 
@@ -40,6 +54,7 @@ def render_table() -> str:
     """The operators in alphabetical order, then the recognised composite activations."""
     table = support_table()
     counts = summary(table)
+    checked_by = _checked_by()
     rows = []
     for row in table:
         versions = ", ".join(str(v) for v in row.versions)
