@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from onnxviz.core.types import Image
-from onnxviz.data.preprocess import LAYOUTS, Preprocessing, check_normalisation, prepare, read_image
+from onnxviz.data.metadata import labels_of, preprocessing_of, preset_of
+from onnxviz.data.preprocess import LAYOUTS, PRESETS, Preprocessing, check_normalisation, prepare, read_image
 from onnxviz.errors import UsageError
 from onnxviz.graph.aliases import Layer
 from onnxviz.graph.model import ModelGraph
@@ -61,8 +61,11 @@ class LoadedModel:
         layout = source.preprocessing.get("layout")
         if layout is not None and layout not in LAYOUTS:
             raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
-        preset = source.preset or graph.metadata.get("onnxviz.preset", "imagenet")
-        preprocessing = Preprocessing.preset(preset, **source.preprocessing)
+        preset = source.preset or preset_of(graph.metadata, source.path, tuple(PRESETS)) or "imagenet"
+        given = {name: value for name, value in source.preprocessing.items() if value is not None}
+        # A preset the caller names is a whole convention: the model's own values then stand aside.
+        own = {} if source.preset else preprocessing_of(graph.metadata, source.path, given)
+        preprocessing = Preprocessing.preset(preset, **(own | given))
         check_normalisation(preprocessing)
         device = replace(choose_device(source.device), custom_ops=source.custom_ops, threads=threads)
         return cls(graph, device, preprocessing, source)
@@ -120,11 +123,7 @@ class LoadedModel:
 
     def labels(self) -> list[str] | None:
         """Class names from the model's metadata (``onnxviz.labels``, a JSON list), if any."""
-        text = self.graph.metadata.get("onnxviz.labels")
-        try:
-            return [str(v) for v in json.loads(text)] if text else None
-        except ValueError:
-            return None
+        return labels_of(self.graph.metadata, self.graph.path)
 
     def projector(self, tensor: str, rule: str, input_shape: tuple[int, ...], lrn: str = "exact") -> Projector:
         check_choice("rule", rule, MODES)

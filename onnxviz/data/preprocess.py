@@ -70,7 +70,10 @@ def read_image(path: str | Path) -> np.ndarray:
         except Exception as exc:
             raise ImageError(f"{path} is not a readable .npy array ({exc}).") from None
     data = np.fromfile(path, dtype=np.uint8)
-    picture = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        picture = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as exc:  # OpenCV refuses (raises) where a header claims more pixels than it allows
+        raise ImageError(f"{path} cannot be decoded by OpenCV: {str(exc).strip().splitlines()[-1]}") from None
     if picture is None:
         raise ImageError(
             f"{path} is not an image OpenCV can read.",
@@ -95,6 +98,8 @@ def prepare(
     image = image[:, :, :3]
     h_axis, w_axis, c_axis = (1, 2, 3) if layout == "nhwc" else (2, 3, 1)
     height, width, channels = input_shape[h_axis], input_shape[w_axis], input_shape[c_axis]
+    if channels not in (1, 3):
+        _refuse_channels(input_shape, layout, channels)
     shrinking = image.shape[0] > height or image.shape[1] > width
     picture = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     pixels = picture.astype(np.float32)
@@ -107,6 +112,21 @@ def prepare(
     normalised = (pixels * np.float32(prep.scale) - mean) / std
     tensor = normalised if layout == "nhwc" else normalised.transpose(2, 0, 1)
     return PreparedInput(np.ascontiguousarray(tensor[None], dtype=np.float32), picture)
+
+
+def _refuse_channels(input_shape: tuple[int, ...], layout: str, channels: int) -> None:
+    """A picture has 3 channels (or 1): say why this input cannot take one, the layout or the model."""
+    other = 1 if layout == "nhwc" else 3
+    if input_shape[other] in (1, 3):
+        raise UsageError(
+            f"The model's input {list(input_shape)} would have {channels} channels: the {layout.upper()} layout "
+            "does not fit it.",
+            "Use --layout auto.",
+        )
+    raise ImageError(
+        f"The model's input {list(input_shape)} has {channels} channels; a picture gives 3 (RGB) or 1 (gray).",
+        "Give the input as a float32 .npy array of the model's input shape.",
+    )
 
 
 def _as_tensor(array: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:

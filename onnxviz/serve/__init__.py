@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import uvicorn
 
 from onnxviz.api import Model
+from onnxviz.errors import UsageError
 from onnxviz.serve.app import create_app
 from onnxviz.serve.viewer import Viewer
 
@@ -18,10 +20,28 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # What a browser sends as Host to a local server (the port is not part of the check).
 LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
-__all__ = ["LOCAL_HOSTS", "Viewer", "create_app", "run"]
+__all__ = ["LOCAL_HOSTS", "Viewer", "check_bindable", "create_app", "run"]
 
 
 def run(model: Model, images: Path | None, state: Path | None, host: str, port: int) -> None:
     """Serve ``model`` on ``host:port`` until interrupted."""
     hosts = list(LOCAL_NAMES) if host in LOCAL_HOSTS else None
+    check_bindable(host, port)
     uvicorn.run(create_app(Viewer(model, images, state), hosts), host=host, port=port, log_level="warning")
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let go, so that a port in use, out of range or an address this
+    machine does not have is one clear error rather than uvicorn's log line and exit code 3."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be 0 to 65535; got {port}.")
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(
+            f"Cannot serve on {host}:{port}: {reason}.", "Pick another --port, or stop what is using it."
+        ) from None
