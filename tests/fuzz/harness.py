@@ -85,7 +85,7 @@ def case_files(drawn: Drawn) -> Iterator[Case]:
         folder = Path(root)
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
-        kind, data, suffix = drawn.image
+        _, data, suffix = drawn.image
         image = folder / f"input{suffix}"
         image.write_bytes(data)
         pictures = folder / "pictures"
@@ -100,7 +100,8 @@ def case_files(drawn: Drawn) -> Iterator[Case]:
         out = folder / "out"
         out.mkdir()
         model = drawn.model.write(folder)
-        yield Case(model, SOURCES[drawn.model.source], image, good, pictures, masks, drawn.node, busy.getsockname()[1], out)
+        port = busy.getsockname()[1]
+        yield Case(model, SOURCES[drawn.model.source], image, good, pictures, masks, drawn.node, port, out)
 
 
 def _whole(path: Path) -> str | None:

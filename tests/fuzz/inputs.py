@@ -214,7 +214,8 @@ def _forged_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -259,13 +260,14 @@ def _pictures(draw: st.DrawFn) -> tuple[str, bytes, str]:
     return kind, _encoded(bgr, ".bmp"), ".png"
 
 
+ARRAY_KINDS = (
+    *("right", "unbatched", "wrong_shape", "int64", "float16", "bool", "complex", "nan", "scalar", "empty"),
+    *("pickled", "cut", "fortran", "uint8_picture"),
+)
+
+
 def _arrays(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[str, bytes]:
-    kind = draw(
-        st.sampled_from(
-            ["right", "unbatched", "wrong_shape", "int64", "float16", "bool", "complex", "nan", "scalar", "empty"]
-            + ["pickled", "cut", "fortran", "uint8_picture"]
-        )
-    )
+    kind = draw(st.sampled_from(ARRAY_KINDS))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     tensor = rng.standard_normal(shape).astype(np.float32)
     arrays = {
