@@ -207,7 +207,7 @@ def _huge(height: int, width: int) -> bytes:
     return _encoded(np.full((height, width, 3), 90, np.uint8), ".png")
 
 
-def _forged_png(width: int, height: int) -> bytes:
+def forged_png(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` with almost no pixel data behind it."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
@@ -252,7 +252,7 @@ def _pictures(draw: st.DrawFn) -> tuple[str, bytes, str]:
         return kind, _huge(*draw(st.sampled_from([(1, 20000), (20000, 1), (3000, 4000)]))), ".png"
     if kind == "forged":
         width, height = draw(st.sampled_from([(2**31 - 1, 1), (100_000, 100_000), (0, 10)]))
-        return kind, _forged_png(width, height), ".png"
+        return kind, forged_png(width, height), ".png"
     if kind == "empty":
         return kind, b"", ".png"
     if kind == "text":
