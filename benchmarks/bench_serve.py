@@ -120,7 +120,8 @@ def load(requests: int, clients: int) -> None:
     clicks = first.clicks + rest.clicks
     print(f"onnxviz serve demo.onnx, {sum(statuses.values())} requests from {clients} clients in {took:.1f} s")
     print(f"  statuses {dict(sorted(statuses.items()))}, unexpected {len(first.unexpected + rest.unexpected)}")
-    print(f"  click (JSON + PNG, client side) {ms(clicks)}, p95 {sorted(clicks)[int(0.95 * len(clicks))] * 1000:.1f} ms")
+    p95 = sorted(clicks)[int(0.95 * len(clicks))] * 1000
+    print(f"  click (JSON + PNG, client side) {ms(clicks)}, p95 {p95:.1f} ms")
     print(f"  server RSS {after_100 / 2**20:.0f} MiB after 100 requests, {after / 2**20:.0f} MiB after {requests}")
 
 
