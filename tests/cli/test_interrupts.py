@@ -164,5 +164,6 @@ def test_ctrl_c_during_a_ray_scan_exits_130_with_one_line(many_inputs, tmp_path)
     out = tmp_path / "ray"
     run = Running(*_scan(many_inputs, out, "--engine", "ray", "--workers", "1"))
     code, lines = run.interrupt_when(lambda: len(_shards(out)) >= 1, timeout_s=300)
-    assert code == 130 and lines[-1:] == ["interrupted"], lines
+    # Ray's core worker may log a line of its own while the actors start (its C++ logger, not onnxviz)
+    assert code == 130 and lines[-1] == "interrupted" and "Traceback" not in run.stderr, lines
     assert not [p for p in _nothing_written(out) if not p.startswith("scan/")]
