@@ -49,3 +49,24 @@ def test_the_file_check_finds_temporaries_torn_files_and_leftovers(tmp_path) -> 
     (tmp_path / "torn.png").unlink()
     (tmp_path / f"{TEMPORARY_PREFIX}0123").write_bytes(b"x")
     assert "temporary files left behind" in harness.outputs_verdict(tmp_path, 0)
+
+
+def test_a_command_whose_arguments_no_recipe_fills_is_named() -> None:
+    import typer
+    import typer.main
+
+    from tests.fuzz import recipes
+
+    app = typer.Typer()
+
+    @app.command()
+    def novel(model: str, weights: str, level: int = typer.Option(..., "--level")) -> None:
+        """A command the recipes have never heard of."""
+
+    @app.command()
+    def known(model: str, node: str = typer.Option(..., "--node")) -> None:
+        """One they can fill."""
+
+    commands = typer.main.get_command(app).commands
+    assert recipes.missing("novel", commands["novel"]) == ["argument weights", "required option --level"]
+    assert recipes.missing("known", commands["known"]) == []
