@@ -29,7 +29,11 @@ from onnxviz.graph.model import ModelGraph
 from tests.fuzz.inputs import SOURCES, ModelInput
 from tests.fuzz.recipes import Case
 
-DEADLINE_S = 60.0  # a case past this is a hang (the slowest honest case here takes a few seconds)
+# A case past either deadline is a hang: 60 s of CPU (a loop; the slowest honest case here takes a
+# few seconds), or 600 s of wall time (a deadlock, which burns no CPU). CPU time, not wall time, is
+# what a loaded machine cannot stretch: a starved process gets little of either.
+CPU_DEADLINE_S = 60.0
+WALL_DEADLINE_S = 600.0
 # Commands that exit 1 with a report of their own (the layers that failed) rather than one error.
 REPORTS_ON_FAILURE = ("check", "compare")
 
@@ -40,17 +44,26 @@ class CaseTimeout(BaseException):
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    def expire(signum, frame):
-        raise CaseTimeout(f"still running after {seconds:g} s")
+def deadline(cpu_seconds: float, wall_seconds: float | None = None) -> Iterator[None]:
+    """Raise ``CaseTimeout`` in the main thread once the process has used ``cpu_seconds`` of CPU
+    (all its threads) or ``wall_seconds`` have passed, whichever comes first."""
+    timers = [(signal.ITIMER_PROF, signal.SIGPROF, cpu_seconds, "CPU")]
+    if wall_seconds is not None:
+        timers.append((signal.ITIMER_REAL, signal.SIGALRM, wall_seconds, "wall"))
+    previous = {}
+    for timer, number, seconds, kind in timers:
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+        def expire(signum, frame, seconds=seconds, kind=kind):
+            raise CaseTimeout(f"still running after {seconds:g} s of {kind} time")
+
+        previous[number] = signal.signal(number, expire)
+        signal.setitimer(timer, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for timer, number, _, _ in timers:
+            signal.setitimer(timer, 0)
+            signal.signal(number, previous[number])
 
 
 class Drawn:
@@ -155,7 +168,7 @@ def run_case(argv: list[str], case: Case) -> tuple[str | None, float]:
     runner = CliRunner()
     started = time.perf_counter()
     try:
-        with deadline(DEADLINE_S):
+        with deadline(CPU_DEADLINE_S, WALL_DEADLINE_S):
             result = runner.invoke(app, argv, prog_name="onnxviz")
     except CaseTimeout as exc:
         return f"hang: {exc}", time.perf_counter() - started

@@ -13,9 +13,12 @@ from onnxviz.core.files import TEMPORARY_PREFIX
 from tests.fuzz import harness
 
 
-def test_the_deadline_stops_a_case_that_hangs() -> None:
+def test_the_deadline_stops_a_loop_by_its_cpu_time_and_a_wait_by_the_clock() -> None:
+    with pytest.raises(harness.CaseTimeout, match="CPU time"), harness.deadline(0.2, 30):
+        while True:
+            pass
     started = time.perf_counter()
-    with pytest.raises(harness.CaseTimeout), harness.deadline(0.2):
+    with pytest.raises(harness.CaseTimeout, match="wall time"), harness.deadline(30, 0.2):
         while True:
             time.sleep(0.01)
     assert time.perf_counter() - started < 5
