@@ -10,6 +10,7 @@ run past its deadline, a temporary or half-written file.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import tempfile
@@ -147,6 +148,17 @@ def outputs_verdict(out: Path, code: int) -> str | None:
     return "; ".join(broken) or None
 
 
+@contextmanager
+def inside(folder: Path) -> Iterator[None]:
+    """The working directory set to ``folder`` for the block (``contextlib.chdir`` is 3.11's)."""
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def judge(code: int, stderr: str, command: str) -> str | None:
     """Why this ending is not acceptable, or None: a result, or one onnxviz error paragraph (its
     notes, ``onnxviz: ...`` lines, and blank lines aside)."""
@@ -167,8 +179,8 @@ def run_case(argv: list[str], case: Case) -> tuple[str | None, float]:
     """Run ``onnxviz ARGV`` in-process; (what is wrong with how it ended or None, seconds taken)."""
     runner = CliRunner()
     started = time.perf_counter()
-    try:
-        with deadline(CPU_DEADLINE_S, WALL_DEADLINE_S):
+    try:  # in the case's out folder: a command's default outputs land there and are judged too
+        with inside(case.out), deadline(CPU_DEADLINE_S, WALL_DEADLINE_S):
             result = runner.invoke(app, argv, prog_name="onnxviz")
     except CaseTimeout as exc:
         return f"hang: {exc}", time.perf_counter() - started
