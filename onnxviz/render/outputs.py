@@ -53,11 +53,12 @@ def all_or_nothing() -> Iterator[None]:
         raise
     finally:
         _STAGED.reset(token)
-    for temporary, target in staged.files:
+    for index, (temporary, target) in enumerate(staged.files):
         try:
             os.replace(temporary, target)
-        except OSError as exc:
-            temporary.unlink(missing_ok=True)
+        except OSError as exc:  # a folder in the way of the name: this and the later files stay unwritten
+            for left, _ in staged.files[index:]:
+                left.unlink(missing_ok=True)
             raise UsageError(f"Cannot write {target}: {exc.strerror or exc}.") from None
 
 
@@ -79,6 +80,8 @@ def write_bytes(path: str | Path, data: bytes, now: bool = False) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
         _make_folder(folder, staged)
+    if staged is not None and path.is_dir():  # found now, not when the files are put in place
+        raise UsageError(f"Cannot write {path}: a folder of that name is in the way.")
     try:
         if staged is None:
             write_atomically(path, data)
