@@ -72,5 +72,5 @@ def test_long_profile(data: st.DataObject, name: str) -> None:
     counted["cases"] += 1
     counted["started"] = counted["started"] or time.perf_counter()
     run_drawn(data, name)
-    if counted["cases"] % 250 == 0:
+    if counted["cases"] % 50 == 0:
         print(f"fuzz: {counted['cases']} cases in {time.perf_counter() - counted['started']:.0f} s", flush=True)
