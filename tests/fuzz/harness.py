@@ -159,6 +159,39 @@ def inside(folder: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
+# What C libraries write straight to the stderr file descriptor, under CliRunner's Python-level
+# capture: onnxruntime's logs, for one. A user sees it beside onnxviz's paragraph, so it is a
+# finding, except libpng's own warning on a forged header, which OpenCV offers no way to silence
+# (the picture is then refused with onnxviz's error).
+SILENT_ELSEWHERE = ("libpng warning:", "libpng error:")
+
+
+class NativeStderr:
+    """What arrived on file descriptor 2 during a ``native_stderr`` block (read when it ends)."""
+
+    def __init__(self) -> None:
+        self.captured = ""
+
+    def text(self) -> str:
+        return self.captured
+
+
+@contextmanager
+def native_stderr() -> Iterator[NativeStderr]:
+    """File descriptor 2 sent to a temporary file for the block."""
+    found = NativeStderr()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield found
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            found.captured = sink.read().decode("utf-8", "replace")
+
+
 def judge(code: int, stderr: str, command: str) -> str | None:
     """Why this ending is not acceptable, or None: a result, or one onnxviz error paragraph (its
     notes, ``onnxviz: ...`` lines, and blank lines aside)."""
@@ -180,7 +213,7 @@ def run_case(argv: list[str], case: Case) -> tuple[str | None, float]:
     runner = CliRunner()
     started = time.perf_counter()
     try:  # in the case's out folder: a command's default outputs land there and are judged too
-        with inside(case.out), deadline(CPU_DEADLINE_S, WALL_DEADLINE_S):
+        with inside(case.out), native_stderr() as native, deadline(CPU_DEADLINE_S, WALL_DEADLINE_S):
             result = runner.invoke(app, argv, prog_name="onnxviz")
     except CaseTimeout as exc:
         return f"hang: {exc}", time.perf_counter() - started
@@ -188,6 +221,9 @@ def run_case(argv: list[str], case: Case) -> tuple[str | None, float]:
     code = result.exit_code
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         return f"escaped {type(result.exception).__name__}: {result.exception}", took
+    printed = [line for line in native.text().splitlines() if line.strip() and not line.startswith(SILENT_ELSEWHERE)]
+    if printed:
+        return f"printed on stderr beside onnxviz's own lines: {printed[:3]}", took
     problem = judge(code, result.stderr, argv[0]) or outputs_verdict(case.out, code)
     if problem is None and code == 0 and "--json" in argv:
         try:
