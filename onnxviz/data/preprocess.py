@@ -148,6 +148,8 @@ def picture_from_tensor(tensor: np.ndarray, layout: str, prep: Preprocessing) ->
     """Undo the normalisation of a (C, H, W)/(H, W, C) tensor: an RGB uint8 picture to show."""
     hwc = tensor if layout == "nhwc" else tensor.transpose(1, 2, 0)
     channels = hwc.shape[2]
+    if channels not in (1, 3):
+        return _stand_in(hwc)
     std = np.asarray(prep.std, np.float32)[:channels]
     mean = np.asarray(prep.mean, np.float32)[:channels]
     pixels = (hwc * std + mean) / np.float32(prep.scale)
@@ -156,6 +158,15 @@ def picture_from_tensor(tensor: np.ndarray, layout: str, prep: Preprocessing) ->
     elif prep.order == "bgr":
         pixels = pixels[:, :, ::-1]
     return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def _stand_in(hwc: np.ndarray) -> np.ndarray:
+    """A gray picture for a tensor whose channels are not colours (a model of 2 or 4 channels given
+    a .npy, or a --layout that names the wrong axis): the mean over channels, stretched to 0–255."""
+    gray = np.nan_to_num(hwc.astype(np.float32).mean(axis=2))
+    low, span = float(gray.min(initial=0.0)), float(np.ptp(gray)) if gray.size else 0.0
+    stretched = (gray - low) * (255.0 / span) if span > 0 else np.zeros_like(gray)
+    return np.repeat(np.rint(stretched).astype(np.uint8)[:, :, None], 3, axis=2)
 
 
 def check_normalisation(prep: Preprocessing) -> None:

@@ -100,3 +100,14 @@ def test_a_png_whose_header_claims_too_many_pixels_is_an_image_error(tmp_path) -
     path.write_bytes(forged_png(100_000, 100_000))
     with pytest.raises(ImageError, match="cannot be decoded"):
         read_image(path)
+
+
+@pytest.mark.parametrize(("shape", "layout"), [((3, 64, 64), "nhwc"), ((2, 8, 8), "nchw"), ((8, 8, 4), "nhwc")])
+def test_a_tensor_whose_channels_are_not_colours_is_shown_as_a_gray_picture(shape, layout) -> None:
+    """Found by the fuzz: correspondence with --layout nhwc on an NCHW model's .npy input reached a
+    broadcast of the mean in picture_from_tensor."""
+    tensor = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    picture = picture_from_tensor(tensor, layout, Preprocessing.preset("imagenet"))
+    hw = shape[:2] if layout == "nhwc" else shape[1:]
+    assert picture.dtype == np.uint8 and picture.shape == (*hw, 3)
+    assert (picture[..., 0] == picture[..., 2]).all() and picture.min() == 0 and picture.max() == 255
