@@ -82,7 +82,9 @@ def test_the_fuzzed_hole_wrong_length_mean_metadata_is_a_usage_error_naming_key_
     assert code == 2 and "internal error" not in err
     assert "'onnxviz.mean' of tagged.onnx" in err and "1 or 3 finite numbers" in err
     picture = DEMO.parent / "images" / "chelsea.png"
-    code, _, err = invoke(capsys, "project", path, picture, "--node", "conv2", "--mean", "0.4")
+    code, _, err = invoke(
+        capsys, "project", path, picture, "--node", "conv2", "--mean", "0.4", "--out", tmp_path / "p.png"
+    )
     assert code == 0, err
 
 
