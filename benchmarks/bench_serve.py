@@ -1,6 +1,7 @@
 """Server-side time of a click in ``onnxviz serve``: the page's two requests for one channel.
 
     python benchmarks/bench_serve.py [--vgg models/vgg16_random.onnx] [--rounds 41] [--vgg-rounds 9]
+    python benchmarks/bench_serve.py --load [--requests 1000] [--clients 8]
 
 A click on a channel makes the page ask ``/api/project`` (JSON: computes the projection) and then
 ``/api/project.png`` (the same result, kept by the viewer, drawn as a PNG). The app is called
@@ -14,6 +15,12 @@ Demo model (64×64): median over rounds against the 150 ms target. VGG16 conv5_3
 ``conv13``, caffe preprocessing): interleaved per round with a direct ``Model.project`` of
 another channel on the same warm model, i.e. one forward + inverse; the median per-round ratio
 says what the server adds. ``scripts/build_vgg16.py --random`` builds the VGG16 file.
+
+``--load``: the real ``onnxviz serve`` (a subprocess, demo model, the bundled pictures) under
+``--clients`` concurrent local clients sending the mix of ``tests/serve/load.py`` (clicks,
+activation grids, uploads, an occlusion, refused requests): the statuses, the click latency seen
+by a client (median, p95) and the server's resident memory after 100 requests and after
+``--requests``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import onnxruntime
@@ -32,6 +41,7 @@ from onnxviz.serve import Viewer, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "models" / "images"
+sys.path.insert(0, str(ROOT))  # the load driver is the test's (tests/serve/load.py)
 
 
 class Timed:
@@ -96,13 +106,38 @@ def vgg(path: Path, rounds: int) -> None:
     print(f"  click / Model.project        {statistics.median(ratios):8.2f} median per-round ratio")
 
 
+def load(requests: int, clients: int) -> None:
+    from tests.serve.load import drive, rss, served
+
+    with served(IMAGES) as (base, process):
+        started = time.perf_counter()
+        first = drive(base, 100, clients)
+        after_100 = rss(process.pid)
+        rest = drive(base, requests - 100, clients, start=len(first.statuses))
+        took = time.perf_counter() - started
+        after = rss(process.pid)
+    statuses = Counter(first.statuses + rest.statuses)
+    clicks = first.clicks + rest.clicks
+    print(f"onnxviz serve demo.onnx, {sum(statuses.values())} requests from {clients} clients in {took:.1f} s")
+    print(f"  statuses {dict(sorted(statuses.items()))}, unexpected {len(first.unexpected + rest.unexpected)}")
+    p95 = sorted(clicks)[int(0.95 * len(clicks))] * 1000
+    print(f"  click (JSON + PNG, client side) {ms(clicks)}, p95 {p95:.1f} ms")
+    print(f"  server RSS {after_100 / 2**20:.0f} MiB after 100 requests, {after / 2**20:.0f} MiB after {requests}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vgg", type=Path, default=ROOT / "models" / "vgg16_random.onnx")
     parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--vgg-rounds", type=int, default=9)
+    parser.add_argument("--load", action="store_true", help="The served viewer under concurrent clients.")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__} CPU provider")
+    if args.load:
+        load(args.requests, args.clients)
+        return
     demo(args.rounds)
     if args.vgg.is_file():
         vgg(args.vgg, args.vgg_rounds)

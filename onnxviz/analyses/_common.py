@@ -85,7 +85,10 @@ def fill_values(fill: str | float, x: np.ndarray, layout: str, prep: Preprocessi
         return x.mean(axis=axes).astype(np.float32)
     if fill == "gray":
         grey = np.full(channels, 128.0 * prep.scale, np.float32)
-        return (grey - np.asarray(prep.mean, np.float32)[:channels]) / np.asarray(prep.std, np.float32)[:channels]
+        mean, std = np.asarray(prep.mean, np.float32)[:channels], np.asarray(prep.std, np.float32)[:channels]
+        if mean.size not in (1, channels):  # more channels than colours (or a --layout naming the wrong axis)
+            mean, std = mean.mean(keepdims=True), std.mean(keepdims=True)
+        return (grey - mean) / std
     raise OptionError("fill", f"Unknown {{option}} '{fill}'.", "Use zero, mean, gray, or a number.")
 
 

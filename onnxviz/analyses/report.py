@@ -179,8 +179,10 @@ def _scaled_patch(side: int) -> int:
 
 
 def _classifier(model: LoadedModel) -> bool:
-    """Whether the model's output is a batch of class scores, so a class is what its pictures explain."""
-    return len(model.graph.shapes(model.input_shape())[ClassTarget().tensor(model.graph)]) == 2
+    """Whether the model's output is a batch of class scores, so a class is what its pictures explain
+    (an output the input does not reach has no shape here, and is not)."""
+    shape = model.graph.shapes(model.input_shape()).get(ClassTarget().tensor(model.graph))
+    return shape is not None and len(shape) == 2
 
 
 def _occlusion(model: LoadedModel, image: Path, convs: list[str], patch: int | None) -> tuple[OcclusionMap | None, str]:

@@ -27,6 +27,7 @@ from onnxviz.cli.generated import analysis_command
 from onnxviz.cli.options import CustomOpsOpt, expand
 from onnxviz.cli.output import err
 from onnxviz.errors import OnnxvizError, OptionError
+from onnxviz.render.outputs import all_or_nothing
 
 
 class Commands(TyperGroup):
@@ -127,7 +128,8 @@ def _guarded(func: Callable[..., Any]) -> Callable[..., Any]:
         settings = _settings(context)
         try:
             try:
-                return call(values, settings.custom_ops)
+                with all_or_nothing():  # a command's files: all written, or none (a full disk, Ctrl-C)
+                    return call(values, settings.custom_ops)
             except OptionError as exc:
                 raise _as_typed(exc, context, flags) from exc
         except (typer.Exit, typer.Abort):

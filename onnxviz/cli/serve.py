@@ -44,5 +44,6 @@ def serve(
         ) from None
     if host not in server.LOCAL_HOSTS:
         err.print(f"[bold yellow]warning:[/bold yellow] serving on {host}: anyone who can reach it sees the model.")
+    server.check_bindable(host, port)
     note(f"serving {model.name} on http://{host}:{port}/ (Ctrl-C stops)")
     server.run(loaded, images, state, host, port)

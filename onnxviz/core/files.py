@@ -17,12 +17,23 @@ def write_atomically(path: Path, data: bytes) -> None:
     file gets ordinary permissions (0666 less the umask). Raises ``OSError``: each caller decides
     whether a failed write is the user's problem (an output) or only a lost memo (a cache).
     """
+    temporary = write_beside(path, data)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_beside(path: Path, data: bytes) -> Path:
+    """``data`` written whole to a fresh temporary file beside ``path`` (same folder, so a rename
+    onto ``path`` is atomic); its path. Nothing is left behind when the write fails."""
     temporary = path.with_name(f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}")
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         with os.fdopen(os.open(temporary, flags, 0o666), "wb") as handle:
             handle.write(data)
-        os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    return temporary

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import ast
 import functools
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from onnxviz.core.types import Image
+from onnxviz.data.metadata import labels_of, preprocessing_of, preset_of
 from onnxviz.data.preprocess import (
     LAYOUTS,
+    PRESETS,
     Preprocessing,
     check_normalisation,
     default_preset,
@@ -73,8 +74,13 @@ class LoadedModel:
         layout = source.preprocessing.get("layout")
         if layout is not None and layout not in LAYOUTS:
             raise UsageError(f"Unknown layout '{layout}'.", f"Use one of: {', '.join(LAYOUTS)}.")
-        preset = source.preset or default_preset(graph.metadata)
-        preprocessing = Preprocessing.preset(preset, **source.preprocessing)
+        # The model's own ``onnxviz.preset`` (checked), else ultralytics' RGB/255 or ImageNet's.
+        named = preset_of(graph.metadata, source.path, tuple(PRESETS))
+        preset = source.preset or named or default_preset(graph.metadata)
+        given = {name: value for name, value in source.preprocessing.items() if value is not None}
+        # A preset the caller names is a whole convention: the model's own values then stand aside.
+        own = {} if source.preset else preprocessing_of(graph.metadata, source.path, given)
+        preprocessing = Preprocessing.preset(preset, **(own | given))
         check_normalisation(preprocessing)
         if detector is not None:
             graph = with_joined_detector(graph, *detector, preprocessing.size)
@@ -133,18 +139,10 @@ class LoadedModel:
         return self.graph.resolve(node)
 
     def labels(self) -> list[str] | None:
-        """Class names from the model's metadata (``onnxviz.labels``, a JSON list), else the
-        ``names`` ultralytics' exporter writes (a dict literal {0: 'person', ...}), if any."""
-        text = self.graph.metadata.get("onnxviz.labels")
-        try:
-            if text:
-                return [str(v) for v in json.loads(text)]
-            names = ast.literal_eval(self.graph.metadata.get("names", "None"))
-        except (ValueError, SyntaxError):
-            return None
-        if isinstance(names, dict) and sorted(names) == list(range(len(names))):
-            return [str(names[k]) for k in range(len(names))]
-        return None
+        """Class names from the model's metadata (``onnxviz.labels``, a JSON list, checked where
+        read), else the ``names`` ultralytics' exporter writes (a dict literal {0: 'person', ...})."""
+        found = labels_of(self.graph.metadata, self.graph.path)
+        return found if found is not None else _ultralytics_names(self.graph.metadata)
 
     def projector(self, tensor: str, rule: str, input_shape: tuple[int, ...], lrn: str = "exact") -> Projector:
         check_choice("rule", rule, MODES)
@@ -181,3 +179,14 @@ def with_joined_detector(graph: ModelGraph, boxes: str, scores: str, size: tuple
 def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UsageError(f"Unknown {what} '{value}'.", f"Use one of: {', '.join(allowed)}.")
+
+
+def _ultralytics_names(metadata: dict[str, str]) -> list[str] | None:
+    """The class names in ultralytics' ``names`` metadata ({0: 'person', 1: 'bicycle', ...}), or None."""
+    try:
+        names = ast.literal_eval(metadata.get("names", "None"))
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
+        return [str(names[k]) for k in range(len(names))]
+    return None

@@ -78,7 +78,10 @@ def read_image(path: str | Path) -> np.ndarray:
         except Exception as exc:
             raise ImageError(f"{path} is not a readable .npy array ({exc}).") from None
     data = np.fromfile(path, dtype=np.uint8)
-    picture = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        picture = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as exc:  # OpenCV refuses (raises) where a header claims more pixels than it allows
+        raise ImageError(f"{path} cannot be decoded by OpenCV: {str(exc).strip().splitlines()[-1]}") from None
     if picture is None:
         raise ImageError(
             f"{path} is not an image OpenCV can read.",
@@ -103,6 +106,8 @@ def prepare(
     image = image[:, :, :3]
     h_axis, w_axis, c_axis = (1, 2, 3) if layout == "nhwc" else (2, 3, 1)
     height, width, channels = input_shape[h_axis], input_shape[w_axis], input_shape[c_axis]
+    if channels not in (1, 3):
+        _refuse_channels(input_shape, layout, channels)
     shrinking = image.shape[0] > height or image.shape[1] > width
     picture = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     pixels = picture.astype(np.float32)
@@ -115,6 +120,21 @@ def prepare(
     normalised = (pixels * np.float32(prep.scale) - mean) / std
     tensor = normalised if layout == "nhwc" else normalised.transpose(2, 0, 1)
     return PreparedInput(np.ascontiguousarray(tensor[None], dtype=np.float32), picture)
+
+
+def _refuse_channels(input_shape: tuple[int, ...], layout: str, channels: int) -> None:
+    """A picture has 3 channels (or 1): say why this input cannot take one, the layout or the model."""
+    other = 1 if layout == "nhwc" else 3
+    if input_shape[other] in (1, 3):
+        raise UsageError(
+            f"The model's input {list(input_shape)} would have {channels} channels: the {layout.upper()} layout "
+            "does not fit it.",
+            "Use --layout auto.",
+        )
+    raise ImageError(
+        f"The model's input {list(input_shape)} has {channels} channels; a picture gives 3 (RGB) or 1 (gray).",
+        "Give the input as a float32 .npy array of the model's input shape.",
+    )
 
 
 def _as_tensor(array: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -136,6 +156,8 @@ def picture_from_tensor(tensor: np.ndarray, layout: str, prep: Preprocessing) ->
     """Undo the normalisation of a (C, H, W)/(H, W, C) tensor: an RGB uint8 picture to show."""
     hwc = tensor if layout == "nhwc" else tensor.transpose(1, 2, 0)
     channels = hwc.shape[2]
+    if channels not in (1, 3):
+        return _stand_in(hwc)
     std = np.asarray(prep.std, np.float32)[:channels]
     mean = np.asarray(prep.mean, np.float32)[:channels]
     pixels = (hwc * std + mean) / np.float32(prep.scale)
@@ -144,6 +166,15 @@ def picture_from_tensor(tensor: np.ndarray, layout: str, prep: Preprocessing) ->
     elif prep.order == "bgr":
         pixels = pixels[:, :, ::-1]
     return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def _stand_in(hwc: np.ndarray) -> np.ndarray:
+    """A gray picture for a tensor whose channels are not colours (a model of 2 or 4 channels given
+    a .npy, or a --layout that names the wrong axis): the mean over channels, stretched to 0–255."""
+    gray = np.nan_to_num(hwc.astype(np.float32).mean(axis=2))
+    low, span = float(gray.min(initial=0.0)), float(np.ptp(gray)) if gray.size else 0.0
+    stretched = (gray - low) * (255.0 / span) if span > 0 else np.zeros_like(gray)
+    return np.repeat(np.rint(stretched).astype(np.uint8)[:, :, None], 3, axis=2)
 
 
 def check_normalisation(prep: Preprocessing) -> None:

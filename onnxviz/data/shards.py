@@ -52,10 +52,13 @@ class ShardStore:
     @classmethod
     def start(cls, folder: Path, manifest: dict) -> ShardStore:
         """A new scan: earlier shard records in ``folder`` are removed."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("shard_*.json"):
-            old.unlink()
-        write_text(folder / MANIFEST, json.dumps(manifest))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.glob("shard_*.json"):
+                old.unlink()
+        except OSError as exc:
+            raise UsageError(f"Cannot keep the scan's state in {folder}: {exc.strerror or exc}.") from None
+        write_text(folder / MANIFEST, json.dumps(manifest), now=True)
         return cls(folder, manifest)
 
     @classmethod
@@ -83,7 +86,7 @@ class ShardStore:
         return self.folder / f"shard_{index:06d}.json"
 
     def save(self, index: int, state: dict) -> None:
-        write_text(self.path(index), json.dumps(state))
+        write_text(self.path(index), json.dumps(state), now=True)
 
     def finished(self, shards: list[Shard], load: Callable[[dict], object]) -> dict[int, object]:
         """The partials of the shards already done, by index (a torn or unreadable record: not done)."""

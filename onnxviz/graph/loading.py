@@ -110,8 +110,12 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
     try:
         load_external_data_for_model(model, str(path.parent))
     except Exception as exc:
+        outside = "points outside" in str(exc)  # onnx refuses a location that leaves the model's folder
         raise ModelLoadError(
-            f"The external data of {path} cannot be read ({exc}).", "The data file may be truncated."
+            f"The external data of {path} cannot be read ({exc}).",
+            "Keep the data files in the model's folder and name them relative to it."
+            if outside
+            else "The data file may be truncated.",
         ) from None
 
 

@@ -93,7 +93,14 @@ def viewer_page(table: dict, images: list[str], galleries: list[Gallery], occlus
     """The viewer's HTML: ``table`` is ``LayerTable.summary()``, ``images`` the names under
     ``--images`` (relative paths), ``galleries`` what ``--state`` holds, ``occlusion`` the patch
     and stride the occlusion form starts with."""
-    options = join(fill('<option value="{name}">{name}</option>', name=name) for name in images)
+    options = join(  # the first picture is on show when the page opens
+        fill(
+            '<option value="{name}"{selected}>{name}</option>',
+            name=name,
+            selected=Markup(" selected" if i == 0 else ""),
+        )
+        for i, name in enumerate(images)
+    )
     rules = join(
         fill(
             '<label><input type=radio name=rule value="{rule}"{checked}> {rule}</label>',

@@ -141,7 +141,9 @@ def hardware_tag(providers: tuple[str, ...]) -> str:
 def session_options(custom_ops: tuple[str, ...] = ()) -> ort.SessionOptions:
     """Quiet options with the custom-op libraries registered (``--custom-ops``)."""
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    # Fatal only: every onnxruntime failure reaches the user as onnxviz's own error paragraph, so
+    # its ERROR log line (red, a timestamp, the kernel's status) would only say it twice.
+    options.log_severity_level = 4
     for library in custom_ops:
         try:
             options.register_custom_ops_library(str(library))

@@ -31,3 +31,17 @@ def test_one_image_alone_is_a_batch_of_one(demo_model) -> None:
 def test_no_image_or_an_image_twice_is_refused(demo_model, images, message) -> None:
     with pytest.raises(UsageError, match=message):
         prepared_images(demo_model, images)
+
+
+def test_a_gray_fill_for_more_channels_than_colours_is_one_value_per_channel() -> None:
+    """Found by the long fuzz: report with --layout nhwc on an NCHW model's .npy input read 64
+    channels and broadcast them against the 3 colours' mean."""
+    from onnxviz.analyses._common import fill_values
+    from onnxviz.data.preprocess import Preprocessing
+
+    prep = Preprocessing.preset("caffe")
+    grey = fill_values("gray", np.zeros((1, 3, 64, 64), np.float32), "nhwc", prep)
+    assert grey.shape == (64,) and np.allclose(grey, 128.0 - np.mean(prep.mean))
+    np.testing.assert_allclose(
+        fill_values("gray", np.zeros((1, 3, 4, 4), np.float32), "nchw", prep), 128.0 - np.asarray(prep.mean), rtol=1e-6
+    )

@@ -398,3 +398,18 @@ def test_the_qoperator_conversion_passes_within_the_int8_tolerance(folder):
     assert all(la.projection_cosine is not None and not la.projection_error for la in result.layers)
     assert max(la.relative_error.max() for la in result.layers) > 1e-3  # really quantised
     assert any(note.startswith("B: QOperator model") for note in result.notes)
+
+
+def test_a_model_with_no_graph_output_is_an_error_not_an_index_error(tmp_path) -> None:
+    """Found by the long fuzz: compare read the first output name of a model that has none."""
+    import onnx as onnx_lib
+
+    from onnxviz.errors import InvalidModelError
+    from tests.helpers import DEMO
+
+    model = onnx_lib.load(str(DEMO))
+    del model.graph.output[:]
+    path = tmp_path / "no_output.onnx"
+    onnx_lib.save(model, str(path))
+    with pytest.raises(InvalidModelError, match="no graph output"):
+        onnxviz.compare(path, DEMO, [DEMO.parent / "images" / "chelsea.png"], top=1)

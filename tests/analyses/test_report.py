@@ -134,3 +134,18 @@ def test_report_shows_the_invariance_curves_of_its_images(report, demo_model) ->
             assert lowest == f"{curves.probability[i].min():.3g}"  # the numbers as shown, to 3 digits
             assert conv1 == f"{curves.relative[0, i].max():.3g}" and code == f"{curves.relative[1, i].max():.3g}"
             assert float(lowest) < 0.99 and float(conv1) > 0.1  # the transforms do move something
+
+
+def test_report_on_a_model_whose_output_the_input_does_not_reach_is_an_onnxviz_error(tmp_path) -> None:
+    """Found by the fuzz: the report's classifier check read the output's shape and met a KeyError."""
+    from onnxviz.errors import OnnxvizError
+    from tests.helpers import DEMO
+
+    model = onnx.load(str(DEMO))
+    gemm = next(n for n in model.graph.node if n.name == "/classifier/fc1/Gemm")
+    gemm.input[0] = "features.conv1.bias"  # the classifier now reads a constant
+    path = tmp_path / "cut_off.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(OnnxvizError):
+        onnxviz.load(path, device="cpu").report([DEMO.parent / "images" / "chelsea.png"], out=tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()

@@ -153,3 +153,30 @@ def test_json_output_is_json_alone(capsys) -> None:
     """Notes and progress go to stderr, so ``--json`` output pipes into a JSON reader as it is."""
     code, out, err = run_cli(capsys, "check", DEMO, "--json", "--device", "cpu")
     assert code == 0 and json.loads(out)["ok"] and "running on the" in err
+
+
+def test_an_onnxruntime_refusal_is_said_once_without_onnxruntimes_own_log_line(capfd, tmp_path) -> None:
+    """Found by the fuzz (which now reads file descriptor 2): folding a Gemm onnxruntime refuses
+    printed its red ERROR log beside onnxviz's paragraph."""
+    import sys
+
+    import onnx
+
+    from onnxviz import cli
+    from tests.helpers import DEMO
+
+    model = onnx.load(str(DEMO))
+    gemm = next(n for n in model.graph.node if n.name == "/classifier/fc1/Gemm")
+    gemm.input[0] = "features.conv1.bias"
+    path = tmp_path / "cut_off.onnx"
+    onnx.save(model, str(path))
+    picture = DEMO.parent / "images" / "chelsea.png"
+    argv, sys.argv = sys.argv, ["onnxviz", "attribute", str(path), str(picture), "--method", "saliency", "--json"]
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.main()
+    finally:
+        sys.argv = argv
+    err = capfd.readouterr().err
+    assert ended.value.code in (1, 2) and "error:" in err
+    assert "onnxruntime:" not in err and "ExecuteKernel" not in err, err

@@ -51,3 +51,22 @@ def test_serve_without_the_extra_says_how_to_install_it(capsys, monkeypatch) -> 
         monkeypatch.setitem(sys.modules, name, None)  # None in sys.modules: the import fails
     code, _, err = run_cli(capsys, "serve", DEMO)
     assert code == 2 and "starlette" in err and 'pip install "onnxviz[serve]"' in err
+
+
+def test_a_port_in_use_is_one_clear_error_before_anything_is_served(capsys, started) -> None:
+    """Found by the fuzz: uvicorn met the busy port itself, logged it and exited with code 3."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code, _, err = run_cli(capsys, "serve", DEMO, "--port", port)
+    assert code == 2 and f"Cannot serve on 127.0.0.1:{port}" in err and "--port" in err
+    assert not started and "serving" not in err
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_refused_rather_than_wrapped(capsys, started, port) -> None:
+    code, _, err = run_cli(capsys, "serve", DEMO, "--port", port)
+    assert code == 2 and "--port must be 0 to 65535" in err and not started

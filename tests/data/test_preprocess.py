@@ -78,3 +78,36 @@ def test_grayscale_picture_feeds_a_colour_model(tmp_path) -> None:
 def test_unknown_preset_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="imagenet"):
         Preprocessing.preset("keras")
+
+
+@pytest.mark.parametrize(("shape", "layout"), [((1, 2, 16, 16), "nchw"), ((1, 16, 16, 5), "nhwc")])
+def test_a_model_input_a_picture_cannot_fill_is_an_image_error_not_a_broadcast(shape, layout) -> None:
+    """Found by the fuzz: an input of 2 (or 5) channels reached numpy's broadcast of the mean."""
+    with pytest.raises(ImageError, match=f"has {shape[1 if layout == 'nchw' else 3]} channels"):
+        prepare(_solid((10, 20, 30)), shape, layout, Preprocessing.preset("imagenet"))
+
+
+def test_a_layout_that_reads_the_size_as_channels_names_the_layout() -> None:
+    with pytest.raises(UsageError, match="the NHWC layout does not fit"):
+        prepare(_solid((10, 20, 30)), (1, 3, 16, 16), "nhwc", Preprocessing.preset("imagenet"))
+
+
+def test_a_png_whose_header_claims_too_many_pixels_is_an_image_error(tmp_path) -> None:
+    """Found by the fuzz: OpenCV raises (rather than returning None) past its pixel limit."""
+    from tests.fuzz.inputs import forged_png
+
+    path = tmp_path / "forged.png"
+    path.write_bytes(forged_png(100_000, 100_000))
+    with pytest.raises(ImageError, match="cannot be decoded"):
+        read_image(path)
+
+
+@pytest.mark.parametrize(("shape", "layout"), [((3, 64, 64), "nhwc"), ((2, 8, 8), "nchw"), ((8, 8, 4), "nhwc")])
+def test_a_tensor_whose_channels_are_not_colours_is_shown_as_a_gray_picture(shape, layout) -> None:
+    """Found by the fuzz: correspondence with --layout nhwc on an NCHW model's .npy input reached a
+    broadcast of the mean in picture_from_tensor."""
+    tensor = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    picture = picture_from_tensor(tensor, layout, Preprocessing.preset("imagenet"))
+    hw = shape[:2] if layout == "nhwc" else shape[1:]
+    assert picture.dtype == np.uint8 and picture.shape == (*hw, 3)
+    assert (picture[..., 0] == picture[..., 2]).all() and picture.min() == 0 and picture.max() == 255

@@ -470,3 +470,18 @@ def test_op_deprecated_by_onnx_but_run_by_onnxruntime_loads_and_projects_like_it
         saliency[opset] = loaded.project(x, node="y", channels=[1], rule="saliency").projections
     assert np.abs(saliency[18]).max() > 0
     np.testing.assert_allclose(saliency[18], saliency[21], rtol=1e-5, atol=1e-6)
+
+
+def test_external_data_outside_the_models_folder_is_refused_saying_where_to_put_it(tmp_path) -> None:
+    """Found by the fuzz: the refusal was right, its hint ("may be truncated") was not."""
+    model = fixed_batch_classifier(SIZE, [1, -1])
+    tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+    (tmp_path / "outside.bin").write_bytes(tensor.raw_data)
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="../outside.bin")
+    (tmp_path / "m").mkdir()
+    onnx.save(model, str(tmp_path / "m" / "model.onnx"))
+    with pytest.raises(ModelLoadError, match="points outside") as caught:
+        ModelGraph.load(tmp_path / "m" / "model.onnx")
+    assert "model's folder" in caught.value.hint

@@ -118,3 +118,14 @@ def test_the_viewer_works_in_headless_chromium(page, served, tmp_path) -> None:
     assert page.get_attribute("#explain-picture", "src") is None
     assert page.inner_text("#status") == ""
     assert [m for m in page.messages if m[0] == "error"] == []
+
+
+def test_the_viewer_opens_on_the_first_picture_of_the_folder(page, viewer) -> None:
+    """No "(choose)" first: the page shows the first picture of --images and its first layer's maps."""
+    first = viewer.image_names()[0]
+    page.wait_for_selector("#grid .channel")
+    assert page.eval_on_selector("#image-picker", "s => s.value") == first
+    shown = _decoded_source(page, "#picture")
+    assert "image=" in shown and page.evaluate("(src) => new URL(src).searchParams.get('image')", shown) == first
+    assert page.locator("#grid .channel").count() == 16  # conv1 of the demo model: 16 maps
+    assert not [m for m in page.messages if m[0] == "error"], page.messages

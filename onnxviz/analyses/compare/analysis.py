@@ -46,7 +46,7 @@ from onnxviz.analyses.project import Projection
 from onnxviz.core.options import Options, option
 from onnxviz.core.progress import StageProgress
 from onnxviz.core.types import Image
-from onnxviz.errors import InferenceError, OnnxvizError, UsageError
+from onnxviz.errors import InferenceError, InvalidModelError, OnnxvizError, UsageError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.passes.rewrite import forward_model
 from onnxviz.runtime.projector import channel_strengths, seeded_tensor
@@ -205,7 +205,9 @@ def _check_compatible(
             "Compare a model with a conversion of itself; give --size for models with a free input size.",
         )
     logits = []
-    for model, shapes in ((model_a, shapes_a), (model_b, shapes_b)):
+    for name, model, shapes in (("A", model_a, shapes_a), ("B", model_b, shapes_b)):
+        if not model.graph.output_names:
+            raise InvalidModelError(f"Model {name} declares no graph output, so there are no classes to compare.")
         tensor = seeded_tensor(model.graph, model.graph.output_names[0])
         logits.append((tensor, int(np.prod(shapes[tensor][1:]))))
     (logits_a, classes_a), (logits_b, classes_b) = logits

@@ -343,3 +343,6 @@ for (const radio of document.querySelectorAll("input[name=rule]")) {
 document.addEventListener("keydown", onKey);
 loadMenu();
 loadMethods();
+if ($("image-picker").value) {
+  setImage($("image-picker").value); // the page opens on the first picture of --images
+}
