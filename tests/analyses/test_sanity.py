@@ -183,3 +183,15 @@ def test_spearman_and_ssim_equal_scipy_and_scikit_image():
     flat = np.ones((16, 16))
     assert spearman(flat, rng.random((16, 16))) is None
     assert ssim(rng.random((16, 16)), flat) is None
+
+
+def test_ssim_of_maps_smaller_than_its_window_is_undefined_as_for_scikit_image():
+    """Found by the fuzz harness: a model whose input is 2 × 32 gave maps SSIM's 7 × 7 window does
+    not fit (an internal error); scikit-image refuses them too, so the value is undefined (null)."""
+    metrics = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(1)
+    a, b = rng.random((2, 32)), rng.random((2, 32))
+    with pytest.raises(ValueError):
+        metrics.structural_similarity(a, b, data_range=1.0)
+    assert ssim(a, b) is None
+    assert spearman(a, b) is not None  # the rank correlation is still defined

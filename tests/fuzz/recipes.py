@@ -57,6 +57,7 @@ REQUIRED: dict[str, Callable[[Case], object]] = {
     "--node": lambda c: c.node,
     "--masks": lambda c: c.masks,
     "--images": lambda c: c.pictures,
+    "--method": lambda c: "gradcam",  # export's, free text so that it can say why a method does not export
 }
 # Optional options that make a run long, set small (a flag not given here keeps its default).
 QUICK = {

@@ -149,7 +149,8 @@ def export(model: LoadedModel, options: ExportOptions) -> Explainer:
     recipe = Recipe(method, rule, layer, options.target, shape, model.height_axis, options.steps, baseline)
     explainer = build_explainer(model.graph, recipe)
     onnx.checker.check_model(explainer, full_check=True)
-    path = write_bytes(Path(options.out), explainer.SerializeToString())
+    data = explainer.SerializeToString()
+    path = write_bytes(Path(options.out), data)  # in place when the command ends (all or nothing)
     source = model.source.path if model.source is not None else None
     result = Explainer(
         path=path,
@@ -159,11 +160,11 @@ def export(model: LoadedModel, options: ExportOptions) -> Explainer:
         inputs=[i.name for i in explainer.graph.input],
         outputs=[o.name for o in explainer.graph.output],
         opset=next(o.version for o in explainer.opset_import if o.domain in ("", "ai.onnx")),
-        size=path.stat().st_size,
+        size=len(data),
         model_size=Path(source).stat().st_size if source is not None else None,
     )
     if options.check is not None:
-        result.checked = check_explainer(model, path, options, result.layer)
+        result.checked = check_explainer(model, data, options, result.layer)
     return result
 
 
@@ -192,13 +193,14 @@ def _layer(model: LoadedModel, method: str, name: str | None, shape: tuple[int, 
     return named_layer(model.graph, name, target, shape)
 
 
-def check_explainer(model: LoadedModel, path: Path, options: ExportOptions, layer: str | None) -> Checked:
-    """The file at ``path`` run in a fresh onnxruntime session on ``options.check`` beside onnxviz's
+def check_explainer(model: LoadedModel, data: bytes, options: ExportOptions, layer: str | None) -> Checked:
+    """The file's bytes (``data``, exactly what is written) run in a fresh onnxruntime session on
+    ``options.check`` beside onnxviz's
     own ``cam``/``attribute`` result for that image (the target fed as onnxviz resolved it: a box
     target on the strongest detection's box, a mask target on the pixels of the class most of
     the image is given)."""
     x, _, _ = model.prepare(options.check)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     target = _own_target(session, model.graph.input_name, x, options.target)
     if options.method in CAMS:
         layers = None if layer is None else [layer]

@@ -45,12 +45,12 @@ def normalised(plane: np.ndarray) -> np.ndarray | None:
 
 
 def ssim(first: np.ndarray, second: np.ndarray) -> float | None:
-    """SSIM of two (H, W) maps each min-max normalised; None where either is constant."""
+    """SSIM of two (H, W) maps each min-max normalised; None (undefined) where either is constant,
+    or where the maps are smaller than the 7 × 7 window (a model with a tiny input), which
+    ``skimage.metrics.structural_similarity`` refuses too."""
     x, y = normalised(first), normalised(second)
-    if x is None or y is None:
+    if x is None or y is None or min(x.shape) < WINDOW:
         return None
-    if min(x.shape) < WINDOW:
-        raise ValueError(f"SSIM needs maps of at least {WINDOW} × {WINDOW} positions; got {x.shape}")
 
     def mean(values: np.ndarray) -> np.ndarray:
         return cv2.blur(values, (WINDOW, WINDOW), borderType=cv2.BORDER_REFLECT)
