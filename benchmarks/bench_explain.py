@@ -224,8 +224,12 @@ def timed(run: Callable[[], object]) -> float:
 
 def interleave(rows: dict, torch_side: TorchSide, rounds: int, repeats: int) -> dict[str, list[float]]:
     """Every row once per round, onnxviz and torch rows alternating; round 0 dropped. The gradcam
-    rows (tens of milliseconds, where one call's noise would decide the ratio) alternate
-    ``repeats`` times within a round and count with their median."""
+    rows (tens of milliseconds, where one call's noise would decide the ratio) run ``repeats``
+    times in a row within a round and count with their median: back-to-back calls of one row are
+    what a user's loop does, while alternating single calls of two onnxruntime sessions measures
+    how each one's worker threads, still spinning after its run, slow the other (plain forward:
+    25.6 ms alternating with onnxviz's sessions that spin, 70.9 ms; onnxviz's now sleep). The row
+    order is reversed every other round."""
     groups = [
         (("ort plain forward", "onnxviz gradcam", "pytorch-grad-cam GradCAM"), repeats),
         (("onnxviz ig", "captum IntegratedGradients"), 1),
@@ -235,8 +239,8 @@ def interleave(rows: dict, torch_side: TorchSide, rounds: int, repeats: int) -> 
     for round_index in range(rounds + 1):
         for group, count in groups:
             samples: dict[str, list[float]] = {row: [] for row in group}
-            for _ in range(count):
-                for row in group:
+            for row in group if round_index % 2 else reversed(group):
+                for _ in range(count):
                     samples[row].append(timed(rows[row]) if row in rows else torch_side.ask(row)["ms"])
             for row, values in samples.items():
                 if round_index:

@@ -139,8 +139,16 @@ def hardware_tag(providers: tuple[str, ...]) -> str:
 
 
 def session_options(custom_ops: tuple[str, ...] = ()) -> ort.SessionOptions:
-    """Quiet options with the custom-op libraries registered (``--custom-ops``)."""
+    """Quiet options with the custom-op libraries registered (``--custom-ops``), and worker threads
+    that sleep when a run ends instead of spinning.
+
+    Every method runs two sessions back to back (the forward, then the inverse), each with its own
+    thread pool. onnxruntime's workers spin for a while after each run by default, so the pool that
+    just finished competes with the one that starts: on 2 cores a ResNet-50 Grad-CAM (forward plus
+    the inverse through the head) took 46–51 ms with spinning and 32 ms without, against 26 ms for
+    one plain forward (``benchmarks/README.md``, "Explaining a target")."""
     options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # Fatal only: every onnxruntime failure reaches the user as onnxviz's own error paragraph, so
     # its ERROR log line (red, a timestamp, the kernel's status) would only say it twice.
     options.log_severity_level = 4
