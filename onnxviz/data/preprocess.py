@@ -138,6 +138,11 @@ def _refuse_channels(input_shape: tuple[int, ...], layout: str, channels: int) -
 
 
 def _as_tensor(array: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    if array.dtype.kind not in "fiub":  # complex, strings, objects: no float32 value is right
+        raise ImageError(
+            f"The input array holds {array.dtype} values; the model takes float32 numbers.",
+            "Give a uint8 picture to preprocess, or a float32 array of the model's input shape.",
+        )
     array = array.astype(np.float32, copy=False)
     if array.shape == tuple(input_shape[1:]):
         array = array[None]

@@ -111,3 +111,12 @@ def test_a_tensor_whose_channels_are_not_colours_is_shown_as_a_gray_picture(shap
     hw = shape[:2] if layout == "nhwc" else shape[1:]
     assert picture.dtype == np.uint8 and picture.shape == (*hw, 3)
     assert (picture[..., 0] == picture[..., 2]).all() and picture.min() == 0 and picture.max() == 255
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, "U3"])
+def test_an_array_of_values_that_are_not_numbers_is_an_image_error(dtype) -> None:
+    """Found by the long fuzz: a complex .npy input printed numpy's ComplexWarning and ran on the
+    real parts; strings failed inside numpy."""
+    array = np.zeros((3, 8, 8), dtype=dtype)
+    with pytest.raises(ImageError, match="takes float32 numbers"):
+        prepare(array, (1, 3, 8, 8), "nchw", Preprocessing())
