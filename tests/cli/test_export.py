@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from tests.cli_helpers import run_cli
-from tests.helpers import FIXTURES, make_model
+from tests.helpers import DEMO, FIXTURES, make_model
 
 VGG = FIXTURES / "cam_vgg.onnx"
 
@@ -116,3 +116,15 @@ def test_export_fails_with_exit_1_naming_the_node_where_the_model_takes_no_batch
     )
     assert "Re-export the model with a dynamic batch axis" in message
     assert not out.exists()
+
+
+def test_a_model_that_declares_no_output_exits_2(capsys, tmp_path) -> None:
+    """Found by the long fuzz: an IndexError (internal error) where the model lists no output."""
+    model = onnx.load(str(DEMO))
+    del model.graph.output[:]
+    path = tmp_path / "no_output.onnx"
+    onnx.save(model, str(path))
+    code, out, err = run_cli(capsys, "export", path, "--method", "gradcam", "--out", tmp_path / "e.onnx")
+    assert code == 2 and out == ""
+    assert "declares no graph output" in " ".join(err.split()) and "internal error" not in err
+    assert not (tmp_path / "e.onnx").exists()

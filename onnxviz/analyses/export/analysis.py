@@ -34,7 +34,7 @@ from onnxviz.analyses.export.targets import (
 from onnxviz.core.loaded import LoadedModel
 from onnxviz.core.options import Options, option
 from onnxviz.core.result import Result
-from onnxviz.errors import UsageError
+from onnxviz.errors import InvalidModelError, UsageError
 from onnxviz.render.outputs import write_bytes
 from onnxviz.runtime.projector import seeded_tensor
 from onnxviz.targets.base import ResolvedTarget
@@ -138,6 +138,11 @@ class Explainer(Result):
 def export(model: LoadedModel, options: ExportOptions) -> Explainer:
     """Write the explainer of ``options.method`` for ``model`` to ``options.out`` (and check it)."""
     method = _exportable(options.method)
+    if not model.graph.output_names:
+        raise InvalidModelError(
+            "The model declares no graph output, so an explainer has no score to explain.",
+            "Export the model with its outputs declared (onnx.checker.check_model finds this).",
+        )
     shape = model.input_shape()
     layer = _layer(model, method, options.layer, shape)
     baseline = None
