@@ -413,3 +413,17 @@ def test_a_model_with_no_graph_output_is_an_error_not_an_index_error(tmp_path) -
     onnx_lib.save(model, str(path))
     with pytest.raises(InvalidModelError, match="no graph output"):
         onnxviz.compare(path, DEMO, [DEMO.parent / "images" / "chelsea.png"], top=1)
+
+
+def test_a_model_whose_output_does_not_depend_on_the_input_is_an_error_not_a_key_error(tmp_path) -> None:
+    """Found by the long fuzz on the merged tree: the demo with an attribute changed and a node
+    rewired (its case "attribute seed 0; rewire seed 2"), whose logits the image no longer reaches,
+    made compare look up the logits' shape among the image's tensors (KeyError)."""
+    from onnxviz.errors import InvalidModelError
+    from tests.fuzz.inputs import _structural
+    from tests.helpers import DEMO
+
+    path = tmp_path / "rewired.onnx"
+    path.write_bytes(_structural(_structural(DEMO.read_bytes(), "attribute", 0), "rewire", 2))
+    with pytest.raises(InvalidModelError, match="not computed from its input"):
+        onnxviz.compare(path, DEMO, [DEMO.parent / "images" / "chelsea.png"], top=1)

@@ -209,6 +209,11 @@ def _check_compatible(
         if not model.graph.output_names:
             raise InvalidModelError(f"Model {name} declares no graph output, so there are no classes to compare.")
         tensor = seeded_tensor(model.graph, model.graph.output_names[0])
+        if tensor not in shapes:  # shapes follow the image: an output computed without it has none
+            raise InvalidModelError(
+                f"Model {name}'s output '{tensor}' is not computed from its input, so it has no classes to compare.",
+                "Check the export: the graph's output should depend on the image.",
+            )
         logits.append((tensor, int(np.prod(shapes[tensor][1:]))))
     (logits_a, classes_a), (logits_b, classes_b) = logits
     if classes_a != classes_b:
