@@ -67,6 +67,17 @@ class PreparedInput:
     picture: np.ndarray | None  # uint8 (H, W, 3) RGB at the model's size; None for tensor inputs
 
 
+def decoded(data: np.ndarray, flags: int) -> np.ndarray | None:
+    """``cv2.imdecode`` with OpenCV's own log silenced meanwhile: a broken picture is reported once,
+    as onnxviz's error paragraph, not also as OpenCV's WARN/ERROR lines on stderr."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.imdecode(data, flags)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """A picture as uint8 RGB (H, W, 3), or a ``.npy`` array as stored."""
     path = Path(path)
@@ -79,7 +90,7 @@ def read_image(path: str | Path) -> np.ndarray:
             raise ImageError(f"{path} is not a readable .npy array ({exc}).") from None
     data = np.fromfile(path, dtype=np.uint8)
     try:
-        picture = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        picture = decoded(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error as exc:  # OpenCV refuses (raises) where a header claims more pixels than it allows
         raise ImageError(f"{path} cannot be decoded by OpenCV: {str(exc).strip().splitlines()[-1]}") from None
     if picture is None:

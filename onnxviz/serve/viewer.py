@@ -32,7 +32,7 @@ from onnxviz.analyses.explain.analysis import ATTRIBUTE_METHODS, CAM_METHODS
 from onnxviz.analyses.occlusion import OccludeOptions
 from onnxviz.analyses.registry import ANALYSES, Analysis, Subject
 from onnxviz.api import Model
-from onnxviz.data.preprocess import picture_from_tensor
+from onnxviz.data.preprocess import decoded, picture_from_tensor
 from onnxviz.render.viewer import Gallery
 from onnxviz.serve.files import Refused, galleries, image_names, inside
 
@@ -126,7 +126,7 @@ class Viewer:
 
     def upload(self, data: bytes) -> str:
         """Decode an uploaded picture (OpenCV, in memory) and keep it; its reference is its hash."""
-        picture = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        picture = decoded(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if picture is None:
             raise Refused(400, "The upload is not a picture OpenCV can read (PNG, JPEG, BMP, TIFF, WebP).")
         reference = UPLOAD_PREFIX + hashlib.sha256(data).hexdigest()[:16]

@@ -120,3 +120,20 @@ def test_an_array_of_values_that_are_not_numbers_is_an_image_error(dtype) -> Non
     array = np.zeros((3, 8, 8), dtype=dtype)
     with pytest.raises(ImageError, match="takes float32 numbers"):
         prepare(array, (1, 3, 8, 8), "nchw", Preprocessing())
+
+
+def test_a_truncated_png_is_one_image_error_with_no_opencv_log_lines(tmp_path, capfd) -> None:
+    """Found by the long fuzz (report on a cut PNG): OpenCV's own WARN/ERROR lines reached stderr
+    beside onnxviz's error."""
+    import skimage.data
+
+    whole = cv2.imencode(".png", skimage.data.chelsea())[1].tobytes()
+    path = tmp_path / "cut.png"
+    path.write_bytes(whole[:20])  # inside the header: OpenCV logs a WARN and an ERROR line
+    capfd.readouterr()
+    try:
+        read_image(path)
+    except ImageError:
+        pass
+    assert "grfmt_png" not in capfd.readouterr().err
+    assert cv2.utils.logging.getLogLevel() != cv2.utils.logging.LOG_LEVEL_SILENT  # restored afterwards
