@@ -58,6 +58,15 @@ class ResolvedTarget:
         classes; None for kinds with nothing to draw."""
         return None
 
+    def described(self, names: Sequence[str] | None) -> str:
+        """The target in words, for a picture's title or a line of output: the class's name (from
+        the model's labels ``names``, else ``class K``), or the tensor element ``NAME[0,i,...]``."""
+        if self.class_index is None:
+            return f"{self.layer or self.tensor}[{','.join(map(str, self.index))}]"
+        if names and self.class_index < len(names):
+            return names[self.class_index]
+        return f"class {self.class_index}"
+
     def summary(self) -> dict:
         """What ``--json`` carries for the target: the same keys for every kind."""
         return {

@@ -58,7 +58,7 @@ class Attribution(Result):
         ):
             shown = self._shown(picture, attribution)
             size = render.tile_size(*shown.shape[:2])
-            label = self._label(target)
+            label = target.described(self.labels)
             spatial = attribution.shape[:2] if self.layout == "nhwc" else attribution.shape[1:]
             drawn = target.drawn(picture, self.labels, spatial)
             rows.append(
@@ -75,13 +75,6 @@ class Attribution(Result):
             return render.projection_to_rgb(attribution, self.layout, self.order)
         plane = attribution[..., 0] if self.layout == "nhwc" else attribution[0]
         return render.heatmap_overlay(picture, plane, 1, 1)
-
-    def _label(self, target: ResolvedTarget) -> str:
-        if target.class_index is None:
-            return f"{target.layer or target.tensor}{list(target.index)}"
-        if self.labels and target.class_index < len(self.labels):
-            return self.labels[target.class_index]
-        return f"class {target.class_index}"
 
     def summary(self) -> dict:
         """What ``--json`` prints: the method and, per image as given, its target (and ig's delta)."""

@@ -76,11 +76,8 @@ class Cam(Result):
         return [tuple(int(i) for i in np.unravel_index(h.argmax(), h.shape)) for h in self.heatmaps]
 
     def described(self, target: ResolvedTarget) -> str:
-        """The target in words: the class's name, or the tensor element."""
-        if target.class_index is not None:
-            names = self.labels or []
-            return names[target.class_index] if target.class_index < len(names) else f"class {target.class_index}"
-        return f"{target.layer or target.tensor}[{','.join(map(str, target.index))}]"
+        """The target in words, named with this model's labels."""
+        return target.described(self.labels)
 
     def figure(self) -> np.ndarray:
         """Each image with its map over it (jet, half weight), titled with the target and its score."""

@@ -88,12 +88,8 @@ class Explanation(Result):
         return np.stack([panel.map for panel in self.panels]).astype(np.float32)
 
     def described(self, target: ResolvedTarget) -> str:
-        """The target in words: the class's name, or the tensor element."""
-        if target.class_index is None:
-            return f"{target.layer or target.tensor}[{','.join(map(str, target.index))}]"
-        if self.labels and target.class_index < len(self.labels):
-            return self.labels[target.class_index]
-        return f"class {target.class_index}"
+        """The target in words, named with this model's labels."""
+        return target.described(self.labels)
 
     def drawn(self, panel: Panel) -> np.ndarray:
         """One panel as a picture: a cam over the image (jet), an attribution in grey (white: strong)."""
