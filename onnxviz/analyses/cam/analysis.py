@@ -164,26 +164,45 @@ class _LayerRun:
 
             _, a, g = engine.value_activation_gradient(batch, seed_of)
         else:
-            value, a = self.model.engines.forward(ForwardKey((self.tensor, layer.tensor), shape)).run(batch)
+            # ablationcam's tail also takes what a skip connection carries around the layer: the
+            # same forward run brings it out, one value per image.
+            tail = self._tail(layer, shape) if method.feeds_layer else None
+            around = tail.side_inputs if tail is not None else []
+            forward = self.model.engines.forward(ForwardKey((self.tensor, layer.tensor, *around), shape))
+            value, a, *carried = forward.run(batch)
             self._resolve(value, start)
             g = None
         if layer.nhwc:
             a, g = a.transpose(TO_NCHW), None if g is None else g.transpose(TO_NCHW)
         a = a.astype(np.float64)
         if method.rescored is not None:
-            rescorers = [self._rescorer(layer, batch[k : k + 1], start + k) for k in range(len(batch))]
+            rescorers = [
+                self._rescorer(
+                    layer,
+                    batch[k : k + 1],
+                    start + k,
+                    (forward, tail),
+                    {name: values[k : k + 1] for name, values in zip(around, carried, strict=True)},
+                )
+                for k in range(len(batch))
+            ]
             weights = np.stack([method.rescored(a[k], rescorer) for k, rescorer in enumerate(rescorers)])
             return np.maximum(weighted(weights, a), 0)
         return np.maximum(method.map(a, None if g is None else g.astype(np.float64)), 0)
 
-    def _rescorer(self, layer: CamLayer, image: np.ndarray, row: int) -> _Rescorer:
-        shape = (1, *image.shape[1:])
+    def _rescorer(
+        self,
+        layer: CamLayer,
+        image: np.ndarray,
+        row: int,
+        runners: tuple[ForwardRunner, ForwardRunner | None],
+        sides: dict[str, np.ndarray],
+    ) -> _Rescorer:
+        """Image ``row``'s rescorer: ``runners`` the forward its activations came from and the tail
+        from the layer on (None where the method does not feed the layer); ``sides`` the tail's
+        side inputs for this image."""
+        forward, tail = runners
         axis = self.model.height_axis
-        tail = self._tail(layer, shape) if METHODS[self.method].feeds_layer else None
-        around = tail.side_inputs if tail is not None else []
-        forward = self.model.engines.forward(ForwardKey((self.tensor, layer.tensor, *around), shape))
-        # What a skip connection carries around the layer, for this image: fed to the tail unchanged.
-        sides = dict(zip(around, forward.run(image)[2:], strict=True)) if around else {}
         return _Rescorer(
             image=image,
             target=self.resolved[row],
