@@ -17,6 +17,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from onnxviz.data.preprocess import decoded
 from onnxviz.errors import UsageError
 from onnxviz.graph.model import ModelGraph
 from onnxviz.render.detections import class_overlay
@@ -106,7 +107,11 @@ class MaskTarget(Target):
 
 def _read_mask(path: Path, size: tuple[int, int], tensor: str, shape: list[int]) -> np.ndarray:
     """A PNG's pixels > 0 as greyscale, resized to ``size`` (h, w) by nearest neighbour."""
-    picture = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else np.zeros(0, np.uint8)
+    try:
+        picture = decoded(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    except cv2.error:  # a header that claims more pixels than OpenCV allows
+        picture = None
     if picture is None:
         raise UsageError(
             f"Cannot read the mask {path}: it is missing or not a picture.",

@@ -192,3 +192,24 @@ def test_json_carries_the_same_five_keys_for_every_kind(demo) -> None:
         "score": float(relu2[0, 1, 2, 3]),
     }
     assert summaries[2]["kind"] == "channel" and summaries[2]["index"] == [0, 4]
+
+
+def test_a_mask_png_cut_inside_its_header_is_one_usage_error_with_no_opencv_log_lines(tmp_path, capfd) -> None:
+    """The mask is decoded as pictures are (``data.preprocess.decoded``): OpenCV's own WARN/ERROR
+    lines about a broken PNG stay off stderr, and the error is onnxviz's."""
+    import cv2
+
+    from onnxviz.targets.masks import _read_mask
+
+    whole = cv2.imencode(".png", np.full((8, 8), 255, np.uint8))[1].tobytes()
+    path = tmp_path / "mask.png"
+    path.write_bytes(whole[:20])
+    before = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)
+    try:
+        capfd.readouterr()
+        with pytest.raises(UsageError, match="Cannot read the mask"):
+            _read_mask(path, (8, 8), "out", [1, 2, 8, 8])
+        assert "grfmt_png" not in capfd.readouterr().err
+    finally:
+        cv2.utils.logging.setLogLevel(before)
