@@ -2,15 +2,17 @@
 
     python scripts/build_resnet50.py                      # models/resnet50_random.onnx
     python benchmarks/bench_spinning.py --spinning sleep  # onnxviz's default
+    python benchmarks/bench_spinning.py --spinning stop   # spinning inside a run, stopped when it ends
     python benchmarks/bench_spinning.py --spinning spin   # onnxruntime's default, for comparison
 
 Each onnxruntime session has its own thread pool, whose workers by default spin for a while after
 a run before they sleep. A method runs two sessions back to back (forward, then inverse), so a
 spinning pool competes with the next one on a small machine. The script times a plain session of
 ResNet-50 (onnxruntime's defaults) and onnxviz's gradcam on one 224×224 input, alternating call by
-call (15 pairs) and in blocks of 5 calls (5 blocks each), with onnxviz's sessions set to spin or
-to sleep; medians in milliseconds. The graph cache is off, so the two settings build their own
-sessions. Run the two settings one after the other, twice, and compare.
+call (15 pairs) and in blocks of 5 calls (5 blocks each), with onnxviz's sessions set to spin,
+to sleep (onnxviz's), or to spin inside a run only (``session.force_spinning_stop``); medians in
+milliseconds. The graph cache is off, so the settings build their own sessions. Run the settings
+one after the other, twice, and compare.
 """
 
 from __future__ import annotations
@@ -28,18 +30,27 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def spinning_sessions() -> None:
-    """onnxviz's sessions with onnxruntime's default (spinning) worker threads."""
+# What each setting writes over onnxviz's own (workers that sleep when a run ends).
+SETTINGS = {
+    "sleep": {},
+    "stop": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"},  # spin inside a run only
+    "spin": {"session.intra_op.allow_spinning": "1"},  # onnxruntime's default
+}
+
+
+def set_sessions(setting: str) -> None:
+    """onnxviz's sessions with the worker threads of ``setting``."""
     import onnxviz.runtime.sessions as sessions
 
-    sleeping = sessions.session_options
+    own = sessions.session_options
 
-    def spinning(custom_ops: tuple[str, ...] = ()) -> ort.SessionOptions:
-        options = sleeping(custom_ops)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    def chosen(custom_ops: tuple[str, ...] = ()) -> ort.SessionOptions:
+        options = own(custom_ops)
+        for key, value in SETTINGS[setting].items():
+            options.add_session_config_entry(key, value)
         return options
 
-    sessions.session_options = spinning
+    sessions.session_options = chosen
 
 
 def timed(run: Callable[[], object], calls: int = 1) -> float:
@@ -51,12 +62,11 @@ def timed(run: Callable[[], object], calls: int = 1) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spinning", choices=("sleep", "spin"), default="sleep")
+    parser.add_argument("--spinning", choices=tuple(SETTINGS), default="sleep")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "resnet50_random.onnx")
     args = parser.parse_args()
     os.environ["ONNXVIZ_CACHE"] = "0"
-    if args.spinning == "spin":
-        spinning_sessions()
+    set_sessions(args.spinning)
     import onnxviz
 
     model = onnxviz.load(args.model, device="cpu")

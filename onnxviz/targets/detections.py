@@ -127,9 +127,16 @@ class ResolvedDetection(ResolvedTarget):
 
 
 def _resolved(
-    kind: str, layout: DetectorLayout, predictions: Predictions, tensor: str, prediction: int, klass: int
+    kind: str,
+    layout: DetectorLayout,
+    predictions: Predictions,
+    tensor: str,
+    chosen: tuple[int, int],
+    detections: list[Detection] | None = None,
 ) -> ResolvedDetection:
-    """Prediction ``prediction``'s class ``klass`` resolved, with the image's whole decoding."""
+    """Prediction ``chosen[0]``'s class ``chosen[1]`` resolved, with the image's whole decoding
+    (``detections`` where the caller has decoded already: the decoding is most of a resolve)."""
+    prediction, klass = chosen
     return ResolvedDetection(
         kind,
         tensor,
@@ -139,7 +146,7 @@ def _resolved(
         box=tuple(float(v) for v in predictions.boxes[prediction]),
         layout=layout,
         prediction=prediction,
-        detections=tuple(decode(predictions)),
+        detections=tuple(decode(predictions) if detections is None else detections),
     )
 
 
@@ -211,7 +218,7 @@ class BoxTarget(Target):
         prediction = int(iou(np.asarray(self.box, np.float32), predictions.boxes).argmax())
         klass = int(predictions.scores[prediction].argmax()) if self.class_index is None else self.class_index
         layout.check_class(klass, value.shape, tensor)
-        return _resolved(self.kind, layout, predictions, tensor, prediction, klass)
+        return _resolved(self.kind, layout, predictions, tensor, (prediction, klass))
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,7 @@ class DetectionTarget(Target):
                 "Pick a detection that exists (--json lists them), or name a box: box:X1,Y1,X2,Y2[:K].",
             )
         chosen = detections[self.rank]
-        return _resolved(self.kind, layout, predictions, tensor, chosen.prediction, chosen.class_index)
+        return _resolved(self.kind, layout, predictions, tensor, (chosen.prediction, chosen.class_index), detections)
 
 
 DETECTOR_HINT = "Box and detection targets read a detector's output: (1, 4+nc, N) or (1, N, 5+nc)."
