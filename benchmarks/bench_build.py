@@ -47,7 +47,7 @@ def measure(path: Path) -> dict[str, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     inverse = build_inverse(graph, InverseSpec(target, shape, rule="saliency", paired=True))
     outputs = list(dict.fromkeys([target, *inverse.forward_tensors]))
-    forward = forward_model(graph, outputs, inverse.switches, graph.shapes(shape))
+    forward = forward_model(graph, outputs, inverse.switches, graph.shapes(shape), inverse.masks)
     build_cpu, build_wall = time.process_time() - cpu, time.perf_counter() - wall
     device = choose_device("cpu")
     opened = time.perf_counter()

@@ -87,7 +87,7 @@ def load_and_build(path: Path, node: str) -> tuple[float, float]:
     target = graph.resolve(node).tensor
     inverse = build_inverse(graph, InverseSpec(target, shape))
     outputs = [target, *(t for t in inverse.forward_tensors if t != target)]
-    forward_model(graph, outputs, inverse.switches, graph.shapes(shape))
+    forward_model(graph, outputs, inverse.switches, graph.shapes(shape), inverse.masks)
     return loaded - start, time.perf_counter() - loaded
 
 

@@ -40,6 +40,7 @@ import torch
 
 import onnxviz
 from onnxviz.analyses.maximize.analysis import objective_gradient
+from onnxviz.analyses.maximize.options import MaximizeOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -92,7 +93,8 @@ def torch_steps(network: torch.nn.Module, start: np.ndarray, steps: int) -> Timi
 
 
 def gradient_agreement(model: onnxviz.Model, network: torch.nn.Module, start: np.ndarray) -> float:
-    _, ours = objective_gradient(model, "relu4_3", start, CHANNELS, param="pixel")
+    options = MaximizeOptions(node="relu4_3", channels=CHANNELS, param="pixel", jitter=0, zoom=(1.0, 1.0), rotate=0.0)
+    _, ours = objective_gradient(model, start, options)
     x = torch.from_numpy(start.copy()).requires_grad_(True)
     activation = network(x)
     activation[torch.arange(len(CHANNELS)), torch.tensor(CHANNELS)].mean(dim=(1, 2)).sum().backward()

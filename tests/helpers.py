@@ -183,7 +183,7 @@ class Linearisation:
         self.inverse = build_inverse(self.graph, InverseSpec(target, x.shape, rule=mode, form=form, lrn=lrn))
         shapes = self.graph.shapes(x.shape)
         outputs = [target, *(t for t in self.inverse.forward_tensors if t != target)]
-        self.forward = forward_model(self.graph, outputs, self.inverse.switches, shapes)
+        self.forward = forward_model(self.graph, outputs, self.inverse.switches, shapes, self.inverse.masks)
         self._forward_session = session(self.forward)
         self._inverse_session = session(self.inverse.model)
         self.outputs = outputs

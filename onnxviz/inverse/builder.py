@@ -22,7 +22,7 @@ branch) emits that input's signal too, and nothing reads it: those nodes are dro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 from onnx import TensorProto
@@ -51,6 +51,7 @@ class InverseGraph:
     mode: str
     forward_tensors: list[str]
     switches: dict[str, str]  # MaxPool node name -> tensor holding its argmax indices
+    masks: dict[str, str] = field(default_factory=dict)  # mask the forward computes -> tensor it reads
     sparse: bool = False  # seed is (K, 1, h, w) plus the channel indices
     single: bool = False  # seed (and projection) of batch 1: the K projections are run one at a time
 
@@ -60,7 +61,7 @@ def signal_path(graph: ModelGraph, target: str, source: str | None = None) -> li
     signal, in topological order: the walk stops at the source and never enters a branch the
     source does not feed."""
     start = source or graph.input_name
-    fed = _downstream(graph, start)
+    fed = downstream_of(graph, start)
     on_path: set[str] = set()
     stack = [target]
     seen: set[str] = set()
@@ -77,7 +78,7 @@ def signal_path(graph: ModelGraph, target: str, source: str | None = None) -> li
     return [n for n in graph.nodes if n.name in on_path]
 
 
-def _downstream(graph: ModelGraph, source: str) -> set[str]:
+def downstream_of(graph: ModelGraph, source: str) -> set[str]:
     """The signal tensors computed from ``source`` (with it): from the input, the whole signal."""
     fed = {source}
     for node in graph.nodes:
@@ -123,10 +124,13 @@ def build_inverse(graph: ModelGraph, spec: InverseSpec) -> InverseGraph:
     ctx.op("Identity", [final], outputs=[PROJECTION], name="projection")
     _drop_unread(ctx)
     switches = {node: tensor for node, tensor in switches.items() if tensor in ctx.forward_inputs}
+    masks = {name: tensor for name, tensor in ctx.masks.items() if name in ctx.forward_inputs}
     sparse_head = plan.chain is not None
     model = _assemble(ctx, spec, plan.source, sparse=sparse_head, paired=spec.paired and not ctx.single)
     forward_tensors = list(ctx.forward_inputs)
-    return InverseGraph(model, spec.target, spec.rule, forward_tensors, switches, sparse=sparse_head, single=ctx.single)
+    return InverseGraph(
+        model, spec.target, spec.rule, forward_tensors, switches, masks, sparse=sparse_head, single=ctx.single
+    )
 
 
 def unsupported_reason(graph: ModelGraph, spec: InverseSpec) -> str | None:
@@ -171,7 +175,14 @@ def _plan(graph: ModelGraph, spec: InverseSpec) -> _Plan:
 def _plan_once(graph: ModelGraph, spec: InverseSpec, single: bool) -> _Plan:
     shapes = dict(graph.shapes(spec.input_shape))
     ctx = InverseContext(
-        graph=graph, shapes=shapes, mode=spec.rule, form=spec.form, lrn=spec.lrn, single=single, paired=spec.paired
+        graph=graph,
+        shapes=shapes,
+        mode=spec.rule,
+        form=spec.form,
+        lrn=spec.lrn,
+        single=single,
+        paired=spec.paired,
+        source=spec.source or graph.input_name,
     )
     if spec.source is not None:
         _check_source(graph, spec.target, spec.source)
@@ -207,7 +218,7 @@ def _check_source(graph: ModelGraph, target: str, source: str) -> None:
             f"of '{target}' can be taken with respect to it.",
             "Pick a layer's tensor on the path to the target (see `onnxviz layers MODEL`).",
         )
-    if source == target or target not in _downstream(graph, source):
+    if source == target or target not in downstream_of(graph, source):
         raise UsageError(
             f"The source '{source}' is not upstream of the target '{target}': the target is not computed from it.",
             "Pick a source between the input and the target (see `onnxviz layers MODEL`).",

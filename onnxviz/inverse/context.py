@@ -65,8 +65,15 @@ class InverseContext(GraphEmitter):
     # ran on as many inputs as there are seeds, so its batch-wide indices (MaxPool's switches)
     # already point into the right input.
     paired: bool = False
+    # The tensor whose signal the inverse outputs (the input, or a layer): its producer is not walked.
+    source: str = ""
     # The forward tensors the inverse reads as inputs (batch 1), fed by the forward run.
     forward_inputs: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
+    # ReLU outputs whose signal a MaxPool's rule rectified already, at the pooled resolution
+    # (``rules/pool.py``): their ReLU passes the signal on as it is.
+    rectified: set[str] = field(default_factory=set)
+    # Masks the forward computes for the inverse (``passes/masks.py``): mask tensor -> tensor it reads.
+    masks: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         GraphEmitter.__init__(self, "inverse", opset=INVERSE_OPSET, reserved=_ForwardNames(self.graph))
@@ -101,6 +108,18 @@ class InverseContext(GraphEmitter):
             self.input(tensor, self.shapes[tensor], dtype)
             self.forward_inputs[tensor] = self.inputs[tensor]
         return tensor
+
+    def positive(self, tensor: str) -> str:
+        """``[tensor > 0]`` as float32: in the ``cpu`` form the forward computes the boolean mask
+        once (``passes/masks.py``) and the inverse only casts it; the portable forms (one exported
+        model, another runtime) compare here, reading the tensor itself."""
+        zero = self.const(np.array(0.0, np.float32), "zero")
+        if self.form != "cpu" or tensor in self.graph.constants:
+            return self.op("Cast", [self.op("Greater", [self.forward(tensor), zero])], to=TensorProto.FLOAT)
+        name = f"{tensor}__positive"
+        self.masks[name] = tensor
+        self.shapes.setdefault(name, self.shape(tensor))
+        return self.op("Cast", [self.forward(name, TensorProto.BOOL)], to=TensorProto.FLOAT)
 
     # -- shapes ---------------------------------------------------------------------------------
 

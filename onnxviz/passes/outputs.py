@@ -10,7 +10,8 @@ from onnxviz.passes.base import Pass, PassPostconditionError, PassPreconditionEr
 
 class ExposeOutputs(Pass):
     """Make ``outputs`` the graph outputs, in this order, with a symbolic batch axis; those in
-    ``int64_outputs`` are int64 (switches), the rest float; ``shapes`` (batch 1) give the other axes.
+    ``int64_outputs`` are int64 (switches), those in ``bool_outputs`` bool (masks), the rest float;
+    ``shapes`` (batch 1) give the other axes.
 
     Requires: every output is a tensor the graph defines.
     Ensures: the graph's outputs are exactly ``outputs``, in order.
@@ -20,9 +21,16 @@ class ExposeOutputs(Pass):
     name = "outputs"
     in_place = True
 
-    def __init__(self, outputs: list[str], int64_outputs: set[str], shapes: dict[str, tuple[int, ...]]) -> None:
+    def __init__(
+        self,
+        outputs: list[str],
+        int64_outputs: set[str],
+        shapes: dict[str, tuple[int, ...]],
+        bool_outputs: frozenset[str] = frozenset(),
+    ) -> None:
         self.outputs = list(outputs)
         self.int64_outputs = set(int64_outputs)
+        self.bool_outputs = frozenset(bool_outputs)
         self.shapes = shapes
 
     def requires(self, model: onnx.ModelProto) -> None:
@@ -39,6 +47,7 @@ class ExposeOutputs(Pass):
         del model.graph.output[:]
         for name in self.outputs:
             elem = TensorProto.INT64 if name in self.int64_outputs else TensorProto.FLOAT
+            elem = TensorProto.BOOL if name in self.bool_outputs else elem
             dims = _output_dims(self.shapes[name]) if name in self.shapes else None
             model.graph.output.append(helper.make_tensor_value_info(name, elem, dims))
         return PassResult(model, [o.SerializeToString() for o in model.graph.output] != before)

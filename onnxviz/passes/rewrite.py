@@ -2,6 +2,7 @@
 made by a pipeline of small passes that state what they require of the graph (``base.Pass``):
 
 * ``switches.AddSwitches``: the MaxPools on the projection path also emit their argmax indices;
+* ``masks.AddMasks``: the ReLU masks the inverse reads are computed, as booleans;
 * ``outputs.ExposeOutputs``: the chosen activation and every tensor the inverse reads become the
   graph's outputs, and nothing else is (so the forward stops at the chosen layer);
 * ``prune.Prune``: nodes no output needs are dropped;
@@ -23,6 +24,7 @@ from onnxviz.graph.model import ModelGraph
 from onnxviz.passes.base import PassPreconditionError, Pipeline, PipelineResult
 from onnxviz.passes.cut import Cut, side_tensors
 from onnxviz.passes.dynamic_batch import DynamicBatch
+from onnxviz.passes.masks import AddMasks
 from onnxviz.passes.outputs import ExposeOutputs
 from onnxviz.passes.prune import Prune
 from onnxviz.passes.switches import AddSwitches
@@ -31,20 +33,29 @@ log = logging.getLogger(__name__)
 
 
 def forward_passes(
-    graph: ModelGraph, outputs: list[str], switches: dict[str, str], shapes: dict[str, tuple[int, ...]]
+    graph: ModelGraph,
+    outputs: list[str],
+    switches: dict[str, str],
+    shapes: dict[str, tuple[int, ...]],
+    masks: dict[str, str] | None = None,
 ) -> PipelineResult:
-    """The forward graph for a projection (switches on, chosen tensors out, the rest cut away), a
-    copy of ``graph.model``, with what each pass changed."""
+    """The forward graph for a projection (switches on, ``masks`` computed, chosen tensors out, the
+    rest cut away), a copy of ``graph.model``, with what each pass changed."""
+    masks = masks or {}
     model = onnx.ModelProto()
     model.CopyFrom(graph.model)
     shapes = dict(shapes)
     for node in graph.nodes:
         if node.name in switches:
             shapes[switches[node.name]] = shapes[node.output[0]]
+    for name, tensor in masks.items():
+        if tensor in shapes:  # else the masks pass names the tensor it cannot find
+            shapes[name] = shapes[tensor]
     pipeline = Pipeline(
         [
             AddSwitches(switches),
-            ExposeOutputs(outputs, set(switches.values()), shapes),
+            AddMasks(masks),
+            ExposeOutputs(outputs, set(switches.values()), shapes, frozenset(masks)),
             Prune(),
             DynamicBatch(graph.input_name, shapes, graph.constants.keys()),
         ]
@@ -53,10 +64,14 @@ def forward_passes(
 
 
 def forward_model(
-    graph: ModelGraph, outputs: list[str], switches: dict[str, str], shapes: dict[str, tuple[int, ...]]
+    graph: ModelGraph,
+    outputs: list[str],
+    switches: dict[str, str],
+    shapes: dict[str, tuple[int, ...]],
+    masks: dict[str, str] | None = None,
 ) -> onnx.ModelProto:
     """The forward graph for a projection (see ``forward_passes``); what changed is logged."""
-    result = forward_passes(graph, outputs, switches, shapes)
+    result = forward_passes(graph, outputs, switches, shapes, masks)
     log.debug("forward graph of %s: changed by %s", ", ".join(outputs), ", ".join(result.changed) or "nothing")
     return result.model
 

@@ -21,12 +21,31 @@ import onnxruntime as ort
 
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import SEED, InverseSpec
+from onnxviz.inverse.split import find_split
 from onnxviz.runtime.projector import Projector
 from onnxviz.runtime.sessions import Device
+from onnxviz.runtime.split_projector import SplitProjector, SplitUnfit
 
 GRADIENT_RULE = "saliency"
 
 SeedOf = Callable[[np.ndarray], np.ndarray]
+
+
+def _projector(graph: ModelGraph, spec: InverseSpec, device: Device) -> Projector | SplitProjector:
+    """The inverse split at a Concat where that skips work (a detector's heads, ``inverse/split.py``),
+    else one inverse. Only the exact gradient is split: its stages' sum is the gradient whatever
+    the seed, where a deconvnet or guided rule's rectified sums would differ once two branches
+    carry signal. The device path of maximisation (CUDA) keeps one inverse: it runs the
+    projector's sessions on bound device tensors."""
+    split = None
+    if spec.rule == GRADIENT_RULE and device.name != "cuda":
+        split = find_split(graph, spec.target, spec.source, spec.input_shape)
+    if split is not None:
+        try:
+            return SplitProjector(graph, spec, split, device)
+        except SplitUnfit:  # a stage takes one seed at a time: the single inverse handles that
+            pass
+    return Projector(graph, spec, device)
 
 
 class GradientEngine:
@@ -45,7 +64,7 @@ class GradientEngine:
     ) -> None:
         # A dense seed (not ``sparse``): the objective's gradient may touch every position of every channel.
         spec = InverseSpec(target, input_shape, source=source, rule=rule, form=device.form, paired=True)
-        self.projector = Projector(graph, spec, device)
+        self.projector = _projector(graph, spec, device)
         self.input_name = graph.input_name
         self.target = target
         self.source = self.projector.source

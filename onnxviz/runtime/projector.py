@@ -55,7 +55,7 @@ class Projector:
         if opened is None:
             inverse = build_inverse(graph, spec)
             outputs = list(dict.fromkeys([*to_host, *inverse.forward_tensors]))
-            forward = forward_model(graph, outputs, inverse.switches, graph.shapes(spec.input_shape))
+            forward = forward_model(graph, outputs, inverse.switches, graph.shapes(spec.input_shape), inverse.masks)
             stored = (tuple(inverse.forward_tensors), inverse.sparse, save_optimized)
             opened = open_built(key, device, forward, inverse.model, *stored)
             del forward, inverse  # their weights are in the sessions now

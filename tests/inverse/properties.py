@@ -206,7 +206,7 @@ def inverse(case: Case, x: np.ndarray, form: str) -> Inverse:
 
     def once(seeds: np.ndarray) -> np.ndarray:
         if not state:  # the sessions, made when the form's graph is first run
-            forward = runner(forward_model(graph, outputs, built.switches, shapes))
+            forward = runner(forward_model(graph, outputs, built.switches, shapes, built.masks))
             state["values"] = dict(zip(outputs, forward(x), strict=True))
             state["session"] = _session(built.model)
         values, session = state["values"], state["session"]

@@ -87,10 +87,30 @@ def test_the_forward_pipeline_reports_what_each_pass_changed() -> None:
     graph = ModelGraph.from_proto(_conv_pool_relu())
     shapes = graph.shapes(graph.concrete_input_shape())
     result = forward_passes(graph, ["p"], {"pool": "idx"}, shapes)
-    assert result.steps == (("switches", True), ("outputs", True), ("prune", True), ("dynamic_batch", True))
+    assert result.steps == (
+        ("switches", True),
+        ("masks", False),
+        ("outputs", True),
+        ("prune", True),
+        ("dynamic_batch", True),
+    )
     assert [n.op_type for n in result.model.graph.node] == ["Conv", "MaxPool"]
     unchanged = forward_passes(graph, ["y"], {}, shapes)
     assert dict(unchanged.steps)["switches"] is False and dict(unchanged.steps)["prune"] is False
+
+
+def test_the_forward_computes_the_masks_asked_for_as_booleans() -> None:
+    graph = ModelGraph.from_proto(_conv_pool_relu())
+    shapes = graph.shapes(graph.concrete_input_shape())
+    result = forward_passes(graph, ["c", "c__positive"], {}, shapes, {"c__positive": "c"})
+    assert dict(result.steps)["masks"] is True
+    mask = next(o for o in result.model.graph.output if o.name == "c__positive")
+    assert mask.type.tensor_type.elem_type == onnx.TensorProto.BOOL
+    x = np.random.default_rng(3).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    c, positive = session(result.model).run(None, {"x": x})
+    assert positive.dtype == np.bool_ and np.array_equal(positive, c > 0) and 0 < positive.mean() < 1
+    with pytest.raises(PassPreconditionError, match="'nowhere'"):
+        forward_passes(graph, ["c"], {}, shapes, {"m": "nowhere"})
 
 
 def _package_passes() -> list[type[Pass]]:

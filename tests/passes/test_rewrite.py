@@ -22,7 +22,7 @@ def _forward_for(graph: ModelGraph, alias: str) -> tuple[onnx.ModelProto, list[s
     shape = graph.concrete_input_shape()
     inverse = build_inverse(graph, InverseSpec(tensor, shape))
     outputs = [tensor, *(t for t in inverse.forward_tensors if t != tensor)]
-    return forward_model(graph, outputs, inverse.switches, graph.shapes(shape)), outputs
+    return forward_model(graph, outputs, inverse.switches, graph.shapes(shape), inverse.masks), outputs
 
 
 def test_forward_stops_at_the_chosen_layer_and_emits_switches() -> None:

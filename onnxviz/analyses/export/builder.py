@@ -76,7 +76,8 @@ def build_explainer(graph: ModelGraph, recipe: Recipe) -> onnx.ModelProto:
             "Export from an earlier layer, or explain this model with `onnxviz cam` / `onnxviz attribute`.",
         )
     exposed = [*graph.output_names, target, *([source] if source else []), *inverse.forward_tensors]
-    forward = forward_model(graph, list(dict.fromkeys(exposed)), inverse.switches, graph.shapes(recipe.input_shape))
+    shapes = graph.shapes(recipe.input_shape)
+    forward = forward_model(graph, list(dict.fromkeys(exposed)), inverse.switches, shapes, inverse.masks)
     _check_batches(forward, graph.input_name, recipe.input_shape)
     forward, inverse_model = _same_opset(forward, inverse.model)
     return _Fusion(graph, recipe, forward, inverse_model, target).model()

@@ -43,7 +43,7 @@ def invert(model: LoadedModel, options: InvertOptions) -> tuple[Path, Path]:
     spec = InverseSpec(tensor, shape, rule=rule, form=form or model.device.form, lrn=lrn)
     inverse = build_inverse(model.graph, spec)
     outputs = [tensor, *(t for t in inverse.forward_tensors if t != tensor)]
-    forward = forward_model(model.graph, outputs, inverse.switches, model.graph.shapes(shape))
+    forward = forward_model(model.graph, outputs, inverse.switches, model.graph.shapes(shape), inverse.masks)
     out = Path(options.out_dir)
     for graph in (forward, inverse.model):
         onnx.checker.check_model(graph)

@@ -41,7 +41,7 @@ def _indicator(ctx: InverseContext, condition: str) -> str:
 
 
 def _relu(ctx: InverseContext, node: onnx.NodeProto) -> str:
-    return _indicator(ctx, ctx.op("Greater", [ctx.forward(node.output[0]), _scalar(ctx, 0.0)]))
+    return ctx.positive(node.output[0])
 
 
 def _leaky_relu(ctx: InverseContext, node: onnx.NodeProto) -> str:
@@ -282,7 +282,34 @@ def _constant_operands_reason(ctx: InverseContext, node: onnx.NodeProto, indices
 
 def activation_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     rest: list[str | None] = [None] * (len(node.input) - 1)
+    if node.output[0] in ctx.rectified:  # the MaxPool after it did the ReLU's part, on 4× fewer values
+        return [g, *rest]
     return [rectify(ctx, g, lambda: DERIVATIVES[node.op_type](ctx, node)), *rest]
+
+
+def rectified_at_pooled(ctx: InverseContext, node: onnx.NodeProto, g: str) -> str:
+    """A MaxPool's output signal with the ReLU before it applied, where that ReLU feeds only this
+    pool (VGG's relu1_2 → pool1), else ``g`` as it is.
+
+    The unpooling puts each output's signal at its window's maximum, where the ReLU's output is the
+    pool's output ``p``: so ``[y > 0]`` there is ``[p > 0]``, and every other position's signal is
+    zero. Rectified before the unpooling, the mask is computed on the pooled map and the forward
+    hands over ``p`` instead of ``y``. Exact for the gradient whatever the window; for the
+    deconvnet's and guided backpropagation's ``relu(ȳ)`` only where the windows do not overlap
+    (overlapping ones add two signals before the ReLU, which a rectification before would not)."""
+    producer = ctx.graph.producer.get(node.input[0])
+    if producer is None or producer.op_type != "Relu" or len(ctx.graph.consumers.get(node.input[0], [])) != 1:
+        return g
+    if node.input[0] == ctx.source:
+        return g  # the signal wanted is the ReLU output's own: no ReLU to pass back through
+    kernel = [int(k) for k in ctx.attr(node, "kernel_shape")]
+    strides = [int(s) for s in ctx.attr(node, "strides", [1] * len(kernel))]
+    dilations = [int(d) for d in ctx.attr(node, "dilations", [1] * len(kernel))]
+    overlapping = any((k - 1) * d + 1 > s for k, s, d in zip(kernel, strides, dilations, strict=True))
+    if overlapping and ctx.mode != "saliency":
+        return g
+    ctx.rectified.add(node.input[0])
+    return rectify(ctx, g, lambda: ctx.positive(node.output[0]))
 
 
 def clamp_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:

@@ -34,6 +34,7 @@ from onnx import TensorProto
 
 from onnxviz.graph.geometry import Window, explicit_pads, transposed_extent, window_attrs
 from onnxviz.inverse.context import InverseContext
+from onnxviz.inverse.rules.activation import rectified_at_pooled
 from onnxviz.inverse.rules.conv import transposed_conv
 from onnxviz.inverse.rules.registry import AnyRule, Rule, Signals, batch_first
 
@@ -54,6 +55,7 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     else:
         ctx.shapes.setdefault(switches_name(node), ctx.shape(y))
         switches = ctx.forward(switches_name(node), TensorProto.INT64)
+    g = rectified_at_pooled(ctx, node, g)
     return [unpool(ctx, g, switches, (x, y), Window(kernel, strides, dilations, begins, ends))]
 
 
