@@ -62,15 +62,17 @@ def find_split(graph: ModelGraph, target: str, source: str | None, input_shape: 
     path = signal_path(graph, target, source)
     if len(path) < 2:
         return None
+    concats = [node for node in path if node.op_type == "Concat"]
+    if not concats:
+        return None  # and the shapes are not asked for: a graph opened from the cache keeps its weights unread
     fed = downstream_of(graph, start)
-    shapes = graph.shapes(input_shape)
     best: tuple[int, SplitPoint] | None = None
-    for node in path:
-        if node.op_type != "Concat" or not _all_paths_through(graph, node.output[0], path, fed):
+    for node in concats:
+        if not _all_paths_through(graph, node.output[0], path, fed):
             continue
         if any(n.op_type not in ALONG for n in signal_path(graph, target, node.output[0])):
             continue
-        point = _point(node, fed, shapes)
+        point = _point(node, fed, graph.shapes(input_shape))
         if point is None or len(point.branches) < 2:
             continue
         largest = max(len(signal_path(graph, b.tensor, source)) for b in point.branches if b.tensor != start)
