@@ -91,6 +91,18 @@ def unpool(
         return ctx.op(
             "MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides, pads=begins + ends
         )
+    if ctx.paired and ctx.form == "cpu":
+        # onnxruntime's switches count from the start of the batch and seed k is input k's: one
+        # scatter over the whole batch, flattened, with no Mod to bring each back into its image.
+        flat_g = ctx.op("Reshape", [g, ctx.ints([1, -1])])
+        flat_idx = ctx.op("Reshape", [switches, ctx.ints([1, -1])])
+        zeros = ctx.op(
+            "ConstantOfShape",
+            [ctx.op("Concat", [ctx.ints([1]), ctx.op("Mul", [batch, ctx.ints([x_size])])], axis=0)],
+            value=onnx.helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
+        )
+        scattered = ctx.op("ScatterElements", [zeros, flat_idx, flat_g], axis=1, reduction="add")
+        return ctx.reshape_to(scattered, x)
     # Per input, counted from its own start: each switch brought back into its image.
     switches = ctx.op("Mod", [switches, ctx.const(np.array(x_size, np.int64), "image_size")])
     flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
