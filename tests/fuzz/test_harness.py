@@ -7,10 +7,13 @@ import time
 
 import cv2
 import numpy as np
+import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onnxviz.core.files import TEMPORARY_PREFIX
-from tests.fuzz import harness
+from tests.fuzz import harness, inputs
 
 
 def test_the_deadline_stops_a_loop_by_its_cpu_time_and_a_wait_by_the_clock() -> None:
@@ -73,3 +76,19 @@ def test_a_command_whose_arguments_no_recipe_fills_is_named() -> None:
     commands = typer.main.get_command(app).commands
     assert recipes.missing("novel", commands["novel"]) == ["argument weights", "required option --level"]
     assert recipes.missing("known", commands["known"]) == []
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_a_retyped_initializer_can_still_be_moved_to_an_external_file(data) -> None:
+    """Two defects in a row: the retyped tensor's bytes no longer fit its dims, and moving it out
+    must still make a case (it once stopped the long run while generating one)."""
+    model = onnx.load_from_string(inputs.SOURCES["demo"].read_bytes())
+    largest = max(model.graph.initializer, key=lambda t: len(t.raw_data) or t.ByteSize())
+    largest.data_type = onnx.TensorProto.DOUBLE  # 4-byte floats read as 8-byte ones: half a value short
+    with pytest.raises(ValueError, match="reshape"):
+        onnx.numpy_helper.to_array(largest)
+    beside: dict[str, bytes] = {}
+    described = inputs._externalise(model, data.draw, beside)
+    assert described.startswith("external data") and largest.data_location == onnx.TensorProto.EXTERNAL
+    assert not largest.raw_data and {e.key for e in largest.external_data} >= {"location", "offset"}
