@@ -40,21 +40,27 @@ class SplitUnfit(Exception):
 
 @dataclass
 class _Inverse:
-    """One inverse session and the forward tensors it reads."""
+    """One inverse graph, its session opened the first time a seed reaches it (most branches of
+    a detector's split never do for a detection, and opening a session is most of a build), and
+    the forward tensors it reads."""
 
-    session: ort.InferenceSession
+    graph: InverseGraph | None
     forward_tensors: list[str]
+    session: ort.InferenceSession | None = None
 
     def run(self, seed: np.ndarray, forward: dict[str, ort.OrtValue], device: Device) -> np.ndarray:
+        if self.session is None:
+            self.session = create_session(self.graph.model, device, "inverse graph")
+            self.graph = None  # its weights are in the session now
         feeds: dict[str, np.ndarray | ort.OrtValue] = {SEED: seed, **{t: forward[t] for t in self.forward_tensors}}
         (result,) = run_bound(self.session, feeds, device, "inverse graph").values()
         return result.numpy()
 
 
-def _opened(inverse: InverseGraph | None, device: Device) -> _Inverse | None:
+def _opened(inverse: InverseGraph | None) -> _Inverse | None:
     if inverse is None:
         return None
-    return _Inverse(create_session(inverse.model, device, "inverse graph"), list(inverse.forward_tensors))
+    return _Inverse(inverse, list(inverse.forward_tensors))
 
 
 @dataclass
@@ -99,7 +105,7 @@ class _Stage:
             self.fallback_tried = True
             inverse = build_inverse(context.graph, self.spec)
             if set(inverse.forward_tensors) <= context.available and not (inverse.single or inverse.sparse):
-                self.fallback = _opened(inverse, context.device)
+                self.fallback = _opened(inverse)
         return self.fallback
 
 
@@ -134,7 +140,7 @@ class SplitProjector:
         self.forward_session = create_session(forward, device, "forward graph")
         self._on_device = frozenset(outputs) - set(to_host)
         self._context = _Context(graph, device, frozenset(outputs))
-        self.stage = _open_stage(stage, built, device)
+        self.stage = _open_stage(stage, built)
         self.build_seconds = time.perf_counter() - started
 
     def forward(self, x: np.ndarray, input_name: str) -> dict[str, ort.OrtValue]:
@@ -174,13 +180,13 @@ def _planned(graph: ModelGraph, spec: InverseSpec, split: SplitPoint | None, bui
     return _Stage(spec, head=head, split=split, branches=branches)
 
 
-def _open_stage(stage: _Stage | None, built: list[InverseGraph], device: Device) -> _Stage | None:
-    """The planned stage with sessions in place of the graphs' indices."""
+def _open_stage(stage: _Stage | None, built: list[InverseGraph]) -> _Stage | None:
+    """The planned stage with its inverses (opened when first run) in place of the graphs' indices."""
     if stage is None:
         return None
 
     def session(index: int | None) -> _Inverse | None:
-        return None if index is None else _opened(built[index], device)
+        return None if index is None else _opened(built[index])
 
-    branches = {tensor: _open_stage(inner, built, device) for tensor, inner in stage.branches.items()}
+    branches = {tensor: _open_stage(inner, built) for tensor, inner in stage.branches.items()}
     return replace(stage, whole=session(stage.whole), head=session(stage.head), branches=branches)
