@@ -21,6 +21,7 @@ from onnxviz.inverse.rules import (
     sampling,
     shape,
     trigonometry,
+    unpool,
 )
 from onnxviz.inverse.rules.registry import AnyRule, OutputsRule, Rule, Signals, by_op_type
 
@@ -44,6 +45,7 @@ ALL_RULES: list[AnyRule] = [
     *sampling.RULES,
     *shape.RULES,
     *trigonometry.RULES,
+    *unpool.RULES,
 ]
 RULES: dict[str, AnyRule] = by_op_type(ALL_RULES)
 

@@ -92,26 +92,17 @@ def unpool(
             "MaxUnpool", [g, indices, out_shape], kernel_shape=list(kernel), strides=strides, pads=begins + ends
         )
     if ctx.paired and ctx.form == "cpu":
-        # onnxruntime's switches count from the start of the batch and seed k is input k's: one
-        # scatter over the whole batch, flattened, with no Mod to bring each back into its image.
-        flat_g = ctx.op("Reshape", [g, ctx.ints([1, -1])])
-        flat_idx = ctx.op("Reshape", [switches, ctx.ints([1, -1])])
-        zeros = ctx.op(
-            "ConstantOfShape",
-            [ctx.op("Concat", [ctx.ints([1]), ctx.op("Mul", [batch, ctx.ints([x_size])])], axis=0)],
-            value=onnx.helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
-        )
-        scattered = ctx.op("ScatterElements", [zeros, flat_idx, flat_g], axis=1, reduction="add")
-        return ctx.reshape_to(scattered, x)
-    # Per input, counted from its own start: each switch brought back into its image.
-    switches = ctx.op("Mod", [switches, ctx.const(np.array(x_size, np.int64), "image_size")])
-    flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
-    flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([-1, y_size])]), ctx.op("Shape", [flat_g])])
-    zeros = ctx.op(
-        "ConstantOfShape",
-        [ctx.op("Concat", [batch, ctx.ints([x_size])], axis=0)],
-        value=onnx.helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
-    )
+        # Switches count from the start of the batch and seed k is input k's: one row, the whole
+        # batch flattened, with no Mod to bring each switch back into its image.
+        rows, width = ctx.ints([1]), ctx.op("Mul", [batch, ctx.ints([x_size])])
+        flat_g, flat_idx = ctx.op("Reshape", [g, ctx.ints([1, -1])]), ctx.op("Reshape", [switches, ctx.ints([1, -1])])
+    else:  # per input, counted from its own start: each switch brought back into its image
+        switches = ctx.op("Mod", [switches, ctx.const(np.array(x_size, np.int64), "image_size")])
+        rows, width = batch, ctx.ints([x_size])
+        flat_g = ctx.op("Reshape", [g, ctx.ints([-1, y_size])])
+        flat_idx = ctx.op("Expand", [ctx.op("Reshape", [switches, ctx.ints([-1, y_size])]), ctx.op("Shape", [flat_g])])
+    zero = onnx.helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+    zeros = ctx.op("ConstantOfShape", [ctx.op("Concat", [rows, width], axis=0)], value=zero)
     scattered = ctx.op("ScatterElements", [zeros, flat_idx, flat_g], axis=1, reduction="add")
     return ctx.reshape_to(scattered, x)
 
@@ -243,45 +234,6 @@ def argmax_switches(
     return switches
 
 
-def max_unpool_check(ctx: InverseContext, node: onnx.NodeProto) -> str | None:
-    indices = node.input[1]
-    if ctx.constant(indices) is not None:
-        return None
-    pool = ctx.graph.producer.get(indices)
-    if pool is None or pool.op_type != "MaxPool" or len(pool.output) < 2 or pool.output[1] != indices:
-        return f"its indices '{indices}' are neither constant nor a MaxPool's indices"
-    if int(ctx.attr(pool, "storage_order", 0)) != 0:
-        return f"its indices come from MaxPool '{pool.name}' with column-major storage_order"
-    return None
-
-
-def max_unpool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
-    x, indices = node.input[0], node.input[1]
-    size = math.prod(ctx.sample_shape(node.output[0]))
-    constant = ctx.constant(indices)
-    if constant is not None:
-        positions = ctx.const(np.asarray(constant, np.int64).reshape(1, -1), "indices")
-    else:
-        ctx.shapes.setdefault(indices, ctx.shape(x))
-        positions = ctx.op("Reshape", [ctx.forward(indices, TensorProto.INT64), ctx.ints([1, -1], "flat")])
-    flat = ctx.op("Reshape", [g, ctx.ints([-1, size], "flat_signal")])
-    picked = ctx.op(
-        "Expand",
-        [
-            positions,
-            ctx.op(
-                "Concat",
-                [
-                    ctx.op("Slice", [ctx.op("Shape", [flat]), ctx.ints([0]), ctx.ints([1])]),
-                    ctx.ints([math.prod(ctx.sample_shape(x))]),
-                ],
-                axis=0,
-            ),
-        ],
-    )
-    return [ctx.reshape_to(ctx.op("GatherElements", [flat, picked], axis=1), x)] + [None] * (len(node.input) - 1)
-
-
 def pool_window(ctx: InverseContext, node: onnx.NodeProto) -> tuple[Window, tuple[int, ...], tuple[int, ...]]:
     """A pooling node's window, with its input's and its output's spatial sizes."""
     kernel = tuple(int(k) for k in ctx.attr(node, "kernel_shape"))
@@ -404,9 +356,6 @@ def _spread(ctx: InverseContext, g: str, x: str, scale: float) -> str:
 
 RULES: list[AnyRule] = [
     Rule(("MaxPool",), max_pool_rule, check=batch_first()),
-    Rule(
-        ("MaxUnpool",), max_unpool_rule, check=lambda ctx, node: batch_first()(ctx, node) or max_unpool_check(ctx, node)
-    ),
     Rule(("AveragePool",), average_pool_rule, check=batch_first()),
     Rule(("GlobalAveragePool",), global_average_pool_rule, check=batch_first()),
     Rule(("ReduceMean", "ReduceSum"), reduce_rule, check=batch_first()),
