@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import onnx
+
 from onnxviz.graph.attributes import node_attr
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse.builder import downstream_of, signal_path
@@ -81,7 +83,7 @@ def find_split(graph: ModelGraph, target: str, source: str | None, input_shape: 
     return None if best is None else best[1]
 
 
-def _all_paths_through(graph: ModelGraph, tensor: str, path: list, fed: set[str]) -> bool:
+def _all_paths_through(graph: ModelGraph, tensor: str, path: list[onnx.NodeProto], fed: set[str]) -> bool:
     """Whether no node after ``tensor`` on the path reads a signal of the source that ``tensor``
     does not carry: a skip around the Concat would otherwise be lost to the split."""
     after = downstream_of(graph, tensor)
@@ -93,7 +95,7 @@ def _all_paths_through(graph: ModelGraph, tensor: str, path: list, fed: set[str]
     return True
 
 
-def _point(node, fed: set[str], shapes: dict[str, tuple[int, ...]]) -> SplitPoint | None:
+def _point(node: onnx.NodeProto, fed: set[str], shapes: dict[str, tuple[int, ...]]) -> SplitPoint | None:
     """The Concat's branches with their slices, or None where an input's shape is not known."""
     rank = len(shapes.get(node.output[0], ()))
     if rank == 0 or any(t not in shapes for t in node.input):
