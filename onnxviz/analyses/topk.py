@@ -157,6 +157,9 @@ def topk(model: LoadedModel, folder: str | Path, options: TopKOptions, progress:
     bad = [c for c in channels or [] if not 0 <= c < count]
     if bad:
         raise OptionError("channels", f"Channel {bad[0]} does not exist: '{node}' has channels 0…{count - 1}.")
+    wanted = options.top if options.top is not None else min(DEFAULT_TOP, count)
+    if channels is None and not 1 <= wanted <= count:  # checked before the scan leaves any state
+        raise OptionError("top", f"{{option}} must be between 1 and {count}; got {wanted}.")
     manifest = {"node": layer.alias, "channels": channels, "k": k, "shard_size": engine.shard_size}
     store = _store(options.state_dir, options.resume, manifest | {"files": listing_digest(images)}, count)
     scanned = store.manifest["channels"] if store is not None else channels or list(range(count))
@@ -164,10 +167,8 @@ def topk(model: LoadedModel, folder: str | Path, options: TopKOptions, progress:
     task = ScanTask(folder, tensor, shape, size, functools.partial(TopK.empty, layer.alias, scanned, k))
     resumed = TopK.from_state if options.resume else None  # a new scan has no finished shards to read back
     state = run_scan(model, task, images, engine, model.opener(), store, resumed, progress)
+    _refuse_unreadable(state, folder, shape, store if not options.resume else None)
     if channels is None:
-        wanted = options.top if options.top is not None else min(DEFAULT_TOP, count)
-        if not 1 <= wanted <= count:
-            raise OptionError("top", f"{{option}} must be between 1 and {count}; got {wanted}.")
         ranked = sorted(state.channels, key=lambda c: state.entries[c][0].key if state.entries[c] else (math.inf,))
         state.channels = sorted(ranked[:wanted])
         state.entries = {c: state.entries[c] for c in state.channels}
@@ -175,6 +176,20 @@ def topk(model: LoadedModel, folder: str | Path, options: TopKOptions, progress:
         [_winners(model, folder, tensor, c, state.entries[c], shape) for c in state.channels] if options.project else []
     )
     return TopKResult(state, winners, len(images))
+
+
+def _refuse_unreadable(state: TopK, folder: Path, shape: tuple[int, ...], started: ShardStore | None) -> None:
+    """Why there are no winners when no file could be read as the model's input (the state a new
+    scan left goes with the error: no output is left behind)."""
+    if len(state.skipped) < state.processed:
+        return
+    if started is not None:
+        started.discard()
+    names = ", ".join(state.skipped[:3]) + (", …" if len(state.skipped) > 3 else "")
+    raise UsageError(
+        f"topk needs at least one readable image; {folder} has 0 ({len(state.skipped)} unreadable, skipped: {names}).",
+        f"Give pictures, or float32 .npy arrays of the model's input shape {list(shape)}.",
+    )
 
 
 def _store(state_dir: str | Path | None, resume: bool, manifest: dict, count: int) -> ShardStore | None:

@@ -26,6 +26,7 @@ from onnxviz.data.preprocess import (
 )
 from onnxviz.errors import UsageError
 from onnxviz.graph.aliases import Layer
+from onnxviz.graph.attributes import node_attr
 from onnxviz.graph.detector_join import JOINED, check_pair, check_shapes, joined_model
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import MODES
@@ -82,6 +83,7 @@ class LoadedModel:
         own = {} if source.preset else preprocessing_of(graph.metadata, source.path, given)
         preprocessing = Preprocessing.preset(preset, **(own | given))
         check_normalisation(preprocessing)
+        check_layout(graph, preprocessing.layout, "--layout" if "layout" in given else "the model's metadata")
         if detector is not None:
             graph = with_joined_detector(graph, *detector, preprocessing.size)
         device = replace(choose_device(source.device), custom_ops=source.custom_ops, threads=threads)
@@ -174,6 +176,35 @@ def with_joined_detector(graph: ModelGraph, boxes: str, scores: str, size: tuple
     ]
     joined.digest = None if graph.digest is None else f"{graph.digest}+{JOINED}({boxes},{scores})"
     return joined
+
+
+# Ops that read their first input channels first, whatever the model's convention (ONNX's own).
+CHANNELS_FIRST_OPS = frozenset(
+    {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool"}
+)
+
+
+def check_layout(graph: ModelGraph, layout: str, origin: str) -> None:
+    """A layout the graph itself contradicts is refused before anything runs: read NHWC, an input
+    that a Conv reads directly would hand the model its rows as channels (and every picture, crop
+    and receptive field after would be cut from the wrong axes)."""
+    if layout == "auto":
+        return
+    for node in graph.consumers.get(graph.input_name, []):
+        if node.op_type in CHANNELS_FIRST_OPS and node.input[0] == graph.input_name:
+            evident = "nchw"
+        elif node.op_type == "Transpose" and list(node_attr(node, "perm", [])) == [0, 3, 1, 2]:
+            evident = "nhwc"
+        else:
+            continue
+        if evident != layout:
+            raise UsageError(
+                f"The layout {layout.upper()} ({origin}) contradicts the model: its input "
+                f"'{graph.input_name}' {list(graph.input_dims)} is read by {node.op_type} '{node.name}' as "
+                f"{evident.upper()}.",
+                f"Leave the layout to onnxviz (--layout auto), or give --layout {evident}.",
+            )
+        return
 
 
 def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:

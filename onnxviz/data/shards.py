@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,10 @@ class ShardStore:
                 "Use the same folder, node, channels, k and shard size, or run without --resume.",
             )
         return cls(folder, found)
+
+    def discard(self) -> None:
+        """Remove this scan's state (a scan that found nothing to keep: no output is left behind)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def path(self, index: int) -> Path:
         return self.folder / f"shard_{index:06d}.json"

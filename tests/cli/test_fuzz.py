@@ -326,9 +326,41 @@ def test_a_graph_onnxruntime_rejects_names_shape_inference_and_the_node(capsys, 
         (["--mean", "1,2"], "--mean needs 1 or 3"),
         (["--std", "0,0,0"], "--std must not be 0"),
         (["--scale", "0"], "--scale must be a non-zero"),
-        (["--layout", "nhwc"], "the NHWC layout does not fit"),
+        (["--layout", "nhwc"], "NHWC (--layout) contradicts the model"),
     ],
 )
 def test_preprocessing_that_cannot_fit_the_model_is_a_usage_error(capsys, picture, options, needle) -> None:
     code, stderr = run_cli(capsys, "project", SOURCES["demo"], picture, "--node", "conv2", "--json", *options)
     assert code == 2 and needle in stderr and verdict(code, stderr) is None
+
+
+def test_a_layout_the_graph_contradicts_is_refused_before_anything_runs(capsys, picture, tmp_path) -> None:
+    """A Conv reading the input directly takes it channels first, a Transpose to NCHW says it
+    arrives channels last: forced the other way, every crop and field would be cut from the wrong
+    axes (topk once divided by zero and cropped empty patches after such a scan)."""
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    np.save(pictures / "right.npy", np.zeros((1, 3, 64, 64), np.float32))
+    out = tmp_path / "out"
+    args = ("topk", SOURCES["demo"], pictures, "--node", "conv1", "--top", "2", "--k", "2", "--out", out)
+    code, stderr = run_cli(capsys, *args, "--layout", "nhwc")
+    assert code == 2 and verdict(code, stderr) is None
+    assert "NHWC (--layout) contradicts the model" in stderr and "read by Conv" in stderr and "--layout nchw" in stderr
+    assert not out.exists()
+    code, stderr = run_cli(capsys, "layers", SOURCES["tf2onnx_nhwc"], "--layout", "nchw")
+    assert code == 2 and "read by Transpose" in stderr and "--layout nhwc" in stderr
+    assert run_cli(capsys, *args, "--layout", "nchw")[0] == 0  # the layout the graph says: accepted
+
+
+def test_topk_over_files_none_of_which_can_be_read_says_so_and_leaves_nothing(capsys, tmp_path) -> None:
+    from tests.fuzz import harness  # it imports this module's mutations
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    np.save(pictures / "short.npy", np.zeros((1, 3, 7, 64), np.float32))
+    (pictures / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a picture")
+    out = tmp_path / "out"
+    code, stderr = run_cli(capsys, "topk", SOURCES["demo"], pictures, "--node", "conv1", "--k", "2", "--out", out)
+    assert code == 2 and harness.judge(code, stderr, "topk") is None  # the device note, then one paragraph
+    assert "needs at least one readable image" in stderr and "2 unreadable" in stderr and "[1, 3, 64, 64]" in stderr
+    assert harness.outputs_verdict(out, code) is None
