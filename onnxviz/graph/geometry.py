@@ -25,6 +25,11 @@ class Window:
     begins: list[int]
     ends: list[int]
 
+    @property
+    def overlapping(self) -> bool:
+        """Whether neighbouring windows share input positions (a dilated extent beyond the stride)."""
+        return any((k - 1) * d + 1 > s for k, s, d in zip(self.kernel, self.strides, self.dilations, strict=True))
+
 
 def window_attrs(node: onnx.NodeProto, kernel: tuple[int, ...]) -> tuple[list[int], list[int]]:
     """Strides and dilations of a Conv/Pool node, defaulting to 1 along every spatial axis."""

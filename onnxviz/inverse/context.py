@@ -113,8 +113,8 @@ class InverseContext(GraphEmitter):
         """``[tensor > 0]`` as float32: in the ``cpu`` form the forward computes the boolean mask
         once (``passes/masks.py``) and the inverse only casts it; the portable forms (one exported
         model, another runtime) compare here, reading the tensor itself."""
-        zero = self.const(np.array(0.0, np.float32), "zero")
         if self.form != "cpu" or tensor in self.graph.constants:
+            zero = self.const(np.array(0.0, np.float32), "zero")
             return self.op("Cast", [self.op("Greater", [self.forward(tensor), zero])], to=TensorProto.FLOAT)
         name = f"{tensor}__positive"
         self.masks[name] = tensor

@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from onnxviz.graph.model import ModelGraph
-from onnxviz.inverse import SEED, InverseSpec, build_inverse
+from onnxviz.inverse import SEED, InverseGraph, InverseSpec, build_inverse
 from onnxviz.inverse.sparse import CHANNELS
 from onnxviz.passes.rewrite import forward_model
 from onnxviz.runtime.graph_cache import open_built, open_cached, projector_key
@@ -49,13 +50,12 @@ class Projector:
         started = time.perf_counter()
         self.target = spec.target
         self.source = spec.source or graph.input_name
-        to_host = [spec.target] if self.source == graph.input_name else [spec.target, self.source]
+        to_host = host_tensors(graph, spec)
         key = projector_key(graph, spec)
         opened = open_cached(key, device, save_optimized)  # a repeat run's graphs, stored on disk by the first
         if opened is None:
             inverse = build_inverse(graph, spec)
-            outputs = list(dict.fromkeys([*to_host, *inverse.forward_tensors]))
-            forward = forward_model(graph, outputs, inverse.switches, graph.shapes(spec.input_shape), inverse.masks)
+            forward, _ = forward_for(graph, spec, [inverse])
             stored = (tuple(inverse.forward_tensors), inverse.sparse, save_optimized)
             opened = open_built(key, device, forward, inverse.model, *stored)
             del forward, inverse  # their weights are in the sessions now
@@ -117,6 +117,25 @@ class Projector:
         feeds.update({t: forward[t] for t in self.forward_tensors})
         (projection,) = run_bound(self.inverse_session, feeds, self.device, "inverse graph").values()
         return projection.numpy()
+
+
+def host_tensors(graph: ModelGraph, spec: InverseSpec) -> list[str]:
+    """What a projector's forward brings to the host: the target, and a layer source's value."""
+    source = spec.source or graph.input_name
+    return [spec.target] if source == graph.input_name else [spec.target, source]
+
+
+def forward_for(
+    graph: ModelGraph, spec: InverseSpec, inverses: list[InverseGraph]
+) -> tuple[onnx.ModelProto, list[str]]:
+    """(the forward graph, its outputs) for ``inverses`` built from ``spec`` (or from its stages):
+    the host's tensors, and every tensor an inverse reads, computed with the switches and masks
+    those inverses ask of the forward."""
+    reads = (t for inverse in inverses for t in inverse.forward_tensors)
+    outputs = list(dict.fromkeys([*host_tensors(graph, spec), *reads]))
+    switches = {node: tensor for inverse in inverses for node, tensor in inverse.switches.items()}
+    masks = {name: tensor for inverse in inverses for name, tensor in inverse.masks.items()}
+    return forward_model(graph, outputs, switches, graph.shapes(spec.input_shape), masks), outputs
 
 
 def channel_strengths(activation: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import onnxruntime as ort
 from onnxviz.graph.model import ModelGraph
 from onnxviz.inverse import SEED, InverseGraph, InverseSpec, build_inverse
 from onnxviz.inverse.split import SplitPoint, find_split
-from onnxviz.passes.rewrite import forward_model
+from onnxviz.runtime.projector import forward_for, host_tensors
 from onnxviz.runtime.sessions import Device, create_session, run_bound
 
 DEPTH = 3  # splits inside splits: the output's halves, then each half's scales
@@ -131,14 +131,9 @@ class SplitProjector:
         self.source_shape = graph.shapes(spec.input_shape)[self.source]
         built: list[InverseGraph] = []
         stage = _planned(graph, spec, split, built, DEPTH)
-        to_host = [spec.target] if self.source == graph.input_name else [spec.target, self.source]
-        reads = [t for inverse in built for t in inverse.forward_tensors]
-        switches = {node: tensor for inverse in built for node, tensor in inverse.switches.items()}
-        outputs = list(dict.fromkeys([*to_host, *reads]))
-        masks = {name: tensor for inverse in built for name, tensor in inverse.masks.items()}
-        forward = forward_model(graph, outputs, switches, graph.shapes(spec.input_shape), masks)
+        forward, outputs = forward_for(graph, spec, built)
         self.forward_session = create_session(forward, device, "forward graph")
-        self._on_device = frozenset(outputs) - set(to_host)
+        self._on_device = frozenset(outputs) - set(host_tensors(graph, spec))
         self._context = _Context(graph, device, frozenset(outputs))
         self.stage = _open_stage(stage, built)
         self.build_seconds = time.perf_counter() - started

@@ -287,7 +287,7 @@ def activation_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signal
     return [rectify(ctx, g, lambda: DERIVATIVES[node.op_type](ctx, node)), *rest]
 
 
-def rectified_at_pooled(ctx: InverseContext, node: onnx.NodeProto, g: str) -> str:
+def rectified_at_pooled(ctx: InverseContext, node: onnx.NodeProto, g: str, overlapping: bool) -> str:
     """A MaxPool's output signal with the ReLU before it applied, where that ReLU feeds only this
     pool (VGG's relu1_2 → pool1), else ``g`` as it is.
 
@@ -296,16 +296,13 @@ def rectified_at_pooled(ctx: InverseContext, node: onnx.NodeProto, g: str) -> st
     zero. Rectified before the unpooling, the mask is computed on the pooled map and the forward
     hands over ``p`` instead of ``y``. Exact for the gradient whatever the window; for the
     deconvnet's and guided backpropagation's ``relu(ȳ)`` only where the windows do not overlap
-    (overlapping ones add two signals before the ReLU, which a rectification before would not)."""
+    (overlapping ones add two signals before the ReLU, which a rectification before would not):
+    ``overlapping`` is the pool's ``Window.overlapping``."""
     producer = ctx.graph.producer.get(node.input[0])
     if producer is None or producer.op_type != "Relu" or len(ctx.graph.consumers.get(node.input[0], [])) != 1:
         return g
     if node.input[0] == ctx.source:
         return g  # the signal wanted is the ReLU output's own: no ReLU to pass back through
-    kernel = [int(k) for k in ctx.attr(node, "kernel_shape")]
-    strides = [int(s) for s in ctx.attr(node, "strides", [1] * len(kernel))]
-    dilations = [int(d) for d in ctx.attr(node, "dilations", [1] * len(kernel))]
-    overlapping = any((k - 1) * d + 1 > s for k, s, d in zip(kernel, strides, dilations, strict=True))
     if overlapping and ctx.mode != "saliency":
         return g
     ctx.rectified.add(node.input[0])

@@ -55,8 +55,8 @@ def max_pool_rule(ctx: InverseContext, node: onnx.NodeProto, g: str) -> Signals:
     else:
         ctx.shapes.setdefault(switches_name(node), ctx.shape(y))
         switches = ctx.forward(switches_name(node), TensorProto.INT64)
-    g = rectified_at_pooled(ctx, node, g)
-    return [unpool(ctx, g, switches, (x, y), Window(kernel, strides, dilations, begins, ends))]
+    window = Window(kernel, strides, dilations, begins, ends)
+    return [unpool(ctx, rectified_at_pooled(ctx, node, g, window.overlapping), switches, (x, y), window)]
 
 
 def unpool(
@@ -68,10 +68,9 @@ def unpool(
 ) -> str:
     """Send each output's signal to the input position its switch names (adding where two meet);
     ``tensors``: the pool's input and output."""
-    (x, y), kernel, strides, dilations = tensors, window.kernel, window.strides, window.dilations
+    (x, y), kernel, strides = tensors, window.kernel, window.strides
     begins, ends = window.begins, window.ends
     x_sample, y_sample = ctx.sample_shape(x), ctx.sample_shape(y)
-    overlapping = any((k - 1) * d + 1 > s for k, s, d in zip(kernel, strides, dilations, strict=True))
     # MaxUnpool refuses an output smaller than the one its own attributes imply (ceil_mode).
     unpool_fits = all(
         transposed_extent(o, k, s, 1) - b - e <= n
@@ -82,7 +81,7 @@ def unpool(
     if ctx.form == "standard" and len(kernel) == 2:
         # Read per map (``h·W + w``), so switches counted from the start of the batch need no Mod.
         return unpool_by_taps(ctx, g, switches, (x_sample, y_sample), window)
-    if ctx.form == "cpu" and not overlapping and unpool_fits:
+    if ctx.form == "cpu" and not window.overlapping and unpool_fits:
         # onnxruntime's switches count from the start of the batch, as MaxUnpool reads them. Paired
         # (the forward ran on the K inputs the K signals belong to), they are read as they are;
         # otherwise the one forward image's switches are shifted by k·C·H·W for signal k.
